@@ -1,0 +1,961 @@
+"""scikit-learn estimators over the Cython kernels.
+
+Python validates, allocates and picks the thread count; the kernels
+(crnn._kernels, crnn._optim) do every computation over time steps and
+samples.  The training loop here only walks over mini-batches.
+"""
+import numbers
+import signal
+import threading
+import time
+import warnings
+from contextlib import contextmanager
+
+import numpy as np
+from scipy import sparse
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from . import _kernels, _optim
+from ._layout import LOSS_MSE, LOSS_XENT, Layout
+from ._threads import blas_single_threaded, effective_n_threads
+
+_SOLVERS = {"sgd": 0, "adam": 1}
+_NONLINEARITIES = ("tanh", "relu")
+# per-thread inference workspace is kept under about this many bytes
+_PREDICT_WS_BYTES = 32 * 2**20
+
+
+@contextmanager
+def _sigint_after_batch():
+    """Turn the first Ctrl-C into a flag the training loop reads after each
+    batch (a second Ctrl-C raises KeyboardInterrupt as usual).  Only the main
+    thread can install signal handlers; elsewhere this does nothing."""
+    state = {"hit": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+
+    def handler(signum, frame):
+        if state["hit"]:
+            raise KeyboardInterrupt
+        state["hit"] = True
+
+    try:
+        old = signal.signal(signal.SIGINT, handler)
+    except (ValueError, OSError):  # pragma: no cover - embedded interpreters
+        yield state
+        return
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGINT, old if old is not None else signal.default_int_handler)
+
+
+def _softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=-1, keepdims=True)
+    return z
+
+
+def _log_softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+class _BaseRNN(BaseEstimator):
+    """Shared machinery of RNNRegressor and RNNClassifier."""
+
+    _loss_code = None
+
+    def __init__(
+        self,
+        hidden_size=32,
+        num_layers=1,
+        nonlinearity="tanh",
+        bidirectional=False,
+        return_sequences=False,
+        solver="adam",
+        learning_rate_init=1e-3,
+        batch_size=32,
+        max_iter=200,
+        alpha=0.0,
+        clip_norm=5.0,
+        bptt_truncate=None,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        shuffle=True,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+        n_jobs=None,
+        dtype=np.float32,
+    ):
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.nonlinearity = nonlinearity
+        self.bidirectional = bidirectional
+        self.return_sequences = return_sequences
+        self.solver = solver
+        self.learning_rate_init = learning_rate_init
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.alpha = alpha
+        self.clip_norm = clip_norm
+        self.bptt_truncate = bptt_truncate
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.n_jobs = n_jobs
+        self.dtype = dtype
+
+    # ------------------------------------------------------------------
+    # validation
+
+    def _validate_hyperparams(self):
+        def integer(name, low, allow_none=False):
+            v = getattr(self, name)
+            if v is None and allow_none:
+                return
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
+                raise ValueError(
+                    f"The '{name}' parameter of {type(self).__name__} must be an int "
+                    f">= {low}{' or None' if allow_none else ''}. Got {v!r} instead."
+                )
+
+        def real(name, low, high=np.inf, low_open=False, high_open=False, allow_none=False):
+            v = getattr(self, name)
+            if v is None and allow_none:
+                return
+            ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)
+            if ok:
+                ok = (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+            if not ok:
+                lb = "(" if low_open else "["
+                rb = ")" if high_open else "]"
+                raise ValueError(
+                    f"The '{name}' parameter of {type(self).__name__} must be a float in "
+                    f"the range {lb}{low}, {high}{rb}{' or None' if allow_none else ''}. "
+                    f"Got {v!r} instead."
+                )
+
+        def options(name, allowed):
+            v = getattr(self, name)
+            if not isinstance(v, str) or v not in allowed:
+                raise ValueError(
+                    f"The '{name}' parameter of {type(self).__name__} must be one of "
+                    f"{sorted(allowed)}. Got {v!r} instead."
+                )
+
+        def boolean(name):
+            v = getattr(self, name)
+            if not isinstance(v, (bool, np.bool_)):
+                raise ValueError(
+                    f"The '{name}' parameter of {type(self).__name__} must be a bool. "
+                    f"Got {v!r} instead."
+                )
+
+        integer("hidden_size", 1)
+        integer("num_layers", 1)
+        options("nonlinearity", _NONLINEARITIES)
+        boolean("bidirectional")
+        boolean("return_sequences")
+        options("solver", _SOLVERS)
+        real("learning_rate_init", 0, low_open=True)
+        integer("batch_size", 1)
+        integer("max_iter", 1)
+        real("alpha", 0)
+        real("clip_norm", 0, low_open=True, allow_none=True)
+        integer("bptt_truncate", 0, allow_none=True)
+        real("momentum", 0, 1)
+        boolean("nesterovs_momentum")
+        real("beta_1", 0, 1, high_open=True)
+        real("beta_2", 0, 1, high_open=True)
+        real("epsilon", 0, low_open=True)
+        boolean("early_stopping")
+        real("validation_fraction", 0, 1, low_open=True, high_open=True)
+        integer("n_iter_no_change", 1)
+        real("tol", 0)
+        boolean("shuffle")
+        integer("verbose", 0)
+        boolean("warm_start")
+        if self.n_jobs is not None and (
+            isinstance(self.n_jobs, bool)
+            or not isinstance(self.n_jobs, numbers.Integral)
+            or self.n_jobs == 0
+        ):
+            raise ValueError(
+                f"The 'n_jobs' parameter of {type(self).__name__} must be None or a "
+                f"non-zero int. Got {self.n_jobs!r} instead."
+            )
+        if self.random_state is not None and not isinstance(
+            self.random_state, (numbers.Integral, np.random.RandomState)
+        ):
+            raise ValueError(
+                f"The 'random_state' parameter of {type(self).__name__} must be None, "
+                f"an int or a numpy RandomState. Got {self.random_state!r} instead."
+            )
+        return self._dtype()
+
+    def _dtype(self):
+        try:
+            dt = np.dtype(self.dtype)
+        except TypeError:
+            dt = None
+        if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ValueError(
+                f"The 'dtype' parameter of {type(self).__name__} must be numpy.float32 "
+                f"or numpy.float64. Got {self.dtype!r} instead."
+            )
+        return dt
+
+    def _check_X(self, X, dtype, reset):
+        """X -> C-contiguous (n_samples, n_timesteps, n_features) array of dtype.
+
+        A 2D X is a batch of univariate series (n_samples, n_timesteps).
+        """
+        if sparse.issparse(X):
+            raise TypeError(
+                f"{type(self).__name__} does not accept sparse input: X must be a dense "
+                "array of shape (n_samples, n_timesteps, n_features) or "
+                "(n_samples, n_timesteps)."
+            )
+        try:
+            X = check_array(
+                X, dtype=dtype, order="C", allow_nd=True, ensure_min_samples=1,
+                ensure_min_features=1, ensure_all_finite=True, input_name="X",
+            )
+        except ValueError as exc:
+            if "could not convert" in str(exc) or "Unable to convert" in str(exc):
+                raise ValueError(
+                    f"X must hold numbers; it could not be converted to {dtype}: {exc}"
+                ) from exc
+            raise
+        if X.ndim == 2:
+            X = X[:, :, None]
+        elif X.ndim != 3:
+            raise ValueError(
+                f"X must be a 3D array (n_samples, n_timesteps, n_features) or a 2D "
+                f"array (n_samples, n_timesteps) of univariate series; got an array "
+                f"with {X.ndim} dimensions, shape {X.shape}."
+            )
+        if X.shape[1] == 0:
+            raise ValueError(f"X has 0 time steps (shape {X.shape}); at least 1 is required.")
+        if X.shape[2] == 0:
+            raise ValueError(f"X has 0 features per time step (shape {X.shape}).")
+        if not reset:
+            if X.shape[2] != self.n_features_in_:
+                raise ValueError(
+                    f"X has {X.shape[2]} features per time step, but "
+                    f"{type(self).__name__} was fitted with {self.n_features_in_}."
+                )
+        X = np.ascontiguousarray(X, dtype=dtype)
+        if X.shape[1] * max(X.shape[0], 1) >= 2**31:
+            raise ValueError("X is too large for the kernels (n_samples * n_timesteps >= 2**31).")
+        return X
+
+    # ------------------------------------------------------------------
+    # model state
+
+    def _make_layout(self, n_features, n_outputs):
+        return Layout(
+            "rnn", self.nonlinearity, int(self.num_layers), 2 if self.bidirectional else 1,
+            int(self.hidden_size), int(n_features), int(n_outputs),
+        )
+
+    def _config(self, layout):
+        return layout.config(self.return_sequences, self._loss_code, self.bptt_truncate)
+
+    def _fresh_state(self, layout, dtype, rng):
+        theta = layout.init_params(rng, dtype)
+        return self._new_training_state(layout, theta)
+
+    @staticmethod
+    def _new_training_state(layout, theta):
+        return {
+            "_layout": layout,
+            "_theta": theta,
+            "_opt_m": np.zeros_like(theta),
+            "_opt_v": np.zeros_like(theta),
+            "_opt_step": 0,
+            "loss_curve_": [],
+            "validation_scores_": [],
+            "validation_loss_curve_": [],
+            "best_loss_": np.inf,
+            "best_validation_score_": -np.inf,
+            "_no_improvement_count": 0,
+            "n_iter_": 0,
+            "t_": 0,
+            "loss_": None,
+        }
+
+    def _copy_state(self):
+        """The current training state, with arrays copied (a fit works on this
+        copy and commits it at the end, so an error leaves self as it was)."""
+        st = {
+            "_layout": self._layout,
+            "_theta": self._theta.copy(),
+            "_opt_m": self._opt_m.copy(),
+            "_opt_v": self._opt_v.copy(),
+            "_opt_step": self._opt_step,
+            "loss_curve_": list(self.loss_curve_),
+            "validation_scores_": list(self.validation_scores_),
+            "validation_loss_curve_": list(self.validation_loss_curve_),
+            "best_loss_": self.best_loss_ if self.best_loss_ is not None else np.inf,
+            "best_validation_score_": (
+                self.best_validation_score_ if self.best_validation_score_ is not None
+                else -np.inf
+            ),
+            "_no_improvement_count": self._no_improvement_count,
+            "n_iter_": self.n_iter_,
+            "t_": self.t_,
+            "loss_": self.loss_,
+        }
+        return st
+
+    # ------------------------------------------------------------------
+    # training
+
+    def _fit(self, X, y, incremental, classes=None):
+        dtype = self._validate_hyperparams()
+        fitted = hasattr(self, "_theta")
+        continue_from_fitted = fitted and (incremental or self.warm_start)
+        X = self._check_X(X, dtype, reset=not continue_from_fitted)
+        target, target_info = self._check_targets(X, y, dtype, incremental, classes,
+                                                  continue_from_fitted)
+        n_outputs = target_info["n_outputs_"]
+        layout = self._make_layout(X.shape[2], n_outputs)
+
+        if continue_from_fitted:
+            if layout != self._layout:
+                raise ValueError(
+                    f"{'partial_fit' if incremental else 'fit with warm_start=True'} "
+                    f"continues the fitted network ({self._describe(self._layout)}), but the "
+                    f"current parameters and data need {self._describe(layout)}. Use fit "
+                    "with warm_start=False to start a new network."
+                )
+            rng = self._random_state if incremental else check_random_state(self.random_state)
+            state = self._copy_state()
+            if self._theta.dtype != dtype:
+                state["_theta"] = state["_theta"].astype(dtype)
+                state["_opt_m"] = state["_opt_m"].astype(dtype)
+                state["_opt_v"] = state["_opt_v"].astype(dtype)
+            if not incremental:
+                # warm start: keep the weights, start a new optimizer (as scikit-learn)
+                state["_opt_m"][:] = 0
+                state["_opt_v"][:] = 0
+                state["_opt_step"] = 0
+        else:
+            rng = check_random_state(self.random_state)
+            state = self._fresh_state(layout, dtype, rng)
+
+        state.update(target_info)
+        state["n_features_in_"] = X.shape[2]
+        state["_random_state"] = rng
+        self._train(state, X, target, incremental, dtype)
+        if self.early_stopping and not incremental:
+            state["best_loss_"] = None
+        else:
+            state["best_validation_score_"] = None
+        # commit: from here on nothing can fail
+        self.__dict__.update(state)
+        return self
+
+    @staticmethod
+    def _describe(layout):
+        return (
+            f"{layout.num_layers} layer(s) of {layout.hidden} {layout.nonlinearity} units"
+            f"{' per direction, bidirectional' if layout.ndir == 2 else ''}, "
+            f"{layout.n_features} input feature(s), {layout.n_outputs} output(s)"
+        )
+
+    def _train(self, st, X, target, incremental, dtype):
+        layout = st["_layout"]
+        cfg = self._config(layout)
+        n_threads = effective_n_threads(self.n_jobs)
+        rng = st["_random_state"]
+        early_stopping = self.early_stopping and not incremental
+
+        if early_stopping:
+            stratify = target if (self._loss_code == LOSS_XENT and not self.return_sequences) else None
+            X_train, X_val, y_train, y_val = train_test_split(
+                X, target, random_state=rng, test_size=self.validation_fraction,
+                stratify=None if stratify is None else stratify[:, 0],
+            )
+            if X_val.shape[0] < 2:
+                raise ValueError(
+                    "The validation set is too small. Increase 'validation_fraction' or "
+                    "the size of your dataset."
+                )
+            X_train = np.ascontiguousarray(X_train)
+            y_train = np.ascontiguousarray(y_train)
+        else:
+            X_train, y_train = X, target
+            X_val = y_val = None
+
+        n = X_train.shape[0]
+        T = X_train.shape[1]
+        batch = min(int(self.batch_size), n)
+        n_shards = max(1, min(n_threads, batch))
+        shard_rows = -(-batch // n_shards)
+        ws = np.empty((n_shards, cfg.workspace_size(shard_rows, T, True)), dtype=dtype)
+        grads = np.empty((n_shards, layout.n_params), dtype=dtype)
+        wmask = layout.weight_mask()
+        if self._loss_code == LOSS_MSE:
+            yreg, ylab = y_train, np.zeros((0, 0), dtype=np.int32)
+        else:
+            yreg, ylab = np.zeros((0, 0, 0), dtype=dtype), y_train
+        theta, m, v = st["_theta"], st["_opt_m"], st["_opt_v"]
+        solver = _SOLVERS[self.solver]
+        clip = -1.0 if self.clip_norm is None else float(self.clip_norm)
+        alpha = float(self.alpha)
+        lr = float(self.learning_rate_init)
+        order = np.arange(n, dtype=np.intp)
+        best_theta = theta.copy() if early_stopping else None
+        n_epochs = 1 if incremental else int(self.max_iter)
+
+        with blas_single_threaded(), _sigint_after_batch() as interrupt:
+            for _ in range(n_epochs):
+                t0 = time.perf_counter()
+                if self.shuffle:
+                    order = rng.permutation(n).astype(np.intp)
+                acc = 0.0
+                for start in range(0, n, batch):
+                    idx = order[start:start + batch]
+                    loss = _kernels.train_step(cfg, theta, grads, X_train, yreg, ylab, idx,
+                                               ws, n_threads)
+                    if not np.isfinite(loss):
+                        self._diverged("loss", loss)
+                    st["_opt_step"] += 1
+                    norm, wsq = _optim.apply_update(
+                        theta, grads, m, v, wmask, solver, lr, alpha, clip,
+                        float(self.beta_1), float(self.beta_2), float(self.epsilon),
+                        float(self.momentum), bool(self.nesterovs_momentum),
+                        st["_opt_step"], n_threads,
+                    )
+                    if not np.isfinite(norm):
+                        self._diverged("gradient norm", norm)
+                    acc += (loss + 0.5 * alpha * wsq) * len(idx)
+                    if interrupt["hit"]:
+                        break
+                if interrupt["hit"] and start + batch < n:
+                    # the epoch was cut short: keep the weights, do not log a partial epoch
+                    warnings.warn(
+                        "Training interrupted by user; the model keeps the weights after "
+                        "the last completed batch.", UserWarning,
+                    )
+                    break
+                st["n_iter_"] += 1
+                st["t_"] += n
+                st["loss_"] = acc / n
+                st["loss_curve_"].append(st["loss_"])
+                msg = f"Epoch {st['n_iter_']}: loss = {st['loss_']:.6f}"
+                if early_stopping:
+                    raw = self._raw_predict(layout, theta, X_val, n_threads)
+                    vscore, vloss = self._score_and_loss(raw, y_val)
+                    st["validation_scores_"].append(vscore)
+                    st["validation_loss_curve_"].append(vloss)
+                    msg += f", validation loss = {vloss:.6f}, validation score = {vscore:.6f}"
+                    if vscore < st["best_validation_score_"] + self.tol:
+                        st["_no_improvement_count"] += 1
+                    else:
+                        st["_no_improvement_count"] = 0
+                    if vscore > st["best_validation_score_"]:
+                        st["best_validation_score_"] = vscore
+                        best_theta[:] = theta
+                else:
+                    if st["loss_"] > st["best_loss_"] - self.tol:
+                        st["_no_improvement_count"] += 1
+                    else:
+                        st["_no_improvement_count"] = 0
+                    st["best_loss_"] = min(st["best_loss_"], st["loss_"])
+                if self.verbose:
+                    print(f"{msg}, {time.perf_counter() - t0:.3f} s", flush=True)
+                if interrupt["hit"]:
+                    warnings.warn(
+                        "Training interrupted by user; the model keeps the weights after "
+                        "the last completed batch.", UserWarning,
+                    )
+                    break
+                if incremental:
+                    break
+                if st["_no_improvement_count"] > self.n_iter_no_change:
+                    if self.verbose:
+                        what = ("Validation score" if early_stopping else "Training loss")
+                        print(f"{what} did not improve more than tol={self.tol} for "
+                              f"{self.n_iter_no_change} consecutive epochs. Stopping.")
+                    break
+            else:
+                if not incremental:
+                    warnings.warn(
+                        f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached "
+                        "and the optimization hasn't converged yet.", ConvergenceWarning,
+                    )
+        if early_stopping and st["validation_scores_"]:
+            theta[:] = best_theta
+
+    def _diverged(self, what, value):
+        raise ValueError(
+            f"Training produced a non-finite {what} ({value}); the model is left as it was "
+            "before this call. The input data may contain very large values, or the "
+            "learning rate may be too high."
+        )
+
+    # ------------------------------------------------------------------
+    # inference
+
+    def _raw_predict(self, layout, theta, X, n_threads):
+        """Head outputs (n_samples, n_steps or 1, n_outputs) in theta's dtype."""
+        cfg = self._config(layout)
+        N, T = X.shape[0], X.shape[1]
+        out = np.empty((N, T if self.return_sequences else 1, layout.n_outputs), dtype=theta.dtype)
+        if N == 0:
+            return out
+        nt = max(1, min(n_threads, N))
+        per_row = cfg.workspace_size(2, T, False) - cfg.workspace_size(1, T, False)
+        cap = max(1, _PREDICT_WS_BYTES // max(1, per_row * theta.dtype.itemsize))
+        chunk = int(max(1, min(-(-N // nt), cap, 256)))
+        ws = np.empty((nt, cfg.workspace_size(chunk, T, False)), dtype=theta.dtype)
+        with blas_single_threaded():
+            _kernels.predict(cfg, theta, X, out, ws, chunk, nt)
+        return out
+
+    def _forward(self, X):
+        """Validated X -> raw head outputs."""
+        check_is_fitted(self, "_theta")
+        X = self._check_X(X, self._theta.dtype, reset=False)
+        return self._raw_predict(self._layout, self._theta, X, effective_n_threads(self.n_jobs))
+
+    # ------------------------------------------------------------------
+    # PyTorch interchange
+
+    def state_dict(self):
+        """The weights as numpy arrays, under the names and shapes of the
+        state_dict of a PyTorch module with submodules
+        ``rnn = nn.RNN(n_features, hidden_size, num_layers, nonlinearity=...,
+        batch_first=True, bidirectional=...)`` and
+        ``head = nn.Linear(ndir * hidden_size, n_outputs)``."""
+        check_is_fitted(self, "_theta")
+        return {k: v.copy() for k, v in self._layout.views(self._theta).items()}
+
+    def load_state_dict(self, state_dict, **kwargs):
+        """Set the weights from a dict like the one state_dict() returns
+        (numpy arrays, or CPU torch tensors).
+
+        The estimator's hyperparameters (hidden_size, num_layers,
+        nonlinearity, bidirectional) must match the weights; n_features and
+        n_outputs are read from them.  The optimizer starts afresh, so
+        partial_fit continues training from these weights.
+        """
+        self._validate_hyperparams()
+        dtype = self._dtype()
+        sd = {}
+        for k, v in dict(state_dict).items():
+            if hasattr(v, "detach"):
+                v = v.detach().cpu().numpy()
+            sd[k] = v
+        for key in ("rnn.weight_ih_l0", "head.weight"):
+            if key not in sd:
+                raise ValueError(f"state_dict has no '{key}' entry.")
+        w_ih = np.asarray(sd["rnn.weight_ih_l0"])
+        w_out = np.asarray(sd["head.weight"])
+        if w_ih.ndim != 2 or w_out.ndim != 2:
+            raise ValueError("rnn.weight_ih_l0 and head.weight must be 2D arrays.")
+        layout = self._make_layout(w_ih.shape[1], w_out.shape[0])
+        expected = {name: shape for name, _, shape, _ in layout.tensors()}
+        missing = sorted(set(expected) - set(sd))
+        unexpected = sorted(set(sd) - set(expected))
+        if missing or unexpected:
+            raise ValueError(
+                f"state_dict does not match {type(self).__name__}({self._describe(layout)}): "
+                f"missing keys {missing}, unexpected keys {unexpected}."
+            )
+        theta = np.empty(layout.n_params, dtype=dtype)
+        views = layout.views(theta)
+        for name, shape in expected.items():
+            try:
+                arr = np.asarray(sd[name], dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"state_dict['{name}'] is not numeric: {exc}") from exc
+            if arr.shape != shape:
+                raise ValueError(
+                    f"state_dict['{name}'] has shape {arr.shape}; {type(self).__name__} with "
+                    f"these hyperparameters expects {shape}."
+                )
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"state_dict['{name}'] contains NaN or infinity.")
+            views[name][...] = arr
+        info = self._target_info_from_outputs(layout.n_outputs, **kwargs)
+        state = self._new_training_state(layout, theta)
+        state.update(info)
+        state["n_features_in_"] = layout.n_features
+        state["_random_state"] = check_random_state(self.random_state)
+        state["best_loss_"] = None
+        state["best_validation_score_"] = None
+        self.__dict__.update(state)
+        return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags
+
+
+class RNNRegressor(RegressorMixin, _BaseRNN):
+    """Elman recurrent network for regression, trained by backpropagation
+    through time.
+
+    h_t = f(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), h_{-1} = 0, f = tanh or
+    relu, stacked ``num_layers`` deep (layer k+1 reads the states of layer
+    k), and a linear head o = W_out h + b_out read at the last step
+    (many-to-one) or at every step (``return_sequences=True``).
+
+    The loss is the mean squared error, averaged over samples, outputs and
+    (with ``return_sequences``) steps, i.e. ``torch.nn.MSELoss()``; plus
+    ``alpha / 2 * ||W||^2`` over the weight matrices (not the biases).
+
+    Parameters
+    ----------
+    hidden_size : int, default=32
+        Hidden units per layer (and direction).
+    num_layers : int, default=1
+        Stacked recurrent layers.
+    nonlinearity : {"tanh", "relu"}, default="tanh"
+    bidirectional : bool, default=False
+        Run a second recurrence backwards in time in every layer (PyTorch's
+        convention: the next layer reads both directions concatenated; the
+        many-to-one head reads the forward state after the last step and the
+        backward state after its last step, time 0).
+    return_sequences : bool, default=False
+        False: one prediction per sequence, y of shape (n_samples,) or
+        (n_samples, n_outputs).  True: a prediction at every step, y of
+        shape (n_samples, n_timesteps) or (n_samples, n_timesteps, n_outputs).
+    solver : {"adam", "sgd"}, default="adam"
+        torch.optim.Adam / torch.optim.SGD update rules.
+    learning_rate_init : float, default=1e-3
+    batch_size : int, default=32
+        Mini-batch size, clipped to the number of samples.
+    max_iter : int, default=200
+        Epochs.
+    alpha : float, default=0.0
+        L2 penalty on the weight matrices (as weight_decay in PyTorch).
+    clip_norm : float or None, default=5.0
+        Clip the global gradient 2-norm of each batch to this value
+        (torch.nn.utils.clip_grad_norm_); None turns clipping off.
+    bptt_truncate : int or None, default=None
+        Truncated BPTT: the gradient reaching a layer's state h_t (from the
+        loss or the layer above) is carried back through at most this many
+        steps of the recurrence.  None: full BPTT.
+    momentum, nesterovs_momentum : SGD momentum (default 0.9, Nesterov).
+    beta_1, beta_2, epsilon : Adam's parameters (0.9, 0.999, 1e-8).
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data, stop when its score
+        (R^2) has not improved by ``tol`` for ``n_iter_no_change`` epochs,
+        and keep the weights of the best epoch.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=10
+    tol : float, default=1e-4
+        Without early stopping, training stops when the training loss has
+        not improved by ``tol`` for ``n_iter_no_change`` epochs.
+    shuffle : bool, default=True
+        Shuffle samples every epoch.
+    random_state : int, RandomState or None, default=None
+        Weight initialisation, shuffling and the validation split.  A given
+        random_state and n_jobs give the same model bit for bit.
+    verbose : int, default=0
+        1: one line per epoch (loss, validation loss and score, seconds).
+    warm_start : bool, default=False
+        fit continues from the current weights (with a new optimizer).
+    n_jobs : int or None, default=None
+        Threads of the kernels; None uses all cores, -1 too, -2 all but one.
+    dtype : numpy.float32 or numpy.float64, default=numpy.float32
+        Precision of the weights and of all computation.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Features per time step.
+    n_outputs_ : int
+    loss_ : float
+        Training loss of the last epoch.
+    loss_curve_ : list of float
+        Training loss per epoch (mean over the epoch's batches, L2 included).
+    best_loss_ : float or None
+        Lowest training loss (None with early stopping).
+    validation_scores_ : list of float
+        R^2 on the validation split per epoch (early stopping only).
+    validation_loss_curve_ : list of float
+        Loss on the validation split per epoch (early stopping only).
+    best_validation_score_ : float or None
+    n_iter_ : int
+        Epochs run.
+    t_ : int
+        Training samples seen.
+    """
+
+    _loss_code = LOSS_MSE
+
+    def _check_targets(self, X, y, dtype, incremental, classes, continue_from_fitted):
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but y is None.")
+        if sparse.issparse(y):
+            raise TypeError("y must be a dense array.")
+        y = check_array(y, dtype=dtype, ensure_2d=False, allow_nd=True, ensure_all_finite=True,
+                        ensure_min_samples=0, input_name="y")
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"X and y have different numbers of samples: {X.shape[0]} and {y.shape[0]}."
+            )
+        if self.return_sequences:
+            if y.ndim not in (2, 3) or y.shape[1] != X.shape[1]:
+                raise ValueError(
+                    "With return_sequences=True, y must have shape (n_samples, n_timesteps) or "
+                    f"(n_samples, n_timesteps, n_outputs) matching X's {X.shape[1]} steps; "
+                    f"got shape {y.shape}."
+                )
+            y_ndim = y.ndim
+            y3 = y[:, :, None] if y.ndim == 2 else y
+        else:
+            if y.ndim not in (1, 2):
+                raise ValueError(
+                    "y must have shape (n_samples,) or (n_samples, n_outputs); got shape "
+                    f"{y.shape} (use return_sequences=True for per-step targets)."
+                )
+            y_ndim = y.ndim
+            y3 = y[:, None, None] if y.ndim == 1 else y[:, None, :]
+        if y3.shape[2] == 0:
+            raise ValueError("y has 0 outputs.")
+        if continue_from_fitted and (y3.shape[2] != self.n_outputs_ or y_ndim != self._y_ndim):
+            raise ValueError(
+                f"y has shape {y.shape}, but the fitted model predicts {self.n_outputs_} "
+                "output(s) of a different shape."
+            )
+        return np.ascontiguousarray(y3, dtype=dtype), {"n_outputs_": y3.shape[2], "_y_ndim": y_ndim}
+
+    def _target_info_from_outputs(self, n_outputs):
+        if self.return_sequences:
+            return {"n_outputs_": n_outputs, "_y_ndim": 2 if n_outputs == 1 else 3}
+        return {"n_outputs_": n_outputs, "_y_ndim": 1 if n_outputs == 1 else 2}
+
+    def _shape_output(self, raw):
+        if self.return_sequences:
+            return raw[:, :, 0] if self._y_ndim == 2 else raw
+        return raw[:, 0, 0] if self._y_ndim == 1 else raw[:, 0, :]
+
+    def _score_and_loss(self, raw, y3):
+        diff = raw.astype(np.float64) - y3
+        loss = float(np.mean(diff ** 2))
+        O = y3.shape[2]
+        score = r2_score(y3.reshape(-1, O), raw.reshape(-1, O))
+        return float(score), loss
+
+    def fit(self, X, y):
+        """Train on X (n_samples, n_timesteps, n_features) or (n_samples,
+        n_timesteps), y as described under ``return_sequences``."""
+        return self._fit(X, y, incremental=False)
+
+    def partial_fit(self, X, y):
+        """One epoch over (X, y), continuing the weights and the optimizer
+        state of the previous calls."""
+        return self._fit(X, y, incremental=True)
+
+    def predict(self, X):
+        """Predictions, shaped like the training y (per step with
+        return_sequences)."""
+        return self._shape_output(self._forward(X))
+
+    def score(self, X, y, sample_weight=None):
+        """R^2 of the predictions; with return_sequences the steps are
+        pooled as samples (uniform average over outputs)."""
+        if not self.return_sequences:
+            return super().score(X, y, sample_weight=sample_weight)
+        pred = self.predict(X)
+        y = np.asarray(y)
+        if y.shape != pred.shape:
+            raise ValueError(f"y has shape {y.shape}, predictions have shape {pred.shape}.")
+        O = 1 if pred.ndim == 2 else pred.shape[2]
+        sw = None if sample_weight is None else np.repeat(np.asarray(sample_weight), pred.shape[1])
+        return float(r2_score(y.reshape(-1, O), pred.reshape(-1, O), sample_weight=sw))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+
+class RNNClassifier(ClassifierMixin, _BaseRNN):
+    """Elman recurrent network for classification, trained by
+    backpropagation through time.
+
+    The network is the one of RNNRegressor; the head gives one logit per
+    class, and the loss is the mean softmax cross-entropy over samples (and
+    steps with ``return_sequences``), i.e. ``torch.nn.CrossEntropyLoss()``,
+    also for two classes; plus ``alpha / 2 * ||W||^2`` over the weight
+    matrices.  predict_proba is the softmax of the logits.
+
+    With ``return_sequences=True`` y holds a label per step, shape
+    (n_samples, n_timesteps), and every prediction is per step (e.g.
+    next-token prediction, ``o_t = softmax(V s_t)``).
+
+    Parameters and attributes are those of RNNRegressor (the validation
+    score is the accuracy), plus:
+
+    classes_ : ndarray of shape (n_classes,)
+    """
+
+    _loss_code = LOSS_XENT
+
+    def _check_targets(self, X, y, dtype, incremental, classes, continue_from_fitted):
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but y is None.")
+        if sparse.issparse(y):
+            raise TypeError("y must be a dense array of class labels.")
+        y = np.asarray(y)
+        if self.return_sequences:
+            if y.ndim != 2 or y.shape[1] != X.shape[1]:
+                raise ValueError(
+                    "With return_sequences=True, y must hold a label per step, shape "
+                    f"(n_samples, n_timesteps) = ({X.shape[0]}, {X.shape[1]}); got {y.shape}."
+                )
+        else:
+            if y.ndim == 2 and y.shape[1] == 1:
+                warnings.warn(
+                    "A column-vector y was passed when a 1d array was expected. Please change "
+                    "the shape of y to (n_samples,), for example using ravel().",
+                    DataConversionWarning, stacklevel=3,
+                )
+                y = y[:, 0]
+            if y.ndim != 1:
+                raise ValueError(
+                    f"y must be a 1d array of class labels, got shape {y.shape} (use "
+                    "return_sequences=True for per-step labels)."
+                )
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"X and y have different numbers of samples: {X.shape[0]} and {y.shape[0]}."
+            )
+        flat = y.reshape(-1)
+        if flat.dtype.kind == "O":
+            if any(v is None for v in flat) or any(isinstance(v, float) and np.isnan(v)
+                                                   for v in flat):
+                raise ValueError("y contains missing values (None or NaN).")
+        elif flat.dtype.kind in "fc" and not np.all(np.isfinite(flat)):
+            raise ValueError("Input y contains NaN or infinity.")
+        y_type = type_of_target(flat, input_name="y")
+        if y_type not in ("binary", "multiclass"):
+            raise ValueError(f"Unknown label type: {y_type}. RNNClassifier needs class labels.")
+
+        if incremental and not continue_from_fitted:
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit.")
+        if classes is not None:
+            classes = np.unique(np.asarray(classes))
+            if continue_from_fitted and not np.array_equal(classes, self.classes_):
+                raise ValueError(
+                    f"`classes={classes!r}` is not the same as on the first call to "
+                    f"partial_fit, which was {self.classes_!r}."
+                )
+        elif continue_from_fitted:
+            classes = self.classes_
+        else:
+            classes = np.unique(flat)
+        if len(classes) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs samples of at least 2 classes in the data, but "
+                f"the data contain only one class: {classes[0]!r}."
+            )
+        codes = np.searchsorted(classes, flat)
+        codes = np.clip(codes, 0, len(classes) - 1)
+        if not np.array_equal(classes[codes], flat):
+            unknown = np.setdiff1d(flat, classes)
+            raise ValueError(f"y contains labels not in classes: {unknown!r}.")
+        codes = codes.astype(np.int32).reshape(y.shape[0], -1)
+        return np.ascontiguousarray(codes), {"n_outputs_": len(classes), "classes_": classes}
+
+    def _target_info_from_outputs(self, n_outputs, classes=None):
+        if classes is None:
+            classes = np.arange(n_outputs)
+        classes = np.asarray(classes)
+        if classes.ndim != 1 or len(classes) != n_outputs or len(np.unique(classes)) != n_outputs:
+            raise ValueError(
+                f"classes must be {n_outputs} distinct labels, one per row of head.weight."
+            )
+        order = np.argsort(classes, kind="stable")
+        if not np.array_equal(order, np.arange(n_outputs)):
+            raise ValueError("classes must be sorted (the order of head.weight's rows).")
+        return {"n_outputs_": n_outputs, "classes_": classes}
+
+    def load_state_dict(self, state_dict, classes=None):
+        """Set the weights from a PyTorch-style state dict (see
+        RNNRegressor.load_state_dict).  ``classes`` gives the label of each
+        row of head.weight (sorted); default 0..n_classes-1."""
+        return super().load_state_dict(state_dict, classes=classes)
+
+    def _score_and_loss(self, raw, codes):
+        logp = _log_softmax(raw.astype(np.float64))
+        picked = np.take_along_axis(logp, codes[..., None].astype(np.intp), axis=-1)
+        loss = float(-picked.mean())
+        score = float(np.mean(raw.argmax(axis=-1) == codes))
+        return score, loss
+
+    def _shape_labels(self, arr):
+        return arr if self.return_sequences else arr[:, 0]
+
+    def fit(self, X, y):
+        """Train on X (n_samples, n_timesteps, n_features) or (n_samples,
+        n_timesteps), y labels (n_samples,) or, with return_sequences,
+        (n_samples, n_timesteps)."""
+        return self._fit(X, y, incremental=False)
+
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over (X, y), continuing the previous calls; ``classes``
+        (all labels that will ever appear) is required on the first call."""
+        return self._fit(X, y, incremental=True, classes=classes)
+
+    def predict(self, X):
+        raw = self._forward(X)
+        return self._shape_labels(self.classes_[raw.argmax(axis=-1)])
+
+    def predict_proba(self, X):
+        """Softmax of the logits: (n_samples, n_classes), or (n_samples,
+        n_timesteps, n_classes) with return_sequences."""
+        raw = self._forward(X)
+        return self._shape_labels(_softmax(raw.astype(np.float64)))
+
+    def predict_log_proba(self, X):
+        raw = self._forward(X)
+        return self._shape_labels(_log_softmax(raw.astype(np.float64)))
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy (over samples, and steps with return_sequences)."""
+        if not self.return_sequences:
+            return super().score(X, y, sample_weight=sample_weight)
+        pred = self.predict(X)
+        y = np.asarray(y)
+        if y.shape != pred.shape:
+            raise ValueError(f"y has shape {y.shape}, predictions have shape {pred.shape}.")
+        sw = None if sample_weight is None else np.repeat(np.asarray(sample_weight), pred.shape[1])
+        return float(accuracy_score(y.reshape(-1), pred.reshape(-1), sample_weight=sw))

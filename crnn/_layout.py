@@ -1,0 +1,96 @@
+"""Where each weight lives in the flat parameter vector.
+
+The order and the names are those of the state_dict of a PyTorch module with
+submodules ``rnn = nn.RNN(n_features, hidden_size, num_layers,
+batch_first=True, bidirectional=...)`` and ``head = nn.Linear(ndir *
+hidden_size, n_outputs)``.  The kernels read the same offset table.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _kernels
+
+CELL_CODES = {"tanh": 0, "relu": 1}
+LOSS_MSE, LOSS_XENT = 0, 1
+GATES = {"rnn": 1}
+
+
+@dataclass(frozen=True)
+class Layout:
+    cell: str            # "rnn"
+    nonlinearity: str    # "tanh" or "relu"
+    num_layers: int
+    ndir: int
+    hidden: int
+    n_features: int
+    n_outputs: int
+
+    @property
+    def gates(self):
+        return GATES[self.cell]
+
+    def tensors(self):
+        """(name, offset, shape, is_weight) for every tensor, in state_dict order."""
+        out = []
+        off = 0
+        G, H = self.gates, self.hidden
+        for layer in range(self.num_layers):
+            d_in = self.n_features if layer == 0 else self.ndir * H
+            for d in range(self.ndir):
+                sfx = f"_l{layer}" + ("_reverse" if d else "")
+                for name, shape, is_w in (
+                    ("weight_ih", (G * H, d_in), True),
+                    ("weight_hh", (G * H, H), True),
+                    ("bias_ih", (G * H,), False),
+                    ("bias_hh", (G * H,), False),
+                ):
+                    out.append((f"rnn.{name}{sfx}", off, shape, is_w))
+                    off += int(np.prod(shape))
+        W = self.ndir * H
+        out.append(("head.weight", off, (self.n_outputs, W), True))
+        off += self.n_outputs * W
+        out.append(("head.bias", off, (self.n_outputs,), False))
+        return out
+
+    @property
+    def n_params(self):
+        name, off, shape, _ = self.tensors()[-1]
+        return off + int(np.prod(shape))
+
+    def offsets(self):
+        return np.array([t[1] for t in self.tensors()], dtype=np.intp)
+
+    def weight_mask(self):
+        """1 for entries of weight matrices (L2-penalised), 0 for biases."""
+        mask = np.zeros(self.n_params, dtype=np.uint8)
+        for _, off, shape, is_w in self.tensors():
+            if is_w:
+                mask[off:off + int(np.prod(shape))] = 1
+        return mask
+
+    def views(self, theta):
+        """Name -> view into theta with the tensor's shape."""
+        return {
+            name: theta[off:off + int(np.prod(shape))].reshape(shape)
+            for name, off, shape, _ in self.tensors()
+        }
+
+    def init_params(self, rng, dtype):
+        """PyTorch's default initialisation: U(-1/sqrt(fan), 1/sqrt(fan)),
+        fan = hidden_size for the recurrent layers, the head's input width for
+        the head."""
+        theta = np.empty(self.n_params, dtype=dtype)
+        for name, off, shape, _ in self.tensors():
+            fan = self.hidden if name.startswith("rnn.") else self.ndir * self.hidden
+            bound = 1.0 / np.sqrt(fan)
+            size = int(np.prod(shape))
+            theta[off:off + size] = rng.uniform(-bound, bound, size=size)
+        return theta
+
+    def config(self, seq, loss, trunc):
+        return _kernels.Config(
+            CELL_CODES[self.nonlinearity], self.num_layers, self.ndir, self.hidden,
+            self.n_features, self.n_outputs, bool(seq), loss,
+            -1 if trunc is None else int(trunc), self.offsets(), self.n_params,
+        )

@@ -1,0 +1,49 @@
+"""Thread counts and BLAS thread limits."""
+import os
+
+from threadpoolctl import ThreadpoolController
+
+from ._openmp import omp_max_threads, openmp_enabled
+
+_CONTROLLER = None
+
+
+def threadpool_controller():
+    """One ThreadpoolController per process: building one scans the loaded
+    libraries (0.2-1 ms); its limit() is then cheap."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER
+
+
+def blas_single_threaded():
+    """Context manager that keeps BLAS to one thread: the kernels call it from
+    inside their own OpenMP threads."""
+    return threadpool_controller().limit(limits=1, user_api="blas")
+
+
+def cpu_count():
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return max(1, n)
+
+
+def effective_n_threads(n_jobs):
+    """Threads for the kernels from an `n_jobs` value (scikit-learn's rules).
+
+    None: all usable cores (OMP_NUM_THREADS caps it when set); k > 0: k;
+    k < 0: cores + 1 + k (-1 = all cores).  Always 1 without OpenMP.
+    """
+    if not openmp_enabled():
+        return 1
+    if n_jobs is None:
+        if "OMP_NUM_THREADS" in os.environ:
+            return max(1, omp_max_threads())
+        return max(1, min(omp_max_threads(), cpu_count()))
+    n_jobs = int(n_jobs)
+    if n_jobs > 0:
+        return n_jobs
+    return max(1, cpu_count() + 1 + n_jobs)

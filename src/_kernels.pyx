@@ -1,0 +1,656 @@
+# Forward pass and backpropagation through time for stacked, optionally
+# bidirectional, Elman RNNs with a linear output head.
+#
+# Layout.  A batch is split into contiguous shards of samples, one per thread.
+# Inside a shard everything is time-major: block t holds the Bs rows of time
+# step t, so the rows of all steps form one matrix and the input projection,
+# the weight gradients and the input gradient are each one GEMM over all
+# steps.  Only h_{t-1} W_hh^T (forward) and dz_t W_hh (backward) stay inside
+# the time loop.
+#
+# A layer's output buffer Y holds T + 2 blocks of width W = ndir * H: block 0
+# is the forward direction's initial state h_{-1}, blocks 1..T the outputs of
+# steps 0..T-1 (forward direction in columns [0, H), reverse in [H, 2H)), and
+# block T + 1 the reverse direction's initial state.  With this padding the
+# previous states of all steps are one contiguous matrix too.
+#
+# Parameters live in one flat vector; `offs` gives the offset of every tensor
+# in the order of PyTorch's state_dict (see crnn/_layout.py).
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+from libc.math cimport tanh, tanhf, exp, log, sqrt
+from libc.string cimport memset, memcpy
+from libc.stdint cimport int32_t
+
+import numpy as np
+
+from crnn_blas cimport gemm
+from crnn_omp cimport crnn_ftz_enter, crnn_ftz_leave
+
+
+cdef enum:
+    CELL_TANH = 0
+    CELL_RELU = 1
+
+cdef enum:
+    LOSS_MSE = 0
+    LOSS_XENT = 1
+
+# workspace slots (offsets into a shard's workspace, in elements)
+cdef enum:
+    WS_X0 = 0
+    WS_Y = 1
+    WS_DYA = 2
+    WS_DYB = 3
+    WS_LOGITS = 4
+    WS_HSEL = 5
+    WS_DHSEL = 6
+    WS_RINGA = 7
+    WS_RINGB = 8
+    WS_BSUM = 9
+    WS_TOTAL = 10
+    WS_NSLOTS = 11
+
+
+cdef struct Net:
+    int cell        # CELL_*
+    int L           # layers
+    int ndir        # 1 or 2
+    int H           # hidden units per direction
+    int G           # gate blocks per cell (1 for the Elman cell)
+    int D           # input features
+    int O           # outputs of the head
+    int seq         # 1: an output per step (return_sequences), 0: many-to-one
+    int loss        # LOSS_*
+    int trunc       # BPTT truncation k (< 0: full BPTT)
+    const Py_ssize_t* offs
+
+
+cdef class Config:
+    """Shape of a network, shared by every kernel call of one fit/predict."""
+    cdef Net net
+    cdef Py_ssize_t[::1] _offs
+    cdef readonly Py_ssize_t n_params
+
+    def __init__(self, int cell, int num_layers, int ndir, int hidden, int n_features,
+                 int n_outputs, bint seq, int loss, int trunc, Py_ssize_t[::1] offs,
+                 Py_ssize_t n_params):
+        if cell not in (CELL_TANH, CELL_RELU):
+            raise ValueError(f"unknown cell code {cell}")
+        if num_layers < 1 or ndir not in (1, 2) or hidden < 1 or n_features < 1 or n_outputs < 1:
+            raise ValueError("invalid network shape")
+        if offs.shape[0] != 4 * num_layers * ndir + 2:
+            raise ValueError("offset table does not match the network shape")
+        self._offs = offs
+        self.n_params = n_params
+        self.net.cell = cell
+        self.net.L = num_layers
+        self.net.ndir = ndir
+        self.net.H = hidden
+        self.net.G = 1
+        self.net.D = n_features
+        self.net.O = n_outputs
+        self.net.seq = seq
+        self.net.loss = loss
+        self.net.trunc = trunc
+        self.net.offs = &self._offs[0]
+
+    def workspace_size(self, Py_ssize_t shard_rows, Py_ssize_t n_steps, bint train):
+        """Elements of workspace one shard of `shard_rows` sequences needs."""
+        cdef Py_ssize_t lay[WS_NSLOTS]
+        _ws_layout(&self.net, shard_rows, n_steps, train, lay)
+        return lay[WS_TOTAL]
+
+
+cdef inline Py_ssize_t _ring_slots(const Net* n, Py_ssize_t T) noexcept nogil:
+    """Chains kept in flight by truncated BPTT (0: no ring needed)."""
+    if n.trunc < 0 or n.trunc >= T - 1:
+        return 0                     # truncation at or beyond T-1 steps is full BPTT
+    if not n.seq and n.L == 1:
+        return 0                     # a single injection point: a plain truncated carry
+    return n.trunc + 1
+
+
+cdef void _ws_layout(const Net* n, Py_ssize_t Bs, Py_ssize_t T, bint train,
+                     Py_ssize_t* lay) noexcept nogil:
+    cdef Py_ssize_t W = n.ndir * n.H
+    cdef Py_ssize_t nY = n.L if train else (1 if n.L == 1 else 2)
+    cdef Py_ssize_t rows_out = T * Bs if n.seq else Bs
+    cdef Py_ssize_t K = _ring_slots(n, T) if train else 0
+    cdef Py_ssize_t pos = 0
+    lay[WS_X0] = pos;      pos += T * Bs * n.D
+    lay[WS_Y] = pos;       pos += nY * (T + 2) * Bs * W
+    lay[WS_DYA] = pos;     pos += T * Bs * W if train else 0
+    lay[WS_DYB] = pos;     pos += T * Bs * W if (train and n.L > 1) else 0
+    lay[WS_LOGITS] = pos;  pos += rows_out * n.O
+    lay[WS_HSEL] = pos;    pos += Bs * W
+    lay[WS_DHSEL] = pos;   pos += Bs * W if train else 0
+    lay[WS_RINGA] = pos;   pos += K * Bs * n.H
+    lay[WS_RINGB] = pos;   pos += K * Bs * n.H
+    lay[WS_BSUM] = pos;    pos += n.G * n.H
+    lay[WS_TOTAL] = pos
+
+
+# ---------------------------------------------------------------------------
+# element-wise pieces
+
+cdef inline floating _tanh(floating x) noexcept nogil:
+    if floating is float:
+        return tanhf(x)
+    else:
+        return tanh(x)
+
+
+cdef void _act_forward(int cell, floating* z, Py_ssize_t rows, Py_ssize_t H,
+                       Py_ssize_t ld, const floating* bias) noexcept nogil:
+    """z <- f(z + bias), in place, on `rows` rows of H values (row stride ld)."""
+    cdef Py_ssize_t i, j
+    cdef floating* r
+    cdef floating v
+    for i in range(rows):
+        r = z + i * ld
+        if cell == CELL_TANH:
+            for j in range(H):
+                r[j] = _tanh(r[j] + bias[j])
+        else:
+            for j in range(H):
+                v = r[j] + bias[j]
+                r[j] = v if v > 0 else 0
+
+
+cdef void _act_backward(int cell, floating* g, const floating* y, Py_ssize_t rows,
+                        Py_ssize_t H, Py_ssize_t ld) noexcept nogil:
+    """g <- g * f'(z), with f'(z) computed from the output y = f(z)."""
+    cdef Py_ssize_t i, j
+    cdef floating* gr
+    cdef const floating* yr
+    for i in range(rows):
+        gr = g + i * ld
+        yr = y + i * ld
+        if cell == CELL_TANH:
+            for j in range(H):
+                gr[j] = gr[j] * (1 - yr[j] * yr[j])
+        else:
+            for j in range(H):
+                if yr[j] <= 0:
+                    gr[j] = 0
+
+
+cdef void _copy_rows(floating* dst, Py_ssize_t ldd, const floating* src, Py_ssize_t lds,
+                     Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(rows):
+        memcpy(dst + i * ldd, src + i * lds, cols * sizeof(floating))
+
+
+cdef void _colsum_add(floating* out, const floating* a, Py_ssize_t rows, Py_ssize_t cols,
+                      Py_ssize_t ld) noexcept nogil:
+    """out[j] += sum_i a[i, j]."""
+    cdef Py_ssize_t i, j
+    cdef const floating* r
+    for i in range(rows):
+        r = a + i * ld
+        for j in range(cols):
+            out[j] += r[j]
+
+
+# ---------------------------------------------------------------------------
+# one layer, one direction
+
+cdef void _elman_forward(const Net* n, int l, int d, const floating* theta,
+                         const floating* Xin, Py_ssize_t ldx, Py_ssize_t Din,
+                         floating* Y, Py_ssize_t Bs, Py_ssize_t T, bint has_h0,
+                         floating* bsum) noexcept nogil:
+    cdef Py_ssize_t H = n.H, W = n.ndir * n.H, blk = Bs * n.ndir * n.H
+    cdef Py_ssize_t k = 4 * (l * n.ndir + d)
+    cdef const floating* w_ih = theta + n.offs[k]
+    cdef const floating* w_hh = theta + n.offs[k + 1]
+    cdef const floating* b_ih = theta + n.offs[k + 2]
+    cdef const floating* b_hh = theta + n.offs[k + 3]
+    cdef floating* y0 = Y + blk + d * H          # block of step 0, own columns
+    cdef floating* cur
+    cdef Py_ssize_t s, t, j
+    # input projection of all steps at once
+    gemm(False, True, <int> (T * Bs), <int> H, <int> Din, <floating> 1.0, Xin, <int> ldx,
+         w_ih, <int> Din, <floating> 0.0, y0, <int> W)
+    for j in range(H):
+        bsum[j] = b_ih[j] + b_hh[j]
+    for s in range(T):
+        t = s if d == 0 else T - 1 - s
+        cur = y0 + t * blk
+        if s > 0 or has_h0:
+            gemm(False, True, <int> Bs, <int> H, <int> H, <floating> 1.0,
+                 cur - blk if d == 0 else cur + blk, <int> W,
+                 w_hh, <int> H, <floating> 1.0, cur, <int> W)
+        _act_forward(n.cell, cur, Bs, H, W, bsum)
+
+
+cdef void _elman_backward(const Net* n, int l, int d, const floating* theta, floating* grad,
+                          const floating* Xin, Py_ssize_t ldx, Py_ssize_t Din,
+                          const floating* Y, floating* dY, floating* dX,
+                          Py_ssize_t Bs, Py_ssize_t T, bint last_only,
+                          floating* ringA, floating* ringB, Py_ssize_t K,
+                          floating* tmp) noexcept nogil:
+    """BPTT through one layer and direction.
+
+    dY holds dLoss/dh_t for this layer's outputs (blocks 0..T-1, no padding);
+    its columns of direction d are overwritten with dLoss/dz_t.  Weight
+    gradients are added to `grad`.  When dX is not NULL, dLoss/dx_t is written
+    (d == 0) or added (d == 1) there, in the layout of Xin.
+
+    last_only: the loss reaches this layer only at its final step (top layer
+    of a many-to-one network), so truncated BPTT is a plain carry that stops.
+    K > 0: truncated BPTT with injections at many steps; each one travels back
+    at most `trunc` steps, tracked as K = trunc + 1 chains in flight.
+    """
+    cdef Py_ssize_t H = n.H, W = n.ndir * n.H, blk = Bs * n.ndir * n.H
+    cdef Py_ssize_t k = 4 * (l * n.ndir + d)
+    cdef const floating* w_ih = theta + n.offs[k]
+    cdef const floating* w_hh = theta + n.offs[k + 1]
+    cdef floating* g_wih = grad + n.offs[k]
+    cdef floating* g_whh = grad + n.offs[k + 1]
+    cdef floating* g_bih = grad + n.offs[k + 2]
+    cdef floating* g_bhh = grad + n.offs[k + 3]
+    cdef const floating* y0 = Y + blk + d * H
+    cdef floating* g0 = dY + d * H
+    cdef floating* cur
+    cdef floating* slot
+    cdef floating* sw
+    cdef const floating* ycur
+    cdef Py_ssize_t s, t, i, j, q, nsteps, tlo, thi, rows, ringblk = Bs * H
+    cdef int trunc = n.trunc
+    cdef floating fp, v
+
+    nsteps = T
+    if last_only and 0 <= trunc < T - 1:
+        nsteps = trunc + 1
+    if K > 0:
+        memset(ringA, 0, K * ringblk * sizeof(floating))
+    for s in range(nsteps):
+        t = T - 1 - s if d == 0 else s
+        cur = g0 + t * blk
+        ycur = y0 + t * blk
+        if K == 0:
+            _act_backward(n.cell, cur, ycur, Bs, H, W)
+            if s < nsteps - 1:
+                # dh_{t-1} += dz_t W_hh  (accumulates onto the injected gradient)
+                gemm(False, False, <int> Bs, <int> H, <int> H, <floating> 1.0, cur, <int> W,
+                     w_hh, <int> H, <floating> 1.0, cur - blk if d == 0 else cur + blk, <int> W)
+        else:
+            # the chain starting here replaces the one that started K steps ago
+            slot = ringA + (s % K) * ringblk
+            _copy_rows(slot, H, cur, W, Bs, H)
+            for i in range(Bs):
+                for j in range(H):
+                    cur[i * W + j] = 0
+            for q in range(K):
+                slot = ringA + q * ringblk
+                for i in range(Bs):
+                    for j in range(H):
+                        v = ycur[i * W + j]
+                        if n.cell == CELL_TANH:
+                            fp = 1 - v * v
+                        else:
+                            fp = 1 if v > 0 else 0
+                        v = slot[i * H + j] * fp
+                        slot[i * H + j] = v
+                        cur[i * W + j] += v
+            if s < T - 1:
+                gemm(False, False, <int> (K * Bs), <int> H, <int> H, <floating> 1.0, ringA, <int> H,
+                     w_hh, <int> H, <floating> 0.0, ringB, <int> H)
+                sw = ringA
+                ringA = ringB
+                ringB = sw
+
+    # blocks [tlo, thi) can hold a non-zero dz
+    if d == 0:
+        tlo = T - nsteps
+        thi = T
+    else:
+        tlo = 0
+        thi = nsteps
+    rows = (thi - tlo) * Bs
+    cur = g0 + tlo * blk
+    # dW_hh += dz^T h_prev over all steps; h_prev of step t is padded block t
+    # (forward) or t + 2 (reverse) of Y.
+    gemm(True, False, <int> H, <int> H, <int> rows, <floating> 1.0, cur, <int> W,
+         Y + (tlo + (0 if d == 0 else 2)) * blk + d * H, <int> W,
+         <floating> 1.0, g_whh, <int> H)
+    gemm(True, False, <int> H, <int> Din, <int> rows, <floating> 1.0, cur, <int> W,
+         Xin + tlo * Bs * ldx, <int> ldx, <floating> 1.0, g_wih, <int> Din)
+    for j in range(H):
+        tmp[j] = 0
+    _colsum_add(tmp, cur, rows, H, W)
+    for j in range(H):
+        g_bih[j] += tmp[j]
+        g_bhh[j] += tmp[j]
+    if dX != NULL:
+        if d == 0:
+            # rows outside [tlo, thi) get no gradient from this direction
+            for i in range(tlo * Bs):
+                memset(dX + i * ldx, 0, Din * sizeof(floating))
+            for i in range(thi * Bs, T * Bs):
+                memset(dX + i * ldx, 0, Din * sizeof(floating))
+        gemm(False, False, <int> rows, <int> Din, <int> H, <floating> 1.0, cur, <int> W,
+             w_ih, <int> Din, <floating> (1.0 if d == 1 else 0.0), dX + tlo * Bs * ldx, <int> ldx)
+
+
+# ---------------------------------------------------------------------------
+# head and loss
+
+cdef Py_ssize_t _head_forward(const Net* n, const floating* theta, const floating* Ytop,
+                              floating* logits, floating* Hsel, Py_ssize_t Bs,
+                              Py_ssize_t T) noexcept nogil:
+    """logits = h W_out^T + b_out; returns the number of logit rows.
+
+    Many-to-one reads the forward state after the last step and the reverse
+    state after its last step (time 0), concatenated, into Hsel.
+    """
+    cdef Py_ssize_t H = n.H, W = n.ndir * n.H, blk = Bs * n.ndir * n.H
+    cdef const floating* w_out = theta + n.offs[4 * n.L * n.ndir]
+    cdef const floating* b_out = theta + n.offs[4 * n.L * n.ndir + 1]
+    cdef const floating* hin
+    cdef Py_ssize_t rows, i, j
+    cdef floating* r
+    if n.seq:
+        rows = T * Bs
+        hin = Ytop + blk
+    else:
+        rows = Bs
+        _copy_rows(Hsel, W, Ytop + T * blk, W, Bs, H)
+        if n.ndir == 2:
+            _copy_rows(Hsel + H, W, Ytop + blk + H, W, Bs, H)
+        hin = Hsel
+    gemm(False, True, <int> rows, <int> n.O, <int> W, <floating> 1.0, hin, <int> W,
+         w_out, <int> W, <floating> 0.0, logits, <int> n.O)
+    for i in range(rows):
+        r = logits + i * n.O
+        for j in range(n.O):
+            r[j] += b_out[j]
+    return rows
+
+
+cdef double _loss_grad(const Net* n, floating* logits, Py_ssize_t Bs, Py_ssize_t T,
+                       const Py_ssize_t* idx, const floating* yreg, const int32_t* ylab,
+                       Py_ssize_t Ty, double scale) noexcept nogil:
+    """Sum of the per-element losses; logits are replaced by dLoss/dlogits.
+
+    scale is 1 / (number of loss terms of the whole batch): the batch loss is
+    a mean, of squared errors (MSE) or of softmax cross-entropies.
+    """
+    cdef Py_ssize_t O = n.O, nt = T if n.seq else 1
+    cdef Py_ssize_t t, i, j, sample, row
+    cdef floating* z
+    cdef const floating* yt
+    cdef double total = 0, diff, mx, se, lse
+    cdef int32_t c
+    for t in range(nt):
+        for i in range(Bs):
+            row = t * Bs + i
+            z = logits + row * O
+            sample = idx[i]
+            if n.loss == LOSS_MSE:
+                yt = yreg + (sample * Ty + t) * O
+                for j in range(O):
+                    diff = <double> z[j] - <double> yt[j]
+                    total += diff * diff
+                    z[j] = <floating> (2.0 * scale * diff)
+            else:
+                c = ylab[sample * Ty + t]
+                mx = z[0]
+                for j in range(1, O):
+                    if z[j] > mx:
+                        mx = z[j]
+                se = 0
+                for j in range(O):
+                    se += exp(<double> z[j] - mx)
+                lse = mx + log(se)
+                total += lse - <double> z[c]
+                for j in range(O):
+                    z[j] = <floating> (scale * exp(<double> z[j] - lse))
+                z[c] -= <floating> scale
+    return total
+
+
+cdef void _head_backward(const Net* n, const floating* theta, floating* grad,
+                         const floating* Ytop, floating* dYtop, const floating* dlogits,
+                         const floating* Hsel, floating* dHsel, Py_ssize_t Bs,
+                         Py_ssize_t T) noexcept nogil:
+    cdef Py_ssize_t H = n.H, W = n.ndir * n.H, blk = Bs * n.ndir * n.H
+    cdef Py_ssize_t ko = 4 * n.L * n.ndir
+    cdef const floating* w_out = theta + n.offs[ko]
+    cdef Py_ssize_t rows = T * Bs if n.seq else Bs
+    cdef const floating* hin = Ytop + blk if n.seq else Hsel
+    gemm(True, False, <int> n.O, <int> W, <int> rows, <floating> 1.0, dlogits, <int> n.O,
+         hin, <int> W, <floating> 1.0, grad + n.offs[ko], <int> W)
+    _colsum_add(grad + n.offs[ko + 1], dlogits, rows, n.O, n.O)
+    if n.seq:
+        gemm(False, False, <int> rows, <int> W, <int> n.O, <floating> 1.0, dlogits, <int> n.O,
+             w_out, <int> W, <floating> 0.0, dYtop, <int> W)
+    else:
+        gemm(False, False, <int> Bs, <int> W, <int> n.O, <floating> 1.0, dlogits, <int> n.O,
+             w_out, <int> W, <floating> 0.0, dHsel, <int> W)
+        memset(dYtop, 0, T * blk * sizeof(floating))
+        _copy_rows(dYtop + (T - 1) * blk, W, dHsel, W, Bs, H)
+        if n.ndir == 2:
+            _copy_rows(dYtop + H, W, dHsel + H, W, Bs, H)
+
+
+# ---------------------------------------------------------------------------
+# whole network on one shard
+
+cdef void _gather(floating* X0, const floating* X, Py_ssize_t T, Py_ssize_t D,
+                  const Py_ssize_t* idx, Py_ssize_t first, Py_ssize_t Bs) noexcept nogil:
+    """X0 block t row i = X[sample, t, :], sample = idx[i] (or first + i)."""
+    cdef Py_ssize_t i, t, sample
+    for i in range(Bs):
+        sample = idx[i] if idx != NULL else first + i
+        for t in range(T):
+            memcpy(X0 + (t * Bs + i) * D, X + (sample * T + t) * D, D * sizeof(floating))
+
+
+cdef void _forward_layers(const Net* n, const floating* theta, floating* ws,
+                          const Py_ssize_t* lay, Py_ssize_t Bs, Py_ssize_t T,
+                          bint train) noexcept nogil:
+    """All layers; layer l's outputs land in Y slot l (train) or l % 2."""
+    cdef Py_ssize_t W = n.ndir * n.H, ysz = (T + 2) * Bs * n.ndir * n.H
+    cdef floating* Y
+    cdef const floating* Xin
+    cdef Py_ssize_t ldx, Din
+    cdef int l, d
+    for l in range(n.L):
+        Y = ws + lay[WS_Y] + (l if train else l % 2) * ysz
+        if l == 0:
+            Xin = ws + lay[WS_X0]
+            ldx = n.D
+        else:
+            Xin = ws + lay[WS_Y] + ((l - 1) if train else (l - 1) % 2) * ysz + Bs * W
+            ldx = W
+        Din = ldx
+        # zero initial states (padding blocks 0 and T + 1)
+        memset(Y, 0, Bs * W * sizeof(floating))
+        memset(Y + (T + 1) * Bs * W, 0, Bs * W * sizeof(floating))
+        for d in range(n.ndir):
+            _elman_forward(n, l, d, theta, Xin, ldx, Din, Y, Bs, T, False,
+                           ws + lay[WS_BSUM])
+
+
+cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
+                         Py_ssize_t P, const floating* X, Py_ssize_t T,
+                         const Py_ssize_t* idx, Py_ssize_t Bs,
+                         const floating* yreg, const int32_t* ylab, Py_ssize_t Ty,
+                         floating* ws, double scale) noexcept nogil:
+    cdef Py_ssize_t lay[WS_NSLOTS]
+    cdef unsigned int csr
+    cdef Py_ssize_t W = n.ndir * n.H, ysz = (T + 2) * Bs * n.ndir * n.H
+    cdef Py_ssize_t K
+    cdef double loss
+    cdef floating* Ytop
+    cdef floating* dYcur
+    cdef floating* dYnext
+    cdef floating* sw
+    cdef const floating* Xin
+    cdef Py_ssize_t ldx
+    cdef int l, d
+    cdef bint last_only
+
+    memset(grad, 0, P * sizeof(floating))
+    if Bs <= 0:
+        return 0.0
+    csr = crnn_ftz_enter()
+    _ws_layout(n, Bs, T, True, lay)
+    K = _ring_slots(n, T)
+    _gather(ws + lay[WS_X0], X, T, n.D, idx, 0, Bs)
+    _forward_layers(n, theta, ws, lay, Bs, T, True)
+
+    Ytop = ws + lay[WS_Y] + (n.L - 1) * ysz
+    dYcur = ws + lay[WS_DYA]
+    dYnext = ws + lay[WS_DYB]
+    _head_forward(n, theta, Ytop, ws + lay[WS_LOGITS], ws + lay[WS_HSEL], Bs, T)
+    loss = _loss_grad(n, ws + lay[WS_LOGITS], Bs, T, idx, yreg, ylab, Ty, scale)
+    _head_backward(n, theta, grad, Ytop, dYcur, ws + lay[WS_LOGITS],
+                   ws + lay[WS_HSEL], ws + lay[WS_DHSEL], Bs, T)
+
+    for l in range(n.L - 1, -1, -1):
+        if l == 0:
+            Xin = ws + lay[WS_X0]
+            ldx = n.D
+        else:
+            Xin = ws + lay[WS_Y] + (l - 1) * ysz + Bs * W
+            ldx = W
+        last_only = (l == n.L - 1) and not n.seq
+        for d in range(n.ndir):
+            _elman_backward(n, l, d, theta, grad, Xin, ldx, ldx,
+                            ws + lay[WS_Y] + l * ysz, dYcur,
+                            dYnext if l > 0 else <floating*> NULL,
+                            Bs, T, last_only,
+                            ws + lay[WS_RINGA], ws + lay[WS_RINGB], 0 if last_only else K,
+                            ws + lay[WS_BSUM])
+        sw = dYcur
+        dYcur = dYnext
+        dYnext = sw
+    crnn_ftz_leave(csr)
+    return loss
+
+
+cdef void _predict_chunk(const Net* n, const floating* theta, const floating* X,
+                         Py_ssize_t T, Py_ssize_t first, Py_ssize_t Bs,
+                         floating* out, floating* ws) noexcept nogil:
+    cdef Py_ssize_t lay[WS_NSLOTS]
+    cdef unsigned int csr
+    cdef Py_ssize_t ysz = (T + 2) * Bs * n.ndir * n.H
+    cdef Py_ssize_t O = n.O, i, t, nt
+    cdef floating* logits
+    if Bs <= 0:
+        return
+    csr = crnn_ftz_enter()
+    _ws_layout(n, Bs, T, False, lay)
+    _gather(ws + lay[WS_X0], X, T, n.D, NULL, first, Bs)
+    _forward_layers(n, theta, ws, lay, Bs, T, False)
+    logits = ws + lay[WS_LOGITS]
+    _head_forward(n, theta, ws + lay[WS_Y] + ((n.L - 1) % 2) * ysz, logits,
+                  ws + lay[WS_HSEL], Bs, T)
+    nt = T if n.seq else 1
+    for t in range(nt):
+        for i in range(Bs):
+            memcpy(out + ((first + i) * nt + t) * O, logits + (t * Bs + i) * O,
+                   O * sizeof(floating))
+    crnn_ftz_leave(csr)
+
+
+# ---------------------------------------------------------------------------
+# Python entry points
+
+def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
+               const floating[:, :, ::1] X, const floating[:, :, ::1] yreg,
+               const int32_t[:, ::1] ylab, const Py_ssize_t[::1] idx,
+               floating[:, ::1] ws, int n_threads):
+    """Loss of the batch X[idx] and its gradient, one row of `grads` per shard.
+
+    The batch is cut into grads.shape[0] contiguous shards that run in
+    parallel; the caller sums the rows of `grads` in order (see _optim).
+    Returns the mean loss of the batch (without the L2 term).
+    """
+    cdef const Net* n = &cfg.net
+    cdef Py_ssize_t B = idx.shape[0], T = X.shape[1], P = theta.shape[0]
+    cdef Py_ssize_t S = grads.shape[0], s, lo, hi, i, j
+    cdef Py_ssize_t Ty = T if n.seq else 1
+    cdef Py_ssize_t Bmax = (B + S - 1) // S if S > 0 else 0
+    cdef double scale, loss = 0
+    cdef const floating* yp = NULL
+    cdef const int32_t* lp = NULL
+    cdef double[::1] shard_loss
+
+    if X.shape[2] != n.D:
+        raise ValueError(f"X has {X.shape[2]} features, the network expects {n.D}")
+    if P != cfg.n_params or grads.shape[1] != P:
+        raise ValueError("parameter vector does not match the network")
+    if S < 1 or ws.shape[0] < S or ws.shape[1] < cfg.workspace_size(Bmax, T, True):
+        raise ValueError("workspace too small")
+    if B < 1:
+        raise ValueError("empty batch")
+    for i in range(B):
+        if idx[i] < 0 or idx[i] >= X.shape[0]:
+            raise IndexError("sample index out of range")
+    if n.loss == LOSS_MSE:
+        if yreg.shape[0] != X.shape[0] or yreg.shape[1] != Ty or yreg.shape[2] != n.O:
+            raise ValueError("regression targets do not match X and the network")
+        yp = &yreg[0, 0, 0]
+        scale = 1.0 / (<double> B * Ty * n.O)
+    else:
+        if ylab.shape[0] != X.shape[0] or ylab.shape[1] != Ty:
+            raise ValueError("labels do not match X")
+        for i in range(ylab.shape[0]):
+            for j in range(Ty):
+                if ylab[i, j] < 0 or ylab[i, j] >= n.O:
+                    raise ValueError("label out of range")
+        lp = &ylab[0, 0]
+        scale = 1.0 / (<double> B * Ty)
+
+    shard_loss = np.zeros(S)
+    for s in prange(S, nogil=True, schedule='static', num_threads=n_threads,
+                    use_threads_if=n_threads > 1 and S > 1):
+        lo = s * B // S
+        hi = (s + 1) * B // S
+        shard_loss[s] = _train_shard(n, &theta[0], &grads[s, 0], P, &X[0, 0, 0], T,
+                                     &idx[lo], hi - lo, yp, lp, Ty, &ws[s, 0], scale)
+    for s in range(S):
+        loss += shard_loss[s]
+    return loss * scale
+
+
+def predict(Config cfg, const floating[::1] theta, const floating[:, :, ::1] X,
+            floating[:, :, ::1] out, floating[:, ::1] ws, Py_ssize_t chunk, int n_threads):
+    """Raw head outputs for every sample: out[i, t, :] (t = 0 for many-to-one).
+
+    Samples go in chunks of `chunk` to the threads; each thread uses its row
+    of `ws`.  The result of a sample does not depend on the others.
+    """
+    cdef const Net* n = &cfg.net
+    cdef Py_ssize_t N = X.shape[0], T = X.shape[1]
+    cdef Py_ssize_t nchunks, c, lo, hi
+    cdef int nt = n_threads
+    if X.shape[2] != n.D:
+        raise ValueError(f"X has {X.shape[2]} features, the network expects {n.D}")
+    if theta.shape[0] != cfg.n_params:
+        raise ValueError("parameter vector does not match the network")
+    if out.shape[0] != N or out.shape[1] != (T if n.seq else 1) or out.shape[2] != n.O:
+        raise ValueError("output array has the wrong shape")
+    if chunk < 1:
+        raise ValueError("chunk must be positive")
+    if N == 0:
+        return
+    nchunks = (N + chunk - 1) // chunk
+    if nt > nchunks:
+        nt = <int> nchunks
+    if ws.shape[0] < nt or ws.shape[1] < cfg.workspace_size(chunk, T, False):
+        raise ValueError("workspace too small")
+    for c in prange(nchunks, nogil=True, schedule='dynamic', num_threads=nt,
+                    use_threads_if=nt > 1):
+        lo = c * chunk
+        hi = lo + chunk
+        if hi > N:
+            hi = N
+        _predict_chunk(n, &theta[0], &X[0, 0, 0], T, lo, hi - lo, &out[0, 0, 0],
+                       &ws[threadid(), 0])
+
