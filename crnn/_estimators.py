@@ -341,6 +341,8 @@ class _BaseRNN(BaseEstimator):
 
     def _fit(self, X, y, incremental, classes=None):
         dtype = self._validate_hyperparams()
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True.")
         fitted = hasattr(self, "_theta")
         continue_from_fitted = fitted and (incremental or self.warm_start)
         X = self._check_X(X, dtype, reset=not continue_from_fitted)
@@ -720,7 +722,9 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
 
     def _check_targets(self, X, y, dtype, incremental, classes, continue_from_fitted):
         if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but y is None.")
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
         if sparse.issparse(y):
             raise TypeError("y must be a dense array.")
         y = check_array(y, dtype=dtype, ensure_2d=False, allow_nd=True, ensure_all_finite=True,
@@ -761,13 +765,15 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
         return {"n_outputs_": n_outputs, "_y_ndim": 1 if n_outputs == 1 else 2}
 
     def _shape_output(self, raw):
+        raw = raw.astype(np.float64)
         if self.return_sequences:
             return raw[:, :, 0] if self._y_ndim == 2 else raw
         return raw[:, 0, 0] if self._y_ndim == 1 else raw[:, 0, :]
 
     def _score_and_loss(self, raw, y3):
-        diff = raw.astype(np.float64) - y3
-        loss = float(np.mean(diff ** 2))
+        raw = raw.astype(np.float64)
+        y3 = y3.astype(np.float64)
+        loss = float(np.mean((raw - y3) ** 2))
         O = y3.shape[2]
         score = r2_score(y3.reshape(-1, O), raw.reshape(-1, O))
         return float(score), loss
@@ -783,7 +789,7 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
         return self._fit(X, y, incremental=True)
 
     def predict(self, X):
-        """Predictions, shaped like the training y (per step with
+        """Predictions (float64), shaped like the training y (per step with
         return_sequences)."""
         return self._shape_output(self._forward(X))
 
@@ -830,7 +836,9 @@ class RNNClassifier(ClassifierMixin, _BaseRNN):
 
     def _check_targets(self, X, y, dtype, incremental, classes, continue_from_fitted):
         if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but y is None.")
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
         if sparse.issparse(y):
             raise TypeError("y must be a dense array of class labels.")
         y = np.asarray(y)

@@ -1,0 +1,267 @@
+"""The kernels against the plain-numpy reference and finite differences."""
+import itertools
+
+import numpy as np
+import pytest
+
+import reference as ref
+from kernel_helpers import kernel_loss_grad, kernel_predict, make_layout, pack
+from crnn import _kernels, _optim
+from crnn._layout import LOSS_MSE
+
+B, T, D, H, O = 6, 7, 3, 5, 4
+
+
+def _problem(seed, *, num_layers, bidirectional, nonlinearity, seq, loss, n_extra=3,
+             T=T, scale=0.6):
+    rng = np.random.default_rng(seed)
+    arch = dict(num_layers=num_layers, bidirectional=bidirectional, nonlinearity=nonlinearity,
+                return_sequences=seq)
+    layout = make_layout(n_features=D, hidden=H, n_outputs=O, num_layers=num_layers,
+                         bidirectional=bidirectional, nonlinearity=nonlinearity)
+    params = ref.init_params(rng, n_features=D, hidden=H, n_outputs=O, num_layers=num_layers,
+                             bidirectional=bidirectional, dtype=np.float64, scale=scale)
+    N = B + n_extra
+    X = rng.normal(size=(N, T, D))
+    Ty = T if seq else 1
+    if loss == "mse":
+        y = rng.normal(size=(N, Ty, O))
+    else:
+        y = rng.integers(0, O, size=(N, Ty))
+    idx = rng.permutation(N)[:B]          # a shuffled batch, not all samples
+    return layout, params, X, y, idx, arch
+
+
+def _ref_target(y, idx, seq):
+    return y[idx] if seq else y[idx][:, 0]
+
+
+def _rel_err(a, b):
+    return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+@pytest.mark.parametrize("seq", [False, True])
+@pytest.mark.parametrize("readonly", [False, True])
+def test_loss_and_gradients_match_reference(dtype, n_threads, num_layers, nonlinearity, seq,
+                                            readonly):
+    for loss, bidirectional in itertools.product(["mse", "xent"], [False, True]):
+        layout, params, X, y, idx, arch = _problem(
+            1, num_layers=num_layers, bidirectional=bidirectional, nonlinearity=nonlinearity,
+            seq=seq, loss=loss)
+        # reference in float64 on the same (rounded) weights and inputs
+        p_d = {k: v.astype(dtype).astype(np.float64) for k, v in params.items()}
+        X_d = X.astype(dtype).astype(np.float64)
+        y_d = y.astype(dtype).astype(np.float64) if loss == "mse" else y
+        want_loss, want = ref.loss_and_grads(p_d, X_d[idx], _ref_target(y_d, idx, seq),
+                                             loss=loss, **arch)
+        got_loss, got = kernel_loss_grad(layout, params, X, y, idx, loss=loss, seq=seq,
+                                         n_threads=n_threads, dtype=dtype, readonly=readonly)
+        tol = 1e-11 if dtype == np.float64 else 2e-5
+        assert abs(got_loss - want_loss) <= tol * max(1, abs(want_loss))
+        assert set(got) == set(want)
+        for name in want:
+            assert got[name].dtype == dtype
+            assert _rel_err(got[name], want[name]) < tol * 10, (name, loss, bidirectional)
+
+
+@pytest.mark.parametrize("trunc", [0, 1, 3, 6, 20])
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("seq", [False, True])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_truncated_bptt_matches_reference(trunc, num_layers, seq, bidirectional):
+    layout, params, X, y, idx, arch = _problem(
+        2, num_layers=num_layers, bidirectional=bidirectional, nonlinearity="tanh", seq=seq,
+        loss="mse", T=9)
+    want_loss, want = ref.loss_and_grads(params, X[idx], _ref_target(y, idx, seq), loss="mse",
+                                         bptt_truncate=trunc, **arch)
+    for n_threads in (1, 2):
+        got_loss, got = kernel_loss_grad(layout, params, X, y, idx, loss="mse", seq=seq,
+                                         trunc=trunc, n_threads=n_threads)
+        assert got_loss == pytest.approx(want_loss, rel=1e-12)
+        for name in want:
+            assert _rel_err(got[name], want[name]) < 1e-10, name
+    # truncation really changes the gradient (when it cuts anything)
+    _, full = ref.loss_and_grads(params, X[idx], _ref_target(y, idx, seq), loss="mse", **arch)
+    cut = trunc < 9 - 1
+    differs = any(not np.allclose(full[k], want[k]) for k in full)
+    assert differs == cut
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("seq", [False, True])
+def test_predict_matches_reference(dtype, n_threads, num_layers, bidirectional, seq):
+    layout, params, X, y, idx, arch = _problem(
+        3, num_layers=num_layers, bidirectional=bidirectional, nonlinearity="tanh", seq=seq,
+        loss="mse")
+    want, _ = ref.forward({k: v.astype(dtype).astype(np.float64) for k, v in params.items()},
+                          X.astype(dtype).astype(np.float64), **arch)
+    for chunk in (1, 2, 4, 100):
+        got = kernel_predict(layout, params, X, seq=seq, n_threads=n_threads, chunk=chunk,
+                             dtype=dtype, readonly=True)
+        assert got.dtype == dtype
+        tol = 1e-12 if dtype == np.float64 else 2e-6
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+@pytest.mark.parametrize("seq", [False, True])
+@pytest.mark.parametrize("loss", ["mse", "xent"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_gradients_match_finite_differences(nonlinearity, seq, loss, bidirectional):
+    """Central differences in float64 on every parameter: relative error < 1e-6."""
+    layout, params, X, y, idx, arch = _problem(
+        4, num_layers=2, bidirectional=bidirectional, nonlinearity=nonlinearity, seq=seq,
+        loss=loss, T=5)
+    _, grad = kernel_loss_grad(layout, params, X, y, idx, loss=loss, seq=seq)
+    eps = 1e-6
+    for name, value in params.items():
+        fd = np.zeros_like(value)
+        for i in np.ndindex(value.shape):
+            old = value[i]
+            value[i] = old + eps
+            lp, _ = kernel_loss_grad(layout, params, X, y, idx, loss=loss, seq=seq)
+            value[i] = old - eps
+            lm, _ = kernel_loss_grad(layout, params, X, y, idx, loss=loss, seq=seq)
+            value[i] = old
+            fd[i] = (lp - lm) / (2 * eps)
+        err = np.linalg.norm(fd - grad[name]) / max(np.linalg.norm(fd) + np.linalg.norm(grad[name]), 1e-30)
+        assert err < 1e-6, (name, err)
+        assert np.linalg.norm(grad[name]) > 0, name
+
+
+def test_long_and_single_step_sequences():
+    for T_ in (1, 2, 60):
+        layout, params, X, y, idx, arch = _problem(5, num_layers=2, bidirectional=True,
+                                                   nonlinearity="tanh", seq=True, loss="xent",
+                                                   T=T_)
+        want_loss, want = ref.loss_and_grads(params, X[idx], y[idx], loss="xent", **arch)
+        got_loss, got = kernel_loss_grad(layout, params, X, y, idx, loss="xent", seq=True,
+                                         n_threads=2)
+        assert got_loss == pytest.approx(want_loss, rel=1e-12)
+        for name in want:
+            assert _rel_err(got[name], want[name]) < 1e-10
+
+
+def test_more_threads_than_samples_and_uneven_shards():
+    layout, params, X, y, idx, arch = _problem(6, num_layers=1, bidirectional=False,
+                                               nonlinearity="tanh", seq=False, loss="mse")
+    want_loss, want = ref.loss_and_grads(params, X[idx[:5]], y[idx[:5]][:, 0], loss="mse",
+                                         **arch)
+    for n_threads in (1, 2, 3, 4, 8):
+        got_loss, got = kernel_loss_grad(layout, params, X, y, idx[:5], loss="mse", seq=False,
+                                         n_threads=n_threads)
+        assert got_loss == pytest.approx(want_loss, rel=1e-12)
+        for name in want:
+            assert _rel_err(got[name], want[name]) < 1e-10
+
+
+def test_train_step_is_deterministic():
+    layout, params, X, y, idx, arch = _problem(7, num_layers=2, bidirectional=True,
+                                               nonlinearity="tanh", seq=True, loss="mse")
+    for n_threads in (1, 2):
+        runs = [kernel_loss_grad(layout, params, X, y, idx, loss="mse", seq=True,
+                                 n_threads=n_threads, dtype=np.float32) for _ in range(3)]
+        for r in runs[1:]:
+            assert r[0] == runs[0][0]
+            for k in r[1]:
+                assert np.array_equal(r[1][k], runs[0][1][k])
+
+
+def test_kernel_rejects_inconsistent_arrays():
+    layout, params, X, y, idx, arch = _problem(8, num_layers=1, bidirectional=False,
+                                               nonlinearity="tanh", seq=False, loss="mse")
+    theta = pack(layout, params, np.float64)
+    cfg = layout.config(False, LOSS_MSE, None)
+    ws = np.zeros((1, cfg.workspace_size(B, T, True)))
+    grads = np.zeros((1, layout.n_params))
+    yreg = np.ascontiguousarray(y.reshape(len(y), 1, O))
+    lab = np.zeros((0, 0), np.int32)
+    with pytest.raises(ValueError, match="features"):
+        _kernels.train_step(cfg, theta, grads, np.zeros((9, T, D + 1)), yreg, lab, idx, ws, 1)
+    with pytest.raises(IndexError):
+        _kernels.train_step(cfg, theta, grads, X, yreg, lab, np.array([0, 99], np.intp), ws, 1)
+    with pytest.raises(ValueError, match="workspace"):
+        _kernels.train_step(cfg, theta, grads, X, yreg, lab, idx, ws[:, :10], 1)
+    with pytest.raises(ValueError, match="parameter"):
+        _kernels.train_step(cfg, theta[:-1], grads, X, yreg, lab, idx, ws, 1)
+
+
+# ---------------------------------------------------------------------------
+# optimizer kernel
+
+
+def _numpy_step(theta, g, m, v, mask, solver, lr, alpha, clip, b1, b2, eps, mom, nesterov, step):
+    """torch.optim semantics, written out in numpy (float64)."""
+    theta, g, m, v = (a.astype(np.float64) for a in (theta, g, m, v))
+    norm = np.linalg.norm(g)
+    if clip is not None:
+        g = g * min(1.0, clip / (norm + 1e-6))
+    g = g + alpha * theta * mask
+    if solver == "adam":
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        theta = theta - lr / (1 - b1 ** step) * m / (np.sqrt(v) / np.sqrt(1 - b2 ** step) + eps)
+    else:
+        if mom:
+            m = g if step == 1 else mom * m + g
+            g = g + mom * m if nesterov else m
+        theta = theta - lr * g
+    return theta, m, v, norm
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("P", [7, 40000])
+@pytest.mark.parametrize("clip", [None, 0.5])
+def test_optimizer_update_matches_numpy(solver, dtype, P, clip):
+    rng = np.random.default_rng(0)
+    theta = rng.normal(size=P).astype(dtype)
+    mask = (rng.random(P) < 0.7).astype(np.uint8)
+    m = np.zeros(P, dtype)
+    v = np.zeros(P, dtype)
+    em, ev, et = m.astype(np.float64), v.astype(np.float64), theta.astype(np.float64)
+    for step in range(1, 4):
+        shards = rng.normal(size=(3, P)).astype(dtype)
+        g = shards.astype(np.float64).sum(axis=0)
+        for nesterov, mom in ([(True, 0.9)] if solver == "sgd" else [(False, 0.0)]):
+            et, em, ev, enorm = _numpy_step(et, g, em, ev, mask, solver, 0.01, 0.1, clip,
+                                            0.9, 0.999, 1e-8, mom, nesterov, step)
+            norm, wsq = _optim.apply_update(
+                theta, shards, m, v, mask, 1 if solver == "adam" else 0, 0.01, 0.1,
+                -1.0 if clip is None else clip, 0.9, 0.999, 1e-8, mom, nesterov, step, 2)
+        tol = 1e-12 if dtype == np.float64 else 2e-5
+        assert norm == pytest.approx(enorm, rel=tol)
+        np.testing.assert_allclose(theta, et, rtol=tol * 10, atol=tol * 10)
+
+
+def test_optimizer_refuses_non_finite_gradient():
+    theta = np.ones(10)
+    shards = np.ones((2, 10))
+    shards[1, 3] = np.nan
+    m, v = np.zeros(10), np.zeros(10)
+    norm, wsq = _optim.apply_update(theta, shards, m, v, np.ones(10, np.uint8), 1, 0.1, 0.0,
+                                    1.0, 0.9, 0.999, 1e-8, 0.0, False, 1, 1)
+    assert not np.isfinite(norm)
+    assert np.all(theta == 1) and np.all(m == 0) and np.all(v == 0)
+
+
+def test_optimizer_result_does_not_depend_on_thread_count():
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=70000).astype(np.float32)
+    shards = rng.normal(size=(2, 70000)).astype(np.float32)
+    out = []
+    for nt in (1, 2, 4):
+        theta, m, v = base.copy(), np.zeros_like(base), np.zeros_like(base)
+        r = _optim.apply_update(theta, shards.copy(), m, v, np.ones(70000, np.uint8), 1, 1e-3,
+                                0.01, 1.0, 0.9, 0.999, 1e-8, 0.0, False, 1, nt)
+        out.append((r, theta))
+    for r, theta in out[1:]:
+        assert r == out[0][0]
+        assert np.array_equal(theta, out[0][1])

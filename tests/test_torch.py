@@ -1,0 +1,174 @@
+"""Equivalence with PyTorch given the same weights (skipped without torch)."""
+import numpy as np
+import pytest
+
+from crnn import RNNClassifier, RNNRegressor
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+
+class TorchNet(nn.Module):
+    """nn.RNN + nn.Linear, read the way crnn reads it."""
+
+    def __init__(self, D, H, L, O, nonlinearity="tanh", bidirectional=False, seq=False):
+        super().__init__()
+        self.rnn = nn.RNN(D, H, L, nonlinearity=nonlinearity, batch_first=True,
+                          bidirectional=bidirectional)
+        self.head = nn.Linear((2 if bidirectional else 1) * H, O)
+        self.seq = seq
+        self.bidirectional = bidirectional
+
+    def forward(self, x):
+        out, h_n = self.rnn(x)
+        if self.seq:
+            return self.head(out)
+        last = torch.cat([h_n[-2], h_n[-1]], 1) if self.bidirectional else h_n[-1]
+        return self.head(last)
+
+
+def _numpy_sd(net):
+    return {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
+
+
+def _data(seed, N, T, D):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(N, T, D)).astype(np.float32), rng
+
+
+ARCHS = [
+    dict(L=1, nonlinearity="tanh", bidirectional=False),
+    dict(L=2, nonlinearity="relu", bidirectional=False),
+    dict(L=2, nonlinearity="tanh", bidirectional=True),
+    dict(L=3, nonlinearity="relu", bidirectional=True),
+]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("seq", [False, True])
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_regressor_predict_matches_torch(arch, seq, n_jobs):
+    torch.manual_seed(0)
+    D, H, O, N, T = 4, 16, 3, 37, 12
+    net = TorchNet(D, H, arch["L"], O, arch["nonlinearity"], arch["bidirectional"], seq)
+    X, _ = _data(0, N, T, D)
+    est = RNNRegressor(hidden_size=H, num_layers=arch["L"], nonlinearity=arch["nonlinearity"],
+                       bidirectional=arch["bidirectional"], return_sequences=seq, n_jobs=n_jobs)
+    est.load_state_dict(_numpy_sd(net))
+    with torch.no_grad():
+        want = net(torch.from_numpy(X)).numpy()
+    got = est.predict(X)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # and back: the estimator's state_dict loads into torch strictly
+    net2 = TorchNet(D, H, arch["L"], O, arch["nonlinearity"], arch["bidirectional"], seq)
+    net2.load_state_dict({k: torch.from_numpy(v) for k, v in est.state_dict().items()})
+    with torch.no_grad():
+        np.testing.assert_allclose(net2(torch.from_numpy(X)).numpy(), want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("arch", ARCHS[:3])
+@pytest.mark.parametrize("seq", [False, True])
+def test_classifier_proba_matches_torch(arch, seq):
+    torch.manual_seed(1)
+    D, H, C, N, T = 3, 8, 5, 20, 9
+    net = TorchNet(D, H, arch["L"], C, arch["nonlinearity"], arch["bidirectional"], seq)
+    X, _ = _data(1, N, T, D)
+    clf = RNNClassifier(hidden_size=H, num_layers=arch["L"], nonlinearity=arch["nonlinearity"],
+                        bidirectional=arch["bidirectional"], return_sequences=seq)
+    clf.load_state_dict(_numpy_sd(net), classes=np.array([10, 20, 30, 40, 50]))
+    with torch.no_grad():
+        logits = net(torch.from_numpy(X))
+        want = torch.softmax(logits, -1).numpy()
+    np.testing.assert_allclose(clf.predict_proba(X), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(clf.predict(X),
+                                  np.array([10, 20, 30, 40, 50])[logits.argmax(-1).numpy()])
+
+
+def _assert_same_weights(est, net, tol):
+    sd = est.state_dict()
+    for k, v in net.state_dict().items():
+        np.testing.assert_allclose(sd[k], v.detach().numpy(), rtol=tol, atol=tol, err_msg=k)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("seq", [False, True])
+def test_one_sgd_step_matches_torch(arch, seq):
+    """Full batch, momentum 0, no clipping: one partial_fit == one torch SGD step."""
+    torch.manual_seed(2)
+    D, H, O, N, T = 3, 12, 2, 25, 10
+    net = TorchNet(D, H, arch["L"], O, arch["nonlinearity"], arch["bidirectional"], seq)
+    X, rng = _data(2, N, T, D)
+    y = rng.normal(size=(N, T, O) if seq else (N, O)).astype(np.float32)
+    est = RNNRegressor(hidden_size=H, num_layers=arch["L"], nonlinearity=arch["nonlinearity"],
+                       bidirectional=arch["bidirectional"], return_sequences=seq, solver="sgd",
+                       momentum=0.0, learning_rate_init=0.5, batch_size=N, clip_norm=None,
+                       shuffle=False, n_jobs=2)
+    est.load_state_dict(_numpy_sd(net))
+    est.partial_fit(X, y)
+
+    opt = torch.optim.SGD(net.parameters(), lr=0.5, momentum=0.0)
+    loss = nn.MSELoss()(net(torch.from_numpy(X)), torch.from_numpy(y))
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    _assert_same_weights(est, net, 2e-5)
+    assert est.loss_curve_[0] == pytest.approx(loss.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("seq", [False, True])
+def test_classifier_sgd_step_matches_torch(seq):
+    torch.manual_seed(3)
+    D, H, C, N, T = 4, 10, 3, 30, 8
+    net = TorchNet(D, H, 2, C, "tanh", True, seq)
+    X, rng = _data(3, N, T, D)
+    y = rng.integers(0, C, size=(N, T) if seq else N)
+    clf = RNNClassifier(hidden_size=H, num_layers=2, bidirectional=True, return_sequences=seq,
+                        solver="sgd", momentum=0.0, learning_rate_init=1.0, batch_size=N,
+                        clip_norm=None, shuffle=False)
+    clf.load_state_dict(_numpy_sd(net))
+    clf.partial_fit(X, y, classes=np.arange(C))
+    opt = torch.optim.SGD(net.parameters(), lr=1.0)
+    logits = net(torch.from_numpy(X))
+    loss = nn.CrossEntropyLoss()(logits.reshape(-1, C), torch.from_numpy(y).reshape(-1))
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    _assert_same_weights(clf, net, 2e-5)
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_several_steps_with_clipping_and_weight_decay_match_torch(solver):
+    """Mini-batches in order, Adam or Nesterov SGD, global-norm clipping and an
+    L2 penalty on the weight matrices (torch weight_decay on those only)."""
+    torch.manual_seed(4)
+    D, H, O, N, T, batch = 3, 16, 2, 40, 15, 10
+    net = TorchNet(D, H, 2, O, "tanh", False, False)
+    X, rng = _data(4, N, T, D)
+    y = (3 * rng.normal(size=(N, O))).astype(np.float32)
+    alpha, clip = 0.01, 0.5
+    est = RNNRegressor(hidden_size=H, num_layers=2, solver=solver, learning_rate_init=0.01,
+                       batch_size=batch, clip_norm=clip, alpha=alpha, shuffle=False,
+                       momentum=0.9, nesterovs_momentum=True)
+    est.load_state_dict(_numpy_sd(net))
+    est.partial_fit(X, y)
+    est.partial_fit(X, y)
+
+    weights = [p for n_, p in net.named_parameters() if "weight" in n_]
+    biases = [p for n_, p in net.named_parameters() if "bias" in n_]
+    groups = [dict(params=weights, weight_decay=alpha), dict(params=biases, weight_decay=0.0)]
+    if solver == "adam":
+        opt = torch.optim.Adam(groups, lr=0.01, betas=(0.9, 0.999), eps=1e-8)
+    else:
+        opt = torch.optim.SGD(groups, lr=0.01, momentum=0.9, nesterov=True)
+    for _ in range(2):
+        for s in range(0, N, batch):
+            loss = nn.MSELoss()(net(torch.from_numpy(X[s:s + batch])),
+                                torch.from_numpy(y[s:s + batch]))
+            opt.zero_grad()
+            loss.backward()
+            norm = nn.utils.clip_grad_norm_(net.parameters(), clip)
+            assert norm > clip        # clipping is really exercised
+            opt.step()
+    _assert_same_weights(est, net, 1e-4)
+    assert est._opt_step == 8
