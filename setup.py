@@ -5,9 +5,10 @@ Environment switches (all optional):
 CRNN_OPENMP=0      build without OpenMP (kernels then run single-threaded).
 CRNN_NATIVE=1      add -march=native (faster on the build machine, not portable:
                    never use it for wheels that ship).
-CRNN_BOUNDSCHECK=1 debug build: Cython bounds/wraparound/initialized checks on,
-                   -O1 -g, and the C-level workspace checks of the kernels
-                   (CRNN_DEBUG) on.  For hunting memory errors.
+CRNN_BOUNDSCHECK=1 debug build for hunting memory errors: Cython
+                   bounds/wraparound/initialized checks on, -O1 -g, and the
+                   kernels fill their workspace with NaN before each call, so a
+                   read of memory no kernel wrote poisons the results.
 """
 import os
 import shutil

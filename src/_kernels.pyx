@@ -27,6 +27,16 @@ import numpy as np
 from crnn_blas cimport gemm
 from crnn_omp cimport crnn_ftz_enter, crnn_ftz_leave
 
+cdef extern from *:
+    """
+    #ifdef CRNN_DEBUG
+        #define CRNN_DEBUG_BUILD 1
+    #else
+        #define CRNN_DEBUG_BUILD 0
+    #endif
+    """
+    bint CRNN_DEBUG_BUILD
+
 
 cdef enum:
     CELL_TANH = 0
@@ -561,6 +571,11 @@ cdef void _predict_chunk(const Net* n, const floating* theta, const floating* X,
 # ---------------------------------------------------------------------------
 # Python entry points
 
+def debug_build():
+    """True for a CRNN_BOUNDSCHECK=1 build."""
+    return bool(CRNN_DEBUG_BUILD)
+
+
 def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
                const floating[:, :, ::1] X, const floating[:, :, ::1] yreg,
                const int32_t[:, ::1] ylab, const Py_ssize_t[::1] idx,
@@ -608,6 +623,9 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
         scale = 1.0 / (<double> B * Ty)
 
     shard_loss = np.zeros(S)
+    if CRNN_DEBUG_BUILD:
+        # debug build: poison the workspace so a read of unwritten memory shows
+        np.asarray(ws)[...] = np.nan
     for s in prange(S, nogil=True, schedule='static', num_threads=n_threads,
                     use_threads_if=n_threads > 1 and S > 1):
         lo = s * B // S
@@ -645,6 +663,8 @@ def predict(Config cfg, const floating[::1] theta, const floating[:, :, ::1] X,
         nt = <int> nchunks
     if ws.shape[0] < nt or ws.shape[1] < cfg.workspace_size(chunk, T, False):
         raise ValueError("workspace too small")
+    if CRNN_DEBUG_BUILD:
+        np.asarray(ws)[...] = np.nan
     for c in prange(nchunks, nogil=True, schedule='dynamic', num_threads=nt,
                     use_threads_if=nt > 1):
         lo = c * chunk
