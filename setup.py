@@ -103,7 +103,8 @@ directives = {
 }
 
 extensions = [
-    Extension(f"crnn.{m}", [f"src/{m}.pyx"], define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")])
+    Extension(f"crnn.{m}", [f"src/{m}.pyx"], include_dirs=["src"],
+              define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")])
     for m in MODULES
 ]
 

@@ -27,6 +27,13 @@ import numpy as np
 from crnn_blas cimport gemm
 from crnn_omp cimport crnn_ftz_enter, crnn_ftz_leave
 
+cdef extern from "crnn_fast.h" nogil:
+    void crnn_tanh_bias_f32(float* z, long rows, long H, long ld, const float* b)
+    void crnn_relu_bias_f32(float* z, long rows, long H, long ld, const float* b)
+    void crnn_tanh_grad_f32(float* g, const float* y, long rows, long H, long ld)
+    void crnn_relu_grad_f32(float* g, const float* y, long rows, long H, long ld)
+    void crnn_tanh_array_f32(float* x, long n)
+
 cdef extern from *:
     """
     #ifdef CRNN_DEBUG
@@ -157,6 +164,12 @@ cdef void _act_forward(int cell, floating* z, Py_ssize_t rows, Py_ssize_t H,
     cdef Py_ssize_t i, j
     cdef floating* r
     cdef floating v
+    if floating is float:
+        if cell == CELL_TANH:
+            crnn_tanh_bias_f32(z, rows, H, ld, bias)
+        else:
+            crnn_relu_bias_f32(z, rows, H, ld, bias)
+        return
     for i in range(rows):
         r = z + i * ld
         if cell == CELL_TANH:
@@ -174,6 +187,12 @@ cdef void _act_backward(int cell, floating* g, const floating* y, Py_ssize_t row
     cdef Py_ssize_t i, j
     cdef floating* gr
     cdef const floating* yr
+    if floating is float:
+        if cell == CELL_TANH:
+            crnn_tanh_grad_f32(g, y, rows, H, ld)
+        else:
+            crnn_relu_grad_f32(g, y, rows, H, ld)
+        return
     for i in range(rows):
         gr = g + i * ld
         yr = y + i * ld
@@ -570,6 +589,12 @@ cdef void _predict_chunk(const Net* n, const floating* theta, const floating* X,
 
 # ---------------------------------------------------------------------------
 # Python entry points
+
+def fast_tanh_f32(float[::1] x):
+    """tanh of x in place with the kernels' float32 vector tanh (test hook)."""
+    if x.shape[0]:
+        crnn_tanh_array_f32(&x[0], x.shape[0])
+
 
 def debug_build():
     """True for a CRNN_BOUNDSCHECK=1 build."""

@@ -265,3 +265,22 @@ def test_optimizer_result_does_not_depend_on_thread_count():
     for r, theta in out[1:]:
         assert r == out[0][0]
         assert np.array_equal(theta, out[0][1])
+
+
+def test_vector_tanh_is_accurate_to_a_few_ulp():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([
+        np.linspace(-12, 12, 200_001, dtype=np.float32),
+        (10.0 ** rng.uniform(-8, 1.1, 200_000)).astype(np.float32) * rng.choice([-1, 1], 200_000),
+        np.array([0.0, -0.0, 0.625, -0.625, np.nextafter(0.625, 0), 10, 1e30, -1e30,
+                  np.inf, -np.inf], np.float32),
+    ])
+    got = x.copy()
+    _kernels.fast_tanh_f32(got)
+    want = np.tanh(x.astype(np.float64))
+    ulp = np.spacing(np.abs(want).astype(np.float32)).astype(np.float64)
+    assert np.max(np.abs(got - want) / ulp) < 2.0
+    assert got[-2] == 1.0 and got[-1] == -1.0 and np.signbit(got[-9])
+    nan = np.array([np.nan, 0.5], np.float32)
+    _kernels.fast_tanh_f32(nan)
+    assert np.isnan(nan[0]) and nan[1] == np.float32(np.tanh(np.float32(0.5)))
