@@ -271,7 +271,7 @@ def test_vector_tanh_is_accurate_to_a_few_ulp():
     rng = np.random.default_rng(0)
     x = np.concatenate([
         np.linspace(-12, 12, 200_001, dtype=np.float32),
-        (10.0 ** rng.uniform(-8, 1.1, 200_000)).astype(np.float32) * rng.choice([-1, 1], 200_000),
+        (10.0 ** rng.uniform(-8, 1.1, 200_000) * rng.choice([-1, 1], 200_000)).astype(np.float32),
         np.array([0.0, -0.0, 0.625, -0.625, np.nextafter(0.625, 0), 10, 1e30, -1e30,
                   np.inf, -np.inf], np.float32),
     ])
