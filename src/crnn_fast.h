@@ -13,7 +13,7 @@
  *                 from the exponent bits.  |x| is clamped to 10, where tanh
  *                 rounds to 1 in float32.
  *
- * NaN propagates.  The loops are compiled several times (function
+ * NaN propagates and the sign of zero is kept.  The loops are compiled several times (function
  * multi-versioning) for baseline x86-64, AVX2+FMA and AVX-512, and the best
  * version is picked when the module loads, so a portable wheel still runs
  * wide SIMD code.
@@ -33,12 +33,17 @@
 
 static inline float crnn_tanhf(float x)
 {
-    const float ax = x < 0.0f ? -x : x;
+    uint32_t xbits, sign;
+    memcpy(&xbits, &x, sizeof xbits);
+    sign = xbits & 0x80000000u;
+    xbits ^= sign;
+    float ax;
+    memcpy(&ax, &xbits, sizeof ax);
     /* small arguments */
-    const float z = x * x;
+    const float z = ax * ax;
     const float small =
         ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z
-          + 1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
+          + 1.33314422036e-1f) * z - 3.33332819422e-1f) * z * ax + ax;
     /* large arguments: exp(2|x|) */
     const float t = 2.0f * (ax > 10.0f ? 10.0f : ax);   /* NaN stays NaN */
     const float shifter = 12582912.0f;                 /* 1.5 * 2^23: round to integer */
@@ -55,9 +60,13 @@ static inline float crnn_tanhf(float x)
     const int32_t ebits = (n + 127) << 23;
     float two_n;
     memcpy(&two_n, &ebits, sizeof two_n);
-    float large = 1.0f - 2.0f / (p * two_n + 1.0f);
-    large = x < 0.0f ? -large : large;
-    return ax < 0.625f ? small : large;
+    const float large = 1.0f - 2.0f / (p * two_n + 1.0f);
+    float res = ax < 0.625f ? small : large;
+    uint32_t rbits;
+    memcpy(&rbits, &res, sizeof rbits);
+    rbits |= sign;                                     /* tanh is odd: restore the sign */
+    memcpy(&res, &rbits, sizeof res);
+    return res;
 }
 
 /* z[i, j] <- tanh(z[i, j] + b[j]) on rows x H, row stride ld */

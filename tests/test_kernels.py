@@ -283,4 +283,4 @@ def test_vector_tanh_is_accurate_to_a_few_ulp():
     assert got[-2] == 1.0 and got[-1] == -1.0 and np.signbit(got[-9])
     nan = np.array([np.nan, 0.5], np.float32)
     _kernels.fast_tanh_f32(nan)
-    assert np.isnan(nan[0]) and nan[1] == np.float32(np.tanh(np.float32(0.5)))
+    assert np.isnan(nan[0]) and abs(nan[1] - np.tanh(0.5)) < 2 * np.spacing(np.float32(0.46))
