@@ -57,6 +57,19 @@ def _sigint_after_batch():
         signal.signal(signal.SIGINT, old if old is not None else signal.default_int_handler)
 
 
+def _fast_float_array(X, dtype):
+    """The common case without check_array's overhead: a plain float ndarray
+    of 2 or 3 dimensions, no empty axis, all finite.  Returns X as a
+    C-contiguous array of dtype, or None to take the general path."""
+    if type(X) is not np.ndarray or X.dtype.kind != "f" or X.ndim not in (2, 3) or X.size == 0:
+        return None
+    X = np.ascontiguousarray(X, dtype=dtype)
+    total = np.add.reduce(X, axis=None)
+    if not np.isfinite(total) and not np.isfinite(X).all():
+        return None            # let check_array name the NaN or infinity
+    return X
+
+
 def _softmax(z):
     z = z - z.max(axis=-1, keepdims=True)
     np.exp(z, out=z)
@@ -136,6 +149,21 @@ class _BaseRNN(BaseEstimator):
     # validation
 
     def _validate_hyperparams(self):
+        """Check every parameter (scikit-learn style: in fit, not __init__) and
+        return the compute dtype.  partial_fit calls this per batch, so the
+        last validated values are remembered and not checked again."""
+        names = self._get_param_names()
+        values = tuple(getattr(self, n) for n in names)
+        seen = self.__dict__.get("_validated_params")
+        if seen is not None and len(seen) == len(values) and all(
+            a is b or (type(a) is type(b) and a == b) for a, b in zip(seen, values)
+        ):
+            return np.dtype(self.dtype)
+        dtype = self._validate_hyperparams_now()
+        self.__dict__["_validated_params"] = values
+        return dtype
+
+    def _validate_hyperparams_now(self):
         def integer(name, low, allow_none=False):
             v = getattr(self, name)
             if v is None and allow_none:
@@ -237,23 +265,11 @@ class _BaseRNN(BaseEstimator):
 
         A 2D X is a batch of univariate series (n_samples, n_timesteps).
         """
-        if sparse.issparse(X):
-            raise TypeError(
-                f"{type(self).__name__} does not accept sparse input: X must be a dense "
-                "array of shape (n_samples, n_timesteps, n_features) or "
-                "(n_samples, n_timesteps)."
-            )
-        try:
-            X = check_array(
-                X, dtype=dtype, order="C", allow_nd=True, ensure_min_samples=1,
-                ensure_min_features=1, ensure_all_finite=True, input_name="X",
-            )
-        except ValueError as exc:
-            if "could not convert" in str(exc) or "Unable to convert" in str(exc):
-                raise ValueError(
-                    f"X must hold numbers; it could not be converted to {dtype}: {exc}"
-                ) from exc
-            raise
+        fast = _fast_float_array(X, dtype)
+        if fast is not None:
+            X = fast
+        else:
+            X = self._check_X_slow(X, dtype)
         if X.ndim == 2:
             X = X[:, :, None]
         elif X.ndim != 3:
@@ -272,10 +288,31 @@ class _BaseRNN(BaseEstimator):
                     f"X has {X.shape[2]} features per time step, but "
                     f"{type(self).__name__} was fitted with {self.n_features_in_}."
                 )
-        X = np.ascontiguousarray(X, dtype=dtype)
         if X.shape[1] * max(X.shape[0], 1) >= 2**31:
             raise ValueError("X is too large for the kernels (n_samples * n_timesteps >= 2**31).")
         return X
+
+    def _check_X_slow(self, X, dtype):
+        """check_array for everything the fast path does not take; its errors
+        (NaN, infinity, sparse, strings, ...) are the messages users see."""
+        if sparse.issparse(X):
+            raise TypeError(
+                f"{type(self).__name__} does not accept sparse input: X must be a dense "
+                "array of shape (n_samples, n_timesteps, n_features) or "
+                "(n_samples, n_timesteps)."
+            )
+        try:
+            X = check_array(
+                X, dtype=dtype, order="C", allow_nd=True, ensure_min_samples=1,
+                ensure_min_features=1, ensure_all_finite=True, input_name="X",
+            )
+        except ValueError as exc:
+            if "could not convert" in str(exc) or "Unable to convert" in str(exc):
+                raise ValueError(
+                    f"X must hold numbers; it could not be converted to {dtype}: {exc}"
+                ) from exc
+            raise
+        return np.ascontiguousarray(X, dtype=dtype)
 
     # ------------------------------------------------------------------
     # model state
@@ -287,7 +324,14 @@ class _BaseRNN(BaseEstimator):
         )
 
     def _config(self, layout):
-        return layout.config(self.return_sequences, self._loss_code, self.bptt_truncate)
+        """The kernels' Config for this layout and the current parameters (cached)."""
+        key = (layout, bool(self.return_sequences), self.bptt_truncate)
+        cached = self.__dict__.get("_kernel_config")
+        if cached is None or cached[0] != key:
+            cached = (key, layout.config(self.return_sequences, self._loss_code,
+                                         self.bptt_truncate))
+            self.__dict__["_kernel_config"] = cached
+        return cached[1]
 
     def _fresh_state(self, layout, dtype, rng):
         theta = layout.init_params(rng, dtype)
@@ -425,7 +469,7 @@ class _BaseRNN(BaseEstimator):
         shard_rows = -(-batch // n_shards)
         ws = np.empty((n_shards, cfg.workspace_size(shard_rows, T, True)), dtype=dtype)
         grads = np.empty((n_shards, layout.n_params), dtype=dtype)
-        wmask = layout.weight_mask()
+        wmask = layout.weight_mask
         if self._loss_code == LOSS_MSE:
             yreg, ylab = y_train, np.zeros((0, 0), dtype=np.int32)
         else:
@@ -727,8 +771,11 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
             )
         if sparse.issparse(y):
             raise TypeError("y must be a dense array.")
-        y = check_array(y, dtype=dtype, ensure_2d=False, allow_nd=True, ensure_all_finite=True,
-                        ensure_min_samples=0, input_name="y")
+        if type(y) is np.ndarray and y.dtype.kind == "f" and np.isfinite(np.add.reduce(y, axis=None)):
+            y = y.astype(dtype, copy=False)
+        else:
+            y = check_array(y, dtype=dtype, ensure_2d=False, allow_nd=True,
+                            ensure_all_finite=True, ensure_min_samples=0, input_name="y")
         if y.shape[0] != X.shape[0]:
             raise ValueError(
                 f"X and y have different numbers of samples: {X.shape[0]} and {y.shape[0]}."

@@ -6,6 +6,7 @@ batch_first=True, bidirectional=...)`` and ``head = nn.Linear(ndir *
 hidden_size, n_outputs)``.  The kernels read the same offset table.
 """
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -32,6 +33,10 @@ class Layout:
 
     def tensors(self):
         """(name, offset, shape, is_weight) for every tensor, in state_dict order."""
+        return self._tensors
+
+    @cached_property
+    def _tensors(self):
         out = []
         off = 0
         G, H = self.gates, self.hidden
@@ -53,7 +58,7 @@ class Layout:
         out.append(("head.bias", off, (self.n_outputs,), False))
         return out
 
-    @property
+    @cached_property
     def n_params(self):
         name, off, shape, _ = self.tensors()[-1]
         return off + int(np.prod(shape))
@@ -61,12 +66,14 @@ class Layout:
     def offsets(self):
         return np.array([t[1] for t in self.tensors()], dtype=np.intp)
 
+    @cached_property
     def weight_mask(self):
-        """1 for entries of weight matrices (L2-penalised), 0 for biases."""
+        """1 for entries of weight matrices (L2-penalised), 0 for biases (read-only)."""
         mask = np.zeros(self.n_params, dtype=np.uint8)
         for _, off, shape, is_w in self.tensors():
             if is_w:
                 mask[off:off + int(np.prod(shape))] = 1
+        mask.setflags(write=False)
         return mask
 
     def views(self, theta):

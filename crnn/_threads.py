@@ -1,5 +1,6 @@
 """Thread counts and BLAS thread limits."""
 import os
+from contextlib import contextmanager
 
 from threadpoolctl import ThreadpoolController
 
@@ -17,10 +18,33 @@ def threadpool_controller():
     return _CONTROLLER
 
 
+_BLAS_LIBS = None
+
+
+@contextmanager
 def blas_single_threaded():
-    """Context manager that keeps BLAS to one thread: the kernels call it from
-    inside their own OpenMP threads."""
-    return threadpool_controller().limit(limits=1, user_api="blas")
+    """Keep BLAS to one thread while the kernels run (they call it from inside
+    their own OpenMP threads).
+
+    Equivalent to ``controller.limit(limits=1, user_api="blas")`` on a cached
+    controller, but it talks to the BLAS libraries' controllers directly and
+    only sets what differs: 4 us instead of 16 us per call, which matters for
+    predict on small inputs.
+    """
+    global _BLAS_LIBS
+    if _BLAS_LIBS is None:
+        _BLAS_LIBS = threadpool_controller().select(user_api="blas").lib_controllers
+    changed = []
+    for lib in _BLAS_LIBS:
+        n = lib.get_num_threads()
+        if n != 1:
+            lib.set_num_threads(1)
+            changed.append((lib, n))
+    try:
+        yield
+    finally:
+        for lib, n in changed:
+            lib.set_num_threads(n)
 
 
 def cpu_count():

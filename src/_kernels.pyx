@@ -86,11 +86,12 @@ cdef struct Net:
 cdef class Config:
     """Shape of a network, shared by every kernel call of one fit/predict."""
     cdef Net net
-    cdef Py_ssize_t[::1] _offs
+    cdef const Py_ssize_t[::1] _offs
     cdef readonly Py_ssize_t n_params
+    cdef object _args
 
     def __init__(self, int cell, int num_layers, int ndir, int hidden, int n_features,
-                 int n_outputs, bint seq, int loss, int trunc, Py_ssize_t[::1] offs,
+                 int n_outputs, bint seq, int loss, int trunc, const Py_ssize_t[::1] offs,
                  Py_ssize_t n_params):
         if cell not in (CELL_TANH, CELL_RELU):
             raise ValueError(f"unknown cell code {cell}")
@@ -98,7 +99,9 @@ cdef class Config:
             raise ValueError("invalid network shape")
         if offs.shape[0] != 4 * num_layers * ndir + 2:
             raise ValueError("offset table does not match the network shape")
-        self._offs = offs
+        self._args = (cell, num_layers, ndir, hidden, n_features, n_outputs, seq, loss, trunc,
+                      np.asarray(offs).copy(), n_params)
+        self._offs = self._args[9]
         self.n_params = n_params
         self.net.cell = cell
         self.net.L = num_layers
@@ -111,6 +114,9 @@ cdef class Config:
         self.net.loss = loss
         self.net.trunc = trunc
         self.net.offs = &self._offs[0]
+
+    def __reduce__(self):
+        return (Config, self._args)
 
     def workspace_size(self, Py_ssize_t shard_rows, Py_ssize_t n_steps, bint train):
         """Elements of workspace one shard of `shard_rows` sequences needs."""

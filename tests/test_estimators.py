@@ -460,3 +460,29 @@ def test_load_state_dict_validates():
     # loaded weights are a starting point for partial_fit
     fresh.partial_fit(X, np.zeros(40))
     assert fresh.n_iter_ == 1
+
+
+def test_parameter_changes_between_calls_are_seen():
+    """Validation and the kernels' configuration are cached between calls;
+    set_params must still take effect (and bad values still be caught)."""
+    X, y = _sine_windows(100, window=12)
+    reg = RNNRegressor(hidden_size=6, random_state=0, shuffle=False, batch_size=100)
+    reg.partial_fit(X, y)
+    reg.set_params(learning_rate_init=-1.0)
+    with pytest.raises(ValueError, match="learning_rate_init"):
+        reg.partial_fit(X, y)
+    reg.set_params(learning_rate_init=1e-3)
+    start = reg.state_dict()
+    grads = {}
+    for trunc in (None, 2):
+        r = RNNRegressor(hidden_size=6, random_state=0, shuffle=False, batch_size=100,
+                         solver="sgd", momentum=0.0, learning_rate_init=1.0)
+        r.load_state_dict(start)
+        r.partial_fit(X, y)
+        grads[trunc] = start["rnn.weight_hh_l0"] - r.state_dict()["rnn.weight_hh_l0"]
+        reg.set_params(bptt_truncate=trunc, solver="sgd", momentum=0.0, learning_rate_init=1.0)
+        reg.load_state_dict(start)
+        reg.partial_fit(X, y)
+        np.testing.assert_array_equal(start["rnn.weight_hh_l0"] - reg.state_dict()["rnn.weight_hh_l0"],
+                                      grads[trunc])
+    assert not np.allclose(grads[None], grads[2])
