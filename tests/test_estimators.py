@@ -476,6 +476,7 @@ def test_parameter_changes_between_calls_are_seen():
     grads = {}
     for trunc in (None, 2):
         r = RNNRegressor(hidden_size=6, random_state=0, shuffle=False, batch_size=100,
+                         bptt_truncate=trunc,
                          solver="sgd", momentum=0.0, learning_rate_init=1.0)
         r.load_state_dict(start)
         r.partial_fit(X, y)
