@@ -57,6 +57,21 @@ def _sigint_after_batch():
         signal.signal(signal.SIGINT, old if old is not None else signal.default_int_handler)
 
 
+def _use_hidden_split(n_rows, layout, n_threads, itemsize):
+    """Split the hidden units over the threads (one team on the whole batch,
+    a barrier per step) rather than the batch (one shard per thread)?
+
+    Yes when the batch would leave threads idle or with tiny shards, or when
+    W_hh is too big to stay in one core's cache (each thread's slice then
+    does); as long as every thread gets a slice of at least 32 units.  On the
+    benchmark shapes at 2 threads this picks the faster of the two for every
+    case (benches/, docs/performance.md)."""
+    units = layout.gates * layout.hidden
+    if n_threads < 2 or units < 32 * n_threads:
+        return False
+    return n_rows < 4 * n_threads or units * layout.hidden * itemsize > 512 * 1024
+
+
 def _fast_float_array(X, dtype):
     """The common case without check_array's overhead: a plain float ndarray
     of 2 or 3 dimensions, no empty axis, all finite.  Returns X as a
@@ -465,7 +480,8 @@ class _BaseRNN(BaseEstimator):
         n = X_train.shape[0]
         T = X_train.shape[1]
         batch = min(int(self.batch_size), n)
-        n_shards = max(1, min(n_threads, batch))
+        hidden_split = _use_hidden_split(batch, layout, n_threads, dtype.itemsize)
+        n_shards = 1 if hidden_split else max(1, min(n_threads, batch))
         shard_rows = -(-batch // n_shards)
         ws = np.empty((n_shards, cfg.workspace_size(shard_rows, T, True)), dtype=dtype)
         grads = np.empty((n_shards, layout.n_params), dtype=dtype)
@@ -492,7 +508,7 @@ class _BaseRNN(BaseEstimator):
                 for start in range(0, n, batch):
                     idx = order[start:start + batch]
                     loss = _kernels.train_step(cfg, theta, grads, X_train, yreg, ylab, idx,
-                                               ws, n_threads)
+                                               ws, n_threads, hidden_split)
                     if not np.isfinite(loss):
                         self._diverged("loss", loss)
                     st["_opt_step"] += 1
@@ -580,13 +596,15 @@ class _BaseRNN(BaseEstimator):
         out = np.empty((N, T if self.return_sequences else 1, layout.n_outputs), dtype=theta.dtype)
         if N == 0:
             return out
-        nt = max(1, min(n_threads, N))
+        hidden_split = _use_hidden_split(N, layout, n_threads, theta.dtype.itemsize)
+        nt = n_threads if hidden_split else max(1, min(n_threads, N))
         per_row = cfg.workspace_size(2, T, False) - cfg.workspace_size(1, T, False)
         cap = max(1, _PREDICT_WS_BYTES // max(1, per_row * theta.dtype.itemsize))
-        chunk = int(max(1, min(-(-N // nt), cap, 256)))
-        ws = np.empty((nt, cfg.workspace_size(chunk, T, False)), dtype=theta.dtype)
+        chunk = int(max(1, min(N if hidden_split else -(-N // nt), cap, 256)))
+        ws = np.empty((1 if hidden_split else nt, cfg.workspace_size(chunk, T, False)),
+                      dtype=theta.dtype)
         with blas_single_threaded():
-            _kernels.predict(cfg, theta, X, out, ws, chunk, nt)
+            _kernels.predict(cfg, theta, X, out, ws, chunk, nt, hidden_split)
         return out
 
     def _forward(self, X):

@@ -1,8 +1,8 @@
 # Forward pass and backpropagation through time for stacked, optionally
 # bidirectional, Elman RNNs with a linear output head.
 #
-# Layout.  A batch is split into contiguous shards of samples, one per thread.
-# Inside a shard everything is time-major: block t holds the Bs rows of time
+# Layout.  A batch is split into contiguous shards of samples (see "teams"
+# below for how threads share the work).  Inside a shard everything is time-major: block t holds the Bs rows of time
 # step t, so the rows of all steps form one matrix and the input projection,
 # the weight gradients and the input gradient are each one GEMM over all
 # steps.  Only h_{t-1} W_hh^T (forward) and dz_t W_hh (backward) stay inside
@@ -17,7 +17,7 @@
 # Parameters live in one flat vector; `offs` gives the offset of every tensor
 # in the order of PyTorch's state_dict (see crnn/_layout.py).
 from cython cimport floating
-from cython.parallel cimport prange, threadid
+from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport tanh, tanhf, exp, log, sqrt
 from libc.string cimport memset, memcpy
 from libc.stdint cimport int32_t
@@ -25,7 +25,7 @@ from libc.stdint cimport int32_t
 import numpy as np
 
 from crnn_blas cimport gemm
-from crnn_omp cimport crnn_ftz_enter, crnn_ftz_leave
+from crnn_omp cimport crnn_barrier, crnn_ftz_enter, crnn_ftz_leave, omp_get_num_threads
 
 cdef extern from "crnn_fast.h" nogil:
     void crnn_tanh_bias_f32(float* z, long rows, long H, long ld, const float* b)
@@ -230,12 +230,57 @@ cdef void _colsum_add(floating* out, const floating* a, Py_ssize_t rows, Py_ssiz
 
 
 # ---------------------------------------------------------------------------
+# teams
+#
+# Two ways to use several threads on one batch:
+#
+# - batch split: the batch is cut into shards, one per thread, and each
+#   shard runs the whole network on its own (a team of one thread: no
+#   synchronisation at all, one gradient row per shard);
+# - hidden split: one shard, run by a team of all threads; each thread owns a
+#   slice of the hidden units (rows of W_hh forward, the matching columns of
+#   W_hh backward, rows of the weight gradients), every step ends with one
+#   barrier, and row-parallel pieces (gathering, the head, dX) are split by
+#   rows.  Better when the batch is too small to give every thread a useful
+#   shard (streaming, B = 1) or when H is large and a thread's slice of W_hh
+#   then stays in its cache across steps.
+#
+# Every function below takes (tid, nt) and works on its part; with nt = 1 it
+# does everything and the barriers are no-ops.
+
+cdef inline void _split(Py_ssize_t n, int tid, int nt, Py_ssize_t align,
+                        Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
+    """Part [lo, hi) of range(n) for thread tid of nt (boundaries rounded
+    down to multiples of `align`, so SIMD loops stay aligned)."""
+    cdef Py_ssize_t a = n * tid // nt, b = n * (tid + 1) // nt
+    if align > 1:
+        a -= a % align
+        b = n if tid == nt - 1 else b - b % align
+    lo[0] = a
+    hi[0] = b
+
+
+cdef inline void _sync(int nt) noexcept nogil:
+    if nt > 1:
+        crnn_barrier()
+
+
+cdef inline Py_ssize_t _lanes(floating x) noexcept nogil:
+    """Hidden-unit slices start at multiples of one 64-byte vector."""
+    return 16 if floating is float else 8
+
+
+# ---------------------------------------------------------------------------
 # one layer, one direction
 
 cdef void _elman_forward(const Net* n, int l, int d, const floating* theta,
                          const floating* Xin, Py_ssize_t ldx, Py_ssize_t Din,
                          floating* Y, Py_ssize_t Bs, Py_ssize_t T, bint has_h0,
-                         floating* bsum) noexcept nogil:
+                         floating* bsum, int tid, int nt) noexcept nogil:
+    """Outputs of layer l, direction d into Y (see the layout above).
+
+    The initial-state block of this direction must hold h0 (zeros when
+    has_h0 is false: then step 0 skips its recurrent product)."""
     cdef Py_ssize_t H = n.H, W = n.ndir * n.H, blk = Bs * n.ndir * n.H
     cdef Py_ssize_t k = 4 * (l * n.ndir + d)
     cdef const floating* w_ih = theta + n.offs[k]
@@ -244,20 +289,22 @@ cdef void _elman_forward(const Net* n, int l, int d, const floating* theta,
     cdef const floating* b_hh = theta + n.offs[k + 3]
     cdef floating* y0 = Y + blk + d * H          # block of step 0, own columns
     cdef floating* cur
-    cdef Py_ssize_t s, t, j
-    # input projection of all steps at once
-    gemm(False, True, <int> (T * Bs), <int> H, <int> Din, <floating> 1.0, Xin, <int> ldx,
-         w_ih, <int> Din, <floating> 0.0, y0, <int> W)
-    for j in range(H):
+    cdef Py_ssize_t s, t, j, j0, j1
+    _split(H, tid, nt, _lanes(y0[0]), &j0, &j1)
+    # input projection of all steps at once (own units)
+    gemm(False, True, <int> (T * Bs), <int> (j1 - j0), <int> Din, <floating> 1.0, Xin,
+         <int> ldx, w_ih + j0 * Din, <int> Din, <floating> 0.0, y0 + j0, <int> W)
+    for j in range(j0, j1):
         bsum[j] = b_ih[j] + b_hh[j]
     for s in range(T):
         t = s if d == 0 else T - 1 - s
         cur = y0 + t * blk
         if s > 0 or has_h0:
-            gemm(False, True, <int> Bs, <int> H, <int> H, <floating> 1.0,
+            gemm(False, True, <int> Bs, <int> (j1 - j0), <int> H, <floating> 1.0,
                  cur - blk if d == 0 else cur + blk, <int> W,
-                 w_hh, <int> H, <floating> 1.0, cur, <int> W)
-        _act_forward(n.cell, cur, Bs, H, W, bsum)
+                 w_hh + j0 * H, <int> H, <floating> 1.0, cur + j0, <int> W)
+        _act_forward(n.cell, cur + j0, Bs, j1 - j0, W, bsum + j0)
+        _sync(nt)                                # h_t complete before step t+1 reads it
 
 
 cdef void _elman_backward(const Net* n, int l, int d, const floating* theta, floating* grad,
@@ -265,7 +312,7 @@ cdef void _elman_backward(const Net* n, int l, int d, const floating* theta, flo
                           const floating* Y, floating* dY, floating* dX,
                           Py_ssize_t Bs, Py_ssize_t T, bint last_only,
                           floating* ringA, floating* ringB, Py_ssize_t K,
-                          floating* tmp) noexcept nogil:
+                          floating* tmp, int tid, int nt) noexcept nogil:
     """BPTT through one layer and direction.
 
     dY holds dLoss/dh_t for this layer's outputs (blocks 0..T-1, no padding);
@@ -293,35 +340,39 @@ cdef void _elman_backward(const Net* n, int l, int d, const floating* theta, flo
     cdef floating* sw
     cdef const floating* ycur
     cdef Py_ssize_t s, t, i, j, q, nsteps, tlo, thi, rows, ringblk = Bs * H
+    cdef Py_ssize_t j0, j1, r0, r1, a, b
     cdef int trunc = n.trunc
     cdef floating fp, v
 
+    _split(H, tid, nt, _lanes(y0[0]), &j0, &j1)
     nsteps = T
     if last_only and 0 <= trunc < T - 1:
         nsteps = trunc + 1
     if K > 0:
-        memset(ringA, 0, K * ringblk * sizeof(floating))
+        for i in range(K * Bs):
+            memset(ringA + i * H + j0, 0, (j1 - j0) * sizeof(floating))
     for s in range(nsteps):
         t = T - 1 - s if d == 0 else s
         cur = g0 + t * blk
         ycur = y0 + t * blk
         if K == 0:
-            _act_backward(n.cell, cur, ycur, Bs, H, W)
+            _act_backward(n.cell, cur + j0, ycur + j0, Bs, j1 - j0, W)
+            _sync(nt)                            # dz_t complete
             if s < nsteps - 1:
-                # dh_{t-1} += dz_t W_hh  (accumulates onto the injected gradient)
-                gemm(False, False, <int> Bs, <int> H, <int> H, <floating> 1.0, cur, <int> W,
-                     w_hh, <int> H, <floating> 1.0, cur - blk if d == 0 else cur + blk, <int> W)
+                # dh_{t-1} += dz_t W_hh  (own columns; onto the injected gradient)
+                gemm(False, False, <int> Bs, <int> (j1 - j0), <int> H, <floating> 1.0, cur,
+                     <int> W, w_hh + j0, <int> H, <floating> 1.0,
+                     (cur - blk if d == 0 else cur + blk) + j0, <int> W)
         else:
             # the chain starting here replaces the one that started K steps ago
             slot = ringA + (s % K) * ringblk
-            _copy_rows(slot, H, cur, W, Bs, H)
             for i in range(Bs):
-                for j in range(H):
-                    cur[i * W + j] = 0
+                memcpy(slot + i * H + j0, cur + i * W + j0, (j1 - j0) * sizeof(floating))
+                memset(cur + i * W + j0, 0, (j1 - j0) * sizeof(floating))
             for q in range(K):
                 slot = ringA + q * ringblk
                 for i in range(Bs):
-                    for j in range(H):
+                    for j in range(j0, j1):
                         v = ycur[i * W + j]
                         if n.cell == CELL_TANH:
                             fp = 1 - v * v
@@ -330,9 +381,10 @@ cdef void _elman_backward(const Net* n, int l, int d, const floating* theta, flo
                         v = slot[i * H + j] * fp
                         slot[i * H + j] = v
                         cur[i * W + j] += v
+            _sync(nt)
             if s < T - 1:
-                gemm(False, False, <int> (K * Bs), <int> H, <int> H, <floating> 1.0, ringA, <int> H,
-                     w_hh, <int> H, <floating> 0.0, ringB, <int> H)
+                gemm(False, False, <int> (K * Bs), <int> (j1 - j0), <int> H, <floating> 1.0,
+                     ringA, <int> H, w_hh + j0, <int> H, <floating> 0.0, ringB + j0, <int> H)
                 sw = ringA
                 ringA = ringB
                 ringB = sw
@@ -346,153 +398,176 @@ cdef void _elman_backward(const Net* n, int l, int d, const floating* theta, flo
         thi = nsteps
     rows = (thi - tlo) * Bs
     cur = g0 + tlo * blk
-    # dW_hh += dz^T h_prev over all steps; h_prev of step t is padded block t
-    # (forward) or t + 2 (reverse) of Y.
-    gemm(True, False, <int> H, <int> H, <int> rows, <floating> 1.0, cur, <int> W,
+    # own rows of dW_hh += dz^T h_prev over all steps; h_prev of step t is
+    # padded block t (forward) or t + 2 (reverse) of Y.
+    gemm(True, False, <int> (j1 - j0), <int> H, <int> rows, <floating> 1.0, cur + j0, <int> W,
          Y + (tlo + (0 if d == 0 else 2)) * blk + d * H, <int> W,
-         <floating> 1.0, g_whh, <int> H)
-    gemm(True, False, <int> H, <int> Din, <int> rows, <floating> 1.0, cur, <int> W,
-         Xin + tlo * Bs * ldx, <int> ldx, <floating> 1.0, g_wih, <int> Din)
-    for j in range(H):
+         <floating> 1.0, g_whh + j0 * H, <int> H)
+    gemm(True, False, <int> (j1 - j0), <int> Din, <int> rows, <floating> 1.0, cur + j0, <int> W,
+         Xin + tlo * Bs * ldx, <int> ldx, <floating> 1.0, g_wih + j0 * Din, <int> Din)
+    for j in range(j0, j1):
         tmp[j] = 0
-    _colsum_add(tmp, cur, rows, H, W)
-    for j in range(H):
+    _colsum_add(tmp + j0, cur + j0, rows, j1 - j0, W)
+    for j in range(j0, j1):
         g_bih[j] += tmp[j]
         g_bhh[j] += tmp[j]
     if dX != NULL:
+        # dX = dz W_ih, split by rows
+        _split(T * Bs, tid, nt, 1, &r0, &r1)
         if d == 0:
             # rows outside [tlo, thi) get no gradient from this direction
-            for i in range(tlo * Bs):
-                memset(dX + i * ldx, 0, Din * sizeof(floating))
-            for i in range(thi * Bs, T * Bs):
-                memset(dX + i * ldx, 0, Din * sizeof(floating))
-        gemm(False, False, <int> rows, <int> Din, <int> H, <floating> 1.0, cur, <int> W,
-             w_ih, <int> Din, <floating> (1.0 if d == 1 else 0.0), dX + tlo * Bs * ldx, <int> ldx)
+            for i in range(r0, r1):
+                if i < tlo * Bs or i >= thi * Bs:
+                    memset(dX + i * ldx, 0, Din * sizeof(floating))
+        a = r0 if r0 > tlo * Bs else tlo * Bs
+        b = r1 if r1 < thi * Bs else thi * Bs
+        if b > a:
+            gemm(False, False, <int> (b - a), <int> Din, <int> H, <floating> 1.0,
+                 g0 + a * W, <int> W, w_ih, <int> Din, <floating> (1.0 if d == 1 else 0.0),
+                 dX + a * ldx, <int> ldx)
+    _sync(nt)
 
 
 # ---------------------------------------------------------------------------
 # head and loss
 
-cdef Py_ssize_t _head_forward(const Net* n, const floating* theta, const floating* Ytop,
-                              floating* logits, floating* Hsel, Py_ssize_t Bs,
-                              Py_ssize_t T) noexcept nogil:
-    """logits = h W_out^T + b_out; returns the number of logit rows.
+cdef void _head_forward(const Net* n, const floating* theta, const floating* Ytop,
+                        floating* logits, floating* Hsel, Py_ssize_t Bs, Py_ssize_t T,
+                        Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    """Rows [r0, r1) of logits = h W_out^T + b_out.
 
-    Many-to-one reads the forward state after the last step and the reverse
-    state after its last step (time 0), concatenated, into Hsel.
+    Rows are samples (many-to-one) or (step, sample) pairs in time-major
+    order (return_sequences).  Many-to-one reads the forward state after the
+    last step and the reverse state after its last step (time 0),
+    concatenated, into Hsel.
     """
     cdef Py_ssize_t H = n.H, W = n.ndir * n.H, blk = Bs * n.ndir * n.H
     cdef const floating* w_out = theta + n.offs[4 * n.L * n.ndir]
     cdef const floating* b_out = theta + n.offs[4 * n.L * n.ndir + 1]
     cdef const floating* hin
-    cdef Py_ssize_t rows, i, j
+    cdef Py_ssize_t i, j
     cdef floating* r
+    if r1 <= r0:
+        return
     if n.seq:
-        rows = T * Bs
         hin = Ytop + blk
     else:
-        rows = Bs
-        _copy_rows(Hsel, W, Ytop + T * blk, W, Bs, H)
+        _copy_rows(Hsel + r0 * W, W, Ytop + T * blk + r0 * W, W, r1 - r0, H)
         if n.ndir == 2:
-            _copy_rows(Hsel + H, W, Ytop + blk + H, W, Bs, H)
+            _copy_rows(Hsel + r0 * W + H, W, Ytop + blk + r0 * W + H, W, r1 - r0, H)
         hin = Hsel
-    gemm(False, True, <int> rows, <int> n.O, <int> W, <floating> 1.0, hin, <int> W,
-         w_out, <int> W, <floating> 0.0, logits, <int> n.O)
-    for i in range(rows):
+    gemm(False, True, <int> (r1 - r0), <int> n.O, <int> W, <floating> 1.0, hin + r0 * W,
+         <int> W, w_out, <int> W, <floating> 0.0, logits + r0 * n.O, <int> n.O)
+    for i in range(r0, r1):
         r = logits + i * n.O
         for j in range(n.O):
             r[j] += b_out[j]
-    return rows
 
 
-cdef double _loss_grad(const Net* n, floating* logits, Py_ssize_t Bs, Py_ssize_t T,
-                       const Py_ssize_t* idx, const floating* yreg, const int32_t* ylab,
-                       Py_ssize_t Ty, double scale) noexcept nogil:
-    """Sum of the per-element losses; logits are replaced by dLoss/dlogits.
+cdef double _loss_grad(const Net* n, floating* logits, Py_ssize_t Bs, Py_ssize_t r0,
+                       Py_ssize_t r1, const Py_ssize_t* idx, const floating* yreg,
+                       const int32_t* ylab, Py_ssize_t Ty, double scale) noexcept nogil:
+    """Sum of the losses of logit rows [r0, r1); those rows are replaced by
+    dLoss/dlogits.
 
     scale is 1 / (number of loss terms of the whole batch): the batch loss is
     a mean, of squared errors (MSE) or of softmax cross-entropies.
     """
-    cdef Py_ssize_t O = n.O, nt = T if n.seq else 1
-    cdef Py_ssize_t t, i, j, sample, row
+    cdef Py_ssize_t O = n.O
+    cdef Py_ssize_t t, i, j, row
     cdef floating* z
     cdef const floating* yt
     cdef double total = 0, diff, mx, se, lse
     cdef int32_t c
-    for t in range(nt):
-        for i in range(Bs):
-            row = t * Bs + i
-            z = logits + row * O
-            sample = idx[i]
-            if n.loss == LOSS_MSE:
-                yt = yreg + (sample * Ty + t) * O
-                for j in range(O):
-                    diff = <double> z[j] - <double> yt[j]
-                    total += diff * diff
-                    z[j] = <floating> (2.0 * scale * diff)
-            else:
-                c = ylab[sample * Ty + t]
-                mx = z[0]
-                for j in range(1, O):
-                    if z[j] > mx:
-                        mx = z[j]
-                se = 0
-                for j in range(O):
-                    se += exp(<double> z[j] - mx)
-                lse = mx + log(se)
-                total += lse - <double> z[c]
-                for j in range(O):
-                    z[j] = <floating> (scale * exp(<double> z[j] - lse))
-                z[c] -= <floating> scale
+    for row in range(r0, r1):
+        t = row // Bs
+        i = row - t * Bs
+        z = logits + row * O
+        if n.loss == LOSS_MSE:
+            yt = yreg + (idx[i] * Ty + t) * O
+            for j in range(O):
+                diff = <double> z[j] - <double> yt[j]
+                total += diff * diff
+                z[j] = <floating> (2.0 * scale * diff)
+        else:
+            c = ylab[idx[i] * Ty + t]
+            mx = z[0]
+            for j in range(1, O):
+                if z[j] > mx:
+                    mx = z[j]
+            se = 0
+            for j in range(O):
+                se += exp(<double> z[j] - mx)
+            lse = mx + log(se)
+            total += lse - <double> z[c]
+            for j in range(O):
+                z[j] = <floating> (scale * exp(<double> z[j] - lse))
+            z[c] -= <floating> scale
     return total
 
 
 cdef void _head_backward(const Net* n, const floating* theta, floating* grad,
                          const floating* Ytop, floating* dYtop, const floating* dlogits,
                          const floating* Hsel, floating* dHsel, Py_ssize_t Bs,
-                         Py_ssize_t T) noexcept nogil:
+                         Py_ssize_t T, int tid, int nt) noexcept nogil:
+    """Gradients of the head; dLoss/dh of the top layer into dYtop.  Must be
+    entered after every thread's rows of dlogits are final."""
     cdef Py_ssize_t H = n.H, W = n.ndir * n.H, blk = Bs * n.ndir * n.H
     cdef Py_ssize_t ko = 4 * n.L * n.ndir
     cdef const floating* w_out = theta + n.offs[ko]
     cdef Py_ssize_t rows = T * Bs if n.seq else Bs
     cdef const floating* hin = Ytop + blk if n.seq else Hsel
-    gemm(True, False, <int> n.O, <int> W, <int> rows, <floating> 1.0, dlogits, <int> n.O,
-         hin, <int> W, <floating> 1.0, grad + n.offs[ko], <int> W)
-    _colsum_add(grad + n.offs[ko + 1], dlogits, rows, n.O, n.O)
+    cdef Py_ssize_t c0, c1, o0, o1, r0, r1, t
+    # dW_out = dlogits^T h (own columns), db_out (own outputs)
+    _split(W, tid, nt, 1, &c0, &c1)
+    gemm(True, False, <int> n.O, <int> (c1 - c0), <int> rows, <floating> 1.0, dlogits,
+         <int> n.O, hin + c0, <int> W, <floating> 1.0, grad + n.offs[ko] + c0, <int> W)
+    _split(n.O, tid, nt, 1, &o0, &o1)
+    _colsum_add(grad + n.offs[ko + 1] + o0, dlogits + o0, rows, o1 - o0, n.O)
+    # dh = dlogits W_out (own rows)
+    _split(rows, tid, nt, 1, &r0, &r1)
     if n.seq:
-        gemm(False, False, <int> rows, <int> W, <int> n.O, <floating> 1.0, dlogits, <int> n.O,
-             w_out, <int> W, <floating> 0.0, dYtop, <int> W)
+        gemm(False, False, <int> (r1 - r0), <int> W, <int> n.O, <floating> 1.0,
+             dlogits + r0 * n.O, <int> n.O, w_out, <int> W, <floating> 0.0,
+             dYtop + r0 * W, <int> W)
     else:
-        gemm(False, False, <int> Bs, <int> W, <int> n.O, <floating> 1.0, dlogits, <int> n.O,
-             w_out, <int> W, <floating> 0.0, dHsel, <int> W)
-        memset(dYtop, 0, T * blk * sizeof(floating))
-        _copy_rows(dYtop + (T - 1) * blk, W, dHsel, W, Bs, H)
+        gemm(False, False, <int> (r1 - r0), <int> W, <int> n.O, <floating> 1.0,
+             dlogits + r0 * n.O, <int> n.O, w_out, <int> W, <floating> 0.0,
+             dHsel + r0 * W, <int> W)
+        for t in range(T):
+            memset(dYtop + t * blk + r0 * W, 0, (r1 - r0) * W * sizeof(floating))
+        _copy_rows(dYtop + (T - 1) * blk + r0 * W, W, dHsel + r0 * W, W, r1 - r0, H)
         if n.ndir == 2:
-            _copy_rows(dYtop + H, W, dHsel + H, W, Bs, H)
+            _copy_rows(dYtop + r0 * W + H, W, dHsel + r0 * W + H, W, r1 - r0, H)
+    _sync(nt)
 
 
 # ---------------------------------------------------------------------------
 # whole network on one shard
 
 cdef void _gather(floating* X0, const floating* X, Py_ssize_t T, Py_ssize_t D,
-                  const Py_ssize_t* idx, Py_ssize_t first, Py_ssize_t Bs) noexcept nogil:
+                  const Py_ssize_t* idx, Py_ssize_t first, Py_ssize_t Bs,
+                  int tid, int nt) noexcept nogil:
     """X0 block t row i = X[sample, t, :], sample = idx[i] (or first + i)."""
-    cdef Py_ssize_t i, t, sample
-    for i in range(Bs):
+    cdef Py_ssize_t i, t, sample, i0, i1
+    _split(Bs, tid, nt, 1, &i0, &i1)
+    for i in range(i0, i1):
         sample = idx[i] if idx != NULL else first + i
         for t in range(T):
             memcpy(X0 + (t * Bs + i) * D, X + (sample * T + t) * D, D * sizeof(floating))
+    _sync(nt)
 
 
 cdef void _forward_layers(const Net* n, const floating* theta, floating* ws,
                           const Py_ssize_t* lay, Py_ssize_t Bs, Py_ssize_t T,
-                          bint train) noexcept nogil:
+                          bint train, int tid, int nt) noexcept nogil:
     """All layers; layer l's outputs land in Y slot l (train) or l % 2."""
     cdef Py_ssize_t W = n.ndir * n.H, ysz = (T + 2) * Bs * n.ndir * n.H
     cdef floating* Y
     cdef const floating* Xin
-    cdef Py_ssize_t ldx, Din
+    cdef Py_ssize_t ldx, i0, i1
     cdef int l, d
+    _split(Bs * W, tid, nt, 1, &i0, &i1)
     for l in range(n.L):
         Y = ws + lay[WS_Y] + (l if train else l % 2) * ysz
         if l == 0:
@@ -501,24 +576,26 @@ cdef void _forward_layers(const Net* n, const floating* theta, floating* ws,
         else:
             Xin = ws + lay[WS_Y] + ((l - 1) if train else (l - 1) % 2) * ysz + Bs * W
             ldx = W
-        Din = ldx
-        # zero initial states (padding blocks 0 and T + 1)
-        memset(Y, 0, Bs * W * sizeof(floating))
-        memset(Y + (T + 1) * Bs * W, 0, Bs * W * sizeof(floating))
+        # zero initial states (padding blocks 0 and T + 1); the barrier at the
+        # end of each step orders this before any read
+        memset(Y + i0, 0, (i1 - i0) * sizeof(floating))
+        memset(Y + (T + 1) * Bs * W + i0, 0, (i1 - i0) * sizeof(floating))
         for d in range(n.ndir):
-            _elman_forward(n, l, d, theta, Xin, ldx, Din, Y, Bs, T, False,
-                           ws + lay[WS_BSUM])
+            _elman_forward(n, l, d, theta, Xin, ldx, ldx, Y, Bs, T, False,
+                           ws + lay[WS_BSUM], tid, nt)
 
 
 cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
                          Py_ssize_t P, const floating* X, Py_ssize_t T,
                          const Py_ssize_t* idx, Py_ssize_t Bs,
                          const floating* yreg, const int32_t* ylab, Py_ssize_t Ty,
-                         floating* ws, double scale) noexcept nogil:
+                         floating* ws, double scale, int tid, int nt) noexcept nogil:
+    """Loss (this thread's part of the sum) and gradient of one shard, run by
+    a team of nt threads (nt = 1: one thread does it all)."""
     cdef Py_ssize_t lay[WS_NSLOTS]
     cdef unsigned int csr
     cdef Py_ssize_t W = n.ndir * n.H, ysz = (T + 2) * Bs * n.ndir * n.H
-    cdef Py_ssize_t K
+    cdef Py_ssize_t K, p0, p1, r0, r1
     cdef double loss
     cdef floating* Ytop
     cdef floating* dYcur
@@ -529,22 +606,25 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
     cdef int l, d
     cdef bint last_only
 
-    memset(grad, 0, P * sizeof(floating))
+    _split(P, tid, nt, 1, &p0, &p1)
+    memset(grad + p0, 0, (p1 - p0) * sizeof(floating))
     if Bs <= 0:
         return 0.0
     csr = crnn_ftz_enter()
     _ws_layout(n, Bs, T, True, lay)
     K = _ring_slots(n, T)
-    _gather(ws + lay[WS_X0], X, T, n.D, idx, 0, Bs)
-    _forward_layers(n, theta, ws, lay, Bs, T, True)
+    _gather(ws + lay[WS_X0], X, T, n.D, idx, 0, Bs, tid, nt)
+    _forward_layers(n, theta, ws, lay, Bs, T, True, tid, nt)
 
     Ytop = ws + lay[WS_Y] + (n.L - 1) * ysz
     dYcur = ws + lay[WS_DYA]
     dYnext = ws + lay[WS_DYB]
-    _head_forward(n, theta, Ytop, ws + lay[WS_LOGITS], ws + lay[WS_HSEL], Bs, T)
-    loss = _loss_grad(n, ws + lay[WS_LOGITS], Bs, T, idx, yreg, ylab, Ty, scale)
+    _split(T * Bs if n.seq else Bs, tid, nt, 1, &r0, &r1)
+    _head_forward(n, theta, Ytop, ws + lay[WS_LOGITS], ws + lay[WS_HSEL], Bs, T, r0, r1)
+    loss = _loss_grad(n, ws + lay[WS_LOGITS], Bs, r0, r1, idx, yreg, ylab, Ty, scale)
+    _sync(nt)
     _head_backward(n, theta, grad, Ytop, dYcur, ws + lay[WS_LOGITS],
-                   ws + lay[WS_HSEL], ws + lay[WS_DHSEL], Bs, T)
+                   ws + lay[WS_HSEL], ws + lay[WS_DHSEL], Bs, T, tid, nt)
 
     for l in range(n.L - 1, -1, -1):
         if l == 0:
@@ -560,7 +640,7 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
                             dYnext if l > 0 else <floating*> NULL,
                             Bs, T, last_only,
                             ws + lay[WS_RINGA], ws + lay[WS_RINGB], 0 if last_only else K,
-                            ws + lay[WS_BSUM])
+                            ws + lay[WS_BSUM], tid, nt)
         sw = dYcur
         dYcur = dYnext
         dYnext = sw
@@ -570,26 +650,28 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
 
 cdef void _predict_chunk(const Net* n, const floating* theta, const floating* X,
                          Py_ssize_t T, Py_ssize_t first, Py_ssize_t Bs,
-                         floating* out, floating* ws) noexcept nogil:
+                         floating* out, floating* ws, int tid, int nt) noexcept nogil:
     cdef Py_ssize_t lay[WS_NSLOTS]
     cdef unsigned int csr
     cdef Py_ssize_t ysz = (T + 2) * Bs * n.ndir * n.H
-    cdef Py_ssize_t O = n.O, i, t, nt
+    cdef Py_ssize_t O = n.O, r, t, i, r0, r1
     cdef floating* logits
     if Bs <= 0:
         return
     csr = crnn_ftz_enter()
     _ws_layout(n, Bs, T, False, lay)
-    _gather(ws + lay[WS_X0], X, T, n.D, NULL, first, Bs)
-    _forward_layers(n, theta, ws, lay, Bs, T, False)
+    _gather(ws + lay[WS_X0], X, T, n.D, NULL, first, Bs, tid, nt)
+    _forward_layers(n, theta, ws, lay, Bs, T, False, tid, nt)
     logits = ws + lay[WS_LOGITS]
+    _split(T * Bs if n.seq else Bs, tid, nt, 1, &r0, &r1)
     _head_forward(n, theta, ws + lay[WS_Y] + ((n.L - 1) % 2) * ysz, logits,
-                  ws + lay[WS_HSEL], Bs, T)
-    nt = T if n.seq else 1
-    for t in range(nt):
-        for i in range(Bs):
-            memcpy(out + ((first + i) * nt + t) * O, logits + (t * Bs + i) * O,
-                   O * sizeof(floating))
+                  ws + lay[WS_HSEL], Bs, T, r0, r1)
+    for r in range(r0, r1):
+        t = r // Bs
+        i = r - t * Bs
+        memcpy(out + ((first + i) * (T if n.seq else 1) + t) * O, logits + r * O,
+               O * sizeof(floating))
+    _sync(nt)                                    # the workspace is free again
     crnn_ftz_leave(csr)
 
 
@@ -610,12 +692,14 @@ def debug_build():
 def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
                const floating[:, :, ::1] X, const floating[:, :, ::1] yreg,
                const int32_t[:, ::1] ylab, const Py_ssize_t[::1] idx,
-               floating[:, ::1] ws, int n_threads):
+               floating[:, ::1] ws, int n_threads, bint hidden_split=False):
     """Loss of the batch X[idx] and its gradient, one row of `grads` per shard.
 
-    The batch is cut into grads.shape[0] contiguous shards that run in
-    parallel; the caller sums the rows of `grads` in order (see _optim).
-    Returns the mean loss of the batch (without the L2 term).
+    Batch split (default): the batch is cut into grads.shape[0] contiguous
+    shards that run in parallel, one thread each.  hidden_split: one shard
+    (grads and ws have one row) run by a team of n_threads threads that split
+    the hidden units.  The caller sums the rows of `grads` in order (see
+    _optim).  Returns the mean loss of the batch (without the L2 term).
     """
     cdef const Net* n = &cfg.net
     cdef Py_ssize_t B = idx.shape[0], T = X.shape[1], P = theta.shape[0]
@@ -625,7 +709,8 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
     cdef double scale, loss = 0
     cdef const floating* yp = NULL
     cdef const int32_t* lp = NULL
-    cdef double[::1] shard_loss
+    cdef double[::1] part_loss
+    cdef int tid, nth
 
     if X.shape[2] != n.D:
         raise ValueError(f"X has {X.shape[2]} features, the network expects {n.D}")
@@ -633,6 +718,10 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
         raise ValueError("parameter vector does not match the network")
     if S < 1 or ws.shape[0] < S or ws.shape[1] < cfg.workspace_size(Bmax, T, True):
         raise ValueError("workspace too small")
+    if hidden_split and S != 1:
+        raise ValueError("the hidden split runs one shard")
+    if n_threads < 1:
+        raise ValueError("n_threads must be positive")
     if B < 1:
         raise ValueError("empty batch")
     for i in range(B):
@@ -653,32 +742,42 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
         lp = &ylab[0, 0]
         scale = 1.0 / (<double> B * Ty)
 
-    shard_loss = np.zeros(S)
+    part_loss = np.zeros(max(S, n_threads))
     if CRNN_DEBUG_BUILD:
         # debug build: poison the workspace so a read of unwritten memory shows
         np.asarray(ws)[...] = np.nan
-    for s in prange(S, nogil=True, schedule='static', num_threads=n_threads,
-                    use_threads_if=n_threads > 1 and S > 1):
-        lo = s * B // S
-        hi = (s + 1) * B // S
-        shard_loss[s] = _train_shard(n, &theta[0], &grads[s, 0], P, &X[0, 0, 0], T,
-                                     &idx[lo], hi - lo, yp, lp, Ty, &ws[s, 0], scale)
-    for s in range(S):
-        loss += shard_loss[s]
+    if hidden_split and n_threads > 1:
+        with nogil, parallel(num_threads=n_threads):
+            tid = threadid()
+            nth = omp_get_num_threads()
+            part_loss[tid] = _train_shard(n, &theta[0], &grads[0, 0], P, &X[0, 0, 0], T,
+                                          &idx[0], B, yp, lp, Ty, &ws[0, 0], scale, tid, nth)
+    else:
+        for s in prange(S, nogil=True, schedule='static', num_threads=n_threads,
+                        use_threads_if=n_threads > 1 and S > 1):
+            lo = s * B // S
+            hi = (s + 1) * B // S
+            part_loss[s] = _train_shard(n, &theta[0], &grads[s, 0], P, &X[0, 0, 0], T,
+                                        &idx[lo], hi - lo, yp, lp, Ty, &ws[s, 0], scale, 0, 1)
+    for s in range(part_loss.shape[0]):
+        loss += part_loss[s]
     return loss * scale
 
 
 def predict(Config cfg, const floating[::1] theta, const floating[:, :, ::1] X,
-            floating[:, :, ::1] out, floating[:, ::1] ws, Py_ssize_t chunk, int n_threads):
+            floating[:, :, ::1] out, floating[:, ::1] ws, Py_ssize_t chunk, int n_threads,
+            bint hidden_split=False):
     """Raw head outputs for every sample: out[i, t, :] (t = 0 for many-to-one).
 
-    Samples go in chunks of `chunk` to the threads; each thread uses its row
-    of `ws`.  The result of a sample does not depend on the others.
+    Samples go in chunks of `chunk` to the threads, each thread using its row
+    of `ws`; with hidden_split all threads work on each chunk in turn (split
+    over hidden units, one row of `ws`).  A sample's result does not depend
+    on the other samples.
     """
     cdef const Net* n = &cfg.net
     cdef Py_ssize_t N = X.shape[0], T = X.shape[1]
     cdef Py_ssize_t nchunks, c, lo, hi
-    cdef int nt = n_threads
+    cdef int nt = n_threads, tid, nth
     if X.shape[2] != n.D:
         raise ValueError(f"X has {X.shape[2]} features, the network expects {n.D}")
     if theta.shape[0] != cfg.n_params:
@@ -689,7 +788,25 @@ def predict(Config cfg, const floating[::1] theta, const floating[:, :, ::1] X,
         raise ValueError("chunk must be positive")
     if N == 0:
         return
+    if nt < 1:
+        raise ValueError("n_threads must be positive")
     nchunks = (N + chunk - 1) // chunk
+    if hidden_split and nt > 1:
+        if ws.shape[1] < cfg.workspace_size(chunk, T, False):
+            raise ValueError("workspace too small")
+        if CRNN_DEBUG_BUILD:
+            np.asarray(ws)[...] = np.nan
+        with nogil, parallel(num_threads=nt):
+            tid = threadid()
+            nth = omp_get_num_threads()
+            for c in range(nchunks):
+                lo = c * chunk
+                hi = lo + chunk
+                if hi > N:
+                    hi = N
+                _predict_chunk(n, &theta[0], &X[0, 0, 0], T, lo, hi - lo, &out[0, 0, 0],
+                               &ws[0, 0], tid, nth)
+        return
     if nt > nchunks:
         nt = <int> nchunks
     if ws.shape[0] < nt or ws.shape[1] < cfg.workspace_size(chunk, T, False):
@@ -703,5 +820,5 @@ def predict(Config cfg, const floating[::1] theta, const floating[:, :, ::1] X,
         if hi > N:
             hi = N
         _predict_chunk(n, &theta[0], &X[0, 0, 0], T, lo, hi - lo, &out[0, 0, 0],
-                       &ws[threadid(), 0])
+                       &ws[threadid(), 0], 0, 1)
 

@@ -6,10 +6,16 @@ cdef extern from *:
     #ifdef _OPENMP
         #include <omp.h>
         #define CRNN_OPENMP_ENABLED 1
+        /* orphaned barrier: binds to the enclosing parallel region */
+        static inline void crnn_barrier(void) {
+            _Pragma("omp barrier")
+        }
     #else
         #define CRNN_OPENMP_ENABLED 0
         #define omp_get_thread_num() 0
+        #define omp_get_num_threads() 1
         #define omp_get_max_threads() 1
+        static inline void crnn_barrier(void) {}
     #endif
 
     /* Denormal floats make the hidden-state recurrence many times slower when
@@ -31,6 +37,8 @@ cdef extern from *:
     """
     bint CRNN_OPENMP_ENABLED
     int omp_get_thread_num() noexcept nogil
+    int omp_get_num_threads() noexcept nogil
+    void crnn_barrier() noexcept nogil
     int omp_get_max_threads() noexcept nogil
     unsigned int crnn_ftz_enter() noexcept nogil
     void crnn_ftz_leave(unsigned int old) noexcept nogil

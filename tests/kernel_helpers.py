@@ -20,8 +20,9 @@ def pack(layout, params, dtype):
 
 
 def kernel_loss_grad(layout, params, X, y, idx, *, loss, seq, trunc=None, n_threads=1,
-                     dtype=np.float64, readonly=False):
-    """(mean loss, {name: gradient}) of the batch X[idx] from train_step."""
+                     dtype=np.float64, readonly=False, hidden_split=False):
+    """(mean loss, {name: gradient}) of the batch X[idx] from train_step
+    (batch split over n_threads shards, or one shard split over hidden units)."""
     theta = pack(layout, params, dtype)
     cfg = layout.config(seq, LOSS_MSE if loss == "mse" else LOSS_XENT, trunc)
     Ty = X.shape[1] if seq else 1
@@ -36,16 +37,17 @@ def kernel_loss_grad(layout, params, X, y, idx, *, loss, seq, trunc=None, n_thre
     if readonly:
         for a in (theta, X, yreg, ylab, idx):
             a.setflags(write=False)
-    S = max(1, min(n_threads, len(idx)))
+    S = 1 if hidden_split else max(1, min(n_threads, len(idx)))
     ws = np.zeros((S, cfg.workspace_size(-(-len(idx) // S), X.shape[1], True)), dtype)
     grads = np.zeros((S, layout.n_params), dtype)
-    value = _kernels.train_step(cfg, theta, grads, X, yreg, ylab, idx, ws, n_threads)
+    value = _kernels.train_step(cfg, theta, grads, X, yreg, ylab, idx, ws, n_threads,
+                                hidden_split)
     g = grads.sum(axis=0)
     return value, {k: v.copy() for k, v in layout.views(g).items()}
 
 
 def kernel_predict(layout, params, X, *, seq, n_threads=1, chunk=3, dtype=np.float64,
-                   readonly=False):
+                   readonly=False, hidden_split=False):
     theta = pack(layout, params, dtype)
     cfg = layout.config(seq, LOSS_MSE, None)
     X = np.ascontiguousarray(X, dtype=dtype)
@@ -54,5 +56,5 @@ def kernel_predict(layout, params, X, *, seq, n_threads=1, chunk=3, dtype=np.flo
         X.setflags(write=False)
     out = np.zeros((X.shape[0], X.shape[1] if seq else 1, layout.n_outputs), dtype)
     ws = np.zeros((n_threads, cfg.workspace_size(chunk, X.shape[1], False)), dtype)
-    _kernels.predict(cfg, theta, X, out, ws, chunk, n_threads)
+    _kernels.predict(cfg, theta, X, out, ws, chunk, n_threads, hidden_split)
     return out if seq else out[:, 0]

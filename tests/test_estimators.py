@@ -487,3 +487,38 @@ def test_parameter_changes_between_calls_are_seen():
         np.testing.assert_array_equal(start["rnn.weight_hh_l0"] - reg.state_dict()["rnn.weight_hh_l0"],
                                       grads[trunc])
     assert not np.allclose(grads[None], grads[2])
+
+
+@pytest.mark.parametrize("cls", [RNNRegressor, RNNClassifier])
+def test_batch_and_hidden_split_train_the_same_model(monkeypatch, cls):
+    """The two ways to spread a batch over threads differ only in rounding."""
+    import crnn._estimators as est_mod
+
+    X, y = _toy(n=30, T=5)
+    y = y if cls is RNNClassifier else y.astype(float)
+    results = {}
+    for forced in (False, True):
+        monkeypatch.setattr(est_mod, "_use_hidden_split", lambda *a, f=forced: f)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            m = cls(hidden_size=48, num_layers=2, bidirectional=True, max_iter=3, batch_size=10,
+                    n_jobs=2, dtype=np.float64, random_state=0).fit(X, y)
+        out = m.predict_proba(X) if cls is RNNClassifier else m.predict(X)
+        results[forced] = (m.state_dict(), out)
+    for k in results[False][0]:
+        np.testing.assert_allclose(results[True][0][k], results[False][0][k], rtol=1e-9,
+                                   atol=1e-12, err_msg=k)
+    np.testing.assert_allclose(results[True][1], results[False][1], rtol=1e-9, atol=1e-12)
+
+
+def test_split_choice():
+    from crnn._estimators import _use_hidden_split
+    from crnn._layout import Layout
+
+    def lay(H):
+        return Layout("rnn", "tanh", 1, 1, H, 8, 1)
+    assert not _use_hidden_split(1, lay(256), 1, 4)          # one thread: nothing to split
+    assert _use_hidden_split(1, lay(256), 2, 4)              # streaming: B < threads
+    assert not _use_hidden_split(1, lay(32), 2, 4)           # slices too thin
+    assert _use_hidden_split(64, lay(512), 2, 4)             # W_hh 1 MB
+    assert not _use_hidden_split(64, lay(128), 2, 4)         # big shards, W_hh in cache

@@ -40,14 +40,22 @@ def _rel_err(a, b):
     return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12)
 
 
+# (n_threads, hidden_split): batch shards per thread, or one shard whose
+# hidden units are split over a team of threads (H = 5 gives uneven and, with
+# 4 threads, empty slices).
+THREADING = [(1, False), (2, False), (2, True), (3, True)]
+THREAD_IDS = ["1t", "2t-batch", "2t-hidden", "3t-hidden"]
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("threading", THREADING, ids=THREAD_IDS)
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
 @pytest.mark.parametrize("seq", [False, True])
 @pytest.mark.parametrize("readonly", [False, True])
-def test_loss_and_gradients_match_reference(dtype, n_threads, num_layers, nonlinearity, seq,
+def test_loss_and_gradients_match_reference(dtype, threading, num_layers, nonlinearity, seq,
                                             readonly):
+    n_threads, hidden_split = threading
     for loss, bidirectional in itertools.product(["mse", "xent"], [False, True]):
         layout, params, X, y, idx, arch = _problem(
             1, num_layers=num_layers, bidirectional=bidirectional, nonlinearity=nonlinearity,
@@ -59,7 +67,8 @@ def test_loss_and_gradients_match_reference(dtype, n_threads, num_layers, nonlin
         want_loss, want = ref.loss_and_grads(p_d, X_d[idx], _ref_target(y_d, idx, seq),
                                              loss=loss, **arch)
         got_loss, got = kernel_loss_grad(layout, params, X, y, idx, loss=loss, seq=seq,
-                                         n_threads=n_threads, dtype=dtype, readonly=readonly)
+                                         n_threads=n_threads, dtype=dtype, readonly=readonly,
+                                         hidden_split=hidden_split)
         tol = 1e-11 if dtype == np.float64 else 2e-5
         assert abs(got_loss - want_loss) <= tol * max(1, abs(want_loss))
         assert set(got) == set(want)
@@ -78,9 +87,10 @@ def test_truncated_bptt_matches_reference(trunc, num_layers, seq, bidirectional)
         loss="mse", T=9)
     want_loss, want = ref.loss_and_grads(params, X[idx], _ref_target(y, idx, seq), loss="mse",
                                          bptt_truncate=trunc, **arch)
-    for n_threads in (1, 2):
+    for n_threads, hidden_split in THREADING + [(4, True)]:
         got_loss, got = kernel_loss_grad(layout, params, X, y, idx, loss="mse", seq=seq,
-                                         trunc=trunc, n_threads=n_threads)
+                                         trunc=trunc, n_threads=n_threads,
+                                         hidden_split=hidden_split)
         assert got_loss == pytest.approx(want_loss, rel=1e-12)
         for name in want:
             assert _rel_err(got[name], want[name]) < 1e-10, name
@@ -92,11 +102,12 @@ def test_truncated_bptt_matches_reference(trunc, num_layers, seq, bidirectional)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("threading", THREADING, ids=THREAD_IDS)
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("seq", [False, True])
-def test_predict_matches_reference(dtype, n_threads, num_layers, bidirectional, seq):
+def test_predict_matches_reference(dtype, threading, num_layers, bidirectional, seq):
+    n_threads, hidden_split = threading
     layout, params, X, y, idx, arch = _problem(
         3, num_layers=num_layers, bidirectional=bidirectional, nonlinearity="tanh", seq=seq,
         loss="mse")
@@ -104,7 +115,7 @@ def test_predict_matches_reference(dtype, n_threads, num_layers, bidirectional, 
                           X.astype(dtype).astype(np.float64), **arch)
     for chunk in (1, 2, 4, 100):
         got = kernel_predict(layout, params, X, seq=seq, n_threads=n_threads, chunk=chunk,
-                             dtype=dtype, readonly=True)
+                             dtype=dtype, readonly=True, hidden_split=hidden_split)
         assert got.dtype == dtype
         tol = 1e-12 if dtype == np.float64 else 2e-6
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
@@ -142,11 +153,12 @@ def test_long_and_single_step_sequences():
                                                    nonlinearity="tanh", seq=True, loss="xent",
                                                    T=T_)
         want_loss, want = ref.loss_and_grads(params, X[idx], y[idx], loss="xent", **arch)
-        got_loss, got = kernel_loss_grad(layout, params, X, y, idx, loss="xent", seq=True,
-                                         n_threads=2)
-        assert got_loss == pytest.approx(want_loss, rel=1e-12)
-        for name in want:
-            assert _rel_err(got[name], want[name]) < 1e-10
+        for n_threads, hidden_split in THREADING:
+            got_loss, got = kernel_loss_grad(layout, params, X, y, idx, loss="xent", seq=True,
+                                             n_threads=n_threads, hidden_split=hidden_split)
+            assert got_loss == pytest.approx(want_loss, rel=1e-12)
+            for name in want:
+                assert _rel_err(got[name], want[name]) < 1e-10
 
 
 def test_more_threads_than_samples_and_uneven_shards():
@@ -165,9 +177,10 @@ def test_more_threads_than_samples_and_uneven_shards():
 def test_train_step_is_deterministic():
     layout, params, X, y, idx, arch = _problem(7, num_layers=2, bidirectional=True,
                                                nonlinearity="tanh", seq=True, loss="mse")
-    for n_threads in (1, 2):
+    for n_threads, hidden_split in THREADING:
         runs = [kernel_loss_grad(layout, params, X, y, idx, loss="mse", seq=True,
-                                 n_threads=n_threads, dtype=np.float32) for _ in range(3)]
+                                 n_threads=n_threads, dtype=np.float32,
+                                 hidden_split=hidden_split) for _ in range(3)]
         for r in runs[1:]:
             assert r[0] == runs[0][0]
             for k in r[1]:
@@ -284,3 +297,38 @@ def test_vector_tanh_is_accurate_to_a_few_ulp():
     nan = np.array([np.nan, 0.5], np.float32)
     _kernels.fast_tanh_f32(nan)
     assert np.isnan(nan[0]) and abs(nan[1] - np.tanh(0.5)) < 2 * np.spacing(np.float32(0.46))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [2, 3])
+@pytest.mark.parametrize("seq", [False, True])
+@pytest.mark.parametrize("trunc", [None, 3])
+def test_hidden_split_with_real_unit_slices(dtype, n_threads, seq, trunc):
+    """H = 40 gives each thread its own slice of units (aligned to 16 float32 or
+    8 float64 lanes), in both directions and both layers."""
+    rng = np.random.default_rng(9)
+    Hb, Tb, Bb = 40, 6, 5
+    arch = dict(num_layers=2, bidirectional=True, nonlinearity="tanh", return_sequences=seq)
+    layout = make_layout(n_features=D, hidden=Hb, n_outputs=O, num_layers=2, bidirectional=True,
+                         nonlinearity="tanh")
+    params = ref.init_params(rng, n_features=D, hidden=Hb, n_outputs=O, num_layers=2,
+                             bidirectional=True, dtype=np.float64, scale=0.3)
+    X = rng.normal(size=(Bb, Tb, D))
+    y = rng.normal(size=(Bb, Tb if seq else 1, O))
+    idx = np.arange(Bb)
+    p_d = {k: v.astype(dtype).astype(np.float64) for k, v in params.items()}
+    X_d = X.astype(dtype).astype(np.float64)
+    y_d = y.astype(dtype).astype(np.float64)
+    want_loss, want = ref.loss_and_grads(p_d, X_d, y_d if seq else y_d[:, 0], loss="mse",
+                                         bptt_truncate=trunc, **arch)
+    got_loss, got = kernel_loss_grad(layout, params, X, y, idx, loss="mse", seq=seq,
+                                     trunc=trunc, n_threads=n_threads, dtype=dtype,
+                                     hidden_split=True)
+    tol = 1e-11 if dtype == np.float64 else 3e-5
+    assert got_loss == pytest.approx(want_loss, rel=tol)
+    for name in want:
+        assert _rel_err(got[name], want[name]) < tol * 10, name
+    pred = kernel_predict(layout, params, X, seq=seq, n_threads=n_threads, chunk=2, dtype=dtype,
+                          hidden_split=True)
+    want_pred, _ = ref.forward(p_d, X_d, **arch)
+    np.testing.assert_allclose(pred, want_pred, rtol=tol, atol=tol)
