@@ -369,6 +369,7 @@ class _BaseRNN(BaseEstimator):
             "n_iter_": 0,
             "t_": 0,
             "loss_": None,
+            "_wpack": None,
         }
 
     def _copy_state(self):
@@ -392,6 +393,7 @@ class _BaseRNN(BaseEstimator):
             "n_iter_": self.n_iter_,
             "t_": self.t_,
             "loss_": self.loss_,
+            "_wpack": None,         # the weights will change
         }
         return st
 
@@ -441,6 +443,7 @@ class _BaseRNN(BaseEstimator):
             state["best_loss_"] = None
         else:
             state["best_validation_score_"] = None
+        state["_wpack"] = self._packed_weights(state["_layout"], state["_theta"])
         # commit: from here on nothing can fail
         self.__dict__.update(state)
         return self
@@ -485,6 +488,9 @@ class _BaseRNN(BaseEstimator):
         shard_rows = -(-batch // n_shards)
         ws = np.empty((n_shards, cfg.workspace_size(shard_rows, T, True)), dtype=dtype)
         grads = np.empty((n_shards, layout.n_params), dtype=dtype)
+        # scratch for the packed W_hh of the recurrent products (none: BLAS)
+        wpack = np.empty(cfg.packed_size(True, dtype.itemsize) if _kernels.simd_level() else 0,
+                         dtype=dtype)
         wmask = layout.weight_mask
         if self._loss_code == LOSS_MSE:
             yreg, ylab = y_train, np.zeros((0, 0), dtype=np.int32)
@@ -508,7 +514,7 @@ class _BaseRNN(BaseEstimator):
                 for start in range(0, n, batch):
                     idx = order[start:start + batch]
                     loss = _kernels.train_step(cfg, theta, grads, X_train, yreg, ylab, idx,
-                                               ws, n_threads, hidden_split)
+                                               ws, n_threads, hidden_split, wpack)
                     if not np.isfinite(loss):
                         self._diverged("loss", loss)
                     st["_opt_step"] += 1
@@ -589,8 +595,19 @@ class _BaseRNN(BaseEstimator):
     # ------------------------------------------------------------------
     # inference
 
-    def _raw_predict(self, layout, theta, X, n_threads):
-        """Head outputs (n_samples, n_steps or 1, n_outputs) in theta's dtype."""
+    def _packed_weights(self, layout, theta):
+        """W_hh packed for the recurrent products of predict (empty: BLAS).
+        Built whenever the weights are set, so predict never writes to self."""
+        cfg = self._config(layout)
+        size = cfg.packed_size(False, theta.dtype.itemsize) if _kernels.simd_level() else 0
+        wpack = np.empty(size, dtype=theta.dtype)
+        if size:
+            _kernels.pack_weights(cfg, theta, wpack, False)
+        return wpack
+
+    def _raw_predict(self, layout, theta, X, n_threads, wpack=None):
+        """Head outputs (n_samples, n_steps or 1, n_outputs) in theta's dtype.
+        wpack: theta's packed weights if the caller has them."""
         cfg = self._config(layout)
         N, T = X.shape[0], X.shape[1]
         out = np.empty((N, T if self.return_sequences else 1, layout.n_outputs), dtype=theta.dtype)
@@ -604,14 +621,27 @@ class _BaseRNN(BaseEstimator):
         ws = np.empty((1 if hidden_split else nt, cfg.workspace_size(chunk, T, False)),
                       dtype=theta.dtype)
         with blas_single_threaded():
-            _kernels.predict(cfg, theta, X, out, ws, chunk, nt, hidden_split)
+            if wpack is None:
+                wpack = self._packed_weights(layout, theta)
+            _kernels.predict(cfg, theta, X, out, ws, chunk, nt, hidden_split, wpack)
         return out
 
     def _forward(self, X):
         """Validated X -> raw head outputs."""
         check_is_fitted(self, "_theta")
         X = self._check_X(X, self._theta.dtype, reset=False)
-        return self._raw_predict(self._layout, self._theta, X, effective_n_threads(self.n_jobs))
+        return self._raw_predict(self._layout, self._theta, X,
+                                 effective_n_threads(self.n_jobs), self._wpack)
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())    # may be the live __dict__ itself
+        state.pop("_wpack", None)       # derived from the weights; rebuilt on load
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "_theta" in self.__dict__:
+            self._wpack = self._packed_weights(self._layout, self._theta)
 
     # ------------------------------------------------------------------
     # PyTorch interchange
@@ -679,6 +709,7 @@ class _BaseRNN(BaseEstimator):
         state["_random_state"] = check_random_state(self.random_state)
         state["best_loss_"] = None
         state["best_validation_score_"] = None
+        state["_wpack"] = self._packed_weights(layout, theta)
         self.__dict__.update(state)
         return self
 

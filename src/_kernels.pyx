@@ -34,6 +34,20 @@ cdef extern from "crnn_fast.h" nogil:
     void crnn_relu_grad_f32(float* g, const float* y, long rows, long H, long ld)
     void crnn_tanh_array_f32(float* x, long n)
 
+cdef extern from "crnn_gemm.h" nogil:
+    int CRNN_PW_BYTES
+    int crnn_simd_level()
+    int crnn_simd_level_set(int level)
+    long crnn_packed_size(long K, long G, long units, long elem_bytes)
+    void crnn_pack_f32(const float* W, long ldw, int trans, long K, long G, long Hs,
+                       long units, long b0, long b1, float* out)
+    void crnn_pack_f64(const double* W, long ldw, int trans, long K, long G, long Hs,
+                       long units, long b0, long b1, double* out)
+    int crnn_rgemm_f32(long M, long u0, long u1, long G, long Hs, long K, const float* A,
+                       long lda, const float* Bp, float* C, long ldc, int beta0)
+    int crnn_rgemm_f64(long M, long u0, long u1, long G, long Hs, long K, const double* A,
+                       long lda, const double* Bp, double* C, long ldc, int beta0)
+
 cdef extern from *:
     """
     #ifdef CRNN_DEBUG
@@ -118,11 +132,21 @@ cdef class Config:
     def __reduce__(self):
         return (Config, self._args)
 
+    def packed_size(self, bint train, Py_ssize_t itemsize):
+        """Elements of the packed copies of W_hh (forward, and backward when
+        training) for all layers and directions."""
+        return _packed_block(&self.net, itemsize) * self.net.L * self.net.ndir * (2 if train else 1)
+
     def workspace_size(self, Py_ssize_t shard_rows, Py_ssize_t n_steps, bint train):
         """Elements of workspace one shard of `shard_rows` sequences needs."""
         cdef Py_ssize_t lay[WS_NSLOTS]
         _ws_layout(&self.net, shard_rows, n_steps, train, lay)
         return lay[WS_TOTAL]
+
+
+cdef inline Py_ssize_t _packed_block(const Net* n, Py_ssize_t itemsize) noexcept nogil:
+    """Elements of one packed W_hh (one layer, direction and pass)."""
+    return crnn_packed_size(n.H, 1, n.H, itemsize)
 
 
 cdef inline Py_ssize_t _ring_slots(const Net* n, Py_ssize_t T) noexcept nogil:
@@ -266,8 +290,55 @@ cdef inline void _sync(int nt) noexcept nogil:
 
 
 cdef inline Py_ssize_t _lanes(floating x) noexcept nogil:
-    """Hidden-unit slices start at multiples of one 64-byte vector."""
-    return 16 if floating is float else 8
+    """Hidden-unit slices start at multiples of one panel of packed W_hh
+    (128 bytes), which also keeps the element-wise loops vector-aligned."""
+    return CRNN_PW_BYTES // sizeof(floating)
+
+
+cdef inline void _rec_gemm(Py_ssize_t M, Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t H,
+                           const floating* A, Py_ssize_t lda, const floating* packed,
+                           const floating* W, bint trans_w, floating* C, Py_ssize_t ldc,
+                           bint beta0) noexcept nogil:
+    """The time loop's product: C[:, j0:j1] (+)= A B[:, j0:j1] with B = W^T
+    (trans_w, forward) or B = W (backward), W the H x H recurrent matrix.
+
+    On the packed copy of B with crnn_gemm.h's kernel when there is one,
+    else through BLAS."""
+    if packed != NULL and j1 > j0:
+        if floating is float:
+            if crnn_rgemm_f32(M, j0, j1, 1, H, H, A, lda, packed, C, ldc, beta0):
+                return
+        else:
+            if crnn_rgemm_f64(M, j0, j1, 1, H, H, A, lda, packed, C, ldc, beta0):
+                return
+    if trans_w:
+        gemm(False, True, <int> M, <int> (j1 - j0), <int> H, <floating> 1.0, A, <int> lda,
+             W + j0 * H, <int> H, <floating> (0.0 if beta0 else 1.0), C + j0, <int> ldc)
+    else:
+        gemm(False, False, <int> M, <int> (j1 - j0), <int> H, <floating> 1.0, A, <int> lda,
+             W + j0, <int> H, <floating> (0.0 if beta0 else 1.0), C + j0, <int> ldc)
+
+
+cdef void _pack_all(const Net* n, const floating* theta, floating* wpack, bint train,
+                    int tid, int nt) noexcept nogil:
+    """Pack W_hh of every layer and direction: W_hh^T for the forward pass
+    (and W_hh for the backward pass when training), split over the team by
+    unit blocks; ends with a barrier."""
+    cdef Py_ssize_t pb = _packed_block(n, sizeof(floating)), PW = _lanes(theta[0])
+    cdef Py_ssize_t nb = (n.H + PW - 1) // PW, b0, b1, item
+    cdef int npass = 2 if train else 1, which
+    cdef const floating* w_hh
+    _split(nb, tid, nt, 1, &b0, &b1)
+    for item in range(n.L * n.ndir):
+        w_hh = theta + n.offs[4 * item + 1]
+        for which in range(npass):
+            if floating is float:
+                crnn_pack_f32(w_hh, n.H, which == 0, n.H, 1, n.H, n.H, b0, b1,
+                              wpack + (item * npass + which) * pb)
+            else:
+                crnn_pack_f64(w_hh, n.H, which == 0, n.H, 1, n.H, n.H, b0, b1,
+                              wpack + (item * npass + which) * pb)
+    _sync(nt)
 
 
 # ---------------------------------------------------------------------------
@@ -276,11 +347,13 @@ cdef inline Py_ssize_t _lanes(floating x) noexcept nogil:
 cdef void _elman_forward(const Net* n, int l, int d, const floating* theta,
                          const floating* Xin, Py_ssize_t ldx, Py_ssize_t Din,
                          floating* Y, Py_ssize_t Bs, Py_ssize_t T, bint has_h0,
-                         floating* bsum, int tid, int nt) noexcept nogil:
+                         floating* bsum, const floating* wpk, int tid,
+                         int nt) noexcept nogil:
     """Outputs of layer l, direction d into Y (see the layout above).
 
     The initial-state block of this direction must hold h0 (zeros when
-    has_h0 is false: then step 0 skips its recurrent product)."""
+    has_h0 is false: then step 0 skips its recurrent product).  wpk: packed
+    W_hh^T of this layer and direction, or NULL (BLAS)."""
     cdef Py_ssize_t H = n.H, W = n.ndir * n.H, blk = Bs * n.ndir * n.H
     cdef Py_ssize_t k = 4 * (l * n.ndir + d)
     cdef const floating* w_ih = theta + n.offs[k]
@@ -300,9 +373,8 @@ cdef void _elman_forward(const Net* n, int l, int d, const floating* theta,
         t = s if d == 0 else T - 1 - s
         cur = y0 + t * blk
         if s > 0 or has_h0:
-            gemm(False, True, <int> Bs, <int> (j1 - j0), <int> H, <floating> 1.0,
-                 cur - blk if d == 0 else cur + blk, <int> W,
-                 w_hh + j0 * H, <int> H, <floating> 1.0, cur + j0, <int> W)
+            _rec_gemm(Bs, j0, j1, H, cur - blk if d == 0 else cur + blk, W, wpk, w_hh, True,
+                      cur, W, False)
         _act_forward(n.cell, cur + j0, Bs, j1 - j0, W, bsum + j0)
         _sync(nt)                                # h_t complete before step t+1 reads it
 
@@ -312,7 +384,8 @@ cdef void _elman_backward(const Net* n, int l, int d, const floating* theta, flo
                           const floating* Y, floating* dY, floating* dX,
                           Py_ssize_t Bs, Py_ssize_t T, bint last_only,
                           floating* ringA, floating* ringB, Py_ssize_t K,
-                          floating* tmp, int tid, int nt) noexcept nogil:
+                          floating* tmp, const floating* wpk, int tid,
+                          int nt) noexcept nogil:
     """BPTT through one layer and direction.
 
     dY holds dLoss/dh_t for this layer's outputs (blocks 0..T-1, no padding);
@@ -324,6 +397,7 @@ cdef void _elman_backward(const Net* n, int l, int d, const floating* theta, flo
     of a many-to-one network), so truncated BPTT is a plain carry that stops.
     K > 0: truncated BPTT with injections at many steps; each one travels back
     at most `trunc` steps, tracked as K = trunc + 1 chains in flight.
+    wpk: packed W_hh of this layer and direction, or NULL (BLAS).
     """
     cdef Py_ssize_t H = n.H, W = n.ndir * n.H, blk = Bs * n.ndir * n.H
     cdef Py_ssize_t k = 4 * (l * n.ndir + d)
@@ -360,9 +434,8 @@ cdef void _elman_backward(const Net* n, int l, int d, const floating* theta, flo
             _sync(nt)                            # dz_t complete
             if s < nsteps - 1:
                 # dh_{t-1} += dz_t W_hh  (own columns; onto the injected gradient)
-                gemm(False, False, <int> Bs, <int> (j1 - j0), <int> H, <floating> 1.0, cur,
-                     <int> W, w_hh + j0, <int> H, <floating> 1.0,
-                     (cur - blk if d == 0 else cur + blk) + j0, <int> W)
+                _rec_gemm(Bs, j0, j1, H, cur, W, wpk, w_hh, False,
+                          cur - blk if d == 0 else cur + blk, W, False)
         else:
             # the chain starting here replaces the one that started K steps ago
             slot = ringA + (s % K) * ringblk
@@ -383,8 +456,7 @@ cdef void _elman_backward(const Net* n, int l, int d, const floating* theta, flo
                         cur[i * W + j] += v
             _sync(nt)
             if s < T - 1:
-                gemm(False, False, <int> (K * Bs), <int> (j1 - j0), <int> H, <floating> 1.0,
-                     ringA, <int> H, w_hh + j0, <int> H, <floating> 0.0, ringB + j0, <int> H)
+                _rec_gemm(K * Bs, j0, j1, H, ringA, H, wpk, w_hh, False, ringB, H, True)
                 sw = ringA
                 ringA = ringB
                 ringB = sw
@@ -560,8 +632,11 @@ cdef void _gather(floating* X0, const floating* X, Py_ssize_t T, Py_ssize_t D,
 
 cdef void _forward_layers(const Net* n, const floating* theta, floating* ws,
                           const Py_ssize_t* lay, Py_ssize_t Bs, Py_ssize_t T,
-                          bint train, int tid, int nt) noexcept nogil:
-    """All layers; layer l's outputs land in Y slot l (train) or l % 2."""
+                          bint train, const floating* wpack, int tid, int nt) noexcept nogil:
+    """All layers; layer l's outputs land in Y slot l (train) or l % 2.
+    wpack: the packed weights (see _pack_all) or NULL."""
+    cdef Py_ssize_t pb = _packed_block(n, sizeof(floating))
+    cdef int npass = 2 if train else 1
     cdef Py_ssize_t W = n.ndir * n.H, ysz = (T + 2) * Bs * n.ndir * n.H
     cdef floating* Y
     cdef const floating* Xin
@@ -582,16 +657,21 @@ cdef void _forward_layers(const Net* n, const floating* theta, floating* ws,
         memset(Y + (T + 1) * Bs * W + i0, 0, (i1 - i0) * sizeof(floating))
         for d in range(n.ndir):
             _elman_forward(n, l, d, theta, Xin, ldx, ldx, Y, Bs, T, False,
-                           ws + lay[WS_BSUM], tid, nt)
+                           ws + lay[WS_BSUM],
+                           wpack + (l * n.ndir + d) * npass * pb if wpack != NULL else NULL,
+                           tid, nt)
 
 
 cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
                          Py_ssize_t P, const floating* X, Py_ssize_t T,
                          const Py_ssize_t* idx, Py_ssize_t Bs,
                          const floating* yreg, const int32_t* ylab, Py_ssize_t Ty,
-                         floating* ws, double scale, int tid, int nt) noexcept nogil:
+                         floating* ws, double scale, const floating* wpack, int tid,
+                         int nt) noexcept nogil:
     """Loss (this thread's part of the sum) and gradient of one shard, run by
-    a team of nt threads (nt = 1: one thread does it all)."""
+    a team of nt threads (nt = 1: one thread does it all).  wpack: packed
+    weights for the forward and backward passes, or NULL."""
+    cdef Py_ssize_t pb = _packed_block(n, sizeof(floating))
     cdef Py_ssize_t lay[WS_NSLOTS]
     cdef unsigned int csr
     cdef Py_ssize_t W = n.ndir * n.H, ysz = (T + 2) * Bs * n.ndir * n.H
@@ -614,7 +694,7 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
     _ws_layout(n, Bs, T, True, lay)
     K = _ring_slots(n, T)
     _gather(ws + lay[WS_X0], X, T, n.D, idx, 0, Bs, tid, nt)
-    _forward_layers(n, theta, ws, lay, Bs, T, True, tid, nt)
+    _forward_layers(n, theta, ws, lay, Bs, T, True, wpack, tid, nt)
 
     Ytop = ws + lay[WS_Y] + (n.L - 1) * ysz
     dYcur = ws + lay[WS_DYA]
@@ -640,7 +720,9 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
                             dYnext if l > 0 else <floating*> NULL,
                             Bs, T, last_only,
                             ws + lay[WS_RINGA], ws + lay[WS_RINGB], 0 if last_only else K,
-                            ws + lay[WS_BSUM], tid, nt)
+                            ws + lay[WS_BSUM],
+                            wpack + ((l * n.ndir + d) * 2 + 1) * pb if wpack != NULL else NULL,
+                            tid, nt)
         sw = dYcur
         dYcur = dYnext
         dYnext = sw
@@ -650,7 +732,8 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
 
 cdef void _predict_chunk(const Net* n, const floating* theta, const floating* X,
                          Py_ssize_t T, Py_ssize_t first, Py_ssize_t Bs,
-                         floating* out, floating* ws, int tid, int nt) noexcept nogil:
+                         floating* out, floating* ws, const floating* wpack, int tid,
+                         int nt) noexcept nogil:
     cdef Py_ssize_t lay[WS_NSLOTS]
     cdef unsigned int csr
     cdef Py_ssize_t ysz = (T + 2) * Bs * n.ndir * n.H
@@ -661,7 +744,7 @@ cdef void _predict_chunk(const Net* n, const floating* theta, const floating* X,
     csr = crnn_ftz_enter()
     _ws_layout(n, Bs, T, False, lay)
     _gather(ws + lay[WS_X0], X, T, n.D, NULL, first, Bs, tid, nt)
-    _forward_layers(n, theta, ws, lay, Bs, T, False, tid, nt)
+    _forward_layers(n, theta, ws, lay, Bs, T, False, wpack, tid, nt)
     logits = ws + lay[WS_LOGITS]
     _split(T * Bs if n.seq else Bs, tid, nt, 1, &r0, &r1)
     _head_forward(n, theta, ws + lay[WS_Y] + ((n.L - 1) % 2) * ysz, logits,
@@ -689,10 +772,40 @@ def debug_build():
     return bool(CRNN_DEBUG_BUILD)
 
 
+def simd_level():
+    """SIMD kernels of the recurrent product in use: 2 AVX-512, 1 AVX2+FMA,
+    0 none (BLAS)."""
+    return crnn_simd_level()
+
+
+def set_simd_level(int level):
+    """Use at most this SIMD level (test hook; -1 restores the CPU's best).
+    Returns the level now in use."""
+    return crnn_simd_level_set(level)
+
+
+def pack_weights(Config cfg, const floating[::1] theta, floating[::1] wpack, bint train,
+                 int n_threads=1):
+    """Fill wpack (cfg.packed_size(train, itemsize) elements) with the packed
+    W_hh of every layer and direction, for predict(); train_step packs its
+    own."""
+    cdef const Net* n = &cfg.net
+    cdef int tid, nth
+    if theta.shape[0] != cfg.n_params:
+        raise ValueError("parameter vector does not match the network")
+    if wpack.shape[0] != cfg.packed_size(train, sizeof(floating)):
+        raise ValueError("packed-weight buffer has the wrong size")
+    with nogil, parallel(num_threads=n_threads):
+        tid = threadid()
+        nth = omp_get_num_threads()
+        _pack_all(n, &theta[0], &wpack[0], train, tid, nth)
+
+
 def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
                const floating[:, :, ::1] X, const floating[:, :, ::1] yreg,
                const int32_t[:, ::1] ylab, const Py_ssize_t[::1] idx,
-               floating[:, ::1] ws, int n_threads, bint hidden_split=False):
+               floating[:, ::1] ws, int n_threads, bint hidden_split=False,
+               floating[::1] wpack=None):
     """Loss of the batch X[idx] and its gradient, one row of `grads` per shard.
 
     Batch split (default): the batch is cut into grads.shape[0] contiguous
@@ -700,6 +813,10 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
     (grads and ws have one row) run by a team of n_threads threads that split
     the hidden units.  The caller sums the rows of `grads` in order (see
     _optim).  Returns the mean loss of the batch (without the L2 term).
+
+    wpack (cfg.packed_size(True, itemsize) elements): scratch for packed
+    copies of W_hh, which the recurrent products then use; None or empty:
+    the recurrent products go through BLAS.
     """
     cdef const Net* n = &cfg.net
     cdef Py_ssize_t B = idx.shape[0], T = X.shape[1], P = theta.shape[0]
@@ -711,6 +828,7 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
     cdef const int32_t* lp = NULL
     cdef double[::1] part_loss
     cdef int tid, nth
+    cdef floating* wp = NULL
 
     if X.shape[2] != n.D:
         raise ValueError(f"X has {X.shape[2]} features, the network expects {n.D}")
@@ -720,6 +838,10 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
         raise ValueError("workspace too small")
     if hidden_split and S != 1:
         raise ValueError("the hidden split runs one shard")
+    if wpack is not None and wpack.shape[0] > 0:
+        if wpack.shape[0] != cfg.packed_size(True, sizeof(floating)):
+            raise ValueError("packed-weight buffer has the wrong size")
+        wp = &wpack[0]
     if n_threads < 1:
         raise ValueError("n_threads must be positive")
     if B < 1:
@@ -750,15 +872,22 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
         with nogil, parallel(num_threads=n_threads):
             tid = threadid()
             nth = omp_get_num_threads()
+            if wp != NULL:
+                _pack_all(n, &theta[0], wp, True, tid, nth)
             part_loss[tid] = _train_shard(n, &theta[0], &grads[0, 0], P, &X[0, 0, 0], T,
-                                          &idx[0], B, yp, lp, Ty, &ws[0, 0], scale, tid, nth)
+                                          &idx[0], B, yp, lp, Ty, &ws[0, 0], scale, wp,
+                                          tid, nth)
     else:
+        if wp != NULL:
+            with nogil, parallel(num_threads=n_threads):
+                _pack_all(n, &theta[0], wp, True, threadid(), omp_get_num_threads())
         for s in prange(S, nogil=True, schedule='static', num_threads=n_threads,
                         use_threads_if=n_threads > 1 and S > 1):
             lo = s * B // S
             hi = (s + 1) * B // S
             part_loss[s] = _train_shard(n, &theta[0], &grads[s, 0], P, &X[0, 0, 0], T,
-                                        &idx[lo], hi - lo, yp, lp, Ty, &ws[s, 0], scale, 0, 1)
+                                        &idx[lo], hi - lo, yp, lp, Ty, &ws[s, 0], scale, wp,
+                                        0, 1)
     for s in range(part_loss.shape[0]):
         loss += part_loss[s]
     return loss * scale
@@ -766,18 +895,24 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
 
 def predict(Config cfg, const floating[::1] theta, const floating[:, :, ::1] X,
             floating[:, :, ::1] out, floating[:, ::1] ws, Py_ssize_t chunk, int n_threads,
-            bint hidden_split=False):
+            bint hidden_split=False, const floating[::1] wpack=None):
     """Raw head outputs for every sample: out[i, t, :] (t = 0 for many-to-one).
 
     Samples go in chunks of `chunk` to the threads, each thread using its row
     of `ws`; with hidden_split all threads work on each chunk in turn (split
     over hidden units, one row of `ws`).  A sample's result does not depend
-    on the other samples.
+    on the other samples.  wpack: weights packed by pack_weights(train=False)
+    for the recurrent products (None or empty: BLAS).
     """
     cdef const Net* n = &cfg.net
     cdef Py_ssize_t N = X.shape[0], T = X.shape[1]
     cdef Py_ssize_t nchunks, c, lo, hi
     cdef int nt = n_threads, tid, nth
+    cdef const floating* wp = NULL
+    if wpack is not None and wpack.shape[0] > 0:
+        if wpack.shape[0] != cfg.packed_size(False, sizeof(floating)):
+            raise ValueError("packed-weight buffer has the wrong size")
+        wp = &wpack[0]
     if X.shape[2] != n.D:
         raise ValueError(f"X has {X.shape[2]} features, the network expects {n.D}")
     if theta.shape[0] != cfg.n_params:
@@ -805,7 +940,7 @@ def predict(Config cfg, const floating[::1] theta, const floating[:, :, ::1] X,
                 if hi > N:
                     hi = N
                 _predict_chunk(n, &theta[0], &X[0, 0, 0], T, lo, hi - lo, &out[0, 0, 0],
-                               &ws[0, 0], tid, nth)
+                               &ws[0, 0], wp, tid, nth)
         return
     if nt > nchunks:
         nt = <int> nchunks
@@ -820,5 +955,5 @@ def predict(Config cfg, const floating[::1] theta, const floating[:, :, ::1] X,
         if hi > N:
             hi = N
         _predict_chunk(n, &theta[0], &X[0, 0, 0], T, lo, hi - lo, &out[0, 0, 0],
-                       &ws[threadid(), 0], 0, 1)
+                       &ws[threadid(), 0], wp, 0, 1)
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import reference as ref
-from kernel_helpers import kernel_loss_grad, kernel_predict, make_layout, pack
+from kernel_helpers import (SIMD_IDS, SIMD_LEVELS, kernel_loss_grad, kernel_predict,
+                            make_layout, pack, simd)
 from crnn import _kernels, _optim
 from crnn._layout import LOSS_MSE
 
@@ -52,10 +53,11 @@ THREAD_IDS = ["1t", "2t-batch", "2t-hidden", "3t-hidden"]
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
 @pytest.mark.parametrize("seq", [False, True])
-@pytest.mark.parametrize("readonly", [False, True])
+@pytest.mark.parametrize("level", SIMD_LEVELS, ids=SIMD_IDS)
 def test_loss_and_gradients_match_reference(dtype, threading, num_layers, nonlinearity, seq,
-                                            readonly):
+                                            level):
     n_threads, hidden_split = threading
+    readonly = level is None        # read-only inputs on one pass of the grid
     for loss, bidirectional in itertools.product(["mse", "xent"], [False, True]):
         layout, params, X, y, idx, arch = _problem(
             1, num_layers=num_layers, bidirectional=bidirectional, nonlinearity=nonlinearity,
@@ -66,9 +68,11 @@ def test_loss_and_gradients_match_reference(dtype, threading, num_layers, nonlin
         y_d = y.astype(dtype).astype(np.float64) if loss == "mse" else y
         want_loss, want = ref.loss_and_grads(p_d, X_d[idx], _ref_target(y_d, idx, seq),
                                              loss=loss, **arch)
-        got_loss, got = kernel_loss_grad(layout, params, X, y, idx, loss=loss, seq=seq,
-                                         n_threads=n_threads, dtype=dtype, readonly=readonly,
-                                         hidden_split=hidden_split)
+        with simd(level) as packed:
+            got_loss, got = kernel_loss_grad(layout, params, X, y, idx, loss=loss, seq=seq,
+                                             n_threads=n_threads, dtype=dtype,
+                                             readonly=readonly, hidden_split=hidden_split,
+                                             packed=packed)
         tol = 1e-11 if dtype == np.float64 else 2e-5
         assert abs(got_loss - want_loss) <= tol * max(1, abs(want_loss))
         assert set(got) == set(want)
@@ -81,16 +85,18 @@ def test_loss_and_gradients_match_reference(dtype, threading, num_layers, nonlin
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("seq", [False, True])
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_truncated_bptt_matches_reference(trunc, num_layers, seq, bidirectional):
+@pytest.mark.parametrize("level", SIMD_LEVELS, ids=SIMD_IDS)
+def test_truncated_bptt_matches_reference(trunc, num_layers, seq, bidirectional, level):
     layout, params, X, y, idx, arch = _problem(
         2, num_layers=num_layers, bidirectional=bidirectional, nonlinearity="tanh", seq=seq,
         loss="mse", T=9)
     want_loss, want = ref.loss_and_grads(params, X[idx], _ref_target(y, idx, seq), loss="mse",
                                          bptt_truncate=trunc, **arch)
     for n_threads, hidden_split in THREADING + [(4, True)]:
-        got_loss, got = kernel_loss_grad(layout, params, X, y, idx, loss="mse", seq=seq,
-                                         trunc=trunc, n_threads=n_threads,
-                                         hidden_split=hidden_split)
+        with simd(level) as packed:
+            got_loss, got = kernel_loss_grad(layout, params, X, y, idx, loss="mse", seq=seq,
+                                             trunc=trunc, n_threads=n_threads,
+                                             hidden_split=hidden_split, packed=packed)
         assert got_loss == pytest.approx(want_loss, rel=1e-12)
         for name in want:
             assert _rel_err(got[name], want[name]) < 1e-10, name
@@ -106,7 +112,8 @@ def test_truncated_bptt_matches_reference(trunc, num_layers, seq, bidirectional)
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("seq", [False, True])
-def test_predict_matches_reference(dtype, threading, num_layers, bidirectional, seq):
+@pytest.mark.parametrize("level", SIMD_LEVELS, ids=SIMD_IDS)
+def test_predict_matches_reference(dtype, threading, num_layers, bidirectional, seq, level):
     n_threads, hidden_split = threading
     layout, params, X, y, idx, arch = _problem(
         3, num_layers=num_layers, bidirectional=bidirectional, nonlinearity="tanh", seq=seq,
@@ -114,8 +121,10 @@ def test_predict_matches_reference(dtype, threading, num_layers, bidirectional, 
     want, _ = ref.forward({k: v.astype(dtype).astype(np.float64) for k, v in params.items()},
                           X.astype(dtype).astype(np.float64), **arch)
     for chunk in (1, 2, 4, 100):
-        got = kernel_predict(layout, params, X, seq=seq, n_threads=n_threads, chunk=chunk,
-                             dtype=dtype, readonly=True, hidden_split=hidden_split)
+        with simd(level) as packed:
+            got = kernel_predict(layout, params, X, seq=seq, n_threads=n_threads, chunk=chunk,
+                                 dtype=dtype, readonly=True, hidden_split=hidden_split,
+                                 packed=packed)
         assert got.dtype == dtype
         tol = 1e-12 if dtype == np.float64 else 2e-6
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
@@ -303,11 +312,13 @@ def test_vector_tanh_is_accurate_to_a_few_ulp():
 @pytest.mark.parametrize("n_threads", [2, 3])
 @pytest.mark.parametrize("seq", [False, True])
 @pytest.mark.parametrize("trunc", [None, 3])
-def test_hidden_split_with_real_unit_slices(dtype, n_threads, seq, trunc):
-    """H = 40 gives each thread its own slice of units (aligned to 16 float32 or
-    8 float64 lanes), in both directions and both layers."""
+@pytest.mark.parametrize("level", SIMD_LEVELS, ids=SIMD_IDS)
+def test_hidden_split_with_real_unit_slices(dtype, n_threads, seq, trunc, level):
+    """H = 70 gives each thread its own slice of units (aligned to panels of 32
+    float32 or 16 float64), in both directions and both layers, with a
+    partial last panel."""
     rng = np.random.default_rng(9)
-    Hb, Tb, Bb = 40, 6, 5
+    Hb, Tb, Bb = 70, 6, 5
     arch = dict(num_layers=2, bidirectional=True, nonlinearity="tanh", return_sequences=seq)
     layout = make_layout(n_features=D, hidden=Hb, n_outputs=O, num_layers=2, bidirectional=True,
                          nonlinearity="tanh")
@@ -321,14 +332,16 @@ def test_hidden_split_with_real_unit_slices(dtype, n_threads, seq, trunc):
     y_d = y.astype(dtype).astype(np.float64)
     want_loss, want = ref.loss_and_grads(p_d, X_d, y_d if seq else y_d[:, 0], loss="mse",
                                          bptt_truncate=trunc, **arch)
-    got_loss, got = kernel_loss_grad(layout, params, X, y, idx, loss="mse", seq=seq,
-                                     trunc=trunc, n_threads=n_threads, dtype=dtype,
-                                     hidden_split=True)
+    with simd(level) as packed:
+        got_loss, got = kernel_loss_grad(layout, params, X, y, idx, loss="mse", seq=seq,
+                                         trunc=trunc, n_threads=n_threads, dtype=dtype,
+                                         hidden_split=True, packed=packed)
     tol = 1e-11 if dtype == np.float64 else 3e-5
     assert got_loss == pytest.approx(want_loss, rel=tol)
     for name in want:
         assert _rel_err(got[name], want[name]) < tol * 10, name
-    pred = kernel_predict(layout, params, X, seq=seq, n_threads=n_threads, chunk=2, dtype=dtype,
-                          hidden_split=True)
+    with simd(level) as packed:
+        pred = kernel_predict(layout, params, X, seq=seq, n_threads=n_threads, chunk=2,
+                              dtype=dtype, hidden_split=True, packed=packed)
     want_pred, _ = ref.forward(p_d, X_d, **arch)
     np.testing.assert_allclose(pred, want_pred, rtol=tol, atol=tol)

@@ -109,3 +109,13 @@ def test_clone_and_pickle_round_trip():
     Xs = np.random.default_rng(0).normal(size=(30, 6, 2))
     reg.fit(Xs, Xs[:, :, 0])
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(reg)).predict(Xs), reg.predict(Xs))
+
+
+def test_pickling_leaves_the_estimator_alone():
+    X, y = _digits3d(60)
+    clf = RNNClassifier(hidden_size=8, max_iter=1, random_state=0).fit(X / 16, y)
+    before = set(vars(clf))
+    pickle.dumps(clf)
+    assert set(vars(clf)) == before
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).predict(X / 16),
+                                  clf.predict(X / 16))

@@ -1,0 +1,230 @@
+/* The recurrent product of the time loop, on weights packed once per batch.
+ *
+ * Every time step multiplies the previous states by the same W_hh
+ * (forward: C += A W_hh^T; backward: dh += dz W_hh).  A general BLAS GEMM
+ * re-packs W_hh on every call; here W_hh is packed once per batch into
+ * panels of PW columns (128 bytes: 32 floats or 16 doubles), k-major, and a
+ * register-blocked kernel (MR rows x one panel, FMA on 512- or 256-bit
+ * vectors) streams A against it.  On the shapes of the time loop this runs
+ * at 110-115 GFLOP/s per Zen 4 core where OpenBLAS's sgemm gets 55-95
+ * (benches/, docs/performance.md).
+ *
+ * Logical product: C[:, g*Hs + u] (+)= sum_k A[:, k] B[k, g*Hs + u] for the
+ * gates g < G and the units u in [u0, u1).  Panels are ordered by unit block
+ * then gate, so a thread that owns a range of unit blocks reads a contiguous
+ * range of panels.  u0 must be a multiple of PW.
+ *
+ * Each output element is one sequential chain of FMAs over k, so a row's
+ * result does not depend on the other rows or on how rows are blocked.
+ *
+ * Kernels exist for AVX-512 and for AVX2+FMA (x86-64, GCC or Clang); the
+ * level is picked once from the CPU (crnn_simd_level), and
+ * crnn_simd_level_set lets tests force a lower one.  Level 0 means no kernel:
+ * the caller then uses BLAS.
+ */
+#ifndef CRNN_GEMM_H
+#define CRNN_GEMM_H
+
+#include <stddef.h>
+#include <string.h>
+
+#define CRNN_PW_BYTES 128
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(CRNN_NO_SIMD)
+#define CRNN_HAVE_SIMD 1
+#else
+#define CRNN_HAVE_SIMD 0
+#endif
+
+static int crnn_simd_detected = -1;
+static int crnn_simd_current = -1;
+
+/* 2: AVX-512F, 1: AVX2 + FMA, 0: none */
+static int crnn_simd_detect(void)
+{
+#if CRNN_HAVE_SIMD
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return 1;
+#endif
+    return 0;
+}
+
+static int crnn_simd_level(void)
+{
+    if (crnn_simd_current < 0) {
+        crnn_simd_detected = crnn_simd_detect();
+        crnn_simd_current = crnn_simd_detected;
+    }
+    return crnn_simd_current;
+}
+
+/* Force a level (capped at what the CPU has); returns the level in use. */
+static int crnn_simd_level_set(int level)
+{
+    crnn_simd_level();
+    if (level < 0 || level > crnn_simd_detected)
+        level = crnn_simd_detected;
+    crnn_simd_current = level;
+    return level;
+}
+
+/* ---- packing ------------------------------------------------------------
+ * B[k, g*Hs + u] = trans ? W[(g*Hs + u) * ldw + k] : W[k * ldw + g*Hs + u],
+ * for k < K, g < G, u < units; panels (unit block ub, gate g) of PW columns,
+ * columns past `units` zero.  `blocks` = [b0, b1) selects the unit blocks
+ * packed (so threads can share the work). */
+#define CRNN_DEFINE_PACK(NAME, T)                                                    \
+    static void NAME(const T *W, long ldw, int trans, long K, long G, long Hs,      \
+                     long units, long b0, long b1, T *out)                          \
+    {                                                                               \
+        const long PW = CRNN_PW_BYTES / (long)sizeof(T);                            \
+        for (long ub = b0; ub < b1; ub++)                                           \
+            for (long g = 0; g < G; g++) {                                          \
+                T *p = out + (ub * G + g) * K * PW;                                 \
+                for (long k = 0; k < K; k++)                                        \
+                    for (long j = 0; j < PW; j++) {                                 \
+                        const long u = ub * PW + j, c = g * Hs + u;                 \
+                        p[k * PW + j] = u >= units ? (T)0                           \
+                                        : trans ? W[c * ldw + k] : W[k * ldw + c];  \
+                    }                                                               \
+            }                                                                       \
+    }
+CRNN_DEFINE_PACK(crnn_pack_f32, float)
+CRNN_DEFINE_PACK(crnn_pack_f64, double)
+
+/* elements of a packed matrix with K rows and G * ceil(units / PW) panels */
+static long crnn_packed_size(long K, long G, long units, long elem_bytes)
+{
+    const long PW = CRNN_PW_BYTES / elem_bytes;
+    return ((units + PW - 1) / PW) * G * K * PW;
+}
+
+#if CRNN_HAVE_SIMD
+
+#if defined(__clang__)
+#define CRNN_UNROLL _Pragma("unroll")
+#else
+#define CRNN_UNROLL _Pragma("GCC unroll 16")
+#endif
+
+/* One block of MR rows x one panel: NV vectors of VL lanes per row; the
+ * accumulators must stay in registers, so every small loop is unrolled. */
+#define CRNN_BLOCK(T, VT, VL, NV, MR, K, A, lda, bp, C, ldc, nvalid, beta0)              \
+    do {                                                                                 \
+        VT acc_[MR][NV];                                                                 \
+        CRNN_UNROLL for (int r_ = 0; r_ < MR; r_++)                                      \
+            CRNN_UNROLL for (int v_ = 0; v_ < NV; v_++)                                  \
+                acc_[r_][v_] = (VT){0};                                                  \
+        for (long k_ = 0; k_ < (K); k_++) {                                              \
+            VT b_[NV];                                                                   \
+            CRNN_UNROLL for (int v_ = 0; v_ < NV; v_++)                                  \
+                memcpy(&b_[v_], (bp) + k_ * (NV * VL) + v_ * VL, sizeof(VT));            \
+            CRNN_UNROLL for (int r_ = 0; r_ < MR; r_++) {                                \
+                const T a_ = (A)[r_ * (lda) + k_];                                       \
+                CRNN_UNROLL for (int v_ = 0; v_ < NV; v_++)                              \
+                    acc_[r_][v_] += a_ * b_[v_];                                         \
+            }                                                                            \
+        }                                                                                \
+        for (int r_ = 0; r_ < MR; r_++) {                                                \
+            T *c_ = (C) + r_ * (ldc);                                                    \
+            if ((nvalid) == NV * VL) {                                                   \
+                for (int v_ = 0; v_ < NV; v_++) {                                        \
+                    VT cv_ = acc_[r_][v_];                                               \
+                    if (!(beta0)) {                                                      \
+                        VT old_;                                                         \
+                        memcpy(&old_, c_ + v_ * VL, sizeof(VT));                         \
+                        cv_ = old_ + cv_;                                                \
+                    }                                                                    \
+                    memcpy(c_ + v_ * VL, &cv_, sizeof(VT));                              \
+                }                                                                        \
+            } else {                                                                     \
+                T tmp_[NV * VL];                                                         \
+                memcpy(tmp_, acc_[r_], sizeof(tmp_));                                    \
+                for (int j_ = 0; j_ < (nvalid); j_++)                                    \
+                    c_[j_] = (beta0) ? tmp_[j_] : c_[j_] + tmp_[j_];                     \
+            }                                                                            \
+        }                                                                                \
+    } while (0)
+
+/* Driver over panels and row blocks; MR1 > MR2 > MR3 > 1 row blocks. */
+#define CRNN_DEFINE_RGEMM(NAME, T, VT, VL, NV, TARGET, MR1, MR2, MR3)                   \
+    __attribute__((target(TARGET))) static void NAME(                                  \
+        long M, long u0, long u1, long G, long Hs, long K, const T *A, long lda,       \
+        const T *Bp, T *C, long ldc, int beta0)                                        \
+    {                                                                                  \
+        const long PW = NV * VL;                                                       \
+        for (long ub = u0 / PW; ub * PW < u1; ub++) {                                  \
+            const long ucol = ub * PW;                                                 \
+            const int nvalid = (int)(u1 - ucol < PW ? u1 - ucol : PW);                 \
+            for (long g = 0; g < G; g++) {                                             \
+                const T *bp = Bp + (ub * G + g) * K * PW;                              \
+                T *cp = C + g * Hs + ucol;                                             \
+                long i = 0;                                                            \
+                for (; i + MR1 <= M; i += MR1)                                         \
+                    CRNN_BLOCK(T, VT, VL, NV, MR1, K, A + i * lda, lda, bp,            \
+                               cp + i * ldc, ldc, nvalid, beta0);                      \
+                for (; i + MR2 <= M; i += MR2)                                         \
+                    CRNN_BLOCK(T, VT, VL, NV, MR2, K, A + i * lda, lda, bp,            \
+                               cp + i * ldc, ldc, nvalid, beta0);                      \
+                for (; i + MR3 <= M; i += MR3)                                         \
+                    CRNN_BLOCK(T, VT, VL, NV, MR3, K, A + i * lda, lda, bp,            \
+                               cp + i * ldc, ldc, nvalid, beta0);                      \
+                for (; i < M; i++)                                                     \
+                    CRNN_BLOCK(T, VT, VL, NV, 1, K, A + i * lda, lda, bp,              \
+                               cp + i * ldc, ldc, nvalid, beta0);                      \
+            }                                                                          \
+        }                                                                              \
+    }
+
+typedef float crnn_f32x16 __attribute__((vector_size(64)));
+typedef float crnn_f32x8 __attribute__((vector_size(32)));
+typedef double crnn_f64x8 __attribute__((vector_size(64)));
+typedef double crnn_f64x4 __attribute__((vector_size(32)));
+
+/* AVX-512: 8 rows x 2 vectors = 16 accumulators of 32 registers */
+CRNN_DEFINE_RGEMM(crnn_rgemm_f32_avx512, float, crnn_f32x16, 16, 2, "avx512f,fma", 8, 4, 2)
+CRNN_DEFINE_RGEMM(crnn_rgemm_f64_avx512, double, crnn_f64x8, 8, 2, "avx512f,fma", 8, 4, 2)
+/* AVX2: 3 rows x 4 vectors = 12 accumulators of 16 registers */
+CRNN_DEFINE_RGEMM(crnn_rgemm_f32_avx2, float, crnn_f32x8, 8, 4, "avx2,fma", 3, 2, 2)
+CRNN_DEFINE_RGEMM(crnn_rgemm_f64_avx2, double, crnn_f64x4, 4, 4, "avx2,fma", 3, 2, 2)
+
+#endif /* CRNN_HAVE_SIMD */
+
+/* C (+)= A B on packed B at the current SIMD level; returns 0 (and does
+ * nothing) when there is no kernel, so the caller falls back to BLAS. */
+static int crnn_rgemm_f32(long M, long u0, long u1, long G, long Hs, long K, const float *A,
+                          long lda, const float *Bp, float *C, long ldc, int beta0)
+{
+#if CRNN_HAVE_SIMD
+    switch (crnn_simd_level()) {
+    case 2:
+        crnn_rgemm_f32_avx512(M, u0, u1, G, Hs, K, A, lda, Bp, C, ldc, beta0);
+        return 1;
+    case 1:
+        crnn_rgemm_f32_avx2(M, u0, u1, G, Hs, K, A, lda, Bp, C, ldc, beta0);
+        return 1;
+    }
+#endif
+    return 0;
+}
+
+static int crnn_rgemm_f64(long M, long u0, long u1, long G, long Hs, long K, const double *A,
+                          long lda, const double *Bp, double *C, long ldc, int beta0)
+{
+#if CRNN_HAVE_SIMD
+    switch (crnn_simd_level()) {
+    case 2:
+        crnn_rgemm_f64_avx512(M, u0, u1, G, Hs, K, A, lda, Bp, C, ldc, beta0);
+        return 1;
+    case 1:
+        crnn_rgemm_f64_avx2(M, u0, u1, G, Hs, K, A, lda, Bp, C, ldc, beta0);
+        return 1;
+    }
+#endif
+    return 0;
+}
+
+#endif
