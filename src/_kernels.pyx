@@ -199,16 +199,17 @@ cdef void _act_forward(int cell, floating* z, Py_ssize_t rows, Py_ssize_t H,
             crnn_tanh_bias_f32(z, rows, H, ld, bias)
         else:
             crnn_relu_bias_f32(z, rows, H, ld, bias)
-        return
-    for i in range(rows):
-        r = z + i * ld
-        if cell == CELL_TANH:
-            for j in range(H):
-                r[j] = _tanh(r[j] + bias[j])
-        else:
-            for j in range(H):
-                v = r[j] + bias[j]
-                r[j] = v if v > 0 else 0
+    else:
+        # float64 keeps libm's tanh: full double precision
+        for i in range(rows):
+            r = z + i * ld
+            if cell == CELL_TANH:
+                for j in range(H):
+                    r[j] = _tanh(r[j] + bias[j])
+            else:
+                for j in range(H):
+                    v = r[j] + bias[j]
+                    r[j] = v if v > 0 else 0
 
 
 cdef void _act_backward(int cell, floating* g, const floating* y, Py_ssize_t rows,
@@ -222,17 +223,17 @@ cdef void _act_backward(int cell, floating* g, const floating* y, Py_ssize_t row
             crnn_tanh_grad_f32(g, y, rows, H, ld)
         else:
             crnn_relu_grad_f32(g, y, rows, H, ld)
-        return
-    for i in range(rows):
-        gr = g + i * ld
-        yr = y + i * ld
-        if cell == CELL_TANH:
-            for j in range(H):
-                gr[j] = gr[j] * (1 - yr[j] * yr[j])
-        else:
-            for j in range(H):
-                if yr[j] <= 0:
-                    gr[j] = 0
+    else:
+        for i in range(rows):
+            gr = g + i * ld
+            yr = y + i * ld
+            if cell == CELL_TANH:
+                for j in range(H):
+                    gr[j] = gr[j] * (1 - yr[j] * yr[j])
+            else:
+                for j in range(H):
+                    if yr[j] <= 0:
+                        gr[j] = 0
 
 
 cdef void _copy_rows(floating* dst, Py_ssize_t ldd, const floating* src, Py_ssize_t lds,
@@ -857,9 +858,9 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
     else:
         if ylab.shape[0] != X.shape[0] or ylab.shape[1] != Ty:
             raise ValueError("labels do not match X")
-        for i in range(ylab.shape[0]):
+        for i in range(B):               # only the batch's labels: O(B T), not O(N T)
             for j in range(Ty):
-                if ylab[i, j] < 0 or ylab[i, j] >= n.O:
+                if ylab[idx[i], j] < 0 or ylab[idx[i], j] >= n.O:
                     raise ValueError("label out of range")
         lp = &ylab[0, 0]
         scale = 1.0 / (<double> B * Ty)
