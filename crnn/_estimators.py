@@ -26,6 +26,7 @@ from ._layout import LOSS_MSE, LOSS_XENT, Layout
 from ._threads import blas_single_threaded, effective_n_threads
 
 _SOLVERS = {"sgd": 0, "adam": 1}
+_CELLS = ("rnn", "gru", "lstm")
 _NONLINEARITIES = ("tanh", "relu")
 # per-thread inference workspace is kept under about this many bytes
 _PREDICT_WS_BYTES = 32 * 2**20
@@ -104,6 +105,7 @@ class _BaseRNN(BaseEstimator):
 
     def __init__(
         self,
+        cell="rnn",
         hidden_size=32,
         num_layers=1,
         nonlinearity="tanh",
@@ -132,6 +134,7 @@ class _BaseRNN(BaseEstimator):
         n_jobs=None,
         dtype=np.float32,
     ):
+        self.cell = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.nonlinearity = nonlinearity
@@ -221,6 +224,7 @@ class _BaseRNN(BaseEstimator):
                     f"Got {v!r} instead."
                 )
 
+        options("cell", _CELLS)
         integer("hidden_size", 1)
         integer("num_layers", 1)
         options("nonlinearity", _NONLINEARITIES)
@@ -334,7 +338,7 @@ class _BaseRNN(BaseEstimator):
 
     def _make_layout(self, n_features, n_outputs):
         return Layout(
-            "rnn", self.nonlinearity, int(self.num_layers), 2 if self.bidirectional else 1,
+            self.cell, self.nonlinearity, int(self.num_layers), 2 if self.bidirectional else 1,
             int(self.hidden_size), int(n_features), int(n_outputs),
         )
 
@@ -451,7 +455,8 @@ class _BaseRNN(BaseEstimator):
     @staticmethod
     def _describe(layout):
         return (
-            f"{layout.num_layers} layer(s) of {layout.hidden} {layout.nonlinearity} units"
+            f"{layout.num_layers} layer(s) of {layout.hidden} "
+            f"{layout.nonlinearity if layout.cell == 'rnn' else layout.cell.upper()} units"
             f"{' per direction, bidirectional' if layout.ndir == 2 else ''}, "
             f"{layout.n_features} input feature(s), {layout.n_outputs} output(s)"
         )
@@ -650,8 +655,8 @@ class _BaseRNN(BaseEstimator):
         """The weights as numpy arrays, under the names and shapes of the
         state_dict of a PyTorch module with submodules
         ``rnn = nn.RNN(n_features, hidden_size, num_layers, nonlinearity=...,
-        batch_first=True, bidirectional=...)`` and
-        ``head = nn.Linear(ndir * hidden_size, n_outputs)``."""
+        batch_first=True, bidirectional=...)`` (nn.GRU / nn.LSTM for those
+        cells) and ``head = nn.Linear(ndir * hidden_size, n_outputs)``."""
         check_is_fitted(self, "_theta")
         return {k: v.copy() for k, v in self._layout.views(self._theta).items()}
 
@@ -659,7 +664,7 @@ class _BaseRNN(BaseEstimator):
         """Set the weights from a dict like the one state_dict() returns
         (numpy arrays, or CPU torch tensors).
 
-        The estimator's hyperparameters (hidden_size, num_layers,
+        The estimator's hyperparameters (cell, hidden_size, num_layers,
         nonlinearity, bidirectional) must match the weights; n_features and
         n_outputs are read from them.  The optimizer starts afresh, so
         partial_fit continues training from these weights.
@@ -720,13 +725,15 @@ class _BaseRNN(BaseEstimator):
 
 
 class RNNRegressor(RegressorMixin, _BaseRNN):
-    """Elman recurrent network for regression, trained by backpropagation
-    through time.
+    """Recurrent network (Elman, GRU or LSTM cells) for regression, trained
+    by backpropagation through time.
 
-    h_t = f(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), h_{-1} = 0, f = tanh or
-    relu, stacked ``num_layers`` deep (layer k+1 reads the states of layer
-    k), and a linear head o = W_out h + b_out read at the last step
-    (many-to-one) or at every step (``return_sequences=True``).
+    Elman cell: h_t = f(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), f = tanh or
+    relu; GRU and LSTM cells: PyTorch's nn.GRU / nn.LSTM equations and gate
+    order.  h_{-1} = 0 (c_{-1} = 0), stacked ``num_layers`` deep (layer k+1
+    reads the states of layer k), and a linear head o = W_out h + b_out read
+    at the last step (many-to-one) or at every step
+    (``return_sequences=True``).
 
     The loss is the mean squared error, averaged over samples, outputs and
     (with ``return_sequences``) steps, i.e. ``torch.nn.MSELoss()``; plus
@@ -734,11 +741,15 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
 
     Parameters
     ----------
+    cell : {"rnn", "gru", "lstm"}, default="rnn"
+        Recurrent cell: Elman, GRU (gates r, z, n; b_hn inside the reset
+        product) or LSTM (gates i, f, g, o), as torch.nn.RNN / GRU / LSTM.
     hidden_size : int, default=32
         Hidden units per layer (and direction).
     num_layers : int, default=1
         Stacked recurrent layers.
     nonlinearity : {"tanh", "relu"}, default="tanh"
+        The Elman cell's nonlinearity (GRU and LSTM ignore it).
     bidirectional : bool, default=False
         Run a second recurrence backwards in time in every layer (PyTorch's
         convention: the next layer reads both directions concatenated; the
@@ -909,8 +920,8 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
 
 
 class RNNClassifier(ClassifierMixin, _BaseRNN):
-    """Elman recurrent network for classification, trained by
-    backpropagation through time.
+    """Recurrent network (Elman, GRU or LSTM cells) for classification,
+    trained by backpropagation through time.
 
     The network is the one of RNNRegressor; the head gives one logit per
     class, and the loss is the mean softmax cross-entropy over samples (and

@@ -1,9 +1,10 @@
 """Where each weight lives in the flat parameter vector.
 
 The order and the names are those of the state_dict of a PyTorch module with
-submodules ``rnn = nn.RNN(n_features, hidden_size, num_layers,
-batch_first=True, bidirectional=...)`` and ``head = nn.Linear(ndir *
-hidden_size, n_outputs)``.  The kernels read the same offset table.
+submodules ``rnn = nn.RNN / nn.GRU / nn.LSTM(n_features, hidden_size,
+num_layers, batch_first=True, bidirectional=...)`` and ``head =
+nn.Linear(ndir * hidden_size, n_outputs)``.  The kernels read the same offset
+table.
 """
 from dataclasses import dataclass
 from functools import cached_property
@@ -12,15 +13,14 @@ import numpy as np
 
 from . import _kernels
 
-CELL_CODES = {"tanh": 0, "relu": 1}
 LOSS_MSE, LOSS_XENT = 0, 1
-GATES = {"rnn": 1}
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
 
 @dataclass(frozen=True)
 class Layout:
-    cell: str            # "rnn"
-    nonlinearity: str    # "tanh" or "relu"
+    cell: str            # "rnn", "gru" or "lstm"
+    nonlinearity: str    # "tanh" or "relu" (the Elman cell's)
     num_layers: int
     ndir: int
     hidden: int
@@ -95,9 +95,16 @@ class Layout:
             theta[off:off + size] = rng.uniform(-bound, bound, size=size)
         return theta
 
+    @property
+    def cell_code(self):
+        """The kernels' cell code: 0 Elman tanh, 1 Elman relu, 2 GRU, 3 LSTM."""
+        if self.cell == "rnn":
+            return 0 if self.nonlinearity == "tanh" else 1
+        return 2 if self.cell == "gru" else 3
+
     def config(self, seq, loss, trunc):
         return _kernels.Config(
-            CELL_CODES[self.nonlinearity], self.num_layers, self.ndir, self.hidden,
+            self.cell_code, self.num_layers, self.ndir, self.hidden,
             self.n_features, self.n_outputs, bool(seq), loss,
             -1 if trunc is None else int(trunc), self.offsets(), self.n_params,
         )

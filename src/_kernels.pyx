@@ -1,21 +1,26 @@
 # Forward pass and backpropagation through time for stacked, optionally
-# bidirectional, Elman RNNs with a linear output head.
+# bidirectional, recurrent networks (Elman, GRU, LSTM cells) with a linear
+# output head.
 #
 # Layout.  A batch is split into contiguous shards of samples (see "teams"
-# below for how threads share the work).  Inside a shard everything is time-major: block t holds the Bs rows of time
-# step t, so the rows of all steps form one matrix and the input projection,
-# the weight gradients and the input gradient are each one GEMM over all
-# steps.  Only h_{t-1} W_hh^T (forward) and dz_t W_hh (backward) stay inside
-# the time loop.
+# below for how threads share the work).  Inside a shard everything is
+# time-major: block t holds the Bs rows of time step t, so the rows of all
+# steps form one matrix and the input projection, the weight gradients and
+# the input gradient are each one GEMM over all steps.  Only h_{t-1} W_hh^T
+# (forward) and dz_t W_hh (backward) stay inside the time loop.
 #
 # A layer's output buffer Y holds T + 2 blocks of width W = ndir * H: block 0
 # is the forward direction's initial state h_{-1}, blocks 1..T the outputs of
 # steps 0..T-1 (forward direction in columns [0, H), reverse in [H, 2H)), and
 # block T + 1 the reverse direction's initial state.  With this padding the
-# previous states of all steps are one contiguous matrix too.
+# previous states of all steps are one contiguous matrix too.  The LSTM's
+# cell states C (width H, one buffer per layer and direction) are padded the
+# same way.  Gated cells keep their gate activations in Z (width 4H).
 #
-# Parameters live in one flat vector; `offs` gives the offset of every tensor
-# in the order of PyTorch's state_dict (see crnn/_layout.py).
+# Gates follow PyTorch: GRU (r, z, n) with b_hn inside the reset product,
+# LSTM (i, f, g, o).  Parameters live in one flat vector; `offs` gives the
+# offset of every tensor in the order of PyTorch's state_dict (see
+# crnn/_layout.py).
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport tanh, tanhf, exp, log, sqrt
@@ -30,9 +35,38 @@ from crnn_omp cimport crnn_barrier, crnn_ftz_enter, crnn_ftz_leave, omp_get_num_
 cdef extern from "crnn_fast.h" nogil:
     void crnn_tanh_bias_f32(float* z, long rows, long H, long ld, const float* b)
     void crnn_relu_bias_f32(float* z, long rows, long H, long ld, const float* b)
-    void crnn_tanh_grad_f32(float* g, const float* y, long rows, long H, long ld)
-    void crnn_relu_grad_f32(float* g, const float* y, long rows, long H, long ld)
+    void crnn_tanh_grad_f32(float* g, long ldg, const float* y, long ldy, long rows, long H)
+    void crnn_relu_grad_f32(float* g, long ldg, const float* y, long ldy, long rows, long H)
     void crnn_tanh_array_f32(float* x, long n)
+    void crnn_sigmoid_array_f32(float* x, long n)
+    void crnn_lstm_fwd_f32(long M, long j0, long j1, long H, float* Z, long ldz,
+                           const float* R, long ldr, const float* bz, const float* cprev,
+                           long ldcp, float* c, long ldc, float* h, long ldh)
+    void crnn_lstm_fwd_f64(long M, long j0, long j1, long H, double* Z, long ldz,
+                           const double* R, long ldr, const double* bz, const double* cprev,
+                           long ldcp, double* c, long ldc, double* h, long ldh)
+    void crnn_lstm_bwd_f32(long M, long j0, long j1, long H, const float* Z, long ldz,
+                           const float* c, long ldc, const float* cprev, long ldcp,
+                           const float* dh, long ldh, float* dc, long lddc, float* dZ,
+                           long lddz)
+    void crnn_lstm_bwd_f64(long M, long j0, long j1, long H, const double* Z, long ldz,
+                           const double* c, long ldc, const double* cprev, long ldcp,
+                           const double* dh, long ldh, double* dc, long lddc, double* dZ,
+                           long lddz)
+    void crnn_gru_fwd_f32(long M, long j0, long j1, long H, float* Z, long ldz,
+                          const float* R, long ldr, const float* bz, const float* bhn,
+                          const float* hprev, long ldhp, float* h, long ldh)
+    void crnn_gru_fwd_f64(long M, long j0, long j1, long H, double* Z, long ldz,
+                          const double* R, long ldr, const double* bz, const double* bhn,
+                          const double* hprev, long ldhp, double* h, long ldh)
+    void crnn_gru_bwd_f32(long M, long j0, long j1, long H, const float* Z, long ldz,
+                          const float* hprev, long ldhp, const float* dh, long ldh,
+                          float* dZ, long lddz, float* dAn, long ldan, float* dhp,
+                          long lddhp, int add_dhp)
+    void crnn_gru_bwd_f64(long M, long j0, long j1, long H, const double* Z, long ldz,
+                          const double* hprev, long ldhp, const double* dh, long ldh,
+                          double* dZ, long lddz, double* dAn, long ldan, double* dhp,
+                          long lddhp, int add_dhp)
 
 cdef extern from "crnn_gemm.h" nogil:
     int CRNN_PW_BYTES
@@ -62,6 +96,8 @@ cdef extern from *:
 cdef enum:
     CELL_TANH = 0
     CELL_RELU = 1
+    CELL_GRU = 2
+    CELL_LSTM = 3
 
 cdef enum:
     LOSS_MSE = 0
@@ -71,16 +107,24 @@ cdef enum:
 cdef enum:
     WS_X0 = 0
     WS_Y = 1
-    WS_DYA = 2
-    WS_DYB = 3
-    WS_LOGITS = 4
-    WS_HSEL = 5
-    WS_DHSEL = 6
-    WS_RINGA = 7
-    WS_RINGB = 8
-    WS_BSUM = 9
-    WS_TOTAL = 10
-    WS_NSLOTS = 11
+    WS_Z = 2
+    WS_C = 3
+    WS_R = 4
+    WS_DYA = 5
+    WS_DYB = 6
+    WS_DZ = 7
+    WS_DAN = 8
+    WS_DC = 9
+    WS_LOGITS = 10
+    WS_HSEL = 11
+    WS_DHSEL = 12
+    WS_RINGA = 13
+    WS_RINGB = 14
+    WS_RINGZ = 15
+    WS_RINGC = 16
+    WS_BSUM = 17
+    WS_TOTAL = 18
+    WS_NSLOTS = 19
 
 
 cdef struct Net:
@@ -88,7 +132,7 @@ cdef struct Net:
     int L           # layers
     int ndir        # 1 or 2
     int H           # hidden units per direction
-    int G           # gate blocks per cell (1 for the Elman cell)
+    int G           # gate blocks per cell: 1 Elman, 3 GRU, 4 LSTM
     int D           # input features
     int O           # outputs of the head
     int seq         # 1: an output per step (return_sequences), 0: many-to-one
@@ -107,7 +151,7 @@ cdef class Config:
     def __init__(self, int cell, int num_layers, int ndir, int hidden, int n_features,
                  int n_outputs, bint seq, int loss, int trunc, const Py_ssize_t[::1] offs,
                  Py_ssize_t n_params):
-        if cell not in (CELL_TANH, CELL_RELU):
+        if cell not in (CELL_TANH, CELL_RELU, CELL_GRU, CELL_LSTM):
             raise ValueError(f"unknown cell code {cell}")
         if num_layers < 1 or ndir not in (1, 2) or hidden < 1 or n_features < 1 or n_outputs < 1:
             raise ValueError("invalid network shape")
@@ -121,7 +165,7 @@ cdef class Config:
         self.net.L = num_layers
         self.net.ndir = ndir
         self.net.H = hidden
-        self.net.G = 1
+        self.net.G = 3 if cell == CELL_GRU else (4 if cell == CELL_LSTM else 1)
         self.net.D = n_features
         self.net.O = n_outputs
         self.net.seq = seq
@@ -146,7 +190,7 @@ cdef class Config:
 
 cdef inline Py_ssize_t _packed_block(const Net* n, Py_ssize_t itemsize) noexcept nogil:
     """Elements of one packed W_hh (one layer, direction and pass)."""
-    return crnn_packed_size(n.H, 1, n.H, itemsize)
+    return crnn_packed_size(n.H, n.G, n.H, itemsize)
 
 
 cdef inline Py_ssize_t _ring_slots(const Net* n, Py_ssize_t T) noexcept nogil:
@@ -158,23 +202,38 @@ cdef inline Py_ssize_t _ring_slots(const Net* n, Py_ssize_t T) noexcept nogil:
     return n.trunc + 1
 
 
+cdef inline Py_ssize_t _zwidth(const Net* n) noexcept nogil:
+    """Columns of stored gate activations per row (0: Elman keeps none)."""
+    return 4 * n.H if n.G > 1 else 0
+
+
 cdef void _ws_layout(const Net* n, Py_ssize_t Bs, Py_ssize_t T, bint train,
                      Py_ssize_t* lay) noexcept nogil:
-    cdef Py_ssize_t W = n.ndir * n.H
+    cdef Py_ssize_t W = n.ndir * n.H, GH = n.G * n.H, ZW = _zwidth(n)
     cdef Py_ssize_t nY = n.L if train else (1 if n.L == 1 else 2)
+    cdef Py_ssize_t nZ = n.L * n.ndir if train else 1
     cdef Py_ssize_t rows_out = T * Bs if n.seq else Bs
     cdef Py_ssize_t K = _ring_slots(n, T) if train else 0
+    cdef bint gated = n.G > 1, lstm = n.cell == CELL_LSTM
     cdef Py_ssize_t pos = 0
     lay[WS_X0] = pos;      pos += T * Bs * n.D
     lay[WS_Y] = pos;       pos += nY * (T + 2) * Bs * W
+    lay[WS_Z] = pos;       pos += nZ * T * Bs * ZW
+    lay[WS_C] = pos;       pos += nZ * (T + 2) * Bs * n.H if lstm else 0
+    lay[WS_R] = pos;       pos += Bs * GH if gated else 0
     lay[WS_DYA] = pos;     pos += T * Bs * W if train else 0
     lay[WS_DYB] = pos;     pos += T * Bs * W if (train and n.L > 1) else 0
+    lay[WS_DZ] = pos;      pos += T * Bs * GH if (train and gated) else 0
+    lay[WS_DAN] = pos;     pos += T * Bs * n.H if (train and n.cell == CELL_GRU) else 0
+    lay[WS_DC] = pos;      pos += Bs * n.H if (train and lstm) else 0
     lay[WS_LOGITS] = pos;  pos += rows_out * n.O
     lay[WS_HSEL] = pos;    pos += Bs * W
     lay[WS_DHSEL] = pos;   pos += Bs * W if train else 0
     lay[WS_RINGA] = pos;   pos += K * Bs * n.H
     lay[WS_RINGB] = pos;   pos += K * Bs * n.H
-    lay[WS_BSUM] = pos;    pos += n.G * n.H
+    lay[WS_RINGZ] = pos;   pos += K * Bs * GH if gated else 0
+    lay[WS_RINGC] = pos;   pos += K * Bs * n.H if lstm else 0
+    lay[WS_BSUM] = pos;    pos += GH
     lay[WS_TOTAL] = pos
 
 
@@ -212,21 +271,21 @@ cdef void _act_forward(int cell, floating* z, Py_ssize_t rows, Py_ssize_t H,
                     r[j] = v if v > 0 else 0
 
 
-cdef void _act_backward(int cell, floating* g, const floating* y, Py_ssize_t rows,
-                        Py_ssize_t H, Py_ssize_t ld) noexcept nogil:
+cdef void _act_backward(int cell, floating* g, Py_ssize_t ldg, const floating* y,
+                        Py_ssize_t ldy, Py_ssize_t rows, Py_ssize_t H) noexcept nogil:
     """g <- g * f'(z), with f'(z) computed from the output y = f(z)."""
     cdef Py_ssize_t i, j
     cdef floating* gr
     cdef const floating* yr
     if floating is float:
         if cell == CELL_TANH:
-            crnn_tanh_grad_f32(g, y, rows, H, ld)
+            crnn_tanh_grad_f32(g, ldg, y, ldy, rows, H)
         else:
-            crnn_relu_grad_f32(g, y, rows, H, ld)
+            crnn_relu_grad_f32(g, ldg, y, ldy, rows, H)
     else:
         for i in range(rows):
-            gr = g + i * ld
-            yr = y + i * ld
+            gr = g + i * ldg
+            yr = y + i * ldy
             if cell == CELL_TANH:
                 for j in range(H):
                     gr[j] = gr[j] * (1 - yr[j] * yr[j])
@@ -296,28 +355,59 @@ cdef inline Py_ssize_t _lanes(floating x) noexcept nogil:
     return CRNN_PW_BYTES // sizeof(floating)
 
 
-cdef inline void _rec_gemm(Py_ssize_t M, Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t H,
-                           const floating* A, Py_ssize_t lda, const floating* packed,
-                           const floating* W, bint trans_w, floating* C, Py_ssize_t ldc,
-                           bint beta0) noexcept nogil:
-    """The time loop's product: C[:, j0:j1] (+)= A B[:, j0:j1] with B = W^T
-    (trans_w, forward) or B = W (backward), W the H x H recurrent matrix.
+cdef inline void _rec_gemm(Py_ssize_t M, Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t Gout,
+                           Py_ssize_t H, Py_ssize_t K, const floating* A, Py_ssize_t lda,
+                           const floating* packed, const floating* W, bint trans_w,
+                           floating* C, Py_ssize_t ldc, bint beta0) noexcept nogil:
+    """The time loop's product, on the columns of units [j0, j1):
 
-    On the packed copy of B with crnn_gemm.h's kernel when there is one,
-    else through BLAS."""
-    if packed != NULL and j1 > j0:
+    forward (trans_w): C[:, g*H + j] (+)= A W[g*H + j, :]^T, g < Gout, K = H;
+    backward:          C[:, j] (+)= A W[:, j], K = G*H (Gout = 1);
+
+    W is the recurrent matrix (G*H x H).  On the packed copy with
+    crnn_gemm.h's kernel when there is one, else through BLAS."""
+    cdef Py_ssize_t g
+    if j1 <= j0 or M <= 0:
+        return
+    if packed != NULL:
         if floating is float:
-            if crnn_rgemm_f32(M, j0, j1, 1, H, H, A, lda, packed, C, ldc, beta0):
+            if crnn_rgemm_f32(M, j0, j1, Gout, H, K, A, lda, packed, C, ldc, beta0):
                 return
         else:
-            if crnn_rgemm_f64(M, j0, j1, 1, H, H, A, lda, packed, C, ldc, beta0):
+            if crnn_rgemm_f64(M, j0, j1, Gout, H, K, A, lda, packed, C, ldc, beta0):
                 return
     if trans_w:
-        gemm(False, True, <int> M, <int> (j1 - j0), <int> H, <floating> 1.0, A, <int> lda,
-             W + j0 * H, <int> H, <floating> (0.0 if beta0 else 1.0), C + j0, <int> ldc)
+        for g in range(Gout):
+            gemm(False, True, <int> M, <int> (j1 - j0), <int> K, <floating> 1.0, A, <int> lda,
+                 W + (g * H + j0) * K, <int> K, <floating> (0.0 if beta0 else 1.0),
+                 C + g * H + j0, <int> ldc)
     else:
-        gemm(False, False, <int> M, <int> (j1 - j0), <int> H, <floating> 1.0, A, <int> lda,
+        gemm(False, False, <int> M, <int> (j1 - j0), <int> K, <floating> 1.0, A, <int> lda,
              W + j0, <int> H, <floating> (0.0 if beta0 else 1.0), C + j0, <int> ldc)
+
+
+cdef inline void _gate_gemm(bint trans_a, Py_ssize_t M, Py_ssize_t j0, Py_ssize_t j1,
+                            Py_ssize_t G, Py_ssize_t H, Py_ssize_t K, const floating* A,
+                            Py_ssize_t lda, const floating* B, Py_ssize_t ldb,
+                            floating beta, floating* C, Py_ssize_t ldc) noexcept nogil:
+    """Gate-sliced product for units [j0, j1) of every gate.
+
+    trans_a false: C[:, g*H + j] = A B[g*H + j, :]^T (input projection);
+    trans_a true:  C[g*H + j, :] = A[:, g*H + j]^T B (weight gradients).
+    One GEMM over all gates when the slice covers every unit."""
+    cdef Py_ssize_t g, ng = G, w = j1 - j0
+    if w <= 0:
+        return
+    if j0 == 0 and j1 == H:
+        ng = 1
+        w = G * H
+    for g in range(ng):
+        if trans_a:
+            gemm(True, False, <int> w, <int> K, <int> M, <floating> 1.0, A + g * H + j0,
+                 <int> lda, B, <int> ldb, beta, C + (g * H + j0) * ldc, <int> ldc)
+        else:
+            gemm(False, True, <int> M, <int> w, <int> K, <floating> 1.0, A, <int> lda,
+                 B + (g * H + j0) * ldb, <int> ldb, beta, C + g * H + j0, <int> ldc)
 
 
 cdef void _pack_all(const Net* n, const floating* theta, floating* wpack, bint train,
@@ -333,11 +423,14 @@ cdef void _pack_all(const Net* n, const floating* theta, floating* wpack, bint t
     for item in range(n.L * n.ndir):
         w_hh = theta + n.offs[4 * item + 1]
         for which in range(npass):
+            # forward: B = W_hh^T (K = H, G gates); backward: B = W_hh (K = G*H)
             if floating is float:
-                crnn_pack_f32(w_hh, n.H, which == 0, n.H, 1, n.H, n.H, b0, b1,
+                crnn_pack_f32(w_hh, n.H, which == 0, n.H if which == 0 else n.G * n.H,
+                              n.G if which == 0 else 1, n.H, n.H, b0, b1,
                               wpack + (item * npass + which) * pb)
             else:
-                crnn_pack_f64(w_hh, n.H, which == 0, n.H, 1, n.H, n.H, b0, b1,
+                crnn_pack_f64(w_hh, n.H, which == 0, n.H if which == 0 else n.G * n.H,
+                              n.G if which == 0 else 1, n.H, n.H, b0, b1,
                               wpack + (item * npass + which) * pb)
     _sync(nt)
 
@@ -345,63 +438,155 @@ cdef void _pack_all(const Net* n, const floating* theta, floating* wpack, bint t
 # ---------------------------------------------------------------------------
 # one layer, one direction
 
-cdef void _elman_forward(const Net* n, int l, int d, const floating* theta,
+cdef struct Bufs:
+    # per layer and direction
+    void* Z           # gate activations, T blocks x Bs x ZW (gated cells)
+    void* C           # cell states, T + 2 padded blocks x Bs x H (LSTM)
+    # shared scratch
+    void* R           # recurrent projection of one step, Bs x G*H (gated)
+    void* bsum        # summed biases, G*H
+    void* dZ          # dLoss/d(recurrent pre-activation), T blocks x Bs x G*H
+    void* dAn         # GRU: dLoss/d(input pre-activation) of the n gate, T x Bs x H
+    void* dc          # LSTM: dLoss/dc carried between steps, Bs x H
+    void* ringA       # truncated BPTT: dh of the chains in flight, K x Bs x H
+    void* ringB
+    void* ringZ       # their pre-activation gradients, K x Bs x G*H
+    void* ringC       # LSTM: their dc, K x Bs x H
+
+
+cdef void _layer_forward(const Net* n, int l, int d, const floating* theta,
                          const floating* Xin, Py_ssize_t ldx, Py_ssize_t Din,
-                         floating* Y, Py_ssize_t Bs, Py_ssize_t T, bint has_h0,
-                         floating* bsum, const floating* wpk, int tid,
-                         int nt) noexcept nogil:
+                         floating* Y, const Bufs* b, Py_ssize_t Bs, Py_ssize_t T,
+                         bint has_h0, const floating* wpk, int tid, int nt) noexcept nogil:
     """Outputs of layer l, direction d into Y (see the layout above).
 
-    The initial-state block of this direction must hold h0 (zeros when
-    has_h0 is false: then step 0 skips its recurrent product).  wpk: packed
-    W_hh^T of this layer and direction, or NULL (BLAS)."""
+    The initial-state blocks of this direction (Y, and C for the LSTM) must
+    hold h0 (c0); when has_h0 is false they hold zeros and step 0 skips its
+    recurrent product.  wpk: packed W_hh^T of this layer and direction, or
+    NULL (BLAS)."""
     cdef Py_ssize_t H = n.H, W = n.ndir * n.H, blk = Bs * n.ndir * n.H
+    cdef Py_ssize_t G = n.G, GH = n.G * n.H, ZW = _zwidth(n), zblk = Bs * _zwidth(n)
     cdef Py_ssize_t k = 4 * (l * n.ndir + d)
     cdef const floating* w_ih = theta + n.offs[k]
     cdef const floating* w_hh = theta + n.offs[k + 1]
     cdef const floating* b_ih = theta + n.offs[k + 2]
     cdef const floating* b_hh = theta + n.offs[k + 3]
     cdef floating* y0 = Y + blk + d * H          # block of step 0, own columns
+    cdef floating* Z = <floating*> b.Z
+    cdef floating* C = <floating*> b.C
+    cdef floating* R = <floating*> b.R
+    cdef floating* bsum = <floating*> b.bsum
     cdef floating* cur
-    cdef Py_ssize_t s, t, j, j0, j1
+    cdef floating* prev
+    cdef floating* zt
+    cdef floating* ct
+    cdef Py_ssize_t s, t, j, g, i, j0, j1
+    cdef bint rec
     _split(H, tid, nt, _lanes(y0[0]), &j0, &j1)
-    # input projection of all steps at once (own units)
-    gemm(False, True, <int> (T * Bs), <int> (j1 - j0), <int> Din, <floating> 1.0, Xin,
-         <int> ldx, w_ih + j0 * Din, <int> Din, <floating> 0.0, y0 + j0, <int> W)
-    for j in range(j0, j1):
-        bsum[j] = b_ih[j] + b_hh[j]
+    for g in range(G):
+        for j in range(j0, j1):
+            # GRU: b_hn stays inside the reset product, added by the cell
+            bsum[g * H + j] = b_ih[g * H + j] + (0 if (n.cell == CELL_GRU and g == 2)
+                                                 else b_hh[g * H + j])
+    if G == 1:
+        # Elman: the input projection of all steps lands in Y and the
+        # recurrent product accumulates onto it; f(. + b) in place
+        gemm(False, True, <int> (T * Bs), <int> (j1 - j0), <int> Din, <floating> 1.0, Xin,
+             <int> ldx, w_ih + j0 * Din, <int> Din, <floating> 0.0, y0 + j0, <int> W)
+        for s in range(T):
+            t = s if d == 0 else T - 1 - s
+            cur = y0 + t * blk
+            if s > 0 or has_h0:
+                _rec_gemm(Bs, j0, j1, 1, H, H, cur - blk if d == 0 else cur + blk, W, wpk,
+                          w_hh, True, cur, W, False)
+            _act_forward(n.cell, cur + j0, Bs, j1 - j0, W, bsum + j0)
+            _sync(nt)                            # h_t complete before step t+1 reads it
+        return
+    # gated cells: input projections of all steps (own units of every gate) into Z
+    _gate_gemm(False, T * Bs, j0, j1, G, H, Din, Xin, ldx, w_ih, Din, <floating> 0.0, Z, ZW)
     for s in range(T):
         t = s if d == 0 else T - 1 - s
         cur = y0 + t * blk
-        if s > 0 or has_h0:
-            _rec_gemm(Bs, j0, j1, H, cur - blk if d == 0 else cur + blk, W, wpk, w_hh, True,
-                      cur, W, False)
-        _act_forward(n.cell, cur + j0, Bs, j1 - j0, W, bsum + j0)
+        prev = cur - blk if d == 0 else cur + blk
+        zt = Z + t * zblk
+        rec = s > 0 or has_h0
+        if rec:
+            _rec_gemm(Bs, j0, j1, G, H, H, prev, W, wpk, w_hh, True, R, GH, True)
+        else:
+            for i in range(Bs):
+                for g in range(G):
+                    memset(R + i * GH + g * H + j0, 0, (j1 - j0) * sizeof(floating))
+        if n.cell == CELL_LSTM:
+            ct = C + (t + 1) * Bs * H
+            if floating is float:
+                crnn_lstm_fwd_f32(Bs, j0, j1, H, zt, ZW, R, GH, bsum,
+                                  ct - Bs * H if d == 0 else ct + Bs * H, H, ct, H, cur, W)
+            else:
+                crnn_lstm_fwd_f64(Bs, j0, j1, H, zt, ZW, R, GH, bsum,
+                                  ct - Bs * H if d == 0 else ct + Bs * H, H, ct, H, cur, W)
+        else:
+            if floating is float:
+                crnn_gru_fwd_f32(Bs, j0, j1, H, zt, ZW, R, GH, bsum, b_hh + 2 * H, prev, W,
+                                 cur, W)
+            else:
+                crnn_gru_fwd_f64(Bs, j0, j1, H, zt, ZW, R, GH, bsum, b_hh + 2 * H, prev, W,
+                                 cur, W)
         _sync(nt)                                # h_t complete before step t+1 reads it
 
 
-cdef void _elman_backward(const Net* n, int l, int d, const floating* theta, floating* grad,
+cdef void _cell_backward(const Net* n, Py_ssize_t Bs, Py_ssize_t j0, Py_ssize_t j1,
+                         const floating* zt, const floating* ct, const floating* cprev,
+                         const floating* yt, const floating* hprev, const floating* dh,
+                         Py_ssize_t ldh, floating* dc, floating* dz, Py_ssize_t lddz,
+                         floating* dan, floating* dhp, Py_ssize_t lddhp,
+                         bint add_dhp) noexcept nogil:
+    """One step of one chain, own units: from dh (and dc) to the pre-activation
+    gradients dz, plus what flows to t-1 without W_hh: dc (LSTM, in place)
+    and dh z (GRU, into dhp).  Elman works in place: dz may alias dh."""
+    cdef Py_ssize_t H = n.H, W = n.ndir * n.H, ZW = _zwidth(n), i
+    if n.cell == CELL_TANH or n.cell == CELL_RELU:
+        if dz != dh:
+            for i in range(Bs):
+                memcpy(dz + i * lddz + j0, dh + i * ldh + j0, (j1 - j0) * sizeof(floating))
+        _act_backward(n.cell, dz + j0, lddz, yt + j0, W, Bs, j1 - j0)
+    elif n.cell == CELL_LSTM:
+        if floating is float:
+            crnn_lstm_bwd_f32(Bs, j0, j1, H, zt, ZW, ct, H, cprev, H, dh, ldh, dc, H, dz, lddz)
+        else:
+            crnn_lstm_bwd_f64(Bs, j0, j1, H, zt, ZW, ct, H, cprev, H, dh, ldh, dc, H, dz, lddz)
+    else:
+        if floating is float:
+            crnn_gru_bwd_f32(Bs, j0, j1, H, zt, ZW, hprev, W, dh, ldh, dz, lddz, dan, H,
+                             dhp, lddhp, add_dhp)
+        else:
+            crnn_gru_bwd_f64(Bs, j0, j1, H, zt, ZW, hprev, W, dh, ldh, dz, lddz, dan, H,
+                             dhp, lddhp, add_dhp)
+
+
+cdef void _layer_backward(const Net* n, int l, int d, const floating* theta, floating* grad,
                           const floating* Xin, Py_ssize_t ldx, Py_ssize_t Din,
-                          const floating* Y, floating* dY, floating* dX,
-                          Py_ssize_t Bs, Py_ssize_t T, bint last_only,
-                          floating* ringA, floating* ringB, Py_ssize_t K,
-                          floating* tmp, const floating* wpk, int tid,
-                          int nt) noexcept nogil:
+                          const floating* Y, floating* dY, floating* dX, const Bufs* b,
+                          Py_ssize_t Bs, Py_ssize_t T, bint last_only, Py_ssize_t K,
+                          const floating* wpk, int tid, int nt) noexcept nogil:
     """BPTT through one layer and direction.
 
     dY holds dLoss/dh_t for this layer's outputs (blocks 0..T-1, no padding);
-    its columns of direction d are overwritten with dLoss/dz_t.  Weight
-    gradients are added to `grad`.  When dX is not NULL, dLoss/dx_t is written
-    (d == 0) or added (d == 1) there, in the layout of Xin.
+    for the Elman cell its columns of direction d are overwritten with
+    dLoss/dz_t, gated cells use b.dZ.  Weight gradients are added to `grad`.
+    When dX is not NULL, dLoss/dx_t is written (d == 0) or added (d == 1)
+    there, in the layout of Xin.
 
     last_only: the loss reaches this layer only at its final step (top layer
     of a many-to-one network), so truncated BPTT is a plain carry that stops.
     K > 0: truncated BPTT with injections at many steps; each one travels back
-    at most `trunc` steps, tracked as K = trunc + 1 chains in flight.
+    at most `trunc` steps, tracked as K = trunc + 1 chains in flight (each
+    with its own dh, and dc for the LSTM).
     wpk: packed W_hh of this layer and direction, or NULL (BLAS).
     """
     cdef Py_ssize_t H = n.H, W = n.ndir * n.H, blk = Bs * n.ndir * n.H
+    cdef Py_ssize_t G = n.G, GH = n.G * n.H, ZW = _zwidth(n), zblk = Bs * _zwidth(n)
     cdef Py_ssize_t k = 4 * (l * n.ndir + d)
+    cdef bint gated = n.G > 1, gru = n.cell == CELL_GRU, lstm = n.cell == CELL_LSTM
     cdef const floating* w_ih = theta + n.offs[k]
     cdef const floating* w_hh = theta + n.offs[k + 1]
     cdef floating* g_wih = grad + n.offs[k]
@@ -410,54 +595,110 @@ cdef void _elman_backward(const Net* n, int l, int d, const floating* theta, flo
     cdef floating* g_bhh = grad + n.offs[k + 3]
     cdef const floating* y0 = Y + blk + d * H
     cdef floating* g0 = dY + d * H
+    cdef const floating* Z = <const floating*> b.Z
+    cdef const floating* C = <const floating*> b.C
+    cdef floating* tmp = <floating*> b.bsum
+    cdef floating* scratch = <floating*> b.R
+    cdef floating* dzb                            # dLoss/dz of all steps
+    cdef Py_ssize_t lddz
+    cdef floating* dAn = <floating*> b.dAn
+    cdef floating* dc = <floating*> b.dc
+    cdef floating* ringA = <floating*> b.ringA
+    cdef floating* ringB = <floating*> b.ringB
+    cdef floating* ringZ = <floating*> b.ringZ
+    cdef floating* ringC = <floating*> b.ringC
     cdef floating* cur
-    cdef floating* slot
+    cdef floating* nxt
+    cdef floating* dzt
     cdef floating* sw
+    cdef floating* rz
+    cdef const floating* zt
+    cdef const floating* ct
+    cdef const floating* cpv
     cdef const floating* ycur
-    cdef Py_ssize_t s, t, i, j, q, nsteps, tlo, thi, rows, ringblk = Bs * H
-    cdef Py_ssize_t j0, j1, r0, r1, a, b
+    cdef const floating* hpv
+    cdef Py_ssize_t s, t, i, j, q, g, nsteps, tlo, thi, rows, ringblk = Bs * H
+    cdef Py_ssize_t j0, j1, r0, r1, a, e, ldrz
     cdef int trunc = n.trunc
-    cdef floating fp, v
+    cdef bint propagate
 
+    if gated:
+        dzb = <floating*> b.dZ
+        lddz = GH
+    else:
+        dzb = g0
+        lddz = W
     _split(H, tid, nt, _lanes(y0[0]), &j0, &j1)
     nsteps = T
     if last_only and 0 <= trunc < T - 1:
         nsteps = trunc + 1
+    if lstm:
+        for i in range(Bs):
+            memset(dc + i * H + j0, 0, (j1 - j0) * sizeof(floating))
     if K > 0:
         for i in range(K * Bs):
             memset(ringA + i * H + j0, 0, (j1 - j0) * sizeof(floating))
+            if lstm:
+                memset(ringC + i * H + j0, 0, (j1 - j0) * sizeof(floating))
+    ldrz = GH if gated else H
     for s in range(nsteps):
         t = T - 1 - s if d == 0 else s
         cur = g0 + t * blk
+        nxt = cur - blk if d == 0 else cur + blk
         ycur = y0 + t * blk
+        hpv = ycur - blk if d == 0 else ycur + blk
+        dzt = dzb + t * Bs * lddz
+        zt = Z + t * zblk if gated else NULL
+        ct = C + (t + 1) * Bs * H if lstm else NULL
+        cpv = (ct - Bs * H if d == 0 else ct + Bs * H) if lstm else NULL
         if K == 0:
-            _act_backward(n.cell, cur + j0, ycur + j0, Bs, j1 - j0, W)
+            propagate = s < nsteps - 1
+            # GRU's direct term dh z goes to dh_{t-1}, or to scratch at the end
+            _cell_backward(n, Bs, j0, j1, zt, ct, cpv, ycur, hpv, cur, W, dc, dzt, lddz,
+                           dAn + t * Bs * H if gru else NULL,
+                           nxt if propagate else scratch, W if propagate else H, propagate)
             _sync(nt)                            # dz_t complete
-            if s < nsteps - 1:
+            if propagate:
                 # dh_{t-1} += dz_t W_hh  (own columns; onto the injected gradient)
-                _rec_gemm(Bs, j0, j1, H, cur, W, wpk, w_hh, False,
-                          cur - blk if d == 0 else cur + blk, W, False)
+                _rec_gemm(Bs, j0, j1, 1, H, GH, dzt, lddz, wpk, w_hh, False, nxt, W, False)
         else:
             # the chain starting here replaces the one that started K steps ago
-            slot = ringA + (s % K) * ringblk
+            q = s % K
             for i in range(Bs):
-                memcpy(slot + i * H + j0, cur + i * W + j0, (j1 - j0) * sizeof(floating))
-                memset(cur + i * W + j0, 0, (j1 - j0) * sizeof(floating))
+                memcpy(ringA + (q * Bs + i) * H + j0, cur + i * W + j0,
+                       (j1 - j0) * sizeof(floating))
+                if lstm:
+                    memset(ringC + (q * Bs + i) * H + j0, 0, (j1 - j0) * sizeof(floating))
+            # every chain through this step; their dz sum into the step's dz
+            # (the chains' dz: in place in ringA for Elman, which swaps each step)
+            rz = ringZ if gated else ringA
+            for i in range(Bs):
+                for g in range(G):
+                    memset(dzt + i * lddz + g * H + j0, 0, (j1 - j0) * sizeof(floating))
+                if gru:
+                    memset(dAn + (t * Bs + i) * H + j0, 0, (j1 - j0) * sizeof(floating))
             for q in range(K):
-                slot = ringA + q * ringblk
+                _cell_backward(n, Bs, j0, j1, zt, ct, cpv, ycur, hpv,
+                               ringA + q * ringblk, H,
+                               ringC + q * ringblk if lstm else NULL,
+                               rz + q * Bs * ldrz, ldrz, scratch,
+                               ringB + q * ringblk, H, False)
                 for i in range(Bs):
-                    for j in range(j0, j1):
-                        v = ycur[i * W + j]
-                        if n.cell == CELL_TANH:
-                            fp = 1 - v * v
-                        else:
-                            fp = 1 if v > 0 else 0
-                        v = slot[i * H + j] * fp
-                        slot[i * H + j] = v
-                        cur[i * W + j] += v
+                    for g in range(G):
+                        for j in range(j0, j1):
+                            dzt[i * lddz + g * H + j] += rz[(q * Bs + i) * ldrz + g * H + j]
+                    if gru:
+                        for j in range(j0, j1):
+                            dAn[(t * Bs + i) * H + j] += scratch[i * H + j]
             _sync(nt)
             if s < T - 1:
-                _rec_gemm(K * Bs, j0, j1, H, ringA, H, wpk, w_hh, False, ringB, H, True)
+                # each chain's dh_{t-1}: its direct part (GRU, in ringB) + dz W_hh
+                _rec_gemm(K * Bs, j0, j1, 1, H, GH, rz, ldrz, wpk, w_hh, False, ringB, H,
+                          not gru)
+                if gated:
+                    # ringZ is rewritten next step (Elman's dz live in ringA,
+                    # which alternates with ringB and needs no barrier)
+                    _sync(nt)
                 sw = ringA
                 ringA = ringB
                 ringB = sw
@@ -470,22 +711,38 @@ cdef void _elman_backward(const Net* n, int l, int d, const floating* theta, flo
         tlo = 0
         thi = nsteps
     rows = (thi - tlo) * Bs
-    cur = g0 + tlo * blk
-    # own rows of dW_hh += dz^T h_prev over all steps; h_prev of step t is
-    # padded block t (forward) or t + 2 (reverse) of Y.
-    gemm(True, False, <int> (j1 - j0), <int> H, <int> rows, <floating> 1.0, cur + j0, <int> W,
-         Y + (tlo + (0 if d == 0 else 2)) * blk + d * H, <int> W,
-         <floating> 1.0, g_whh + j0 * H, <int> H)
-    gemm(True, False, <int> (j1 - j0), <int> Din, <int> rows, <floating> 1.0, cur + j0, <int> W,
-         Xin + tlo * Bs * ldx, <int> ldx, <floating> 1.0, g_wih + j0 * Din, <int> Din)
-    for j in range(j0, j1):
-        tmp[j] = 0
-    _colsum_add(tmp + j0, cur + j0, rows, j1 - j0, W)
-    for j in range(j0, j1):
-        g_bih[j] += tmp[j]
-        g_bhh[j] += tmp[j]
+    dzt = dzb + tlo * Bs * lddz
+    # own rows of the weight gradients; h_prev of step t is padded block t
+    # (forward) or t + 2 (reverse) of Y
+    _gate_gemm(True, rows, j0, j1, G, H, H, dzt, lddz,
+               Y + (tlo + (0 if d == 0 else 2)) * blk + d * H, W, <floating> 1.0, g_whh, H)
+    if gru:
+        # W_ih's n block sees dAn instead of dz_n = dAn * r
+        _gate_gemm(True, rows, j0, j1, 2, H, Din, dzt, lddz, Xin + tlo * Bs * ldx, ldx,
+                   <floating> 1.0, g_wih, Din)
+        gemm(True, False, <int> (j1 - j0), <int> Din, <int> rows, <floating> 1.0,
+             dAn + tlo * Bs * H + j0, <int> H, Xin + tlo * Bs * ldx, <int> ldx,
+             <floating> 1.0, g_wih + (2 * H + j0) * Din, <int> Din)
+    else:
+        _gate_gemm(True, rows, j0, j1, G, H, Din, dzt, lddz, Xin + tlo * Bs * ldx, ldx,
+                   <floating> 1.0, g_wih, Din)
+    for g in range(G):
+        for j in range(j0, j1):
+            tmp[g * H + j] = 0
+        _colsum_add(tmp + g * H + j0, dzt + g * H + j0, rows, j1 - j0, lddz)
+        for j in range(j0, j1):
+            g_bhh[g * H + j] += tmp[g * H + j]
+            if not (gru and g == 2):
+                g_bih[g * H + j] += tmp[g * H + j]
+    if gru:
+        for j in range(j0, j1):
+            tmp[j] = 0
+        _colsum_add(tmp + j0, dAn + tlo * Bs * H + j0, rows, j1 - j0, H)
+        for j in range(j0, j1):
+            g_bih[2 * H + j] += tmp[j]
+    _sync(nt)                                    # every unit's dz before dX reads them all
     if dX != NULL:
-        # dX = dz W_ih, split by rows
+        # dX = dz_in W_ih, split by rows
         _split(T * Bs, tid, nt, 1, &r0, &r1)
         if d == 0:
             # rows outside [tlo, thi) get no gradient from this direction
@@ -493,11 +750,15 @@ cdef void _elman_backward(const Net* n, int l, int d, const floating* theta, flo
                 if i < tlo * Bs or i >= thi * Bs:
                     memset(dX + i * ldx, 0, Din * sizeof(floating))
         a = r0 if r0 > tlo * Bs else tlo * Bs
-        b = r1 if r1 < thi * Bs else thi * Bs
-        if b > a:
-            gemm(False, False, <int> (b - a), <int> Din, <int> H, <floating> 1.0,
-                 g0 + a * W, <int> W, w_ih, <int> Din, <floating> (1.0 if d == 1 else 0.0),
-                 dX + a * ldx, <int> ldx)
+        e = r1 if r1 < thi * Bs else thi * Bs
+        if e > a:
+            gemm(False, False, <int> (e - a), <int> Din, <int> (2 * H if gru else GH),
+                 <floating> 1.0, dzb + a * lddz, <int> lddz, w_ih, <int> Din,
+                 <floating> (1.0 if d == 1 else 0.0), dX + a * ldx, <int> ldx)
+            if gru:
+                gemm(False, False, <int> (e - a), <int> Din, <int> H, <floating> 1.0,
+                     dAn + a * H, <int> H, w_ih + 2 * H * Din, <int> Din, <floating> 1.0,
+                     dX + a * ldx, <int> ldx)
     _sync(nt)
 
 
@@ -631,19 +892,54 @@ cdef void _gather(floating* X0, const floating* X, Py_ssize_t T, Py_ssize_t D,
     _sync(nt)
 
 
+cdef struct States:
+    # initial / final states of every layer and direction, (L * ndir, N, H)
+    # arrays, for the samples first .. first + Bs - 1 of the shard; NULL: none
+    const void* h0
+    const void* c0
+    void* hN
+    void* cN
+    Py_ssize_t first
+    Py_ssize_t N
+
+
+cdef void _bufs(const Net* n, floating* ws, const Py_ssize_t* lay, Py_ssize_t Bs,
+                Py_ssize_t T, bint train, int l, int d, Bufs* b) noexcept nogil:
+    """Workspace pointers for layer l, direction d."""
+    cdef Py_ssize_t item = (l * n.ndir + d) if train else 0
+    b.Z = ws + lay[WS_Z] + item * T * Bs * _zwidth(n)
+    b.C = ws + lay[WS_C] + item * (T + 2) * Bs * n.H
+    b.R = ws + lay[WS_R]
+    b.bsum = ws + lay[WS_BSUM]
+    b.dZ = ws + lay[WS_DZ]
+    b.dAn = ws + lay[WS_DAN]
+    b.dc = ws + lay[WS_DC]
+    b.ringA = ws + lay[WS_RINGA]
+    b.ringB = ws + lay[WS_RINGB]
+    b.ringZ = ws + lay[WS_RINGZ]
+    b.ringC = ws + lay[WS_RINGC]
+
+
 cdef void _forward_layers(const Net* n, const floating* theta, floating* ws,
                           const Py_ssize_t* lay, Py_ssize_t Bs, Py_ssize_t T,
-                          bint train, const floating* wpack, int tid, int nt) noexcept nogil:
+                          bint train, const floating* wpack, const States* st,
+                          int tid, int nt) noexcept nogil:
     """All layers; layer l's outputs land in Y slot l (train) or l % 2.
-    wpack: the packed weights (see _pack_all) or NULL."""
+    wpack: the packed weights (see _pack_all) or NULL.  st: initial states
+    to start from and final states to report (NULL: zero initial states)."""
     cdef Py_ssize_t pb = _packed_block(n, sizeof(floating))
     cdef int npass = 2 if train else 1
-    cdef Py_ssize_t W = n.ndir * n.H, ysz = (T + 2) * Bs * n.ndir * n.H
+    cdef Py_ssize_t H = n.H, W = n.ndir * n.H, ysz = (T + 2) * Bs * n.ndir * n.H
     cdef floating* Y
     cdef const floating* Xin
-    cdef Py_ssize_t ldx, i0, i1
+    cdef Py_ssize_t ldx, i0, i1, i, item, row
     cdef int l, d
-    _split(Bs * W, tid, nt, 1, &i0, &i1)
+    cdef Bufs b
+    cdef bint lstm = n.cell == CELL_LSTM
+    cdef bint has_h0 = st != NULL and st.h0 != NULL
+    cdef floating* pad
+    cdef floating* cpad
+    _split(Bs, tid, nt, 1, &i0, &i1)
     for l in range(n.L):
         Y = ws + lay[WS_Y] + (l if train else l % 2) * ysz
         if l == 0:
@@ -652,15 +948,39 @@ cdef void _forward_layers(const Net* n, const floating* theta, floating* ws,
         else:
             Xin = ws + lay[WS_Y] + ((l - 1) if train else (l - 1) % 2) * ysz + Bs * W
             ldx = W
-        # zero initial states (padding blocks 0 and T + 1); the barrier at the
-        # end of each step orders this before any read
-        memset(Y + i0, 0, (i1 - i0) * sizeof(floating))
-        memset(Y + (T + 1) * Bs * W + i0, 0, (i1 - i0) * sizeof(floating))
         for d in range(n.ndir):
-            _elman_forward(n, l, d, theta, Xin, ldx, ldx, Y, Bs, T, False,
-                           ws + lay[WS_BSUM],
+            _bufs(n, ws, lay, Bs, T, train, l, d, &b)
+            item = l * n.ndir + d
+            # initial states (own rows): padding block 0 (forward) or T + 1 (reverse)
+            pad = Y + (0 if d == 0 else (T + 1) * Bs * W) + d * H
+            cpad = <floating*> b.C + (0 if d == 0 else (T + 1) * Bs * H)
+            for i in range(i0, i1):
+                row = (item * st.N + st.first + i) * H if has_h0 else 0
+                if has_h0:
+                    memcpy(pad + i * W, <const floating*> st.h0 + row, H * sizeof(floating))
+                else:
+                    memset(pad + i * W, 0, H * sizeof(floating))
+                if lstm:
+                    if has_h0 and st.c0 != NULL:
+                        memcpy(cpad + i * H, <const floating*> st.c0 + row, H * sizeof(floating))
+                    else:
+                        memset(cpad + i * H, 0, H * sizeof(floating))
+            _sync(nt)
+            _layer_forward(n, l, d, theta, Xin, ldx, ldx, Y, &b, Bs, T, has_h0,
                            wpack + (l * n.ndir + d) * npass * pb if wpack != NULL else NULL,
                            tid, nt)
+            if st != NULL and st.hN != NULL:
+                # final states: after the last step of each direction
+                # (forward: block T, reverse: block 1 of the padded layout)
+                for i in range(i0, i1):
+                    row = (item * st.N + st.first + i) * H
+                    memcpy(<floating*> st.hN + row,
+                           Y + ((T if d == 0 else 1) * Bs + i) * W + d * H,
+                           H * sizeof(floating))
+                    if lstm and st.cN != NULL:
+                        memcpy(<floating*> st.cN + row,
+                               <floating*> b.C + ((T if d == 0 else 1) * Bs + i) * H,
+                               H * sizeof(floating))
 
 
 cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
@@ -686,6 +1006,7 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
     cdef Py_ssize_t ldx
     cdef int l, d
     cdef bint last_only
+    cdef Bufs b
 
     _split(P, tid, nt, 1, &p0, &p1)
     memset(grad + p0, 0, (p1 - p0) * sizeof(floating))
@@ -695,7 +1016,7 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
     _ws_layout(n, Bs, T, True, lay)
     K = _ring_slots(n, T)
     _gather(ws + lay[WS_X0], X, T, n.D, idx, 0, Bs, tid, nt)
-    _forward_layers(n, theta, ws, lay, Bs, T, True, wpack, tid, nt)
+    _forward_layers(n, theta, ws, lay, Bs, T, True, wpack, NULL, tid, nt)
 
     Ytop = ws + lay[WS_Y] + (n.L - 1) * ysz
     dYcur = ws + lay[WS_DYA]
@@ -716,12 +1037,11 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
             ldx = W
         last_only = (l == n.L - 1) and not n.seq
         for d in range(n.ndir):
-            _elman_backward(n, l, d, theta, grad, Xin, ldx, ldx,
+            _bufs(n, ws, lay, Bs, T, True, l, d, &b)
+            _layer_backward(n, l, d, theta, grad, Xin, ldx, ldx,
                             ws + lay[WS_Y] + l * ysz, dYcur,
-                            dYnext if l > 0 else <floating*> NULL,
-                            Bs, T, last_only,
-                            ws + lay[WS_RINGA], ws + lay[WS_RINGB], 0 if last_only else K,
-                            ws + lay[WS_BSUM],
+                            dYnext if l > 0 else <floating*> NULL, &b,
+                            Bs, T, last_only, 0 if last_only else K,
                             wpack + ((l * n.ndir + d) * 2 + 1) * pb if wpack != NULL else NULL,
                             tid, nt)
         sw = dYcur
@@ -733,19 +1053,24 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
 
 cdef void _predict_chunk(const Net* n, const floating* theta, const floating* X,
                          Py_ssize_t T, Py_ssize_t first, Py_ssize_t Bs,
-                         floating* out, floating* ws, const floating* wpack, int tid,
-                         int nt) noexcept nogil:
+                         floating* out, floating* ws, const floating* wpack,
+                         const States* st0, int tid, int nt) noexcept nogil:
     cdef Py_ssize_t lay[WS_NSLOTS]
     cdef unsigned int csr
     cdef Py_ssize_t ysz = (T + 2) * Bs * n.ndir * n.H
     cdef Py_ssize_t O = n.O, r, t, i, r0, r1
     cdef floating* logits
+    cdef States st
     if Bs <= 0:
         return
     csr = crnn_ftz_enter()
+    if st0 != NULL:
+        st = st0[0]
+        st.first = first
     _ws_layout(n, Bs, T, False, lay)
     _gather(ws + lay[WS_X0], X, T, n.D, NULL, first, Bs, tid, nt)
-    _forward_layers(n, theta, ws, lay, Bs, T, False, wpack, tid, nt)
+    _forward_layers(n, theta, ws, lay, Bs, T, False, wpack, &st if st0 != NULL else NULL,
+                    tid, nt)
     logits = ws + lay[WS_LOGITS]
     _split(T * Bs if n.seq else Bs, tid, nt, 1, &r0, &r1)
     _head_forward(n, theta, ws + lay[WS_Y] + ((n.L - 1) % 2) * ysz, logits,
@@ -766,6 +1091,12 @@ def fast_tanh_f32(float[::1] x):
     """tanh of x in place with the kernels' float32 vector tanh (test hook)."""
     if x.shape[0]:
         crnn_tanh_array_f32(&x[0], x.shape[0])
+
+
+def fast_sigmoid_f32(float[::1] x):
+    """Sigmoid of x in place with the kernels' float32 vector version (test hook)."""
+    if x.shape[0]:
+        crnn_sigmoid_array_f32(&x[0], x.shape[0])
 
 
 def debug_build():
@@ -896,7 +1227,9 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
 
 def predict(Config cfg, const floating[::1] theta, const floating[:, :, ::1] X,
             floating[:, :, ::1] out, floating[:, ::1] ws, Py_ssize_t chunk, int n_threads,
-            bint hidden_split=False, const floating[::1] wpack=None):
+            bint hidden_split=False, const floating[::1] wpack=None,
+            const floating[:, :, ::1] h0=None, const floating[:, :, ::1] c0=None,
+            floating[:, :, ::1] hN=None, floating[:, :, ::1] cN=None):
     """Raw head outputs for every sample: out[i, t, :] (t = 0 for many-to-one).
 
     Samples go in chunks of `chunk` to the threads, each thread using its row
@@ -904,16 +1237,46 @@ def predict(Config cfg, const floating[::1] theta, const floating[:, :, ::1] X,
     over hidden units, one row of `ws`).  A sample's result does not depend
     on the other samples.  wpack: weights packed by pack_weights(train=False)
     for the recurrent products (None or empty: BLAS).
+
+    h0 (c0 for the LSTM): initial states, (num_layers * ndir, N, H) as in
+    PyTorch (None: zeros).  hN (cN): filled with the final states, same shape.
     """
     cdef const Net* n = &cfg.net
     cdef Py_ssize_t N = X.shape[0], T = X.shape[1]
     cdef Py_ssize_t nchunks, c, lo, hi
     cdef int nt = n_threads, tid, nth
     cdef const floating* wp = NULL
+    cdef States st
+    cdef const States* stp = NULL
     if wpack is not None and wpack.shape[0] > 0:
         if wpack.shape[0] != cfg.packed_size(False, sizeof(floating)):
             raise ValueError("packed-weight buffer has the wrong size")
         wp = &wpack[0]
+    st.h0 = NULL
+    st.c0 = NULL
+    st.hN = NULL
+    st.cN = NULL
+    st.first = 0
+    st.N = N
+    for arr, name in ((h0, "h0"), (c0, "c0"), (hN, "hN"), (cN, "cN")):
+        if arr is not None and (arr.shape[0] != n.L * n.ndir or arr.shape[1] != N
+                                or arr.shape[2] != n.H):
+            raise ValueError(f"{name} must have shape ({n.L * n.ndir}, {N}, {n.H})")
+    if (c0 is not None or cN is not None) and n.cell != CELL_LSTM:
+        raise ValueError("only the LSTM has cell states")
+    if c0 is not None and h0 is None:
+        raise ValueError("c0 needs h0")
+    if N > 0:
+        if h0 is not None:
+            st.h0 = &h0[0, 0, 0]
+        if c0 is not None:
+            st.c0 = &c0[0, 0, 0]
+        if hN is not None:
+            st.hN = &hN[0, 0, 0]
+        if cN is not None:
+            st.cN = &cN[0, 0, 0]
+    if st.h0 != NULL or st.hN != NULL:
+        stp = &st
     if X.shape[2] != n.D:
         raise ValueError(f"X has {X.shape[2]} features, the network expects {n.D}")
     if theta.shape[0] != cfg.n_params:
@@ -941,7 +1304,7 @@ def predict(Config cfg, const floating[::1] theta, const floating[:, :, ::1] X,
                 if hi > N:
                     hi = N
                 _predict_chunk(n, &theta[0], &X[0, 0, 0], T, lo, hi - lo, &out[0, 0, 0],
-                               &ws[0, 0], wp, tid, nth)
+                               &ws[0, 0], wp, stp, tid, nth)
         return
     if nt > nchunks:
         nt = <int> nchunks
@@ -956,5 +1319,5 @@ def predict(Config cfg, const floating[::1] theta, const floating[:, :, ::1] X,
         if hi > N:
             hi = N
         _predict_chunk(n, &theta[0], &X[0, 0, 0], T, lo, hi - lo, &out[0, 0, 0],
-                       &ws[threadid(), 0], wp, 0, 1)
+                       &ws[threadid(), 0], wp, stp, 0, 1)
 

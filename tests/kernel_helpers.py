@@ -8,8 +8,9 @@ from crnn import _kernels
 from crnn._layout import LOSS_MSE, LOSS_XENT, Layout
 
 
-def make_layout(*, n_features, hidden, n_outputs, num_layers, bidirectional, nonlinearity):
-    return Layout("rnn", nonlinearity, num_layers, 2 if bidirectional else 1, hidden,
+def make_layout(*, n_features, hidden, n_outputs, num_layers, bidirectional, nonlinearity,
+                cell="rnn"):
+    return Layout(cell, nonlinearity, num_layers, 2 if bidirectional else 1, hidden,
                   n_features, n_outputs)
 
 

@@ -19,26 +19,81 @@ def act_grad(name, h):
     return 1 - h * h if name == "tanh" else (h > 0).astype(h.dtype)
 
 
-def forward(params, X, *, num_layers, bidirectional, nonlinearity, return_sequences):
-    """X (B, T, D) -> (logits, cache)."""
+def sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def cell_forward(cell, nonlinearity, xp, rp, h, c):
+    """One step. xp = W_ih x + b_ih, rp = W_hh h + b_hh (gates in PyTorch
+    order: GRU r, z, n; LSTM i, f, g, o).  Returns h, c and what the
+    backward step needs."""
+    if cell == "rnn":
+        h_new = act(nonlinearity, xp + rp)
+        return h_new, None, {"h": h_new}
+    if cell == "gru":
+        xr, xz, xn = np.split(xp, 3, axis=1)
+        hr, hz, hn = np.split(rp, 3, axis=1)
+        r, z = sigmoid(xr + hr), sigmoid(xz + hz)
+        n = np.tanh(xn + r * hn)
+        return (1 - z) * n + z * h, None, {"r": r, "z": z, "n": n, "hn": hn, "h_prev": h}
+    i, f, g, o = np.split(xp + rp, 4, axis=1)
+    i, f, g, o = sigmoid(i), sigmoid(f), np.tanh(g), sigmoid(o)
+    c_new = f * c + i * g
+    return o * np.tanh(c_new), c_new, {"i": i, "f": f, "g": g, "o": o, "c": c_new,
+                                        "c_prev": c}
+
+
+def cell_backward(cell, nonlinearity, st, dh, dc):
+    """Chain rule through one step: from dL/dh_t (and dL/dc_t) to dL/dxp,
+    dL/drp (the two pre-activations) and dL/dh_{t-1} except its W_hh path,
+    dL/dc_{t-1}."""
+    if cell == "rnn":
+        dz = dh * act_grad(nonlinearity, st["h"])
+        return dz, dz, np.zeros_like(dh), None
+    if cell == "gru":
+        r, z, n, hn = st["r"], st["z"], st["n"], st["hn"]
+        dn_pre = dh * (1 - z) * (1 - n ** 2)          # through n = tanh(xn + r hn)
+        dz_pre = dh * (st["h_prev"] - n) * z * (1 - z)
+        dr_pre = dn_pre * hn * r * (1 - r)
+        dxp = np.concatenate([dr_pre, dz_pre, dn_pre], axis=1)
+        drp = np.concatenate([dr_pre, dz_pre, dn_pre * r], axis=1)
+        return dxp, drp, dh * z, None
+    i, f, g, o, c = st["i"], st["f"], st["g"], st["o"], st["c"]
+    tc = np.tanh(c)
+    dc_t = dc + dh * o * (1 - tc ** 2)
+    dpre = np.concatenate([dc_t * g * i * (1 - i), dc_t * st["c_prev"] * f * (1 - f),
+                           dc_t * i * (1 - g ** 2), dh * tc * o * (1 - o)], axis=1)
+    return dpre, dpre, np.zeros_like(dh), dc_t * f
+
+
+def forward(params, X, *, num_layers, bidirectional, nonlinearity, return_sequences,
+            cell="rnn", h0=None, c0=None):
+    """X (B, T, D) -> (logits, cache).  h0, c0: (num_layers * ndir, B, H)."""
     ndir = 2 if bidirectional else 1
     inp = X
     cache = []
+    finals = []
     for layer in range(num_layers):
-        outs = []
+        outs, steps = [], []
         for d in range(ndir):
             sfx = f"_l{layer}" + ("_reverse" if d else "")
             W_ih, W_hh = params["rnn.weight_ih" + sfx], params["rnn.weight_hh" + sfx]
-            b = params["rnn.bias_ih" + sfx] + params["rnn.bias_hh" + sfx]
+            b_ih, b_hh = params["rnn.bias_ih" + sfx], params["rnn.bias_hh" + sfx]
             B, T, _ = inp.shape
-            H = W_hh.shape[0]
-            h = np.zeros((B, H), dtype=X.dtype)
+            H = W_hh.shape[1]
+            k = layer * ndir + d
+            h = np.zeros((B, H), dtype=X.dtype) if h0 is None else h0[k].astype(X.dtype)
+            c = np.zeros((B, H), dtype=X.dtype) if c0 is None else c0[k].astype(X.dtype)
             hs = np.zeros((B, T, H), dtype=X.dtype)
+            st = [None] * T
             for t in (range(T) if d == 0 else range(T - 1, -1, -1)):
-                h = act(nonlinearity, inp[:, t] @ W_ih.T + h @ W_hh.T + b)
+                h, c, st[t] = cell_forward(cell, nonlinearity, inp[:, t] @ W_ih.T + b_ih,
+                                           h @ W_hh.T + b_hh, h, c)
                 hs[:, t] = h
             outs.append(hs)
-        cache.append((inp, outs))
+            steps.append(st)
+            finals.append((h, c))
+        cache.append((inp, outs, steps))
         inp = np.concatenate(outs, axis=2)
     if return_sequences:
         hin = inp
@@ -48,7 +103,7 @@ def forward(params, X, *, num_layers, bidirectional, nonlinearity, return_sequen
             last.append(cache[-1][1][1][:, 0])
         hin = np.concatenate(last, axis=1)
     logits = hin @ params["head.weight"].T + params["head.bias"]
-    return logits, (cache, hin)
+    return logits, (cache, hin, finals)
 
 
 def loss_and_dlogits(logits, y, loss):
@@ -70,35 +125,41 @@ def loss_and_dlogits(logits, y, loss):
     return float(-picked.mean()), d / n
 
 
-def _direction_backward(dH, hs, W_hh, nonlinearity, d, trunc):
-    """dL/dz for one layer/direction from the gradient dH reaching its outputs."""
-    B, T, H = hs.shape
+def _direction_backward(dH, steps, W_hh, cell, nonlinearity, d, trunc):
+    """dL/dxp and dL/drp of every step of one layer/direction, from the
+    gradient dH reaching its outputs: one chain per injection point, each
+    followed back at most `trunc` steps."""
+    B, T, H = dH.shape
+    G = W_hh.shape[0] // H
     order = list(range(T - 1, -1, -1)) if d == 0 else list(range(T))
-    dZ = np.zeros_like(hs)
+    dXP = np.zeros((B, T, G * H), dtype=dH.dtype)
+    dRP = np.zeros((B, T, G * H), dtype=dH.dtype)
     for p, origin in enumerate(order):
-        g = dH[:, origin]
-        if not np.any(g):
+        dh = dH[:, origin]
+        if not np.any(dh):
             continue
+        dc = np.zeros_like(dh)
         for j, t in enumerate(order[p:]):
             if trunc is not None and j > trunc:
                 break
-            dz = g * act_grad(nonlinearity, hs[:, t])
-            dZ[:, t] += dz
-            g = dz @ W_hh
-    return dZ
+            dxp, drp, dh_direct, dc = cell_backward(cell, nonlinearity, steps[t], dh, dc)
+            dXP[:, t] += dxp
+            dRP[:, t] += drp
+            dh = dh_direct + drp @ W_hh
+    return dXP, dRP
 
 
 def backward(params, cache, dlogits, *, num_layers, bidirectional, nonlinearity,
-             return_sequences, bptt_truncate=None):
+             return_sequences, bptt_truncate=None, cell="rnn"):
     """Gradients of every tensor (dict with the params' names)."""
     ndir = 2 if bidirectional else 1
-    layer_cache, hin = cache
+    layer_cache, hin, _ = cache
     grads = {}
     O, W = dlogits.shape[-1], hin.shape[-1]
     grads["head.weight"] = dlogits.reshape(-1, O).T @ hin.reshape(-1, W)
     grads["head.bias"] = dlogits.reshape(-1, dlogits.shape[-1]).sum(axis=0)
     dh_in = dlogits @ params["head.weight"]
-    inp, outs = layer_cache[-1]
+    inp, outs, _ = layer_cache[-1]
     B, T, _ = inp.shape
     H = outs[0].shape[2]
     if return_sequences:
@@ -109,24 +170,24 @@ def backward(params, cache, dlogits, *, num_layers, bidirectional, nonlinearity,
         if ndir == 2:
             dY[:, 0, H:] = dh_in[:, H:]
     for layer in range(num_layers - 1, -1, -1):
-        inp, outs = layer_cache[layer]
+        inp, outs, steps = layer_cache[layer]
         dX = np.zeros_like(inp)
         for d in range(ndir):
             sfx = f"_l{layer}" + ("_reverse" if d else "")
             W_ih, W_hh = params["rnn.weight_ih" + sfx], params["rnn.weight_hh" + sfx]
             hs = outs[d]
-            dZ = _direction_backward(dY[:, :, d * H:(d + 1) * H], hs, W_hh,
-                                     nonlinearity, d, bptt_truncate)
+            dXP, dRP = _direction_backward(dY[:, :, d * H:(d + 1) * H], steps[d], W_hh,
+                                           cell, nonlinearity, d, bptt_truncate)
             hprev = np.zeros_like(hs)
             if d == 0:
                 hprev[:, 1:] = hs[:, :-1]
             else:
                 hprev[:, :-1] = hs[:, 1:]
-            grads["rnn.weight_ih" + sfx] = np.einsum("bth,btd->hd", dZ, inp)
-            grads["rnn.weight_hh" + sfx] = np.einsum("bth,btk->hk", dZ, hprev)
-            grads["rnn.bias_ih" + sfx] = dZ.sum(axis=(0, 1))
-            grads["rnn.bias_hh" + sfx] = dZ.sum(axis=(0, 1))
-            dX += dZ @ W_ih
+            grads["rnn.weight_ih" + sfx] = np.einsum("bth,btd->hd", dXP, inp)
+            grads["rnn.weight_hh" + sfx] = np.einsum("bth,btk->hk", dRP, hprev)
+            grads["rnn.bias_ih" + sfx] = dXP.sum(axis=(0, 1))
+            grads["rnn.bias_hh" + sfx] = dRP.sum(axis=(0, 1))
+            dX += dXP @ W_ih
         dY = dX
     return grads
 
@@ -137,19 +198,31 @@ def loss_and_grads(params, X, y, *, loss, bptt_truncate=None, **arch):
     return value, backward(params, cache, dlogits, bptt_truncate=bptt_truncate, **arch)
 
 
+def final_states(params, X, **arch):
+    """(h_n, c_n) as PyTorch returns them: (num_layers * ndir, B, H)."""
+    _, (_, _, finals) = forward(params, X, **arch)
+    h = np.stack([f[0] for f in finals])
+    c = np.stack([f[1] for f in finals])
+    return h, c
+
+
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+
+
 def init_params(rng, *, n_features, hidden, n_outputs, num_layers, bidirectional, dtype,
-                scale=None):
+                scale=None, cell="rnn"):
     ndir = 2 if bidirectional else 1
+    G = GATES[cell]
     params = {}
     s = scale if scale is not None else 1 / np.sqrt(hidden)
     for layer in range(num_layers):
         d_in = n_features if layer == 0 else ndir * hidden
         for d in range(ndir):
             sfx = f"_l{layer}" + ("_reverse" if d else "")
-            params["rnn.weight_ih" + sfx] = rng.uniform(-s, s, (hidden, d_in))
-            params["rnn.weight_hh" + sfx] = rng.uniform(-s, s, (hidden, hidden))
-            params["rnn.bias_ih" + sfx] = rng.uniform(-s, s, hidden)
-            params["rnn.bias_hh" + sfx] = rng.uniform(-s, s, hidden)
+            params["rnn.weight_ih" + sfx] = rng.uniform(-s, s, (G * hidden, d_in))
+            params["rnn.weight_hh" + sfx] = rng.uniform(-s, s, (G * hidden, hidden))
+            params["rnn.bias_ih" + sfx] = rng.uniform(-s, s, G * hidden)
+            params["rnn.bias_hh" + sfx] = rng.uniform(-s, s, G * hidden)
     params["head.weight"] = rng.uniform(-s, s, (n_outputs, ndir * hidden))
     params["head.bias"] = rng.uniform(-s, s, n_outputs)
     return {k: v.astype(dtype) for k, v in params.items()}

@@ -13,15 +13,21 @@ from crnn._layout import LOSS_MSE
 B, T, D, H, O = 6, 7, 3, 5, 4
 
 
+# (cell, nonlinearity) of every recurrent cell
+CELLS = [("rnn", "tanh"), ("rnn", "relu"), ("gru", "tanh"), ("lstm", "tanh")]
+CELL_IDS = ["tanh", "relu", "gru", "lstm"]
+
+
 def _problem(seed, *, num_layers, bidirectional, nonlinearity, seq, loss, n_extra=3,
-             T=T, scale=0.6):
+             T=T, scale=0.6, cell="rnn", hidden=H):
     rng = np.random.default_rng(seed)
     arch = dict(num_layers=num_layers, bidirectional=bidirectional, nonlinearity=nonlinearity,
-                return_sequences=seq)
-    layout = make_layout(n_features=D, hidden=H, n_outputs=O, num_layers=num_layers,
-                         bidirectional=bidirectional, nonlinearity=nonlinearity)
-    params = ref.init_params(rng, n_features=D, hidden=H, n_outputs=O, num_layers=num_layers,
-                             bidirectional=bidirectional, dtype=np.float64, scale=scale)
+                return_sequences=seq, cell=cell)
+    layout = make_layout(n_features=D, hidden=hidden, n_outputs=O, num_layers=num_layers,
+                         bidirectional=bidirectional, nonlinearity=nonlinearity, cell=cell)
+    params = ref.init_params(rng, n_features=D, hidden=hidden, n_outputs=O,
+                             num_layers=num_layers, bidirectional=bidirectional,
+                             dtype=np.float64, scale=scale, cell=cell)
     N = B + n_extra
     X = rng.normal(size=(N, T, D))
     Ty = T if seq else 1
@@ -51,17 +57,17 @@ THREAD_IDS = ["1t", "2t-batch", "2t-hidden", "3t-hidden"]
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("threading", THREADING, ids=THREAD_IDS)
 @pytest.mark.parametrize("num_layers", [1, 2])
-@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+@pytest.mark.parametrize("cellnl", CELLS, ids=CELL_IDS)
 @pytest.mark.parametrize("seq", [False, True])
 @pytest.mark.parametrize("level", SIMD_LEVELS, ids=SIMD_IDS)
-def test_loss_and_gradients_match_reference(dtype, threading, num_layers, nonlinearity, seq,
-                                            level):
+def test_loss_and_gradients_match_reference(dtype, threading, num_layers, cellnl, seq, level):
     n_threads, hidden_split = threading
+    cell, nonlinearity = cellnl
     readonly = level is None        # read-only inputs on one pass of the grid
     for loss, bidirectional in itertools.product(["mse", "xent"], [False, True]):
         layout, params, X, y, idx, arch = _problem(
             1, num_layers=num_layers, bidirectional=bidirectional, nonlinearity=nonlinearity,
-            seq=seq, loss=loss)
+            seq=seq, loss=loss, cell=cell)
         # reference in float64 on the same (rounded) weights and inputs
         p_d = {k: v.astype(dtype).astype(np.float64) for k, v in params.items()}
         X_d = X.astype(dtype).astype(np.float64)
@@ -86,10 +92,11 @@ def test_loss_and_gradients_match_reference(dtype, threading, num_layers, nonlin
 @pytest.mark.parametrize("seq", [False, True])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("level", SIMD_LEVELS, ids=SIMD_IDS)
-def test_truncated_bptt_matches_reference(trunc, num_layers, seq, bidirectional, level):
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_truncated_bptt_matches_reference(trunc, num_layers, seq, bidirectional, level, cell):
     layout, params, X, y, idx, arch = _problem(
         2, num_layers=num_layers, bidirectional=bidirectional, nonlinearity="tanh", seq=seq,
-        loss="mse", T=9)
+        loss="mse", T=9, cell=cell)
     want_loss, want = ref.loss_and_grads(params, X[idx], _ref_target(y, idx, seq), loss="mse",
                                          bptt_truncate=trunc, **arch)
     for n_threads, hidden_split in THREADING + [(4, True)]:
@@ -113,11 +120,13 @@ def test_truncated_bptt_matches_reference(trunc, num_layers, seq, bidirectional,
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("seq", [False, True])
 @pytest.mark.parametrize("level", SIMD_LEVELS, ids=SIMD_IDS)
-def test_predict_matches_reference(dtype, threading, num_layers, bidirectional, seq, level):
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_predict_matches_reference(dtype, threading, num_layers, bidirectional, seq, level,
+                                   cell):
     n_threads, hidden_split = threading
     layout, params, X, y, idx, arch = _problem(
         3, num_layers=num_layers, bidirectional=bidirectional, nonlinearity="tanh", seq=seq,
-        loss="mse")
+        loss="mse", cell=cell)
     want, _ = ref.forward({k: v.astype(dtype).astype(np.float64) for k, v in params.items()},
                           X.astype(dtype).astype(np.float64), **arch)
     for chunk in (1, 2, 4, 100):
@@ -130,15 +139,16 @@ def test_predict_matches_reference(dtype, threading, num_layers, bidirectional, 
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+@pytest.mark.parametrize("cellnl", CELLS, ids=CELL_IDS)
 @pytest.mark.parametrize("seq", [False, True])
 @pytest.mark.parametrize("loss", ["mse", "xent"])
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_gradients_match_finite_differences(nonlinearity, seq, loss, bidirectional):
+def test_gradients_match_finite_differences(cellnl, seq, loss, bidirectional):
     """Central differences in float64 on every parameter: relative error < 1e-6."""
+    cell, nonlinearity = cellnl
     layout, params, X, y, idx, arch = _problem(
         4, num_layers=2, bidirectional=bidirectional, nonlinearity=nonlinearity, seq=seq,
-        loss=loss, T=5)
+        loss=loss, T=5, cell=cell)
     _, grad = kernel_loss_grad(layout, params, X, y, idx, loss=loss, seq=seq)
     eps = 1e-6
     for name, value in params.items():
@@ -156,11 +166,12 @@ def test_gradients_match_finite_differences(nonlinearity, seq, loss, bidirection
         assert np.linalg.norm(grad[name]) > 0, name
 
 
-def test_long_and_single_step_sequences():
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_long_and_single_step_sequences(cell):
     for T_ in (1, 2, 60):
         layout, params, X, y, idx, arch = _problem(5, num_layers=2, bidirectional=True,
                                                    nonlinearity="tanh", seq=True, loss="xent",
-                                                   T=T_)
+                                                   T=T_, cell=cell)
         want_loss, want = ref.loss_and_grads(params, X[idx], y[idx], loss="xent", **arch)
         for n_threads, hidden_split in THREADING:
             got_loss, got = kernel_loss_grad(layout, params, X, y, idx, loss="xent", seq=True,
@@ -313,17 +324,19 @@ def test_vector_tanh_is_accurate_to_a_few_ulp():
 @pytest.mark.parametrize("seq", [False, True])
 @pytest.mark.parametrize("trunc", [None, 3])
 @pytest.mark.parametrize("level", SIMD_LEVELS, ids=SIMD_IDS)
-def test_hidden_split_with_real_unit_slices(dtype, n_threads, seq, trunc, level):
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_hidden_split_with_real_unit_slices(dtype, n_threads, seq, trunc, level, cell):
     """H = 70 gives each thread its own slice of units (aligned to panels of 32
     float32 or 16 float64), in both directions and both layers, with a
     partial last panel."""
     rng = np.random.default_rng(9)
     Hb, Tb, Bb = 70, 6, 5
-    arch = dict(num_layers=2, bidirectional=True, nonlinearity="tanh", return_sequences=seq)
+    arch = dict(num_layers=2, bidirectional=True, nonlinearity="tanh", return_sequences=seq,
+                cell=cell)
     layout = make_layout(n_features=D, hidden=Hb, n_outputs=O, num_layers=2, bidirectional=True,
-                         nonlinearity="tanh")
+                         nonlinearity="tanh", cell=cell)
     params = ref.init_params(rng, n_features=D, hidden=Hb, n_outputs=O, num_layers=2,
-                             bidirectional=True, dtype=np.float64, scale=0.3)
+                             bidirectional=True, dtype=np.float64, scale=0.3, cell=cell)
     X = rng.normal(size=(Bb, Tb, D))
     y = rng.normal(size=(Bb, Tb if seq else 1, O))
     idx = np.arange(Bb)

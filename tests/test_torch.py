@@ -9,18 +9,25 @@ nn = torch.nn
 
 
 class TorchNet(nn.Module):
-    """nn.RNN + nn.Linear, read the way crnn reads it."""
+    """nn.RNN / nn.GRU / nn.LSTM + nn.Linear, read the way crnn reads it."""
 
-    def __init__(self, D, H, L, O, nonlinearity="tanh", bidirectional=False, seq=False):
+    def __init__(self, D, H, L, O, nonlinearity="tanh", bidirectional=False, seq=False,
+                 cell="rnn"):
         super().__init__()
-        self.rnn = nn.RNN(D, H, L, nonlinearity=nonlinearity, batch_first=True,
-                          bidirectional=bidirectional)
+        if cell == "rnn":
+            self.rnn = nn.RNN(D, H, L, nonlinearity=nonlinearity, batch_first=True,
+                              bidirectional=bidirectional)
+        else:
+            self.rnn = {"gru": nn.GRU, "lstm": nn.LSTM}[cell](
+                D, H, L, batch_first=True, bidirectional=bidirectional)
         self.head = nn.Linear((2 if bidirectional else 1) * H, O)
         self.seq = seq
         self.bidirectional = bidirectional
 
     def forward(self, x):
         out, h_n = self.rnn(x)
+        if isinstance(h_n, tuple):          # LSTM: (h_n, c_n)
+            h_n = h_n[0]
         if self.seq:
             return self.head(out)
         last = torch.cat([h_n[-2], h_n[-1]], 1) if self.bidirectional else h_n[-1]
@@ -37,23 +44,39 @@ def _data(seed, N, T, D):
 
 
 ARCHS = [
-    dict(L=1, nonlinearity="tanh", bidirectional=False),
-    dict(L=2, nonlinearity="relu", bidirectional=False),
-    dict(L=2, nonlinearity="tanh", bidirectional=True),
-    dict(L=3, nonlinearity="relu", bidirectional=True),
+    dict(L=1, nonlinearity="tanh", bidirectional=False, cell="rnn"),
+    dict(L=2, nonlinearity="relu", bidirectional=False, cell="rnn"),
+    dict(L=2, nonlinearity="tanh", bidirectional=True, cell="rnn"),
+    dict(L=3, nonlinearity="relu", bidirectional=True, cell="rnn"),
+    dict(L=1, nonlinearity="tanh", bidirectional=False, cell="gru"),
+    dict(L=2, nonlinearity="tanh", bidirectional=True, cell="gru"),
+    dict(L=1, nonlinearity="tanh", bidirectional=False, cell="lstm"),
+    dict(L=2, nonlinearity="tanh", bidirectional=True, cell="lstm"),
 ]
+ARCH_IDS = [f"{a['cell']}-{a['nonlinearity']}-L{a['L']}{'-bi' if a['bidirectional'] else ''}"
+            for a in ARCHS]
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+def _net(arch, D, H, O, seq):
+    return TorchNet(D, H, arch["L"], O, arch["nonlinearity"], arch["bidirectional"], seq,
+                    arch["cell"])
+
+
+def _est(cls, arch, H, seq, **kw):
+    return cls(cell=arch["cell"], hidden_size=H, num_layers=arch["L"],
+               nonlinearity=arch["nonlinearity"], bidirectional=arch["bidirectional"],
+               return_sequences=seq, **kw)
+
+
+@pytest.mark.parametrize("arch", ARCHS, ids=ARCH_IDS)
 @pytest.mark.parametrize("seq", [False, True])
 @pytest.mark.parametrize("n_jobs", [1, 2])
 def test_regressor_predict_matches_torch(arch, seq, n_jobs):
     torch.manual_seed(0)
     D, H, O, N, T = 4, 16, 3, 37, 12
-    net = TorchNet(D, H, arch["L"], O, arch["nonlinearity"], arch["bidirectional"], seq)
+    net = _net(arch, D, H, O, seq)
     X, _ = _data(0, N, T, D)
-    est = RNNRegressor(hidden_size=H, num_layers=arch["L"], nonlinearity=arch["nonlinearity"],
-                       bidirectional=arch["bidirectional"], return_sequences=seq, n_jobs=n_jobs)
+    est = _est(RNNRegressor, arch, H, seq, n_jobs=n_jobs)
     est.load_state_dict(_numpy_sd(net))
     with torch.no_grad():
         want = net(torch.from_numpy(X)).numpy()
@@ -61,21 +84,20 @@ def test_regressor_predict_matches_torch(arch, seq, n_jobs):
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     # and back: the estimator's state_dict loads into torch strictly
-    net2 = TorchNet(D, H, arch["L"], O, arch["nonlinearity"], arch["bidirectional"], seq)
+    net2 = _net(arch, D, H, O, seq)
     net2.load_state_dict({k: torch.from_numpy(v) for k, v in est.state_dict().items()})
     with torch.no_grad():
         np.testing.assert_allclose(net2(torch.from_numpy(X)).numpy(), want, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("arch", ARCHS[:3])
+@pytest.mark.parametrize("arch", ARCHS, ids=ARCH_IDS)
 @pytest.mark.parametrize("seq", [False, True])
 def test_classifier_proba_matches_torch(arch, seq):
     torch.manual_seed(1)
     D, H, C, N, T = 3, 8, 5, 20, 9
-    net = TorchNet(D, H, arch["L"], C, arch["nonlinearity"], arch["bidirectional"], seq)
+    net = _net(arch, D, H, C, seq)
     X, _ = _data(1, N, T, D)
-    clf = RNNClassifier(hidden_size=H, num_layers=arch["L"], nonlinearity=arch["nonlinearity"],
-                        bidirectional=arch["bidirectional"], return_sequences=seq)
+    clf = _est(RNNClassifier, arch, H, seq)
     clf.load_state_dict(_numpy_sd(net), classes=np.array([10, 20, 30, 40, 50]))
     with torch.no_grad():
         logits = net(torch.from_numpy(X))
@@ -91,19 +113,17 @@ def _assert_same_weights(est, net, tol):
         np.testing.assert_allclose(sd[k], v.detach().numpy(), rtol=tol, atol=tol, err_msg=k)
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", ARCHS, ids=ARCH_IDS)
 @pytest.mark.parametrize("seq", [False, True])
 def test_one_sgd_step_matches_torch(arch, seq):
     """Full batch, momentum 0, no clipping: one partial_fit == one torch SGD step."""
     torch.manual_seed(2)
     D, H, O, N, T = 3, 12, 2, 25, 10
-    net = TorchNet(D, H, arch["L"], O, arch["nonlinearity"], arch["bidirectional"], seq)
+    net = _net(arch, D, H, O, seq)
     X, rng = _data(2, N, T, D)
     y = rng.normal(size=(N, T, O) if seq else (N, O)).astype(np.float32)
-    est = RNNRegressor(hidden_size=H, num_layers=arch["L"], nonlinearity=arch["nonlinearity"],
-                       bidirectional=arch["bidirectional"], return_sequences=seq, solver="sgd",
-                       momentum=0.0, learning_rate_init=0.5, batch_size=N, clip_norm=None,
-                       shuffle=False, n_jobs=2)
+    est = _est(RNNRegressor, arch, H, seq, solver="sgd", momentum=0.0, learning_rate_init=0.5,
+               batch_size=N, clip_norm=None, shuffle=False, n_jobs=2)
     est.load_state_dict(_numpy_sd(net))
     est.partial_fit(X, y)
 
@@ -117,15 +137,16 @@ def test_one_sgd_step_matches_torch(arch, seq):
 
 
 @pytest.mark.parametrize("seq", [False, True])
-def test_classifier_sgd_step_matches_torch(seq):
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_classifier_sgd_step_matches_torch(seq, cell):
     torch.manual_seed(3)
     D, H, C, N, T = 4, 10, 3, 30, 8
-    net = TorchNet(D, H, 2, C, "tanh", True, seq)
+    net = TorchNet(D, H, 2, C, "tanh", True, seq, cell)
     X, rng = _data(3, N, T, D)
     y = rng.integers(0, C, size=(N, T) if seq else N)
-    clf = RNNClassifier(hidden_size=H, num_layers=2, bidirectional=True, return_sequences=seq,
-                        solver="sgd", momentum=0.0, learning_rate_init=1.0, batch_size=N,
-                        clip_norm=None, shuffle=False)
+    clf = RNNClassifier(cell=cell, hidden_size=H, num_layers=2, bidirectional=True,
+                        return_sequences=seq, solver="sgd", momentum=0.0,
+                        learning_rate_init=1.0, batch_size=N, clip_norm=None, shuffle=False)
     clf.load_state_dict(_numpy_sd(net))
     clf.partial_fit(X, y, classes=np.arange(C))
     opt = torch.optim.SGD(net.parameters(), lr=1.0)
@@ -138,16 +159,18 @@ def test_classifier_sgd_step_matches_torch(seq):
 
 
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
-def test_several_steps_with_clipping_and_weight_decay_match_torch(solver):
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_several_steps_with_clipping_and_weight_decay_match_torch(solver, cell):
     """Mini-batches in order, Adam or Nesterov SGD, global-norm clipping and an
     L2 penalty on the weight matrices (torch weight_decay on those only)."""
     torch.manual_seed(4)
     D, H, O, N, T, batch = 3, 16, 2, 40, 15, 10
-    net = TorchNet(D, H, 2, O, "tanh", False, False)
+    net = TorchNet(D, H, 2, O, "tanh", False, False, cell)
     X, rng = _data(4, N, T, D)
     y = (3 * rng.normal(size=(N, O))).astype(np.float32)
-    alpha, clip = 0.01, 0.5
-    est = RNNRegressor(hidden_size=H, num_layers=2, solver=solver, learning_rate_init=0.01,
+    alpha, clip = 0.01, 0.1
+    est = RNNRegressor(cell=cell, hidden_size=H, num_layers=2, solver=solver,
+                       learning_rate_init=0.01,
                        batch_size=batch, clip_norm=clip, alpha=alpha, shuffle=False,
                        momentum=0.9, nesterovs_momentum=True)
     est.load_state_dict(_numpy_sd(net))
