@@ -21,6 +21,7 @@ import warnings
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
+import numpy
 from Cython.Build import cythonize
 
 
@@ -103,7 +104,7 @@ directives = {
 }
 
 extensions = [
-    Extension(f"crnn.{m}", [f"src/{m}.pyx"], include_dirs=["src"],
+    Extension(f"crnn.{m}", [f"src/{m}.pyx"], include_dirs=["src", numpy.get_include()],
               define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")])
     for m in MODULES
 ]

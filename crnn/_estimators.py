@@ -610,9 +610,10 @@ class _BaseRNN(BaseEstimator):
             _kernels.pack_weights(cfg, theta, wpack, False)
         return wpack
 
-    def _raw_predict(self, layout, theta, X, n_threads, wpack=None):
+    def _raw_predict(self, layout, theta, X, n_threads, wpack=None, states=None):
         """Head outputs (n_samples, n_steps or 1, n_outputs) in theta's dtype.
-        wpack: theta's packed weights if the caller has them."""
+        wpack: theta's packed weights if the caller has them.  states:
+        (h0, c0, hN, cN) arrays for the kernel (None entries: none)."""
         cfg = self._config(layout)
         N, T = X.shape[0], X.shape[1]
         out = np.empty((N, T if self.return_sequences else 1, layout.n_outputs), dtype=theta.dtype)
@@ -628,15 +629,63 @@ class _BaseRNN(BaseEstimator):
         with blas_single_threaded():
             if wpack is None:
                 wpack = self._packed_weights(layout, theta)
-            _kernels.predict(cfg, theta, X, out, ws, chunk, nt, hidden_split, wpack)
+            _kernels.predict(cfg, theta, X, out, ws, chunk, nt, hidden_split, wpack,
+                             *(states or ()))
         return out
 
-    def _forward(self, X):
-        """Validated X -> raw head outputs."""
+    def _forward(self, X, initial_state=None, return_state=False):
+        """Validated X -> raw head outputs, and the final states when asked."""
         check_is_fitted(self, "_theta")
         X = self._check_X(X, self._theta.dtype, reset=False)
-        return self._raw_predict(self._layout, self._theta, X,
-                                 effective_n_threads(self.n_jobs), self._wpack)
+        lay = self._layout
+        shape = (lay.num_layers * lay.ndir, X.shape[0], lay.hidden)
+        h0, c0 = self._check_state(initial_state, shape, "initial_state")
+        hN = cN = None
+        if return_state:
+            hN = np.empty(shape, dtype=self._theta.dtype)
+            cN = np.empty(shape, dtype=self._theta.dtype) if lay.cell == "lstm" else None
+        raw = self._raw_predict(lay, self._theta, X, effective_n_threads(self.n_jobs),
+                                self._wpack, (h0, c0, hN, cN))
+        if not return_state:
+            return raw, None
+        return raw, ((hN, cN) if lay.cell == "lstm" else hN)
+
+    def _check_state(self, state, shape, name):
+        """A user's state -> (h, c) arrays of the model's dtype (None: zeros).
+
+        The format is PyTorch's: h of shape (num_layers * num_directions,
+        n_samples, hidden_size), and for the LSTM a tuple (h, c)."""
+        if state is None:
+            return None, None
+        lstm = self._layout.cell == "lstm"
+        if lstm:
+            if not (isinstance(state, (tuple, list)) and len(state) == 2):
+                raise ValueError(f"{name} of an LSTM must be a tuple (h, c) of arrays of "
+                                 f"shape {shape}.")
+            parts = list(state)
+        else:
+            parts = [state]
+        out = []
+        for part, what in zip(parts, ("h", "c")):
+            try:
+                arr = np.ascontiguousarray(part, dtype=self._theta.dtype)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{name} ({what}) is not numeric: {exc}") from exc
+            if arr.shape != shape:
+                raise ValueError(f"{name} ({what}) has shape {arr.shape}; expected {shape} "
+                                 "(num_layers * num_directions, n_samples, hidden_size).")
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"{name} ({what}) contains NaN or infinity.")
+            out.append(arr)
+        return out[0], (out[1] if lstm else None)
+
+    def stepper(self, n_streams=1):
+        """A Stepper that runs this network one time step at a time, for
+        online use (see Stepper).  It holds a copy of the current weights;
+        the estimator is not touched by its use."""
+        from ._stepper import Stepper
+        check_is_fitted(self, "_theta")
+        return Stepper(self, n_streams)
 
     def __getstate__(self):
         state = dict(super().__getstate__())    # may be the live __dict__ itself
@@ -895,10 +944,18 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
         state of the previous calls."""
         return self._fit(X, y, incremental=True)
 
-    def predict(self, X):
+    def predict(self, X, initial_state=None, return_state=False):
         """Predictions (float64), shaped like the training y (per step with
-        return_sequences)."""
-        return self._shape_output(self._forward(X))
+        return_sequences).
+
+        initial_state: the recurrent states to start from instead of zeros,
+        as PyTorch's h_0: (num_layers * num_directions, n_samples,
+        hidden_size), a tuple (h_0, c_0) for the LSTM.  return_state: also
+        return the states after the last step (h_n, or (h_n, c_n)), so a long
+        series can be fed in chunks with the same result as in one go."""
+        raw, state = self._forward(X, initial_state, return_state)
+        pred = self._shape_output(raw)
+        return (pred, state) if return_state else pred
 
     def score(self, X, y, sample_weight=None):
         """R^2 of the predictions; with return_sequences the steps are
@@ -1050,19 +1107,24 @@ class RNNClassifier(ClassifierMixin, _BaseRNN):
         (all labels that will ever appear) is required on the first call."""
         return self._fit(X, y, incremental=True, classes=classes)
 
-    def predict(self, X):
-        raw = self._forward(X)
-        return self._shape_labels(self.classes_[raw.argmax(axis=-1)])
+    def predict(self, X, initial_state=None, return_state=False):
+        """Class labels (per step with return_sequences).  initial_state and
+        return_state as in RNNRegressor.predict."""
+        raw, state = self._forward(X, initial_state, return_state)
+        pred = self._shape_labels(self.classes_[raw.argmax(axis=-1)])
+        return (pred, state) if return_state else pred
 
-    def predict_proba(self, X):
+    def predict_proba(self, X, initial_state=None, return_state=False):
         """Softmax of the logits: (n_samples, n_classes), or (n_samples,
         n_timesteps, n_classes) with return_sequences."""
-        raw = self._forward(X)
-        return self._shape_labels(_softmax(raw.astype(np.float64)))
+        raw, state = self._forward(X, initial_state, return_state)
+        proba = self._shape_labels(_softmax(raw.astype(np.float64)))
+        return (proba, state) if return_state else proba
 
-    def predict_log_proba(self, X):
-        raw = self._forward(X)
-        return self._shape_labels(_log_softmax(raw.astype(np.float64)))
+    def predict_log_proba(self, X, initial_state=None, return_state=False):
+        raw, state = self._forward(X, initial_state, return_state)
+        logp = self._shape_labels(_log_softmax(raw.astype(np.float64)))
+        return (logp, state) if return_state else logp
 
     def score(self, X, y, sample_weight=None):
         """Mean accuracy (over samples, and steps with return_sequences)."""

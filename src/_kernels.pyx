@@ -1321,3 +1321,149 @@ def predict(Config cfg, const floating[::1] theta, const floating[:, :, ::1] X,
         _predict_chunk(n, &theta[0], &X[0, 0, 0], T, lo, hi - lo, &out[0, 0, 0],
                        &ws[threadid(), 0], wp, stp, 0, 1)
 
+
+
+# ---------------------------------------------------------------------------
+# one step at a time (streaming)
+
+cimport numpy as cnp
+cnp.import_array()
+
+
+cdef class StepKernel:
+    """One time step of a unidirectional network for `n_streams` independent
+    streams, with the states carried by the caller.
+
+    Holds its own copy of the weights (and their packing) and a workspace,
+    so a step is one call with no allocation but its outputs.  step() takes
+    x (n_streams, n_features) and the states (num_layers, n_streams, H),
+    and returns new arrays: the head's outputs (softmax probabilities when
+    built with softmax=True) and the new states.
+    """
+    cdef Config cfg
+    cdef cnp.ndarray theta, wpack, ws
+    cdef readonly int n_streams
+    cdef bint softmax, is_float, lstm
+    cdef object dtype
+    cdef cnp.npy_intp state_shape[3]
+    cdef cnp.npy_intp out_shape[2]
+
+    def __init__(self, Config cfg, theta, wpack, int n_streams, bint softmax):
+        if cfg.net.ndir != 1:
+            raise ValueError("a bidirectional network cannot run step by step: its reverse "
+                             "direction needs the whole sequence")
+        if n_streams < 1:
+            raise ValueError("n_streams must be positive")
+        self.cfg = cfg
+        self.theta = np.array(theta, copy=True, order="C")
+        self.dtype = self.theta.dtype
+        if self.dtype not in (np.float32, np.float64) or self.theta.ndim != 1 \
+                or self.theta.shape[0] != cfg.n_params:
+            raise ValueError("parameter vector does not match the network")
+        self.wpack = np.array(wpack, dtype=self.dtype, copy=True, order="C")
+        if self.wpack.shape[0] not in (0, cfg.packed_size(False, self.dtype.itemsize)):
+            raise ValueError("packed-weight buffer has the wrong size")
+        self.ws = np.empty(cfg.workspace_size(n_streams, 1, False), dtype=self.dtype)
+        self.n_streams = n_streams
+        self.softmax = softmax
+        self.is_float = self.dtype == np.float32
+        self.lstm = cfg.net.cell == CELL_LSTM
+        self.state_shape[0] = cfg.net.L
+        self.state_shape[1] = n_streams
+        self.state_shape[2] = cfg.net.H
+        self.out_shape[0] = n_streams
+        self.out_shape[1] = cfg.net.O
+
+    cdef cnp.ndarray _as_array(self, obj, int ndim, cnp.npy_intp* shape, str name):
+        cdef cnp.ndarray a
+        cdef int k
+        if type(obj) is np.ndarray and (<cnp.ndarray> obj).dtype is self.dtype and \
+                cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> obj):
+            a = <cnp.ndarray> obj
+        else:
+            a = np.ascontiguousarray(obj, dtype=self.dtype)
+        if cnp.PyArray_NDIM(a) != ndim:
+            raise ValueError(f"{name} must have {ndim} dimensions, got shape {(<object> a).shape}")
+        for k in range(ndim):
+            if cnp.PyArray_DIMS(a)[k] != shape[k]:
+                raise ValueError(f"{name} has shape {(<object> a).shape}; expected "
+                                 f"{tuple(shape[i] for i in range(ndim))}")
+        return a
+
+    def step(self, x, h=None, c=None):
+        """(outputs, h_new, c_new) of one step; h, c None: zero states
+        (c_new is None except for the LSTM)."""
+        cdef cnp.npy_intp xshape[2]
+        cdef cnp.ndarray xa, ha = None, ca = None, out, hN, cN = None
+        cdef States st
+        cdef const Net* n = &self.cfg.net
+        cdef Py_ssize_t i, j, O = n.O
+        cdef double mx, se
+        cdef float* pf
+        cdef double* pd
+        xshape[0] = self.n_streams
+        xshape[1] = n.D
+        xa = self._as_array(x, 2, xshape, "x")
+        if h is not None:
+            ha = self._as_array(h, 3, self.state_shape, "h")
+        if c is not None:
+            if not self.lstm:
+                raise ValueError("only the LSTM has cell states")
+            if h is None:
+                raise ValueError("c needs h")
+            ca = self._as_array(c, 3, self.state_shape, "c")
+        if not np.isfinite(np.add.reduce(xa, axis=None)) and not np.isfinite(xa).all():
+            raise ValueError("x contains NaN or infinity")
+        out = cnp.PyArray_EMPTY(2, self.out_shape, cnp.PyArray_TYPE(self.theta), 0)
+        hN = cnp.PyArray_EMPTY(3, self.state_shape, cnp.PyArray_TYPE(self.theta), 0)
+        if self.lstm:
+            cN = cnp.PyArray_EMPTY(3, self.state_shape, cnp.PyArray_TYPE(self.theta), 0)
+        st.h0 = cnp.PyArray_DATA(ha) if ha is not None else NULL
+        st.c0 = cnp.PyArray_DATA(ca) if ca is not None else NULL
+        st.hN = cnp.PyArray_DATA(hN)
+        st.cN = cnp.PyArray_DATA(cN) if cN is not None else NULL
+        st.first = 0
+        st.N = self.n_streams
+        with nogil:
+            if self.is_float:
+                _predict_chunk(n, <const float*> cnp.PyArray_DATA(self.theta),
+                               <const float*> cnp.PyArray_DATA(xa), 1, 0, self.n_streams,
+                               <float*> cnp.PyArray_DATA(out), <float*> cnp.PyArray_DATA(self.ws),
+                               <const float*> cnp.PyArray_DATA(self.wpack)
+                               if cnp.PyArray_DIMS(self.wpack)[0] else NULL,
+                               &st, 0, 1)
+            else:
+                _predict_chunk(n, <const double*> cnp.PyArray_DATA(self.theta),
+                               <const double*> cnp.PyArray_DATA(xa), 1, 0, self.n_streams,
+                               <double*> cnp.PyArray_DATA(out),
+                               <double*> cnp.PyArray_DATA(self.ws),
+                               <const double*> cnp.PyArray_DATA(self.wpack)
+                               if cnp.PyArray_DIMS(self.wpack)[0] else NULL,
+                               &st, 0, 1)
+            if self.softmax:
+                for i in range(self.n_streams):
+                    if self.is_float:
+                        pf = <float*> cnp.PyArray_DATA(out) + i * O
+                        mx = pf[0]
+                        for j in range(1, O):
+                            if pf[j] > mx:
+                                mx = pf[j]
+                        se = 0
+                        for j in range(O):
+                            pf[j] = <float> exp(pf[j] - mx)
+                            se += pf[j]
+                        for j in range(O):
+                            pf[j] = <float> (pf[j] / se)
+                    else:
+                        pd = <double*> cnp.PyArray_DATA(out) + i * O
+                        mx = pd[0]
+                        for j in range(1, O):
+                            if pd[j] > mx:
+                                mx = pd[j]
+                        se = 0
+                        for j in range(O):
+                            pd[j] = exp(pd[j] - mx)
+                            se += pd[j]
+                        for j in range(O):
+                            pd[j] = pd[j] / se
+        return out, hN, cN

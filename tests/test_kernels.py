@@ -358,3 +358,53 @@ def test_hidden_split_with_real_unit_slices(dtype, n_threads, seq, trunc, level,
                               dtype=dtype, hidden_split=True, packed=packed)
     want_pred, _ = ref.forward(p_d, X_d, **arch)
     np.testing.assert_allclose(pred, want_pred, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("threading", THREADING, ids=THREAD_IDS)
+@pytest.mark.parametrize("level", SIMD_LEVELS, ids=SIMD_IDS)
+def test_predict_with_initial_and_final_states(cell, bidirectional, threading, level):
+    n_threads, hidden_split = threading
+    layout, params, X, y, idx, arch = _problem(10, num_layers=2, bidirectional=bidirectional,
+                                               nonlinearity="tanh", seq=True, loss="mse",
+                                               cell=cell)
+    rng = np.random.default_rng(11)
+    shape = (2 * (2 if bidirectional else 1), X.shape[0], H)
+    h0 = rng.normal(size=shape) * 0.5
+    c0 = rng.normal(size=shape) * 0.5 if cell == "lstm" else None
+    want, _ = ref.forward(params, X, h0=h0, c0=c0, **arch)
+    want_h, want_c = ref.final_states(params, X, h0=h0, c0=c0, **arch)
+    from crnn._layout import LOSS_MSE
+    theta = pack(layout, params, np.float64)
+    cfg = layout.config(True, LOSS_MSE, None)
+    with simd(level) as packed:
+        wpack = np.zeros(cfg.packed_size(False, 8) if packed else 0)
+        if packed:
+            _kernels.pack_weights(cfg, theta, wpack, False)
+        for chunk in (2, 4, 100):
+            out = np.zeros((X.shape[0], X.shape[1], O))
+            ws = np.zeros((n_threads, cfg.workspace_size(chunk, X.shape[1], False)))
+            hN = np.zeros(shape)
+            cN = np.zeros(shape) if cell == "lstm" else None
+            _kernels.predict(cfg, theta, X, out, ws, chunk, n_threads, hidden_split, wpack,
+                             h0, c0, hN, cN)
+            np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(hN, want_h, rtol=1e-12, atol=1e-12)
+            if cell == "lstm":
+                np.testing.assert_allclose(cN, want_c, rtol=1e-12, atol=1e-12)
+
+
+def test_predict_rejects_bad_states():
+    layout, params, X, y, idx, arch = _problem(12, num_layers=1, bidirectional=False,
+                                               nonlinearity="tanh", seq=False, loss="mse")
+    from crnn._layout import LOSS_MSE
+    theta = pack(layout, params, np.float64)
+    cfg = layout.config(False, LOSS_MSE, None)
+    out = np.zeros((X.shape[0], 1, O))
+    ws = np.zeros((1, cfg.workspace_size(4, X.shape[1], False)))
+    with pytest.raises(ValueError, match="h0 must have shape"):
+        _kernels.predict(cfg, theta, X, out, ws, 4, 1, False, None, np.zeros((1, 3, H)))
+    with pytest.raises(ValueError, match="only the LSTM"):
+        _kernels.predict(cfg, theta, X, out, ws, 4, 1, False, None,
+                         np.zeros((1, X.shape[0], H)), np.zeros((1, X.shape[0], H)))

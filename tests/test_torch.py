@@ -195,3 +195,30 @@ def test_several_steps_with_clipping_and_weight_decay_match_torch(solver, cell):
             opt.step()
     _assert_same_weights(est, net, 1e-4)
     assert est._opt_step == 8
+
+
+@pytest.mark.parametrize("arch", ARCHS, ids=ARCH_IDS)
+def test_initial_and_final_states_match_torch(arch):
+    torch.manual_seed(5)
+    D, H, O, N, T = 3, 12, 2, 9, 7
+    net = _net(arch, D, H, O, True)
+    X, rng = _data(5, N, T, D)
+    ndir = 2 if arch["bidirectional"] else 1
+    shape = (arch["L"] * ndir, N, H)
+    h0 = rng.normal(size=shape).astype(np.float32)
+    c0 = rng.normal(size=shape).astype(np.float32)
+    est = _est(RNNRegressor, arch, H, True)
+    est.load_state_dict(_numpy_sd(net))
+    lstm = arch["cell"] == "lstm"
+    start = (h0, c0) if lstm else h0
+    pred, state = est.predict(X, initial_state=start, return_state=True)
+    with torch.no_grad():
+        tstart = (torch.from_numpy(h0), torch.from_numpy(c0)) if lstm else torch.from_numpy(h0)
+        out, tstate = net.rnn(torch.from_numpy(X), tstart)
+        want = net.head(out).numpy()
+    np.testing.assert_allclose(pred, want, rtol=1e-5, atol=1e-5)
+    if lstm:
+        np.testing.assert_allclose(state[0], tstate[0].numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(state[1], tstate[1].numpy(), rtol=1e-5, atol=1e-5)
+    else:
+        np.testing.assert_allclose(state, tstate.numpy(), rtol=1e-5, atol=1e-5)

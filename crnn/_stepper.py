@@ -1,0 +1,90 @@
+"""Running a fitted network one time step at a time."""
+import numpy as np
+from sklearn.base import is_classifier
+
+from . import _kernels
+
+
+class Stepper:
+    """Online predictions, one observation in, one prediction out.
+
+    Made by ``estimator.stepper(n_streams=1)``.  It copies the estimator's
+    current weights, so training the estimator afterwards does not change it,
+    and it keeps no state between calls: the caller carries the recurrent
+    state::
+
+        s = model.stepper()
+        state = None                       # zeros
+        for x_t in stream:                 # x_t: (n_features,)
+            y_t, state = s.step(x_t, state)
+
+    ``step`` on a stream of observations gives the predictions that
+    ``predict(X, return_state=True)`` gives for each prefix of the series (for
+    many-to-one models: the prediction if the sequence ended at that step).
+    Bidirectional networks cannot run step by step.
+
+    Parameters of step: x of shape (n_features,) when n_streams == 1, or
+    (n_streams, n_features); state None or as returned by the previous call:
+    an array (num_layers, n_streams, hidden_size), a tuple (h, c) for the LSTM
+    (PyTorch's layout).  Returns (prediction, new_state): for one stream the
+    regressor gives a float (or an (n_outputs,) array), the classifier a
+    label; for several streams, arrays with a first axis of n_streams.
+    Computation is in the estimator's dtype and on one thread.
+    """
+
+    def __init__(self, estimator, n_streams=1):
+        n_streams = int(n_streams)
+        if n_streams < 1:
+            raise ValueError(f"n_streams must be at least 1, got {n_streams}.")
+        lay = estimator._layout
+        cfg = estimator._config(lay)
+        self._classifier = is_classifier(estimator)
+        self._kernel = _kernels.StepKernel(cfg, estimator._theta, estimator._wpack, n_streams,
+                                           self._classifier)
+        self._lstm = lay.cell == "lstm"
+        self._n_streams = n_streams
+        self._n_features = lay.n_features
+        self.state_shape = (lay.num_layers, n_streams, lay.hidden)
+        self.classes_ = getattr(estimator, "classes_", None)
+        # a regressor whose y had no output axis predicts scalars
+        self._scalar = (not self._classifier) and \
+            estimator._y_ndim == (2 if estimator.return_sequences else 1)
+        self.dtype = estimator._theta.dtype
+
+    def initial_state(self):
+        """Zero states, in the layout step() takes."""
+        h = np.zeros(self.state_shape, dtype=self.dtype)
+        return (h, h.copy()) if self._lstm else h
+
+    def _run(self, x, state):
+        single = self._n_streams == 1 and np.ndim(x) == 1
+        if single:
+            x = np.reshape(x, (1, -1))
+        if state is None:
+            h = c = None
+        elif self._lstm:
+            if not (isinstance(state, (tuple, list)) and len(state) == 2):
+                raise ValueError("the state of an LSTM is a tuple (h, c).")
+            h, c = state
+        else:
+            h, c = state, None
+        out, h_new, c_new = self._kernel.step(x, h, c)
+        return single, out, ((h_new, c_new) if self._lstm else h_new)
+
+    def step(self, x, state=None):
+        """(prediction, new_state) for one time step."""
+        single, out, new_state = self._run(x, state)
+        if self._classifier:
+            pred = self.classes_[out.argmax(axis=1)]
+        elif self._scalar:
+            pred = out[:, 0]
+        else:
+            pred = out
+        return (pred[0] if single else pred), new_state
+
+    def step_proba(self, x, state=None):
+        """Classifiers: (class probabilities, new_state) for one time step."""
+        if not self._classifier:
+            raise AttributeError("step_proba is for classifiers.")
+        single, out, new_state = self._run(x, state)
+        return (out[0] if single else out), new_state
