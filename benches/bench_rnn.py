@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from impls import CASES, IMPLS, MODES, thread_counts, torch_available
+from impls import CASES, IMPLS, MODES, all_cores, thread_counts, torch_available
 
 
 @pytest.mark.parametrize("threads", thread_counts(), ids=lambda t: f"{t}t")
@@ -29,4 +29,23 @@ def test_rnn(benchmark, impl, mode, case, threads):
     fn = IMPLS[impl](case, threads)[mode]
     fn()
     time.sleep(0.25)   # let the previous benchmark's thread pools go idle (see report.py)
+    benchmark(fn)
+
+
+@pytest.mark.parametrize("H", [64, 256])
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("impl", ["crnn", "torch"])
+def test_step(benchmark, impl, cell, H):
+    """One streaming step (see step_latency.py), all cores."""
+    from step_latency import crnn_step, torch_step
+
+    if impl == "torch":
+        if not torch_available():
+            pytest.skip("torch is not installed (pip install torch==2.13.0)")
+        import torch
+        torch.set_num_threads(all_cores())
+    benchmark.group = f"step-{cell}-H{H}"
+    fn = (crnn_step if impl == "crnn" else torch_step)(cell, H, all_cores())
+    fn()
+    time.sleep(0.25)
     benchmark(fn)

@@ -3,6 +3,7 @@ import numpy as np
 from sklearn.base import is_classifier
 
 from . import _kernels
+from ._threads import effective_n_threads
 
 
 class Stepper:
@@ -29,7 +30,9 @@ class Stepper:
     (PyTorch's layout).  Returns (prediction, new_state): for one stream the
     regressor gives a float (or an (n_outputs,) array), the classifier a
     label; for several streams, arrays with a first axis of n_streams.
-    Computation is in the estimator's dtype and on one thread.
+    Computation is in the estimator's dtype; it uses the estimator's n_jobs
+    threads (split over hidden units) only when the weights exceed 256 KB,
+    where one core's cache no longer holds them, and one thread otherwise.
     """
 
     def __init__(self, estimator, n_streams=1):
@@ -39,8 +42,12 @@ class Stepper:
         lay = estimator._layout
         cfg = estimator._config(lay)
         self._classifier = is_classifier(estimator)
-        self._kernel = _kernels.StepKernel(cfg, estimator._theta, estimator._wpack, n_streams,
-                                           self._classifier)
+        # a second thread pays off once the weights outgrow one core's cache
+        weight_bytes = (lay.gates * lay.hidden * (lay.hidden + lay.n_features) * lay.num_layers
+                        * estimator._theta.dtype.itemsize)
+        n_threads = effective_n_threads(estimator.n_jobs) if weight_bytes > 256 * 1024 else 1
+        self._kernel = _kernels.StepKernel(cfg, estimator._theta, n_streams, self._classifier,
+                                           n_threads)
         self._lstm = lay.cell == "lstm"
         self._n_streams = n_streams
         self._n_features = lay.n_features
@@ -57,30 +64,28 @@ class Stepper:
         return (h, h.copy()) if self._lstm else h
 
     def _run(self, x, state):
-        single = self._n_streams == 1 and np.ndim(x) == 1
-        if single:
-            x = np.reshape(x, (1, -1))
+        if not isinstance(x, np.ndarray):
+            x = np.asarray(x)
+        single = x.ndim == 1 and self._n_streams == 1
         if state is None:
-            h = c = None
+            out, h, c = self._kernel.step(x)
         elif self._lstm:
             if not (isinstance(state, (tuple, list)) and len(state) == 2):
                 raise ValueError("the state of an LSTM is a tuple (h, c).")
-            h, c = state
+            out, h, c = self._kernel.step(x, state[0], state[1])
         else:
-            h, c = state, None
-        out, h_new, c_new = self._kernel.step(x, h, c)
-        return single, out, ((h_new, c_new) if self._lstm else h_new)
+            out, h, c = self._kernel.step(x, state)
+        return single, out, ((h, c) if self._lstm else h)
 
     def step(self, x, state=None):
         """(prediction, new_state) for one time step."""
         single, out, new_state = self._run(x, state)
         if self._classifier:
             pred = self.classes_[out.argmax(axis=1)]
-        elif self._scalar:
-            pred = out[:, 0]
-        else:
-            pred = out
-        return (pred[0] if single else pred), new_state
+            return (pred[0] if single else pred), new_state
+        if self._scalar:
+            return (float(out[0, 0]) if single else out[:, 0]), new_state
+        return (out[0] if single else out), new_state
 
     def step_proba(self, x, state=None):
         """Classifiers: (class probabilities, new_state) for one time step."""

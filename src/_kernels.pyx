@@ -23,7 +23,7 @@
 # crnn/_layout.py).
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
-from libc.math cimport tanh, tanhf, exp, log, sqrt
+from libc.math cimport tanh, tanhf, exp, log, sqrt, isfinite
 from libc.string cimport memset, memcpy
 from libc.stdint cimport int32_t
 
@@ -1330,49 +1330,204 @@ cimport numpy as cnp
 cnp.import_array()
 
 
+cdef void _step_layers(const Net* n, const floating* theta, const floating* pk,
+                       const Py_ssize_t* pofs, const floating* bz, Py_ssize_t S,
+                       const floating* x, const floating* h0, const floating* c0,
+                       floating* hN, floating* cN, floating* Zb, floating* Rb,
+                       floating* out, bint softmax, int tid, int nt) noexcept nogil:
+    """One time step of a unidirectional network for S streams, by a team of
+    nt threads that split the hidden units (nt = 1: one thread does all).
+
+    pk: packed W_ih^T, W_hh^T of every layer and W_out^T at offsets pofs
+    (3 L + 1 entries), or NULL for BLAS; bz: summed biases per layer (G*H).
+    h0, c0: (L, S, H) or NULL for zeros; hN, cN: (L, S, H) outputs."""
+    cdef Py_ssize_t H = n.H, G = n.G, GH = n.G * n.H, ZW = _zwidth(n), O = n.O
+    cdef Py_ssize_t l, i, j, g, Din, k, ldz, j0, j1
+    cdef const floating* xin = x
+    cdef const floating* hp
+    cdef const floating* cp
+    cdef floating* z
+    cdef floating* hl
+    cdef const floating* w_out = theta + n.offs[4 * n.L]
+    cdef const floating* b_out = theta + n.offs[4 * n.L + 1]
+    cdef unsigned int csr = crnn_ftz_enter()
+    cdef double mx, se
+    _split(H, tid, nt, _lanes(theta[0]), &j0, &j1)
+    for l in range(n.L):
+        k = 4 * l
+        Din = n.D if l == 0 else H
+        hl = hN + l * S * H
+        hp = h0 + l * S * H if h0 != NULL else NULL
+        if G == 1:
+            z = hl                      # Elman: pre-activation in place of the new state
+            ldz = H
+        else:
+            z = Zb
+            ldz = ZW
+        # input projection; the recurrent one onto it (Elman) or into R
+        _proj(S, j0, j1, G, H, Din, xin, Din, pk + pofs[3 * l] if pk != NULL else NULL,
+              theta + n.offs[k], z, ldz, True)
+        if hp != NULL:
+            if G == 1:
+                _proj(S, j0, j1, 1, H, H, hp, H, pk + pofs[3 * l + 1] if pk != NULL else NULL,
+                      theta + n.offs[k + 1], z, ldz, False)
+            else:
+                _proj(S, j0, j1, G, H, H, hp, H, pk + pofs[3 * l + 1] if pk != NULL else NULL,
+                      theta + n.offs[k + 1], Rb, GH, True)
+        elif G > 1:
+            for i in range(S):
+                for g in range(G):
+                    memset(Rb + i * GH + g * H + j0, 0, (j1 - j0) * sizeof(floating))
+        if G == 1:
+            _act_forward(n.cell, z + j0, S, j1 - j0, H, bz + l * GH + j0)
+        elif n.cell == CELL_LSTM:
+            cp = c0 + l * S * H if c0 != NULL else NULL
+            if cp == NULL:
+                for i in range(S):                                 # as c_prev: zeros
+                    memset(cN + (l * S + i) * H + j0, 0, (j1 - j0) * sizeof(floating))
+                cp = cN + l * S * H
+            if floating is float:
+                crnn_lstm_fwd_f32(S, j0, j1, H, z, ZW, Rb, GH, bz + l * GH, cp, H,
+                                  cN + l * S * H, H, hl, H)
+            else:
+                crnn_lstm_fwd_f64(S, j0, j1, H, z, ZW, Rb, GH, bz + l * GH, cp, H,
+                                  cN + l * S * H, H, hl, H)
+        else:
+            if hp == NULL:
+                for i in range(S):                                 # as h_prev: zeros
+                    memset(hl + i * H + j0, 0, (j1 - j0) * sizeof(floating))
+                hp = hl
+            if floating is float:
+                crnn_gru_fwd_f32(S, j0, j1, H, z, ZW, Rb, GH, bz + l * GH,
+                                 theta + n.offs[k + 3] + 2 * H, hp, H, hl, H)
+            else:
+                crnn_gru_fwd_f64(S, j0, j1, H, z, ZW, Rb, GH, bz + l * GH,
+                                 theta + n.offs[k + 3] + 2 * H, hp, H, hl, H)
+        _sync(nt)                       # the next layer and the head read every unit
+        xin = hl
+    if tid == 0:
+        _proj(S, 0, O, 1, O, H, xin, H, pk + pofs[3 * n.L] if pk != NULL else NULL, w_out,
+              out, O, True)
+        for i in range(S):
+            for j in range(O):
+                out[i * O + j] += b_out[j]
+            if softmax:
+                mx = out[i * O]
+                for j in range(1, O):
+                    if out[i * O + j] > mx:
+                        mx = out[i * O + j]
+                se = 0
+                for j in range(O):
+                    out[i * O + j] = <floating> exp(out[i * O + j] - mx)
+                    se += out[i * O + j]
+                for j in range(O):
+                    out[i * O + j] = <floating> (out[i * O + j] / se)
+    crnn_ftz_leave(csr)
+
+
+cdef inline void _proj(Py_ssize_t M, Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t G, Py_ssize_t H,
+                       Py_ssize_t K, const floating* A, Py_ssize_t lda, const floating* packed,
+                       const floating* W, floating* C, Py_ssize_t ldc, bint beta0) noexcept nogil:
+    """C[:, g*H + j] (+)= A W[g*H + j, :]^T for every gate and the units
+    [j0, j1): W is (G*H x K); on its packed transpose when given."""
+    if j1 <= j0:
+        return
+    if packed != NULL:
+        if floating is float:
+            if crnn_rgemm_f32(M, j0, j1, G, H, K, A, lda, packed, C, ldc, beta0):
+                return
+        else:
+            if crnn_rgemm_f64(M, j0, j1, G, H, K, A, lda, packed, C, ldc, beta0):
+                return
+    _gate_gemm(False, M, j0, j1, G, H, K, A, lda, W, K, <floating> (0.0 if beta0 else 1.0),
+               C, ldc)
+
+
 cdef class StepKernel:
     """One time step of a unidirectional network for `n_streams` independent
     streams, with the states carried by the caller.
 
-    Holds its own copy of the weights (and their packing) and a workspace,
-    so a step is one call with no allocation but its outputs.  step() takes
-    x (n_streams, n_features) and the states (num_layers, n_streams, H),
-    and returns new arrays: the head's outputs (softmax probabilities when
-    built with softmax=True) and the new states.
+    Holds its own copy of the weights, packed for the single-step products
+    (W_ih^T, W_hh^T of every layer, W_out^T), the summed biases and scratch,
+    so a step is one call that allocates only its outputs.  step() takes x
+    (n_streams, n_features) and the states (num_layers, n_streams, H), and
+    returns new arrays: the head's outputs (softmax probabilities when built
+    with softmax=True) and the new states.
     """
     cdef Config cfg
-    cdef cnp.ndarray theta, wpack, ws
-    cdef readonly int n_streams
-    cdef bint softmax, is_float, lstm
+    cdef cnp.ndarray theta, packed, bz, Zb, Rb
+    cdef Py_ssize_t pofs[256]
+    cdef readonly int n_streams, n_threads
+    cdef bint softmax, is_float, lstm, use_packed
     cdef object dtype
     cdef cnp.npy_intp state_shape[3]
     cdef cnp.npy_intp out_shape[2]
 
-    def __init__(self, Config cfg, theta, wpack, int n_streams, bint softmax):
-        if cfg.net.ndir != 1:
+    def __init__(self, Config cfg, theta, int n_streams, bint softmax, int n_threads=1):
+        cdef const Net* n = &cfg.net
+        cdef Py_ssize_t l, k, g, j, pos = 0, Din, itemsize
+        if n.ndir != 1:
             raise ValueError("a bidirectional network cannot run step by step: its reverse "
                              "direction needs the whole sequence")
         if n_streams < 1:
             raise ValueError("n_streams must be positive")
+        if 3 * n.L + 1 > 256:
+            raise ValueError("too many layers for the step kernel")
         self.cfg = cfg
         self.theta = np.array(theta, copy=True, order="C")
         self.dtype = self.theta.dtype
         if self.dtype not in (np.float32, np.float64) or self.theta.ndim != 1 \
                 or self.theta.shape[0] != cfg.n_params:
             raise ValueError("parameter vector does not match the network")
-        self.wpack = np.array(wpack, dtype=self.dtype, copy=True, order="C")
-        if self.wpack.shape[0] not in (0, cfg.packed_size(False, self.dtype.itemsize)):
-            raise ValueError("packed-weight buffer has the wrong size")
-        self.ws = np.empty(cfg.workspace_size(n_streams, 1, False), dtype=self.dtype)
+        itemsize = self.dtype.itemsize
+        self.is_float = self.dtype == np.float32
+        self.lstm = n.cell == CELL_LSTM
+        self.use_packed = crnn_simd_level() > 0
+        # packed transposes: per layer W_ih (K = Din) and W_hh (K = H), then W_out
+        for l in range(n.L):
+            Din = n.D if l == 0 else n.H
+            self.pofs[3 * l] = pos
+            pos += crnn_packed_size(Din, n.G, n.H, itemsize)
+            self.pofs[3 * l + 1] = pos
+            pos += crnn_packed_size(n.H, n.G, n.H, itemsize)
+        self.pofs[3 * n.L] = pos
+        pos += crnn_packed_size(n.H, 1, n.O, itemsize)
+        self.packed = np.zeros(pos if self.use_packed else 0, dtype=self.dtype)
+        if self.use_packed:
+            for l in range(n.L):
+                Din = n.D if l == 0 else n.H
+                for k, K in ((0, Din), (1, n.H)):
+                    self._pack(self.theta[n.offs[4 * l + k]:], K, n.G, n.H,
+                               self.packed[self.pofs[3 * l + k]:])
+            self._pack(self.theta[n.offs[4 * n.L]:], n.H, 1, n.O, self.packed[self.pofs[3 * n.L]:])
+        self.bz = np.empty(n.L * n.G * n.H, dtype=self.dtype)
+        t = self.theta
+        for l in range(n.L):
+            k = 4 * l
+            for g in range(n.G):
+                for j in range(n.H):
+                    self.bz[(l * n.G + g) * n.H + j] = t[n.offs[k + 2] + g * n.H + j] + (
+                        0 if (n.cell == CELL_GRU and g == 2) else t[n.offs[k + 3] + g * n.H + j])
+        self.Zb = np.empty(n_streams * max(_zwidth(n), 1), dtype=self.dtype)
+        self.Rb = np.empty(n_streams * n.G * n.H, dtype=self.dtype)
         self.n_streams = n_streams
         self.softmax = softmax
-        self.is_float = self.dtype == np.float32
-        self.lstm = cfg.net.cell == CELL_LSTM
-        self.state_shape[0] = cfg.net.L
+        # more threads only when each gets a useful slice of units
+        self.n_threads = max(1, min(n_threads, n.H // (CRNN_PW_BYTES // itemsize)))
+        self.state_shape[0] = n.L
         self.state_shape[1] = n_streams
-        self.state_shape[2] = cfg.net.H
+        self.state_shape[2] = n.H
         self.out_shape[0] = n_streams
-        self.out_shape[1] = cfg.net.O
+        self.out_shape[1] = n.O
+
+    def _pack(self, floating[::1] W, Py_ssize_t K, Py_ssize_t G, Py_ssize_t units,
+              floating[::1] out):
+        """out <- W^T packed (W: G*units x K, row-major)."""
+        cdef Py_ssize_t PW = CRNN_PW_BYTES // sizeof(floating)
+        if floating is float:
+            crnn_pack_f32(&W[0], K, 1, K, G, units, units, 0, (units + PW - 1) // PW, &out[0])
+        else:
+            crnn_pack_f64(&W[0], K, 1, K, G, units, units, 0, (units + PW - 1) // PW, &out[0])
 
     cdef cnp.ndarray _as_array(self, obj, int ndim, cnp.npy_intp* shape, str name):
         cdef cnp.ndarray a
@@ -1395,15 +1550,17 @@ cdef class StepKernel:
         (c_new is None except for the LSTM)."""
         cdef cnp.npy_intp xshape[2]
         cdef cnp.ndarray xa, ha = None, ca = None, out, hN, cN = None
-        cdef States st
         cdef const Net* n = &self.cfg.net
-        cdef Py_ssize_t i, j, O = n.O
-        cdef double mx, se
-        cdef float* pf
-        cdef double* pd
-        xshape[0] = self.n_streams
-        xshape[1] = n.D
-        xa = self._as_array(x, 2, xshape, "x")
+        cdef Py_ssize_t i, nx
+        cdef bint finite = True
+        cdef void* pk
+        if self.n_streams == 1 and type(x) is np.ndarray and cnp.PyArray_NDIM(<cnp.ndarray> x) == 1:
+            xshape[0] = n.D             # one stream: x may be (n_features,)
+            xa = self._as_array(x, 1, xshape, "x")
+        else:
+            xshape[0] = self.n_streams
+            xshape[1] = n.D
+            xa = self._as_array(x, 2, xshape, "x")
         if h is not None:
             ha = self._as_array(h, 3, self.state_shape, "h")
         if c is not None:
@@ -1412,58 +1569,76 @@ cdef class StepKernel:
             if h is None:
                 raise ValueError("c needs h")
             ca = self._as_array(c, 3, self.state_shape, "c")
-        if not np.isfinite(np.add.reduce(xa, axis=None)) and not np.isfinite(xa).all():
+        nx = self.n_streams * n.D
+        if self.is_float:
+            for i in range(nx):
+                finite = finite and isfinite((<float*> cnp.PyArray_DATA(xa))[i])
+        else:
+            for i in range(nx):
+                finite = finite and isfinite((<double*> cnp.PyArray_DATA(xa))[i])
+        if not finite:
             raise ValueError("x contains NaN or infinity")
         out = cnp.PyArray_EMPTY(2, self.out_shape, cnp.PyArray_TYPE(self.theta), 0)
         hN = cnp.PyArray_EMPTY(3, self.state_shape, cnp.PyArray_TYPE(self.theta), 0)
         if self.lstm:
             cN = cnp.PyArray_EMPTY(3, self.state_shape, cnp.PyArray_TYPE(self.theta), 0)
-        st.h0 = cnp.PyArray_DATA(ha) if ha is not None else NULL
-        st.c0 = cnp.PyArray_DATA(ca) if ca is not None else NULL
-        st.hN = cnp.PyArray_DATA(hN)
-        st.cN = cnp.PyArray_DATA(cN) if cN is not None else NULL
-        st.first = 0
-        st.N = self.n_streams
+        pk = cnp.PyArray_DATA(self.packed) if self.use_packed else NULL
+        if self.n_threads > 1:
+            self._step_team(xa, ha, ca, hN, cN, out, pk)
+            return out, hN, cN
         with nogil:
             if self.is_float:
-                _predict_chunk(n, <const float*> cnp.PyArray_DATA(self.theta),
-                               <const float*> cnp.PyArray_DATA(xa), 1, 0, self.n_streams,
-                               <float*> cnp.PyArray_DATA(out), <float*> cnp.PyArray_DATA(self.ws),
-                               <const float*> cnp.PyArray_DATA(self.wpack)
-                               if cnp.PyArray_DIMS(self.wpack)[0] else NULL,
-                               &st, 0, 1)
+                _step_layers(n, <const float*> cnp.PyArray_DATA(self.theta),
+                             <const float*> pk, self.pofs,
+                             <const float*> cnp.PyArray_DATA(self.bz), self.n_streams,
+                             <const float*> cnp.PyArray_DATA(xa),
+                             <const float*> (cnp.PyArray_DATA(ha) if ha is not None else NULL),
+                             <const float*> (cnp.PyArray_DATA(ca) if ca is not None else NULL),
+                             <float*> cnp.PyArray_DATA(hN),
+                             <float*> (cnp.PyArray_DATA(cN) if cN is not None else NULL),
+                             <float*> cnp.PyArray_DATA(self.Zb),
+                             <float*> cnp.PyArray_DATA(self.Rb),
+                             <float*> cnp.PyArray_DATA(out), self.softmax, 0, 1)
             else:
-                _predict_chunk(n, <const double*> cnp.PyArray_DATA(self.theta),
-                               <const double*> cnp.PyArray_DATA(xa), 1, 0, self.n_streams,
-                               <double*> cnp.PyArray_DATA(out),
-                               <double*> cnp.PyArray_DATA(self.ws),
-                               <const double*> cnp.PyArray_DATA(self.wpack)
-                               if cnp.PyArray_DIMS(self.wpack)[0] else NULL,
-                               &st, 0, 1)
-            if self.softmax:
-                for i in range(self.n_streams):
-                    if self.is_float:
-                        pf = <float*> cnp.PyArray_DATA(out) + i * O
-                        mx = pf[0]
-                        for j in range(1, O):
-                            if pf[j] > mx:
-                                mx = pf[j]
-                        se = 0
-                        for j in range(O):
-                            pf[j] = <float> exp(pf[j] - mx)
-                            se += pf[j]
-                        for j in range(O):
-                            pf[j] = <float> (pf[j] / se)
-                    else:
-                        pd = <double*> cnp.PyArray_DATA(out) + i * O
-                        mx = pd[0]
-                        for j in range(1, O):
-                            if pd[j] > mx:
-                                mx = pd[j]
-                        se = 0
-                        for j in range(O):
-                            pd[j] = exp(pd[j] - mx)
-                            se += pd[j]
-                        for j in range(O):
-                            pd[j] = pd[j] / se
+                _step_layers(n, <const double*> cnp.PyArray_DATA(self.theta),
+                             <const double*> pk, self.pofs,
+                             <const double*> cnp.PyArray_DATA(self.bz), self.n_streams,
+                             <const double*> cnp.PyArray_DATA(xa),
+                             <const double*> (cnp.PyArray_DATA(ha) if ha is not None else NULL),
+                             <const double*> (cnp.PyArray_DATA(ca) if ca is not None else NULL),
+                             <double*> cnp.PyArray_DATA(hN),
+                             <double*> (cnp.PyArray_DATA(cN) if cN is not None else NULL),
+                             <double*> cnp.PyArray_DATA(self.Zb),
+                             <double*> cnp.PyArray_DATA(self.Rb),
+                             <double*> cnp.PyArray_DATA(out), self.softmax, 0, 1)
         return out, hN, cN
+
+    cdef void _step_team(self, cnp.ndarray xa, cnp.ndarray ha, cnp.ndarray ca,
+                         cnp.ndarray hN, cnp.ndarray cN, cnp.ndarray out, void* pk):
+        cdef const Net* n = &self.cfg.net
+        cdef int tid, nth
+        cdef void* h0 = cnp.PyArray_DATA(ha) if ha is not None else NULL
+        cdef void* c0 = cnp.PyArray_DATA(ca) if ca is not None else NULL
+        cdef void* cNp = cnp.PyArray_DATA(cN) if cN is not None else NULL
+        cdef void* th = cnp.PyArray_DATA(self.theta)
+        cdef void* bzp = cnp.PyArray_DATA(self.bz)
+        cdef void* xp = cnp.PyArray_DATA(xa)
+        cdef void* hNp = cnp.PyArray_DATA(hN)
+        cdef void* zb = cnp.PyArray_DATA(self.Zb)
+        cdef void* rb = cnp.PyArray_DATA(self.Rb)
+        cdef void* op = cnp.PyArray_DATA(out)
+        cdef Py_ssize_t S = self.n_streams
+        cdef bint sm = self.softmax, isf = self.is_float
+        with nogil, parallel(num_threads=self.n_threads):
+            tid = threadid()
+            nth = omp_get_num_threads()
+            if isf:
+                _step_layers(n, <const float*> th, <const float*> pk, self.pofs,
+                             <const float*> bzp, S, <const float*> xp, <const float*> h0,
+                             <const float*> c0, <float*> hNp, <float*> cNp, <float*> zb,
+                             <float*> rb, <float*> op, sm, tid, nth)
+            else:
+                _step_layers(n, <const double*> th, <const double*> pk, self.pofs,
+                             <const double*> bzp, S, <const double*> xp, <const double*> h0,
+                             <const double*> c0, <double*> hNp, <double*> cNp, <double*> zb,
+                             <double*> rb, <double*> op, sm, tid, nth)

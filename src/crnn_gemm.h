@@ -149,13 +149,67 @@ static long crnn_packed_size(long K, long G, long units, long elem_bytes)
         }                                                                                \
     } while (0)
 
-/* Driver over panels and row blocks; MR1 > MR2 > MR3 > 1 row blocks. */
+/* One row against NP panels at once (NP * NV accumulators): a single row
+ * against one panel is a chain of dependent FMAs, latency-bound; NP
+ * independent panels fill the pipeline.  Per element the arithmetic is the
+ * same sequential chain over k as in CRNN_BLOCK. */
+#define CRNN_ROW_PANELS(T, VT, VL, NV, NP, K, a, bp, pstride, c, nvalid, beta0)           \
+    do {                                                                                 \
+        VT acc_[NP][NV];                                                                 \
+        CRNN_UNROLL for (int p_ = 0; p_ < NP; p_++)                                      \
+            CRNN_UNROLL for (int v_ = 0; v_ < NV; v_++)                                  \
+                acc_[p_][v_] = (VT){0};                                                  \
+        for (long k_ = 0; k_ < (K); k_++) {                                              \
+            const T a_ = (a)[k_];                                                        \
+            CRNN_UNROLL for (int p_ = 0; p_ < NP; p_++)                                  \
+                CRNN_UNROLL for (int v_ = 0; v_ < NV; v_++) {                            \
+                    VT b_;                                                               \
+                    memcpy(&b_, (bp) + p_ * (pstride) + k_ * (NV * VL) + v_ * VL,        \
+                           sizeof(VT));                                                  \
+                    acc_[p_][v_] += a_ * b_;                                             \
+                }                                                                        \
+        }                                                                                \
+        CRNN_UNROLL for (int p_ = 0; p_ < NP; p_++) {                                    \
+            T tmp_[NV * VL];                                                             \
+            const int nv_ = (nvalid)[p_];                                                \
+            T *cp_ = (c)[p_];                                                            \
+            memcpy(tmp_, acc_[p_], sizeof(tmp_));                                        \
+            for (int j_ = 0; j_ < nv_; j_++)                                             \
+                cp_[j_] = (beta0) ? tmp_[j_] : cp_[j_] + tmp_[j_];                       \
+        }                                                                                \
+    } while (0)
+
+/* Driver over panels and row blocks; MR1 > MR2 > MR3 > 1 row blocks.  A
+ * single row (M == 1, e.g. one stream) takes its panels four at a time. */
 #define CRNN_DEFINE_RGEMM(NAME, T, VT, VL, NV, TARGET, MR1, MR2, MR3)                   \
     __attribute__((target(TARGET))) static void NAME(                                  \
         long M, long u0, long u1, long G, long Hs, long K, const T *A, long lda,       \
         const T *Bp, T *C, long ldc, int beta0)                                        \
     {                                                                                  \
         const long PW = NV * VL;                                                       \
+        if (M == 1) {                                                                  \
+            /* panels in order (ub, g): four at a time, then one by one */             \
+            const long q0 = (u0 / PW) * G, q1 = ((u1 + PW - 1) / PW) * G;              \
+            long q = q0;                                                               \
+            for (; q < q1; ) {                                                         \
+                const int np = (int)(q1 - q >= 4 ? 4 : 1);                             \
+                int nval[4];                                                           \
+                T *cs[4];                                                              \
+                for (int p = 0; p < np; p++) {                                         \
+                    const long ub = (q + p) / G, g = (q + p) % G, ucol = ub * PW;      \
+                    nval[p] = (int)(u1 - ucol < PW ? u1 - ucol : PW);                  \
+                    cs[p] = C + g * Hs + ucol;                                         \
+                }                                                                      \
+                if (np == 4)                                                           \
+                    CRNN_ROW_PANELS(T, VT, VL, NV, 4, K, A, Bp + q * K * PW, K * PW,   \
+                                    cs, nval, beta0);                                  \
+                else                                                                   \
+                    CRNN_ROW_PANELS(T, VT, VL, NV, 1, K, A, Bp + q * K * PW, K * PW,   \
+                                    cs, nval, beta0);                                  \
+                q += np;                                                               \
+            }                                                                          \
+            return;                                                                    \
+        }                                                                              \
         for (long ub = u0 / PW; ub * PW < u1; ub++) {                                  \
             const long ucol = ub * PW;                                                 \
             const int nvalid = (int)(u1 - ucol < PW ? u1 - ucol : PW);                 \
