@@ -22,6 +22,7 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from . import _kernels, _optim
+from ._data import from_array, from_list, is_sequence_list, shard_batch
 from ._layout import LOSS_MSE, LOSS_XENT, Layout
 from ._threads import blas_single_threaded, effective_n_threads
 
@@ -71,6 +72,51 @@ def _use_hidden_split(n_rows, layout, n_threads, itemsize):
     if n_threads < 2 or units < 32 * n_threads:
         return False
     return n_rows < 4 * n_threads or units * layout.hidden * itemsize > 512 * 1024
+
+
+def _sample_rows(data, samples):
+    """Data rows of the given samples' steps, in order."""
+    return np.concatenate([np.arange(data.start[i], data.start[i] + data.lens[i])
+                           for i in samples]).astype(np.intp)
+
+
+def _per_step_targets(data, y, name="y"):
+    """Per-step targets -> (an array with a row per step, aligned with
+    data.rows; the number of axes of one step's target: 0 or 1).
+
+    For an array X, y is an array (n_samples, n_timesteps[, k]); for a list
+    of sequences, a list of per-sequence arrays (n_timesteps_i[, k])."""
+    N = data.n_samples
+    if data.ragged_input:
+        try:
+            parts = [np.asarray(part) for part in y]
+        except TypeError as exc:
+            raise ValueError(f"{name} must be a list of per-sequence arrays: {exc}") from exc
+        if len(parts) != N:
+            raise ValueError(f"X has {N} sequences but {name} has {len(parts)}.")
+        ndims = {a.ndim for a in parts}
+        if not ndims <= {1, 2} or len(ndims) != 1:
+            raise ValueError(
+                f"each {name}[i] must be (n_timesteps_i,) or (n_timesteps_i, n_outputs), all "
+                "alike.")
+        for i, a in enumerate(parts):
+            if a.shape[0] != data.lens[i]:
+                raise ValueError(
+                    f"{name}[{i}] has {a.shape[0]} steps but sequence {i} of X has "
+                    f"{data.lens[i]}.")
+        try:
+            rows = np.concatenate(parts, axis=0)
+        except ValueError as exc:
+            raise ValueError(f"the {name}[i] have different numbers of outputs: {exc}") from exc
+        return rows, ndims.pop() - 1
+    y = np.asarray(y)
+    T = data.max_len
+    if y.ndim not in (2, 3) or y.shape[0] != N or y.shape[1] != T:
+        raise ValueError(
+            f"With return_sequences=True, {name} must have shape (n_samples, n_timesteps"
+            f"[, n_outputs]) = ({N}, {T}[, n_outputs]) matching X's steps; got shape "
+            f"{y.shape}.")
+    return y.reshape((N * T,) + y.shape[2:]), y.ndim - 2
 
 
 def _fast_float_array(X, dtype):
@@ -280,36 +326,39 @@ class _BaseRNN(BaseEstimator):
         return dt
 
     def _check_X(self, X, dtype, reset):
-        """X -> C-contiguous (n_samples, n_timesteps, n_features) array of dtype.
+        """X -> SeqData (one row per time step, see crnn/_data.py).
 
-        A 2D X is a batch of univariate series (n_samples, n_timesteps).
+        X: an array (n_samples, n_timesteps, n_features), a 2D array
+        (n_samples, n_timesteps) of univariate series, or a list of
+        sequences (n_timesteps_i, n_features) of any lengths.
         """
-        fast = _fast_float_array(X, dtype)
-        if fast is not None:
-            X = fast
+        if is_sequence_list(X):
+            data = from_list(X, dtype)
         else:
-            X = self._check_X_slow(X, dtype)
-        if X.ndim == 2:
-            X = X[:, :, None]
-        elif X.ndim != 3:
-            raise ValueError(
-                f"X must be a 3D array (n_samples, n_timesteps, n_features) or a 2D "
-                f"array (n_samples, n_timesteps) of univariate series; got an array "
-                f"with {X.ndim} dimensions, shape {X.shape}."
-            )
-        if X.shape[1] == 0:
-            raise ValueError(f"X has 0 time steps (shape {X.shape}); at least 1 is required.")
-        if X.shape[2] == 0:
-            raise ValueError(f"X has 0 features per time step (shape {X.shape}).")
-        if not reset:
-            if X.shape[2] != self.n_features_in_:
+            fast = _fast_float_array(X, dtype)
+            A = fast if fast is not None else self._check_X_slow(X, dtype)
+            if A.ndim == 2:
+                A = A[:, :, None]
+            elif A.ndim != 3:
                 raise ValueError(
-                    f"X has {X.shape[2]} features per time step, but "
-                    f"{type(self).__name__} was fitted with {self.n_features_in_}."
+                    f"X must be a 3D array (n_samples, n_timesteps, n_features), a 2D "
+                    f"array (n_samples, n_timesteps) of univariate series, or a list of "
+                    f"sequences; got an array with {A.ndim} dimensions, shape {A.shape}."
                 )
-        if X.shape[1] * max(X.shape[0], 1) >= 2**31:
-            raise ValueError("X is too large for the kernels (n_samples * n_timesteps >= 2**31).")
-        return X
+            if A.shape[1] == 0:
+                raise ValueError(
+                    f"X has 0 time steps (shape {A.shape}); at least 1 is required.")
+            if A.shape[2] == 0:
+                raise ValueError(f"X has 0 features per time step (shape {A.shape}).")
+            data = from_array(A, dtype)
+        if not reset and data.n_features != self.n_features_in_:
+            raise ValueError(
+                f"X has {data.n_features} features per time step, but "
+                f"{type(self).__name__} was fitted with {self.n_features_in_}."
+            )
+        if data.rows.shape[0] >= 2**31:
+            raise ValueError("X is too large for the kernels (2**31 or more time steps).")
+        return data
 
     def _check_X_slow(self, X, dtype):
         """check_array for everything the fast path does not take; its errors
@@ -410,11 +459,11 @@ class _BaseRNN(BaseEstimator):
             raise ValueError("partial_fit does not support early_stopping=True.")
         fitted = hasattr(self, "_theta")
         continue_from_fitted = fitted and (incremental or self.warm_start)
-        X = self._check_X(X, dtype, reset=not continue_from_fitted)
-        target, target_info = self._check_targets(X, y, dtype, incremental, classes,
+        data = self._check_X(X, dtype, reset=not continue_from_fitted)
+        target, target_info = self._check_targets(data, y, dtype, incremental, classes,
                                                   continue_from_fitted)
         n_outputs = target_info["n_outputs_"]
-        layout = self._make_layout(X.shape[2], n_outputs)
+        layout = self._make_layout(data.n_features, n_outputs)
 
         if continue_from_fitted:
             if layout != self._layout:
@@ -440,9 +489,9 @@ class _BaseRNN(BaseEstimator):
             state = self._fresh_state(layout, dtype, rng)
 
         state.update(target_info)
-        state["n_features_in_"] = X.shape[2]
+        state["n_features_in_"] = data.n_features
         state["_random_state"] = rng
-        self._train(state, X, target, incremental, dtype)
+        self._train(state, data, target, incremental, dtype)
         if self.early_stopping and not incremental:
             state["best_loss_"] = None
         else:
@@ -461,52 +510,59 @@ class _BaseRNN(BaseEstimator):
             f"{layout.n_features} input feature(s), {layout.n_outputs} output(s)"
         )
 
-    def _train(self, st, X, target, incremental, dtype):
+    def _train(self, st, data, target, incremental, dtype):
+        """Epochs of mini-batch training on `st` (the working copy of the
+        model).  target: (rows, n_outputs) values or (rows,) class codes, a
+        row per sample (many-to-one) or per step (return_sequences)."""
         layout = st["_layout"]
         cfg = self._config(layout)
         n_threads = effective_n_threads(self.n_jobs)
         rng = st["_random_state"]
         early_stopping = self.early_stopping and not incremental
+        seq = bool(self.return_sequences)
 
         if early_stopping:
-            stratify = target if (self._loss_code == LOSS_XENT and not self.return_sequences) else None
-            X_train, X_val, y_train, y_val = train_test_split(
-                X, target, random_state=rng, test_size=self.validation_fraction,
-                stratify=None if stratify is None else stratify[:, 0],
+            stratify = target if (self._loss_code == LOSS_XENT and not seq) else None
+            pool, val = train_test_split(
+                np.arange(data.n_samples), random_state=rng,
+                test_size=self.validation_fraction, stratify=stratify,
             )
-            if X_val.shape[0] < 2:
+            if len(val) < 2:
                 raise ValueError(
                     "The validation set is too small. Increase 'validation_fraction' or "
                     "the size of your dataset."
                 )
-            X_train = np.ascontiguousarray(X_train)
-            y_train = np.ascontiguousarray(y_train)
+            val = np.sort(val).astype(np.intp)
+            val_rows = _sample_rows(data, val) if seq else val
         else:
-            X_train, y_train = X, target
-            X_val = y_val = None
+            pool = np.arange(data.n_samples)
+        pool = np.asarray(pool, dtype=np.intp)
 
-        n = X_train.shape[0]
-        T = X_train.shape[1]
+        n = len(pool)
+        T = data.max_len
+        varlen = not data.uniform
+        lens = data.lens
         batch = min(int(self.batch_size), n)
         hidden_split = _use_hidden_split(batch, layout, n_threads, dtype.itemsize)
         n_shards = 1 if hidden_split else max(1, min(n_threads, batch))
         shard_rows = -(-batch // n_shards)
-        ws = np.empty((n_shards, cfg.workspace_size(shard_rows, T, True)), dtype=dtype)
+        ws = np.empty((n_shards, cfg.workspace_size(shard_rows, T, True, varlen)), dtype=dtype)
+        iws = np.empty((n_shards, 2 * T + 2), dtype=np.intp)
         grads = np.empty((n_shards, layout.n_params), dtype=dtype)
         # scratch for the packed W_hh of the recurrent products (none: BLAS)
         wpack = np.empty(cfg.packed_size(True, dtype.itemsize) if _kernels.simd_level() else 0,
                          dtype=dtype)
         wmask = layout.weight_mask
         if self._loss_code == LOSS_MSE:
-            yreg, ylab = y_train, np.zeros((0, 0), dtype=np.int32)
+            yreg, ylab = target, np.zeros(0, dtype=np.int32)
         else:
-            yreg, ylab = np.zeros((0, 0, 0), dtype=dtype), y_train
+            yreg, ylab = np.zeros((0, 0), dtype=dtype), target
         theta, m, v = st["_theta"], st["_opt_m"], st["_opt_v"]
         solver = _SOLVERS[self.solver]
         clip = -1.0 if self.clip_norm is None else float(self.clip_norm)
         alpha = float(self.alpha)
         lr = float(self.learning_rate_init)
-        order = np.arange(n, dtype=np.intp)
+        order = pool
         best_theta = theta.copy() if early_stopping else None
         n_epochs = 1 if incremental else int(self.max_iter)
 
@@ -514,12 +570,15 @@ class _BaseRNN(BaseEstimator):
             for _ in range(n_epochs):
                 t0 = time.perf_counter()
                 if self.shuffle:
-                    order = rng.permutation(n).astype(np.intp)
+                    order = pool[rng.permutation(n)]
                 acc = 0.0
                 for start in range(0, n, batch):
-                    idx = order[start:start + batch]
-                    loss = _kernels.train_step(cfg, theta, grads, X_train, yreg, ylab, idx,
-                                               ws, n_threads, hidden_split, wpack)
+                    idx, bounds = shard_batch(order[start:start + batch], lens, n_shards,
+                                              not varlen)
+                    loss = _kernels.train_step(
+                        cfg, theta, grads, data.rows, data.start, lens, yreg, ylab, idx,
+                        bounds, ws, iws, T, shard_rows, varlen, n_threads, hidden_split, wpack,
+                    )
                     if not np.isfinite(loss):
                         self._diverged("loss", loss)
                     st["_opt_step"] += 1
@@ -547,8 +606,8 @@ class _BaseRNN(BaseEstimator):
                 st["loss_curve_"].append(st["loss_"])
                 msg = f"Epoch {st['n_iter_']}: loss = {st['loss_']:.6f}"
                 if early_stopping:
-                    raw = self._raw_predict(layout, theta, X_val, n_threads)
-                    vscore, vloss = self._score_and_loss(raw, y_val)
+                    raw = self._raw_predict(layout, theta, data, n_threads, idx=val)
+                    vscore, vloss = self._score_and_loss(raw[val_rows], target[val_rows])
                     st["validation_scores_"].append(vscore)
                     st["validation_loss_curve_"].append(vloss)
                     msg += f", validation loss = {vloss:.6f}, validation score = {vscore:.6f}"
@@ -610,45 +669,56 @@ class _BaseRNN(BaseEstimator):
             _kernels.pack_weights(cfg, theta, wpack, False)
         return wpack
 
-    def _raw_predict(self, layout, theta, X, n_threads, wpack=None, states=None):
-        """Head outputs (n_samples, n_steps or 1, n_outputs) in theta's dtype.
-        wpack: theta's packed weights if the caller has them.  states:
-        (h0, c0, hN, cN) arrays for the kernel (None entries: none)."""
+    def _raw_predict(self, layout, theta, data, n_threads, wpack=None, states=None, idx=None):
+        """Head outputs in theta's dtype: (n_samples, n_outputs), or a row per
+        step (return_sequences), aligned with data.rows.  idx: only these
+        samples (the other rows are left unset).  wpack: theta's packed
+        weights if the caller has them.  states: (h0, c0, hN, cN) arrays for
+        the kernel (None entries: none)."""
         cfg = self._config(layout)
-        N, T = X.shape[0], X.shape[1]
-        out = np.empty((N, T if self.return_sequences else 1, layout.n_outputs), dtype=theta.dtype)
+        seq = bool(self.return_sequences)
+        out = np.empty((data.rows.shape[0] if seq else data.n_samples, layout.n_outputs),
+                       dtype=theta.dtype)
+        if idx is None:
+            order = data.order()
+        else:
+            order = np.asarray(idx, dtype=np.intp)
+            order = order[np.argsort(-data.lens[order], kind="stable")]
+        N = len(order)
         if N == 0:
             return out
+        T = int(data.lens[order[0]])
         hidden_split = _use_hidden_split(N, layout, n_threads, theta.dtype.itemsize)
         nt = n_threads if hidden_split else max(1, min(n_threads, N))
         per_row = cfg.workspace_size(2, T, False) - cfg.workspace_size(1, T, False)
         cap = max(1, _PREDICT_WS_BYTES // max(1, per_row * theta.dtype.itemsize))
         chunk = int(max(1, min(N if hidden_split else -(-N // nt), cap, 256)))
-        ws = np.empty((1 if hidden_split else nt, cfg.workspace_size(chunk, T, False)),
-                      dtype=theta.dtype)
+        nws = 1 if hidden_split else nt
+        ws = np.empty((nws, cfg.workspace_size(chunk, T, False)), dtype=theta.dtype)
+        iws = np.empty((nws, 2 * T + 2), dtype=np.intp)
         with blas_single_threaded():
             if wpack is None:
                 wpack = self._packed_weights(layout, theta)
-            _kernels.predict(cfg, theta, X, out, ws, chunk, nt, hidden_split, wpack,
-                             *(states or ()))
+            _kernels.predict(cfg, theta, data.rows, data.start, data.lens, order, out, ws, iws,
+                             chunk, T, nt, hidden_split, wpack, *(states or ()))
         return out
 
     def _forward(self, X, initial_state=None, return_state=False):
-        """Validated X -> raw head outputs, and the final states when asked."""
+        """Validated X -> (raw head outputs, SeqData, final states or None)."""
         check_is_fitted(self, "_theta")
-        X = self._check_X(X, self._theta.dtype, reset=False)
+        data = self._check_X(X, self._theta.dtype, reset=False)
         lay = self._layout
-        shape = (lay.num_layers * lay.ndir, X.shape[0], lay.hidden)
+        shape = (lay.num_layers * lay.ndir, data.n_samples, lay.hidden)
         h0, c0 = self._check_state(initial_state, shape, "initial_state")
         hN = cN = None
         if return_state:
             hN = np.empty(shape, dtype=self._theta.dtype)
             cN = np.empty(shape, dtype=self._theta.dtype) if lay.cell == "lstm" else None
-        raw = self._raw_predict(lay, self._theta, X, effective_n_threads(self.n_jobs),
+        raw = self._raw_predict(lay, self._theta, data, effective_n_threads(self.n_jobs),
                                 self._wpack, (h0, c0, hN, cN))
         if not return_state:
-            return raw, None
-        return raw, ((hN, cN) if lay.cell == "lstm" else hN)
+            return raw, data, None
+        return raw, data, ((hN, cN) if lay.cell == "lstm" else hN)
 
     def _check_state(self, state, shape, name):
         """A user's state -> (h, c) arrays of the model's dtype (None: zeros).
@@ -873,66 +943,66 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
 
     _loss_code = LOSS_MSE
 
-    def _check_targets(self, X, y, dtype, incremental, classes, continue_from_fitted):
+    def _check_targets(self, data, y, dtype, incremental, classes, continue_from_fitted):
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
         if sparse.issparse(y):
             raise TypeError("y must be a dense array.")
-        if type(y) is np.ndarray and y.dtype.kind == "f" and np.isfinite(np.add.reduce(y, axis=None)):
+        N = data.n_samples
+        if self.return_sequences:
+            y, step_ndim = _per_step_targets(data, y)
+            y_ndim = 2 + step_ndim
+        else:
+            y_ndim = None
+        if type(y) is np.ndarray and y.dtype.kind == "f" and \
+                np.isfinite(np.add.reduce(y, axis=None)):
             y = y.astype(dtype, copy=False)
         else:
             y = check_array(y, dtype=dtype, ensure_2d=False, allow_nd=True,
                             ensure_all_finite=True, ensure_min_samples=0, input_name="y")
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(
-                f"X and y have different numbers of samples: {X.shape[0]} and {y.shape[0]}."
-            )
-        if self.return_sequences:
-            if y.ndim not in (2, 3) or y.shape[1] != X.shape[1]:
+        if not self.return_sequences:
+            if y.shape[0] != N:
                 raise ValueError(
-                    "With return_sequences=True, y must have shape (n_samples, n_timesteps) or "
-                    f"(n_samples, n_timesteps, n_outputs) matching X's {X.shape[1]} steps; "
-                    f"got shape {y.shape}."
+                    f"X and y have different numbers of samples: {N} and {y.shape[0]}."
                 )
-            y_ndim = y.ndim
-            y3 = y[:, :, None] if y.ndim == 2 else y
-        else:
             if y.ndim not in (1, 2):
                 raise ValueError(
                     "y must have shape (n_samples,) or (n_samples, n_outputs); got shape "
                     f"{y.shape} (use return_sequences=True for per-step targets)."
                 )
             y_ndim = y.ndim
-            y3 = y[:, None, None] if y.ndim == 1 else y[:, None, :]
-        if y3.shape[2] == 0:
+        y2 = y[:, None] if y.ndim == 1 else y
+        if y2.shape[1] == 0:
             raise ValueError("y has 0 outputs.")
-        if continue_from_fitted and (y3.shape[2] != self.n_outputs_ or y_ndim != self._y_ndim):
+        if continue_from_fitted and (y2.shape[1] != self.n_outputs_ or y_ndim != self._y_ndim):
             raise ValueError(
                 f"y has shape {y.shape}, but the fitted model predicts {self.n_outputs_} "
                 "output(s) of a different shape."
             )
-        return np.ascontiguousarray(y3, dtype=dtype), {"n_outputs_": y3.shape[2], "_y_ndim": y_ndim}
+        return np.ascontiguousarray(y2, dtype=dtype), {"n_outputs_": y2.shape[1], "_y_ndim": y_ndim}
 
     def _target_info_from_outputs(self, n_outputs):
         if self.return_sequences:
             return {"n_outputs_": n_outputs, "_y_ndim": 2 if n_outputs == 1 else 3}
         return {"n_outputs_": n_outputs, "_y_ndim": 1 if n_outputs == 1 else 2}
 
-    def _shape_output(self, raw):
+    def _output_rows(self, raw):
+        """Head outputs -> predictions, one per row (float64)."""
         raw = raw.astype(np.float64)
-        if self.return_sequences:
-            return raw[:, :, 0] if self._y_ndim == 2 else raw
-        return raw[:, 0, 0] if self._y_ndim == 1 else raw[:, 0, :]
+        one = self._y_ndim == (2 if self.return_sequences else 1)
+        return raw[:, 0] if one else raw
 
-    def _score_and_loss(self, raw, y3):
+    def _shape_output(self, raw, data):
+        rows = self._output_rows(raw)
+        return data.split_rows(rows) if self.return_sequences else rows
+
+    def _score_and_loss(self, raw, target):
         raw = raw.astype(np.float64)
-        y3 = y3.astype(np.float64)
-        loss = float(np.mean((raw - y3) ** 2))
-        O = y3.shape[2]
-        score = r2_score(y3.reshape(-1, O), raw.reshape(-1, O))
-        return float(score), loss
+        target = target.astype(np.float64)
+        loss = float(np.mean((raw - target) ** 2))
+        return float(r2_score(target, raw)), loss
 
     def fit(self, X, y):
         """Train on X (n_samples, n_timesteps, n_features) or (n_samples,
@@ -953,8 +1023,8 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
         hidden_size), a tuple (h_0, c_0) for the LSTM.  return_state: also
         return the states after the last step (h_n, or (h_n, c_n)), so a long
         series can be fed in chunks with the same result as in one go."""
-        raw, state = self._forward(X, initial_state, return_state)
-        pred = self._shape_output(raw)
+        raw, data, state = self._forward(X, initial_state, return_state)
+        pred = self._shape_output(raw, data)
         return (pred, state) if return_state else pred
 
     def score(self, X, y, sample_weight=None):
@@ -962,13 +1032,14 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
         pooled as samples (uniform average over outputs)."""
         if not self.return_sequences:
             return super().score(X, y, sample_weight=sample_weight)
-        pred = self.predict(X)
-        y = np.asarray(y)
+        raw, data, _ = self._forward(X)
+        pred = self._output_rows(raw)
+        y, _ = _per_step_targets(data, y)
+        y = np.asarray(y, dtype=np.float64)
         if y.shape != pred.shape:
             raise ValueError(f"y has shape {y.shape}, predictions have shape {pred.shape}.")
-        O = 1 if pred.ndim == 2 else pred.shape[2]
-        sw = None if sample_weight is None else np.repeat(np.asarray(sample_weight), pred.shape[1])
-        return float(r2_score(y.reshape(-1, O), pred.reshape(-1, O), sample_weight=sw))
+        sw = None if sample_weight is None else np.repeat(np.asarray(sample_weight), data.lens)
+        return float(r2_score(y, pred, sample_weight=sw))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -998,21 +1069,24 @@ class RNNClassifier(ClassifierMixin, _BaseRNN):
 
     _loss_code = LOSS_XENT
 
-    def _check_targets(self, X, y, dtype, incremental, classes, continue_from_fitted):
+    def _check_targets(self, data, y, dtype, incremental, classes, continue_from_fitted):
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
         if sparse.issparse(y):
             raise TypeError("y must be a dense array of class labels.")
-        y = np.asarray(y)
+        N = data.n_samples
         if self.return_sequences:
-            if y.ndim != 2 or y.shape[1] != X.shape[1]:
+            y, step_ndim = _per_step_targets(data, y)
+            if step_ndim != 0:
                 raise ValueError(
-                    "With return_sequences=True, y must hold a label per step, shape "
-                    f"(n_samples, n_timesteps) = ({X.shape[0]}, {X.shape[1]}); got {y.shape}."
+                    "With return_sequences=True, y must hold one label per step: (n_samples, "
+                    "n_timesteps), or a list of (n_timesteps_i,) arrays for a list of "
+                    "sequences."
                 )
         else:
+            y = np.asarray(y)
             if y.ndim == 2 and y.shape[1] == 1:
                 warnings.warn(
                     "A column-vector y was passed when a 1d array was expected. Please change "
@@ -1025,10 +1099,10 @@ class RNNClassifier(ClassifierMixin, _BaseRNN):
                     f"y must be a 1d array of class labels, got shape {y.shape} (use "
                     "return_sequences=True for per-step labels)."
                 )
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(
-                f"X and y have different numbers of samples: {X.shape[0]} and {y.shape[0]}."
-            )
+            if y.shape[0] != N:
+                raise ValueError(
+                    f"X and y have different numbers of samples: {N} and {y.shape[0]}."
+                )
         flat = y.reshape(-1)
         if flat.dtype.kind == "O":
             if any(v is None for v in flat) or any(isinstance(v, float) and np.isnan(v)
@@ -1064,8 +1138,8 @@ class RNNClassifier(ClassifierMixin, _BaseRNN):
         if not np.array_equal(classes[codes], flat):
             unknown = np.setdiff1d(flat, classes)
             raise ValueError(f"y contains labels not in classes: {unknown!r}.")
-        codes = codes.astype(np.int32).reshape(y.shape[0], -1)
-        return np.ascontiguousarray(codes), {"n_outputs_": len(classes), "classes_": classes}
+        return np.ascontiguousarray(codes, dtype=np.int32), {"n_outputs_": len(classes),
+                                                              "classes_": classes}
 
     def _target_info_from_outputs(self, n_outputs, classes=None):
         if classes is None:
@@ -1088,13 +1162,15 @@ class RNNClassifier(ClassifierMixin, _BaseRNN):
 
     def _score_and_loss(self, raw, codes):
         logp = _log_softmax(raw.astype(np.float64))
-        picked = np.take_along_axis(logp, codes[..., None].astype(np.intp), axis=-1)
+        picked = np.take_along_axis(logp, codes[:, None].astype(np.intp), axis=1)
         loss = float(-picked.mean())
-        score = float(np.mean(raw.argmax(axis=-1) == codes))
+        score = float(np.mean(raw.argmax(axis=1) == codes))
         return score, loss
 
-    def _shape_labels(self, arr):
-        return arr if self.return_sequences else arr[:, 0]
+    def _shape_labels(self, rows, data):
+        """Per-row results -> per sample, or per step as (n_samples, n_timesteps,
+        ...) / a list for a list of sequences."""
+        return data.split_rows(rows) if self.return_sequences else rows
 
     def fit(self, X, y):
         """Train on X (n_samples, n_timesteps, n_features) or (n_samples,
@@ -1110,29 +1186,31 @@ class RNNClassifier(ClassifierMixin, _BaseRNN):
     def predict(self, X, initial_state=None, return_state=False):
         """Class labels (per step with return_sequences).  initial_state and
         return_state as in RNNRegressor.predict."""
-        raw, state = self._forward(X, initial_state, return_state)
-        pred = self._shape_labels(self.classes_[raw.argmax(axis=-1)])
+        raw, data, state = self._forward(X, initial_state, return_state)
+        pred = self._shape_labels(self.classes_[raw.argmax(axis=1)], data)
         return (pred, state) if return_state else pred
 
     def predict_proba(self, X, initial_state=None, return_state=False):
-        """Softmax of the logits: (n_samples, n_classes), or (n_samples,
-        n_timesteps, n_classes) with return_sequences."""
-        raw, state = self._forward(X, initial_state, return_state)
-        proba = self._shape_labels(_softmax(raw.astype(np.float64)))
+        """Softmax of the logits: (n_samples, n_classes), or per step with
+        return_sequences ((n_samples, n_timesteps, n_classes), or a list of
+        (n_timesteps_i, n_classes) arrays for a list of sequences)."""
+        raw, data, state = self._forward(X, initial_state, return_state)
+        proba = self._shape_labels(_softmax(raw.astype(np.float64)), data)
         return (proba, state) if return_state else proba
 
     def predict_log_proba(self, X, initial_state=None, return_state=False):
-        raw, state = self._forward(X, initial_state, return_state)
-        logp = self._shape_labels(_log_softmax(raw.astype(np.float64)))
+        raw, data, state = self._forward(X, initial_state, return_state)
+        logp = self._shape_labels(_log_softmax(raw.astype(np.float64)), data)
         return (logp, state) if return_state else logp
 
     def score(self, X, y, sample_weight=None):
         """Mean accuracy (over samples, and steps with return_sequences)."""
         if not self.return_sequences:
             return super().score(X, y, sample_weight=sample_weight)
-        pred = self.predict(X)
-        y = np.asarray(y)
+        raw, data, _ = self._forward(X)
+        pred = self.classes_[raw.argmax(axis=1)]
+        y, _ = _per_step_targets(data, y)
         if y.shape != pred.shape:
             raise ValueError(f"y has shape {y.shape}, predictions have shape {pred.shape}.")
-        sw = None if sample_weight is None else np.repeat(np.asarray(sample_weight), pred.shape[1])
-        return float(accuracy_score(y.reshape(-1), pred.reshape(-1), sample_weight=sw))
+        sw = None if sample_weight is None else np.repeat(np.asarray(sample_weight), data.lens)
+        return float(accuracy_score(y, pred, sample_weight=sw))

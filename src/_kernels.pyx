@@ -123,8 +123,9 @@ cdef enum:
     WS_RINGZ = 15
     WS_RINGC = 16
     WS_BSUM = 17
-    WS_TOTAL = 18
-    WS_NSLOTS = 19
+    WS_HPREV = 18
+    WS_TOTAL = 19
+    WS_NSLOTS = 20
 
 
 cdef struct Net:
@@ -181,10 +182,12 @@ cdef class Config:
         training) for all layers and directions."""
         return _packed_block(&self.net, itemsize) * self.net.L * self.net.ndir * (2 if train else 1)
 
-    def workspace_size(self, Py_ssize_t shard_rows, Py_ssize_t n_steps, bint train):
-        """Elements of workspace one shard of `shard_rows` sequences needs."""
+    def workspace_size(self, Py_ssize_t shard_rows, Py_ssize_t n_steps, bint train,
+                       bint varlen=False):
+        """Elements of workspace one shard of `shard_rows` sequences of at most
+        `n_steps` steps needs (varlen: the lengths may differ)."""
         cdef Py_ssize_t lay[WS_NSLOTS]
-        _ws_layout(&self.net, shard_rows, n_steps, train, lay)
+        _ws_layout(&self.net, shard_rows, n_steps, train, varlen, lay)
         return lay[WS_TOTAL]
 
 
@@ -193,11 +196,11 @@ cdef inline Py_ssize_t _packed_block(const Net* n, Py_ssize_t itemsize) noexcept
     return crnn_packed_size(n.H, n.G, n.H, itemsize)
 
 
-cdef inline Py_ssize_t _ring_slots(const Net* n, Py_ssize_t T) noexcept nogil:
+cdef inline Py_ssize_t _ring_slots(const Net* n, Py_ssize_t T, bint varlen) noexcept nogil:
     """Chains kept in flight by truncated BPTT (0: no ring needed)."""
     if n.trunc < 0 or n.trunc >= T - 1:
         return 0                     # truncation at or beyond T-1 steps is full BPTT
-    if not n.seq and n.L == 1:
+    if not n.seq and n.L == 1 and not varlen:
         return 0                     # a single injection point: a plain truncated carry
     return n.trunc + 1
 
@@ -207,13 +210,15 @@ cdef inline Py_ssize_t _zwidth(const Net* n) noexcept nogil:
     return 4 * n.H if n.G > 1 else 0
 
 
-cdef void _ws_layout(const Net* n, Py_ssize_t Bs, Py_ssize_t T, bint train,
+cdef void _ws_layout(const Net* n, Py_ssize_t Bs, Py_ssize_t T, bint train, bint varlen,
                      Py_ssize_t* lay) noexcept nogil:
+    """Offsets of the workspace buffers of a shard of at most Bs sequences of
+    at most T steps (the packed rows of all steps are at most T * Bs)."""
     cdef Py_ssize_t W = n.ndir * n.H, GH = n.G * n.H, ZW = _zwidth(n)
     cdef Py_ssize_t nY = n.L if train else (1 if n.L == 1 else 2)
     cdef Py_ssize_t nZ = n.L * n.ndir if train else 1
     cdef Py_ssize_t rows_out = T * Bs if n.seq else Bs
-    cdef Py_ssize_t K = _ring_slots(n, T) if train else 0
+    cdef Py_ssize_t K = _ring_slots(n, T, varlen) if train else 0
     cdef bint gated = n.G > 1, lstm = n.cell == CELL_LSTM
     cdef Py_ssize_t pos = 0
     lay[WS_X0] = pos;      pos += T * Bs * n.D
@@ -234,6 +239,7 @@ cdef void _ws_layout(const Net* n, Py_ssize_t Bs, Py_ssize_t T, bint train,
     lay[WS_RINGZ] = pos;   pos += K * Bs * GH if gated else 0
     lay[WS_RINGC] = pos;   pos += K * Bs * n.H if lstm else 0
     lay[WS_BSUM] = pos;    pos += GH
+    lay[WS_HPREV] = pos;   pos += T * Bs * n.H if (train and varlen) else 0
     lay[WS_TOTAL] = pos
 
 
@@ -440,151 +446,240 @@ cdef void _pack_all(const Net* n, const floating* theta, floating* wpack, bint t
 
 cdef struct Bufs:
     # per layer and direction
-    void* Z           # gate activations, T blocks x Bs x ZW (gated cells)
-    void* C           # cell states, T + 2 padded blocks x Bs x H (LSTM)
+    void* Z           # gate activations, R rows x ZW (gated cells)
+    void* C           # cell states, B + R + B rows x H, padded like Y (LSTM)
     # shared scratch
-    void* R           # recurrent projection of one step, Bs x G*H (gated)
+    void* R           # recurrent projection of one step, B x G*H (gated)
     void* bsum        # summed biases, G*H
-    void* dZ          # dLoss/d(recurrent pre-activation), T blocks x Bs x G*H
-    void* dAn         # GRU: dLoss/d(input pre-activation) of the n gate, T x Bs x H
-    void* dc          # LSTM: dLoss/dc carried between steps, Bs x H
-    void* ringA       # truncated BPTT: dh of the chains in flight, K x Bs x H
+    void* dZ          # dLoss/d(recurrent pre-activation), R x G*H
+    void* dAn         # GRU: dLoss/d(input pre-activation) of the n gate, R x H
+    void* dc          # LSTM: dLoss/dc carried between steps, B x H
+    void* ringA       # truncated BPTT: dh of the chains in flight, K x B x H
     void* ringB
-    void* ringZ       # their pre-activation gradients, K x Bs x G*H
-    void* ringC       # LSTM: their dc, K x Bs x H
+    void* ringZ       # their pre-activation gradients, K x B x G*H
+    void* ringC       # LSTM: their dc, K x B x H
+    void* hprev       # ragged batches: the previous state of every row, R x H
 
+
+# ---------------------------------------------------------------------------
+# the sequences of a shard
+#
+# A shard's sequences are its rows, sorted by decreasing length: row i is
+# sample idx[i].  Step t of every sequence still running at t forms block t,
+# the first bs[t] rows, at row off[t] of the packed layout (R = off[T] rows
+# in all), so no computation touches padding.  With equal lengths bs[t] = B
+# and off[t] = t * B.  Buffers with initial states (Y, C) hold B rows of
+# padding before and after the R packed rows: the forward direction's
+# initial states, and the reverse direction's, which a sequence starts from
+# at its own last step.
+
+cdef struct Seqs:
+    Py_ssize_t B                  # sequences
+    Py_ssize_t T                  # steps of the longest
+    Py_ssize_t R                  # packed rows, the sum of the lengths
+    bint uniform                  # all have T steps
+    Py_ssize_t* bs                # bs[t], t < T
+    Py_ssize_t* off               # off[t], t <= T
+    const Py_ssize_t* idx         # sample of each row
+    const Py_ssize_t* start       # first data row of each sample (X, per-step targets)
+    const Py_ssize_t* lens        # steps of each sample
+
+
+cdef void _seqs_init(Seqs* q, const Py_ssize_t* idx, Py_ssize_t B, const Py_ssize_t* start,
+                     const Py_ssize_t* lens, Py_ssize_t* iws, int tid, int nt) noexcept nogil:
+    """Fill q for the rows idx[0..B-1] (sorted by decreasing length); iws
+    holds 2 T + 1 integers.  Thread 0 writes the tables; ends with a barrier."""
+    cdef Py_ssize_t t, p
+    q.B = B
+    q.idx = idx
+    q.start = start
+    q.lens = lens
+    q.T = lens[idx[0]] if B > 0 else 0
+    q.bs = iws
+    q.off = iws + q.T
+    q.uniform = B == 0 or lens[idx[B - 1]] == q.T
+    if tid == 0:
+        p = B
+        for t in range(q.T):
+            while p > 0 and lens[idx[p - 1]] <= t:
+                p -= 1
+            q.bs[t] = p
+        q.off[0] = 0
+        for t in range(q.T):
+            q.off[t + 1] = q.off[t] + q.bs[t]
+    _sync(nt)
+    q.R = q.off[q.T] if q.T > 0 else 0
+
+
+cdef inline Py_ssize_t _next_bs(const Seqs* q, Py_ssize_t t) noexcept nogil:
+    """Rows of block t + 1 (0 past the end)."""
+    return q.bs[t + 1] if t + 1 < q.T else 0
+
+
+# ---------------------------------------------------------------------------
+# one layer, one direction
 
 cdef void _layer_forward(const Net* n, int l, int d, const floating* theta,
                          const floating* Xin, Py_ssize_t ldx, Py_ssize_t Din,
-                         floating* Y, const Bufs* b, Py_ssize_t Bs, Py_ssize_t T,
-                         bint has_h0, const floating* wpk, int tid, int nt) noexcept nogil:
-    """Outputs of layer l, direction d into Y (see the layout above).
+                         floating* Y, const Bufs* b, const Seqs* q, bint has_h0,
+                         const floating* wpk, int tid, int nt) noexcept nogil:
+    """Outputs of layer l, direction d into Y (see the layouts above).
 
-    The initial-state blocks of this direction (Y, and C for the LSTM) must
-    hold h0 (c0); when has_h0 is false they hold zeros and step 0 skips its
-    recurrent product.  wpk: packed W_hh^T of this layer and direction, or
-    NULL (BLAS)."""
-    cdef Py_ssize_t H = n.H, W = n.ndir * n.H, blk = Bs * n.ndir * n.H
-    cdef Py_ssize_t G = n.G, GH = n.G * n.H, ZW = _zwidth(n), zblk = Bs * _zwidth(n)
+    The initial-state rows of this direction (Y's padding, and C's for the
+    LSTM) must hold h0 (c0); when has_h0 is false they hold zeros and the
+    recurrent product skips them.  wpk: packed W_hh^T of this layer and
+    direction, or NULL (BLAS)."""
+    cdef Py_ssize_t H = n.H, W = n.ndir * n.H, B = q.B, R = q.R
+    cdef Py_ssize_t G = n.G, GH = n.G * n.H, ZW = _zwidth(n)
     cdef Py_ssize_t k = 4 * (l * n.ndir + d)
     cdef const floating* w_ih = theta + n.offs[k]
     cdef const floating* w_hh = theta + n.offs[k + 1]
     cdef const floating* b_ih = theta + n.offs[k + 2]
     cdef const floating* b_hh = theta + n.offs[k + 3]
-    cdef floating* y0 = Y + blk + d * H          # block of step 0, own columns
+    cdef floating* y0 = Y + B * W + d * H        # block 0, own columns
+    cdef floating* pad = Y + (0 if d == 0 else (B + R) * W) + d * H
     cdef floating* Z = <floating*> b.Z
     cdef floating* C = <floating*> b.C
-    cdef floating* R = <floating*> b.R
+    cdef floating* cpad = C + (0 if d == 0 else (B + R) * H)
+    cdef floating* Rb = <floating*> b.R
     cdef floating* bsum = <floating*> b.bsum
     cdef floating* cur
     cdef floating* prev
     cdef floating* zt
     cdef floating* ct
-    cdef Py_ssize_t s, t, j, g, i, j0, j1
-    cdef bint rec
+    cdef const floating* cprev
+    cdef Py_ssize_t s, t, j, g, i, j0, j1, m, m1
     _split(H, tid, nt, _lanes(y0[0]), &j0, &j1)
     for g in range(G):
         for j in range(j0, j1):
             # GRU: b_hn stays inside the reset product, added by the cell
             bsum[g * H + j] = b_ih[g * H + j] + (0 if (n.cell == CELL_GRU and g == 2)
                                                  else b_hh[g * H + j])
+    # input projections of all steps at once (own units of every gate)
     if G == 1:
-        # Elman: the input projection of all steps lands in Y and the
-        # recurrent product accumulates onto it; f(. + b) in place
-        gemm(False, True, <int> (T * Bs), <int> (j1 - j0), <int> Din, <floating> 1.0, Xin,
-             <int> ldx, w_ih + j0 * Din, <int> Din, <floating> 0.0, y0 + j0, <int> W)
-        for s in range(T):
-            t = s if d == 0 else T - 1 - s
-            cur = y0 + t * blk
-            if s > 0 or has_h0:
-                _rec_gemm(Bs, j0, j1, 1, H, H, cur - blk if d == 0 else cur + blk, W, wpk,
-                          w_hh, True, cur, W, False)
-            _act_forward(n.cell, cur + j0, Bs, j1 - j0, W, bsum + j0)
-            _sync(nt)                            # h_t complete before step t+1 reads it
+        gemm(False, True, <int> R, <int> (j1 - j0), <int> Din, <floating> 1.0, Xin, <int> ldx,
+             w_ih + j0 * Din, <int> Din, <floating> 0.0, y0 + j0, <int> W)
+    else:
+        _gate_gemm(False, R, j0, j1, G, H, Din, Xin, ldx, w_ih, Din, <floating> 0.0, Z, ZW)
+    for s in range(q.T):
+        t = s if d == 0 else q.T - 1 - s
+        m = q.bs[t]
+        cur = y0 + q.off[t] * W
+        # rows [0, m1) continue from the neighbouring block, rows [m1, m)
+        # start from their initial state (reverse direction, ragged batches)
+        if d == 0:
+            m1 = m if t > 0 else 0
+            prev = cur - q.bs[t - 1] * W if t > 0 else pad
+        else:
+            m1 = _next_bs(q, t)
+            prev = y0 + q.off[t + 1] * W if m1 > 0 else pad
+        if G == 1:
+            # Elman: the recurrent product accumulates onto the projection
+            _rec_gemm(m1, j0, j1, 1, H, H, prev, W, wpk, w_hh, True, cur, W, False)
+            if has_h0 and m > m1:
+                _rec_gemm(m - m1, j0, j1, 1, H, H, pad + m1 * W, W, wpk, w_hh, True,
+                          cur + m1 * W, W, False)
+            _act_forward(n.cell, cur + j0, m, j1 - j0, W, bsum + j0)
+        else:
+            zt = Z + q.off[t] * ZW
+            _rec_gemm(m1, j0, j1, G, H, H, prev, W, wpk, w_hh, True, Rb, GH, True)
+            if has_h0 and m > m1:
+                _rec_gemm(m - m1, j0, j1, G, H, H, pad + m1 * W, W, wpk, w_hh, True,
+                          Rb + m1 * GH, GH, True)
+            else:
+                for i in range(m1, m):
+                    for g in range(G):
+                        memset(Rb + i * GH + g * H + j0, 0, (j1 - j0) * sizeof(floating))
+            ct = C + (B + q.off[t]) * H
+            if d == 0:
+                cprev = ct - q.bs[t - 1] * H if t > 0 else cpad
+            else:
+                cprev = C + (B + q.off[t + 1]) * H if m1 > 0 else cpad
+            _cell_forward(n, 0, m1, j0, j1, zt, Rb, bsum, b_hh, prev, cprev, ct, cur)
+            _cell_forward(n, m1, m, j0, j1, zt, Rb, bsum, b_hh, pad, cpad, ct, cur)
+        _sync(nt)                                # h_t complete before the next step reads it
+
+
+cdef inline void _cell_forward(const Net* n, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t j0,
+                               Py_ssize_t j1, floating* zt, const floating* Rb,
+                               const floating* bsum, const floating* b_hh,
+                               const floating* hprev, const floating* cprev, floating* ct,
+                               floating* cur) noexcept nogil:
+    """Gated cells, rows [i0, i1) of one step; hprev/cprev are indexed by the
+    same rows."""
+    cdef Py_ssize_t H = n.H, W = n.ndir * n.H, GH = n.G * n.H, ZW = _zwidth(n)
+    if i1 <= i0:
         return
-    # gated cells: input projections of all steps (own units of every gate) into Z
-    _gate_gemm(False, T * Bs, j0, j1, G, H, Din, Xin, ldx, w_ih, Din, <floating> 0.0, Z, ZW)
-    for s in range(T):
-        t = s if d == 0 else T - 1 - s
-        cur = y0 + t * blk
-        prev = cur - blk if d == 0 else cur + blk
-        zt = Z + t * zblk
-        rec = s > 0 or has_h0
-        if rec:
-            _rec_gemm(Bs, j0, j1, G, H, H, prev, W, wpk, w_hh, True, R, GH, True)
+    if n.cell == CELL_LSTM:
+        if floating is float:
+            crnn_lstm_fwd_f32(i1 - i0, j0, j1, H, zt + i0 * ZW, ZW, Rb + i0 * GH, GH, bsum,
+                              cprev + i0 * H, H, ct + i0 * H, H, cur + i0 * W, W)
         else:
-            for i in range(Bs):
-                for g in range(G):
-                    memset(R + i * GH + g * H + j0, 0, (j1 - j0) * sizeof(floating))
-        if n.cell == CELL_LSTM:
-            ct = C + (t + 1) * Bs * H
-            if floating is float:
-                crnn_lstm_fwd_f32(Bs, j0, j1, H, zt, ZW, R, GH, bsum,
-                                  ct - Bs * H if d == 0 else ct + Bs * H, H, ct, H, cur, W)
-            else:
-                crnn_lstm_fwd_f64(Bs, j0, j1, H, zt, ZW, R, GH, bsum,
-                                  ct - Bs * H if d == 0 else ct + Bs * H, H, ct, H, cur, W)
+            crnn_lstm_fwd_f64(i1 - i0, j0, j1, H, zt + i0 * ZW, ZW, Rb + i0 * GH, GH, bsum,
+                              cprev + i0 * H, H, ct + i0 * H, H, cur + i0 * W, W)
+    else:
+        if floating is float:
+            crnn_gru_fwd_f32(i1 - i0, j0, j1, H, zt + i0 * ZW, ZW, Rb + i0 * GH, GH, bsum,
+                             b_hh + 2 * H, hprev + i0 * W, W, cur + i0 * W, W)
         else:
-            if floating is float:
-                crnn_gru_fwd_f32(Bs, j0, j1, H, zt, ZW, R, GH, bsum, b_hh + 2 * H, prev, W,
-                                 cur, W)
-            else:
-                crnn_gru_fwd_f64(Bs, j0, j1, H, zt, ZW, R, GH, bsum, b_hh + 2 * H, prev, W,
-                                 cur, W)
-        _sync(nt)                                # h_t complete before step t+1 reads it
+            crnn_gru_fwd_f64(i1 - i0, j0, j1, H, zt + i0 * ZW, ZW, Rb + i0 * GH, GH, bsum,
+                             b_hh + 2 * H, hprev + i0 * W, W, cur + i0 * W, W)
 
 
-cdef void _cell_backward(const Net* n, Py_ssize_t Bs, Py_ssize_t j0, Py_ssize_t j1,
+cdef void _cell_backward(const Net* n, Py_ssize_t M, Py_ssize_t j0, Py_ssize_t j1,
                          const floating* zt, const floating* ct, const floating* cprev,
                          const floating* yt, const floating* hprev, const floating* dh,
                          Py_ssize_t ldh, floating* dc, floating* dz, Py_ssize_t lddz,
                          floating* dan, floating* dhp, Py_ssize_t lddhp,
                          bint add_dhp) noexcept nogil:
-    """One step of one chain, own units: from dh (and dc) to the pre-activation
-    gradients dz, plus what flows to t-1 without W_hh: dc (LSTM, in place)
-    and dh z (GRU, into dhp).  Elman works in place: dz may alias dh."""
+    """One step of one chain, M rows, own units: from dh (and dc) to the
+    pre-activation gradients dz, plus what flows to t-1 without W_hh: dc
+    (LSTM, in place) and dh z (GRU, into dhp).  Elman works in place: dz may
+    alias dh."""
     cdef Py_ssize_t H = n.H, W = n.ndir * n.H, ZW = _zwidth(n), i
+    if M <= 0:
+        return
     if n.cell == CELL_TANH or n.cell == CELL_RELU:
         if dz != dh:
-            for i in range(Bs):
+            for i in range(M):
                 memcpy(dz + i * lddz + j0, dh + i * ldh + j0, (j1 - j0) * sizeof(floating))
-        _act_backward(n.cell, dz + j0, lddz, yt + j0, W, Bs, j1 - j0)
+        _act_backward(n.cell, dz + j0, lddz, yt + j0, W, M, j1 - j0)
     elif n.cell == CELL_LSTM:
         if floating is float:
-            crnn_lstm_bwd_f32(Bs, j0, j1, H, zt, ZW, ct, H, cprev, H, dh, ldh, dc, H, dz, lddz)
+            crnn_lstm_bwd_f32(M, j0, j1, H, zt, ZW, ct, H, cprev, H, dh, ldh, dc, H, dz, lddz)
         else:
-            crnn_lstm_bwd_f64(Bs, j0, j1, H, zt, ZW, ct, H, cprev, H, dh, ldh, dc, H, dz, lddz)
+            crnn_lstm_bwd_f64(M, j0, j1, H, zt, ZW, ct, H, cprev, H, dh, ldh, dc, H, dz, lddz)
     else:
         if floating is float:
-            crnn_gru_bwd_f32(Bs, j0, j1, H, zt, ZW, hprev, W, dh, ldh, dz, lddz, dan, H,
+            crnn_gru_bwd_f32(M, j0, j1, H, zt, ZW, hprev, W, dh, ldh, dz, lddz, dan, H,
                              dhp, lddhp, add_dhp)
         else:
-            crnn_gru_bwd_f64(Bs, j0, j1, H, zt, ZW, hprev, W, dh, ldh, dz, lddz, dan, H,
+            crnn_gru_bwd_f64(M, j0, j1, H, zt, ZW, hprev, W, dh, ldh, dz, lddz, dan, H,
                              dhp, lddhp, add_dhp)
 
 
 cdef void _layer_backward(const Net* n, int l, int d, const floating* theta, floating* grad,
                           const floating* Xin, Py_ssize_t ldx, Py_ssize_t Din,
                           const floating* Y, floating* dY, floating* dX, const Bufs* b,
-                          Py_ssize_t Bs, Py_ssize_t T, bint last_only, Py_ssize_t K,
+                          const Seqs* q, bint last_only, Py_ssize_t K,
                           const floating* wpk, int tid, int nt) noexcept nogil:
     """BPTT through one layer and direction.
 
-    dY holds dLoss/dh_t for this layer's outputs (blocks 0..T-1, no padding);
-    for the Elman cell its columns of direction d are overwritten with
-    dLoss/dz_t, gated cells use b.dZ.  Weight gradients are added to `grad`.
-    When dX is not NULL, dLoss/dx_t is written (d == 0) or added (d == 1)
-    there, in the layout of Xin.
+    dY holds dLoss/dh for this layer's outputs (the R packed rows); for the
+    Elman cell its columns of direction d are overwritten with dLoss/dz,
+    gated cells use b.dZ.  Weight gradients are added to `grad`.  When dX is
+    not NULL, dLoss/dx is written (d == 0) or added (d == 1) there, in the
+    layout of Xin.
 
-    last_only: the loss reaches this layer only at its final step (top layer
-    of a many-to-one network), so truncated BPTT is a plain carry that stops.
-    K > 0: truncated BPTT with injections at many steps; each one travels back
-    at most `trunc` steps, tracked as K = trunc + 1 chains in flight (each
-    with its own dh, and dc for the LSTM).
+    last_only (equal lengths only): the loss reaches this layer only at its
+    final step (top layer of a many-to-one network), so truncated BPTT is a
+    plain carry that stops.  K > 0: truncated BPTT with injections at many
+    steps; each one travels back at most `trunc` steps, tracked as K =
+    trunc + 1 chains in flight (each with its own dh, and dc for the LSTM).
     wpk: packed W_hh of this layer and direction, or NULL (BLAS).
     """
-    cdef Py_ssize_t H = n.H, W = n.ndir * n.H, blk = Bs * n.ndir * n.H
-    cdef Py_ssize_t G = n.G, GH = n.G * n.H, ZW = _zwidth(n), zblk = Bs * _zwidth(n)
+    cdef Py_ssize_t H = n.H, W = n.ndir * n.H, B = q.B, R = q.R, T = q.T
+    cdef Py_ssize_t G = n.G, GH = n.G * n.H, ZW = _zwidth(n)
     cdef Py_ssize_t k = 4 * (l * n.ndir + d)
     cdef bint gated = n.G > 1, gru = n.cell == CELL_GRU, lstm = n.cell == CELL_LSTM
     cdef const floating* w_ih = theta + n.offs[k]
@@ -593,10 +688,12 @@ cdef void _layer_backward(const Net* n, int l, int d, const floating* theta, flo
     cdef floating* g_whh = grad + n.offs[k + 1]
     cdef floating* g_bih = grad + n.offs[k + 2]
     cdef floating* g_bhh = grad + n.offs[k + 3]
-    cdef const floating* y0 = Y + blk + d * H
+    cdef const floating* y0 = Y + B * W + d * H
+    cdef const floating* pad = Y + (0 if d == 0 else (B + R) * W) + d * H
     cdef floating* g0 = dY + d * H
     cdef const floating* Z = <const floating*> b.Z
     cdef const floating* C = <const floating*> b.C
+    cdef const floating* cpad = C + (0 if d == 0 else (B + R) * H) if lstm else NULL
     cdef floating* tmp = <floating*> b.bsum
     cdef floating* scratch = <floating*> b.R
     cdef floating* dzb                            # dLoss/dz of all steps
@@ -607,6 +704,7 @@ cdef void _layer_backward(const Net* n, int l, int d, const floating* theta, flo
     cdef floating* ringB = <floating*> b.ringB
     cdef floating* ringZ = <floating*> b.ringZ
     cdef floating* ringC = <floating*> b.ringC
+    cdef floating* hp = <floating*> b.hprev
     cdef floating* cur
     cdef floating* nxt
     cdef floating* dzt
@@ -617,8 +715,9 @@ cdef void _layer_backward(const Net* n, int l, int d, const floating* theta, flo
     cdef const floating* cpv
     cdef const floating* ycur
     cdef const floating* hpv
-    cdef Py_ssize_t s, t, i, j, q, g, nsteps, tlo, thi, rows, ringblk = Bs * H
-    cdef Py_ssize_t j0, j1, r0, r1, a, e, ldrz
+    cdef const floating* hprev_all
+    cdef Py_ssize_t s, t, i, j, qq, g, nsteps, rlo, rhi, rows, ringblk = B * H
+    cdef Py_ssize_t j0, j1, r0, r1, a, e, ldrz, m, m1, i0, i1
     cdef int trunc = n.trunc
     cdef bint propagate
 
@@ -633,67 +732,110 @@ cdef void _layer_backward(const Net* n, int l, int d, const floating* theta, flo
     if last_only and 0 <= trunc < T - 1:
         nsteps = trunc + 1
     if lstm:
-        for i in range(Bs):
+        for i in range(B):
             memset(dc + i * H + j0, 0, (j1 - j0) * sizeof(floating))
     if K > 0:
-        for i in range(K * Bs):
+        for i in range(K * B):
             memset(ringA + i * H + j0, 0, (j1 - j0) * sizeof(floating))
             if lstm:
                 memset(ringC + i * H + j0, 0, (j1 - j0) * sizeof(floating))
     ldrz = GH if gated else H
     for s in range(nsteps):
         t = T - 1 - s if d == 0 else s
-        cur = g0 + t * blk
-        nxt = cur - blk if d == 0 else cur + blk
-        ycur = y0 + t * blk
-        hpv = ycur - blk if d == 0 else ycur + blk
-        dzt = dzb + t * Bs * lddz
-        zt = Z + t * zblk if gated else NULL
-        ct = C + (t + 1) * Bs * H if lstm else NULL
-        cpv = (ct - Bs * H if d == 0 else ct + Bs * H) if lstm else NULL
+        m = q.bs[t]
+        cur = g0 + q.off[t] * W
+        ycur = y0 + q.off[t] * W
+        dzt = dzb + q.off[t] * lddz
+        zt = Z + q.off[t] * ZW if gated else NULL
+        ct = C + (B + q.off[t]) * H if lstm else NULL
+        # rows [0, m1) came from the neighbouring block (hpv, cpv; their dh
+        # flows to nxt), rows [m1, m) from the initial states
+        if d == 0:
+            m1 = m if t > 0 else 0
+            hpv = ycur - q.bs[t - 1] * W if t > 0 else pad
+            nxt = cur - q.bs[t - 1] * W if t > 0 else NULL
+            cpv = (ct - q.bs[t - 1] * H if t > 0 else cpad) if lstm else NULL
+        else:
+            m1 = _next_bs(q, t)
+            hpv = y0 + q.off[t + 1] * W if m1 > 0 else pad
+            nxt = g0 + q.off[t + 1] * W if m1 > 0 else NULL
+            cpv = (C + (B + q.off[t + 1]) * H if m1 > 0 else cpad) if lstm else NULL
         if K == 0:
-            propagate = s < nsteps - 1
+            propagate = s < nsteps - 1 and m1 > 0
             # GRU's direct term dh z goes to dh_{t-1}, or to scratch at the end
-            _cell_backward(n, Bs, j0, j1, zt, ct, cpv, ycur, hpv, cur, W, dc, dzt, lddz,
-                           dAn + t * Bs * H if gru else NULL,
+            _cell_backward(n, m1, j0, j1, zt, ct, cpv, ycur, hpv, cur, W, dc, dzt, lddz,
+                           dAn + q.off[t] * H if gru else NULL,
                            nxt if propagate else scratch, W if propagate else H, propagate)
+            if m > m1:
+                _cell_backward(n, m - m1, j0, j1,
+                               zt + m1 * ZW if gated else NULL,
+                               ct + m1 * H if lstm else NULL,
+                               cpad + m1 * H if lstm else NULL,
+                               ycur + m1 * W, pad + m1 * W, cur + m1 * W, W,
+                               dc + m1 * H if lstm else NULL, dzt + m1 * lddz, lddz,
+                               dAn + (q.off[t] + m1) * H if gru else NULL,
+                               scratch, H, False)
             _sync(nt)                            # dz_t complete
             if propagate:
                 # dh_{t-1} += dz_t W_hh  (own columns; onto the injected gradient)
-                _rec_gemm(Bs, j0, j1, 1, H, GH, dzt, lddz, wpk, w_hh, False, nxt, W, False)
+                _rec_gemm(m1, j0, j1, 1, H, GH, dzt, lddz, wpk, w_hh, False, nxt, W, False)
         else:
-            # the chain starting here replaces the one that started K steps ago
-            q = s % K
-            for i in range(Bs):
-                memcpy(ringA + (q * Bs + i) * H + j0, cur + i * W + j0,
-                       (j1 - j0) * sizeof(floating))
+            # the chain starting here replaces the one that started K steps
+            # ago; rows not running at this step carry nothing in it
+            qq = s % K
+            for i in range(B):
+                if i < m:
+                    memcpy(ringA + (qq * B + i) * H + j0, cur + i * W + j0,
+                           (j1 - j0) * sizeof(floating))
+                else:
+                    memset(ringA + (qq * B + i) * H + j0, 0, (j1 - j0) * sizeof(floating))
                 if lstm:
-                    memset(ringC + (q * Bs + i) * H + j0, 0, (j1 - j0) * sizeof(floating))
+                    memset(ringC + (qq * B + i) * H + j0, 0, (j1 - j0) * sizeof(floating))
             # every chain through this step; their dz sum into the step's dz
             # (the chains' dz: in place in ringA for Elman, which swaps each step)
             rz = ringZ if gated else ringA
-            for i in range(Bs):
+            for i in range(m):
                 for g in range(G):
                     memset(dzt + i * lddz + g * H + j0, 0, (j1 - j0) * sizeof(floating))
                 if gru:
-                    memset(dAn + (t * Bs + i) * H + j0, 0, (j1 - j0) * sizeof(floating))
-            for q in range(K):
-                _cell_backward(n, Bs, j0, j1, zt, ct, cpv, ycur, hpv,
-                               ringA + q * ringblk, H,
-                               ringC + q * ringblk if lstm else NULL,
-                               rz + q * Bs * ldrz, ldrz, scratch,
-                               ringB + q * ringblk, H, False)
-                for i in range(Bs):
+                    memset(dAn + (q.off[t] + i) * H + j0, 0, (j1 - j0) * sizeof(floating))
+            for qq in range(K):
+                _cell_backward(n, m1, j0, j1, zt, ct, cpv, ycur, hpv,
+                               ringA + qq * ringblk, H,
+                               ringC + qq * ringblk if lstm else NULL,
+                               rz + qq * B * ldrz, ldrz, scratch,
+                               ringB + qq * ringblk, H, False)
+                if m > m1:
+                    _cell_backward(n, m - m1, j0, j1,
+                                   zt + m1 * ZW if gated else NULL,
+                                   ct + m1 * H if lstm else NULL,
+                                   cpad + m1 * H if lstm else NULL,
+                                   ycur + m1 * W, pad + m1 * W, ringA + qq * ringblk + m1 * H,
+                                   H, ringC + qq * ringblk + m1 * H if lstm else NULL,
+                                   rz + (qq * B + m1) * ldrz, ldrz, scratch + m1 * H,
+                                   ringB + qq * ringblk + m1 * H, H, False)
+                if gated:
+                    # rows not running at this step must carry nothing into
+                    # the product (their ringZ rows are stale, and the GRU's
+                    # ringB rows hold stale direct terms)
+                    for i in range(m, B):
+                        for g in range(G):
+                            memset(rz + (qq * B + i) * ldrz + g * H + j0, 0,
+                                   (j1 - j0) * sizeof(floating))
+                        if gru:
+                            memset(ringB + (qq * B + i) * H + j0, 0,
+                                   (j1 - j0) * sizeof(floating))
+                for i in range(m):
                     for g in range(G):
                         for j in range(j0, j1):
-                            dzt[i * lddz + g * H + j] += rz[(q * Bs + i) * ldrz + g * H + j]
+                            dzt[i * lddz + g * H + j] += rz[(qq * B + i) * ldrz + g * H + j]
                     if gru:
                         for j in range(j0, j1):
-                            dAn[(t * Bs + i) * H + j] += scratch[i * H + j]
+                            dAn[(q.off[t] + i) * H + j] += scratch[i * H + j]
             _sync(nt)
             if s < T - 1:
                 # each chain's dh_{t-1}: its direct part (GRU, in ringB) + dz W_hh
-                _rec_gemm(K * Bs, j0, j1, 1, H, GH, rz, ldrz, wpk, w_hh, False, ringB, H,
+                _rec_gemm(K * B, j0, j1, 1, H, GH, rz, ldrz, wpk, w_hh, False, ringB, H,
                           not gru)
                 if gated:
                     # ringZ is rewritten next step (Elman's dz live in ringA,
@@ -703,28 +845,45 @@ cdef void _layer_backward(const Net* n, int l, int d, const floating* theta, flo
                 ringA = ringB
                 ringB = sw
 
-    # blocks [tlo, thi) can hold a non-zero dz
+    # packed rows [rlo, rhi) can hold a non-zero dz (a suffix or prefix of
+    # blocks only for an equal-length last_only layer)
     if d == 0:
-        tlo = T - nsteps
-        thi = T
+        rlo = q.off[T - nsteps]
+        rhi = R
     else:
-        tlo = 0
-        thi = nsteps
-    rows = (thi - tlo) * Bs
-    dzt = dzb + tlo * Bs * lddz
-    # own rows of the weight gradients; h_prev of step t is padded block t
-    # (forward) or t + 2 (reverse) of Y
-    _gate_gemm(True, rows, j0, j1, G, H, H, dzt, lddz,
-               Y + (tlo + (0 if d == 0 else 2)) * blk + d * H, W, <floating> 1.0, g_whh, H)
+        rlo = 0
+        rhi = q.off[nsteps]
+    rows = rhi - rlo
+    dzt = dzb + rlo * lddz
+    # the previous state of every row: with equal lengths a shifted view of
+    # Y (padded block t or t + 2); ragged batches gather it
+    if q.uniform:
+        hprev_all = Y + (rlo + (0 if d == 0 else 2 * B)) * W + d * H
+        a = W
+    else:
+        _split(B, tid, nt, 1, &i0, &i1)
+        for i in range(i0, i1):
+            for t in range(q.lens[q.idx[i]]):
+                if d == 0:
+                    hpv = y0 + (q.off[t - 1] + i) * W if t > 0 else pad + i * W
+                else:
+                    hpv = y0 + (q.off[t + 1] + i) * W if t + 1 < q.lens[q.idx[i]] \
+                        else pad + i * W
+                memcpy(hp + (q.off[t] + i) * H, hpv, H * sizeof(floating))
+        _sync(nt)
+        hprev_all = hp + rlo * H
+        a = H
+    # own rows of the weight gradients
+    _gate_gemm(True, rows, j0, j1, G, H, H, dzt, lddz, hprev_all, a, <floating> 1.0, g_whh, H)
     if gru:
         # W_ih's n block sees dAn instead of dz_n = dAn * r
-        _gate_gemm(True, rows, j0, j1, 2, H, Din, dzt, lddz, Xin + tlo * Bs * ldx, ldx,
+        _gate_gemm(True, rows, j0, j1, 2, H, Din, dzt, lddz, Xin + rlo * ldx, ldx,
                    <floating> 1.0, g_wih, Din)
         gemm(True, False, <int> (j1 - j0), <int> Din, <int> rows, <floating> 1.0,
-             dAn + tlo * Bs * H + j0, <int> H, Xin + tlo * Bs * ldx, <int> ldx,
+             dAn + rlo * H + j0, <int> H, Xin + rlo * ldx, <int> ldx,
              <floating> 1.0, g_wih + (2 * H + j0) * Din, <int> Din)
     else:
-        _gate_gemm(True, rows, j0, j1, G, H, Din, dzt, lddz, Xin + tlo * Bs * ldx, ldx,
+        _gate_gemm(True, rows, j0, j1, G, H, Din, dzt, lddz, Xin + rlo * ldx, ldx,
                    <floating> 1.0, g_wih, Din)
     for g in range(G):
         for j in range(j0, j1):
@@ -737,20 +896,20 @@ cdef void _layer_backward(const Net* n, int l, int d, const floating* theta, flo
     if gru:
         for j in range(j0, j1):
             tmp[j] = 0
-        _colsum_add(tmp + j0, dAn + tlo * Bs * H + j0, rows, j1 - j0, H)
+        _colsum_add(tmp + j0, dAn + rlo * H + j0, rows, j1 - j0, H)
         for j in range(j0, j1):
             g_bih[2 * H + j] += tmp[j]
     _sync(nt)                                    # every unit's dz before dX reads them all
     if dX != NULL:
         # dX = dz_in W_ih, split by rows
-        _split(T * Bs, tid, nt, 1, &r0, &r1)
+        _split(R, tid, nt, 1, &r0, &r1)
         if d == 0:
-            # rows outside [tlo, thi) get no gradient from this direction
+            # rows outside [rlo, rhi) get no gradient from this direction
             for i in range(r0, r1):
-                if i < tlo * Bs or i >= thi * Bs:
+                if i < rlo or i >= rhi:
                     memset(dX + i * ldx, 0, Din * sizeof(floating))
-        a = r0 if r0 > tlo * Bs else tlo * Bs
-        e = r1 if r1 < thi * Bs else thi * Bs
+        a = r0 if r0 > rlo else rlo
+        e = r1 if r1 < rhi else rhi
         if e > a:
             gemm(False, False, <int> (e - a), <int> Din, <int> (2 * H if gru else GH),
                  <floating> 1.0, dzb + a * lddz, <int> lddz, w_ih, <int> Din,
@@ -766,29 +925,32 @@ cdef void _layer_backward(const Net* n, int l, int d, const floating* theta, flo
 # head and loss
 
 cdef void _head_forward(const Net* n, const floating* theta, const floating* Ytop,
-                        floating* logits, floating* Hsel, Py_ssize_t Bs, Py_ssize_t T,
-                        Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+                        floating* logits, floating* Hsel, const Seqs* q, Py_ssize_t r0,
+                        Py_ssize_t r1) noexcept nogil:
     """Rows [r0, r1) of logits = h W_out^T + b_out.
 
-    Rows are samples (many-to-one) or (step, sample) pairs in time-major
-    order (return_sequences).  Many-to-one reads the forward state after the
-    last step and the reverse state after its last step (time 0),
-    concatenated, into Hsel.
+    Rows are the shard's sequences (many-to-one) or its packed rows
+    (return_sequences).  Many-to-one reads each sequence's forward state
+    after its own last step and the reverse state after its last step
+    (time 0), concatenated, into Hsel.
     """
-    cdef Py_ssize_t H = n.H, W = n.ndir * n.H, blk = Bs * n.ndir * n.H
+    cdef Py_ssize_t H = n.H, W = n.ndir * n.H, B = q.B
     cdef const floating* w_out = theta + n.offs[4 * n.L * n.ndir]
     cdef const floating* b_out = theta + n.offs[4 * n.L * n.ndir + 1]
     cdef const floating* hin
+    cdef const floating* y0 = Ytop + B * W
     cdef Py_ssize_t i, j
     cdef floating* r
     if r1 <= r0:
         return
     if n.seq:
-        hin = Ytop + blk
+        hin = y0
     else:
-        _copy_rows(Hsel + r0 * W, W, Ytop + T * blk + r0 * W, W, r1 - r0, H)
-        if n.ndir == 2:
-            _copy_rows(Hsel + r0 * W + H, W, Ytop + blk + r0 * W + H, W, r1 - r0, H)
+        for i in range(r0, r1):
+            memcpy(Hsel + i * W, y0 + (q.off[q.lens[q.idx[i]] - 1] + i) * W,
+                   H * sizeof(floating))
+            if n.ndir == 2:
+                memcpy(Hsel + i * W + H, y0 + i * W + H, H * sizeof(floating))
         hin = Hsel
     gemm(False, True, <int> (r1 - r0), <int> n.O, <int> W, <floating> 1.0, hin + r0 * W,
          <int> W, w_out, <int> W, <floating> 0.0, logits + r0 * n.O, <int> n.O)
@@ -798,9 +960,25 @@ cdef void _head_forward(const Net* n, const floating* theta, const floating* Yto
             r[j] += b_out[j]
 
 
-cdef double _loss_grad(const Net* n, floating* logits, Py_ssize_t Bs, Py_ssize_t r0,
-                       Py_ssize_t r1, const Py_ssize_t* idx, const floating* yreg,
-                       const int32_t* ylab, Py_ssize_t Ty, double scale) noexcept nogil:
+cdef inline Py_ssize_t _target_row(const Net* n, const Seqs* q, Py_ssize_t r) noexcept nogil:
+    """Row of the targets (and of the output) for logit row r: the sample
+    (many-to-one) or the sample's data row of that step (return_sequences)."""
+    cdef Py_ssize_t lo = 0, hi = q.T, mid
+    if not n.seq:
+        return q.idx[r]
+    # the block holding packed row r: off[t] <= r < off[t + 1]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if q.off[mid] <= r:
+            lo = mid
+        else:
+            hi = mid
+    return q.start[q.idx[r - q.off[lo]]] + lo
+
+
+cdef double _loss_grad(const Net* n, floating* logits, const Seqs* q, Py_ssize_t r0,
+                       Py_ssize_t r1, const floating* yreg, const int32_t* ylab,
+                       double scale) noexcept nogil:
     """Sum of the losses of logit rows [r0, r1); those rows are replaced by
     dLoss/dlogits.
 
@@ -808,23 +986,22 @@ cdef double _loss_grad(const Net* n, floating* logits, Py_ssize_t Bs, Py_ssize_t
     a mean, of squared errors (MSE) or of softmax cross-entropies.
     """
     cdef Py_ssize_t O = n.O
-    cdef Py_ssize_t t, i, j, row
+    cdef Py_ssize_t j, row, tr
     cdef floating* z
     cdef const floating* yt
     cdef double total = 0, diff, mx, se, lse
     cdef int32_t c
     for row in range(r0, r1):
-        t = row // Bs
-        i = row - t * Bs
         z = logits + row * O
+        tr = _target_row(n, q, row)
         if n.loss == LOSS_MSE:
-            yt = yreg + (idx[i] * Ty + t) * O
+            yt = yreg + tr * O
             for j in range(O):
                 diff = <double> z[j] - <double> yt[j]
                 total += diff * diff
                 z[j] = <floating> (2.0 * scale * diff)
         else:
-            c = ylab[idx[i] * Ty + t]
+            c = ylab[tr]
             mx = z[0]
             for j in range(1, O):
                 if z[j] > mx:
@@ -842,16 +1019,16 @@ cdef double _loss_grad(const Net* n, floating* logits, Py_ssize_t Bs, Py_ssize_t
 
 cdef void _head_backward(const Net* n, const floating* theta, floating* grad,
                          const floating* Ytop, floating* dYtop, const floating* dlogits,
-                         const floating* Hsel, floating* dHsel, Py_ssize_t Bs,
-                         Py_ssize_t T, int tid, int nt) noexcept nogil:
+                         const floating* Hsel, floating* dHsel, const Seqs* q,
+                         int tid, int nt) noexcept nogil:
     """Gradients of the head; dLoss/dh of the top layer into dYtop.  Must be
     entered after every thread's rows of dlogits are final."""
-    cdef Py_ssize_t H = n.H, W = n.ndir * n.H, blk = Bs * n.ndir * n.H
+    cdef Py_ssize_t H = n.H, W = n.ndir * n.H, B = q.B
     cdef Py_ssize_t ko = 4 * n.L * n.ndir
     cdef const floating* w_out = theta + n.offs[ko]
-    cdef Py_ssize_t rows = T * Bs if n.seq else Bs
-    cdef const floating* hin = Ytop + blk if n.seq else Hsel
-    cdef Py_ssize_t c0, c1, o0, o1, r0, r1, t
+    cdef Py_ssize_t rows = q.R if n.seq else B
+    cdef const floating* hin = Ytop + B * W if n.seq else Hsel
+    cdef Py_ssize_t c0, c1, o0, o1, r0, r1, t, i
     # dW_out = dlogits^T h (own columns), db_out (own outputs)
     _split(W, tid, nt, 1, &c0, &c1)
     gemm(True, False, <int> n.O, <int> (c1 - c0), <int> rows, <floating> 1.0, dlogits,
@@ -868,47 +1045,51 @@ cdef void _head_backward(const Net* n, const floating* theta, floating* grad,
         gemm(False, False, <int> (r1 - r0), <int> W, <int> n.O, <floating> 1.0,
              dlogits + r0 * n.O, <int> n.O, w_out, <int> W, <floating> 0.0,
              dHsel + r0 * W, <int> W)
-        for t in range(T):
-            memset(dYtop + t * blk + r0 * W, 0, (r1 - r0) * W * sizeof(floating))
-        _copy_rows(dYtop + (T - 1) * blk + r0 * W, W, dHsel + r0 * W, W, r1 - r0, H)
-        if n.ndir == 2:
-            _copy_rows(dYtop + r0 * W + H, W, dHsel + r0 * W + H, W, r1 - r0, H)
+        # each own sequence's rows of dYtop: zero but at its last step (forward)
+        # and at time 0 (reverse)
+        for i in range(r0, r1):
+            for t in range(q.lens[q.idx[i]]):
+                memset(dYtop + (q.off[t] + i) * W, 0, W * sizeof(floating))
+            memcpy(dYtop + (q.off[q.lens[q.idx[i]] - 1] + i) * W, dHsel + i * W,
+                   H * sizeof(floating))
+            if n.ndir == 2:
+                memcpy(dYtop + i * W + H, dHsel + i * W + H, H * sizeof(floating))
     _sync(nt)
 
 
 # ---------------------------------------------------------------------------
 # whole network on one shard
 
-cdef void _gather(floating* X0, const floating* X, Py_ssize_t T, Py_ssize_t D,
-                  const Py_ssize_t* idx, Py_ssize_t first, Py_ssize_t Bs,
+cdef void _gather(floating* X0, const floating* X, Py_ssize_t D, const Seqs* q,
                   int tid, int nt) noexcept nogil:
-    """X0 block t row i = X[sample, t, :], sample = idx[i] (or first + i)."""
+    """X0 packed row off[t] + i = step t of sample idx[i]."""
     cdef Py_ssize_t i, t, sample, i0, i1
-    _split(Bs, tid, nt, 1, &i0, &i1)
+    _split(q.B, tid, nt, 1, &i0, &i1)
     for i in range(i0, i1):
-        sample = idx[i] if idx != NULL else first + i
-        for t in range(T):
-            memcpy(X0 + (t * Bs + i) * D, X + (sample * T + t) * D, D * sizeof(floating))
+        sample = q.idx[i]
+        for t in range(q.lens[sample]):
+            memcpy(X0 + (q.off[t] + i) * D, X + (q.start[sample] + t) * D,
+                   D * sizeof(floating))
     _sync(nt)
 
 
 cdef struct States:
     # initial / final states of every layer and direction, (L * ndir, N, H)
-    # arrays, for the samples first .. first + Bs - 1 of the shard; NULL: none
+    # arrays indexed by sample; NULL: none
     const void* h0
     const void* c0
     void* hN
     void* cN
-    Py_ssize_t first
     Py_ssize_t N
 
 
-cdef void _bufs(const Net* n, floating* ws, const Py_ssize_t* lay, Py_ssize_t Bs,
-                Py_ssize_t T, bint train, int l, int d, Bufs* b) noexcept nogil:
-    """Workspace pointers for layer l, direction d."""
+cdef void _bufs(const Net* n, floating* ws, const Py_ssize_t* lay, const Seqs* q,
+                Py_ssize_t T, Py_ssize_t Bmax, bint train, int l, int d, Bufs* b) noexcept nogil:
+    """Workspace pointers for layer l, direction d (per-layer buffers are
+    spaced for the workspace's capacity: Bmax sequences of T steps)."""
     cdef Py_ssize_t item = (l * n.ndir + d) if train else 0
-    b.Z = ws + lay[WS_Z] + item * T * Bs * _zwidth(n)
-    b.C = ws + lay[WS_C] + item * (T + 2) * Bs * n.H
+    b.Z = ws + lay[WS_Z] + item * T * Bmax * _zwidth(n)
+    b.C = ws + lay[WS_C] + item * (T + 2) * Bmax * n.H
     b.R = ws + lay[WS_R]
     b.bsum = ws + lay[WS_BSUM]
     b.dZ = ws + lay[WS_DZ]
@@ -918,44 +1099,48 @@ cdef void _bufs(const Net* n, floating* ws, const Py_ssize_t* lay, Py_ssize_t Bs
     b.ringB = ws + lay[WS_RINGB]
     b.ringZ = ws + lay[WS_RINGZ]
     b.ringC = ws + lay[WS_RINGC]
+    b.hprev = ws + lay[WS_HPREV]
 
 
 cdef void _forward_layers(const Net* n, const floating* theta, floating* ws,
-                          const Py_ssize_t* lay, Py_ssize_t Bs, Py_ssize_t T,
-                          bint train, const floating* wpack, const States* st,
-                          int tid, int nt) noexcept nogil:
+                          const Py_ssize_t* lay, const Seqs* q, Py_ssize_t T,
+                          Py_ssize_t Bmax, bint train, const floating* wpack,
+                          const States* st, int tid, int nt) noexcept nogil:
     """All layers; layer l's outputs land in Y slot l (train) or l % 2.
     wpack: the packed weights (see _pack_all) or NULL.  st: initial states
-    to start from and final states to report (NULL: zero initial states)."""
+    to start from and final states to report (NULL: zero initial states).
+    T, Bmax: the workspace's capacity (it spaces the per-layer buffers)."""
     cdef Py_ssize_t pb = _packed_block(n, sizeof(floating))
     cdef int npass = 2 if train else 1
-    cdef Py_ssize_t H = n.H, W = n.ndir * n.H, ysz = (T + 2) * Bs * n.ndir * n.H
+    cdef Py_ssize_t H = n.H, W = n.ndir * n.H, B = q.B, R = q.R
+    cdef Py_ssize_t ysz = (T + 2) * Bmax * n.ndir * n.H
     cdef floating* Y
     cdef const floating* Xin
-    cdef Py_ssize_t ldx, i0, i1, i, item, row
+    cdef Py_ssize_t ldx, i0, i1, i, item, row, last
     cdef int l, d
     cdef Bufs b
     cdef bint lstm = n.cell == CELL_LSTM
     cdef bint has_h0 = st != NULL and st.h0 != NULL
     cdef floating* pad
     cdef floating* cpad
-    _split(Bs, tid, nt, 1, &i0, &i1)
+    _split(B, tid, nt, 1, &i0, &i1)
     for l in range(n.L):
         Y = ws + lay[WS_Y] + (l if train else l % 2) * ysz
         if l == 0:
             Xin = ws + lay[WS_X0]
             ldx = n.D
         else:
-            Xin = ws + lay[WS_Y] + ((l - 1) if train else (l - 1) % 2) * ysz + Bs * W
+            Xin = ws + lay[WS_Y] + ((l - 1) if train else (l - 1) % 2) * ysz + B * W
             ldx = W
         for d in range(n.ndir):
-            _bufs(n, ws, lay, Bs, T, train, l, d, &b)
+            _bufs(n, ws, lay, q, T, Bmax, train, l, d, &b)
             item = l * n.ndir + d
-            # initial states (own rows): padding block 0 (forward) or T + 1 (reverse)
-            pad = Y + (0 if d == 0 else (T + 1) * Bs * W) + d * H
-            cpad = <floating*> b.C + (0 if d == 0 else (T + 1) * Bs * H)
+            # initial states (own rows): padding before (forward) or after
+            # (reverse) the packed rows
+            pad = Y + (0 if d == 0 else (B + R) * W) + d * H
+            cpad = <floating*> b.C + (0 if d == 0 else (B + R) * H)
             for i in range(i0, i1):
-                row = (item * st.N + st.first + i) * H if has_h0 else 0
+                row = (item * st.N + q.idx[i]) * H if has_h0 else 0
                 if has_h0:
                     memcpy(pad + i * W, <const floating*> st.h0 + row, H * sizeof(floating))
                 else:
@@ -966,36 +1151,37 @@ cdef void _forward_layers(const Net* n, const floating* theta, floating* ws,
                     else:
                         memset(cpad + i * H, 0, H * sizeof(floating))
             _sync(nt)
-            _layer_forward(n, l, d, theta, Xin, ldx, ldx, Y, &b, Bs, T, has_h0,
+            _layer_forward(n, l, d, theta, Xin, ldx, ldx, Y, &b, q, has_h0,
                            wpack + (l * n.ndir + d) * npass * pb if wpack != NULL else NULL,
                            tid, nt)
             if st != NULL and st.hN != NULL:
-                # final states: after the last step of each direction
-                # (forward: block T, reverse: block 1 of the padded layout)
+                # final states: after each sequence's own last step (forward)
+                # or after time 0 (reverse)
                 for i in range(i0, i1):
-                    row = (item * st.N + st.first + i) * H
-                    memcpy(<floating*> st.hN + row,
-                           Y + ((T if d == 0 else 1) * Bs + i) * W + d * H,
+                    row = (item * st.N + q.idx[i]) * H
+                    last = q.off[q.lens[q.idx[i]] - 1] + i if d == 0 else i
+                    memcpy(<floating*> st.hN + row, Y + (B + last) * W + d * H,
                            H * sizeof(floating))
                     if lstm and st.cN != NULL:
-                        memcpy(<floating*> st.cN + row,
-                               <floating*> b.C + ((T if d == 0 else 1) * Bs + i) * H,
+                        memcpy(<floating*> st.cN + row, <floating*> b.C + (B + last) * H,
                                H * sizeof(floating))
 
 
 cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
-                         Py_ssize_t P, const floating* X, Py_ssize_t T,
-                         const Py_ssize_t* idx, Py_ssize_t Bs,
-                         const floating* yreg, const int32_t* ylab, Py_ssize_t Ty,
-                         floating* ws, double scale, const floating* wpack, int tid,
-                         int nt) noexcept nogil:
-    """Loss (this thread's part of the sum) and gradient of one shard, run by
-    a team of nt threads (nt = 1: one thread does it all).  wpack: packed
-    weights for the forward and backward passes, or NULL."""
+                         Py_ssize_t P, const floating* X, const Py_ssize_t* start,
+                         const Py_ssize_t* lens, const Py_ssize_t* idx, Py_ssize_t B,
+                         const floating* yreg, const int32_t* ylab, floating* ws,
+                         Py_ssize_t* iws, Py_ssize_t Tcap, Py_ssize_t Bmax, bint varlen,
+                         double scale, const floating* wpack, int tid, int nt) noexcept nogil:
+    """Loss (this thread's part of the sum) and gradient of one shard (rows
+    idx[0..B-1], sorted by decreasing length), run by a team of nt threads
+    (nt = 1: one thread does it all).  wpack: packed weights for the forward
+    and backward passes, or NULL.  Tcap, Bmax, varlen: the workspace's
+    layout."""
     cdef Py_ssize_t pb = _packed_block(n, sizeof(floating))
     cdef Py_ssize_t lay[WS_NSLOTS]
     cdef unsigned int csr
-    cdef Py_ssize_t W = n.ndir * n.H, ysz = (T + 2) * Bs * n.ndir * n.H
+    cdef Py_ssize_t W = n.ndir * n.H, ysz = (Tcap + 2) * Bmax * n.ndir * n.H
     cdef Py_ssize_t K, p0, p1, r0, r1
     cdef double loss
     cdef floating* Ytop
@@ -1007,41 +1193,43 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
     cdef int l, d
     cdef bint last_only
     cdef Bufs b
+    cdef Seqs q
 
     _split(P, tid, nt, 1, &p0, &p1)
     memset(grad + p0, 0, (p1 - p0) * sizeof(floating))
-    if Bs <= 0:
+    if B <= 0:
         return 0.0
     csr = crnn_ftz_enter()
-    _ws_layout(n, Bs, T, True, lay)
-    K = _ring_slots(n, T)
-    _gather(ws + lay[WS_X0], X, T, n.D, idx, 0, Bs, tid, nt)
-    _forward_layers(n, theta, ws, lay, Bs, T, True, wpack, NULL, tid, nt)
+    _ws_layout(n, Bmax, Tcap, True, varlen, lay)
+    _seqs_init(&q, idx, B, start, lens, iws, tid, nt)
+    K = _ring_slots(n, q.T, not q.uniform)
+    _gather(ws + lay[WS_X0], X, n.D, &q, tid, nt)
+    _forward_layers(n, theta, ws, lay, &q, Tcap, Bmax, True, wpack, NULL, tid, nt)
 
     Ytop = ws + lay[WS_Y] + (n.L - 1) * ysz
     dYcur = ws + lay[WS_DYA]
     dYnext = ws + lay[WS_DYB]
-    _split(T * Bs if n.seq else Bs, tid, nt, 1, &r0, &r1)
-    _head_forward(n, theta, Ytop, ws + lay[WS_LOGITS], ws + lay[WS_HSEL], Bs, T, r0, r1)
-    loss = _loss_grad(n, ws + lay[WS_LOGITS], Bs, r0, r1, idx, yreg, ylab, Ty, scale)
+    _split(q.R if n.seq else B, tid, nt, 1, &r0, &r1)
+    _head_forward(n, theta, Ytop, ws + lay[WS_LOGITS], ws + lay[WS_HSEL], &q, r0, r1)
+    loss = _loss_grad(n, ws + lay[WS_LOGITS], &q, r0, r1, yreg, ylab, scale)
     _sync(nt)
     _head_backward(n, theta, grad, Ytop, dYcur, ws + lay[WS_LOGITS],
-                   ws + lay[WS_HSEL], ws + lay[WS_DHSEL], Bs, T, tid, nt)
+                   ws + lay[WS_HSEL], ws + lay[WS_DHSEL], &q, tid, nt)
 
     for l in range(n.L - 1, -1, -1):
         if l == 0:
             Xin = ws + lay[WS_X0]
             ldx = n.D
         else:
-            Xin = ws + lay[WS_Y] + (l - 1) * ysz + Bs * W
+            Xin = ws + lay[WS_Y] + (l - 1) * ysz + B * W
             ldx = W
-        last_only = (l == n.L - 1) and not n.seq
+        last_only = (l == n.L - 1) and not n.seq and q.uniform
         for d in range(n.ndir):
-            _bufs(n, ws, lay, Bs, T, True, l, d, &b)
+            _bufs(n, ws, lay, &q, Tcap, Bmax, True, l, d, &b)
             _layer_backward(n, l, d, theta, grad, Xin, ldx, ldx,
                             ws + lay[WS_Y] + l * ysz, dYcur,
-                            dYnext if l > 0 else <floating*> NULL, &b,
-                            Bs, T, last_only, 0 if last_only else K,
+                            dYnext if l > 0 else <floating*> NULL, &b, &q,
+                            last_only, 0 if last_only else K,
                             wpack + ((l * n.ndir + d) * 2 + 1) * pb if wpack != NULL else NULL,
                             tid, nt)
         sw = dYcur
@@ -1052,34 +1240,33 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
 
 
 cdef void _predict_chunk(const Net* n, const floating* theta, const floating* X,
-                         Py_ssize_t T, Py_ssize_t first, Py_ssize_t Bs,
-                         floating* out, floating* ws, const floating* wpack,
-                         const States* st0, int tid, int nt) noexcept nogil:
+                         const Py_ssize_t* start, const Py_ssize_t* lens,
+                         const Py_ssize_t* idx, Py_ssize_t B, floating* out, floating* ws,
+                         Py_ssize_t* iws, Py_ssize_t Tcap, Py_ssize_t Bmax,
+                         const floating* wpack, const States* st, int tid,
+                         int nt) noexcept nogil:
+    """Head outputs for the samples idx[0..B-1] (sorted by decreasing
+    length): out row = sample (many-to-one) or the sample's data row of each
+    step (return_sequences)."""
     cdef Py_ssize_t lay[WS_NSLOTS]
     cdef unsigned int csr
-    cdef Py_ssize_t ysz = (T + 2) * Bs * n.ndir * n.H
-    cdef Py_ssize_t O = n.O, r, t, i, r0, r1
+    cdef Py_ssize_t ysz = (Tcap + 2) * Bmax * n.ndir * n.H
+    cdef Py_ssize_t O = n.O, r, r0, r1
     cdef floating* logits
-    cdef States st
-    if Bs <= 0:
+    cdef Seqs q
+    if B <= 0:
         return
     csr = crnn_ftz_enter()
-    if st0 != NULL:
-        st = st0[0]
-        st.first = first
-    _ws_layout(n, Bs, T, False, lay)
-    _gather(ws + lay[WS_X0], X, T, n.D, NULL, first, Bs, tid, nt)
-    _forward_layers(n, theta, ws, lay, Bs, T, False, wpack, &st if st0 != NULL else NULL,
-                    tid, nt)
+    _ws_layout(n, Bmax, Tcap, False, False, lay)
+    _seqs_init(&q, idx, B, start, lens, iws, tid, nt)
+    _gather(ws + lay[WS_X0], X, n.D, &q, tid, nt)
+    _forward_layers(n, theta, ws, lay, &q, Tcap, Bmax, False, wpack, st, tid, nt)
     logits = ws + lay[WS_LOGITS]
-    _split(T * Bs if n.seq else Bs, tid, nt, 1, &r0, &r1)
+    _split(q.R if n.seq else B, tid, nt, 1, &r0, &r1)
     _head_forward(n, theta, ws + lay[WS_Y] + ((n.L - 1) % 2) * ysz, logits,
-                  ws + lay[WS_HSEL], Bs, T, r0, r1)
+                  ws + lay[WS_HSEL], &q, r0, r1)
     for r in range(r0, r1):
-        t = r // Bs
-        i = r - t * Bs
-        memcpy(out + ((first + i) * (T if n.seq else 1) + t) * O, logits + r * O,
-               O * sizeof(floating))
+        memcpy(out + _target_row(n, &q, r) * O, logits + r * O, O * sizeof(floating))
     _sync(nt)                                    # the workspace is free again
     crnn_ftz_leave(csr)
 
@@ -1133,68 +1320,106 @@ def pack_weights(Config cfg, const floating[::1] theta, floating[::1] wpack, bin
         _pack_all(n, &theta[0], &wpack[0], train, tid, nth)
 
 
+cdef _check_seqs(Config cfg, Py_ssize_t n_rows, const Py_ssize_t[::1] start,
+                 const Py_ssize_t[::1] lens, const Py_ssize_t[::1] idx, Py_ssize_t lo,
+                 Py_ssize_t hi):
+    """idx[lo:hi] name samples in range, with rows inside the data, sorted by
+    decreasing length; returns the longest length."""
+    cdef Py_ssize_t i, s, N = start.shape[0]
+    for i in range(lo, hi):
+        s = idx[i]
+        if s < 0 or s >= N:
+            raise IndexError("sample index out of range")
+        if lens[s] < 1 or start[s] < 0 or start[s] + lens[s] > n_rows:
+            raise ValueError("sequence outside the data")
+        if i > lo and lens[s] > lens[idx[i - 1]]:
+            raise ValueError("a shard's sequences must be sorted by decreasing length")
+    return lens[idx[lo]] if hi > lo else 0
+
+
 def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
-               const floating[:, :, ::1] X, const floating[:, :, ::1] yreg,
-               const int32_t[:, ::1] ylab, const Py_ssize_t[::1] idx,
-               floating[:, ::1] ws, int n_threads, bint hidden_split=False,
-               floating[::1] wpack=None):
-    """Loss of the batch X[idx] and its gradient, one row of `grads` per shard.
+               const floating[:, ::1] X, const Py_ssize_t[::1] start,
+               const Py_ssize_t[::1] lens, const floating[:, ::1] yreg,
+               const int32_t[::1] ylab, const Py_ssize_t[::1] idx,
+               const Py_ssize_t[::1] shard_off, floating[:, ::1] ws,
+               Py_ssize_t[:, ::1] iws, Py_ssize_t T_cap, Py_ssize_t B_cap, bint varlen,
+               int n_threads, bint hidden_split=False, floating[::1] wpack=None):
+    """Loss of a batch and its gradient, one row of `grads` per shard.
 
-    Batch split (default): the batch is cut into grads.shape[0] contiguous
-    shards that run in parallel, one thread each.  hidden_split: one shard
-    (grads and ws have one row) run by a team of n_threads threads that split
-    the hidden units.  The caller sums the rows of `grads` in order (see
-    _optim).  Returns the mean loss of the batch (without the L2 term).
+    Data: sample i is rows start[i] .. start[i] + lens[i] - 1 of X (one row
+    per step).  Targets: yreg (regression, rows x n_outputs) or ylab (class
+    codes), with a row per sample (many-to-one) or per data row
+    (return_sequences).  The batch is idx; shard s is idx[shard_off[s] :
+    shard_off[s + 1]], sorted by decreasing length.  Batch split: the
+    grads.shape[0] shards run in parallel, one thread each; hidden_split: one
+    shard run by a team of n_threads threads that split the hidden units.
+    The caller sums the rows of `grads` in order (see _optim).
 
-    wpack (cfg.packed_size(True, itemsize) elements): scratch for packed
-    copies of W_hh, which the recurrent products then use; None or empty:
-    the recurrent products go through BLAS.
+    ws (one row per shard) and iws (2 T_cap + 2 integers per shard) were
+    sized with cfg.workspace_size(B_cap, T_cap, True, varlen).  wpack
+    (cfg.packed_size(True, itemsize) elements): scratch for packed copies of
+    W_hh, which the recurrent products then use; None or empty: BLAS.
+    Returns the mean loss of the batch (without the L2 term).
     """
     cdef const Net* n = &cfg.net
-    cdef Py_ssize_t B = idx.shape[0], T = X.shape[1], P = theta.shape[0]
-    cdef Py_ssize_t S = grads.shape[0], s, lo, hi, i, j
-    cdef Py_ssize_t Ty = T if n.seq else 1
-    cdef Py_ssize_t Bmax = (B + S - 1) // S if S > 0 else 0
+    cdef Py_ssize_t B = idx.shape[0], P = theta.shape[0]
+    cdef Py_ssize_t S = grads.shape[0], s, lo, hi, i, j, Tmax = 0, terms = 0, nb
     cdef double scale, loss = 0
     cdef const floating* yp = NULL
     cdef const int32_t* lp = NULL
     cdef double[::1] part_loss
     cdef int tid, nth
     cdef floating* wp = NULL
+    cdef Py_ssize_t rows_y = (X.shape[0] if n.seq else start.shape[0])
 
-    if X.shape[2] != n.D:
-        raise ValueError(f"X has {X.shape[2]} features, the network expects {n.D}")
+    if X.shape[1] != n.D:
+        raise ValueError(f"X has {X.shape[1]} features, the network expects {n.D}")
     if P != cfg.n_params or grads.shape[1] != P:
         raise ValueError("parameter vector does not match the network")
-    if S < 1 or ws.shape[0] < S or ws.shape[1] < cfg.workspace_size(Bmax, T, True):
-        raise ValueError("workspace too small")
+    if lens.shape[0] != start.shape[0]:
+        raise ValueError("start and lens differ in length")
+    if shard_off.shape[0] != S + 1 or shard_off[0] != 0 or shard_off[S] != B:
+        raise ValueError("shard offsets do not cover the batch")
     if hidden_split and S != 1:
         raise ValueError("the hidden split runs one shard")
-    if wpack is not None and wpack.shape[0] > 0:
-        if wpack.shape[0] != cfg.packed_size(True, sizeof(floating)):
-            raise ValueError("packed-weight buffer has the wrong size")
-        wp = &wpack[0]
     if n_threads < 1:
         raise ValueError("n_threads must be positive")
     if B < 1:
         raise ValueError("empty batch")
+    for s in range(S):
+        if shard_off[s + 1] < shard_off[s] or shard_off[s + 1] - shard_off[s] > B_cap:
+            raise ValueError("a shard is larger than the workspace")
+        Tmax = max(Tmax, _check_seqs(cfg, X.shape[0], start, lens, idx, shard_off[s],
+                                     shard_off[s + 1]))
+    if Tmax > T_cap or ws.shape[0] < S or iws.shape[0] < S or iws.shape[1] < 2 * T_cap + 2 \
+            or ws.shape[1] < cfg.workspace_size(B_cap, T_cap, True, varlen):
+        raise ValueError("workspace too small")
+    if not varlen:
+        for i in range(B):
+            if lens[idx[i]] != T_cap:
+                raise ValueError("sequences of different lengths need a varlen workspace")
+    if wpack is not None and wpack.shape[0] > 0:
+        if wpack.shape[0] != cfg.packed_size(True, sizeof(floating)):
+            raise ValueError("packed-weight buffer has the wrong size")
+        wp = &wpack[0]
     for i in range(B):
-        if idx[i] < 0 or idx[i] >= X.shape[0]:
-            raise IndexError("sample index out of range")
+        terms += lens[idx[i]] if n.seq else 1
     if n.loss == LOSS_MSE:
-        if yreg.shape[0] != X.shape[0] or yreg.shape[1] != Ty or yreg.shape[2] != n.O:
+        if yreg.shape[0] != rows_y or yreg.shape[1] != n.O:
             raise ValueError("regression targets do not match X and the network")
-        yp = &yreg[0, 0, 0]
-        scale = 1.0 / (<double> B * Ty * n.O)
+        yp = &yreg[0, 0]
+        scale = 1.0 / (<double> terms * n.O)
     else:
-        if ylab.shape[0] != X.shape[0] or ylab.shape[1] != Ty:
+        if ylab.shape[0] != rows_y:
             raise ValueError("labels do not match X")
-        for i in range(B):               # only the batch's labels: O(B T), not O(N T)
-            for j in range(Ty):
-                if ylab[idx[i], j] < 0 or ylab[idx[i], j] >= n.O:
+        for i in range(B):               # only the batch's labels
+            nb = lens[idx[i]] if n.seq else 1
+            lo = start[idx[i]] if n.seq else idx[i]
+            for j in range(lo, lo + nb):
+                if ylab[j] < 0 or ylab[j] >= n.O:
                     raise ValueError("label out of range")
-        lp = &ylab[0, 0]
-        scale = 1.0 / (<double> B * Ty)
+        lp = &ylab[0]
+        scale = 1.0 / (<double> terms)
 
     part_loss = np.zeros(max(S, n_threads))
     if CRNN_DEBUG_BUILD:
@@ -1206,48 +1431,66 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
             nth = omp_get_num_threads()
             if wp != NULL:
                 _pack_all(n, &theta[0], wp, True, tid, nth)
-            part_loss[tid] = _train_shard(n, &theta[0], &grads[0, 0], P, &X[0, 0, 0], T,
-                                          &idx[0], B, yp, lp, Ty, &ws[0, 0], scale, wp,
-                                          tid, nth)
+            part_loss[tid] = _train_shard(n, &theta[0], &grads[0, 0], P, &X[0, 0], &start[0],
+                                          &lens[0], &idx[0], B, yp, lp, &ws[0, 0], &iws[0, 0],
+                                          T_cap, B_cap, varlen, scale, wp, tid, nth)
     else:
         if wp != NULL:
             with nogil, parallel(num_threads=n_threads):
                 _pack_all(n, &theta[0], wp, True, threadid(), omp_get_num_threads())
         for s in prange(S, nogil=True, schedule='static', num_threads=n_threads,
                         use_threads_if=n_threads > 1 and S > 1):
-            lo = s * B // S
-            hi = (s + 1) * B // S
-            part_loss[s] = _train_shard(n, &theta[0], &grads[s, 0], P, &X[0, 0, 0], T,
-                                        &idx[lo], hi - lo, yp, lp, Ty, &ws[s, 0], scale, wp,
-                                        0, 1)
+            lo = shard_off[s]
+            hi = shard_off[s + 1]
+            part_loss[s] = _train_shard(n, &theta[0], &grads[s, 0], P, &X[0, 0], &start[0],
+                                        &lens[0], &idx[lo], hi - lo, yp, lp, &ws[s, 0],
+                                        &iws[s, 0], T_cap, B_cap, varlen, scale, wp, 0, 1)
     for s in range(part_loss.shape[0]):
         loss += part_loss[s]
     return loss * scale
 
 
-def predict(Config cfg, const floating[::1] theta, const floating[:, :, ::1] X,
-            floating[:, :, ::1] out, floating[:, ::1] ws, Py_ssize_t chunk, int n_threads,
+def predict(Config cfg, const floating[::1] theta, const floating[:, ::1] X,
+            const Py_ssize_t[::1] start, const Py_ssize_t[::1] lens,
+            const Py_ssize_t[::1] idx, floating[:, ::1] out, floating[:, ::1] ws,
+            Py_ssize_t[:, ::1] iws, Py_ssize_t chunk, Py_ssize_t T_cap, int n_threads,
             bint hidden_split=False, const floating[::1] wpack=None,
             const floating[:, :, ::1] h0=None, const floating[:, :, ::1] c0=None,
             floating[:, :, ::1] hN=None, floating[:, :, ::1] cN=None):
-    """Raw head outputs for every sample: out[i, t, :] (t = 0 for many-to-one).
+    """Raw head outputs of every sample: out row = sample (many-to-one) or
+    the sample's data row of each step (return_sequences).
 
-    Samples go in chunks of `chunk` to the threads, each thread using its row
-    of `ws`; with hidden_split all threads work on each chunk in turn (split
-    over hidden units, one row of `ws`).  A sample's result does not depend
-    on the other samples.  wpack: weights packed by pack_weights(train=False)
-    for the recurrent products (None or empty: BLAS).
+    idx: the samples in processing order, sorted by decreasing length;
+    consecutive pieces of `chunk` samples go to the threads, each thread
+    using its rows of `ws` and `iws` (sized with
+    cfg.workspace_size(chunk, T_cap, False) and 2 T_cap + 2); with
+    hidden_split all threads work on each chunk in turn (split over hidden
+    units, one row of each).  A sample's result does not depend on the other
+    samples.  wpack: weights packed by pack_weights(train=False) for the
+    recurrent products (None or empty: BLAS).
 
     h0 (c0 for the LSTM): initial states, (num_layers * ndir, N, H) as in
     PyTorch (None: zeros).  hN (cN): filled with the final states, same shape.
     """
     cdef const Net* n = &cfg.net
-    cdef Py_ssize_t N = X.shape[0], T = X.shape[1]
-    cdef Py_ssize_t nchunks, c, lo, hi
+    cdef Py_ssize_t N = start.shape[0], Nb = idx.shape[0]
+    cdef Py_ssize_t nchunks, c, lo, hi, Tmax
     cdef int nt = n_threads, tid, nth
     cdef const floating* wp = NULL
     cdef States st
     cdef const States* stp = NULL
+    if X.shape[1] != n.D:
+        raise ValueError(f"X has {X.shape[1]} features, the network expects {n.D}")
+    if theta.shape[0] != cfg.n_params:
+        raise ValueError("parameter vector does not match the network")
+    if lens.shape[0] != N:
+        raise ValueError("start and lens differ in length")
+    if out.shape[0] != (X.shape[0] if n.seq else N) or out.shape[1] != n.O:
+        raise ValueError("output array has the wrong shape")
+    if chunk < 1:
+        raise ValueError("chunk must be positive")
+    if nt < 1:
+        raise ValueError("n_threads must be positive")
     if wpack is not None and wpack.shape[0] > 0:
         if wpack.shape[0] != cfg.packed_size(False, sizeof(floating)):
             raise ValueError("packed-weight buffer has the wrong size")
@@ -1256,7 +1499,6 @@ def predict(Config cfg, const floating[::1] theta, const floating[:, :, ::1] X,
     st.c0 = NULL
     st.hN = NULL
     st.cN = NULL
-    st.first = 0
     st.N = N
     for arr, name in ((h0, "h0"), (c0, "c0"), (hN, "hN"), (cN, "cN")):
         if arr is not None and (arr.shape[0] != n.L * n.ndir or arr.shape[1] != N
@@ -1266,61 +1508,52 @@ def predict(Config cfg, const floating[::1] theta, const floating[:, :, ::1] X,
         raise ValueError("only the LSTM has cell states")
     if c0 is not None and h0 is None:
         raise ValueError("c0 needs h0")
-    if N > 0:
-        if h0 is not None:
-            st.h0 = &h0[0, 0, 0]
-        if c0 is not None:
-            st.c0 = &c0[0, 0, 0]
-        if hN is not None:
-            st.hN = &hN[0, 0, 0]
-        if cN is not None:
-            st.cN = &cN[0, 0, 0]
+    if Nb == 0:
+        return
+    if h0 is not None:
+        st.h0 = &h0[0, 0, 0]
+    if c0 is not None:
+        st.c0 = &c0[0, 0, 0]
+    if hN is not None:
+        st.hN = &hN[0, 0, 0]
+    if cN is not None:
+        st.cN = &cN[0, 0, 0]
     if st.h0 != NULL or st.hN != NULL:
         stp = &st
-    if X.shape[2] != n.D:
-        raise ValueError(f"X has {X.shape[2]} features, the network expects {n.D}")
-    if theta.shape[0] != cfg.n_params:
-        raise ValueError("parameter vector does not match the network")
-    if out.shape[0] != N or out.shape[1] != (T if n.seq else 1) or out.shape[2] != n.O:
-        raise ValueError("output array has the wrong shape")
-    if chunk < 1:
-        raise ValueError("chunk must be positive")
-    if N == 0:
-        return
-    if nt < 1:
-        raise ValueError("n_threads must be positive")
-    nchunks = (N + chunk - 1) // chunk
+    nchunks = (Nb + chunk - 1) // chunk
+    Tmax = _check_seqs(cfg, X.shape[0], start, lens, idx, 0, Nb)
+    if Tmax > T_cap:
+        raise ValueError("workspace too small")
+    if not hidden_split and nt > nchunks:
+        nt = <int> nchunks
+    if ws.shape[0] < (1 if hidden_split else nt) or iws.shape[0] < ws.shape[0] \
+            or iws.shape[1] < 2 * T_cap + 2 \
+            or ws.shape[1] < cfg.workspace_size(chunk, T_cap, False):
+        raise ValueError("workspace too small")
+    if CRNN_DEBUG_BUILD:
+        np.asarray(ws)[...] = np.nan
     if hidden_split and nt > 1:
-        if ws.shape[1] < cfg.workspace_size(chunk, T, False):
-            raise ValueError("workspace too small")
-        if CRNN_DEBUG_BUILD:
-            np.asarray(ws)[...] = np.nan
         with nogil, parallel(num_threads=nt):
             tid = threadid()
             nth = omp_get_num_threads()
             for c in range(nchunks):
                 lo = c * chunk
                 hi = lo + chunk
-                if hi > N:
-                    hi = N
-                _predict_chunk(n, &theta[0], &X[0, 0, 0], T, lo, hi - lo, &out[0, 0, 0],
-                               &ws[0, 0], wp, stp, tid, nth)
+                if hi > Nb:
+                    hi = Nb
+                _predict_chunk(n, &theta[0], &X[0, 0], &start[0], &lens[0], &idx[lo], hi - lo,
+                               &out[0, 0], &ws[0, 0], &iws[0, 0], T_cap, chunk, wp, stp,
+                               tid, nth)
         return
-    if nt > nchunks:
-        nt = <int> nchunks
-    if ws.shape[0] < nt or ws.shape[1] < cfg.workspace_size(chunk, T, False):
-        raise ValueError("workspace too small")
-    if CRNN_DEBUG_BUILD:
-        np.asarray(ws)[...] = np.nan
     for c in prange(nchunks, nogil=True, schedule='dynamic', num_threads=nt,
                     use_threads_if=nt > 1):
         lo = c * chunk
         hi = lo + chunk
-        if hi > N:
-            hi = N
-        _predict_chunk(n, &theta[0], &X[0, 0, 0], T, lo, hi - lo, &out[0, 0, 0],
-                       &ws[threadid(), 0], wp, stp, 0, 1)
-
+        if hi > Nb:
+            hi = Nb
+        _predict_chunk(n, &theta[0], &X[0, 0], &start[0], &lens[0], &idx[lo], hi - lo,
+                       &out[0, 0], &ws[threadid(), 0], &iws[threadid(), 0], T_cap, chunk, wp,
+                       stp, 0, 1)
 
 
 # ---------------------------------------------------------------------------

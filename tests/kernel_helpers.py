@@ -8,21 +8,6 @@ from crnn import _kernels
 from crnn._layout import LOSS_MSE, LOSS_XENT, Layout
 
 
-def make_layout(*, n_features, hidden, n_outputs, num_layers, bidirectional, nonlinearity,
-                cell="rnn"):
-    return Layout(cell, nonlinearity, num_layers, 2 if bidirectional else 1, hidden,
-                  n_features, n_outputs)
-
-
-def pack(layout, params, dtype):
-    theta = np.zeros(layout.n_params, dtype=dtype)
-    views = layout.views(theta)
-    assert set(views) == set(params)
-    for k, v in params.items():
-        views[k][...] = v
-    return theta
-
-
 @contextmanager
 def simd(level):
     """Run the recurrent products at SIMD `level` (None: BLAS, no packing)."""
@@ -43,50 +28,115 @@ SIMD_LEVELS = [None, 1, 2]
 SIMD_IDS = ["blas", "avx2", "avx512"]
 
 
+def make_layout(*, n_features, hidden, n_outputs, num_layers, bidirectional, nonlinearity,
+                cell="rnn"):
+    return Layout(cell, nonlinearity, num_layers, 2 if bidirectional else 1, hidden,
+                  n_features, n_outputs)
+
+
+def pack(layout, params, dtype):
+    theta = np.zeros(layout.n_params, dtype=dtype)
+    views = layout.views(theta)
+    assert set(views) == set(params)
+    for k, v in params.items():
+        views[k][...] = v
+    return theta
+
+
+def flatten(X):
+    """(N, T, D) array or list of (T_i, D) arrays -> (rows, start, lens)."""
+    seqs = list(X)
+    lens = np.array([len(x) for x in seqs], dtype=np.intp)
+    start = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.intp)
+    return np.concatenate(seqs, axis=0), start, lens
+
+
+def shard(idx, lens, S):
+    """Split a batch into S shards of balanced total length, each sorted by
+    decreasing length (what the estimators do)."""
+    idx = np.asarray(idx, dtype=np.intp)
+    if np.all(lens[idx] == lens[idx[0]]):
+        bounds = [len(idx) * s // S for s in range(S + 1)]
+        return idx, np.array(bounds, dtype=np.intp)
+    order = idx[np.argsort(-lens[idx], kind="stable")]
+    groups, load = [[] for _ in range(S)], np.zeros(S)
+    for i in order:
+        s = int(np.argmin(load))
+        groups[s].append(i)
+        load[s] += lens[i]
+    out = np.concatenate([np.asarray(g, dtype=np.intp) for g in groups])
+    bounds = np.concatenate([[0], np.cumsum([len(g) for g in groups])]).astype(np.intp)
+    return out, bounds
+
+
 def kernel_loss_grad(layout, params, X, y, idx, *, loss, seq, trunc=None, n_threads=1,
                      dtype=np.float64, readonly=False, hidden_split=False, packed=False):
     """(mean loss, {name: gradient}) of the batch X[idx] from train_step
     (batch split over n_threads shards, or one shard split over hidden units;
-    recurrent products on packed weights, or through BLAS)."""
+    recurrent products on packed weights, or through BLAS).
+
+    X: (N, T, D) array or a list of (T_i, D) arrays.  y: per sample (N, ...)
+    or, with seq, per step: (N, T, ...) array or list of (T_i, ...) arrays."""
     theta = pack(layout, params, dtype)
     cfg = layout.config(seq, LOSS_MSE if loss == "mse" else LOSS_XENT, trunc)
-    Ty = X.shape[1] if seq else 1
-    X = np.ascontiguousarray(X, dtype=dtype)
-    if loss == "mse":
-        yreg = np.ascontiguousarray(np.asarray(y, dtype=dtype).reshape(X.shape[0], Ty, -1))
-        ylab = np.zeros((0, 0), np.int32)
+    rows, start, lens = flatten(X)
+    rows = np.ascontiguousarray(rows, dtype=dtype)
+    if seq:
+        ycat = np.concatenate(list(y), axis=0)
     else:
-        yreg = np.zeros((0, 0, 0), dtype)
-        ylab = np.ascontiguousarray(np.asarray(y, dtype=np.int32).reshape(X.shape[0], Ty))
-    idx = np.asarray(idx, dtype=np.intp)
-    if readonly:
-        for a in (theta, X, yreg, ylab, idx):
-            a.setflags(write=False)
+        ycat = np.asarray(y)
+    if loss == "mse":
+        yreg = np.ascontiguousarray(np.asarray(ycat, dtype=dtype).reshape(len(ycat), -1))
+        ylab = np.zeros(0, np.int32)
+    else:
+        yreg = np.zeros((0, 0), dtype)
+        ylab = np.ascontiguousarray(np.asarray(ycat, dtype=np.int32).reshape(-1))
     S = 1 if hidden_split else max(1, min(n_threads, len(idx)))
-    ws = np.zeros((S, cfg.workspace_size(-(-len(idx) // S), X.shape[1], True)), dtype)
+    order, bounds = shard(idx, lens, S)
+    varlen = bool(np.any(lens != lens[0]))
+    T = int(lens.max())
+    bmax = int(np.max(np.diff(bounds)))
+    if readonly:
+        for a in (theta, rows, yreg, ylab, order, start, lens):
+            a.setflags(write=False)
+    ws = np.zeros((S, cfg.workspace_size(bmax, T, True, varlen)), dtype)
+    iws = np.zeros((S, 2 * T + 2), np.intp)
     grads = np.zeros((S, layout.n_params), dtype)
     wpack = np.full(cfg.packed_size(True, np.dtype(dtype).itemsize) if packed else 0, np.nan,
                     dtype)
-    value = _kernels.train_step(cfg, theta, grads, X, yreg, ylab, idx, ws, n_threads,
-                                hidden_split, wpack)
+    value = _kernels.train_step(cfg, theta, grads, rows, start, lens, yreg, ylab, order, bounds,
+                                ws, iws, T, bmax, varlen, n_threads, hidden_split, wpack)
     g = grads.sum(axis=0)
     return value, {k: v.copy() for k, v in layout.views(g).items()}
 
 
 def kernel_predict(layout, params, X, *, seq, n_threads=1, chunk=3, dtype=np.float64,
-                   readonly=False, hidden_split=False, packed=False):
+                   readonly=False, hidden_split=False, packed=False, states=None):
+    """Head outputs: (N, O) many-to-one; per step (N, T, O), or a list of
+    (T_i, O) arrays for a list X.  states: (h0, c0, hN, cN) or None."""
     theta = pack(layout, params, dtype)
     cfg = layout.config(seq, LOSS_MSE, None)
-    X = np.ascontiguousarray(X, dtype=dtype)
+    rows, start, lens = flatten(X)
+    rows = np.ascontiguousarray(rows, dtype=dtype)
+    order = np.argsort(-lens, kind="stable").astype(np.intp)
+    T = int(lens.max())
     if readonly:
         theta.setflags(write=False)
-        X.setflags(write=False)
-    out = np.zeros((X.shape[0], X.shape[1] if seq else 1, layout.n_outputs), dtype)
-    ws = np.zeros((n_threads, cfg.workspace_size(chunk, X.shape[1], False)), dtype)
+        rows.setflags(write=False)
+    out = np.zeros((rows.shape[0] if seq else len(lens), layout.n_outputs), dtype)
+    nws = 1 if hidden_split else n_threads
+    ws = np.zeros((nws, cfg.workspace_size(chunk, T, False)), dtype)
+    iws = np.zeros((nws, 2 * T + 2), np.intp)
     wpack = np.zeros(cfg.packed_size(False, np.dtype(dtype).itemsize) if packed else 0, dtype)
     if packed:
         _kernels.pack_weights(cfg, theta, wpack, False, n_threads)
         if readonly:
             wpack.setflags(write=False)
-    _kernels.predict(cfg, theta, X, out, ws, chunk, n_threads, hidden_split, wpack)
-    return out if seq else out[:, 0]
+    _kernels.predict(cfg, theta, rows, start, lens, order, out, ws, iws, chunk, T, n_threads,
+                     hidden_split, wpack, *(states or ()))
+    if not seq:
+        return out
+    parts = [out[s:s + n] for s, n in zip(start, lens)]
+    if isinstance(X, np.ndarray):
+        return np.stack(parts)
+    return parts

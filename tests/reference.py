@@ -134,6 +134,17 @@ def _direction_backward(dH, steps, W_hh, cell, nonlinearity, d, trunc):
     order = list(range(T - 1, -1, -1)) if d == 0 else list(range(T))
     dXP = np.zeros((B, T, G * H), dtype=dH.dtype)
     dRP = np.zeros((B, T, G * H), dtype=dH.dtype)
+    if trunc is None:
+        # full BPTT: the chains add up, so one carried (dh, dc) does it
+        dh_carry = np.zeros((B, H), dtype=dH.dtype)
+        dc = np.zeros((B, H), dtype=dH.dtype)
+        for t in order:
+            dxp, drp, dh_direct, dc = cell_backward(cell, nonlinearity, steps[t],
+                                                     dH[:, t] + dh_carry, dc)
+            dXP[:, t] = dxp
+            dRP[:, t] = drp
+            dh_carry = dh_direct + drp @ W_hh
+        return dXP, dRP
     for p, origin in enumerate(order):
         dh = dH[:, origin]
         if not np.any(dh):

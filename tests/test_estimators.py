@@ -392,7 +392,7 @@ def test_classifier_target_errors():
         clf.partial_fit(X, y + 5)
     with pytest.raises(ValueError, match="per-step|return_sequences"):
         RNNClassifier().fit(X, np.stack([y, y], 1))
-    with pytest.raises(ValueError, match="label per step"):
+    with pytest.raises(ValueError, match="return_sequences=True, y must have shape"):
         RNNClassifier(return_sequences=True).fit(X, y)
     with pytest.raises(ValueError, match="target y is None"):
         RNNClassifier().fit(X, None)
@@ -407,7 +407,7 @@ def test_regressor_target_errors():
         RNNRegressor().fit(X, np.where(y > 0, np.nan, y))
     with pytest.raises(ValueError, match="return_sequences"):
         RNNRegressor().fit(X, np.zeros((40, 6, 1, 1)))
-    with pytest.raises(ValueError, match="matching X's 6 steps"):
+    with pytest.raises(ValueError, match=r"\(40, 6\[, n_outputs\]\) matching X.s steps"):
         RNNRegressor(return_sequences=True).fit(X, np.zeros((40, 5)))
     reg = _fitted(RNNRegressor)
     with pytest.raises(ValueError, match="output"):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import reference as ref
-from kernel_helpers import (SIMD_IDS, SIMD_LEVELS, kernel_loss_grad, kernel_predict,
-                            make_layout, pack, simd)
+from kernel_helpers import (SIMD_IDS, SIMD_LEVELS, flatten, kernel_loss_grad,
+                            kernel_predict, make_layout, pack, simd)
 from crnn import _kernels, _optim
 from crnn._layout import LOSS_MSE
 
@@ -212,18 +212,45 @@ def test_kernel_rejects_inconsistent_arrays():
                                                nonlinearity="tanh", seq=False, loss="mse")
     theta = pack(layout, params, np.float64)
     cfg = layout.config(False, LOSS_MSE, None)
+    rows, start, lens = flatten(X)
     ws = np.zeros((1, cfg.workspace_size(B, T, True)))
+    iws = np.zeros((1, 2 * T + 2), np.intp)
     grads = np.zeros((1, layout.n_params))
-    yreg = np.ascontiguousarray(y.reshape(len(y), 1, O))
-    lab = np.zeros((0, 0), np.int32)
+    yreg = np.ascontiguousarray(y.reshape(len(y), O))
+    lab = np.zeros(0, np.int32)
+    idx = np.asarray(idx, np.intp)
+    bounds = np.array([0, len(idx)], np.intp)
+
+    def call(**kw):
+        args = dict(theta=theta, rows=rows, start=start, lens=lens, idx=idx, bounds=bounds,
+                    ws=ws, T=T, varlen=False)
+        args.update(kw)
+        return _kernels.train_step(cfg, args["theta"], grads, args["rows"], args["start"],
+                                   args["lens"], yreg, lab, args["idx"], args["bounds"],
+                                   args["ws"], iws, args["T"], B, args["varlen"], 1)
+
+    call()
     with pytest.raises(ValueError, match="features"):
-        _kernels.train_step(cfg, theta, grads, np.zeros((9, T, D + 1)), yreg, lab, idx, ws, 1)
+        call(rows=np.zeros((rows.shape[0], D + 1)))
     with pytest.raises(IndexError):
-        _kernels.train_step(cfg, theta, grads, X, yreg, lab, np.array([0, 99], np.intp), ws, 1)
+        call(idx=np.array([0, 99], np.intp), bounds=np.array([0, 2], np.intp))
     with pytest.raises(ValueError, match="workspace"):
-        _kernels.train_step(cfg, theta, grads, X, yreg, lab, idx, ws[:, :10], 1)
+        call(ws=ws[:, :10])
     with pytest.raises(ValueError, match="parameter"):
-        _kernels.train_step(cfg, theta[:-1], grads, X, yreg, lab, idx, ws, 1)
+        call(theta=theta[:-1])
+    with pytest.raises(ValueError, match="outside the data"):
+        call(lens=lens + 1)
+    with pytest.raises(ValueError, match="cover the batch"):
+        call(bounds=np.array([0, 2], np.intp))
+    ragged = lens.copy()
+    ragged[idx[1]] = 2
+    by_length = idx[np.argsort(-ragged[idx], kind="stable")]
+    with pytest.raises(ValueError, match="varlen"):
+        call(lens=ragged, idx=by_length)
+    with pytest.raises(ValueError, match="sorted by decreasing length"):
+        call(lens=ragged, varlen=True, idx=by_length[::-1].copy())
+    call(lens=ragged, varlen=True, idx=by_length,
+         ws=np.zeros((1, cfg.workspace_size(B, T, True, True))))
 
 
 # ---------------------------------------------------------------------------
@@ -375,20 +402,13 @@ def test_predict_with_initial_and_final_states(cell, bidirectional, threading, l
     c0 = rng.normal(size=shape) * 0.5 if cell == "lstm" else None
     want, _ = ref.forward(params, X, h0=h0, c0=c0, **arch)
     want_h, want_c = ref.final_states(params, X, h0=h0, c0=c0, **arch)
-    from crnn._layout import LOSS_MSE
-    theta = pack(layout, params, np.float64)
-    cfg = layout.config(True, LOSS_MSE, None)
     with simd(level) as packed:
-        wpack = np.zeros(cfg.packed_size(False, 8) if packed else 0)
-        if packed:
-            _kernels.pack_weights(cfg, theta, wpack, False)
         for chunk in (2, 4, 100):
-            out = np.zeros((X.shape[0], X.shape[1], O))
-            ws = np.zeros((n_threads, cfg.workspace_size(chunk, X.shape[1], False)))
             hN = np.zeros(shape)
             cN = np.zeros(shape) if cell == "lstm" else None
-            _kernels.predict(cfg, theta, X, out, ws, chunk, n_threads, hidden_split, wpack,
-                             h0, c0, hN, cN)
+            out = kernel_predict(layout, params, X, seq=True, n_threads=n_threads, chunk=chunk,
+                                 hidden_split=hidden_split, packed=packed,
+                                 states=(h0, c0, hN, cN))
             np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-12)
             np.testing.assert_allclose(hN, want_h, rtol=1e-12, atol=1e-12)
             if cell == "lstm":
@@ -398,13 +418,112 @@ def test_predict_with_initial_and_final_states(cell, bidirectional, threading, l
 def test_predict_rejects_bad_states():
     layout, params, X, y, idx, arch = _problem(12, num_layers=1, bidirectional=False,
                                                nonlinearity="tanh", seq=False, loss="mse")
-    from crnn._layout import LOSS_MSE
-    theta = pack(layout, params, np.float64)
-    cfg = layout.config(False, LOSS_MSE, None)
-    out = np.zeros((X.shape[0], 1, O))
-    ws = np.zeros((1, cfg.workspace_size(4, X.shape[1], False)))
+    N = X.shape[0]
     with pytest.raises(ValueError, match="h0 must have shape"):
-        _kernels.predict(cfg, theta, X, out, ws, 4, 1, False, None, np.zeros((1, 3, H)))
+        kernel_predict(layout, params, X, seq=False, states=(np.zeros((1, 3, H)),))
     with pytest.raises(ValueError, match="only the LSTM"):
-        _kernels.predict(cfg, theta, X, out, ws, 4, 1, False, None,
-                         np.zeros((1, X.shape[0], H)), np.zeros((1, X.shape[0], H)))
+        kernel_predict(layout, params, X, seq=False,
+                       states=(np.zeros((1, N, H)), np.zeros((1, N, H))))
+
+
+# ---------------------------------------------------------------------------
+# variable-length batches: the same as running each sequence alone
+
+
+def _ragged(seed, lens, *, seq, loss, cell, num_layers, bidirectional, hidden=H):
+    rng = np.random.default_rng(seed)
+    arch = dict(num_layers=num_layers, bidirectional=bidirectional, nonlinearity="tanh",
+                return_sequences=seq, cell=cell)
+    layout = make_layout(n_features=D, hidden=hidden, n_outputs=O, num_layers=num_layers,
+                         bidirectional=bidirectional, nonlinearity="tanh", cell=cell)
+    params = ref.init_params(rng, n_features=D, hidden=hidden, n_outputs=O,
+                             num_layers=num_layers, bidirectional=bidirectional,
+                             dtype=np.float64, scale=0.5, cell=cell)
+    X = [rng.normal(size=(n, D)) for n in lens]
+    if loss == "mse":
+        y = [rng.normal(size=(n, O)) for n in lens] if seq else rng.normal(size=(len(lens), O))
+    else:
+        y = [rng.integers(0, O, size=n) for n in lens] if seq else rng.integers(0, O, len(lens))
+    return layout, params, X, y, arch
+
+
+def _one_at_a_time(params, X, y, idx, *, loss, seq, trunc, arch):
+    """Loss and gradients of a batch as the mean of each sequence run alone,
+    weighted by its number of loss terms."""
+    total, grads, terms = 0.0, None, 0
+    for i in idx:
+        yi = y[i][None] if seq else np.asarray(y[i])[None]
+        li, gi = ref.loss_and_grads(params, X[i][None], yi, loss=loss, bptt_truncate=trunc,
+                                    **arch)
+        w = len(X[i]) if seq else 1
+        total += li * w
+        terms += w
+        grads = {k: w * v for k, v in gi.items()} if grads is None else \
+            {k: grads[k] + w * v for k, v in gi.items()}
+    return total / terms, {k: v / terms for k, v in grads.items()}
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("seq", [False, True])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("threading", THREADING, ids=THREAD_IDS)
+@pytest.mark.parametrize("level", [None, 2], ids=["blas", "avx512"])
+def test_ragged_batch_equals_sequences_run_alone(cell, seq, bidirectional, threading, level):
+    n_threads, hidden_split = threading
+    lens = [7, 1, 4, 7, 2, 5, 3]
+    for loss, trunc, num_layers in (("mse", None, 2), ("xent", None, 1), ("mse", 1, 2)):
+        layout, params, X, y, arch = _ragged(20, lens, seq=seq, loss=loss, cell=cell,
+                                             num_layers=num_layers, bidirectional=bidirectional)
+        idx = [5, 0, 2, 6, 1, 3]           # a batch: not all samples, not sorted
+        want_loss, want = _one_at_a_time(params, X, y, idx, loss=loss, seq=seq, trunc=trunc,
+                                         arch=arch)
+        with simd(level) as packed:
+            got_loss, got = kernel_loss_grad(layout, params, X, y, idx, loss=loss, seq=seq,
+                                             trunc=trunc, n_threads=n_threads,
+                                             hidden_split=hidden_split, packed=packed)
+        assert got_loss == pytest.approx(want_loss, rel=1e-11), (loss, trunc)
+        for name in want:
+            assert _rel_err(got[name], want[name]) < 1e-10, (name, loss, trunc)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("threading", THREADING, ids=THREAD_IDS)
+def test_ragged_predict_and_states_equal_sequences_run_alone(cell, bidirectional, threading):
+    n_threads, hidden_split = threading
+    lens = [6, 2, 9, 1, 6, 4]
+    layout, params, X, y, arch = _ragged(21, lens, seq=True, loss="mse", cell=cell,
+                                         num_layers=2, bidirectional=bidirectional)
+    rng = np.random.default_rng(22)
+    shape = (2 * (2 if bidirectional else 1), len(lens), H)
+    h0 = rng.normal(size=shape) * 0.5
+    c0 = rng.normal(size=shape) * 0.5 if cell == "lstm" else None
+    for seq in (False, True):
+        a = dict(arch, return_sequences=seq)
+        for chunk in (1, 2, 100):
+            hN = np.zeros(shape)
+            cN = np.zeros(shape) if cell == "lstm" else None
+            got = kernel_predict(layout, params, X, seq=seq, n_threads=n_threads, chunk=chunk,
+                                 hidden_split=hidden_split, states=(h0, c0, hN, cN))
+            for i, x in enumerate(X):
+                ci = None if c0 is None else c0[:, i:i + 1]
+                want, _ = ref.forward(params, x[None], h0=h0[:, i:i + 1], c0=ci, **a)
+                np.testing.assert_allclose(got[i], want[0], rtol=1e-12, atol=1e-12)
+                wh, wc = ref.final_states(params, x[None], h0=h0[:, i:i + 1], c0=ci, **a)
+                np.testing.assert_allclose(hN[:, i], wh[:, 0], rtol=1e-12, atol=1e-12)
+                if cell == "lstm":
+                    np.testing.assert_allclose(cN[:, i], wc[:, 0], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_lengths_1_and_1000_in_one_batch(cell):
+    layout, params, X, y, arch = _ragged(23, [1000, 1], seq=True, loss="mse", cell=cell,
+                                         num_layers=1, bidirectional=True, hidden=4)
+    want_loss, want = _one_at_a_time(params, X, y, [0, 1], loss="mse", seq=True, trunc=None,
+                                     arch=arch)
+    for n_threads, hidden_split in ((1, False), (2, False), (2, True)):
+        got_loss, got = kernel_loss_grad(layout, params, X, y, [1, 0], loss="mse", seq=True,
+                                         n_threads=n_threads, hidden_split=hidden_split)
+        assert got_loss == pytest.approx(want_loss, rel=1e-11)
+        for name in want:
+            assert _rel_err(got[name], want[name]) < 1e-9, name

@@ -1,0 +1,140 @@
+"""Sequences as the kernels read them: one row per time step.
+
+X is either an array, (n_samples, n_timesteps, n_features) or
+(n_samples, n_timesteps) for univariate series, or a list (or object
+array) of per-sequence arrays (n_timesteps_i, n_features) or
+(n_timesteps_i,) of possibly different lengths.  Either way it becomes
+``rows`` (sum of the lengths, n_features), C-contiguous, with ``start`` and
+``lens`` per sample; for an array this is a view, no copy.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from sklearn.utils.validation import check_array
+
+
+@dataclass
+class SeqData:
+    rows: np.ndarray        # (sum of lengths, n_features)
+    start: np.ndarray       # (n_samples,) first row of each sample
+    lens: np.ndarray        # (n_samples,) steps of each sample
+    ragged_input: bool      # X was a list of sequences (per-step outputs go back as a list)
+
+    @property
+    def n_samples(self):
+        return len(self.lens)
+
+    @property
+    def n_features(self):
+        return self.rows.shape[1]
+
+    @property
+    def max_len(self):
+        return int(self.lens.max()) if len(self.lens) else 0
+
+    @property
+    def uniform(self):
+        return len(self.lens) == 0 or bool(np.all(self.lens == self.lens[0]))
+
+    def split_rows(self, arr):
+        """Per-sample pieces of an array with a row per step."""
+        if not self.ragged_input:
+            return arr.reshape((self.n_samples, self.max_len) + arr.shape[1:])
+        return [arr[s:s + n] for s, n in zip(self.start, self.lens)]
+
+    def order(self):
+        """Samples by decreasing length (stable): the kernels' processing order."""
+        if self.uniform:
+            return np.arange(self.n_samples, dtype=np.intp)
+        return np.argsort(-self.lens, kind="stable").astype(np.intp)
+
+
+def is_sequence_list(X):
+    """Ragged input: an object array of sequences, a list of arrays, or a
+    list whose items have different lengths.  (An equal-length list of lists
+    of numbers is an ordinary array.)"""
+    if isinstance(X, np.ndarray):
+        return X.dtype == object and X.ndim == 1 and len(X) > 0 and \
+            all(hasattr(x, "__len__") for x in X)
+    if isinstance(X, (list, tuple)) and len(X) > 0:
+        if all(isinstance(x, np.ndarray) for x in X):
+            return True
+        try:
+            return len({len(x) for x in X}) > 1
+        except TypeError:
+            return False
+    return False
+
+
+def from_array(X, dtype):
+    """A checked 3D array -> SeqData (a view)."""
+    N, T, D = X.shape
+    rows = X.reshape(N * T, D)
+    start = np.arange(N, dtype=np.intp) * T
+    lens = np.full(N, T, dtype=np.intp)
+    return SeqData(rows, start, lens, False)
+
+
+def from_list(X, dtype, name="X"):
+    """A list of (T_i, D) / (T_i,) sequences -> SeqData (concatenated)."""
+    seqs = []
+    D = None
+    for i, x in enumerate(X):
+        if sparse.issparse(x):
+            raise TypeError(f"{name}[{i}] is sparse; sequences must be dense arrays.")
+        try:
+            a = check_array(x, dtype=dtype, ensure_2d=False, ensure_min_samples=0,
+                            ensure_all_finite=True, input_name=f"{name}[{i}]")
+        except ValueError as exc:
+            if "could not convert" in str(exc) or "Unable to convert" in str(exc):
+                raise ValueError(f"{name}[{i}] must hold numbers: {exc}") from exc
+            raise
+        if a.ndim == 1:
+            a = a[:, None]
+        if a.ndim != 2:
+            raise ValueError(
+                f"{name}[{i}] has shape {a.shape}; each sequence must be (n_timesteps, "
+                "n_features) or (n_timesteps,)."
+            )
+        if a.shape[0] == 0:
+            raise ValueError(f"{name}[{i}] has 0 time steps; at least 1 is required.")
+        if D is None:
+            D = a.shape[1]
+        elif a.shape[1] != D:
+            raise ValueError(
+                f"{name}[{i}] has {a.shape[1]} features per step, {name}[0] has {D}."
+            )
+        seqs.append(a)
+    if not seqs:
+        raise ValueError(f"{name} is an empty list; at least 1 sequence is required.")
+    if D == 0:
+        raise ValueError(f"{name} has 0 features per time step.")
+    lens = np.array([len(a) for a in seqs], dtype=np.intp)
+    start = np.zeros(len(seqs), dtype=np.intp)
+    start[1:] = np.cumsum(lens)[:-1]
+    rows = np.ascontiguousarray(np.concatenate(seqs, axis=0), dtype=dtype)
+    return SeqData(rows, start, lens, True)
+
+
+def shard_batch(batch, lens, n_shards, uniform):
+    """Cut a batch (sample indices) into n_shards shards of balanced total
+    length, each sorted by decreasing length as the kernels need.  Returns
+    (samples in shard order, shard boundaries)."""
+    batch = np.asarray(batch, dtype=np.intp)
+    B = len(batch)
+    if uniform or n_shards == 1:
+        if not uniform:
+            batch = batch[np.argsort(-lens[batch], kind="stable")]
+        bounds = (np.arange(n_shards + 1, dtype=np.intp) * B) // n_shards
+        return batch, bounds
+    # by decreasing length, dealt out in snake order 0..S-1, S-1..0, ...:
+    # shard sizes differ by at most one and the lengths balance
+    srt = batch[np.argsort(-lens[batch], kind="stable")]
+    p = np.arange(B)
+    lap, pos = np.divmod(p, n_shards)
+    shard_of = np.where(lap % 2 == 0, pos, n_shards - 1 - pos)
+    key = np.argsort(shard_of, kind="stable")       # keeps the length order inside
+    bounds = np.zeros(n_shards + 1, dtype=np.intp)
+    bounds[1:] = np.cumsum(np.bincount(shard_of, minlength=n_shards))
+    return np.ascontiguousarray(srt[key]), bounds
