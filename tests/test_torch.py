@@ -222,3 +222,88 @@ def test_initial_and_final_states_match_torch(arch):
         np.testing.assert_allclose(state[1], tstate[1].numpy(), rtol=1e-5, atol=1e-5)
     else:
         np.testing.assert_allclose(state, tstate.numpy(), rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# variable-length sequences against packed sequences
+
+from torch.nn.utils.rnn import pack_sequence, pad_packed_sequence  # noqa: E402
+
+
+def _ragged_data(seed, lens, D):
+    rng = np.random.default_rng(seed)
+    return [rng.normal(size=(t, D)).astype(np.float32) for t in lens], rng
+
+
+def _packed_forward(net, X, seq):
+    packed = pack_sequence([torch.from_numpy(x) for x in X], enforce_sorted=False)
+    out, h_n = net.rnn(packed)
+    if isinstance(h_n, tuple):
+        h_n = h_n[0]
+    if seq:
+        return net.head(out.data), out       # packed rows
+    last = torch.cat([h_n[-2], h_n[-1]], 1) if net.bidirectional else h_n[-1]
+    return net.head(last), out
+
+
+@pytest.mark.parametrize("arch", ARCHS, ids=ARCH_IDS)
+@pytest.mark.parametrize("seq", [False, True])
+def test_ragged_predict_matches_packed_sequences(arch, seq):
+    torch.manual_seed(6)
+    D, H, O = 3, 10, 2
+    lens = [9, 1, 5, 12, 5, 3]
+    net = _net(arch, D, H, O, seq)
+    X, _ = _ragged_data(6, lens, D)
+    est = _est(RNNRegressor, arch, H, seq)
+    est.load_state_dict(_numpy_sd(net))
+    got = est.predict(X)      # (n, O) many-to-one; a list of (T_i, O) per step
+    with torch.no_grad():
+        if seq:
+            packed = pack_sequence([torch.from_numpy(x) for x in X], enforce_sorted=False)
+            out, _ = net.rnn(packed)
+            padded, _ = pad_packed_sequence(out, batch_first=True)
+            want = [net.head(padded[i, :t]).numpy() for i, t in enumerate(lens)]
+            for g, w in zip(got, want):
+                np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+        else:
+            want, _ = _packed_forward(net, X, False)
+            np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-5)
+    # final states: h_n of the packed run
+    _, state = est.predict(X, return_state=True)
+    with torch.no_grad():
+        _, h_n = net.rnn(pack_sequence([torch.from_numpy(x) for x in X], enforce_sorted=False))
+    if arch["cell"] == "lstm":
+        np.testing.assert_allclose(state[0], h_n[0].numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(state[1], h_n[1].numpy(), rtol=1e-5, atol=1e-5)
+    else:
+        np.testing.assert_allclose(state, h_n.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ARCHS, ids=ARCH_IDS)
+@pytest.mark.parametrize("seq", [False, True])
+def test_ragged_sgd_step_matches_packed_sequences(arch, seq):
+    torch.manual_seed(7)
+    D, H, O = 3, 8, 2
+    lens = [7, 2, 11, 4, 7, 1, 9]
+    net = _net(arch, D, H, O, seq)
+    X, rng = _ragged_data(7, lens, D)
+    if seq:
+        y = [rng.normal(size=(t, O)).astype(np.float32) for t in lens]
+    else:
+        y = rng.normal(size=(len(lens), O)).astype(np.float32)
+    est = _est(RNNRegressor, arch, H, seq, solver="sgd", momentum=0.0, learning_rate_init=0.5,
+               batch_size=len(lens), clip_norm=None, shuffle=False, n_jobs=2)
+    est.load_state_dict(_numpy_sd(net))
+    est.partial_fit(X, y)
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    pred, _ = _packed_forward(net, X, seq)
+    if seq:
+        target = pack_sequence([torch.from_numpy(a) for a in y], enforce_sorted=False).data
+    else:
+        target = torch.from_numpy(y)
+    loss = nn.MSELoss()(pred, target)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    _assert_same_weights(est, net, 2e-5)
+    assert est.loss_curve_[0] == pytest.approx(loss.item(), rel=1e-5)
