@@ -49,3 +49,20 @@ def test_step(benchmark, impl, cell, H):
     fn()
     time.sleep(0.25)
     benchmark(fn)
+
+
+@pytest.mark.parametrize("threads", thread_counts(), ids=lambda t: f"{t}t")
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("impl", ["crnn", "torch-packed", "torch-padded"])
+def test_ragged(benchmark, impl, mode, cell, threads):
+    """Variable-length batch (see ragged.py)."""
+    from impls import RAGGED_IMPLS
+
+    if impl.startswith("torch") and not torch_available():
+        pytest.skip("torch is not installed (pip install torch==2.13.0)")
+    benchmark.group = f"ragged-{mode}-{cell}-{threads}t"
+    fn = RAGGED_IMPLS[impl](cell, threads)[mode]
+    fn()
+    time.sleep(0.25)
+    benchmark(fn)

@@ -215,3 +215,84 @@ def sgemm_gflops(threads, n=2048, min_time=0.5):
             best = min(best, dt)
             spent += dt
     return 2.0 * n ** 3 / best / 1e9
+
+
+# ---------------------------------------------------------------------------
+# variable-length batches: T = 200, B = 64, H = 128, lengths U[T/4, T]
+
+RAGGED = dict(D=32, H=128, B=64, T=200)
+
+
+def ragged_data(seed=0):
+    rng = np.random.default_rng(seed)
+    T = RAGGED["T"]
+    lens = rng.integers(T // 4, T + 1, size=RAGGED["B"])
+    X = [rng.normal(size=(t, RAGGED["D"])).astype(np.float32) for t in lens]
+    y = rng.normal(size=RAGGED["B"]).astype(np.float32)
+    return X, y, lens
+
+
+def ragged_flops(mode, cell):
+    """Useful work: every sequence's own steps only."""
+    _, _, lens = ragged_data()
+    G = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
+    D, H = RAGGED["D"], RAGGED["H"]
+    f = 2.0 * lens.sum() * G * (D * H + H * H)
+    return 3 * f if mode == "train" else f
+
+
+def crnn_ragged_fns(cell, threads):
+    from crnn import RNNRegressor
+
+    X, y, _ = ragged_data()
+    est = RNNRegressor(cell=cell, hidden_size=RAGGED["H"], batch_size=RAGGED["B"],
+                       n_jobs=threads, random_state=0)
+    est.partial_fit(X, y)
+    return {"train": lambda: est.partial_fit(X, y), "infer": lambda: est.predict(X)}
+
+
+def torch_ragged_fns(cell, threads, packed):
+    import torch
+    from torch.nn.utils.rnn import pack_sequence, pad_sequence
+
+    X, y, lens = ragged_data()
+    torch.manual_seed(0)
+    Mod = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
+    rnn = Mod(RAGGED["D"], RAGGED["H"], batch_first=True)
+    head = torch.nn.Linear(RAGGED["H"], 1)
+    opt = torch.optim.Adam(list(rnn.parameters()) + list(head.parameters()), lr=1e-3)
+    Xt = [torch.from_numpy(x) for x in X]
+    yt = torch.from_numpy(y[:, None])
+    last = torch.from_numpy(lens - 1)
+    loss_fn = torch.nn.MSELoss()
+
+    def forward():
+        if packed:
+            # a user's batch arrives as separate sequences: packing is part of the step
+            _, h_n = rnn(pack_sequence(Xt, enforce_sorted=False))
+            h = (h_n[0] if isinstance(h_n, tuple) else h_n)[-1]
+        else:
+            out, _ = rnn(pad_sequence(Xt, batch_first=True))
+            h = out[torch.arange(len(Xt)), last]
+        return head(h)
+
+    def train():
+        torch.set_num_threads(threads)
+        loss = loss_fn(forward(), yt)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    def infer():
+        torch.set_num_threads(threads)
+        with torch.inference_mode():
+            return forward()
+
+    return {"train": train, "infer": infer}
+
+
+RAGGED_IMPLS = {
+    "crnn": crnn_ragged_fns,
+    "torch-packed": lambda cell, threads: torch_ragged_fns(cell, threads, True),
+    "torch-padded": lambda cell, threads: torch_ragged_fns(cell, threads, False),
+}

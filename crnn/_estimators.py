@@ -693,14 +693,22 @@ class _BaseRNN(BaseEstimator):
         per_row = cfg.workspace_size(2, T, False) - cfg.workspace_size(1, T, False)
         cap = max(1, _PREDICT_WS_BYTES // max(1, per_row * theta.dtype.itemsize))
         chunk = int(max(1, min(N if hidden_split else -(-N // nt), cap, 256)))
+        bounds = None
+        if not hidden_split and not data.uniform:
+            # ragged: deal the samples to the chunks by length, so every
+            # chunk (thread) gets a similar amount of work
+            n_chunks = -(-N // chunk)
+            order, bounds = shard_batch(order, data.lens, n_chunks, False)
+            chunk = int(np.max(np.diff(bounds)))
         nws = 1 if hidden_split else nt
         ws = np.empty((nws, cfg.workspace_size(chunk, T, False)), dtype=theta.dtype)
         iws = np.empty((nws, 2 * T + 2), dtype=np.intp)
+        h0, c0, hN, cN = states or (None,) * 4
         with blas_single_threaded():
             if wpack is None:
                 wpack = self._packed_weights(layout, theta)
             _kernels.predict(cfg, theta, data.rows, data.start, data.lens, order, out, ws, iws,
-                             chunk, T, nt, hidden_split, wpack, *(states or ()))
+                             chunk, T, nt, hidden_split, wpack, h0, c0, hN, cN, bounds)
         return out
 
     def _forward(self, X, initial_state=None, return_state=False):

@@ -1456,13 +1456,15 @@ def predict(Config cfg, const floating[::1] theta, const floating[:, ::1] X,
             Py_ssize_t[:, ::1] iws, Py_ssize_t chunk, Py_ssize_t T_cap, int n_threads,
             bint hidden_split=False, const floating[::1] wpack=None,
             const floating[:, :, ::1] h0=None, const floating[:, :, ::1] c0=None,
-            floating[:, :, ::1] hN=None, floating[:, :, ::1] cN=None):
+            floating[:, :, ::1] hN=None, floating[:, :, ::1] cN=None,
+            const Py_ssize_t[::1] chunk_off=None):
     """Raw head outputs of every sample: out row = sample (many-to-one) or
     the sample's data row of each step (return_sequences).
 
-    idx: the samples in processing order, sorted by decreasing length;
-    consecutive pieces of `chunk` samples go to the threads, each thread
-    using its rows of `ws` and `iws` (sized with
+    idx: the samples in processing order; consecutive pieces of `chunk`
+    samples (or the pieces idx[chunk_off[c]:chunk_off[c + 1]], at most
+    `chunk` each), each sorted by decreasing length, go to the threads, each
+    thread using its rows of `ws` and `iws` (sized with
     cfg.workspace_size(chunk, T_cap, False) and 2 T_cap + 2); with
     hidden_split all threads work on each chunk in turn (split over hidden
     units, one row of each).  A sample's result does not depend on the other
@@ -1520,8 +1522,19 @@ def predict(Config cfg, const floating[::1] theta, const floating[:, ::1] X,
         st.cN = &cN[0, 0, 0]
     if st.h0 != NULL or st.hN != NULL:
         stp = &st
-    nchunks = (Nb + chunk - 1) // chunk
-    Tmax = _check_seqs(cfg, X.shape[0], start, lens, idx, 0, Nb)
+    cdef Py_ssize_t[::1] offs
+    if chunk_off is None:
+        offs = np.minimum(np.arange(0, Nb + chunk, chunk, dtype=np.intp)[:(Nb + chunk - 1) // chunk + 1], Nb)
+    else:
+        offs = np.array(chunk_off, dtype=np.intp)
+        if offs.shape[0] < 2 or offs[0] != 0 or offs[offs.shape[0] - 1] != Nb:
+            raise ValueError("chunk offsets do not cover the samples")
+    nchunks = offs.shape[0] - 1
+    Tmax = 0
+    for c in range(nchunks):
+        if offs[c + 1] < offs[c] or offs[c + 1] - offs[c] > chunk:
+            raise ValueError("a chunk is larger than the workspace")
+        Tmax = max(Tmax, _check_seqs(cfg, X.shape[0], start, lens, idx, offs[c], offs[c + 1]))
     if Tmax > T_cap:
         raise ValueError("workspace too small")
     if not hidden_split and nt > nchunks:
@@ -1537,20 +1550,16 @@ def predict(Config cfg, const floating[::1] theta, const floating[:, ::1] X,
             tid = threadid()
             nth = omp_get_num_threads()
             for c in range(nchunks):
-                lo = c * chunk
-                hi = lo + chunk
-                if hi > Nb:
-                    hi = Nb
+                lo = offs[c]
+                hi = offs[c + 1]
                 _predict_chunk(n, &theta[0], &X[0, 0], &start[0], &lens[0], &idx[lo], hi - lo,
                                &out[0, 0], &ws[0, 0], &iws[0, 0], T_cap, chunk, wp, stp,
                                tid, nth)
         return
     for c in prange(nchunks, nogil=True, schedule='dynamic', num_threads=nt,
                     use_threads_if=nt > 1):
-        lo = c * chunk
-        hi = lo + chunk
-        if hi > Nb:
-            hi = Nb
+        lo = offs[c]
+        hi = offs[c + 1]
         _predict_chunk(n, &theta[0], &X[0, 0], &start[0], &lens[0], &idx[lo], hi - lo,
                        &out[0, 0], &ws[threadid(), 0], &iws[threadid(), 0], T_cap, chunk, wp,
                        stp, 0, 1)

@@ -39,34 +39,35 @@
  * exp(-a) = 2^n exp(r), |r| <= ln2/2, a degree-6 polynomial for exp(r)
  * (Cephes expf) and 2^n from the exponent bits.  a is clamped to 87, where
  * exp(-a) is still a normal float. */
+/* float <-> bits through a union: GCC turns it into register moves that it
+ * can vectorize (memcpy bit casts left whole loops scalar once several were
+ * inlined into one). */
+typedef union { float f; int32_t i; uint32_t u; } crnn_f32bits;
+
 static inline float crnn_exp_negf(float a)
 {
     const float t = -(a > 87.0f ? 87.0f : a);
     const float shifter = 12582912.0f;                 /* 1.5 * 2^23: round to integer */
-    float fn = t * 1.44269504088896341f + shifter;
-    int32_t nbits, sbits;
-    memcpy(&nbits, &fn, sizeof nbits);
-    memcpy(&sbits, &shifter, sizeof sbits);
-    const int32_t n = nbits - sbits;
-    fn -= shifter;
-    const float r = (t - fn * 0.693359375f) - fn * -2.12194440e-4f;
+    crnn_f32bits fn, sh, two_n;
+    fn.f = t * 1.44269504088896341f + shifter;
+    sh.f = shifter;
+    const int32_t n = fn.i - sh.i;
+    const float fl = fn.f - shifter;
+    const float r = (t - fl * 0.693359375f) - fl * -2.12194440e-4f;
     const float p = (((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r
                        + 4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f)
                     * (r * r) + r + 1.0f;
-    const int32_t ebits = (n + 127) << 23;
-    float two_n;
-    memcpy(&two_n, &ebits, sizeof two_n);
-    return p * two_n;
+    two_n.i = (n + 127) << 23;
+    return p * two_n.f;
 }
 
 static inline float crnn_tanhf(float x)
 {
-    uint32_t xbits, sign;
-    memcpy(&xbits, &x, sizeof xbits);
-    sign = xbits & 0x80000000u;
-    xbits ^= sign;
-    float ax;
-    memcpy(&ax, &xbits, sizeof ax);
+    crnn_f32bits xb, ab, res;
+    xb.f = x;
+    const uint32_t sign = xb.u & 0x80000000u;
+    ab.u = xb.u ^ sign;
+    const float ax = ab.f;
     /* small arguments */
     const float z = ax * ax;
     const float small =
@@ -75,12 +76,9 @@ static inline float crnn_tanhf(float x)
     /* large arguments: (1 - e) / (1 + e), e = exp(-2|x|) <= 0.29 */
     const float e = crnn_exp_negf(2.0f * (ax > 10.0f ? 10.0f : ax));   /* NaN stays NaN */
     const float large = (1.0f - e) / (1.0f + e);
-    float res = ax < 0.625f ? small : large;
-    uint32_t rbits;
-    memcpy(&rbits, &res, sizeof rbits);
-    rbits |= sign;                                     /* tanh is odd: restore the sign */
-    memcpy(&res, &rbits, sizeof res);
-    return res;
+    res.f = ax < 0.625f ? small : large;
+    res.u |= sign;                                     /* tanh is odd: restore the sign */
+    return res.f;
 }
 
 /* 1 / (1 + exp(-x)), as e / (1 + e) for x < 0 so tiny values keep their
@@ -166,58 +164,82 @@ static inline double crnn_sigmoid(double x)
     return x < 0 ? e * q : q;
 }
 
+/* The loop over one row's units is an always-inline function whose gate
+ * columns arrive as separate restrict parameters: GCC honours restrict on
+ * parameters, not on pointers computed inside a loop, and with the gates
+ * at offsets of H (unknown when compiling) it would otherwise need more
+ * run-time alias checks than it is willing to emit, and leave the loop
+ * scalar. */
+#define CRNN_INLINE static inline __attribute__((always_inline))
+
 /* LSTM (gates i, f, g, o): c = f c_prev + i g, h = o tanh(c); Z <- (i, f, g, o) */
 #define CRNN_DEF_LSTM_FWD(NAME, T, TANH, SIGM, ATTR)                                     \
+    CRNN_INLINE void NAME##_row(long j0, long j1, T *restrict zi, T *restrict zf,        \
+                                T *restrict zg, T *restrict zo, const T *restrict ri,    \
+                                const T *restrict rf, const T *restrict rg,              \
+                                const T *restrict ro, const T *restrict bi,              \
+                                const T *restrict bf, const T *restrict bg,              \
+                                const T *restrict bo, const T *restrict cp,              \
+                                T *restrict ci, T *restrict hi)                          \
+    {                                                                                    \
+        for (long j = j0; j < j1; j++) {                                                 \
+            const T ig = SIGM(zi[j] + ri[j] + bi[j]);                                    \
+            const T fg = SIGM(zf[j] + rf[j] + bf[j]);                                    \
+            const T gg = TANH(zg[j] + rg[j] + bg[j]);                                    \
+            const T og = SIGM(zo[j] + ro[j] + bo[j]);                                    \
+            const T cn = fg * cp[j] + ig * gg;                                           \
+            zi[j] = ig;                                                                  \
+            zf[j] = fg;                                                                  \
+            zg[j] = gg;                                                                  \
+            zo[j] = og;                                                                  \
+            ci[j] = cn;                                                                  \
+            hi[j] = og * TANH(cn);                                                       \
+        }                                                                                \
+    }                                                                                    \
     ATTR static void NAME(long M, long j0, long j1, long H, T *Z, long ldz, const T *R,   \
                           long ldr, const T *bz, const T *cprev, long ldcp, T *c,        \
                           long ldc, T *h, long ldh)                                      \
     {                                                                                    \
         for (long i = 0; i < M; i++) {                                                   \
-            T *restrict z = Z + i * ldz;                                                 \
-            const T *restrict r = R + i * ldr;                                           \
-            const T *restrict cp = cprev + i * ldcp;                                     \
-            T *restrict ci = c + i * ldc;                                                \
-            T *restrict hi = h + i * ldh;                                                \
-            for (long j = j0; j < j1; j++) {                                             \
-                const T ig = SIGM(z[j] + r[j] + bz[j]);                                  \
-                const T fg = SIGM(z[H + j] + r[H + j] + bz[H + j]);                      \
-                const T gg = TANH(z[2 * H + j] + r[2 * H + j] + bz[2 * H + j]);          \
-                const T og = SIGM(z[3 * H + j] + r[3 * H + j] + bz[3 * H + j]);          \
-                const T cn = fg * cp[j] + ig * gg;                                       \
-                z[j] = ig;                                                               \
-                z[H + j] = fg;                                                           \
-                z[2 * H + j] = gg;                                                       \
-                z[3 * H + j] = og;                                                       \
-                ci[j] = cn;                                                              \
-                hi[j] = og * TANH(cn);                                                   \
-            }                                                                            \
+            T *z = Z + i * ldz;                                                          \
+            const T *r = R + i * ldr;                                                    \
+            NAME##_row(j0, j1, z, z + H, z + 2 * H, z + 3 * H, r, r + H, r + 2 * H,      \
+                       r + 3 * H, bz, bz + H, bz + 2 * H, bz + 3 * H, cprev + i * ldcp,  \
+                       c + i * ldc, h + i * ldh);                                        \
         }                                                                                \
     }
 
 /* LSTM backward: dh = dL/dh_t, dc = dL/dc_t from later steps (updated to
  * dL/dc_{t-1}); dZ <- dL/d(pre-activations), the same for W_ih and W_hh. */
 #define CRNN_DEF_LSTM_BWD(NAME, T, TANH, ATTR)                                           \
+    CRNN_INLINE void NAME##_row(long j0, long j1, const T *restrict zi,                  \
+                                const T *restrict zf, const T *restrict zg,              \
+                                const T *restrict zo, const T *restrict ci,              \
+                                const T *restrict cp, const T *restrict dhi,             \
+                                T *restrict dci, T *restrict di, T *restrict df,         \
+                                T *restrict dg, T *restrict dpo)                         \
+    {                                                                                    \
+        for (long j = j0; j < j1; j++) {                                                 \
+            const T ig = zi[j], fg = zf[j], gg = zg[j], og = zo[j];                      \
+            const T tc = TANH(ci[j]);                                                    \
+            const T dct = dci[j] + dhi[j] * og * (1 - tc * tc);                          \
+            di[j] = dct * gg * ig * (1 - ig);                                            \
+            df[j] = dct * cp[j] * fg * (1 - fg);                                         \
+            dg[j] = dct * ig * (1 - gg * gg);                                            \
+            dpo[j] = dhi[j] * tc * og * (1 - og);                                        \
+            dci[j] = dct * fg;                                                           \
+        }                                                                                \
+    }                                                                                    \
     ATTR static void NAME(long M, long j0, long j1, long H, const T *Z, long ldz,        \
                           const T *c, long ldc, const T *cprev, long ldcp, const T *dh,  \
                           long ldh, T *dc, long lddc, T *dZ, long lddz)                  \
     {                                                                                    \
         for (long i = 0; i < M; i++) {                                                   \
-            const T *restrict z = Z + i * ldz;                                           \
-            const T *restrict ci = c + i * ldc;                                          \
-            const T *restrict cp = cprev + i * ldcp;                                     \
-            const T *restrict dhi = dh + i * ldh;                                        \
-            T *restrict dci = dc + i * lddc;                                             \
-            T *restrict d = dZ + i * lddz;                                               \
-            for (long j = j0; j < j1; j++) {                                             \
-                const T ig = z[j], fg = z[H + j], gg = z[2 * H + j], og = z[3 * H + j];  \
-                const T tc = TANH(ci[j]);                                                \
-                const T dct = dci[j] + dhi[j] * og * (1 - tc * tc);                      \
-                d[j] = dct * gg * ig * (1 - ig);                                         \
-                d[H + j] = dct * cp[j] * fg * (1 - fg);                                  \
-                d[2 * H + j] = dct * ig * (1 - gg * gg);                                 \
-                d[3 * H + j] = dhi[j] * tc * og * (1 - og);                              \
-                dci[j] = dct * fg;                                                       \
-            }                                                                            \
+            const T *z = Z + i * ldz;                                                    \
+            T *d = dZ + i * lddz;                                                        \
+            NAME##_row(j0, j1, z, z + H, z + 2 * H, z + 3 * H, c + i * ldc,              \
+                       cprev + i * ldcp, dh + i * ldh, dc + i * lddc, d, d + H,          \
+                       d + 2 * H, d + 3 * H);                                            \
         }                                                                                \
     }
 
@@ -226,26 +248,34 @@ static inline double crnn_sigmoid(double x)
  * h = (1 - z) n + z h_prev.  Z (4H wide) <- (r, z, n, R_n + b_hn).  bz holds
  * (b_ir + b_hr, b_iz + b_hz, b_in). */
 #define CRNN_DEF_GRU_FWD(NAME, T, TANH, SIGM, ATTR)                                      \
+    CRNN_INLINE void NAME##_row(long j0, long j1, T *restrict zr, T *restrict zz,        \
+                                T *restrict zn, T *restrict zh, const T *restrict rr,    \
+                                const T *restrict rz, const T *restrict rn,              \
+                                const T *restrict br, const T *restrict bzz,             \
+                                const T *restrict bn, const T *restrict bh,              \
+                                const T *restrict hp, T *restrict hi)                    \
+    {                                                                                    \
+        for (long j = j0; j < j1; j++) {                                                 \
+            const T rg = SIGM(zr[j] + rr[j] + br[j]);                                    \
+            const T zg = SIGM(zz[j] + rz[j] + bzz[j]);                                   \
+            const T hn = rn[j] + bh[j];                                                  \
+            const T ng = TANH(zn[j] + bn[j] + rg * hn);                                  \
+            zr[j] = rg;                                                                  \
+            zz[j] = zg;                                                                  \
+            zn[j] = ng;                                                                  \
+            zh[j] = hn;                                                                  \
+            hi[j] = (1 - zg) * ng + zg * hp[j];                                          \
+        }                                                                                \
+    }                                                                                    \
     ATTR static void NAME(long M, long j0, long j1, long H, T *Z, long ldz, const T *R,   \
                           long ldr, const T *bz, const T *bhn, const T *hprev, long ldhp, \
                           T *h, long ldh)                                                \
     {                                                                                    \
         for (long i = 0; i < M; i++) {                                                   \
-            T *restrict z = Z + i * ldz;                                                 \
-            const T *restrict r = R + i * ldr;                                           \
-            const T *restrict hp = hprev + i * ldhp;                                     \
-            T *restrict hi = h + i * ldh;                                                \
-            for (long j = j0; j < j1; j++) {                                             \
-                const T rg = SIGM(z[j] + r[j] + bz[j]);                                  \
-                const T zg = SIGM(z[H + j] + r[H + j] + bz[H + j]);                      \
-                const T hn = r[2 * H + j] + bhn[j];                                      \
-                const T ng = TANH(z[2 * H + j] + bz[2 * H + j] + rg * hn);               \
-                z[j] = rg;                                                               \
-                z[H + j] = zg;                                                           \
-                z[2 * H + j] = ng;                                                       \
-                z[3 * H + j] = hn;                                                       \
-                hi[j] = (1 - zg) * ng + zg * hp[j];                                      \
-            }                                                                            \
+            T *z = Z + i * ldz;                                                          \
+            const T *r = R + i * ldr;                                                    \
+            NAME##_row(j0, j1, z, z + H, z + 2 * H, z + 3 * H, r, r + H, r + 2 * H, bz,  \
+                       bz + H, bz + 2 * H, bhn, hprev + i * ldhp, h + i * ldh);          \
         }                                                                                \
     }
 
@@ -254,27 +284,34 @@ static inline double crnn_sigmoid(double x)
  * differs from W_hh's); dhp <- dh * z, the direct part of dL/dh_{t-1}
  * (written, or added when add_dhp). */
 #define CRNN_DEF_GRU_BWD(NAME, T, ATTR)                                                  \
+    CRNN_INLINE void NAME##_row(long j0, long j1, const T *restrict zr,                  \
+                                const T *restrict zz, const T *restrict zn,              \
+                                const T *restrict zh, const T *restrict hp,              \
+                                const T *restrict dhi, T *restrict dr, T *restrict dzz,  \
+                                T *restrict dn, T *restrict da, T *restrict dp,          \
+                                int add_dhp)                                             \
+    {                                                                                    \
+        for (long j = j0; j < j1; j++) {                                                 \
+            const T rg = zr[j], zg = zz[j], ng = zn[j], hn = zh[j];                      \
+            const T g = dhi[j];                                                          \
+            const T dan = g * (1 - zg) * (1 - ng * ng);                                  \
+            dr[j] = dan * hn * rg * (1 - rg);                                            \
+            dzz[j] = g * (hp[j] - ng) * zg * (1 - zg);                                   \
+            dn[j] = dan * rg;                                                            \
+            da[j] = dan;                                                                 \
+            dp[j] = add_dhp ? dp[j] + g * zg : g * zg;                                   \
+        }                                                                                \
+    }                                                                                    \
     ATTR static void NAME(long M, long j0, long j1, long H, const T *Z, long ldz,        \
                           const T *hprev, long ldhp, const T *dh, long ldh, T *dZ,       \
                           long lddz, T *dAn, long ldan, T *dhp, long lddhp, int add_dhp) \
     {                                                                                    \
         for (long i = 0; i < M; i++) {                                                   \
-            const T *restrict z = Z + i * ldz;                                           \
-            const T *restrict hp = hprev + i * ldhp;                                     \
-            const T *restrict dhi = dh + i * ldh;                                        \
-            T *restrict d = dZ + i * lddz;                                               \
-            T *restrict da = dAn + i * ldan;                                             \
-            T *restrict dp = dhp + i * lddhp;                                            \
-            for (long j = j0; j < j1; j++) {                                             \
-                const T rg = z[j], zg = z[H + j], ng = z[2 * H + j], hn = z[3 * H + j];  \
-                const T g = dhi[j];                                                      \
-                const T dan = g * (1 - zg) * (1 - ng * ng);                              \
-                d[j] = dan * hn * rg * (1 - rg);                                         \
-                d[H + j] = g * (hp[j] - ng) * zg * (1 - zg);                             \
-                d[2 * H + j] = dan * rg;                                                 \
-                da[j] = dan;                                                             \
-                dp[j] = add_dhp ? dp[j] + g * zg : g * zg;                               \
-            }                                                                            \
+            const T *z = Z + i * ldz;                                                    \
+            T *d = dZ + i * lddz;                                                        \
+            NAME##_row(j0, j1, z, z + H, z + 2 * H, z + 3 * H, hprev + i * ldhp,         \
+                       dh + i * ldh, d, d + H, d + 2 * H, dAn + i * ldan,                \
+                       dhp + i * lddhp, add_dhp);                                        \
         }                                                                                \
     }
 
