@@ -49,8 +49,11 @@ def forward_flops(D, H, B, T):
     return 2.0 * B * T * (D * H + H * H)
 
 
-def flops(mode, case):
-    f = forward_flops(*CASES[case])
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+
+
+def flops(mode, case, cell="rnn"):
+    f = GATES[cell] * forward_flops(*CASES[case])
     return 3 * f if mode == "train" else f
 
 
@@ -66,12 +69,12 @@ def make_data(case, seed=0):
 # crnn
 
 
-def crnn_fns(case, threads):
+def crnn_fns(case, threads, cell="rnn"):
     from crnn import RNNRegressor
 
     D, H, B, T = CASES[case]
     X, y = make_data(case)
-    est = RNNRegressor(hidden_size=H, batch_size=B, n_jobs=threads, random_state=0,
+    est = RNNRegressor(cell=cell, hidden_size=H, batch_size=B, n_jobs=threads, random_state=0,
                        learning_rate_init=1e-3)
     est.partial_fit(X, y)
     return {"train": lambda: est.partial_fit(X, y), "infer": lambda: est.predict(X)}
@@ -89,23 +92,27 @@ def torch_available():
     return True
 
 
-def torch_fns(case, threads):
+def torch_fns(case, threads, cell="rnn"):
     import torch
 
     D, H, B, T = CASES[case]
     X, y = make_data(case)
     torch.manual_seed(0)
-    rnn = torch.nn.RNN(D, H, batch_first=True)
+    rnn = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell](
+        D, H, batch_first=True)
     head = torch.nn.Linear(H, 1)
     opt = torch.optim.Adam(list(rnn.parameters()) + list(head.parameters()), lr=1e-3)
     Xt = torch.from_numpy(X)
     yt = torch.from_numpy(y[:, None])
     loss_fn = torch.nn.MSELoss()
 
+    def last(h_n):
+        return (h_n[0] if isinstance(h_n, tuple) else h_n)[-1]
+
     def train():
         torch.set_num_threads(threads)
         _, h_n = rnn(Xt)
-        loss = loss_fn(head(h_n[-1]), yt)
+        loss = loss_fn(head(last(h_n)), yt)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -114,7 +121,7 @@ def torch_fns(case, threads):
         torch.set_num_threads(threads)
         with torch.inference_mode():
             _, h_n = rnn(Xt)
-            return head(h_n[-1])
+            return head(last(h_n))
 
     return {"train": train, "infer": infer}
 
@@ -174,7 +181,9 @@ class NumpyRNN:
             p[n] -= (lr * mh / (np.sqrt(vh) + eps)).astype(np.float32)
 
 
-def numpy_fns(case, threads):
+def numpy_fns(case, threads, cell="rnn"):
+    if cell != "rnn":
+        raise ValueError("the numpy loop is the Elman RNN only")
     D, H, B, T = CASES[case]
     X, y = make_data(case)
     net = NumpyRNN(D, H)

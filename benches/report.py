@@ -9,8 +9,9 @@ each time is the median over rounds of the mean time per call in a round
 (after a pause that lets the previous library's threads go idle).
 Ratios are other / crnn (above 1: crnn is faster).  crnn's GFLOP/s counts
 2*B*T*(D*H + H*H) for the forward pass and three times that for a training
-step; it is shown next to the float32 GEMM rate of the same BLAS at the same
-thread count, measured in the same run.
+step (times 3 or 4 for the GRU's or LSTM's gates); it is shown next to the
+float32 GEMM rate of the same BLAS at the same thread count, measured in the
+same run.
 """
 import argparse
 import os
@@ -71,17 +72,21 @@ def main(argv=None):
     ap.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES))
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--no-numpy", action="store_true", help="skip the (slow) numpy loop")
+    ap.add_argument("--cell", default="rnn", choices=["rnn", "gru", "lstm"],
+                    help="recurrent cell (the numpy loop exists for the Elman rnn only)")
     args = ap.parse_args(argv)
 
     import crnn
-    impls = ["crnn"] + (["torch"] if torch_available() else []) + ([] if args.no_numpy else ["numpy"])
+    impls = ["crnn"] + (["torch"] if torch_available() else []) + \
+        ([] if args.no_numpy or args.cell != "rnn" else ["numpy"])
     if torch_available():
         import torch
         tv = torch.__version__
     else:
         tv = "not installed"
     print(f"CPU: {cpu_name()}, {os.cpu_count()} logical cores; crnn {crnn.__version__}, "
-          f"torch {tv}, numpy {np.__version__}; {args.rounds} interleaved rounds, float32\n")
+          f"torch {tv}, numpy {np.__version__}; {args.rounds} interleaved rounds, float32; "
+          f"cell {args.cell}\n")
 
     sgemm = {t: sgemm_gflops(t) for t in args.threads}
     head = ("| case (D, H, B, T) | thr | mode | crnn ms | torch ms | numpy ms | torch/crnn "
@@ -90,7 +95,7 @@ def main(argv=None):
     print("|---" * (head.count("|") - 1) + "|")
     for case in args.cases:
         for threads in args.threads:
-            fns = {impl: IMPLS[impl](case, threads) for impl in impls}
+            fns = {impl: IMPLS[impl](case, threads, args.cell) for impl in impls}
             for mode in args.modes:
                 t = time_interleaved({impl: fns[impl][mode] for impl in impls}, args.rounds)
                 c = t["crnn"]
@@ -99,7 +104,7 @@ def main(argv=None):
                     row.append(f"{1e3 * t[other]:.3f}" if other in t else "-")
                 for other in ("torch", "numpy"):
                     row.append(f"{t[other] / c:.1f}x" if other in t else "-")
-                row.append(f"{flops(mode, case) / c / 1e9:.1f}")
+                row.append(f"{flops(mode, case, args.cell) / c / 1e9:.1f}")
                 row.append(f"{sgemm[threads]:.0f}")
                 print("| " + " | ".join(row) + " |", flush=True)
     return 0

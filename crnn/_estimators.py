@@ -29,6 +29,8 @@ from ._threads import blas_single_threaded, effective_n_threads
 _SOLVERS = {"sgd": 0, "adam": 1}
 _CELLS = ("rnn", "gru", "lstm")
 _NONLINEARITIES = ("tanh", "relu")
+# the parameter names of each estimator class (sklearn's _get_param_names)
+_PARAM_NAMES = {}
 # per-thread inference workspace is kept under about this many bytes
 _PREDICT_WS_BYTES = 32 * 2**20
 
@@ -216,7 +218,9 @@ class _BaseRNN(BaseEstimator):
         """Check every parameter (scikit-learn style: in fit, not __init__) and
         return the compute dtype.  partial_fit calls this per batch, so the
         last validated values are remembered and not checked again."""
-        names = self._get_param_names()
+        names = _PARAM_NAMES.get(type(self))
+        if names is None:            # inspect.signature: ~150 us, so once per class
+            names = _PARAM_NAMES.setdefault(type(self), tuple(self._get_param_names()))
         values = tuple(getattr(self, n) for n in names)
         seen = self.__dict__.get("_validated_params")
         if seen is not None and len(seen) == len(values) and all(
