@@ -17,24 +17,13 @@ import time
 import numpy as np
 
 
-def adding_problem(n, T, rng):
-    X = np.zeros((n, T, 2), dtype=np.float32)
-    X[:, :, 0] = rng.uniform(0, 1, (n, T))
-    a = rng.integers(0, T // 2, n)
-    b = rng.integers(T // 2, T, n)
-    X[np.arange(n), a, 1] = 1
-    X[np.arange(n), b, 1] = 1
-    y = X[np.arange(n), a, 0] + X[np.arange(n), b, 0]
-    return X, y
-
-
 def run(cell, T=100, hidden=32, n_train=10000, n_test=2000, lr=1e-2, max_epochs=40,
         budget_s=120, seed=0, target=0.01, verbose=True):
     from crnn import RNNRegressor
+    from crnn.datasets import make_adding_problem
 
-    rng = np.random.default_rng(seed)
-    Xtr, ytr = adding_problem(n_train, T, rng)
-    Xte, yte = adding_problem(n_test, T, rng)
+    Xtr, ytr = make_adding_problem(n_train, T, random_state=seed)
+    Xte, yte = make_adding_problem(n_test, T, random_state=seed + 1)
     reg = RNNRegressor(cell=cell, hidden_size=hidden, batch_size=64, learning_rate_init=lr,
                        random_state=seed)
     t0 = time.perf_counter()

@@ -106,13 +106,21 @@ def torch_fns(case, threads, cell="rnn"):
     yt = torch.from_numpy(y[:, None])
     loss_fn = torch.nn.MSELoss()
 
-    def last(h_n):
-        return (h_n[0] if isinstance(h_n, tuple) else h_n)[-1]
+    def forward():
+        _, h_n = rnn(Xt)
+        return head((h_n[0] if isinstance(h_n, tuple) else h_n)[-1])
+
+    return _torch_step_fns(forward, opt, loss_fn, yt, threads)
+
+
+def _torch_step_fns(forward, opt, loss_fn, yt, threads):
+    """A training step (loss, backward, optimizer step) and an inference
+    call around a torch forward function, at `threads` threads."""
+    import torch
 
     def train():
         torch.set_num_threads(threads)
-        _, h_n = rnn(Xt)
-        loss = loss_fn(head(last(h_n)), yt)
+        loss = loss_fn(forward(), yt)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -120,8 +128,7 @@ def torch_fns(case, threads, cell="rnn"):
     def infer():
         torch.set_num_threads(threads)
         with torch.inference_mode():
-            _, h_n = rnn(Xt)
-            return head(last(h_n))
+            return forward()
 
     return {"train": train, "infer": infer}
 
@@ -285,19 +292,7 @@ def torch_ragged_fns(cell, threads, packed):
             h = out[torch.arange(len(Xt)), last]
         return head(h)
 
-    def train():
-        torch.set_num_threads(threads)
-        loss = loss_fn(forward(), yt)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    def infer():
-        torch.set_num_threads(threads)
-        with torch.inference_mode():
-            return forward()
-
-    return {"train": train, "infer": infer}
+    return _torch_step_fns(forward, opt, loss_fn, yt, threads)
 
 
 RAGGED_IMPLS = {

@@ -301,13 +301,6 @@ cdef void _act_backward(int cell, floating* g, Py_ssize_t ldg, const floating* y
                         gr[j] = 0
 
 
-cdef void _copy_rows(floating* dst, Py_ssize_t ldd, const floating* src, Py_ssize_t lds,
-                     Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(rows):
-        memcpy(dst + i * ldd, src + i * lds, cols * sizeof(floating))
-
-
 cdef void _colsum_add(floating* out, const floating* a, Py_ssize_t rows, Py_ssize_t cols,
                       Py_ssize_t ld) noexcept nogil:
     """out[j] += sum_i a[i, j]."""

@@ -87,7 +87,8 @@ static inline float crnn_sigmoidf(float x)
 {
     const float e = crnn_exp_negf(x < 0.0f ? -x : x);
     const float q = 1.0f / (1.0f + e);
-    return x < 0.0f ? e * q : q;
+    /* below -87 the value is a denormal: 0, as flush-to-zero would make it */
+    return x < -87.0f ? 0.0f : (x < 0.0f ? e * q : q);
 }
 
 /* z[i, j] <- tanh(z[i, j] + b[j]) on rows x H, row stride ld */

@@ -249,36 +249,31 @@ CRNN_DEFINE_RGEMM(crnn_rgemm_f64_avx2, double, crnn_f64x4, 4, 4, "avx2,fma", 3, 
 
 /* C (+)= A B on packed B at the current SIMD level; returns 0 (and does
  * nothing) when there is no kernel, so the caller falls back to BLAS. */
-static int crnn_rgemm_f32(long M, long u0, long u1, long G, long Hs, long K, const float *A,
-                          long lda, const float *Bp, float *C, long ldc, int beta0)
-{
 #if CRNN_HAVE_SIMD
-    switch (crnn_simd_level()) {
-    case 2:
-        crnn_rgemm_f32_avx512(M, u0, u1, G, Hs, K, A, lda, Bp, C, ldc, beta0);
-        return 1;
-    case 1:
-        crnn_rgemm_f32_avx2(M, u0, u1, G, Hs, K, A, lda, Bp, C, ldc, beta0);
-        return 1;
+#define CRNN_DISPATCH(T, SUFFIX)                                                        \
+    switch (crnn_simd_level()) {                                                        \
+    case 2:                                                                             \
+        crnn_rgemm_##SUFFIX##_avx512(M, u0, u1, G, Hs, K, A, lda, Bp, C, ldc, beta0);   \
+        return 1;                                                                       \
+    case 1:                                                                             \
+        crnn_rgemm_##SUFFIX##_avx2(M, u0, u1, G, Hs, K, A, lda, Bp, C, ldc, beta0);     \
+        return 1;                                                                       \
     }
+#else
+#define CRNN_DISPATCH(T, SUFFIX)
 #endif
-    return 0;
-}
 
-static int crnn_rgemm_f64(long M, long u0, long u1, long G, long Hs, long K, const double *A,
-                          long lda, const double *Bp, double *C, long ldc, int beta0)
-{
-#if CRNN_HAVE_SIMD
-    switch (crnn_simd_level()) {
-    case 2:
-        crnn_rgemm_f64_avx512(M, u0, u1, G, Hs, K, A, lda, Bp, C, ldc, beta0);
-        return 1;
-    case 1:
-        crnn_rgemm_f64_avx2(M, u0, u1, G, Hs, K, A, lda, Bp, C, ldc, beta0);
-        return 1;
+#define CRNN_DEFINE_RGEMM_DISPATCH(T, SUFFIX)                                           \
+    static int crnn_rgemm_##SUFFIX(long M, long u0, long u1, long G, long Hs, long K,   \
+                                   const T *A, long lda, const T *Bp, T *C, long ldc,   \
+                                   int beta0)                                           \
+    {                                                                                   \
+        CRNN_DISPATCH(T, SUFFIX)                                                        \
+        (void)M; (void)u0; (void)u1; (void)G; (void)Hs; (void)K; (void)A; (void)lda;    \
+        (void)Bp; (void)C; (void)ldc; (void)beta0;                                      \
+        return 0;                                                                       \
     }
-#endif
-    return 0;
-}
+CRNN_DEFINE_RGEMM_DISPATCH(float, f32)
+CRNN_DEFINE_RGEMM_DISPATCH(double, f64)
 
 #endif

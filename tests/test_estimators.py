@@ -524,24 +524,17 @@ def test_split_choice():
     assert not _use_hidden_split(64, lay(128), 2, 4)         # big shards, W_hh in cache
 
 
-def _adding_problem(n, T, rng):
-    X = np.zeros((n, T, 2), dtype=np.float32)
-    X[:, :, 0] = rng.uniform(0, 1, (n, T))
-    a = rng.integers(0, T // 2, n)
-    b = rng.integers(T // 2, T, n)
-    X[np.arange(n), a, 1] = 1
-    X[np.arange(n), b, 1] = 1
-    return X, X[np.arange(n), a, 0] + X[np.arange(n), b, 0]
-
-
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_adding_problem_T100(cell):
     """Two marked values 100 steps apart: predicting 1 gives MSE ~0.167; GRU
     and LSTM get below 0.01 within 30 epochs (a few seconds here).  The tanh
     RNN does not (benches/adding_problem.py reports it)."""
-    rng = np.random.default_rng(0)
-    Xtr, ytr = _adding_problem(10000, 100, rng)
-    Xte, yte = _adding_problem(2000, 100, rng)
+    from crnn.datasets import make_adding_problem
+
+    Xtr, ytr = make_adding_problem(10000, 100, random_state=0)
+    Xte, yte = make_adding_problem(2000, 100, random_state=1)
+    assert Xtr.shape == (10000, 100, 2) and np.all(Xtr[:, :, 1].sum(axis=1) == 2)
+    assert np.all(Xtr[:, :50, 1].sum(axis=1) == 1)
     assert np.mean((1 - yte) ** 2) == pytest.approx(1 / 6, abs=0.02)
     reg = RNNRegressor(cell=cell, hidden_size=32, batch_size=64, learning_rate_init=1e-2,
                        random_state=0)

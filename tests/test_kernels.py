@@ -527,3 +527,18 @@ def test_lengths_1_and_1000_in_one_batch(cell):
         assert got_loss == pytest.approx(want_loss, rel=1e-11)
         for name in want:
             assert _rel_err(got[name], want[name]) < 1e-9, name
+
+
+def test_vector_sigmoid_is_accurate():
+    x = np.concatenate([np.linspace(-100, 100, 200_001, dtype=np.float32),
+                        np.array([0.0, np.inf, -np.inf], np.float32)])
+    got = x.copy()
+    _kernels.fast_sigmoid_f32(got)
+    want = 1 / (1 + np.exp(-x.astype(np.float64)))
+    ok = want > 1e-37                 # below that flush-to-zero territory
+    ulp = np.spacing(want[ok].astype(np.float32)).astype(np.float64)
+    assert np.max(np.abs(got[ok] - want[ok]) / ulp) < 4.0
+    assert got[-2] == 1.0 and got[-1] == 0.0 and got[-3] == 0.5
+    nan = np.array([np.nan], np.float32)
+    _kernels.fast_sigmoid_f32(nan)
+    assert np.isnan(nan[0])
