@@ -67,7 +67,7 @@ def is_sequence_list(X):
     return False
 
 
-def from_array(X, dtype):
+def from_array(X):
     """A checked 3D array -> SeqData (a view)."""
     N, T, D = X.shape
     rows = X.reshape(N * T, D)

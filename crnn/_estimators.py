@@ -354,7 +354,7 @@ class _BaseRNN(BaseEstimator):
                     f"X has 0 time steps (shape {A.shape}); at least 1 is required.")
             if A.shape[2] == 0:
                 raise ValueError(f"X has 0 features per time step (shape {A.shape}).")
-            data = from_array(A, dtype)
+            data = from_array(A)
         if not reset and data.n_features != self.n_features_in_:
             raise ValueError(
                 f"X has {data.n_features} features per time step, but "
