@@ -2,7 +2,6 @@
 import pickle
 
 import numpy as np
-import pytest
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline, make_pipeline

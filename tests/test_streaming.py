@@ -85,12 +85,13 @@ def test_stepper_matches_predict_on_prefixes(cls, cell, seq):
     x = X[3]                                   # one stream
     state = None
     for t in range(12):
+        before_step = state
         y_t, state = s.step(x[t], state)
         want, want_state = est.predict(x[None, :t + 1], return_state=True)
         want = want[0, -1] if seq else want[0]
         if cls is RNNClassifier:
             assert y_t == want
-            p_t, _ = s.step_proba(x[t], None if t == 0 else prev)
+            p_t, _ = s.step_proba(x[t], before_step)
             wp = est.predict_proba(x[None, :t + 1])
             np.testing.assert_allclose(p_t, wp[0, -1] if seq else wp[0], rtol=1e-5, atol=1e-6)
         else:
@@ -99,7 +100,6 @@ def test_stepper_matches_predict_on_prefixes(cls, cell, seq):
         got_h = state[0] if cell == "lstm" else state
         want_h = want_state[0] if cell == "lstm" else want_state
         np.testing.assert_allclose(got_h[:, 0], want_h[:, 0], rtol=1e-5, atol=1e-6)
-        prev = state
     # the estimator was not touched
     for k, v in vars(est).items():
         if isinstance(v, np.ndarray):
