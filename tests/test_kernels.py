@@ -47,6 +47,14 @@ def _rel_err(a, b):
     return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12)
 
 
+def _assert_loss_grads(got_loss, got, want_loss, want, loss_rel, grad_rel, where=()):
+    """The kernel's loss within loss_rel and every gradient within grad_rel of the reference."""
+    assert got_loss == pytest.approx(want_loss, rel=loss_rel), where
+    assert set(got) == set(want), where
+    for name in want:
+        assert _rel_err(got[name], want[name]) < grad_rel, (name,) + tuple(where)
+
+
 # (n_threads, hidden_split): batch shards per thread, or one shard whose
 # hidden units are split over a team of threads (H = 5 gives uneven and, with
 # 4 threads, empty slices).
@@ -104,9 +112,7 @@ def test_truncated_bptt_matches_reference(trunc, num_layers, seq, bidirectional,
             got_loss, got = kernel_loss_grad(layout, params, X, y, idx, loss="mse", seq=seq,
                                              trunc=trunc, n_threads=n_threads,
                                              hidden_split=hidden_split, packed=packed)
-        assert got_loss == pytest.approx(want_loss, rel=1e-12)
-        for name in want:
-            assert _rel_err(got[name], want[name]) < 1e-10, name
+        _assert_loss_grads(got_loss, got, want_loss, want, 1e-12, 1e-10)
     # truncation really changes the gradient (when it cuts anything)
     _, full = ref.loss_and_grads(params, X[idx], _ref_target(y, idx, seq), loss="mse", **arch)
     cut = trunc < 9 - 1
@@ -176,9 +182,7 @@ def test_long_and_single_step_sequences(cell):
         for n_threads, hidden_split in THREADING:
             got_loss, got = kernel_loss_grad(layout, params, X, y, idx, loss="xent", seq=True,
                                              n_threads=n_threads, hidden_split=hidden_split)
-            assert got_loss == pytest.approx(want_loss, rel=1e-12)
-            for name in want:
-                assert _rel_err(got[name], want[name]) < 1e-10
+            _assert_loss_grads(got_loss, got, want_loss, want, 1e-12, 1e-10)
 
 
 def test_more_threads_than_samples_and_uneven_shards():
@@ -189,9 +193,7 @@ def test_more_threads_than_samples_and_uneven_shards():
     for n_threads in (1, 2, 3, 4, 8):
         got_loss, got = kernel_loss_grad(layout, params, X, y, idx[:5], loss="mse", seq=False,
                                          n_threads=n_threads)
-        assert got_loss == pytest.approx(want_loss, rel=1e-12)
-        for name in want:
-            assert _rel_err(got[name], want[name]) < 1e-10
+        _assert_loss_grads(got_loss, got, want_loss, want, 1e-12, 1e-10)
 
 
 def test_train_step_is_deterministic():
@@ -377,9 +379,7 @@ def test_hidden_split_with_real_unit_slices(dtype, n_threads, seq, trunc, level,
                                          trunc=trunc, n_threads=n_threads, dtype=dtype,
                                          hidden_split=True, packed=packed)
     tol = 1e-11 if dtype == np.float64 else 3e-5
-    assert got_loss == pytest.approx(want_loss, rel=tol)
-    for name in want:
-        assert _rel_err(got[name], want[name]) < tol * 10, name
+    _assert_loss_grads(got_loss, got, want_loss, want, tol, tol * 10)
     with simd(level) as packed:
         pred = kernel_predict(layout, params, X, seq=seq, n_threads=n_threads, chunk=2,
                               dtype=dtype, hidden_split=True, packed=packed)
@@ -481,9 +481,7 @@ def test_ragged_batch_equals_sequences_run_alone(cell, seq, bidirectional, threa
             got_loss, got = kernel_loss_grad(layout, params, X, y, idx, loss=loss, seq=seq,
                                              trunc=trunc, n_threads=n_threads,
                                              hidden_split=hidden_split, packed=packed)
-        assert got_loss == pytest.approx(want_loss, rel=1e-11), (loss, trunc)
-        for name in want:
-            assert _rel_err(got[name], want[name]) < 1e-10, (name, loss, trunc)
+        _assert_loss_grads(got_loss, got, want_loss, want, 1e-11, 1e-10, (loss, trunc))
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
@@ -524,9 +522,7 @@ def test_lengths_1_and_1000_in_one_batch(cell):
     for n_threads, hidden_split in ((1, False), (2, False), (2, True)):
         got_loss, got = kernel_loss_grad(layout, params, X, y, [1, 0], loss="mse", seq=True,
                                          n_threads=n_threads, hidden_split=hidden_split)
-        assert got_loss == pytest.approx(want_loss, rel=1e-11)
-        for name in want:
-            assert _rel_err(got[name], want[name]) < 1e-9, name
+        _assert_loss_grads(got_loss, got, want_loss, want, 1e-11, 1e-9)
 
 
 def test_vector_sigmoid_is_accurate():
