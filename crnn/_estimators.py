@@ -5,81 +5,29 @@ Python validates, allocates and picks the thread count; the kernels
 samples.  The training loop here only walks over mini-batches.
 """
 import numbers
-import signal
-import threading
-import time
 import warnings
-from contextlib import contextmanager
 
 import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
+from sklearn.exceptions import DataConversionWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from . import _kernels, _optim
-from ._data import from_array, from_list, is_sequence_list, shard_batch
+from ._data import from_array, from_list, is_sequence_list
+from ._engine import Engine, sample_rows
 from ._layout import LOSS_MSE, LOSS_XENT, Layout
-from ._threads import blas_single_threaded, effective_n_threads
+from ._threads import effective_n_threads
+from ._training import EpochLoop, TrainState, make_solver
 
-_SOLVERS = {"sgd": 0, "adam": 1}
+_SOLVERS = ("sgd", "adam")
 _CELLS = ("rnn", "gru", "lstm")
 _NONLINEARITIES = ("tanh", "relu")
 # the parameter names of each estimator class (sklearn's _get_param_names)
 _PARAM_NAMES = {}
-# per-thread inference workspace is kept under about this many bytes
-_PREDICT_WS_BYTES = 32 * 2**20
-
-
-@contextmanager
-def _sigint_after_batch():
-    """Turn the first Ctrl-C into a flag the training loop reads after each
-    batch (a second Ctrl-C raises KeyboardInterrupt as usual).  Only the main
-    thread can install signal handlers; elsewhere this does nothing."""
-    state = {"hit": False}
-    if threading.current_thread() is not threading.main_thread():
-        yield state
-        return
-
-    def handler(signum, frame):
-        if state["hit"]:
-            raise KeyboardInterrupt
-        state["hit"] = True
-
-    try:
-        old = signal.signal(signal.SIGINT, handler)
-    except (ValueError, OSError):  # pragma: no cover - embedded interpreters
-        yield state
-        return
-    try:
-        yield state
-    finally:
-        signal.signal(signal.SIGINT, old if old is not None else signal.default_int_handler)
-
-
-def _use_hidden_split(n_rows, layout, n_threads, itemsize):
-    """Split the hidden units over the threads (one team on the whole batch,
-    a barrier per step) rather than the batch (one shard per thread)?
-
-    Yes when the batch would leave threads idle or with tiny shards, or when
-    W_hh is too big to stay in one core's cache (each thread's slice then
-    does); as long as every thread gets a slice of at least 32 units.  On the
-    benchmark shapes at 2 threads this picks the faster of the two for every
-    case (benches/, docs/performance.md)."""
-    units = layout.gates * layout.hidden
-    if n_threads < 2 or units < 32 * n_threads:
-        return False
-    return n_rows < 4 * n_threads or units * layout.hidden * itemsize > 512 * 1024
-
-
-def _sample_rows(data, samples):
-    """Data rows of the given samples' steps, in order."""
-    return np.concatenate([np.arange(data.start[i], data.start[i] + data.lens[i])
-                           for i in samples]).astype(np.intp)
 
 
 def _per_step_targets(data, y, name="y"):
@@ -395,64 +343,15 @@ class _BaseRNN(BaseEstimator):
             int(self.hidden_size), int(n_features), int(n_outputs),
         )
 
-    def _config(self, layout):
-        """The kernels' Config for this layout and the current parameters (cached)."""
-        key = (layout, bool(self.return_sequences), self.bptt_truncate)
-        cached = self.__dict__.get("_kernel_config")
-        if cached is None or cached[0] != key:
-            cached = (key, layout.config(self.return_sequences, self._loss_code,
-                                         self.bptt_truncate))
-            self.__dict__["_kernel_config"] = cached
-        return cached[1]
-
-    def _fresh_state(self, layout, dtype, rng):
-        theta = layout.init_params(rng, dtype)
-        return self._new_training_state(layout, theta)
-
-    @staticmethod
-    def _new_training_state(layout, theta):
-        return {
-            "_layout": layout,
-            "_theta": theta,
-            "_opt_m": np.zeros_like(theta),
-            "_opt_v": np.zeros_like(theta),
-            "_opt_step": 0,
-            "loss_curve_": [],
-            "validation_scores_": [],
-            "validation_loss_curve_": [],
-            "best_loss_": np.inf,
-            "best_validation_score_": -np.inf,
-            "_no_improvement_count": 0,
-            "n_iter_": 0,
-            "t_": 0,
-            "loss_": None,
-            "_wpack": None,
-        }
-
-    def _copy_state(self):
-        """The current training state, with arrays copied (a fit works on this
-        copy and commits it at the end, so an error leaves self as it was)."""
-        st = {
-            "_layout": self._layout,
-            "_theta": self._theta.copy(),
-            "_opt_m": self._opt_m.copy(),
-            "_opt_v": self._opt_v.copy(),
-            "_opt_step": self._opt_step,
-            "loss_curve_": list(self.loss_curve_),
-            "validation_scores_": list(self.validation_scores_),
-            "validation_loss_curve_": list(self.validation_loss_curve_),
-            "best_loss_": self.best_loss_ if self.best_loss_ is not None else np.inf,
-            "best_validation_score_": (
-                self.best_validation_score_ if self.best_validation_score_ is not None
-                else -np.inf
-            ),
-            "_no_improvement_count": self._no_improvement_count,
-            "n_iter_": self.n_iter_,
-            "t_": self.t_,
-            "loss_": self.loss_,
-            "_wpack": None,         # the weights will change
-        }
-        return st
+    def _engine(self, layout):
+        """The kernel interface for this layout and the current parameters
+        (cached while they stay the same)."""
+        key = (layout, bool(self.return_sequences), self._loss_code, self.bptt_truncate)
+        engine = self.__dict__.get("_engine_cache")
+        if engine is None or engine.key != key:
+            engine = Engine(layout, self.return_sequences, self._loss_code, self.bptt_truncate)
+            self.__dict__["_engine_cache"] = engine
+        return engine
 
     # ------------------------------------------------------------------
     # training
@@ -466,8 +365,7 @@ class _BaseRNN(BaseEstimator):
         data = self._check_X(X, dtype, reset=not continue_from_fitted)
         target, target_info = self._check_targets(data, y, dtype, incremental, classes,
                                                   continue_from_fitted)
-        n_outputs = target_info["n_outputs_"]
-        layout = self._make_layout(data.n_features, n_outputs)
+        layout = self._make_layout(data.n_features, target_info["n_outputs_"])
 
         if continue_from_fitted:
             if layout != self._layout:
@@ -478,32 +376,54 @@ class _BaseRNN(BaseEstimator):
                     "with warm_start=False to start a new network."
                 )
             rng = self._random_state if incremental else check_random_state(self.random_state)
-            state = self._copy_state()
-            if self._theta.dtype != dtype:
-                state["_theta"] = state["_theta"].astype(dtype)
-                state["_opt_m"] = state["_opt_m"].astype(dtype)
-                state["_opt_v"] = state["_opt_v"].astype(dtype)
+            state = TrainState.of(self, dtype)
             if not incremental:
-                # warm start: keep the weights, start a new optimizer (as scikit-learn)
-                state["_opt_m"][:] = 0
-                state["_opt_v"][:] = 0
-                state["_opt_step"] = 0
+                state.reset_optimizer()     # warm start: a new optimizer, as scikit-learn
         else:
             rng = check_random_state(self.random_state)
-            state = self._fresh_state(layout, dtype, rng)
+            state = TrainState.new(layout, layout.init_params(rng, dtype))
 
-        state.update(target_info)
-        state["n_features_in_"] = data.n_features
-        state["_random_state"] = rng
-        self._train(state, data, target, incremental, dtype)
-        if self.early_stopping and not incremental:
-            state["best_loss_"] = None
-        else:
-            state["best_validation_score_"] = None
-        state["_wpack"] = self._packed_weights(state["_layout"], state["_theta"])
+        early_stopping = self.early_stopping and not incremental
+        engine = self._engine(layout)
+        n_threads = effective_n_threads(self.n_jobs)
+        pool, validate = self._holdout(engine, data, target, rng, n_threads, early_stopping)
+        work = engine.trainer(data, target, self.batch_size, n_threads, dtype)
+        loop = EpochLoop(make_solver(self), float(self.learning_rate_init),
+                         1 if incremental else int(self.max_iter), self.tol,
+                         self.n_iter_no_change, self.shuffle, self.verbose,
+                         None if incremental else self.max_iter)
+        loop.run(state, work, pool, rng, validate)
+
+        attrs = state.attributes(early_stopping)
+        attrs.update(target_info, n_features_in_=data.n_features, _random_state=rng,
+                     _wpack=engine.packed_weights(state.theta))
         # commit: from here on nothing can fail
-        self.__dict__.update(state)
+        self.__dict__.update(attrs)
         return self
+
+    def _holdout(self, engine, data, target, rng, n_threads, early_stopping):
+        """(samples to train on, validation function or None).  With early
+        stopping, validation_fraction of the samples is held out (stratified
+        for many-to-one classification) and scored after each epoch."""
+        if not early_stopping:
+            return np.arange(data.n_samples, dtype=np.intp), None
+        seq = bool(self.return_sequences)
+        stratify = target if (self._loss_code == LOSS_XENT and not seq) else None
+        pool, val = train_test_split(np.arange(data.n_samples), random_state=rng,
+                                     test_size=self.validation_fraction, stratify=stratify)
+        if len(val) < 2:
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' or the "
+                "size of your dataset."
+            )
+        val = np.sort(val).astype(np.intp)
+        val_rows = sample_rows(data, val) if seq else val
+
+        def validate(theta):
+            raw = engine.predict(theta, data, n_threads, idx=val)
+            return self._score_and_loss(raw[val_rows], target[val_rows])
+
+        return np.asarray(pool, dtype=np.intp), validate
 
     @staticmethod
     def _describe(layout):
@@ -514,206 +434,8 @@ class _BaseRNN(BaseEstimator):
             f"{layout.n_features} input feature(s), {layout.n_outputs} output(s)"
         )
 
-    def _train(self, st, data, target, incremental, dtype):
-        """Epochs of mini-batch training on `st` (the working copy of the
-        model).  target: (rows, n_outputs) values or (rows,) class codes, a
-        row per sample (many-to-one) or per step (return_sequences)."""
-        layout = st["_layout"]
-        cfg = self._config(layout)
-        n_threads = effective_n_threads(self.n_jobs)
-        rng = st["_random_state"]
-        early_stopping = self.early_stopping and not incremental
-        seq = bool(self.return_sequences)
-
-        if early_stopping:
-            stratify = target if (self._loss_code == LOSS_XENT and not seq) else None
-            pool, val = train_test_split(
-                np.arange(data.n_samples), random_state=rng,
-                test_size=self.validation_fraction, stratify=stratify,
-            )
-            if len(val) < 2:
-                raise ValueError(
-                    "The validation set is too small. Increase 'validation_fraction' or "
-                    "the size of your dataset."
-                )
-            val = np.sort(val).astype(np.intp)
-            val_rows = _sample_rows(data, val) if seq else val
-        else:
-            pool = np.arange(data.n_samples)
-        pool = np.asarray(pool, dtype=np.intp)
-
-        n = len(pool)
-        T = data.max_len
-        varlen = not data.uniform
-        lens = data.lens
-        batch = min(int(self.batch_size), n)
-        hidden_split = _use_hidden_split(batch, layout, n_threads, dtype.itemsize)
-        n_shards = 1 if hidden_split else max(1, min(n_threads, batch))
-        shard_rows = -(-batch // n_shards)
-        ws = np.empty((n_shards, cfg.workspace_size(shard_rows, T, True, varlen)), dtype=dtype)
-        iws = np.empty((n_shards, 2 * T + 2), dtype=np.intp)
-        grads = np.empty((n_shards, layout.n_params), dtype=dtype)
-        # scratch for the packed W_hh of the recurrent products (none: BLAS)
-        wpack = np.empty(cfg.packed_size(True, dtype.itemsize) if _kernels.simd_level() else 0,
-                         dtype=dtype)
-        wmask = layout.weight_mask
-        if self._loss_code == LOSS_MSE:
-            yreg, ylab = target, np.zeros(0, dtype=np.int32)
-        else:
-            yreg, ylab = np.zeros((0, 0), dtype=dtype), target
-        theta, m, v = st["_theta"], st["_opt_m"], st["_opt_v"]
-        solver = _SOLVERS[self.solver]
-        clip = -1.0 if self.clip_norm is None else float(self.clip_norm)
-        alpha = float(self.alpha)
-        lr = float(self.learning_rate_init)
-        order = pool
-        best_theta = theta.copy() if early_stopping else None
-        n_epochs = 1 if incremental else int(self.max_iter)
-
-        with blas_single_threaded(), _sigint_after_batch() as interrupt:
-            for _ in range(n_epochs):
-                t0 = time.perf_counter()
-                if self.shuffle:
-                    order = pool[rng.permutation(n)]
-                acc = 0.0
-                for start in range(0, n, batch):
-                    idx, bounds = shard_batch(order[start:start + batch], lens, n_shards,
-                                              not varlen)
-                    loss = _kernels.train_step(
-                        cfg, theta, grads, data.rows, data.start, lens, yreg, ylab, idx,
-                        bounds, ws, iws, T, shard_rows, varlen, n_threads, hidden_split, wpack,
-                    )
-                    if not np.isfinite(loss):
-                        self._diverged("loss", loss)
-                    st["_opt_step"] += 1
-                    norm, wsq = _optim.apply_update(
-                        theta, grads, m, v, wmask, solver, lr, alpha, clip,
-                        float(self.beta_1), float(self.beta_2), float(self.epsilon),
-                        float(self.momentum), bool(self.nesterovs_momentum),
-                        st["_opt_step"], n_threads,
-                    )
-                    if not np.isfinite(norm):
-                        self._diverged("gradient norm", norm)
-                    acc += (loss + 0.5 * alpha * wsq) * len(idx)
-                    if interrupt["hit"]:
-                        break
-                if interrupt["hit"] and start + batch < n:
-                    # the epoch was cut short: keep the weights, do not log a partial epoch
-                    warnings.warn(
-                        "Training interrupted by user; the model keeps the weights after "
-                        "the last completed batch.", UserWarning,
-                    )
-                    break
-                st["n_iter_"] += 1
-                st["t_"] += n
-                st["loss_"] = acc / n
-                st["loss_curve_"].append(st["loss_"])
-                msg = f"Epoch {st['n_iter_']}: loss = {st['loss_']:.6f}"
-                if early_stopping:
-                    raw = self._raw_predict(layout, theta, data, n_threads, idx=val)
-                    vscore, vloss = self._score_and_loss(raw[val_rows], target[val_rows])
-                    st["validation_scores_"].append(vscore)
-                    st["validation_loss_curve_"].append(vloss)
-                    msg += f", validation loss = {vloss:.6f}, validation score = {vscore:.6f}"
-                    if vscore < st["best_validation_score_"] + self.tol:
-                        st["_no_improvement_count"] += 1
-                    else:
-                        st["_no_improvement_count"] = 0
-                    if vscore > st["best_validation_score_"]:
-                        st["best_validation_score_"] = vscore
-                        best_theta[:] = theta
-                else:
-                    if st["loss_"] > st["best_loss_"] - self.tol:
-                        st["_no_improvement_count"] += 1
-                    else:
-                        st["_no_improvement_count"] = 0
-                    st["best_loss_"] = min(st["best_loss_"], st["loss_"])
-                if self.verbose:
-                    print(f"{msg}, {time.perf_counter() - t0:.3f} s", flush=True)
-                if interrupt["hit"]:
-                    warnings.warn(
-                        "Training interrupted by user; the model keeps the weights after "
-                        "the last completed batch.", UserWarning,
-                    )
-                    break
-                if incremental:
-                    break
-                if st["_no_improvement_count"] > self.n_iter_no_change:
-                    if self.verbose:
-                        what = ("Validation score" if early_stopping else "Training loss")
-                        print(f"{what} did not improve more than tol={self.tol} for "
-                              f"{self.n_iter_no_change} consecutive epochs. Stopping.")
-                    break
-            else:
-                if not incremental:
-                    warnings.warn(
-                        f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached "
-                        "and the optimization hasn't converged yet.", ConvergenceWarning,
-                    )
-        if early_stopping and st["validation_scores_"]:
-            theta[:] = best_theta
-
-    def _diverged(self, what, value):
-        raise ValueError(
-            f"Training produced a non-finite {what} ({value}); the model is left as it was "
-            "before this call. The input data may contain very large values, or the "
-            "learning rate may be too high."
-        )
-
     # ------------------------------------------------------------------
     # inference
-
-    def _packed_weights(self, layout, theta):
-        """W_hh packed for the recurrent products of predict (empty: BLAS).
-        Built whenever the weights are set, so predict never writes to self."""
-        cfg = self._config(layout)
-        size = cfg.packed_size(False, theta.dtype.itemsize) if _kernels.simd_level() else 0
-        wpack = np.empty(size, dtype=theta.dtype)
-        if size:
-            _kernels.pack_weights(cfg, theta, wpack, False)
-        return wpack
-
-    def _raw_predict(self, layout, theta, data, n_threads, wpack=None, states=None, idx=None):
-        """Head outputs in theta's dtype: (n_samples, n_outputs), or a row per
-        step (return_sequences), aligned with data.rows.  idx: only these
-        samples (the other rows are left unset).  wpack: theta's packed
-        weights if the caller has them.  states: (h0, c0, hN, cN) arrays for
-        the kernel (None entries: none)."""
-        cfg = self._config(layout)
-        seq = bool(self.return_sequences)
-        out = np.empty((data.rows.shape[0] if seq else data.n_samples, layout.n_outputs),
-                       dtype=theta.dtype)
-        if idx is None:
-            order = data.order()
-        else:
-            order = np.asarray(idx, dtype=np.intp)
-            order = order[np.argsort(-data.lens[order], kind="stable")]
-        N = len(order)
-        if N == 0:
-            return out
-        T = int(data.lens[order[0]])
-        hidden_split = _use_hidden_split(N, layout, n_threads, theta.dtype.itemsize)
-        nt = n_threads if hidden_split else max(1, min(n_threads, N))
-        per_row = cfg.workspace_size(2, T, False) - cfg.workspace_size(1, T, False)
-        cap = max(1, _PREDICT_WS_BYTES // max(1, per_row * theta.dtype.itemsize))
-        chunk = int(max(1, min(N if hidden_split else -(-N // nt), cap, 256)))
-        bounds = None
-        if not hidden_split and not data.uniform:
-            # ragged: deal the samples to the chunks by length, so every
-            # chunk (thread) gets a similar amount of work
-            n_chunks = -(-N // chunk)
-            order, bounds = shard_batch(order, data.lens, n_chunks, False)
-            chunk = int(np.max(np.diff(bounds)))
-        nws = 1 if hidden_split else nt
-        ws = np.empty((nws, cfg.workspace_size(chunk, T, False)), dtype=theta.dtype)
-        iws = np.empty((nws, 2 * T + 2), dtype=np.intp)
-        h0, c0, hN, cN = states or (None,) * 4
-        with blas_single_threaded():
-            if wpack is None:
-                wpack = self._packed_weights(layout, theta)
-            _kernels.predict(cfg, theta, data.rows, data.start, data.lens, order, out, ws, iws,
-                             chunk, T, nt, hidden_split, wpack, h0, c0, hN, cN, bounds)
-        return out
 
     def _forward(self, X, initial_state=None, return_state=False):
         """Validated X -> (raw head outputs, SeqData, final states or None)."""
@@ -726,8 +448,8 @@ class _BaseRNN(BaseEstimator):
         if return_state:
             hN = np.empty(shape, dtype=self._theta.dtype)
             cN = np.empty(shape, dtype=self._theta.dtype) if lay.cell == "lstm" else None
-        raw = self._raw_predict(lay, self._theta, data, effective_n_threads(self.n_jobs),
-                                self._wpack, (h0, c0, hN, cN))
+        raw = self._engine(lay).predict(self._theta, data, effective_n_threads(self.n_jobs),
+                                        self._wpack, (h0, c0, hN, cN))
         if not return_state:
             return raw, data, None
         return raw, data, ((hN, cN) if lay.cell == "lstm" else hN)
@@ -777,7 +499,7 @@ class _BaseRNN(BaseEstimator):
     def __setstate__(self, state):
         super().__setstate__(state)
         if "_theta" in self.__dict__:
-            self._wpack = self._packed_weights(self._layout, self._theta)
+            self._wpack = self._engine(self._layout).packed_weights(self._theta)
 
     # ------------------------------------------------------------------
     # PyTorch interchange
@@ -838,15 +560,12 @@ class _BaseRNN(BaseEstimator):
             if not np.all(np.isfinite(arr)):
                 raise ValueError(f"state_dict['{name}'] contains NaN or infinity.")
             views[name][...] = arr
-        info = self._target_info_from_outputs(layout.n_outputs, **kwargs)
-        state = self._new_training_state(layout, theta)
-        state.update(info)
-        state["n_features_in_"] = layout.n_features
-        state["_random_state"] = check_random_state(self.random_state)
-        state["best_loss_"] = None
-        state["best_validation_score_"] = None
-        state["_wpack"] = self._packed_weights(layout, theta)
-        self.__dict__.update(state)
+        attrs = TrainState.new(layout, theta).attributes(early_stopping=False)
+        attrs.update(self._target_info_from_outputs(layout.n_outputs, **kwargs),
+                     n_features_in_=layout.n_features, best_loss_=None,
+                     _random_state=check_random_state(self.random_state),
+                     _wpack=self._engine(layout).packed_weights(theta))
+        self.__dict__.update(attrs)
         return self
 
     def __sklearn_tags__(self):

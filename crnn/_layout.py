@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _kernels
 
-LOSS_MSE, LOSS_XENT = 0, 1
+LOSS_MSE, LOSS_XENT = _kernels.LOSS_CODES["mse"], _kernels.LOSS_CODES["xent"]
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
 
@@ -97,10 +97,8 @@ class Layout:
 
     @property
     def cell_code(self):
-        """The kernels' cell code: 0 Elman tanh, 1 Elman relu, 2 GRU, 3 LSTM."""
-        if self.cell == "rnn":
-            return 0 if self.nonlinearity == "tanh" else 1
-        return 2 if self.cell == "gru" else 3
+        """The kernels' code of this cell (and, for Elman, nonlinearity)."""
+        return _kernels.CELL_CODES[(self.cell, self.nonlinearity if self.cell == "rnn" else None)]
 
     def config(self, seq, loss, trunc):
         return _kernels.Config(

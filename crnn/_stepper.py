@@ -2,7 +2,6 @@
 import numpy as np
 from sklearn.base import is_classifier
 
-from . import _kernels
 from ._threads import effective_n_threads
 
 
@@ -31,8 +30,8 @@ class Stepper:
     regressor gives a float (or an (n_outputs,) array), the classifier a
     label; for several streams, arrays with a first axis of n_streams.
     Computation is in the estimator's dtype; it uses the estimator's n_jobs
-    threads (split over hidden units) only when the weights exceed 256 KB,
-    where one core's cache no longer holds them, and one thread otherwise.
+    threads (split over hidden units) only when the weights outgrow one
+    core's cache (crnn._engine.plan_threads), and one thread otherwise.
     """
 
     def __init__(self, estimator, n_streams=1):
@@ -40,14 +39,9 @@ class Stepper:
         if n_streams < 1:
             raise ValueError(f"n_streams must be at least 1, got {n_streams}.")
         lay = estimator._layout
-        cfg = estimator._config(lay)
         self._classifier = is_classifier(estimator)
-        # a second thread pays off once the weights outgrow one core's cache
-        weight_bytes = (lay.gates * lay.hidden * (lay.hidden + lay.n_features) * lay.num_layers
-                        * estimator._theta.dtype.itemsize)
-        n_threads = effective_n_threads(estimator.n_jobs) if weight_bytes > 256 * 1024 else 1
-        self._kernel = _kernels.StepKernel(cfg, estimator._theta, n_streams, self._classifier,
-                                           n_threads)
+        self._kernel = estimator._engine(lay).step_kernel(
+            estimator._theta, n_streams, self._classifier, effective_n_threads(estimator.n_jobs))
         self._lstm = lay.cell == "lstm"
         self._n_streams = n_streams
         self._n_features = lay.n_features

@@ -47,27 +47,42 @@ def blas_single_threaded():
             lib.set_num_threads(n)
 
 
+_CPU_COUNT = None
+
+
 def cpu_count():
-    try:
-        n = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        n = os.cpu_count() or 1
-    return max(1, n)
+    """Usable cores: CPU affinity and container CPU quotas (cgroups) taken
+    into account, as joblib (and so scikit-learn) counts them.  Cached."""
+    global _CPU_COUNT
+    if _CPU_COUNT is None:
+        from joblib import cpu_count as joblib_cpu_count
+        _CPU_COUNT = max(1, int(joblib_cpu_count(only_physical_cores=False)))
+    return _CPU_COUNT
+
+
+def max_n_threads():
+    """The most threads the kernels use: omp_get_max_threads() when
+    OMP_NUM_THREADS is set (the user's word, even above the core count),
+    else that capped by the usable cores (scikit-learn's rule)."""
+    if not openmp_enabled():
+        return 1
+    if os.environ.get("OMP_NUM_THREADS"):
+        return max(1, omp_max_threads())
+    return max(1, min(omp_max_threads(), cpu_count()))
 
 
 def effective_n_threads(n_jobs):
-    """Threads for the kernels from an `n_jobs` value (scikit-learn's rules).
-
-    None: all usable cores (OMP_NUM_THREADS caps it when set); k > 0: k;
-    k < 0: cores + 1 + k (-1 = all cores).  Always 1 without OpenMP.
-    """
+    """Threads for the kernels from an ``n_jobs`` value, as scikit-learn's
+    ``_openmp_effective_n_threads``: None: max_n_threads(); k > 0: k;
+    k < 0: max_n_threads() + 1 + k (-1: all of them), at least 1.  Always 1
+    without OpenMP."""
+    if n_jobs is not None and int(n_jobs) == 0:
+        raise ValueError("n_jobs == 0 has no meaning; use None, a positive or a negative int.")
     if not openmp_enabled():
         return 1
     if n_jobs is None:
-        if "OMP_NUM_THREADS" in os.environ:
-            return max(1, omp_max_threads())
-        return max(1, min(omp_max_threads(), cpu_count()))
+        return max_n_threads()
     n_jobs = int(n_jobs)
     if n_jobs > 0:
         return n_jobs
-    return max(1, cpu_count() + 1 + n_jobs)
+    return max(1, max_n_threads() + 1 + n_jobs)

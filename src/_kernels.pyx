@@ -93,15 +93,14 @@ cdef extern from *:
     bint CRNN_DEBUG_BUILD
 
 
-cdef enum:
-    CELL_TANH = 0
-    CELL_RELU = 1
-    CELL_GRU = 2
-    CELL_LSTM = 3
+from crnn_codes cimport (CELL_TANH, CELL_RELU, CELL_GRU, CELL_LSTM, LOSS_MSE, LOSS_XENT,
+                         SOLVER_SGD, SOLVER_ADAM)
 
-cdef enum:
-    LOSS_MSE = 0
-    LOSS_XENT = 1
+# the codes for Python (crnn/_layout.py, crnn/_training.py)
+CELL_CODES = {("rnn", "tanh"): CELL_TANH, ("rnn", "relu"): CELL_RELU, ("gru", None): CELL_GRU,
+              ("lstm", None): CELL_LSTM}
+LOSS_CODES = {"mse": LOSS_MSE, "xent": LOSS_XENT}
+SOLVER_CODES = {"sgd": SOLVER_SGD, "adam": SOLVER_ADAM}
 
 # workspace slots (offsets into a shard's workspace, in elements)
 cdef enum:
@@ -182,6 +181,11 @@ cdef class Config:
         training) for all layers and directions."""
         return _packed_block(&self.net, itemsize) * self.net.L * self.net.ndir * (2 if train else 1)
 
+    def index_workspace_size(self, Py_ssize_t n_steps):
+        """Integers of index workspace (the per-step tables of Seqs) one
+        shard or chunk of sequences of at most n_steps steps needs."""
+        return _iws_size(n_steps)
+
     def workspace_size(self, Py_ssize_t shard_rows, Py_ssize_t n_steps, bint train,
                        bint varlen=False):
         """Elements of workspace one shard of `shard_rows` sequences of at most
@@ -189,6 +193,17 @@ cdef class Config:
         cdef Py_ssize_t lay[WS_NSLOTS]
         _ws_layout(&self.net, shard_rows, n_steps, train, varlen, lay)
         return lay[WS_TOTAL]
+
+
+cdef inline Py_ssize_t _iws_size(Py_ssize_t T) noexcept nogil:
+    """Index workspace of a shard of at most T steps: bs[0..T-1], off[0..T]."""
+    return 2 * T + 1
+
+
+def panel(Py_ssize_t itemsize):
+    """Elements in one panel of packed weights: hidden-unit slices of a
+    thread team start at multiples of it."""
+    return CRNN_PW_BYTES // itemsize
 
 
 cdef inline Py_ssize_t _packed_block(const Net* n, Py_ssize_t itemsize) noexcept nogil:
@@ -481,7 +496,7 @@ cdef struct Seqs:
 cdef void _seqs_init(Seqs* q, const Py_ssize_t* idx, Py_ssize_t B, const Py_ssize_t* start,
                      const Py_ssize_t* lens, Py_ssize_t* iws, int tid, int nt) noexcept nogil:
     """Fill q for the rows idx[0..B-1] (sorted by decreasing length); iws
-    holds 2 T + 1 integers.  Thread 0 writes the tables; ends with a barrier."""
+    holds _iws_size(T) integers.  Thread 0 writes the tables; ends with a barrier."""
     cdef Py_ssize_t t, p
     q.B = B
     q.idx = idx
@@ -1348,8 +1363,9 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
     shard run by a team of n_threads threads that split the hidden units.
     The caller sums the rows of `grads` in order (see _optim).
 
-    ws (one row per shard) and iws (2 T_cap + 2 integers per shard) were
-    sized with cfg.workspace_size(B_cap, T_cap, True, varlen).  wpack
+    ws (one row per shard) and iws (one row per shard) were sized with
+    cfg.workspace_size(B_cap, T_cap, True, varlen) and
+    cfg.index_workspace_size(T_cap).  wpack
     (cfg.packed_size(True, itemsize) elements): scratch for packed copies of
     W_hh, which the recurrent products then use; None or empty: BLAS.
     Returns the mean loss of the batch (without the L2 term).
@@ -1384,7 +1400,7 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
             raise ValueError("a shard is larger than the workspace")
         Tmax = max(Tmax, _check_seqs(cfg, X.shape[0], start, lens, idx, shard_off[s],
                                      shard_off[s + 1]))
-    if Tmax > T_cap or ws.shape[0] < S or iws.shape[0] < S or iws.shape[1] < 2 * T_cap + 2 \
+    if Tmax > T_cap or ws.shape[0] < S or iws.shape[0] < S or iws.shape[1] < _iws_size(T_cap) \
             or ws.shape[1] < cfg.workspace_size(B_cap, T_cap, True, varlen):
         raise ValueError("workspace too small")
     if not varlen:
@@ -1458,7 +1474,7 @@ def predict(Config cfg, const floating[::1] theta, const floating[:, ::1] X,
     samples (or the pieces idx[chunk_off[c]:chunk_off[c + 1]], at most
     `chunk` each), each sorted by decreasing length, go to the threads, each
     thread using its rows of `ws` and `iws` (sized with
-    cfg.workspace_size(chunk, T_cap, False) and 2 T_cap + 2); with
+    cfg.workspace_size(chunk, T_cap, False) and cfg.index_workspace_size(T_cap)); with
     hidden_split all threads work on each chunk in turn (split over hidden
     units, one row of each).  A sample's result does not depend on the other
     samples.  wpack: weights packed by pack_weights(train=False) for the
@@ -1533,7 +1549,7 @@ def predict(Config cfg, const floating[::1] theta, const floating[:, ::1] X,
     if not hidden_split and nt > nchunks:
         nt = <int> nchunks
     if ws.shape[0] < (1 if hidden_split else nt) or iws.shape[0] < ws.shape[0] \
-            or iws.shape[1] < 2 * T_cap + 2 \
+            or iws.shape[1] < _iws_size(T_cap) \
             or ws.shape[1] < cfg.workspace_size(chunk, T_cap, False):
         raise ValueError("workspace too small")
     if CRNN_DEBUG_BUILD:
@@ -1747,8 +1763,7 @@ cdef class StepKernel:
         self.Rb = np.empty(n_streams * n.G * n.H, dtype=self.dtype)
         self.n_streams = n_streams
         self.softmax = softmax
-        # more threads only when each gets a useful slice of units
-        self.n_threads = max(1, min(n_threads, n.H // (CRNN_PW_BYTES // itemsize)))
+        self.n_threads = max(1, n_threads)     # crnn._engine.plan_threads decides
         self.state_shape[0] = n.L
         self.state_shape[1] = n_streams
         self.state_shape[2] = n.H

@@ -11,9 +11,7 @@ from libc.math cimport sqrt, pow, isfinite
 
 import numpy as np
 
-cdef enum:
-    SOLVER_SGD = 0
-    SOLVER_ADAM = 1
+from crnn_codes cimport SOLVER_SGD, SOLVER_ADAM
 
 cdef enum:
     CHUNK = 16384

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from crnn import _kernels
+from crnn._data import shard_batch
 from crnn._layout import LOSS_MSE, LOSS_XENT, Layout
 
 
@@ -52,21 +53,9 @@ def flatten(X):
 
 
 def shard(idx, lens, S):
-    """Split a batch into S shards of balanced total length, each sorted by
-    decreasing length (what the estimators do)."""
+    """Split a batch into S shards with the estimators' own sharding code."""
     idx = np.asarray(idx, dtype=np.intp)
-    if np.all(lens[idx] == lens[idx[0]]):
-        bounds = [len(idx) * s // S for s in range(S + 1)]
-        return idx, np.array(bounds, dtype=np.intp)
-    order = idx[np.argsort(-lens[idx], kind="stable")]
-    groups, load = [[] for _ in range(S)], np.zeros(S)
-    for i in order:
-        s = int(np.argmin(load))
-        groups[s].append(i)
-        load[s] += lens[i]
-    out = np.concatenate([np.asarray(g, dtype=np.intp) for g in groups])
-    bounds = np.concatenate([[0], np.cumsum([len(g) for g in groups])]).astype(np.intp)
-    return out, bounds
+    return shard_batch(idx, lens, S, bool(np.all(lens[idx] == lens[idx[0]])))
 
 
 def kernel_loss_grad(layout, params, X, y, idx, *, loss, seq, trunc=None, n_threads=1,
@@ -100,7 +89,7 @@ def kernel_loss_grad(layout, params, X, y, idx, *, loss, seq, trunc=None, n_thre
         for a in (theta, rows, yreg, ylab, order, start, lens):
             a.setflags(write=False)
     ws = np.zeros((S, cfg.workspace_size(bmax, T, True, varlen)), dtype)
-    iws = np.zeros((S, 2 * T + 2), np.intp)
+    iws = np.zeros((S, cfg.index_workspace_size(T)), np.intp)
     grads = np.zeros((S, layout.n_params), dtype)
     wpack = np.full(cfg.packed_size(True, np.dtype(dtype).itemsize) if packed else 0, np.nan,
                     dtype)
@@ -126,7 +115,7 @@ def kernel_predict(layout, params, X, *, seq, n_threads=1, chunk=3, dtype=np.flo
     out = np.zeros((rows.shape[0] if seq else len(lens), layout.n_outputs), dtype)
     nws = 1 if hidden_split else n_threads
     ws = np.zeros((nws, cfg.workspace_size(chunk, T, False)), dtype)
-    iws = np.zeros((nws, 2 * T + 2), np.intp)
+    iws = np.zeros((nws, cfg.index_workspace_size(T)), np.intp)
     wpack = np.zeros(cfg.packed_size(False, np.dtype(dtype).itemsize) if packed else 0, dtype)
     if packed:
         _kernels.pack_weights(cfg, theta, wpack, False, n_threads)

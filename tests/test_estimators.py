@@ -492,13 +492,15 @@ def test_parameter_changes_between_calls_are_seen():
 @pytest.mark.parametrize("cls", [RNNRegressor, RNNClassifier])
 def test_batch_and_hidden_split_train_the_same_model(monkeypatch, cls):
     """The two ways to spread a batch over threads differ only in rounding."""
-    import crnn._estimators as est_mod
+    import crnn._engine as engine_mod
 
     X, y = _toy(n=30, T=5)
     y = y if cls is RNNClassifier else y.astype(float)
     results = {}
     for forced in (False, True):
-        monkeypatch.setattr(est_mod, "_use_hidden_split", lambda *a, f=forced: f)
+        def plan(layout, n_rows, n_threads, itemsize, streaming=False, f=forced):
+            return engine_mod.ThreadPlan(f, n_threads if f else max(1, min(n_threads, n_rows)))
+        monkeypatch.setattr(engine_mod, "plan_threads", plan)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             m = cls(hidden_size=48, num_layers=2, bidirectional=True, max_iter=3, batch_size=10,
@@ -509,19 +511,6 @@ def test_batch_and_hidden_split_train_the_same_model(monkeypatch, cls):
         np.testing.assert_allclose(results[True][0][k], results[False][0][k], rtol=1e-9,
                                    atol=1e-12, err_msg=k)
     np.testing.assert_allclose(results[True][1], results[False][1], rtol=1e-9, atol=1e-12)
-
-
-def test_split_choice():
-    from crnn._estimators import _use_hidden_split
-    from crnn._layout import Layout
-
-    def lay(H):
-        return Layout("rnn", "tanh", 1, 1, H, 8, 1)
-    assert not _use_hidden_split(1, lay(256), 1, 4)          # one thread: nothing to split
-    assert _use_hidden_split(1, lay(256), 2, 4)              # streaming: B < threads
-    assert not _use_hidden_split(1, lay(32), 2, 4)           # slices too thin
-    assert _use_hidden_split(64, lay(512), 2, 4)             # W_hh 1 MB
-    assert not _use_hidden_split(64, lay(128), 2, 4)         # big shards, W_hh in cache
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])

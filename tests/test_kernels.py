@@ -7,7 +7,7 @@ import pytest
 import reference as ref
 from kernel_helpers import (SIMD_IDS, SIMD_LEVELS, flatten, kernel_loss_grad,
                             kernel_predict, make_layout, pack, simd)
-from crnn import _kernels, _optim
+from crnn import _kernels
 from crnn._layout import LOSS_MSE
 
 B, T, D, H, O = 6, 7, 3, 5, 4
@@ -216,7 +216,7 @@ def test_kernel_rejects_inconsistent_arrays():
     cfg = layout.config(False, LOSS_MSE, None)
     rows, start, lens = flatten(X)
     ws = np.zeros((1, cfg.workspace_size(B, T, True)))
-    iws = np.zeros((1, 2 * T + 2), np.intp)
+    iws = np.zeros((1, cfg.index_workspace_size(T)), np.intp)
     grads = np.zeros((1, layout.n_params))
     yreg = np.ascontiguousarray(y.reshape(len(y), O))
     lab = np.zeros(0, np.int32)
@@ -253,80 +253,6 @@ def test_kernel_rejects_inconsistent_arrays():
         call(lens=ragged, varlen=True, idx=by_length[::-1].copy())
     call(lens=ragged, varlen=True, idx=by_length,
          ws=np.zeros((1, cfg.workspace_size(B, T, True, True))))
-
-
-# ---------------------------------------------------------------------------
-# optimizer kernel
-
-
-def _numpy_step(theta, g, m, v, mask, solver, lr, alpha, clip, b1, b2, eps, mom, nesterov, step):
-    """torch.optim semantics, written out in numpy (float64)."""
-    theta, g, m, v = (a.astype(np.float64) for a in (theta, g, m, v))
-    norm = np.linalg.norm(g)
-    if clip is not None:
-        g = g * min(1.0, clip / (norm + 1e-6))
-    g = g + alpha * theta * mask
-    if solver == "adam":
-        m = b1 * m + (1 - b1) * g
-        v = b2 * v + (1 - b2) * g * g
-        theta = theta - lr / (1 - b1 ** step) * m / (np.sqrt(v) / np.sqrt(1 - b2 ** step) + eps)
-    else:
-        if mom:
-            m = g if step == 1 else mom * m + g
-            g = g + mom * m if nesterov else m
-        theta = theta - lr * g
-    return theta, m, v, norm
-
-
-@pytest.mark.parametrize("solver", ["adam", "sgd"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("P", [7, 40000])
-@pytest.mark.parametrize("clip", [None, 0.5])
-def test_optimizer_update_matches_numpy(solver, dtype, P, clip):
-    rng = np.random.default_rng(0)
-    theta = rng.normal(size=P).astype(dtype)
-    mask = (rng.random(P) < 0.7).astype(np.uint8)
-    m = np.zeros(P, dtype)
-    v = np.zeros(P, dtype)
-    em, ev, et = m.astype(np.float64), v.astype(np.float64), theta.astype(np.float64)
-    for step in range(1, 4):
-        shards = rng.normal(size=(3, P)).astype(dtype)
-        g = shards.astype(np.float64).sum(axis=0)
-        for nesterov, mom in ([(True, 0.9)] if solver == "sgd" else [(False, 0.0)]):
-            et, em, ev, enorm = _numpy_step(et, g, em, ev, mask, solver, 0.01, 0.1, clip,
-                                            0.9, 0.999, 1e-8, mom, nesterov, step)
-            norm, wsq = _optim.apply_update(
-                theta, shards, m, v, mask, 1 if solver == "adam" else 0, 0.01, 0.1,
-                -1.0 if clip is None else clip, 0.9, 0.999, 1e-8, mom, nesterov, step, 2)
-        tol = 1e-12 if dtype == np.float64 else 2e-5
-        assert norm == pytest.approx(enorm, rel=tol)
-        np.testing.assert_allclose(theta, et, rtol=tol * 10, atol=tol * 10)
-
-
-def test_optimizer_refuses_non_finite_gradient():
-    theta = np.ones(10)
-    shards = np.ones((2, 10))
-    shards[1, 3] = np.nan
-    m, v = np.zeros(10), np.zeros(10)
-    norm, wsq = _optim.apply_update(theta, shards, m, v, np.ones(10, np.uint8), 1, 0.1, 0.0,
-                                    1.0, 0.9, 0.999, 1e-8, 0.0, False, 1, 1)
-    assert not np.isfinite(norm)
-    assert np.all(theta == 1) and np.all(m == 0) and np.all(v == 0)
-
-
-def test_optimizer_result_does_not_depend_on_thread_count():
-    rng = np.random.default_rng(1)
-    base = rng.normal(size=70000).astype(np.float32)
-    shards = rng.normal(size=(2, 70000)).astype(np.float32)
-    out = []
-    for nt in (1, 2, 4):
-        theta, m, v = base.copy(), np.zeros_like(base), np.zeros_like(base)
-        r = _optim.apply_update(theta, shards.copy(), m, v, np.ones(70000, np.uint8), 1, 1e-3,
-                                0.01, 1.0, 0.9, 0.999, 1e-8, 0.0, False, 1, nt)
-        out.append((r, theta))
-    for r, theta in out[1:]:
-        assert r == out[0][0]
-        assert np.array_equal(theta, out[0][1])
 
 
 def test_vector_tanh_is_accurate_to_a_few_ulp():

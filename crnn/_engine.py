@@ -1,0 +1,228 @@
+"""The kernel interface: everything between a model's parameter vector and
+the Cython kernels.
+
+An :class:`Engine` is made for one network (a :class:`~crnn._layout.Layout`)
+and one way of reading it (per-step outputs or not, the loss, BPTT
+truncation).  It owns the kernels' ``Config`` and is the only code that
+sizes workspaces, shards batches, packs weights and decides how threads
+share the work:
+
+- ``engine.trainer(data, target, ...)`` gives a :class:`TrainWorkspace`
+  whose ``train_batch(theta, samples)`` returns a batch's loss and leaves
+  its gradient (one row per shard) in ``grads``;
+- ``engine.predict(theta, data, ...)`` gives the head's raw outputs;
+- ``engine.packed_weights(theta)`` and ``engine.step_kernel(...)`` serve
+  predict and the streaming stepper.
+
+The estimators never see a workspace, a shard or a thread split.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _kernels
+from ._data import shard_batch
+from ._threads import blas_single_threaded
+
+# A thread's slice of the recurrent weights should stay in its core's
+# cache: past this many bytes of W_hh the hidden units are split over the
+# threads even when the batch could be split instead.
+CORE_CACHE_BYTES = 512 * 1024
+# A streaming step streams every layer's W_ih and W_hh and the head once; it
+# only pays for a team of threads (a barrier per layer) once those weights
+# outgrow half of that cache.
+STEP_TEAM_BYTES = CORE_CACHE_BYTES // 2
+# Each thread of a hidden-unit split owns at least this many gate units.
+MIN_UNITS_PER_THREAD = 32
+# predict keeps each thread's workspace under about this many bytes, and
+# runs at most this many sequences per chunk.
+PREDICT_WS_BYTES = 32 * 2**20
+PREDICT_MAX_CHUNK = 256
+
+
+@dataclass(frozen=True)
+class ThreadPlan:
+    """How n_threads threads share one kernel call.
+
+    hidden_split: one team of all threads on each shard (or chunk), each
+    owning a slice of the hidden units, a barrier per step; otherwise every
+    thread runs whole shards on its own.  n_workers: shards run at once
+    (batch split) or threads in the team (hidden split)."""
+    hidden_split: bool
+    n_workers: int
+
+
+def plan_threads(layout, n_rows, n_threads, itemsize, streaming=False):
+    """The one place that decides how threads share a batch of n_rows
+    sequences, for training, prediction and the stepper.
+
+    Hidden split when every thread gets at least MIN_UNITS_PER_THREAD gate
+    units and either the batch would leave threads idle or with tiny shards
+    (fewer than 4 sequences per thread) or W_hh outgrows CORE_CACHE_BYTES.
+    The stepper (streaming=True) uses a team only when all its weights
+    outgrow STEP_TEAM_BYTES, with as many threads as keep a packed panel of
+    units each.  On the benchmark shapes at 2 threads this picks the faster
+    way for every case (benches/, docs/performance.md)."""
+    units = layout.gates * layout.hidden
+    if streaming:
+        weights = (layout.gates * layout.hidden * (layout.hidden + layout.n_features)
+                   * layout.num_layers * itemsize)
+        if n_threads < 2 or weights <= STEP_TEAM_BYTES:
+            return ThreadPlan(True, 1)
+        return ThreadPlan(True, max(1, min(n_threads, layout.hidden // _kernels.panel(itemsize))))
+    if n_threads >= 2 and units >= MIN_UNITS_PER_THREAD * n_threads and (
+            n_rows < 4 * n_threads
+            or units * layout.hidden * itemsize > CORE_CACHE_BYTES):
+        return ThreadPlan(True, n_threads)
+    return ThreadPlan(False, max(1, min(n_threads, n_rows)))
+
+
+def sample_rows(data, samples):
+    """Data rows of the given samples' steps, in order."""
+    if len(samples) == 0:
+        return np.zeros(0, dtype=np.intp)
+    return np.concatenate([np.arange(data.start[i], data.start[i] + data.lens[i])
+                           for i in samples]).astype(np.intp)
+
+
+class Engine:
+    """Kernel calls for one network layout and one way of reading it.
+
+    Parameters
+    ----------
+    layout : Layout
+    seq : bool
+        An output at every step (return_sequences) instead of one per
+        sequence.
+    loss : int
+        One of the kernels' loss codes (``_kernels.LOSS_CODES``).
+    trunc : int or None
+        Truncated BPTT length (None: full BPTT).
+    """
+
+    def __init__(self, layout, seq, loss, trunc=None):
+        self.layout = layout
+        self.seq = bool(seq)
+        self.loss = loss
+        self.trunc = trunc
+        self.cfg = layout.config(self.seq, loss, trunc)
+
+    @property
+    def key(self):
+        """What the engine was built for: a cached engine is reused while
+        this stays the same."""
+        return (self.layout, self.seq, self.loss, self.trunc)
+
+    def packed_size(self, train, dtype):
+        """Elements of the packed W_hh copies (0 where the CPU has no SIMD
+        kernel: the recurrent products then go through BLAS)."""
+        return self.cfg.packed_size(train, dtype.itemsize) if _kernels.simd_level() else 0
+
+    def packed_weights(self, theta):
+        """W_hh of every layer packed for predict's recurrent products."""
+        wpack = np.empty(self.packed_size(False, theta.dtype), dtype=theta.dtype)
+        if wpack.size:
+            _kernels.pack_weights(self.cfg, theta, wpack, False)
+        return wpack
+
+    def trainer(self, data, target, batch_size, n_threads, dtype, weights=None):
+        """A TrainWorkspace for mini-batches of at most batch_size samples of
+        `data` (see TrainWorkspace)."""
+        return TrainWorkspace(self, data, target, batch_size, n_threads, dtype, weights)
+
+    def predict(self, theta, data, n_threads, wpack=None, states=None, idx=None):
+        """Head outputs in theta's dtype: (n_samples, n_outputs), or a row
+        per step (seq) aligned with data.rows.
+
+        idx: only these samples (the other rows are left unset).  wpack:
+        theta's packed weights if the caller has them.  states: (h0, c0, hN,
+        cN) arrays (None entries: none) in PyTorch's layout."""
+        cfg = self.cfg
+        out = np.empty((data.rows.shape[0] if self.seq else data.n_samples,
+                        self.layout.n_outputs), dtype=theta.dtype)
+        if idx is None:
+            order = data.order()
+        else:
+            order = np.asarray(idx, dtype=np.intp)
+            order = order[np.argsort(-data.lens[order], kind="stable")]
+        N = len(order)
+        if N == 0:
+            return out
+        T = int(data.lens[order[0]])
+        itemsize = theta.dtype.itemsize
+        plan = plan_threads(self.layout, N, n_threads, itemsize)
+        per_row = cfg.workspace_size(2, T, False) - cfg.workspace_size(1, T, False)
+        cap = max(1, PREDICT_WS_BYTES // max(1, per_row * itemsize))
+        chunk = N if plan.hidden_split else -(-N // plan.n_workers)
+        chunk = int(max(1, min(chunk, cap, PREDICT_MAX_CHUNK)))
+        bounds = None
+        if not plan.hidden_split and not data.uniform:
+            # ragged: deal the samples to the chunks by length, so every
+            # chunk (thread) gets a similar amount of work
+            order, bounds = shard_batch(order, data.lens, -(-N // chunk), False)
+            chunk = int(np.max(np.diff(bounds)))
+        nws = 1 if plan.hidden_split else plan.n_workers
+        ws = np.empty((nws, cfg.workspace_size(chunk, T, False)), dtype=theta.dtype)
+        iws = np.empty((nws, cfg.index_workspace_size(T)), dtype=np.intp)
+        h0, c0, hN, cN = states or (None,) * 4
+        with blas_single_threaded():
+            if wpack is None:
+                wpack = self.packed_weights(theta)
+            _kernels.predict(cfg, theta, data.rows, data.start, data.lens, order, out, ws, iws,
+                             chunk, T, plan.n_workers, plan.hidden_split, wpack, h0, c0, hN,
+                             cN, bounds)
+        return out
+
+    def step_kernel(self, theta, n_streams, softmax, n_threads):
+        """A StepKernel (one time step for n_streams streams) on a copy of
+        theta, threaded as plan_threads decides for streaming."""
+        plan = plan_threads(self.layout, n_streams, n_threads, theta.dtype.itemsize,
+                            streaming=True)
+        return _kernels.StepKernel(self.cfg, theta, n_streams, softmax, plan.n_workers)
+
+
+class TrainWorkspace:
+    """Buffers and thread plan for training on one data set.
+
+    Allocated once per fit (or partial_fit) for batches of at most
+    `batch_size` samples; ``train_batch`` then runs one batch through the
+    kernels.  target: a (rows, n_outputs) array of values (MSE) or (rows,)
+    int32 class codes (cross-entropy), a row per sample or per step (seq).
+    weights: a weight per target row (None: all 1).
+    """
+
+    def __init__(self, engine, data, target, batch_size, n_threads, dtype, weights=None):
+        cfg = engine.cfg
+        self.engine = engine
+        self.data = data
+        self.n_threads = n_threads
+        self.varlen = not data.uniform
+        self.T = data.max_len
+        self.batch = int(min(batch_size, data.n_samples))
+        self.plan = plan_threads(engine.layout, self.batch, n_threads, dtype.itemsize)
+        self.n_shards = 1 if self.plan.hidden_split else self.plan.n_workers
+        self.shard_rows = -(-self.batch // self.n_shards)
+        self.ws = np.empty((self.n_shards,
+                            cfg.workspace_size(self.shard_rows, self.T, True, self.varlen)),
+                           dtype=dtype)
+        self.iws = np.empty((self.n_shards, cfg.index_workspace_size(self.T)), dtype=np.intp)
+        self.grads = np.empty((self.n_shards, engine.layout.n_params), dtype=dtype)
+        # scratch for the packed W_hh of the recurrent products (empty: BLAS)
+        self.wpack = np.empty(engine.packed_size(True, dtype), dtype=dtype)
+        if target.dtype == np.int32:
+            self.yreg, self.ylab = np.zeros((0, 0), dtype=dtype), target
+        else:
+            self.yreg, self.ylab = target, np.zeros(0, dtype=np.int32)
+
+    def train_batch(self, theta, samples):
+        """Mean loss (without any penalty) of the batch `samples` (data
+        sample indices, at most batch_size of them) at theta; its gradient
+        is left in ``self.grads``, one row per shard, to be summed in order
+        (the optimizer kernel does)."""
+        data = self.data
+        idx, bounds = shard_batch(samples, data.lens, self.n_shards, not self.varlen)
+        return _kernels.train_step(
+            self.engine.cfg, theta, self.grads, data.rows, data.start, data.lens, self.yreg,
+            self.ylab, idx, bounds, self.ws, self.iws, self.T, self.shard_rows, self.varlen,
+            self.n_threads, self.plan.hidden_split, self.wpack,
+        )

@@ -1,0 +1,276 @@
+"""The training loop: the state of a model in training, the solvers over the
+optimizer kernel, and the epochs of mini-batches with their stopping rules.
+
+The estimator validates and prepares data and hands this layer a
+TrainState (a working copy of the model), a TrainWorkspace (crnn._engine)
+and the samples to train on; nothing here knows about input formats.
+"""
+import signal
+import threading
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from . import _kernels, _optim
+from ._threads import blas_single_threaded
+
+
+@dataclass
+class TrainState:
+    """A model in training: weights, optimizer state and history.
+
+    Every field is a fitted attribute of the estimator under the name in
+    its metadata ("attr"); a fit works on a copy and the estimator takes all
+    of them at once when it succeeds, so a failed call changes nothing."""
+    layout: object = field(metadata={"attr": "_layout"})
+    theta: np.ndarray = field(metadata={"attr": "_theta"})
+    opt_m: np.ndarray = field(metadata={"attr": "_opt_m"})
+    opt_v: np.ndarray = field(metadata={"attr": "_opt_v"})
+    opt_step: int = field(default=0, metadata={"attr": "_opt_step"})
+    loss_curve: list = field(default_factory=list, metadata={"attr": "loss_curve_"})
+    validation_scores: list = field(default_factory=list,
+                                    metadata={"attr": "validation_scores_"})
+    validation_loss_curve: list = field(default_factory=list,
+                                        metadata={"attr": "validation_loss_curve_"})
+    best_loss: float = field(default=np.inf, metadata={"attr": "best_loss_"})
+    best_validation_score: float = field(default=-np.inf,
+                                         metadata={"attr": "best_validation_score_"})
+    no_improvement_count: int = field(default=0, metadata={"attr": "_no_improvement_count"})
+    n_iter: int = field(default=0, metadata={"attr": "n_iter_"})
+    t: int = field(default=0, metadata={"attr": "t_"})
+    loss: float = field(default=None, metadata={"attr": "loss_"})
+
+    @classmethod
+    def new(cls, layout, theta):
+        """A fresh state at weights theta (zero optimizer state, no history)."""
+        return cls(layout, theta, np.zeros_like(theta), np.zeros_like(theta))
+
+    @classmethod
+    def of(cls, estimator, dtype):
+        """A copy of a fitted estimator's state, arrays cast to dtype."""
+        kw = {f.name: getattr(estimator, f.metadata["attr"]) for f in fields(cls)}
+        for name in ("theta", "opt_m", "opt_v"):
+            kw[name] = np.array(kw[name], dtype=dtype)        # always a copy
+        for name in ("loss_curve", "validation_scores", "validation_loss_curve"):
+            kw[name] = list(kw[name])
+        if kw["best_loss"] is None:
+            kw["best_loss"] = np.inf
+        if kw["best_validation_score"] is None:
+            kw["best_validation_score"] = -np.inf
+        return cls(**kw)
+
+    def reset_optimizer(self):
+        """A new optimizer on the same weights (fit with warm_start)."""
+        self.opt_m[:] = 0
+        self.opt_v[:] = 0
+        self.opt_step = 0
+
+    def attributes(self, early_stopping):
+        """The estimator's attributes for this state.  best_loss_ is None
+        when early stopping decided, best_validation_score_ otherwise."""
+        out = {f.metadata["attr"]: getattr(self, f.name) for f in fields(self)}
+        out["best_loss_" if early_stopping else "best_validation_score_"] = None
+        return out
+
+    def record_epoch(self, loss, n_samples, tol, validation=None):
+        """Log one finished epoch and count it as an improvement or not:
+        on the validation score (higher is better) when there is one, else
+        on the training loss.  Returns True when the validation score is
+        the best so far (the caller keeps those weights)."""
+        self.n_iter += 1
+        self.t += n_samples
+        self.loss = loss
+        self.loss_curve.append(loss)
+        if validation is None:
+            improved = loss <= self.best_loss - tol
+            self.best_loss = min(self.best_loss, loss)
+            best = False
+        else:
+            score, vloss = validation
+            self.validation_scores.append(score)
+            self.validation_loss_curve.append(vloss)
+            improved = score >= self.best_validation_score + tol
+            best = score > self.best_validation_score
+            if best:
+                self.best_validation_score = score
+        self.no_improvement_count = 0 if improved else self.no_improvement_count + 1
+        return best
+
+
+class Solver:
+    """An optimizer over the fused update kernel (crnn._optim.apply_update):
+    gradient reduction over shards, global-norm clipping, the L2 penalty on
+    weight matrices and the update rule, in one pass."""
+    code = None
+
+    def __init__(self, alpha, clip_norm):
+        self.alpha = float(alpha)
+        self.clip = -1.0 if clip_norm is None else float(clip_norm)
+
+    def _rule(self):
+        """(beta1, beta2, eps, momentum, nesterov) for the kernel."""
+        raise NotImplementedError
+
+    def step(self, state, grads, lr, wmask, n_threads):
+        """One update of state.theta from per-shard gradients.  Returns
+        (gradient norm before clipping, sum of squared weights before the
+        step); a non-finite norm means nothing but grads was changed."""
+        state.opt_step += 1
+        return _optim.apply_update(state.theta, grads, state.opt_m, state.opt_v, wmask,
+                                   self.code, float(lr), self.alpha, self.clip, *self._rule(),
+                                   state.opt_step, n_threads)
+
+
+class Adam(Solver):
+    """torch.optim.Adam (with weight_decay on the weight matrices)."""
+    code = _kernels.SOLVER_CODES["adam"]
+
+    def __init__(self, alpha, clip_norm, beta_1, beta_2, epsilon):
+        super().__init__(alpha, clip_norm)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+
+    def _rule(self):
+        return self.beta_1, self.beta_2, self.epsilon, 0.0, False
+
+
+class SGD(Solver):
+    """torch.optim.SGD with momentum (Nesterov or not)."""
+    code = _kernels.SOLVER_CODES["sgd"]
+
+    def __init__(self, alpha, clip_norm, momentum, nesterovs_momentum):
+        super().__init__(alpha, clip_norm)
+        self.momentum, self.nesterov = float(momentum), bool(nesterovs_momentum)
+
+    def _rule(self):
+        return 0.0, 0.0, 0.0, self.momentum, self.nesterov
+
+
+def make_solver(params):
+    """The solver an estimator's parameters ask for."""
+    if params.solver == "adam":
+        return Adam(params.alpha, params.clip_norm, params.beta_1, params.beta_2,
+                    params.epsilon)
+    return SGD(params.alpha, params.clip_norm, params.momentum, params.nesterovs_momentum)
+
+
+@contextmanager
+def sigint_after_batch():
+    """Turn the first Ctrl-C into a flag the loop reads after each batch (a
+    second Ctrl-C raises KeyboardInterrupt as usual).  Only the main thread
+    can install signal handlers; elsewhere this does nothing."""
+    state = {"hit": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+
+    def handler(signum, frame):
+        if state["hit"]:
+            raise KeyboardInterrupt
+        state["hit"] = True
+
+    try:
+        old = signal.signal(signal.SIGINT, handler)
+    except (ValueError, OSError):  # pragma: no cover - embedded interpreters
+        yield state
+        return
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGINT, old if old is not None else signal.default_int_handler)
+
+
+def diverged(what, value):
+    raise ValueError(
+        f"Training produced a non-finite {what} ({value}); the model is left as it was "
+        "before this call. The input data may contain very large values, or the "
+        "learning rate may be too high."
+    )
+
+
+def _interrupted():
+    warnings.warn("Training interrupted by user; the model keeps the weights after the "
+                  "last completed batch.", UserWarning)
+
+
+@dataclass
+class EpochLoop:
+    """Epochs of mini-batch training with the estimators' stopping rules.
+
+    n_epochs: epochs at most (1 for partial_fit); n_iter_no_change and tol:
+    stop once that many epochs in a row did not improve the validation
+    score (or the training loss) by tol; max_iter: named in the
+    ConvergenceWarning raised when n_epochs run out (None: no warning)."""
+    solver: Solver
+    learning_rate: float
+    n_epochs: int
+    tol: float
+    n_iter_no_change: int
+    shuffle: bool = True
+    verbose: int = 0
+    max_iter: int = None
+
+    def run(self, state, work, pool, rng, validate=None):
+        """Train state.theta in place on the samples `pool` with the
+        TrainWorkspace `work`.  validate: theta -> (score, loss) on held-out
+        data, or None; with it the weights of the best epoch are kept."""
+        theta = state.theta
+        wmask = state.layout.weight_mask
+        n, batch = len(pool), work.batch
+        best_theta = theta.copy() if validate is not None else None
+        order = pool
+        with blas_single_threaded(), sigint_after_batch() as interrupt:
+            for _ in range(self.n_epochs):
+                t0 = time.perf_counter()
+                if self.shuffle:
+                    order = pool[rng.permutation(n)]
+                total, done = 0.0, 0
+                for start in range(0, n, batch):
+                    samples = order[start:start + batch]
+                    loss = work.train_batch(theta, samples)
+                    if not np.isfinite(loss):
+                        diverged("loss", loss)
+                    norm, wsq = self.solver.step(state, work.grads, self.learning_rate, wmask,
+                                                 work.n_threads)
+                    if not np.isfinite(norm):
+                        diverged("gradient norm", norm)
+                    total += (loss + 0.5 * self.solver.alpha * wsq) * len(samples)
+                    done += len(samples)
+                    if interrupt["hit"]:
+                        break
+                if done < n:                 # cut short: keep the weights, log nothing
+                    _interrupted()
+                    break
+                self._end_epoch(state, total / n, n, validate, best_theta, t0)
+                if interrupt["hit"]:
+                    _interrupted()
+                    break
+                if state.no_improvement_count > self.n_iter_no_change:
+                    if self.verbose:
+                        what = "Validation score" if validate is not None else "Training loss"
+                        print(f"{what} did not improve more than tol={self.tol} for "
+                              f"{self.n_iter_no_change} consecutive epochs. Stopping.")
+                    break
+            else:
+                if self.max_iter is not None:
+                    warnings.warn(
+                        f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached "
+                        "and the optimization hasn't converged yet.", ConvergenceWarning,
+                    )
+        if validate is not None and state.validation_scores:
+            theta[:] = best_theta
+
+    def _end_epoch(self, state, loss, n, validate, best_theta, t0):
+        msg = f"Epoch {state.n_iter + 1}: loss = {loss:.6f}"
+        validation = None if validate is None else validate(state.theta)
+        if state.record_epoch(loss, n, self.tol, validation):
+            best_theta[:] = state.theta
+        if validation is not None:
+            msg += (f", validation loss = {validation[1]:.6f}, validation score = "
+                    f"{validation[0]:.6f}")
+        if self.verbose:
+            print(f"{msg}, {time.perf_counter() - t0:.3f} s", flush=True)
+

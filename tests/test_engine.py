@@ -1,0 +1,163 @@
+"""The kernel-interface layer: data packing, sharding, workspace sizes, the
+thread plan and thread counts."""
+import numpy as np
+import pytest
+
+from crnn import _kernels
+from crnn._data import from_array, from_list, shard_batch
+from crnn._engine import (CORE_CACHE_BYTES, STEP_TEAM_BYTES, Engine, ThreadPlan, plan_threads,
+                          sample_rows)
+from crnn._layout import LOSS_MSE, LOSS_XENT, Layout
+from crnn._threads import effective_n_threads, max_n_threads
+
+
+def lay(H, cell="rnn", D=8, L=1):
+    return Layout(cell, "tanh", L, 1, H, D, 1)
+
+
+def test_thread_plan():
+    assert plan_threads(lay(256), 1, 1, 4) == ThreadPlan(False, 1)     # one thread
+    assert plan_threads(lay(256), 1, 2, 4) == ThreadPlan(True, 2)      # streaming: B < threads
+    assert plan_threads(lay(32), 1, 2, 4) == ThreadPlan(False, 1)      # slices too thin
+    assert plan_threads(lay(512), 64, 2, 4) == ThreadPlan(True, 2)     # W_hh 1 MB
+    assert plan_threads(lay(128), 64, 2, 4) == ThreadPlan(False, 2)    # W_hh in cache
+    assert plan_threads(lay(256), 3, 8, 4) == ThreadPlan(True, 8)      # 3 rows, 8 threads
+    assert plan_threads(lay(128), 3, 8, 4) == ThreadPlan(False, 3)     # 16 units a thread: too few
+    assert plan_threads(lay(16), 3, 8, 4) == ThreadPlan(False, 3)      # no idle shards
+    # gates count: a GRU of 128 units has 384 gate units and a 192 KB W_hh
+    assert plan_threads(lay(128, "gru"), 64, 4, 4) == ThreadPlan(False, 4)
+    assert plan_threads(lay(256, "gru"), 64, 2, 4) == ThreadPlan(True, 2)   # 768 KB
+    # the threshold is the cache size, in bytes of the dtype
+    H = int(np.sqrt(CORE_CACHE_BYTES / 8)) + 1
+    assert plan_threads(lay(H), 64, 2, 8).hidden_split
+    assert not plan_threads(lay(H), 64, 2, 4).hidden_split
+
+
+def test_stepper_thread_plan():
+    small = lay(64)
+    assert plan_threads(small, 1, 8, 4, streaming=True) == ThreadPlan(True, 1)
+    big = lay(512, "lstm", D=64, L=2)          # ~9 MB of weights
+    assert big.gates * 512 * (512 + 64) * 2 * 4 > STEP_TEAM_BYTES
+    assert plan_threads(big, 1, 1, 4, streaming=True) == ThreadPlan(True, 1)
+    assert plan_threads(big, 1, 4, 4, streaming=True) == ThreadPlan(True, 4)
+    # at most one packed panel (32 floats) of units per thread
+    assert plan_threads(big, 1, 64, 4, streaming=True) == ThreadPlan(True, 512 // 32)
+
+
+def test_shard_batch_balances_lengths_and_sorts_each_shard():
+    rng = np.random.default_rng(0)
+    lens = rng.integers(1, 50, size=40).astype(np.intp)
+    batch = rng.permutation(40)[:23].astype(np.intp)
+    idx, bounds = shard_batch(batch, lens, 4, False)
+    assert sorted(idx) == sorted(batch) and bounds[0] == 0 and bounds[-1] == 23
+    sizes = np.diff(bounds)
+    assert sizes.max() - sizes.min() <= 1
+    loads = [lens[idx[a:b]].sum() for a, b in zip(bounds[:-1], bounds[1:])]
+    assert max(loads) - min(loads) <= lens.max()
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        assert np.all(np.diff(lens[idx[a:b]]) <= 0)
+    # equal lengths: the batch in order, cut evenly
+    idx, bounds = shard_batch(batch, np.full(40, 5, np.intp), 3, True)
+    np.testing.assert_array_equal(idx, batch)
+    np.testing.assert_array_equal(bounds, [0, 7, 15, 23])
+
+
+def test_sequence_data_and_rows():
+    X = [np.ones((3, 2)), np.zeros((1, 2)), np.full((2, 2), 2.0)]
+    data = from_list(X, np.float64)
+    assert data.rows.shape == (6, 2) and list(data.start) == [0, 3, 4] and not data.uniform
+    assert list(data.order()) == [0, 2, 1]
+    assert list(sample_rows(data, [2, 0])) == [4, 5, 0, 1, 2]
+    assert len(sample_rows(data, [])) == 0
+    A = np.arange(24.0).reshape(2, 3, 4)
+    d2 = from_array(A)
+    assert np.shares_memory(d2.rows, A) and d2.uniform and d2.max_len == 3
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_workspace_sizes_grow_with_rows_and_steps(train):
+    cfg = Engine(lay(16, "lstm", L=2), True, LOSS_MSE, None).cfg
+    a = cfg.workspace_size(4, 10, train)
+    assert cfg.workspace_size(5, 10, train) > a and cfg.workspace_size(4, 11, train) > a
+    assert cfg.index_workspace_size(10) == 21          # bs[0..9], off[0..10]
+
+
+def test_engine_predict_equals_the_kernel_call_and_any_thread_plan(monkeypatch):
+    """engine.predict on a ragged set equals each sequence run alone, with
+    the batch split, the hidden split and several thread counts."""
+    import crnn._engine as engine_mod
+    rng = np.random.default_rng(0)
+    layout = Layout("gru", "tanh", 2, 2, 40, 3, 2)
+    theta = layout.init_params(np.random.RandomState(0), np.float64)
+    engine = Engine(layout, True, LOSS_XENT)
+    X = [rng.normal(size=(n, 3)) for n in (5, 1, 9, 3, 7)]
+    data = from_list(X, np.float64)
+    alone = [engine.predict(theta, from_list([x], np.float64), 1) for x in X]
+    for forced in (None, False, True):
+        if forced is not None:
+            monkeypatch.setattr(engine_mod, "plan_threads",
+                                lambda lay_, n, t, i, streaming=False, f=forced:
+                                ThreadPlan(f, t if f else max(1, min(t, n))))
+        for nt in (1, 2, 3):
+            out = engine.predict(theta, data, nt)
+            for x, a, part in zip(X, alone, data.split_rows(out)):
+                np.testing.assert_allclose(part, a, rtol=1e-12, atol=1e-13)
+
+
+def test_train_batch_gradient_does_not_depend_on_the_thread_plan():
+    rng = np.random.default_rng(1)
+    layout = Layout("lstm", "tanh", 1, 1, 64, 3, 1)
+    theta = layout.init_params(np.random.RandomState(0), np.float64)
+    engine = Engine(layout, False, LOSS_MSE)
+    data = from_array(rng.normal(size=(12, 6, 3)))
+    y = rng.normal(size=(12, 1))
+    results = []
+    for nt in (1, 2, 4):
+        work = engine.trainer(data, y, 12, nt, np.dtype(np.float64))
+        loss = work.train_batch(theta, np.arange(12, dtype=np.intp))
+        results.append((loss, work.grads.sum(axis=0), work.plan))
+    assert results[0][2] == ThreadPlan(False, 1) and results[2][2] == ThreadPlan(True, 4)
+    for loss, g, _ in results[1:]:
+        assert loss == pytest.approx(results[0][0], rel=1e-12)
+        np.testing.assert_allclose(g, results[0][1], rtol=1e-10, atol=1e-13)
+
+
+def test_codes_are_shared_with_the_kernels():
+    assert set(_kernels.CELL_CODES.values()) == {0, 1, 2, 3}
+    assert Layout("rnn", "relu", 1, 1, 4, 1, 1).cell_code == _kernels.CELL_CODES[("rnn", "relu")]
+    assert Layout("lstm", "tanh", 1, 1, 4, 1, 1).cell_code == _kernels.CELL_CODES[("lstm", None)]
+    assert (LOSS_MSE, LOSS_XENT) == (_kernels.LOSS_CODES["mse"], _kernels.LOSS_CODES["xent"])
+    with pytest.raises(ValueError, match="unknown cell code"):
+        _kernels.Config(7, 1, 1, 4, 1, 1, False, 0, -1, np.zeros(6, np.intp), 10)
+
+
+# ---------------------------------------------------------------------------
+# thread counts
+
+
+def test_effective_n_threads_follows_scikit_learn(monkeypatch):
+    import crnn._threads as th
+    if not th.openmp_enabled():
+        pytest.skip("built without OpenMP")
+    monkeypatch.setattr(th, "cpu_count", lambda: 6)
+    monkeypatch.setattr(th, "omp_max_threads", lambda: 16)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert max_n_threads() == 6                        # capped by the usable cores
+    assert effective_n_threads(None) == 6
+    assert effective_n_threads(-1) == 6
+    assert effective_n_threads(-2) == 5
+    assert effective_n_threads(-10) == 1
+    assert effective_n_threads(3) == 3
+    assert effective_n_threads(20) == 20                # explicit: the user's word
+    monkeypatch.setenv("OMP_NUM_THREADS", "12")
+    assert max_n_threads() == 16                       # omp_get_max_threads, uncapped
+    assert effective_n_threads(-1) == 16 and effective_n_threads(-4) == 13
+    with pytest.raises(ValueError, match="n_jobs == 0"):
+        effective_n_threads(0)
+
+
+def test_cpu_count_respects_affinity_and_quotas():
+    import os
+    from crnn._threads import cpu_count
+    n = cpu_count()
+    assert 1 <= n <= len(os.sched_getaffinity(0))
