@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _kernels
+from . import _kernels, _step
 from ._data import shard_batch
 from ._threads import blas_single_threaded
 
@@ -98,14 +98,16 @@ class Engine:
         One of the kernels' loss codes (``_kernels.LOSS_CODES``).
     trunc : int or None
         Truncated BPTT length (None: full BPTT).
+    simd : int
+        SIMD level of the recurrent products (-1: the CPU's best; 0: BLAS).
     """
 
-    def __init__(self, layout, seq, loss, trunc=None):
+    def __init__(self, layout, seq, loss, trunc=None, simd=-1):
         self.layout = layout
         self.seq = bool(seq)
         self.loss = loss
         self.trunc = trunc
-        self.cfg = layout.config(self.seq, loss, trunc)
+        self.cfg = layout.config(self.seq, loss, trunc, simd)
 
     @property
     def key(self):
@@ -116,7 +118,7 @@ class Engine:
     def packed_size(self, train, dtype):
         """Elements of the packed W_hh copies (0 where the CPU has no SIMD
         kernel: the recurrent products then go through BLAS)."""
-        return self.cfg.packed_size(train, dtype.itemsize) if _kernels.simd_level() else 0
+        return self.cfg.packed_size(train, dtype.itemsize) if self.cfg.simd else 0
 
     def packed_weights(self, theta):
         """W_hh of every layer packed for predict's recurrent products."""
@@ -178,7 +180,7 @@ class Engine:
         theta, threaded as plan_threads decides for streaming."""
         plan = plan_threads(self.layout, n_streams, n_threads, theta.dtype.itemsize,
                             streaming=True)
-        return _kernels.StepKernel(self.cfg, theta, n_streams, softmax, plan.n_workers)
+        return _step.StepKernel(self.cfg, theta, n_streams, softmax, plan.n_workers)
 
 
 class TrainWorkspace:

@@ -100,9 +100,11 @@ class Layout:
         """The kernels' code of this cell (and, for Elman, nonlinearity)."""
         return _kernels.CELL_CODES[(self.cell, self.nonlinearity if self.cell == "rnn" else None)]
 
-    def config(self, seq, loss, trunc):
+    def config(self, seq, loss, trunc, simd=-1):
+        """The kernels' Config: per-step outputs or not, loss code, BPTT
+        truncation (None: full), SIMD level (-1: the CPU's best)."""
         return _kernels.Config(
             self.cell_code, self.num_layers, self.ndir, self.hidden,
             self.n_features, self.n_outputs, bool(seq), loss,
-            -1 if trunc is None else int(trunc), self.offsets(), self.n_params,
+            -1 if trunc is None else int(trunc), self.offsets(), self.n_params, simd,
         )

@@ -30,57 +30,8 @@ from libc.stdint cimport int32_t
 import numpy as np
 
 from crnn_blas cimport gemm
-from crnn_omp cimport crnn_barrier, crnn_ftz_enter, crnn_ftz_leave, omp_get_num_threads
-
-cdef extern from "crnn_fast.h" nogil:
-    void crnn_tanh_bias_f32(float* z, long rows, long H, long ld, const float* b)
-    void crnn_relu_bias_f32(float* z, long rows, long H, long ld, const float* b)
-    void crnn_tanh_grad_f32(float* g, long ldg, const float* y, long ldy, long rows, long H)
-    void crnn_relu_grad_f32(float* g, long ldg, const float* y, long ldy, long rows, long H)
-    void crnn_tanh_array_f32(float* x, long n)
-    void crnn_sigmoid_array_f32(float* x, long n)
-    void crnn_lstm_fwd_f32(long M, long j0, long j1, long H, float* Z, long ldz,
-                           const float* R, long ldr, const float* bz, const float* cprev,
-                           long ldcp, float* c, long ldc, float* h, long ldh)
-    void crnn_lstm_fwd_f64(long M, long j0, long j1, long H, double* Z, long ldz,
-                           const double* R, long ldr, const double* bz, const double* cprev,
-                           long ldcp, double* c, long ldc, double* h, long ldh)
-    void crnn_lstm_bwd_f32(long M, long j0, long j1, long H, const float* Z, long ldz,
-                           const float* c, long ldc, const float* cprev, long ldcp,
-                           const float* dh, long ldh, float* dc, long lddc, float* dZ,
-                           long lddz)
-    void crnn_lstm_bwd_f64(long M, long j0, long j1, long H, const double* Z, long ldz,
-                           const double* c, long ldc, const double* cprev, long ldcp,
-                           const double* dh, long ldh, double* dc, long lddc, double* dZ,
-                           long lddz)
-    void crnn_gru_fwd_f32(long M, long j0, long j1, long H, float* Z, long ldz,
-                          const float* R, long ldr, const float* bz, const float* bhn,
-                          const float* hprev, long ldhp, float* h, long ldh)
-    void crnn_gru_fwd_f64(long M, long j0, long j1, long H, double* Z, long ldz,
-                          const double* R, long ldr, const double* bz, const double* bhn,
-                          const double* hprev, long ldhp, double* h, long ldh)
-    void crnn_gru_bwd_f32(long M, long j0, long j1, long H, const float* Z, long ldz,
-                          const float* hprev, long ldhp, const float* dh, long ldh,
-                          float* dZ, long lddz, float* dAn, long ldan, float* dhp,
-                          long lddhp, int add_dhp)
-    void crnn_gru_bwd_f64(long M, long j0, long j1, long H, const double* Z, long ldz,
-                          const double* hprev, long ldhp, const double* dh, long ldh,
-                          double* dZ, long lddz, double* dAn, long ldan, double* dhp,
-                          long lddhp, int add_dhp)
-
-cdef extern from "crnn_gemm.h" nogil:
-    int CRNN_PW_BYTES
-    int crnn_simd_level()
-    int crnn_simd_level_set(int level)
-    long crnn_packed_size(long K, long G, long units, long elem_bytes)
-    void crnn_pack_f32(const float* W, long ldw, int trans, long K, long G, long Hs,
-                       long units, long b0, long b1, float* out)
-    void crnn_pack_f64(const double* W, long ldw, int trans, long K, long G, long Hs,
-                       long units, long b0, long b1, double* out)
-    int crnn_rgemm_f32(long M, long u0, long u1, long G, long Hs, long K, const float* A,
-                       long lda, const float* Bp, float* C, long ldc, int beta0)
-    int crnn_rgemm_f64(long M, long u0, long u1, long G, long Hs, long K, const double* A,
-                       long lda, const double* Bp, double* C, long ldc, int beta0)
+from crnn_omp cimport crnn_ftz_enter, crnn_ftz_leave, omp_get_num_threads
+from crnn_net cimport *
 
 cdef extern from *:
     """
@@ -127,20 +78,6 @@ cdef enum:
     WS_NSLOTS = 20
 
 
-cdef struct Net:
-    int cell        # CELL_*
-    int L           # layers
-    int ndir        # 1 or 2
-    int H           # hidden units per direction
-    int G           # gate blocks per cell: 1 Elman, 3 GRU, 4 LSTM
-    int D           # input features
-    int O           # outputs of the head
-    int seq         # 1: an output per step (return_sequences), 0: many-to-one
-    int loss        # LOSS_*
-    int trunc       # BPTT truncation k (< 0: full BPTT)
-    const Py_ssize_t* offs
-
-
 cdef class Config:
     """Shape of a network, shared by every kernel call of one fit/predict."""
     cdef Net net
@@ -150,31 +87,32 @@ cdef class Config:
 
     def __init__(self, int cell, int num_layers, int ndir, int hidden, int n_features,
                  int n_outputs, bint seq, int loss, int trunc, const Py_ssize_t[::1] offs,
-                 Py_ssize_t n_params):
+                 Py_ssize_t n_params, int simd=-1):
+        cdef int best = crnn_simd_detect()
         if cell not in (CELL_TANH, CELL_RELU, CELL_GRU, CELL_LSTM):
             raise ValueError(f"unknown cell code {cell}")
-        if num_layers < 1 or ndir not in (1, 2) or hidden < 1 or n_features < 1 or n_outputs < 1:
-            raise ValueError("invalid network shape")
         if offs.shape[0] != 4 * num_layers * ndir + 2:
             raise ValueError("offset table does not match the network shape")
+        if loss not in (LOSS_MSE, LOSS_XENT):
+            raise ValueError(f"unknown loss code {loss}")
+        # the SIMD level of the packed products: at most the CPU's (-1: that)
+        simd = best if simd < 0 or simd > best else simd
         self._args = (cell, num_layers, ndir, hidden, n_features, n_outputs, seq, loss, trunc,
-                      np.asarray(offs).copy(), n_params)
+                      np.asarray(offs).copy(), n_params, simd)
         self._offs = self._args[9]
         self.n_params = n_params
-        self.net.cell = cell
-        self.net.L = num_layers
-        self.net.ndir = ndir
-        self.net.H = hidden
-        self.net.G = 3 if cell == CELL_GRU else (4 if cell == CELL_LSTM else 1)
-        self.net.D = n_features
-        self.net.O = n_outputs
-        self.net.seq = seq
-        self.net.loss = loss
-        self.net.trunc = trunc
-        self.net.offs = &self._offs[0]
+        if net_init(&self.net, cell, num_layers, ndir, hidden, n_features, n_outputs, seq,
+                    loss, trunc, simd, &self._offs[0]) != 0:
+            raise ValueError("invalid network shape")
 
     def __reduce__(self):
         return (Config, self._args)
+
+    @property
+    def simd(self):
+        """SIMD level of the recurrent products on packed weights (0: none,
+        the products go through BLAS)."""
+        return self.net.simd
 
     def packed_size(self, bint train, Py_ssize_t itemsize):
         """Elements of the packed copies of W_hh (forward, and backward when
@@ -220,11 +158,6 @@ cdef inline Py_ssize_t _ring_slots(const Net* n, Py_ssize_t T, bint varlen) noex
     return n.trunc + 1
 
 
-cdef inline Py_ssize_t _zwidth(const Net* n) noexcept nogil:
-    """Columns of stored gate activations per row (0: Elman keeps none)."""
-    return 4 * n.H if n.G > 1 else 0
-
-
 cdef void _ws_layout(const Net* n, Py_ssize_t Bs, Py_ssize_t T, bint train, bint varlen,
                      Py_ssize_t* lay) noexcept nogil:
     """Offsets of the workspace buffers of a shard of at most Bs sequences of
@@ -258,64 +191,6 @@ cdef void _ws_layout(const Net* n, Py_ssize_t Bs, Py_ssize_t T, bint train, bint
     lay[WS_TOTAL] = pos
 
 
-# ---------------------------------------------------------------------------
-# element-wise pieces
-
-cdef inline floating _tanh(floating x) noexcept nogil:
-    if floating is float:
-        return tanhf(x)
-    else:
-        return tanh(x)
-
-
-cdef void _act_forward(int cell, floating* z, Py_ssize_t rows, Py_ssize_t H,
-                       Py_ssize_t ld, const floating* bias) noexcept nogil:
-    """z <- f(z + bias), in place, on `rows` rows of H values (row stride ld)."""
-    cdef Py_ssize_t i, j
-    cdef floating* r
-    cdef floating v
-    if floating is float:
-        if cell == CELL_TANH:
-            crnn_tanh_bias_f32(z, rows, H, ld, bias)
-        else:
-            crnn_relu_bias_f32(z, rows, H, ld, bias)
-    else:
-        # float64 keeps libm's tanh: full double precision
-        for i in range(rows):
-            r = z + i * ld
-            if cell == CELL_TANH:
-                for j in range(H):
-                    r[j] = _tanh(r[j] + bias[j])
-            else:
-                for j in range(H):
-                    v = r[j] + bias[j]
-                    r[j] = v if v > 0 else 0
-
-
-cdef void _act_backward(int cell, floating* g, Py_ssize_t ldg, const floating* y,
-                        Py_ssize_t ldy, Py_ssize_t rows, Py_ssize_t H) noexcept nogil:
-    """g <- g * f'(z), with f'(z) computed from the output y = f(z)."""
-    cdef Py_ssize_t i, j
-    cdef floating* gr
-    cdef const floating* yr
-    if floating is float:
-        if cell == CELL_TANH:
-            crnn_tanh_grad_f32(g, ldg, y, ldy, rows, H)
-        else:
-            crnn_relu_grad_f32(g, ldg, y, ldy, rows, H)
-    else:
-        for i in range(rows):
-            gr = g + i * ldg
-            yr = y + i * ldy
-            if cell == CELL_TANH:
-                for j in range(H):
-                    gr[j] = gr[j] * (1 - yr[j] * yr[j])
-            else:
-                for j in range(H):
-                    if yr[j] <= 0:
-                        gr[j] = 0
-
-
 cdef void _colsum_add(floating* out, const floating* a, Py_ssize_t rows, Py_ssize_t cols,
                       Py_ssize_t ld) noexcept nogil:
     """out[j] += sum_i a[i, j]."""
@@ -327,49 +202,7 @@ cdef void _colsum_add(floating* out, const floating* a, Py_ssize_t rows, Py_ssiz
             out[j] += r[j]
 
 
-# ---------------------------------------------------------------------------
-# teams
-#
-# Two ways to use several threads on one batch:
-#
-# - batch split: the batch is cut into shards, one per thread, and each
-#   shard runs the whole network on its own (a team of one thread: no
-#   synchronisation at all, one gradient row per shard);
-# - hidden split: one shard, run by a team of all threads; each thread owns a
-#   slice of the hidden units (rows of W_hh forward, the matching columns of
-#   W_hh backward, rows of the weight gradients), every step ends with one
-#   barrier, and row-parallel pieces (gathering, the head, dX) are split by
-#   rows.  Better when the batch is too small to give every thread a useful
-#   shard (streaming, B = 1) or when H is large and a thread's slice of W_hh
-#   then stays in its cache across steps.
-#
-# Every function below takes (tid, nt) and works on its part; with nt = 1 it
-# does everything and the barriers are no-ops.
-
-cdef inline void _split(Py_ssize_t n, int tid, int nt, Py_ssize_t align,
-                        Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
-    """Part [lo, hi) of range(n) for thread tid of nt (boundaries rounded
-    down to multiples of `align`, so SIMD loops stay aligned)."""
-    cdef Py_ssize_t a = n * tid // nt, b = n * (tid + 1) // nt
-    if align > 1:
-        a -= a % align
-        b = n if tid == nt - 1 else b - b % align
-    lo[0] = a
-    hi[0] = b
-
-
-cdef inline void _sync(int nt) noexcept nogil:
-    if nt > 1:
-        crnn_barrier()
-
-
-cdef inline Py_ssize_t _lanes(floating x) noexcept nogil:
-    """Hidden-unit slices start at multiples of one panel of packed W_hh
-    (128 bytes), which also keeps the element-wise loops vector-aligned."""
-    return CRNN_PW_BYTES // sizeof(floating)
-
-
-cdef inline void _rec_gemm(Py_ssize_t M, Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t Gout,
+cdef inline void _rec_gemm(int level, Py_ssize_t M, Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t Gout,
                            Py_ssize_t H, Py_ssize_t K, const floating* A, Py_ssize_t lda,
                            const floating* packed, const floating* W, bint trans_w,
                            floating* C, Py_ssize_t ldc, bint beta0) noexcept nogil:
@@ -383,13 +216,8 @@ cdef inline void _rec_gemm(Py_ssize_t M, Py_ssize_t j0, Py_ssize_t j1, Py_ssize_
     cdef Py_ssize_t g
     if j1 <= j0 or M <= 0:
         return
-    if packed != NULL:
-        if floating is float:
-            if crnn_rgemm_f32(M, j0, j1, Gout, H, K, A, lda, packed, C, ldc, beta0):
-                return
-        else:
-            if crnn_rgemm_f64(M, j0, j1, Gout, H, K, A, lda, packed, C, ldc, beta0):
-                return
+    if packed != NULL and _rgemm(level, M, j0, j1, Gout, H, K, A, lda, packed, C, ldc, beta0):
+        return
     if trans_w:
         for g in range(Gout):
             gemm(False, True, <int> M, <int> (j1 - j0), <int> K, <floating> 1.0, A, <int> lda,
@@ -398,30 +226,6 @@ cdef inline void _rec_gemm(Py_ssize_t M, Py_ssize_t j0, Py_ssize_t j1, Py_ssize_
     else:
         gemm(False, False, <int> M, <int> (j1 - j0), <int> K, <floating> 1.0, A, <int> lda,
              W + j0, <int> H, <floating> (0.0 if beta0 else 1.0), C + j0, <int> ldc)
-
-
-cdef inline void _gate_gemm(bint trans_a, Py_ssize_t M, Py_ssize_t j0, Py_ssize_t j1,
-                            Py_ssize_t G, Py_ssize_t H, Py_ssize_t K, const floating* A,
-                            Py_ssize_t lda, const floating* B, Py_ssize_t ldb,
-                            floating beta, floating* C, Py_ssize_t ldc) noexcept nogil:
-    """Gate-sliced product for units [j0, j1) of every gate.
-
-    trans_a false: C[:, g*H + j] = A B[g*H + j, :]^T (input projection);
-    trans_a true:  C[g*H + j, :] = A[:, g*H + j]^T B (weight gradients).
-    One GEMM over all gates when the slice covers every unit."""
-    cdef Py_ssize_t g, ng = G, w = j1 - j0
-    if w <= 0:
-        return
-    if j0 == 0 and j1 == H:
-        ng = 1
-        w = G * H
-    for g in range(ng):
-        if trans_a:
-            gemm(True, False, <int> w, <int> K, <int> M, <floating> 1.0, A + g * H + j0,
-                 <int> lda, B, <int> ldb, beta, C + (g * H + j0) * ldc, <int> ldc)
-        else:
-            gemm(False, True, <int> M, <int> w, <int> K, <floating> 1.0, A, <int> lda,
-                 B + (g * H + j0) * ldb, <int> ldb, beta, C + g * H + j0, <int> ldc)
 
 
 cdef void _pack_all(const Net* n, const floating* theta, floating* wpack, bint train,
@@ -438,14 +242,8 @@ cdef void _pack_all(const Net* n, const floating* theta, floating* wpack, bint t
         w_hh = theta + n.offs[4 * item + 1]
         for which in range(npass):
             # forward: B = W_hh^T (K = H, G gates); backward: B = W_hh (K = G*H)
-            if floating is float:
-                crnn_pack_f32(w_hh, n.H, which == 0, n.H if which == 0 else n.G * n.H,
-                              n.G if which == 0 else 1, n.H, n.H, b0, b1,
-                              wpack + (item * npass + which) * pb)
-            else:
-                crnn_pack_f64(w_hh, n.H, which == 0, n.H if which == 0 else n.G * n.H,
-                              n.G if which == 0 else 1, n.H, n.H, b0, b1,
-                              wpack + (item * npass + which) * pb)
+            _pack(w_hh, n.H, which == 0, n.H if which == 0 else n.G * n.H,
+                  n.G if which == 0 else 1, n.H, n.H, b0, b1, wpack + (item * npass + which) * pb)
     _sync(nt)
 
 
@@ -583,16 +381,16 @@ cdef void _layer_forward(const Net* n, int l, int d, const floating* theta,
             prev = y0 + q.off[t + 1] * W if m1 > 0 else pad
         if G == 1:
             # Elman: the recurrent product accumulates onto the projection
-            _rec_gemm(m1, j0, j1, 1, H, H, prev, W, wpk, w_hh, True, cur, W, False)
+            _rec_gemm(n.simd, m1, j0, j1, 1, H, H, prev, W, wpk, w_hh, True, cur, W, False)
             if has_h0 and m > m1:
-                _rec_gemm(m - m1, j0, j1, 1, H, H, pad + m1 * W, W, wpk, w_hh, True,
+                _rec_gemm(n.simd, m - m1, j0, j1, 1, H, H, pad + m1 * W, W, wpk, w_hh, True,
                           cur + m1 * W, W, False)
             _act_forward(n.cell, cur + j0, m, j1 - j0, W, bsum + j0)
         else:
             zt = Z + q.off[t] * ZW
-            _rec_gemm(m1, j0, j1, G, H, H, prev, W, wpk, w_hh, True, Rb, GH, True)
+            _rec_gemm(n.simd, m1, j0, j1, G, H, H, prev, W, wpk, w_hh, True, Rb, GH, True)
             if has_h0 and m > m1:
-                _rec_gemm(m - m1, j0, j1, G, H, H, pad + m1 * W, W, wpk, w_hh, True,
+                _rec_gemm(n.simd, m - m1, j0, j1, G, H, H, pad + m1 * W, W, wpk, w_hh, True,
                           Rb + m1 * GH, GH, True)
             else:
                 for i in range(m1, m):
@@ -619,19 +417,11 @@ cdef inline void _cell_forward(const Net* n, Py_ssize_t i0, Py_ssize_t i1, Py_ss
     if i1 <= i0:
         return
     if n.cell == CELL_LSTM:
-        if floating is float:
-            crnn_lstm_fwd_f32(i1 - i0, j0, j1, H, zt + i0 * ZW, ZW, Rb + i0 * GH, GH, bsum,
-                              cprev + i0 * H, H, ct + i0 * H, H, cur + i0 * W, W)
-        else:
-            crnn_lstm_fwd_f64(i1 - i0, j0, j1, H, zt + i0 * ZW, ZW, Rb + i0 * GH, GH, bsum,
-                              cprev + i0 * H, H, ct + i0 * H, H, cur + i0 * W, W)
+        _lstm_fwd(i1 - i0, j0, j1, H, zt + i0 * ZW, ZW, Rb + i0 * GH, GH, bsum,
+                  cprev + i0 * H, H, ct + i0 * H, H, cur + i0 * W, W)
     else:
-        if floating is float:
-            crnn_gru_fwd_f32(i1 - i0, j0, j1, H, zt + i0 * ZW, ZW, Rb + i0 * GH, GH, bsum,
-                             b_hh + 2 * H, hprev + i0 * W, W, cur + i0 * W, W)
-        else:
-            crnn_gru_fwd_f64(i1 - i0, j0, j1, H, zt + i0 * ZW, ZW, Rb + i0 * GH, GH, bsum,
-                             b_hh + 2 * H, hprev + i0 * W, W, cur + i0 * W, W)
+        _gru_fwd(i1 - i0, j0, j1, H, zt + i0 * ZW, ZW, Rb + i0 * GH, GH, bsum,
+                 b_hh + 2 * H, hprev + i0 * W, W, cur + i0 * W, W)
 
 
 cdef void _cell_backward(const Net* n, Py_ssize_t M, Py_ssize_t j0, Py_ssize_t j1,
@@ -653,214 +443,284 @@ cdef void _cell_backward(const Net* n, Py_ssize_t M, Py_ssize_t j0, Py_ssize_t j
                 memcpy(dz + i * lddz + j0, dh + i * ldh + j0, (j1 - j0) * sizeof(floating))
         _act_backward(n.cell, dz + j0, lddz, yt + j0, W, M, j1 - j0)
     elif n.cell == CELL_LSTM:
-        if floating is float:
-            crnn_lstm_bwd_f32(M, j0, j1, H, zt, ZW, ct, H, cprev, H, dh, ldh, dc, H, dz, lddz)
-        else:
-            crnn_lstm_bwd_f64(M, j0, j1, H, zt, ZW, ct, H, cprev, H, dh, ldh, dc, H, dz, lddz)
+        _lstm_bwd(M, j0, j1, H, zt, ZW, ct, H, cprev, H, dh, ldh, dc, H, dz, lddz)
     else:
-        if floating is float:
-            crnn_gru_bwd_f32(M, j0, j1, H, zt, ZW, hprev, W, dh, ldh, dz, lddz, dan, H,
-                             dhp, lddhp, add_dhp)
-        else:
-            crnn_gru_bwd_f64(M, j0, j1, H, zt, ZW, hprev, W, dh, ldh, dz, lddz, dan, H,
-                             dhp, lddhp, add_dhp)
+        _gru_bwd(M, j0, j1, H, zt, ZW, hprev, W, dh, ldh, dz, lddz, dan, H, dhp, lddhp, add_dhp)
 
 
-cdef void _layer_backward(const Net* n, int l, int d, const floating* theta, floating* grad,
-                          const floating* Xin, Py_ssize_t ldx, Py_ssize_t Din,
-                          const floating* Y, floating* dY, floating* dX, const Bufs* b,
-                          const Seqs* q, bint last_only, Py_ssize_t K,
-                          const floating* wpk, int tid, int nt) noexcept nogil:
-    """BPTT through one layer and direction.
+cdef struct Bptt:
+    # BPTT through one layer and direction: what every step reads (pointers
+    # of the kernel's floating type)
+    int d                    # direction
+    Py_ssize_t j0, j1        # own hidden units
+    Py_ssize_t nsteps        # steps walked back from the last one
+    Py_ssize_t lddz          # row stride of dz
+    void* g0                 # dLoss/dh, block 0, own direction's columns
+    void* dzb                # dLoss/dz of every row (b.dZ; Elman: in place in g0)
+    const void* y0           # outputs h, block 0, own direction's columns
+    const void* pad          # initial states of this direction
+    const void* cpad         # LSTM: initial cell states (else NULL)
+    const void* w_hh
 
-    dY holds dLoss/dh for this layer's outputs (the R packed rows); for the
-    Elman cell its columns of direction d are overwritten with dLoss/dz,
-    gated cells use b.dZ.  Weight gradients are added to `grad`.  When dX is
-    not NULL, dLoss/dx is written (d == 0) or added (d == 1) there, in the
-    layout of Xin.
 
-    last_only (equal lengths only): the loss reaches this layer only at its
-    final step (top layer of a many-to-one network), so truncated BPTT is a
-    plain carry that stops.  K > 0: truncated BPTT with injections at many
-    steps; each one travels back at most `trunc` steps, tracked as K =
-    trunc + 1 chains in flight (each with its own dh, and dc for the LSTM).
-    wpk: packed W_hh of this layer and direction, or NULL (BLAS).
-    """
-    cdef Py_ssize_t H = n.H, W = n.ndir * n.H, B = q.B, R = q.R, T = q.T
-    cdef Py_ssize_t G = n.G, GH = n.G * n.H, ZW = _zwidth(n)
-    cdef Py_ssize_t k = 4 * (l * n.ndir + d)
-    cdef bint gated = n.G > 1, gru = n.cell == CELL_GRU, lstm = n.cell == CELL_LSTM
-    cdef const floating* w_ih = theta + n.offs[k]
-    cdef const floating* w_hh = theta + n.offs[k + 1]
-    cdef floating* g_wih = grad + n.offs[k]
-    cdef floating* g_whh = grad + n.offs[k + 1]
-    cdef floating* g_bih = grad + n.offs[k + 2]
-    cdef floating* g_bhh = grad + n.offs[k + 3]
+cdef struct BStep:
+    # step t of a Bptt.  Rows [0, m1) continue from the neighbouring block
+    # (previous states hpv, cpv; their dh flows into nxt), rows [m1, m)
+    # start from the initial states.
+    Py_ssize_t t, m, m1
+    void* cur                # dLoss/dh of block t
+    void* dzt                # dLoss/dz of block t
+    void* nxt                # dLoss/dh of the neighbouring block (NULL: none)
+    const void* ycur         # h of block t
+    const void* zt           # gate activations (gated cells)
+    const void* ct           # cell states (LSTM)
+    const void* hpv
+    const void* cpv
+
+
+cdef void _bptt_init(const Net* n, int l, int d, const floating* theta, const floating* Y,
+                     floating* dY, const Bufs* b, const Seqs* q, bint last_only, int tid,
+                     int nt, Bptt* c) noexcept nogil:
+    cdef Py_ssize_t H = n.H, W = n.ndir * n.H, B = q.B, R = q.R, i
     cdef const floating* y0 = Y + B * W + d * H
-    cdef const floating* pad = Y + (0 if d == 0 else (B + R) * W) + d * H
-    cdef floating* g0 = dY + d * H
-    cdef const floating* Z = <const floating*> b.Z
+    c.d = d
+    c.y0 = y0
+    c.pad = Y + (0 if d == 0 else (B + R) * W) + d * H
+    c.g0 = dY + d * H
+    c.cpad = <const floating*> b.C + (0 if d == 0 else (B + R) * H) \
+        if n.cell == CELL_LSTM else NULL
+    c.w_hh = theta + n.offs[4 * (l * n.ndir + d) + 1]
+    if n.G > 1:
+        c.dzb = b.dZ
+        c.lddz = n.G * H
+    else:
+        c.dzb = c.g0
+        c.lddz = W
+    _split(H, tid, nt, _lanes(y0[0]), &c.j0, &c.j1)
+    c.nsteps = q.T
+    if last_only and 0 <= n.trunc < q.T - 1:
+        c.nsteps = n.trunc + 1
+    if n.cell == CELL_LSTM:
+        for i in range(B):
+            memset(<floating*> b.dc + i * H + c.j0, 0, (c.j1 - c.j0) * sizeof(floating))
+
+
+cdef inline void _bptt_step(const Net* n, const Bufs* b, const Seqs* q, const Bptt* c,
+                            Py_ssize_t s, const floating* y0, BStep* st) noexcept nogil:
+    """The pointers of step s of the walk back (y0: c.y0, typed)."""
+    cdef Py_ssize_t H = n.H, W = n.ndir * n.H, B = q.B, ZW = _zwidth(n)
+    cdef Py_ssize_t t = q.T - 1 - s if c.d == 0 else s
+    cdef floating* g0 = <floating*> c.g0
     cdef const floating* C = <const floating*> b.C
-    cdef const floating* cpad = C + (0 if d == 0 else (B + R) * H) if lstm else NULL
-    cdef floating* tmp = <floating*> b.bsum
-    cdef floating* scratch = <floating*> b.R
-    cdef floating* dzb                            # dLoss/dz of all steps
-    cdef Py_ssize_t lddz
+    cdef const floating* ycur = y0 + q.off[t] * W
+    cdef const floating* ct = C + (B + q.off[t]) * H if n.cell == CELL_LSTM else NULL
+    cdef floating* cur = g0 + q.off[t] * W
+    st.t = t
+    st.m = q.bs[t]
+    st.cur = cur
+    st.ycur = ycur
+    st.dzt = <floating*> c.dzb + q.off[t] * c.lddz
+    st.zt = <const floating*> b.Z + q.off[t] * ZW if n.G > 1 else NULL
+    st.ct = ct
+    if c.d == 0:
+        st.m1 = st.m if t > 0 else 0
+        st.hpv = ycur - q.bs[t - 1] * W if t > 0 else c.pad
+        st.nxt = cur - q.bs[t - 1] * W if t > 0 else NULL
+        st.cpv = (ct - q.bs[t - 1] * H if t > 0 else c.cpad) if ct != NULL else NULL
+    else:
+        st.m1 = _next_bs(q, t)
+        st.hpv = y0 + q.off[t + 1] * W if st.m1 > 0 else c.pad
+        st.nxt = g0 + q.off[t + 1] * W if st.m1 > 0 else NULL
+        st.cpv = (C + (B + q.off[t + 1]) * H if st.m1 > 0 else c.cpad) \
+            if ct != NULL else NULL
+
+
+cdef void _bptt_full(const Net* n, const Bufs* b, const Seqs* q, const Bptt* c,
+                     const floating* wpk, int tid, int nt) noexcept nogil:
+    """Full BPTT (or the plain truncated carry of a last_only layer): one
+    chain, dh_{t-1} += dz_t W_hh after every step."""
+    cdef Py_ssize_t H = n.H, W = n.ndir * n.H, GH = n.G * n.H, ZW = _zwidth(n)
+    cdef Py_ssize_t lddz = c.lddz, j0 = c.j0, j1 = c.j1, s, m, m1
+    cdef bint gated = n.G > 1, gru = n.cell == CELL_GRU, lstm = n.cell == CELL_LSTM
+    cdef const floating* y0 = <const floating*> c.y0
+    cdef const floating* pad = <const floating*> c.pad
+    cdef const floating* cpad = <const floating*> c.cpad
     cdef floating* dAn = <floating*> b.dAn
     cdef floating* dc = <floating*> b.dc
+    cdef floating* scratch = <floating*> b.R
+    cdef floating* cur
+    cdef floating* dzt
+    cdef floating* nxt
+    cdef const floating* zt
+    cdef const floating* ct
+    cdef const floating* ycur
+    cdef bint propagate
+    cdef BStep st
+    for s in range(c.nsteps):
+        _bptt_step(n, b, q, c, s, y0, &st)
+        m, m1 = st.m, st.m1
+        cur, dzt, nxt = <floating*> st.cur, <floating*> st.dzt, <floating*> st.nxt
+        zt, ct, ycur = <const floating*> st.zt, <const floating*> st.ct, <const floating*> st.ycur
+        propagate = s < c.nsteps - 1 and m1 > 0
+        # GRU's direct term dh z goes to dh_{t-1}, or to scratch at the end
+        _cell_backward(n, m1, j0, j1, zt, ct, <const floating*> st.cpv, ycur,
+                       <const floating*> st.hpv, cur, W, dc, dzt, lddz,
+                       dAn + q.off[st.t] * H if gru else NULL,
+                       nxt if propagate else scratch, W if propagate else H, propagate)
+        if m > m1:
+            _cell_backward(n, m - m1, j0, j1,
+                           zt + m1 * ZW if gated else NULL,
+                           ct + m1 * H if lstm else NULL,
+                           cpad + m1 * H if lstm else NULL,
+                           ycur + m1 * W, pad + m1 * W, cur + m1 * W, W,
+                           dc + m1 * H if lstm else NULL, dzt + m1 * lddz, lddz,
+                           dAn + (q.off[st.t] + m1) * H if gru else NULL,
+                           scratch, H, False)
+        _sync(nt)                            # dz_t complete
+        if propagate:
+            # dh_{t-1} += dz_t W_hh  (own columns; onto the injected gradient)
+            _rec_gemm(n.simd, m1, j0, j1, 1, H, GH, dzt, lddz, wpk,
+                      <const floating*> c.w_hh, False, nxt, W, False)
+
+
+cdef void _bptt_truncated(const Net* n, const Bufs* b, const Seqs* q, const Bptt* c,
+                          Py_ssize_t K, const floating* wpk, int tid, int nt) noexcept nogil:
+    """Truncated BPTT with injections at many steps: each injection travels
+    back at most n.trunc steps, tracked as K = trunc + 1 chains in flight
+    (each with its own dh, and dc for the LSTM, in the rings of b); the
+    chains' dz sum into the step's dz."""
+    cdef Py_ssize_t H = n.H, W = n.ndir * n.H, B = q.B, T = q.T
+    cdef Py_ssize_t G = n.G, GH = n.G * n.H, ZW = _zwidth(n)
+    cdef Py_ssize_t lddz = c.lddz, j0 = c.j0, j1 = c.j1, ringblk = B * H
+    cdef Py_ssize_t ldrz = GH if n.G > 1 else H
+    cdef Py_ssize_t s, t, i, j, g, qq, m, m1
+    cdef bint gated = n.G > 1, gru = n.cell == CELL_GRU, lstm = n.cell == CELL_LSTM
+    cdef const floating* y0 = <const floating*> c.y0
+    cdef const floating* pad = <const floating*> c.pad
+    cdef const floating* cpad = <const floating*> c.cpad
+    cdef floating* dAn = <floating*> b.dAn
+    cdef floating* scratch = <floating*> b.R
     cdef floating* ringA = <floating*> b.ringA
     cdef floating* ringB = <floating*> b.ringB
     cdef floating* ringZ = <floating*> b.ringZ
     cdef floating* ringC = <floating*> b.ringC
-    cdef floating* hp = <floating*> b.hprev
     cdef floating* cur
-    cdef floating* nxt
     cdef floating* dzt
-    cdef floating* sw
     cdef floating* rz
+    cdef floating* sw
     cdef const floating* zt
     cdef const floating* ct
-    cdef const floating* cpv
     cdef const floating* ycur
-    cdef const floating* hpv
-    cdef const floating* hprev_all
-    cdef Py_ssize_t s, t, i, j, qq, g, nsteps, rlo, rhi, rows, ringblk = B * H
-    cdef Py_ssize_t j0, j1, r0, r1, a, e, ldrz, m, m1, i0, i1
-    cdef int trunc = n.trunc
-    cdef bint propagate
-
-    if gated:
-        dzb = <floating*> b.dZ
-        lddz = GH
-    else:
-        dzb = g0
-        lddz = W
-    _split(H, tid, nt, _lanes(y0[0]), &j0, &j1)
-    nsteps = T
-    if last_only and 0 <= trunc < T - 1:
-        nsteps = trunc + 1
-    if lstm:
+    cdef BStep st
+    for i in range(K * B):
+        memset(ringA + i * H + j0, 0, (j1 - j0) * sizeof(floating))
+        if lstm:
+            memset(ringC + i * H + j0, 0, (j1 - j0) * sizeof(floating))
+    for s in range(c.nsteps):
+        _bptt_step(n, b, q, c, s, y0, &st)
+        t, m, m1 = st.t, st.m, st.m1
+        cur, dzt = <floating*> st.cur, <floating*> st.dzt
+        zt, ct, ycur = <const floating*> st.zt, <const floating*> st.ct, <const floating*> st.ycur
+        # the chain starting here replaces the one that started K steps
+        # ago; rows not running at this step carry nothing in it
+        qq = s % K
         for i in range(B):
-            memset(dc + i * H + j0, 0, (j1 - j0) * sizeof(floating))
-    if K > 0:
-        for i in range(K * B):
-            memset(ringA + i * H + j0, 0, (j1 - j0) * sizeof(floating))
+            if i < m:
+                memcpy(ringA + (qq * B + i) * H + j0, cur + i * W + j0,
+                       (j1 - j0) * sizeof(floating))
+            else:
+                memset(ringA + (qq * B + i) * H + j0, 0, (j1 - j0) * sizeof(floating))
             if lstm:
-                memset(ringC + i * H + j0, 0, (j1 - j0) * sizeof(floating))
-    ldrz = GH if gated else H
-    for s in range(nsteps):
-        t = T - 1 - s if d == 0 else s
-        m = q.bs[t]
-        cur = g0 + q.off[t] * W
-        ycur = y0 + q.off[t] * W
-        dzt = dzb + q.off[t] * lddz
-        zt = Z + q.off[t] * ZW if gated else NULL
-        ct = C + (B + q.off[t]) * H if lstm else NULL
-        # rows [0, m1) came from the neighbouring block (hpv, cpv; their dh
-        # flows to nxt), rows [m1, m) from the initial states
-        if d == 0:
-            m1 = m if t > 0 else 0
-            hpv = ycur - q.bs[t - 1] * W if t > 0 else pad
-            nxt = cur - q.bs[t - 1] * W if t > 0 else NULL
-            cpv = (ct - q.bs[t - 1] * H if t > 0 else cpad) if lstm else NULL
-        else:
-            m1 = _next_bs(q, t)
-            hpv = y0 + q.off[t + 1] * W if m1 > 0 else pad
-            nxt = g0 + q.off[t + 1] * W if m1 > 0 else NULL
-            cpv = (C + (B + q.off[t + 1]) * H if m1 > 0 else cpad) if lstm else NULL
-        if K == 0:
-            propagate = s < nsteps - 1 and m1 > 0
-            # GRU's direct term dh z goes to dh_{t-1}, or to scratch at the end
-            _cell_backward(n, m1, j0, j1, zt, ct, cpv, ycur, hpv, cur, W, dc, dzt, lddz,
-                           dAn + q.off[t] * H if gru else NULL,
-                           nxt if propagate else scratch, W if propagate else H, propagate)
+                memset(ringC + (qq * B + i) * H + j0, 0, (j1 - j0) * sizeof(floating))
+        # every chain through this step; their dz sum into the step's dz
+        # (the chains' dz: in place in ringA for Elman, which swaps each step)
+        rz = ringZ if gated else ringA
+        for i in range(m):
+            for g in range(G):
+                memset(dzt + i * lddz + g * H + j0, 0, (j1 - j0) * sizeof(floating))
+            if gru:
+                memset(dAn + (q.off[t] + i) * H + j0, 0, (j1 - j0) * sizeof(floating))
+        for qq in range(K):
+            _cell_backward(n, m1, j0, j1, zt, ct, <const floating*> st.cpv, ycur,
+                           <const floating*> st.hpv, ringA + qq * ringblk, H,
+                           ringC + qq * ringblk if lstm else NULL,
+                           rz + qq * B * ldrz, ldrz, scratch,
+                           ringB + qq * ringblk, H, False)
             if m > m1:
                 _cell_backward(n, m - m1, j0, j1,
                                zt + m1 * ZW if gated else NULL,
                                ct + m1 * H if lstm else NULL,
                                cpad + m1 * H if lstm else NULL,
-                               ycur + m1 * W, pad + m1 * W, cur + m1 * W, W,
-                               dc + m1 * H if lstm else NULL, dzt + m1 * lddz, lddz,
-                               dAn + (q.off[t] + m1) * H if gru else NULL,
-                               scratch, H, False)
-            _sync(nt)                            # dz_t complete
-            if propagate:
-                # dh_{t-1} += dz_t W_hh  (own columns; onto the injected gradient)
-                _rec_gemm(m1, j0, j1, 1, H, GH, dzt, lddz, wpk, w_hh, False, nxt, W, False)
-        else:
-            # the chain starting here replaces the one that started K steps
-            # ago; rows not running at this step carry nothing in it
-            qq = s % K
-            for i in range(B):
-                if i < m:
-                    memcpy(ringA + (qq * B + i) * H + j0, cur + i * W + j0,
-                           (j1 - j0) * sizeof(floating))
-                else:
-                    memset(ringA + (qq * B + i) * H + j0, 0, (j1 - j0) * sizeof(floating))
-                if lstm:
-                    memset(ringC + (qq * B + i) * H + j0, 0, (j1 - j0) * sizeof(floating))
-            # every chain through this step; their dz sum into the step's dz
-            # (the chains' dz: in place in ringA for Elman, which swaps each step)
-            rz = ringZ if gated else ringA
+                               ycur + m1 * W, pad + m1 * W, ringA + qq * ringblk + m1 * H,
+                               H, ringC + qq * ringblk + m1 * H if lstm else NULL,
+                               rz + (qq * B + m1) * ldrz, ldrz, scratch + m1 * H,
+                               ringB + qq * ringblk + m1 * H, H, False)
+            if gated:
+                # rows not running at this step must carry nothing into
+                # the product (their ringZ rows are stale, and the GRU's
+                # ringB rows hold stale direct terms)
+                for i in range(m, B):
+                    for g in range(G):
+                        memset(rz + (qq * B + i) * ldrz + g * H + j0, 0,
+                               (j1 - j0) * sizeof(floating))
+                    if gru:
+                        memset(ringB + (qq * B + i) * H + j0, 0,
+                               (j1 - j0) * sizeof(floating))
             for i in range(m):
                 for g in range(G):
-                    memset(dzt + i * lddz + g * H + j0, 0, (j1 - j0) * sizeof(floating))
+                    for j in range(j0, j1):
+                        dzt[i * lddz + g * H + j] += rz[(qq * B + i) * ldrz + g * H + j]
                 if gru:
-                    memset(dAn + (q.off[t] + i) * H + j0, 0, (j1 - j0) * sizeof(floating))
-            for qq in range(K):
-                _cell_backward(n, m1, j0, j1, zt, ct, cpv, ycur, hpv,
-                               ringA + qq * ringblk, H,
-                               ringC + qq * ringblk if lstm else NULL,
-                               rz + qq * B * ldrz, ldrz, scratch,
-                               ringB + qq * ringblk, H, False)
-                if m > m1:
-                    _cell_backward(n, m - m1, j0, j1,
-                                   zt + m1 * ZW if gated else NULL,
-                                   ct + m1 * H if lstm else NULL,
-                                   cpad + m1 * H if lstm else NULL,
-                                   ycur + m1 * W, pad + m1 * W, ringA + qq * ringblk + m1 * H,
-                                   H, ringC + qq * ringblk + m1 * H if lstm else NULL,
-                                   rz + (qq * B + m1) * ldrz, ldrz, scratch + m1 * H,
-                                   ringB + qq * ringblk + m1 * H, H, False)
-                if gated:
-                    # rows not running at this step must carry nothing into
-                    # the product (their ringZ rows are stale, and the GRU's
-                    # ringB rows hold stale direct terms)
-                    for i in range(m, B):
-                        for g in range(G):
-                            memset(rz + (qq * B + i) * ldrz + g * H + j0, 0,
-                                   (j1 - j0) * sizeof(floating))
-                        if gru:
-                            memset(ringB + (qq * B + i) * H + j0, 0,
-                                   (j1 - j0) * sizeof(floating))
-                for i in range(m):
-                    for g in range(G):
-                        for j in range(j0, j1):
-                            dzt[i * lddz + g * H + j] += rz[(qq * B + i) * ldrz + g * H + j]
-                    if gru:
-                        for j in range(j0, j1):
-                            dAn[(q.off[t] + i) * H + j] += scratch[i * H + j]
-            _sync(nt)
-            if s < T - 1:
-                # each chain's dh_{t-1}: its direct part (GRU, in ringB) + dz W_hh
-                _rec_gemm(K * B, j0, j1, 1, H, GH, rz, ldrz, wpk, w_hh, False, ringB, H,
-                          not gru)
-                if gated:
-                    # ringZ is rewritten next step (Elman's dz live in ringA,
-                    # which alternates with ringB and needs no barrier)
-                    _sync(nt)
-                sw = ringA
-                ringA = ringB
-                ringB = sw
+                    for j in range(j0, j1):
+                        dAn[(q.off[t] + i) * H + j] += scratch[i * H + j]
+        _sync(nt)
+        if s < T - 1:
+            # each chain's dh_{t-1}: its direct part (GRU, in ringB) + dz W_hh
+            _rec_gemm(n.simd, K * B, j0, j1, 1, H, GH, rz, ldrz, wpk,
+                      <const floating*> c.w_hh, False, ringB, H, not gru)
+            if gated:
+                # ringZ is rewritten next step (Elman's dz live in ringA,
+                # which alternates with ringB and needs no barrier)
+                _sync(nt)
+            sw = ringA
+            ringA = ringB
+            ringB = sw
 
+
+cdef void _weight_grads(const Net* n, int l, int d, const floating* theta, floating* grad,
+                        const floating* Xin, Py_ssize_t ldx, Py_ssize_t Din,
+                        const floating* Y, floating* dX, const Bufs* b, const Seqs* q,
+                        const Bptt* c, int tid, int nt) noexcept nogil:
+    """After the walk back: the own rows of dW_hh, dW_ih, the biases (one
+    GEMM or column sum over all steps each), and dLoss/dx into dX (written
+    for d == 0, added for d == 1; none when dX is NULL), split by rows."""
+    cdef Py_ssize_t H = n.H, W = n.ndir * n.H, B = q.B, R = q.R, T = q.T
+    cdef Py_ssize_t G = n.G, GH = n.G * n.H, lddz = c.lddz, j0 = c.j0, j1 = c.j1
+    cdef Py_ssize_t k = 4 * (l * n.ndir + d)
+    cdef bint gru = n.cell == CELL_GRU
+    cdef const floating* w_ih = theta + n.offs[k]
+    cdef floating* g_wih = grad + n.offs[k]
+    cdef floating* g_whh = grad + n.offs[k + 1]
+    cdef floating* g_bih = grad + n.offs[k + 2]
+    cdef floating* g_bhh = grad + n.offs[k + 3]
+    cdef const floating* y0 = <const floating*> c.y0
+    cdef const floating* pad = <const floating*> c.pad
+    cdef floating* dzb = <floating*> c.dzb
+    cdef floating* dAn = <floating*> b.dAn
+    cdef floating* tmp = <floating*> b.bsum
+    cdef floating* hp = <floating*> b.hprev
+    cdef const floating* hpv
+    cdef const floating* hprev_all
+    cdef floating* dzt
+    cdef Py_ssize_t rlo, rhi, rows, a, e, i, j, g, t, i0, i1, r0, r1
     # packed rows [rlo, rhi) can hold a non-zero dz (a suffix or prefix of
     # blocks only for an equal-length last_only layer)
     if d == 0:
-        rlo = q.off[T - nsteps]
+        rlo = q.off[T - c.nsteps]
         rhi = R
     else:
         rlo = 0
-        rhi = q.off[nsteps]
+        rhi = q.off[c.nsteps]
     rows = rhi - rlo
     dzt = dzb + rlo * lddz
     # the previous state of every row: with equal lengths a shifted view of
@@ -927,6 +787,34 @@ cdef void _layer_backward(const Net* n, int l, int d, const floating* theta, flo
                      dAn + a * H, <int> H, w_ih + 2 * H * Din, <int> Din, <floating> 1.0,
                      dX + a * ldx, <int> ldx)
     _sync(nt)
+
+
+cdef void _layer_backward(const Net* n, int l, int d, const floating* theta, floating* grad,
+                          const floating* Xin, Py_ssize_t ldx, Py_ssize_t Din,
+                          const floating* Y, floating* dY, floating* dX, const Bufs* b,
+                          const Seqs* q, bint last_only, Py_ssize_t K,
+                          const floating* wpk, int tid, int nt) noexcept nogil:
+    """BPTT through one layer and direction.
+
+    dY holds dLoss/dh for this layer's outputs (the R packed rows); for the
+    Elman cell its columns of direction d are overwritten with dLoss/dz,
+    gated cells use b.dZ.  Weight gradients are added to `grad`.  When dX is
+    not NULL, dLoss/dx is written (d == 0) or added (d == 1) there, in the
+    layout of Xin.
+
+    last_only (equal lengths only): the loss reaches this layer only at its
+    final step (top layer of a many-to-one network), so truncated BPTT is a
+    plain carry that stops.  K > 0: truncated BPTT with injections at many
+    steps (_bptt_truncated).  wpk: packed W_hh of this layer and direction,
+    or NULL (BLAS).
+    """
+    cdef Bptt c
+    _bptt_init(n, l, d, theta, Y, dY, b, q, last_only, tid, nt, &c)
+    if K == 0:
+        _bptt_full(n, b, q, &c, wpk, tid, nt)
+    else:
+        _bptt_truncated(n, b, q, &c, K, wpk, tid, nt)
+    _weight_grads(n, l, d, theta, grad, Xin, ldx, Din, Y, dX, b, q, &c, tid, nt)
 
 
 # ---------------------------------------------------------------------------
@@ -1300,15 +1188,10 @@ def debug_build():
 
 
 def simd_level():
-    """SIMD kernels of the recurrent product in use: 2 AVX-512, 1 AVX2+FMA,
-    0 none (BLAS)."""
-    return crnn_simd_level()
-
-
-def set_simd_level(int level):
-    """Use at most this SIMD level (test hook; -1 restores the CPU's best).
-    Returns the level now in use."""
-    return crnn_simd_level_set(level)
+    """The CPU's best SIMD level for the recurrent product: 2 AVX-512,
+    1 AVX2+FMA, 0 none (BLAS).  A Config runs at this level unless told a
+    lower one."""
+    return crnn_simd_detect()
 
 
 def pack_weights(Config cfg, const floating[::1] theta, floating[::1] wpack, bint train,
@@ -1573,322 +1456,3 @@ def predict(Config cfg, const floating[::1] theta, const floating[:, ::1] X,
                        &out[0, 0], &ws[threadid(), 0], &iws[threadid(), 0], T_cap, chunk, wp,
                        stp, 0, 1)
 
-
-# ---------------------------------------------------------------------------
-# one step at a time (streaming)
-
-cimport numpy as cnp
-cnp.import_array()
-
-
-cdef void _step_layers(const Net* n, const floating* theta, const floating* pk,
-                       const Py_ssize_t* pofs, const floating* bz, Py_ssize_t S,
-                       const floating* x, const floating* h0, const floating* c0,
-                       floating* hN, floating* cN, floating* Zb, floating* Rb,
-                       floating* out, bint softmax, int tid, int nt) noexcept nogil:
-    """One time step of a unidirectional network for S streams, by a team of
-    nt threads that split the hidden units (nt = 1: one thread does all).
-
-    pk: packed W_ih^T, W_hh^T of every layer and W_out^T at offsets pofs
-    (3 L + 1 entries), or NULL for BLAS; bz: summed biases per layer (G*H).
-    h0, c0: (L, S, H) or NULL for zeros; hN, cN: (L, S, H) outputs."""
-    cdef Py_ssize_t H = n.H, G = n.G, GH = n.G * n.H, ZW = _zwidth(n), O = n.O
-    cdef Py_ssize_t l, i, j, g, Din, k, ldz, j0, j1
-    cdef const floating* xin = x
-    cdef const floating* hp
-    cdef const floating* cp
-    cdef floating* z
-    cdef floating* hl
-    cdef const floating* w_out = theta + n.offs[4 * n.L]
-    cdef const floating* b_out = theta + n.offs[4 * n.L + 1]
-    cdef unsigned int csr = crnn_ftz_enter()
-    cdef double mx, se
-    _split(H, tid, nt, _lanes(theta[0]), &j0, &j1)
-    for l in range(n.L):
-        k = 4 * l
-        Din = n.D if l == 0 else H
-        hl = hN + l * S * H
-        hp = h0 + l * S * H if h0 != NULL else NULL
-        if G == 1:
-            z = hl                      # Elman: pre-activation in place of the new state
-            ldz = H
-        else:
-            z = Zb
-            ldz = ZW
-        # input projection; the recurrent one onto it (Elman) or into R
-        _proj(S, j0, j1, G, H, Din, xin, Din, pk + pofs[3 * l] if pk != NULL else NULL,
-              theta + n.offs[k], z, ldz, True)
-        if hp != NULL:
-            if G == 1:
-                _proj(S, j0, j1, 1, H, H, hp, H, pk + pofs[3 * l + 1] if pk != NULL else NULL,
-                      theta + n.offs[k + 1], z, ldz, False)
-            else:
-                _proj(S, j0, j1, G, H, H, hp, H, pk + pofs[3 * l + 1] if pk != NULL else NULL,
-                      theta + n.offs[k + 1], Rb, GH, True)
-        elif G > 1:
-            for i in range(S):
-                for g in range(G):
-                    memset(Rb + i * GH + g * H + j0, 0, (j1 - j0) * sizeof(floating))
-        if G == 1:
-            _act_forward(n.cell, z + j0, S, j1 - j0, H, bz + l * GH + j0)
-        elif n.cell == CELL_LSTM:
-            cp = c0 + l * S * H if c0 != NULL else NULL
-            if cp == NULL:
-                for i in range(S):                                 # as c_prev: zeros
-                    memset(cN + (l * S + i) * H + j0, 0, (j1 - j0) * sizeof(floating))
-                cp = cN + l * S * H
-            if floating is float:
-                crnn_lstm_fwd_f32(S, j0, j1, H, z, ZW, Rb, GH, bz + l * GH, cp, H,
-                                  cN + l * S * H, H, hl, H)
-            else:
-                crnn_lstm_fwd_f64(S, j0, j1, H, z, ZW, Rb, GH, bz + l * GH, cp, H,
-                                  cN + l * S * H, H, hl, H)
-        else:
-            if hp == NULL:
-                for i in range(S):                                 # as h_prev: zeros
-                    memset(hl + i * H + j0, 0, (j1 - j0) * sizeof(floating))
-                hp = hl
-            if floating is float:
-                crnn_gru_fwd_f32(S, j0, j1, H, z, ZW, Rb, GH, bz + l * GH,
-                                 theta + n.offs[k + 3] + 2 * H, hp, H, hl, H)
-            else:
-                crnn_gru_fwd_f64(S, j0, j1, H, z, ZW, Rb, GH, bz + l * GH,
-                                 theta + n.offs[k + 3] + 2 * H, hp, H, hl, H)
-        _sync(nt)                       # the next layer and the head read every unit
-        xin = hl
-    if tid == 0:
-        _proj(S, 0, O, 1, O, H, xin, H, pk + pofs[3 * n.L] if pk != NULL else NULL, w_out,
-              out, O, True)
-        for i in range(S):
-            for j in range(O):
-                out[i * O + j] += b_out[j]
-            if softmax:
-                mx = out[i * O]
-                for j in range(1, O):
-                    if out[i * O + j] > mx:
-                        mx = out[i * O + j]
-                se = 0
-                for j in range(O):
-                    out[i * O + j] = <floating> exp(out[i * O + j] - mx)
-                    se += out[i * O + j]
-                for j in range(O):
-                    out[i * O + j] = <floating> (out[i * O + j] / se)
-    crnn_ftz_leave(csr)
-
-
-cdef inline void _proj(Py_ssize_t M, Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t G, Py_ssize_t H,
-                       Py_ssize_t K, const floating* A, Py_ssize_t lda, const floating* packed,
-                       const floating* W, floating* C, Py_ssize_t ldc, bint beta0) noexcept nogil:
-    """C[:, g*H + j] (+)= A W[g*H + j, :]^T for every gate and the units
-    [j0, j1): W is (G*H x K); on its packed transpose when given."""
-    if j1 <= j0:
-        return
-    if packed != NULL:
-        if floating is float:
-            if crnn_rgemm_f32(M, j0, j1, G, H, K, A, lda, packed, C, ldc, beta0):
-                return
-        else:
-            if crnn_rgemm_f64(M, j0, j1, G, H, K, A, lda, packed, C, ldc, beta0):
-                return
-    _gate_gemm(False, M, j0, j1, G, H, K, A, lda, W, K, <floating> (0.0 if beta0 else 1.0),
-               C, ldc)
-
-
-cdef class StepKernel:
-    """One time step of a unidirectional network for `n_streams` independent
-    streams, with the states carried by the caller.
-
-    Holds its own copy of the weights, packed for the single-step products
-    (W_ih^T, W_hh^T of every layer, W_out^T), the summed biases and scratch,
-    so a step is one call that allocates only its outputs.  step() takes x
-    (n_streams, n_features) and the states (num_layers, n_streams, H), and
-    returns new arrays: the head's outputs (softmax probabilities when built
-    with softmax=True) and the new states.
-    """
-    cdef Config cfg
-    cdef cnp.ndarray theta, packed, bz, Zb, Rb
-    cdef Py_ssize_t pofs[256]
-    cdef readonly int n_streams, n_threads
-    cdef bint softmax, is_float, lstm, use_packed
-    cdef object dtype
-    cdef cnp.npy_intp state_shape[3]
-    cdef cnp.npy_intp out_shape[2]
-
-    def __init__(self, Config cfg, theta, int n_streams, bint softmax, int n_threads=1):
-        cdef const Net* n = &cfg.net
-        cdef Py_ssize_t l, k, g, j, pos = 0, Din, itemsize
-        if n.ndir != 1:
-            raise ValueError("a bidirectional network cannot run step by step: its reverse "
-                             "direction needs the whole sequence")
-        if n_streams < 1:
-            raise ValueError("n_streams must be positive")
-        if 3 * n.L + 1 > 256:
-            raise ValueError("too many layers for the step kernel")
-        self.cfg = cfg
-        self.theta = np.array(theta, copy=True, order="C")
-        self.dtype = self.theta.dtype
-        if self.dtype not in (np.float32, np.float64) or self.theta.ndim != 1 \
-                or self.theta.shape[0] != cfg.n_params:
-            raise ValueError("parameter vector does not match the network")
-        itemsize = self.dtype.itemsize
-        self.is_float = self.dtype == np.float32
-        self.lstm = n.cell == CELL_LSTM
-        self.use_packed = crnn_simd_level() > 0
-        # packed transposes: per layer W_ih (K = Din) and W_hh (K = H), then W_out
-        for l in range(n.L):
-            Din = n.D if l == 0 else n.H
-            self.pofs[3 * l] = pos
-            pos += crnn_packed_size(Din, n.G, n.H, itemsize)
-            self.pofs[3 * l + 1] = pos
-            pos += crnn_packed_size(n.H, n.G, n.H, itemsize)
-        self.pofs[3 * n.L] = pos
-        pos += crnn_packed_size(n.H, 1, n.O, itemsize)
-        self.packed = np.zeros(pos if self.use_packed else 0, dtype=self.dtype)
-        if self.use_packed:
-            for l in range(n.L):
-                Din = n.D if l == 0 else n.H
-                for k, K in ((0, Din), (1, n.H)):
-                    self._pack(self.theta[n.offs[4 * l + k]:], K, n.G, n.H,
-                               self.packed[self.pofs[3 * l + k]:])
-            self._pack(self.theta[n.offs[4 * n.L]:], n.H, 1, n.O, self.packed[self.pofs[3 * n.L]:])
-        self.bz = np.empty(n.L * n.G * n.H, dtype=self.dtype)
-        t = self.theta
-        for l in range(n.L):
-            k = 4 * l
-            for g in range(n.G):
-                for j in range(n.H):
-                    self.bz[(l * n.G + g) * n.H + j] = t[n.offs[k + 2] + g * n.H + j] + (
-                        0 if (n.cell == CELL_GRU and g == 2) else t[n.offs[k + 3] + g * n.H + j])
-        self.Zb = np.empty(n_streams * max(_zwidth(n), 1), dtype=self.dtype)
-        self.Rb = np.empty(n_streams * n.G * n.H, dtype=self.dtype)
-        self.n_streams = n_streams
-        self.softmax = softmax
-        self.n_threads = max(1, n_threads)     # crnn._engine.plan_threads decides
-        self.state_shape[0] = n.L
-        self.state_shape[1] = n_streams
-        self.state_shape[2] = n.H
-        self.out_shape[0] = n_streams
-        self.out_shape[1] = n.O
-
-    def _pack(self, floating[::1] W, Py_ssize_t K, Py_ssize_t G, Py_ssize_t units,
-              floating[::1] out):
-        """out <- W^T packed (W: G*units x K, row-major)."""
-        cdef Py_ssize_t PW = CRNN_PW_BYTES // sizeof(floating)
-        if floating is float:
-            crnn_pack_f32(&W[0], K, 1, K, G, units, units, 0, (units + PW - 1) // PW, &out[0])
-        else:
-            crnn_pack_f64(&W[0], K, 1, K, G, units, units, 0, (units + PW - 1) // PW, &out[0])
-
-    cdef cnp.ndarray _as_array(self, obj, int ndim, cnp.npy_intp* shape, str name):
-        cdef cnp.ndarray a
-        cdef int k
-        if type(obj) is np.ndarray and (<cnp.ndarray> obj).dtype is self.dtype and \
-                cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> obj):
-            a = <cnp.ndarray> obj
-        else:
-            a = np.ascontiguousarray(obj, dtype=self.dtype)
-        if cnp.PyArray_NDIM(a) != ndim:
-            raise ValueError(f"{name} must have {ndim} dimensions, got shape {(<object> a).shape}")
-        for k in range(ndim):
-            if cnp.PyArray_DIMS(a)[k] != shape[k]:
-                raise ValueError(f"{name} has shape {(<object> a).shape}; expected "
-                                 f"{tuple(shape[i] for i in range(ndim))}")
-        return a
-
-    def step(self, x, h=None, c=None):
-        """(outputs, h_new, c_new) of one step; h, c None: zero states
-        (c_new is None except for the LSTM)."""
-        cdef cnp.npy_intp xshape[2]
-        cdef cnp.ndarray xa, ha = None, ca = None, out, hN, cN = None
-        cdef const Net* n = &self.cfg.net
-        cdef Py_ssize_t i, nx
-        cdef bint finite = True
-        cdef void* pk
-        if self.n_streams == 1 and type(x) is np.ndarray and cnp.PyArray_NDIM(<cnp.ndarray> x) == 1:
-            xshape[0] = n.D             # one stream: x may be (n_features,)
-            xa = self._as_array(x, 1, xshape, "x")
-        else:
-            xshape[0] = self.n_streams
-            xshape[1] = n.D
-            xa = self._as_array(x, 2, xshape, "x")
-        if h is not None:
-            ha = self._as_array(h, 3, self.state_shape, "h")
-        if c is not None:
-            if not self.lstm:
-                raise ValueError("only the LSTM has cell states")
-            if h is None:
-                raise ValueError("c needs h")
-            ca = self._as_array(c, 3, self.state_shape, "c")
-        nx = self.n_streams * n.D
-        if self.is_float:
-            for i in range(nx):
-                finite = finite and isfinite((<float*> cnp.PyArray_DATA(xa))[i])
-        else:
-            for i in range(nx):
-                finite = finite and isfinite((<double*> cnp.PyArray_DATA(xa))[i])
-        if not finite:
-            raise ValueError("x contains NaN or infinity")
-        out = cnp.PyArray_EMPTY(2, self.out_shape, cnp.PyArray_TYPE(self.theta), 0)
-        hN = cnp.PyArray_EMPTY(3, self.state_shape, cnp.PyArray_TYPE(self.theta), 0)
-        if self.lstm:
-            cN = cnp.PyArray_EMPTY(3, self.state_shape, cnp.PyArray_TYPE(self.theta), 0)
-        pk = cnp.PyArray_DATA(self.packed) if self.use_packed else NULL
-        if self.n_threads > 1:
-            self._step_team(xa, ha, ca, hN, cN, out, pk)
-            return out, hN, cN
-        with nogil:
-            if self.is_float:
-                _step_layers(n, <const float*> cnp.PyArray_DATA(self.theta),
-                             <const float*> pk, self.pofs,
-                             <const float*> cnp.PyArray_DATA(self.bz), self.n_streams,
-                             <const float*> cnp.PyArray_DATA(xa),
-                             <const float*> (cnp.PyArray_DATA(ha) if ha is not None else NULL),
-                             <const float*> (cnp.PyArray_DATA(ca) if ca is not None else NULL),
-                             <float*> cnp.PyArray_DATA(hN),
-                             <float*> (cnp.PyArray_DATA(cN) if cN is not None else NULL),
-                             <float*> cnp.PyArray_DATA(self.Zb),
-                             <float*> cnp.PyArray_DATA(self.Rb),
-                             <float*> cnp.PyArray_DATA(out), self.softmax, 0, 1)
-            else:
-                _step_layers(n, <const double*> cnp.PyArray_DATA(self.theta),
-                             <const double*> pk, self.pofs,
-                             <const double*> cnp.PyArray_DATA(self.bz), self.n_streams,
-                             <const double*> cnp.PyArray_DATA(xa),
-                             <const double*> (cnp.PyArray_DATA(ha) if ha is not None else NULL),
-                             <const double*> (cnp.PyArray_DATA(ca) if ca is not None else NULL),
-                             <double*> cnp.PyArray_DATA(hN),
-                             <double*> (cnp.PyArray_DATA(cN) if cN is not None else NULL),
-                             <double*> cnp.PyArray_DATA(self.Zb),
-                             <double*> cnp.PyArray_DATA(self.Rb),
-                             <double*> cnp.PyArray_DATA(out), self.softmax, 0, 1)
-        return out, hN, cN
-
-    cdef void _step_team(self, cnp.ndarray xa, cnp.ndarray ha, cnp.ndarray ca,
-                         cnp.ndarray hN, cnp.ndarray cN, cnp.ndarray out, void* pk):
-        cdef const Net* n = &self.cfg.net
-        cdef int tid, nth
-        cdef void* h0 = cnp.PyArray_DATA(ha) if ha is not None else NULL
-        cdef void* c0 = cnp.PyArray_DATA(ca) if ca is not None else NULL
-        cdef void* cNp = cnp.PyArray_DATA(cN) if cN is not None else NULL
-        cdef void* th = cnp.PyArray_DATA(self.theta)
-        cdef void* bzp = cnp.PyArray_DATA(self.bz)
-        cdef void* xp = cnp.PyArray_DATA(xa)
-        cdef void* hNp = cnp.PyArray_DATA(hN)
-        cdef void* zb = cnp.PyArray_DATA(self.Zb)
-        cdef void* rb = cnp.PyArray_DATA(self.Rb)
-        cdef void* op = cnp.PyArray_DATA(out)
-        cdef Py_ssize_t S = self.n_streams
-        cdef bint sm = self.softmax, isf = self.is_float
-        with nogil, parallel(num_threads=self.n_threads):
-            tid = threadid()
-            nth = omp_get_num_threads()
-            if isf:
-                _step_layers(n, <const float*> th, <const float*> pk, self.pofs,
-                             <const float*> bzp, S, <const float*> xp, <const float*> h0,
-                             <const float*> c0, <float*> hNp, <float*> cNp, <float*> zb,
-                             <float*> rb, <float*> op, sm, tid, nth)
-            else:
-                _step_layers(n, <const double*> th, <const double*> pk, self.pofs,
-                             <const double*> bzp, S, <const double*> xp, <const double*> h0,
-                             <const double*> c0, <double*> hNp, <double*> cNp, <double*> zb,
-                             <double*> rb, <double*> op, sm, tid, nth)

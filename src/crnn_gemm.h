@@ -17,10 +17,10 @@
  * Each output element is one sequential chain of FMAs over k, so a row's
  * result does not depend on the other rows or on how rows are blocked.
  *
- * Kernels exist for AVX-512 and for AVX2+FMA (x86-64, GCC or Clang); the
- * level is picked once from the CPU (crnn_simd_level), and
- * crnn_simd_level_set lets tests force a lower one.  Level 0 means no kernel:
- * the caller then uses BLAS.
+ * Kernels exist for AVX-512 and for AVX2+FMA (x86-64, GCC or Clang); every
+ * call names the level to run at (at most crnn_simd_detect(), the CPU's
+ * best; tests force lower ones).  Level 0 means no kernel: the caller then
+ * uses BLAS.
  */
 #ifndef CRNN_GEMM_H
 #define CRNN_GEMM_H
@@ -36,10 +36,8 @@
 #define CRNN_HAVE_SIMD 0
 #endif
 
-static int crnn_simd_detected = -1;
-static int crnn_simd_current = -1;
-
-/* 2: AVX-512F, 1: AVX2 + FMA, 0: none */
+/* 2: AVX-512F, 1: AVX2 + FMA, 0: none.  No state: the caller keeps the
+ * level it runs at (crnn._kernels.Config) and passes it to every call. */
 static int crnn_simd_detect(void)
 {
 #if CRNN_HAVE_SIMD
@@ -50,25 +48,6 @@ static int crnn_simd_detect(void)
         return 1;
 #endif
     return 0;
-}
-
-static int crnn_simd_level(void)
-{
-    if (crnn_simd_current < 0) {
-        crnn_simd_detected = crnn_simd_detect();
-        crnn_simd_current = crnn_simd_detected;
-    }
-    return crnn_simd_current;
-}
-
-/* Force a level (capped at what the CPU has); returns the level in use. */
-static int crnn_simd_level_set(int level)
-{
-    crnn_simd_level();
-    if (level < 0 || level > crnn_simd_detected)
-        level = crnn_simd_detected;
-    crnn_simd_current = level;
-    return level;
 }
 
 /* ---- packing ------------------------------------------------------------
@@ -247,11 +226,11 @@ CRNN_DEFINE_RGEMM(crnn_rgemm_f64_avx2, double, crnn_f64x4, 4, 4, "avx2,fma", 3, 
 
 #endif /* CRNN_HAVE_SIMD */
 
-/* C (+)= A B on packed B at the current SIMD level; returns 0 (and does
+/* C (+)= A B on packed B at SIMD level `level`; returns 0 (and does
  * nothing) when there is no kernel, so the caller falls back to BLAS. */
 #if CRNN_HAVE_SIMD
 #define CRNN_DISPATCH(T, SUFFIX)                                                        \
-    switch (crnn_simd_level()) {                                                        \
+    switch (level) {                                                        \
     case 2:                                                                             \
         crnn_rgemm_##SUFFIX##_avx512(M, u0, u1, G, Hs, K, A, lda, Bp, C, ldc, beta0);   \
         return 1;                                                                       \
@@ -264,12 +243,12 @@ CRNN_DEFINE_RGEMM(crnn_rgemm_f64_avx2, double, crnn_f64x4, 4, 4, "avx2,fma", 3, 
 #endif
 
 #define CRNN_DEFINE_RGEMM_DISPATCH(T, SUFFIX)                                           \
-    static int crnn_rgemm_##SUFFIX(long M, long u0, long u1, long G, long Hs, long K,   \
-                                   const T *A, long lda, const T *Bp, T *C, long ldc,   \
-                                   int beta0)                                           \
+    static int crnn_rgemm_##SUFFIX(int level, long M, long u0, long u1, long G, long Hs, \
+                                   long K, const T *A, long lda, const T *Bp, T *C,     \
+                                   long ldc, int beta0)                                 \
     {                                                                                   \
         CRNN_DISPATCH(T, SUFFIX)                                                        \
-        (void)M; (void)u0; (void)u1; (void)G; (void)Hs; (void)K; (void)A; (void)lda;    \
+        (void)level; (void)M; (void)u0; (void)u1; (void)G; (void)Hs; (void)K; (void)A; (void)lda;    \
         (void)Bp; (void)C; (void)ldc; (void)beta0;                                      \
         return 0;                                                                       \
     }

@@ -9,20 +9,28 @@ from crnn._data import shard_batch
 from crnn._layout import LOSS_MSE, LOSS_XENT, Layout
 
 
+# the SIMD level the configs below are built at (None: the CPU's best)
+_LEVEL = [None]
+
+
 @contextmanager
 def simd(level):
     """Run the recurrent products at SIMD `level` (None: BLAS, no packing)."""
     if level is None:
         yield False
         return
-    got = _kernels.set_simd_level(level)
-    if got != level:
-        _kernels.set_simd_level(-1)
+    if _kernels.simd_level() < level:
         pytest.skip(f"this CPU has no SIMD level {level}")
+    _LEVEL[0] = level
     try:
         yield True
     finally:
-        _kernels.set_simd_level(-1)
+        _LEVEL[0] = None
+
+
+def config(layout, seq, loss, trunc):
+    """The layout's kernel Config at the SIMD level of the enclosing simd()."""
+    return layout.config(seq, loss, trunc, -1 if _LEVEL[0] is None else _LEVEL[0])
 
 
 SIMD_LEVELS = [None, 1, 2]
@@ -67,7 +75,7 @@ def kernel_loss_grad(layout, params, X, y, idx, *, loss, seq, trunc=None, n_thre
     X: (N, T, D) array or a list of (T_i, D) arrays.  y: per sample (N, ...)
     or, with seq, per step: (N, T, ...) array or list of (T_i, ...) arrays."""
     theta = pack(layout, params, dtype)
-    cfg = layout.config(seq, LOSS_MSE if loss == "mse" else LOSS_XENT, trunc)
+    cfg = config(layout, seq, LOSS_MSE if loss == "mse" else LOSS_XENT, trunc)
     rows, start, lens = flatten(X)
     rows = np.ascontiguousarray(rows, dtype=dtype)
     if seq:
@@ -104,7 +112,7 @@ def kernel_predict(layout, params, X, *, seq, n_threads=1, chunk=3, dtype=np.flo
     """Head outputs: (N, O) many-to-one; per step (N, T, O), or a list of
     (T_i, O) arrays for a list X.  states: (h0, c0, hN, cN) or None."""
     theta = pack(layout, params, dtype)
-    cfg = layout.config(seq, LOSS_MSE, None)
+    cfg = config(layout, seq, LOSS_MSE, None)
     rows, start, lens = flatten(X)
     rows = np.ascontiguousarray(rows, dtype=dtype)
     order = np.argsort(-lens, kind="stable").astype(np.intp)

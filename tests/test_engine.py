@@ -161,3 +161,26 @@ def test_cpu_count_respects_affinity_and_quotas():
     from crnn._threads import cpu_count
     n = cpu_count()
     assert 1 <= n <= len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_every_simd_level_gives_the_same_results(cell):
+    """The SIMD level is part of the Config, not global state: predict and
+    the step kernel at each level the CPU has (0: BLAS) agree, in one
+    process, without resetting anything."""
+    rng = np.random.default_rng(0)
+    layout = Layout(cell, "tanh", 2, 1, 40, 3, 2)
+    theta = layout.init_params(np.random.RandomState(0), np.float64)
+    data = from_array(rng.normal(size=(5, 7, 3)))
+    x = rng.normal(size=(5, 3))
+    results = {}
+    for level in range(_kernels.simd_level() + 1):
+        engine = Engine(layout, True, LOSS_MSE, None, simd=level)
+        assert engine.cfg.simd == level and (engine.packed_size(False, theta.dtype) > 0) == (level > 0)
+        step = engine.step_kernel(theta, 5, False, 2)
+        results[level] = (engine.predict(theta, data, 2), step.step(x)[0])
+    for level, (pred, out) in results.items():
+        np.testing.assert_allclose(pred, results[0][0], rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(out, results[0][1], rtol=1e-12, atol=1e-13)
+    # a level above the CPU's is capped at the CPU's
+    assert Engine(layout, True, LOSS_MSE, None, simd=9).cfg.simd == _kernels.simd_level()

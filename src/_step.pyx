@@ -1,0 +1,309 @@
+# One time step of a unidirectional network for many independent streams,
+# with the states carried by the caller: the streaming path (crnn.Stepper).
+# It shares the C kernels and helpers of the training and predict kernels
+# through crnn_net.pxd, and runs at the SIMD level of the Config it is given.
+from cython cimport floating
+from cython.parallel cimport parallel, threadid
+from libc.math cimport exp, isfinite
+from libc.string cimport memset
+
+import numpy as np
+cimport numpy as cnp
+
+from crnn_codes cimport CELL_GRU, CELL_LSTM
+from crnn_net cimport *
+from crnn_omp cimport crnn_ftz_enter, crnn_ftz_leave, omp_get_num_threads
+
+cnp.import_array()
+
+
+cdef void _step_layers(const Net* n, const floating* theta, const floating* pk,
+                       const Py_ssize_t* pofs, const floating* bz, Py_ssize_t S,
+                       const floating* x, const floating* h0, const floating* c0,
+                       floating* hN, floating* cN, floating* Zb, floating* Rb,
+                       floating* out, bint softmax, int tid, int nt) noexcept nogil:
+    """One time step of a unidirectional network for S streams, by a team of
+    nt threads that split the hidden units (nt = 1: one thread does all).
+
+    pk: packed W_ih^T, W_hh^T of every layer and W_out^T at offsets pofs
+    (3 L + 1 entries), or NULL for BLAS; bz: summed biases per layer (G*H).
+    h0, c0: (L, S, H) or NULL for zeros; hN, cN: (L, S, H) outputs."""
+    cdef Py_ssize_t H = n.H, G = n.G, GH = n.G * n.H, ZW = _zwidth(n), O = n.O
+    cdef Py_ssize_t l, i, j, g, Din, k, ldz, j0, j1
+    cdef const floating* xin = x
+    cdef const floating* hp
+    cdef const floating* cp
+    cdef floating* z
+    cdef floating* hl
+    cdef const floating* w_out = theta + n.offs[4 * n.L]
+    cdef const floating* b_out = theta + n.offs[4 * n.L + 1]
+    cdef unsigned int csr = crnn_ftz_enter()
+    cdef double mx, se
+    _split(H, tid, nt, _lanes(theta[0]), &j0, &j1)
+    for l in range(n.L):
+        k = 4 * l
+        Din = n.D if l == 0 else H
+        hl = hN + l * S * H
+        hp = h0 + l * S * H if h0 != NULL else NULL
+        if G == 1:
+            z = hl                      # Elman: pre-activation in place of the new state
+            ldz = H
+        else:
+            z = Zb
+            ldz = ZW
+        # input projection; the recurrent one onto it (Elman) or into R
+        _proj(n.simd, S, j0, j1, G, H, Din, xin, Din, pk + pofs[3 * l] if pk != NULL else NULL,
+              theta + n.offs[k], z, ldz, True)
+        if hp != NULL:
+            if G == 1:
+                _proj(n.simd, S, j0, j1, 1, H, H, hp, H, pk + pofs[3 * l + 1] if pk != NULL else NULL,
+                      theta + n.offs[k + 1], z, ldz, False)
+            else:
+                _proj(n.simd, S, j0, j1, G, H, H, hp, H, pk + pofs[3 * l + 1] if pk != NULL else NULL,
+                      theta + n.offs[k + 1], Rb, GH, True)
+        elif G > 1:
+            for i in range(S):
+                for g in range(G):
+                    memset(Rb + i * GH + g * H + j0, 0, (j1 - j0) * sizeof(floating))
+        if G == 1:
+            _act_forward(n.cell, z + j0, S, j1 - j0, H, bz + l * GH + j0)
+        elif n.cell == CELL_LSTM:
+            cp = c0 + l * S * H if c0 != NULL else NULL
+            if cp == NULL:
+                for i in range(S):                                 # as c_prev: zeros
+                    memset(cN + (l * S + i) * H + j0, 0, (j1 - j0) * sizeof(floating))
+                cp = cN + l * S * H
+            _lstm_fwd(S, j0, j1, H, z, ZW, Rb, GH, bz + l * GH, cp, H, cN + l * S * H, H, hl, H)
+        else:
+            if hp == NULL:
+                for i in range(S):                                 # as h_prev: zeros
+                    memset(hl + i * H + j0, 0, (j1 - j0) * sizeof(floating))
+                hp = hl
+            _gru_fwd(S, j0, j1, H, z, ZW, Rb, GH, bz + l * GH, theta + n.offs[k + 3] + 2 * H,
+                     hp, H, hl, H)
+        _sync(nt)                       # the next layer and the head read every unit
+        xin = hl
+    if tid == 0:
+        _proj(n.simd, S, 0, O, 1, O, H, xin, H, pk + pofs[3 * n.L] if pk != NULL else NULL, w_out,
+              out, O, True)
+        for i in range(S):
+            for j in range(O):
+                out[i * O + j] += b_out[j]
+            if softmax:
+                mx = out[i * O]
+                for j in range(1, O):
+                    if out[i * O + j] > mx:
+                        mx = out[i * O + j]
+                se = 0
+                for j in range(O):
+                    out[i * O + j] = <floating> exp(out[i * O + j] - mx)
+                    se += out[i * O + j]
+                for j in range(O):
+                    out[i * O + j] = <floating> (out[i * O + j] / se)
+    crnn_ftz_leave(csr)
+
+
+cdef class StepKernel:
+    """One time step of a unidirectional network for `n_streams` independent
+    streams, with the states carried by the caller.
+
+    Holds its own copy of the weights, packed for the single-step products
+    (W_ih^T, W_hh^T of every layer, W_out^T), the summed biases and scratch,
+    so a step is one call that allocates only its outputs.  step() takes x
+    (n_streams, n_features) and the states (num_layers, n_streams, H), and
+    returns new arrays: the head's outputs (softmax probabilities when built
+    with softmax=True) and the new states.
+    """
+    cdef Net net
+    cdef const Py_ssize_t[::1] _offs
+    cdef cnp.ndarray theta, packed, bz, Zb, Rb
+    cdef Py_ssize_t pofs[256]
+    cdef readonly int n_streams, n_threads
+    cdef bint softmax, is_float, lstm, use_packed
+    cdef object dtype
+    cdef cnp.npy_intp state_shape[3]
+    cdef cnp.npy_intp out_shape[2]
+
+    def __init__(self, cfg, theta, int n_streams, bint softmax, int n_threads=1):
+        """cfg: the network's crnn._kernels.Config (its shape, codes and SIMD
+        level are copied); n_threads: the team that splits the hidden
+        units (crnn._engine.plan_threads picks it)."""
+        cdef const Net* n = &self.net
+        # a Config pickles as its constructor's arguments: the same Net here
+        (cell, L, ndir, H, D, O, seq, loss, trunc, offs, n_params, simd) = cfg.__reduce__()[1]
+        self._offs = np.array(offs, dtype=np.intp)
+        if net_init(&self.net, cell, L, ndir, H, D, O, seq, loss, trunc, simd,
+                    &self._offs[0]) != 0:
+            raise ValueError("invalid network shape")
+        cdef Py_ssize_t l, k, g, j, pos = 0, Din, itemsize
+        if n.ndir != 1:
+            raise ValueError("a bidirectional network cannot run step by step: its reverse "
+                             "direction needs the whole sequence")
+        if n_streams < 1:
+            raise ValueError("n_streams must be positive")
+        if 3 * n.L + 1 > 256:
+            raise ValueError("too many layers for the step kernel")
+        self.theta = np.array(theta, copy=True, order="C")
+        self.dtype = self.theta.dtype
+        if self.dtype not in (np.float32, np.float64) or self.theta.ndim != 1 \
+                or self.theta.shape[0] != n_params:
+            raise ValueError("parameter vector does not match the network")
+        itemsize = self.dtype.itemsize
+        self.is_float = self.dtype == np.float32
+        self.lstm = n.cell == CELL_LSTM
+        self.use_packed = n.simd > 0
+        # packed transposes: per layer W_ih (K = Din) and W_hh (K = H), then W_out
+        for l in range(n.L):
+            Din = n.D if l == 0 else n.H
+            self.pofs[3 * l] = pos
+            pos += crnn_packed_size(Din, n.G, n.H, itemsize)
+            self.pofs[3 * l + 1] = pos
+            pos += crnn_packed_size(n.H, n.G, n.H, itemsize)
+        self.pofs[3 * n.L] = pos
+        pos += crnn_packed_size(n.H, 1, n.O, itemsize)
+        self.packed = np.zeros(pos if self.use_packed else 0, dtype=self.dtype)
+        if self.use_packed:
+            for l in range(n.L):
+                Din = n.D if l == 0 else n.H
+                for k, K in ((0, Din), (1, n.H)):
+                    self._pack(self.theta[n.offs[4 * l + k]:], K, n.G, n.H,
+                               self.packed[self.pofs[3 * l + k]:])
+            self._pack(self.theta[n.offs[4 * n.L]:], n.H, 1, n.O, self.packed[self.pofs[3 * n.L]:])
+        self.bz = np.empty(n.L * n.G * n.H, dtype=self.dtype)
+        t = self.theta
+        for l in range(n.L):
+            k = 4 * l
+            for g in range(n.G):
+                for j in range(n.H):
+                    self.bz[(l * n.G + g) * n.H + j] = t[n.offs[k + 2] + g * n.H + j] + (
+                        0 if (n.cell == CELL_GRU and g == 2) else t[n.offs[k + 3] + g * n.H + j])
+        self.Zb = np.empty(n_streams * max(_zwidth(n), 1), dtype=self.dtype)
+        self.Rb = np.empty(n_streams * n.G * n.H, dtype=self.dtype)
+        self.n_streams = n_streams
+        self.softmax = softmax
+        self.n_threads = max(1, n_threads)     # crnn._engine.plan_threads decides
+        self.state_shape[0] = n.L
+        self.state_shape[1] = n_streams
+        self.state_shape[2] = n.H
+        self.out_shape[0] = n_streams
+        self.out_shape[1] = n.O
+
+    def _pack(self, floating[::1] W, Py_ssize_t K, Py_ssize_t G, Py_ssize_t units,
+              floating[::1] out):
+        """out <- W^T packed (W: G*units x K, row-major)."""
+        cdef Py_ssize_t PW = CRNN_PW_BYTES // sizeof(floating)
+        _pack(&W[0], K, 1, K, G, units, units, 0, (units + PW - 1) // PW, &out[0])
+
+    cdef cnp.ndarray _as_array(self, obj, int ndim, cnp.npy_intp* shape, str name):
+        cdef cnp.ndarray a
+        cdef int k
+        if type(obj) is np.ndarray and (<cnp.ndarray> obj).dtype is self.dtype and \
+                cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> obj):
+            a = <cnp.ndarray> obj
+        else:
+            a = np.ascontiguousarray(obj, dtype=self.dtype)
+        if cnp.PyArray_NDIM(a) != ndim:
+            raise ValueError(f"{name} must have {ndim} dimensions, got shape {(<object> a).shape}")
+        for k in range(ndim):
+            if cnp.PyArray_DIMS(a)[k] != shape[k]:
+                raise ValueError(f"{name} has shape {(<object> a).shape}; expected "
+                                 f"{tuple(shape[i] for i in range(ndim))}")
+        return a
+
+    def step(self, x, h=None, c=None):
+        """(outputs, h_new, c_new) of one step; h, c None: zero states
+        (c_new is None except for the LSTM)."""
+        cdef cnp.npy_intp xshape[2]
+        cdef cnp.ndarray xa, ha = None, ca = None, out, hN, cN = None
+        cdef const Net* n = &self.net
+        cdef Py_ssize_t i, nx
+        cdef bint finite = True
+        cdef void* pk
+        if self.n_streams == 1 and type(x) is np.ndarray and cnp.PyArray_NDIM(<cnp.ndarray> x) == 1:
+            xshape[0] = n.D             # one stream: x may be (n_features,)
+            xa = self._as_array(x, 1, xshape, "x")
+        else:
+            xshape[0] = self.n_streams
+            xshape[1] = n.D
+            xa = self._as_array(x, 2, xshape, "x")
+        if h is not None:
+            ha = self._as_array(h, 3, self.state_shape, "h")
+        if c is not None:
+            if not self.lstm:
+                raise ValueError("only the LSTM has cell states")
+            if h is None:
+                raise ValueError("c needs h")
+            ca = self._as_array(c, 3, self.state_shape, "c")
+        nx = self.n_streams * n.D
+        if self.is_float:
+            for i in range(nx):
+                finite = finite and isfinite((<float*> cnp.PyArray_DATA(xa))[i])
+        else:
+            for i in range(nx):
+                finite = finite and isfinite((<double*> cnp.PyArray_DATA(xa))[i])
+        if not finite:
+            raise ValueError("x contains NaN or infinity")
+        out = cnp.PyArray_EMPTY(2, self.out_shape, cnp.PyArray_TYPE(self.theta), 0)
+        hN = cnp.PyArray_EMPTY(3, self.state_shape, cnp.PyArray_TYPE(self.theta), 0)
+        if self.lstm:
+            cN = cnp.PyArray_EMPTY(3, self.state_shape, cnp.PyArray_TYPE(self.theta), 0)
+        pk = cnp.PyArray_DATA(self.packed) if self.use_packed else NULL
+        if self.n_threads > 1:
+            self._step_team(xa, ha, ca, hN, cN, out, pk)
+            return out, hN, cN
+        with nogil:
+            if self.is_float:
+                _step_layers(n, <const float*> cnp.PyArray_DATA(self.theta),
+                             <const float*> pk, self.pofs,
+                             <const float*> cnp.PyArray_DATA(self.bz), self.n_streams,
+                             <const float*> cnp.PyArray_DATA(xa),
+                             <const float*> (cnp.PyArray_DATA(ha) if ha is not None else NULL),
+                             <const float*> (cnp.PyArray_DATA(ca) if ca is not None else NULL),
+                             <float*> cnp.PyArray_DATA(hN),
+                             <float*> (cnp.PyArray_DATA(cN) if cN is not None else NULL),
+                             <float*> cnp.PyArray_DATA(self.Zb),
+                             <float*> cnp.PyArray_DATA(self.Rb),
+                             <float*> cnp.PyArray_DATA(out), self.softmax, 0, 1)
+            else:
+                _step_layers(n, <const double*> cnp.PyArray_DATA(self.theta),
+                             <const double*> pk, self.pofs,
+                             <const double*> cnp.PyArray_DATA(self.bz), self.n_streams,
+                             <const double*> cnp.PyArray_DATA(xa),
+                             <const double*> (cnp.PyArray_DATA(ha) if ha is not None else NULL),
+                             <const double*> (cnp.PyArray_DATA(ca) if ca is not None else NULL),
+                             <double*> cnp.PyArray_DATA(hN),
+                             <double*> (cnp.PyArray_DATA(cN) if cN is not None else NULL),
+                             <double*> cnp.PyArray_DATA(self.Zb),
+                             <double*> cnp.PyArray_DATA(self.Rb),
+                             <double*> cnp.PyArray_DATA(out), self.softmax, 0, 1)
+        return out, hN, cN
+
+    cdef void _step_team(self, cnp.ndarray xa, cnp.ndarray ha, cnp.ndarray ca,
+                         cnp.ndarray hN, cnp.ndarray cN, cnp.ndarray out, void* pk):
+        cdef const Net* n = &self.net
+        cdef int tid, nth
+        cdef void* h0 = cnp.PyArray_DATA(ha) if ha is not None else NULL
+        cdef void* c0 = cnp.PyArray_DATA(ca) if ca is not None else NULL
+        cdef void* cNp = cnp.PyArray_DATA(cN) if cN is not None else NULL
+        cdef void* th = cnp.PyArray_DATA(self.theta)
+        cdef void* bzp = cnp.PyArray_DATA(self.bz)
+        cdef void* xp = cnp.PyArray_DATA(xa)
+        cdef void* hNp = cnp.PyArray_DATA(hN)
+        cdef void* zb = cnp.PyArray_DATA(self.Zb)
+        cdef void* rb = cnp.PyArray_DATA(self.Rb)
+        cdef void* op = cnp.PyArray_DATA(out)
+        cdef Py_ssize_t S = self.n_streams
+        cdef bint sm = self.softmax, isf = self.is_float
+        with nogil, parallel(num_threads=self.n_threads):
+            tid = threadid()
+            nth = omp_get_num_threads()
+            if isf:
+                _step_layers(n, <const float*> th, <const float*> pk, self.pofs,
+                             <const float*> bzp, S, <const float*> xp, <const float*> h0,
+                             <const float*> c0, <float*> hNp, <float*> cNp, <float*> zb,
+                             <float*> rb, <float*> op, sm, tid, nth)
+            else:
+                _step_layers(n, <const double*> th, <const double*> pk, self.pofs,
+                             <const double*> bzp, S, <const double*> xp, <const double*> h0,
+                             <const double*> c0, <double*> hNp, <double*> cNp, <double*> zb,
+                             <double*> rb, <double*> op, sm, tid, nth)
