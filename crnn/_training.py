@@ -52,9 +52,10 @@ class TrainState:
     @classmethod
     def of(cls, estimator, dtype):
         """A copy of a fitted estimator's state, arrays cast to dtype."""
-        kw = {f.name: getattr(estimator, f.metadata["attr"]) for f in fields(cls)}
+        kw = {name: getattr(estimator, attr) for name, attr in _STATE_ATTRS}
         for name in ("theta", "opt_m", "opt_v"):
-            kw[name] = np.array(kw[name], dtype=dtype)        # always a copy
+            a = kw[name]
+            kw[name] = a.copy() if a.dtype == dtype else a.astype(dtype)
         for name in ("loss_curve", "validation_scores", "validation_loss_curve"):
             kw[name] = list(kw[name])
         if kw["best_loss"] is None:
@@ -72,7 +73,7 @@ class TrainState:
     def attributes(self, early_stopping):
         """The estimator's attributes for this state.  best_loss_ is None
         when early stopping decided, best_validation_score_ otherwise."""
-        out = {f.metadata["attr"]: getattr(self, f.name) for f in fields(self)}
+        out = {attr: getattr(self, name) for name, attr in _STATE_ATTRS}
         out["best_loss_" if early_stopping else "best_validation_score_"] = None
         return out
 
@@ -99,6 +100,11 @@ class TrainState:
                 self.best_validation_score = score
         self.no_improvement_count = 0 if improved else self.no_improvement_count + 1
         return best
+
+
+# (field, estimator attribute) of every TrainState field (dataclasses.fields
+# is slow enough to show in partial_fit's overhead)
+_STATE_ATTRS = tuple((f.name, f.metadata["attr"]) for f in fields(TrainState))
 
 
 class Solver:
@@ -264,13 +270,13 @@ class EpochLoop:
             theta[:] = best_theta
 
     def _end_epoch(self, state, loss, n, validate, best_theta, t0):
-        msg = f"Epoch {state.n_iter + 1}: loss = {loss:.6f}"
         validation = None if validate is None else validate(state.theta)
         if state.record_epoch(loss, n, self.tol, validation):
             best_theta[:] = state.theta
-        if validation is not None:
-            msg += (f", validation loss = {validation[1]:.6f}, validation score = "
-                    f"{validation[0]:.6f}")
         if self.verbose:
+            msg = f"Epoch {state.n_iter}: loss = {loss:.6f}"
+            if validation is not None:
+                msg += (f", validation loss = {validation[1]:.6f}, validation score = "
+                        f"{validation[0]:.6f}")
             print(f"{msg}, {time.perf_counter() - t0:.3f} s", flush=True)
 
