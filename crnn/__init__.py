@@ -1,5 +1,5 @@
 """crnn: recurrent neural networks in Cython + OpenMP kernels, as scikit-learn estimators."""
 from ._estimators import RNNClassifier, RNNRegressor
+from ._version import __version__
 
 __all__ = ["RNNClassifier", "RNNRegressor"]
-__version__ = "0.1.0"

@@ -138,3 +138,55 @@ def shard_batch(batch, lens, n_shards, uniform):
     bounds = np.zeros(n_shards + 1, dtype=np.intp)
     bounds[1:] = np.cumsum(np.bincount(shard_of, minlength=n_shards))
     return np.ascontiguousarray(srt[key]), bounds
+
+
+def per_step_targets(data, y, name="y"):
+    """Per-step targets -> (an array with a row per step, aligned with
+    data.rows; the number of axes of one step's target: 0 or 1).
+
+    For an array X, y is an array (n_samples, n_timesteps[, k]); for a list
+    of sequences, a list of per-sequence arrays (n_timesteps_i[, k])."""
+    N = data.n_samples
+    if data.ragged_input:
+        try:
+            parts = [np.asarray(part) for part in y]
+        except TypeError as exc:
+            raise ValueError(f"{name} must be a list of per-sequence arrays: {exc}") from exc
+        if len(parts) != N:
+            raise ValueError(f"X has {N} sequences but {name} has {len(parts)}.")
+        ndims = {a.ndim for a in parts}
+        if not ndims <= {1, 2} or len(ndims) != 1:
+            raise ValueError(
+                f"each {name}[i] must be (n_timesteps_i,) or (n_timesteps_i, n_outputs), all "
+                "alike.")
+        for i, a in enumerate(parts):
+            if a.shape[0] != data.lens[i]:
+                raise ValueError(
+                    f"{name}[{i}] has {a.shape[0]} steps but sequence {i} of X has "
+                    f"{data.lens[i]}.")
+        try:
+            rows = np.concatenate(parts, axis=0)
+        except ValueError as exc:
+            raise ValueError(f"the {name}[i] have different numbers of outputs: {exc}") from exc
+        return rows, ndims.pop() - 1
+    y = np.asarray(y)
+    T = data.max_len
+    if y.ndim not in (2, 3) or y.shape[0] != N or y.shape[1] != T:
+        raise ValueError(
+            f"With return_sequences=True, {name} must have shape (n_samples, n_timesteps"
+            f"[, n_outputs]) = ({N}, {T}[, n_outputs]) matching X's steps; got shape "
+            f"{y.shape}.")
+    return y.reshape((N * T,) + y.shape[2:]), y.ndim - 2
+
+
+def fast_float_array(X, dtype):
+    """The common case without check_array's overhead: a plain float ndarray
+    of 2 or 3 dimensions, no empty axis, all finite.  Returns X as a
+    C-contiguous array of dtype, or None to take the general path."""
+    if type(X) is not np.ndarray or X.dtype.kind != "f" or X.ndim not in (2, 3) or X.size == 0:
+        return None
+    X = np.ascontiguousarray(X, dtype=dtype)
+    total = np.add.reduce(X, axis=None)
+    if not np.isfinite(total) and not np.isfinite(X).all():
+        return None            # let check_array name the NaN or infinity
+    return X

@@ -17,7 +17,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ._data import from_array, from_list, is_sequence_list
+from ._data import fast_float_array, from_array, from_list, is_sequence_list, per_step_targets
 from ._engine import Engine, sample_rows
 from ._layout import LOSS_MSE, LOSS_XENT, Layout
 from ._threads import effective_n_threads
@@ -28,58 +28,6 @@ _CELLS = ("rnn", "gru", "lstm")
 _NONLINEARITIES = ("tanh", "relu")
 # the parameter names of each estimator class (sklearn's _get_param_names)
 _PARAM_NAMES = {}
-
-
-def _per_step_targets(data, y, name="y"):
-    """Per-step targets -> (an array with a row per step, aligned with
-    data.rows; the number of axes of one step's target: 0 or 1).
-
-    For an array X, y is an array (n_samples, n_timesteps[, k]); for a list
-    of sequences, a list of per-sequence arrays (n_timesteps_i[, k])."""
-    N = data.n_samples
-    if data.ragged_input:
-        try:
-            parts = [np.asarray(part) for part in y]
-        except TypeError as exc:
-            raise ValueError(f"{name} must be a list of per-sequence arrays: {exc}") from exc
-        if len(parts) != N:
-            raise ValueError(f"X has {N} sequences but {name} has {len(parts)}.")
-        ndims = {a.ndim for a in parts}
-        if not ndims <= {1, 2} or len(ndims) != 1:
-            raise ValueError(
-                f"each {name}[i] must be (n_timesteps_i,) or (n_timesteps_i, n_outputs), all "
-                "alike.")
-        for i, a in enumerate(parts):
-            if a.shape[0] != data.lens[i]:
-                raise ValueError(
-                    f"{name}[{i}] has {a.shape[0]} steps but sequence {i} of X has "
-                    f"{data.lens[i]}.")
-        try:
-            rows = np.concatenate(parts, axis=0)
-        except ValueError as exc:
-            raise ValueError(f"the {name}[i] have different numbers of outputs: {exc}") from exc
-        return rows, ndims.pop() - 1
-    y = np.asarray(y)
-    T = data.max_len
-    if y.ndim not in (2, 3) or y.shape[0] != N or y.shape[1] != T:
-        raise ValueError(
-            f"With return_sequences=True, {name} must have shape (n_samples, n_timesteps"
-            f"[, n_outputs]) = ({N}, {T}[, n_outputs]) matching X's steps; got shape "
-            f"{y.shape}.")
-    return y.reshape((N * T,) + y.shape[2:]), y.ndim - 2
-
-
-def _fast_float_array(X, dtype):
-    """The common case without check_array's overhead: a plain float ndarray
-    of 2 or 3 dimensions, no empty axis, all finite.  Returns X as a
-    C-contiguous array of dtype, or None to take the general path."""
-    if type(X) is not np.ndarray or X.dtype.kind != "f" or X.ndim not in (2, 3) or X.size == 0:
-        return None
-    X = np.ascontiguousarray(X, dtype=dtype)
-    total = np.add.reduce(X, axis=None)
-    if not np.isfinite(total) and not np.isfinite(X).all():
-        return None            # let check_array name the NaN or infinity
-    return X
 
 
 def _softmax(z):
@@ -287,7 +235,7 @@ class _BaseRNN(BaseEstimator):
         if is_sequence_list(X):
             data = from_list(X, dtype)
         else:
-            fast = _fast_float_array(X, dtype)
+            fast = fast_float_array(X, dtype)
             A = fast if fast is not None else self._check_X_slow(X, dtype)
             if A.ndim == 2:
                 A = A[:, :, None]
@@ -683,7 +631,7 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
             raise TypeError("y must be a dense array.")
         N = data.n_samples
         if self.return_sequences:
-            y, step_ndim = _per_step_targets(data, y)
+            y, step_ndim = per_step_targets(data, y)
             y_ndim = 2 + step_ndim
         else:
             y_ndim = None
@@ -765,7 +713,7 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
             return super().score(X, y, sample_weight=sample_weight)
         raw, data, _ = self._forward(X)
         pred = self._output_rows(raw)
-        y, _ = _per_step_targets(data, y)
+        y, _ = per_step_targets(data, y)
         y = np.asarray(y, dtype=np.float64)
         if y.shape != pred.shape:
             raise ValueError(f"y has shape {y.shape}, predictions have shape {pred.shape}.")
@@ -809,7 +757,7 @@ class RNNClassifier(ClassifierMixin, _BaseRNN):
             raise TypeError("y must be a dense array of class labels.")
         N = data.n_samples
         if self.return_sequences:
-            y, step_ndim = _per_step_targets(data, y)
+            y, step_ndim = per_step_targets(data, y)
             if step_ndim != 0:
                 raise ValueError(
                     "With return_sequences=True, y must hold one label per step: (n_samples, "
@@ -940,7 +888,7 @@ class RNNClassifier(ClassifierMixin, _BaseRNN):
             return super().score(X, y, sample_weight=sample_weight)
         raw, data, _ = self._forward(X)
         pred = self.classes_[raw.argmax(axis=1)]
-        y, _ = _per_step_targets(data, y)
+        y, _ = per_step_targets(data, y)
         if y.shape != pred.shape:
             raise ValueError(f"y has shape {y.shape}, predictions have shape {pred.shape}.")
         sw = None if sample_weight is None else np.repeat(np.asarray(sample_weight), data.lens)
