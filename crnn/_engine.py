@@ -100,20 +100,24 @@ class Engine:
         Truncated BPTT length (None: full BPTT).
     simd : int
         SIMD level of the recurrent products (-1: the CPU's best; 0: BLAS).
+    dropout : float
+        Training only: probability of dropping each output of every layer
+        but the last (PyTorch's nn.RNN(dropout=p)).
     """
 
-    def __init__(self, layout, seq, loss, trunc=None, simd=-1):
+    def __init__(self, layout, seq, loss, trunc=None, simd=-1, dropout=0.0):
         self.layout = layout
         self.seq = bool(seq)
         self.loss = loss
         self.trunc = trunc
-        self.cfg = layout.config(self.seq, loss, trunc, simd)
+        self.dropout = float(dropout)
+        self.cfg = layout.config(self.seq, loss, trunc, simd, self.dropout)
 
     @property
     def key(self):
         """What the engine was built for: a cached engine is reused while
         this stays the same."""
-        return (self.layout, self.seq, self.loss, self.trunc)
+        return (self.layout, self.seq, self.loss, self.trunc, self.dropout)
 
     def packed_size(self, train, dtype):
         """Elements of the packed W_hh copies (0 where the CPU has no SIMD
@@ -190,7 +194,9 @@ class TrainWorkspace:
     `batch_size` samples; ``train_batch`` then runs one batch through the
     kernels.  target: a (rows, n_outputs) array of values (MSE) or (rows,)
     int32 class codes (cross-entropy), a row per sample or per step (seq).
-    weights: a weight per target row (None: all 1).
+    weights: a non-negative weight per target row (None: all 1); the batch
+    loss is then the weighted mean, and ``batch_weight`` the total weight of
+    the last batch (its number of samples without weights).
     """
 
     def __init__(self, engine, data, target, batch_size, n_threads, dtype, weights=None):
@@ -215,16 +221,24 @@ class TrainWorkspace:
             self.yreg, self.ylab = np.zeros((0, 0), dtype=dtype), target
         else:
             self.yreg, self.ylab = target, np.zeros(0, dtype=np.int32)
+        self.weights = None if weights is None else np.ascontiguousarray(weights, np.float64)
+        if self.weights is not None:
+            # each sample's total weight (over its steps with per-step targets)
+            self.sample_weights = (np.add.reduceat(self.weights, data.start) if engine.seq
+                                   else self.weights)
+        self.batch_weight = 0.0
 
-    def train_batch(self, theta, samples):
+    def train_batch(self, theta, samples, seed=0):
         """Mean loss (without any penalty) of the batch `samples` (data
         sample indices, at most batch_size of them) at theta; its gradient
         is left in ``self.grads``, one row per shard, to be summed in order
-        (the optimizer kernel does)."""
+        (the optimizer kernel does).  seed: the dropout masks (with dropout)."""
         data = self.data
         idx, bounds = shard_batch(samples, data.lens, self.n_shards, not self.varlen)
+        self.batch_weight = (len(samples) if self.weights is None
+                             else float(self.sample_weights[samples].sum()))
         return _kernels.train_step(
             self.engine.cfg, theta, self.grads, data.rows, data.start, data.lens, self.yreg,
             self.ylab, idx, bounds, self.ws, self.iws, self.T, self.shard_rows, self.varlen,
-            self.n_threads, self.plan.hidden_split, self.wpack,
+            self.n_threads, self.plan.hidden_split, self.wpack, self.weights, seed,
         )

@@ -17,11 +17,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from ._callbacks import CallbackSupportMixin, EpochMonitor, wants_callbacks, with_callbacks
 from ._data import fast_float_array, from_array, from_list, is_sequence_list, per_step_targets
 from ._engine import Engine, sample_rows
 from ._layout import LOSS_MSE, LOSS_XENT, Layout
 from ._threads import effective_n_threads
-from ._training import EpochLoop, TrainState, make_solver
+from ._training import EpochLoop, LearningRate, TrainState, make_solver
 
 _SOLVERS = ("sgd", "adam")
 _CELLS = ("rnn", "gru", "lstm")
@@ -42,7 +43,7 @@ def _log_softmax(z):
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
-class _BaseRNN(BaseEstimator):
+class _BaseRNN(CallbackSupportMixin, BaseEstimator):
     """Shared machinery of RNNRegressor and RNNClassifier."""
 
     _loss_code = None
@@ -54,9 +55,13 @@ class _BaseRNN(BaseEstimator):
         num_layers=1,
         nonlinearity="tanh",
         bidirectional=False,
+        dropout=0.0,
+        forget_bias=1.0,
         return_sequences=False,
         solver="adam",
+        learning_rate="constant",
         learning_rate_init=1e-3,
+        power_t=0.5,
         batch_size=32,
         max_iter=200,
         alpha=0.0,
@@ -83,9 +88,13 @@ class _BaseRNN(BaseEstimator):
         self.num_layers = num_layers
         self.nonlinearity = nonlinearity
         self.bidirectional = bidirectional
+        self.dropout = dropout
+        self.forget_bias = forget_bias
         self.return_sequences = return_sequences
         self.solver = solver
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.batch_size = batch_size
         self.max_iter = max_iter
         self.alpha = alpha
@@ -175,9 +184,13 @@ class _BaseRNN(BaseEstimator):
         integer("num_layers", 1)
         options("nonlinearity", _NONLINEARITIES)
         boolean("bidirectional")
+        real("dropout", 0, 1, high_open=True)
+        real("forget_bias", -np.inf)
         boolean("return_sequences")
         options("solver", _SOLVERS)
+        options("learning_rate", LearningRate.KINDS)
         real("learning_rate_init", 0, low_open=True)
+        real("power_t", 0)
         integer("batch_size", 1)
         integer("max_iter", 1)
         real("alpha", 0)
@@ -204,6 +217,7 @@ class _BaseRNN(BaseEstimator):
                 f"The 'n_jobs' parameter of {type(self).__name__} must be None or a "
                 f"non-zero int. Got {self.n_jobs!r} instead."
             )
+        self._validate_extra_params()
         if self.random_state is not None and not isinstance(
             self.random_state, (numbers.Integral, np.random.RandomState)
         ):
@@ -212,6 +226,9 @@ class _BaseRNN(BaseEstimator):
                 f"an int or a numpy RandomState. Got {self.random_state!r} instead."
             )
         return self._dtype()
+
+    def _validate_extra_params(self):
+        """Parameters of one estimator class only (none here)."""
 
     def _dtype(self):
         try:
@@ -225,15 +242,16 @@ class _BaseRNN(BaseEstimator):
             )
         return dt
 
-    def _check_X(self, X, dtype, reset):
+    def _check_X(self, X, dtype, reset, n_features=None, name="X"):
         """X -> SeqData (one row per time step, see crnn/_data.py).
 
         X: an array (n_samples, n_timesteps, n_features), a 2D array
         (n_samples, n_timesteps) of univariate series, or a list of
-        sequences (n_timesteps_i, n_features) of any lengths.
+        sequences (n_timesteps_i, n_features) of any lengths.  Unless reset,
+        the features per step must be n_features (default: n_features_in_).
         """
         if is_sequence_list(X):
-            data = from_list(X, dtype)
+            data = from_list(X, dtype, name)
         else:
             fast = fast_float_array(X, dtype)
             A = fast if fast is not None else self._check_X_slow(X, dtype)
@@ -251,10 +269,12 @@ class _BaseRNN(BaseEstimator):
             if A.shape[2] == 0:
                 raise ValueError(f"X has 0 features per time step (shape {A.shape}).")
             data = from_array(A)
-        if not reset and data.n_features != self.n_features_in_:
+        expected = self.n_features_in_ if n_features is None and not reset else n_features
+        if expected is not None and data.n_features != expected:
             raise ValueError(
-                f"X has {data.n_features} features per time step, but "
-                f"{type(self).__name__} was fitted with {self.n_features_in_}."
+                f"{name} has {data.n_features} features per time step, but "
+                f"{type(self).__name__} {'is fitted' if name == 'X' else 'is fitting'} with "
+                f"{expected}."
             )
         if data.rows.shape[0] >= 2**31:
             raise ValueError("X is too large for the kernels (2**31 or more time steps).")
@@ -294,25 +314,38 @@ class _BaseRNN(BaseEstimator):
     def _engine(self, layout):
         """The kernel interface for this layout and the current parameters
         (cached while they stay the same)."""
-        key = (layout, bool(self.return_sequences), self._loss_code, self.bptt_truncate)
+        key = (layout, bool(self.return_sequences), self._loss_code, self.bptt_truncate,
+               float(self.dropout))
         engine = self.__dict__.get("_engine_cache")
         if engine is None or engine.key != key:
-            engine = Engine(layout, self.return_sequences, self._loss_code, self.bptt_truncate)
+            engine = Engine(layout, self.return_sequences, self._loss_code, self.bptt_truncate,
+                            dropout=self.dropout)
             self.__dict__["_engine_cache"] = engine
         return engine
 
     # ------------------------------------------------------------------
     # training
 
-    def _fit(self, X, y, incremental, classes=None):
+    def _fit(self, X, y, incremental, classes=None, sample_weight=None, X_val=None, y_val=None,
+             sample_weight_val=None):
         dtype = self._validate_hyperparams()
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True.")
+        if (X_val is None) != (y_val is None):
+            raise ValueError(f"{'X_val' if y_val is None else 'y_val'} is provided, but "
+                             f"{'y_val' if y_val is None else 'X_val'} was not provided.")
+        if X_val is not None and not self.early_stopping:
+            raise ValueError(
+                "X_val and y_val are passed to fit while early_stopping is False; set "
+                "early_stopping=True to use them for early stopping.")
+        if sample_weight_val is not None and X_val is None:
+            raise ValueError("sample_weight_val is provided, but X_val was not provided.")
         fitted = hasattr(self, "_theta")
         continue_from_fitted = fitted and (incremental or self.warm_start)
         data = self._check_X(X, dtype, reset=not continue_from_fitted)
         target, target_info = self._check_targets(data, y, dtype, incremental, classes,
                                                   continue_from_fitted)
+        weights = self._target_weights(data, target, target_info, sample_weight, incremental)
         layout = self._make_layout(data.n_features, target_info["n_outputs_"])
 
         if continue_from_fitted:
@@ -329,18 +362,49 @@ class _BaseRNN(BaseEstimator):
                 state.reset_optimizer()     # warm start: a new optimizer, as scikit-learn
         else:
             rng = check_random_state(self.random_state)
-            state = TrainState.new(layout, layout.init_params(rng, dtype))
+            state = TrainState.new(layout, layout.init_params(rng, dtype,
+                                                              float(self.forget_bias)))
 
         early_stopping = self.early_stopping and not incremental
         engine = self._engine(layout)
         n_threads = effective_n_threads(self.n_jobs)
-        pool, validate = self._holdout(engine, data, target, rng, n_threads, early_stopping)
-        work = engine.trainer(data, target, self.batch_size, n_threads, dtype)
-        loop = EpochLoop(make_solver(self), float(self.learning_rate_init),
-                         1 if incremental else int(self.max_iter), self.tol,
-                         self.n_iter_no_change, self.shuffle, self.verbose,
-                         None if incremental else self.max_iter)
+        if X_val is not None:
+            pool = np.arange(data.n_samples, dtype=np.intp)
+            validate = self._validation_set(engine, X_val, y_val, sample_weight_val, dtype,
+                                            target_info, n_threads)
+        else:
+            pool, validate = self._holdout(engine, data, target, weights, rng, n_threads,
+                                           early_stopping)
+        work = engine.trainer(data, target, min(self.batch_size, len(pool)), n_threads, dtype,
+                              weights)
+        if weights is not None and not np.any(work.sample_weights[pool] > 0):
+            raise ValueError("The training samples' weights are all zero; at least one "
+                             "sample needs a non-zero weight.")
+        n_epochs = 1 if incremental else int(self.max_iter)
+        loop = EpochLoop(
+            make_solver(self),
+            LearningRate(self.learning_rate, self.learning_rate_init, self.power_t,
+                         self.max_iter),
+            n_epochs, self.tol, self.n_iter_no_change, self.shuffle, self.verbose,
+            max_iter=None if incremental else self.max_iter,
+            epoch0=0 if incremental else state.n_iter,
+            dropout=engine.dropout > 0 and layout.num_layers > 1,
+            incremental=incremental,
+        )
+        if wants_callbacks(self):
+            def snapshot(st):
+                attrs = st.attributes(early_stopping)
+                for name in ("_theta", "_opt_m", "_opt_v"):
+                    attrs[name] = attrs[name].copy()
+                attrs.update(target_info, n_features_in_=data.n_features,
+                             _wpack=engine.packed_weights(attrs["_theta"]))
+                return attrs
+            loop.monitor = EpochMonitor(
+                self, X, y, "partial_fit" if incremental else "fit", n_epochs, snapshot,
+                {} if sample_weight is None else {"sample_weight": sample_weight})
         loop.run(state, work, pool, rng, validate)
+        if loop.monitor is not None:
+            loop.monitor.close()
 
         attrs = state.attributes(early_stopping)
         attrs.update(target_info, n_features_in_=data.n_features, _random_state=rng,
@@ -349,7 +413,63 @@ class _BaseRNN(BaseEstimator):
         self.__dict__.update(attrs)
         return self
 
-    def _holdout(self, engine, data, target, rng, n_threads, early_stopping):
+    def _target_weights(self, data, target, target_info, sample_weight, incremental):
+        """A float64 weight per target row (None: no weighting): sample_weight
+        (per sample, or per step with return_sequences) times the class
+        weights."""
+        sw = self._check_sample_weight(data, sample_weight)
+        cw = self._class_weight_of(target, target_info, incremental)
+        if cw is None:
+            return sw
+        return cw if sw is None else sw * cw
+
+    def _class_weight_of(self, target, target_info, incremental):
+        """Class weights per target row (classifiers; None here)."""
+        return None
+
+    def _check_sample_weight(self, data, sample_weight, name="sample_weight"):
+        """sample_weight -> float64 weights, one per target row (None: none).
+
+        Many-to-one: (n_samples,).  With return_sequences: (n_samples,) (each
+        step of a sample weighs its sample's weight) or per step, shaped like
+        the targets ((n_samples, n_timesteps) or a list of (n_timesteps_i,)
+        arrays).  Weights must be finite and non-negative, not all zero."""
+        if sample_weight is None:
+            return None
+        N = data.n_samples
+        seq = bool(self.return_sequences)
+        per_step = False
+        if seq and (isinstance(sample_weight, (list, tuple)) and data.ragged_input
+                    or np.ndim(sample_weight) == 2):
+            w, _ = per_step_targets(data, sample_weight, name=name)
+            per_step = True
+        else:
+            try:
+                w = np.asarray(sample_weight, dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{name} must hold numbers: {exc}") from exc
+            if w.ndim == 0:
+                w = np.full(N, float(w))
+            if w.ndim != 1 or w.shape[0] != N:
+                raise ValueError(
+                    f"{name}.shape == {w.shape}, expected ({N},)"
+                    + (" or the shape of the per-step targets" if seq else "") + ".")
+        try:
+            w = np.asarray(w, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must hold numbers: {exc}") from exc
+        if not np.all(np.isfinite(w)):
+            raise ValueError(f"{name} contains NaN or infinity.")
+        if np.any(w < 0):
+            raise ValueError(f"Negative values in data passed to {name}.")
+        if not np.any(w > 0):
+            raise ValueError(f"{name} is all zero: sample weights must contain at least one "
+                             "non-zero number.")
+        if seq and not per_step:
+            w = np.repeat(w, data.lens)
+        return np.ascontiguousarray(w)
+
+    def _holdout(self, engine, data, target, weights, rng, n_threads, early_stopping):
         """(samples to train on, validation function or None).  With early
         stopping, validation_fraction of the samples is held out (stratified
         for many-to-one classification) and scored after each epoch."""
@@ -366,12 +486,32 @@ class _BaseRNN(BaseEstimator):
             )
         val = np.sort(val).astype(np.intp)
         val_rows = sample_rows(data, val) if seq else val
+        val_w = None if weights is None else weights[val_rows]
 
         def validate(theta):
             raw = engine.predict(theta, data, n_threads, idx=val)
-            return self._score_and_loss(raw[val_rows], target[val_rows])
+            return self._score_and_loss(raw[val_rows], target[val_rows], val_w)
 
         return np.asarray(pool, dtype=np.intp), validate
+
+    def _validation_set(self, engine, X_val, y_val, sample_weight_val, dtype, target_info,
+                        n_threads):
+        """The validation function of a given validation set (fit's X_val)."""
+        data = self._check_X(X_val, dtype, reset=False, n_features=engine.layout.n_features,
+                             name="X_val")
+        target, info = self._check_targets(data, y_val, dtype, False,
+                                           target_info.get("classes_"), False)
+        if info["n_outputs_"] != target_info["n_outputs_"] or \
+                info.get("_y_ndim") != target_info.get("_y_ndim"):
+            raise ValueError(f"y_val has {info['n_outputs_']} output(s) of a different shape "
+                             f"than y's {target_info['n_outputs_']}.")
+        weights = self._check_sample_weight(data, sample_weight_val, "sample_weight_val")
+
+        def validate(theta):
+            return self._score_and_loss(engine.predict(theta, data, n_threads), target,
+                                        weights)
+
+        return validate
 
     @staticmethod
     def _describe(layout):
@@ -677,38 +817,116 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
         rows = self._output_rows(raw)
         return data.split_rows(rows) if self.return_sequences else rows
 
-    def _score_and_loss(self, raw, target):
+    def _score_and_loss(self, raw, target, weights=None):
         raw = raw.astype(np.float64)
         target = target.astype(np.float64)
-        loss = float(np.mean((raw - target) ** 2))
-        return float(r2_score(target, raw)), loss
+        loss = float(np.average(np.mean((raw - target) ** 2, axis=1), weights=weights))
+        return float(r2_score(target, raw, sample_weight=weights)), loss
 
-    def fit(self, X, y):
-        """Train on X (n_samples, n_timesteps, n_features) or (n_samples,
-        n_timesteps), y as described under ``return_sequences``."""
-        return self._fit(X, y, incremental=False)
+    @with_callbacks
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
+        """Train the network from scratch (or, with warm_start, from its
+        current weights) for up to max_iter epochs.
 
-    def partial_fit(self, X, y):
-        """One epoch over (X, y), continuing the weights and the optimizer
-        state of the previous calls."""
-        return self._fit(X, y, incremental=True)
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_timesteps, n_features) or (n_samples, n_timesteps), \
+or list of arrays of shape (n_timesteps_i, n_features) or (n_timesteps_i,)
+            Sequences; a 2D array is a batch of univariate series.
+        y : array of shape (n_samples,) or (n_samples, n_outputs)
+            Targets; with return_sequences, per step: (n_samples,
+            n_timesteps[, n_outputs]), or a list of (n_timesteps_i[,
+            n_outputs]) arrays for a list X.
+        sample_weight : array of shape (n_samples,), default=None
+            Weight of each sample in the loss (a weighted mean); an integer
+            weight counts like repeating the sample.  With return_sequences
+            it may also give a weight per step, shaped like y without its
+            output axis.
+        X_val, y_val : validation set, default=None
+            Used instead of a random split of X for early stopping
+            (early_stopping must be True), in X's and y's formats.
+        sample_weight_val : array of shape (n_val_samples,), default=None
+            Weights of the validation samples (or steps).
+
+        Returns
+        -------
+        self : RNNRegressor
+            The fitted estimator.
+        """
+        return self._fit(X, y, False, sample_weight=sample_weight, X_val=X_val, y_val=y_val,
+                         sample_weight_val=sample_weight_val)
+
+    @with_callbacks
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y), continuing the weights, the optimizer state
+        and the learning-rate schedule of the previous calls.
+
+        Parameters
+        ----------
+        X : array or list of arrays
+            As in fit.
+        y : array or list of arrays
+            As in fit.
+        sample_weight : array of shape (n_samples,), default=None
+            As in fit.
+
+        Returns
+        -------
+        self : RNNRegressor
+            The updated estimator.
+        """
+        return self._fit(X, y, True, sample_weight=sample_weight)
 
     def predict(self, X, initial_state=None, return_state=False):
-        """Predictions (float64), shaped like the training y (per step with
-        return_sequences).
+        """Predict with the network.
 
-        initial_state: the recurrent states to start from instead of zeros,
-        as PyTorch's h_0: (num_layers * num_directions, n_samples,
-        hidden_size), a tuple (h_0, c_0) for the LSTM.  return_state: also
-        return the states after the last step (h_n, or (h_n, c_n)), so a long
-        series can be fed in chunks with the same result as in one go."""
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_timesteps, n_features) or (n_samples, n_timesteps), \
+or list of arrays
+            Sequences, as in fit; a many-to-one model takes any length.
+        initial_state : array of shape (num_layers * num_directions, n_samples, hidden_size) \
+or tuple (h_0, c_0), default=None
+            The recurrent states to start from instead of zeros, as
+            PyTorch's h_0 (and c_0 for the LSTM).
+        return_state : bool, default=False
+            Also return the states after each sequence's last step, so a long
+            series can be fed in chunks with the same result as in one go.
+
+        Returns
+        -------
+        y_pred : ndarray (float64) or list of ndarrays
+            Shaped like the training y: (n_samples,) or (n_samples,
+            n_outputs); per step with return_sequences (a list for a list X).
+        state : ndarray or tuple (h_n, c_n)
+            Only with return_state: the final states, in initial_state's
+            layout.
+        """
         raw, data, state = self._forward(X, initial_state, return_state)
         pred = self._shape_output(raw, data)
         return (pred, state) if return_state else pred
 
     def score(self, X, y, sample_weight=None):
-        """R^2 of the predictions; with return_sequences the steps are
-        pooled as samples (uniform average over outputs)."""
+        """Coefficient of determination R^2 of the predictions.
+
+        With return_sequences every step counts as a sample (uniform average
+        over outputs).
+
+        Parameters
+        ----------
+        X : array or list of arrays
+            Sequences, as in predict.
+        y : array or list of arrays
+            True values, shaped as in fit.
+        sample_weight : array of shape (n_samples,), default=None
+            Sample weights (or, with return_sequences, step weights shaped
+            like y without its output axis).
+
+        Returns
+        -------
+        score : float
+            R^2 of ``self.predict(X)`` against y.
+        """
         if not self.return_sequences:
             return super().score(X, y, sample_weight=sample_weight)
         raw, data, _ = self._forward(X)
@@ -717,7 +935,7 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
         y = np.asarray(y, dtype=np.float64)
         if y.shape != pred.shape:
             raise ValueError(f"y has shape {y.shape}, predictions have shape {pred.shape}.")
-        sw = None if sample_weight is None else np.repeat(np.asarray(sample_weight), data.lens)
+        sw = self._check_sample_weight(data, sample_weight)
         return float(r2_score(y, pred, sample_weight=sw))
 
     def __sklearn_tags__(self):
@@ -747,6 +965,78 @@ class RNNClassifier(ClassifierMixin, _BaseRNN):
     """
 
     _loss_code = LOSS_XENT
+
+    def __init__(
+        self,
+        cell="rnn",
+        hidden_size=32,
+        num_layers=1,
+        nonlinearity="tanh",
+        bidirectional=False,
+        dropout=0.0,
+        forget_bias=1.0,
+        return_sequences=False,
+        solver="adam",
+        learning_rate="constant",
+        learning_rate_init=1e-3,
+        power_t=0.5,
+        batch_size=32,
+        max_iter=200,
+        alpha=0.0,
+        clip_norm=5.0,
+        bptt_truncate=None,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        shuffle=True,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+        n_jobs=None,
+        dtype=np.float32,
+        class_weight=None,
+    ):
+        super().__init__(
+            cell=cell,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            nonlinearity=nonlinearity,
+            bidirectional=bidirectional,
+            dropout=dropout,
+            forget_bias=forget_bias,
+            return_sequences=return_sequences,
+            solver=solver,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            batch_size=batch_size,
+            max_iter=max_iter,
+            alpha=alpha,
+            clip_norm=clip_norm,
+            bptt_truncate=bptt_truncate,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            tol=tol,
+            shuffle=shuffle,
+            random_state=random_state,
+            verbose=verbose,
+            warm_start=warm_start,
+            n_jobs=n_jobs,
+            dtype=dtype,
+        )
+        self.class_weight = class_weight
 
     def _check_targets(self, data, y, dtype, incremental, classes, continue_from_fitted):
         if y is None:
@@ -839,11 +1129,11 @@ class RNNClassifier(ClassifierMixin, _BaseRNN):
         row of head.weight (sorted); default 0..n_classes-1."""
         return super().load_state_dict(state_dict, classes=classes)
 
-    def _score_and_loss(self, raw, codes):
+    def _score_and_loss(self, raw, codes, weights=None):
         logp = _log_softmax(raw.astype(np.float64))
-        picked = np.take_along_axis(logp, codes[:, None].astype(np.intp), axis=1)
-        loss = float(-picked.mean())
-        score = float(np.mean(raw.argmax(axis=1) == codes))
+        picked = np.take_along_axis(logp, codes[:, None].astype(np.intp), axis=1)[:, 0]
+        loss = float(-np.average(picked, weights=weights))
+        score = float(np.average(raw.argmax(axis=1) == codes, weights=weights))
         return score, loss
 
     def _shape_labels(self, rows, data):
@@ -851,39 +1141,197 @@ class RNNClassifier(ClassifierMixin, _BaseRNN):
         ...) / a list for a list of sequences."""
         return data.split_rows(rows) if self.return_sequences else rows
 
-    def fit(self, X, y):
-        """Train on X (n_samples, n_timesteps, n_features) or (n_samples,
-        n_timesteps), y labels (n_samples,) or, with return_sequences,
-        (n_samples, n_timesteps)."""
-        return self._fit(X, y, incremental=False)
+    def _validate_extra_params(self):
+        cw = self.class_weight
+        if cw is None or (isinstance(cw, str) and cw == "balanced"):
+            return
+        if not isinstance(cw, dict) or not all(
+                isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)
+                and v >= 0 for v in cw.values()):
+            raise ValueError(
+                f"The 'class_weight' parameter of {type(self).__name__} must be None, "
+                f"'balanced' or a dict of non-negative finite weights. Got {cw!r} instead.")
 
-    def partial_fit(self, X, y, classes=None):
-        """One epoch over (X, y), continuing the previous calls; ``classes``
-        (all labels that will ever appear) is required on the first call."""
-        return self._fit(X, y, incremental=True, classes=classes)
+    def _target_weights(self, data, codes, target_info, sample_weight, incremental):
+        w = super()._target_weights(data, codes, target_info, sample_weight, incremental)
+        if w is not None and not incremental and len(np.unique(codes[w > 0])) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs samples of at least 2 classes with a non-zero "
+                "weight, but sample_weight and class_weight leave only one class.")
+        return w
+
+    def _class_weight_of(self, codes, target_info, incremental):
+        """class_weight as a weight per target row (None: no class weights)."""
+        if self.class_weight is None:
+            return None
+        classes = target_info["classes_"]
+        if isinstance(self.class_weight, str):
+            if incremental:
+                raise ValueError(
+                    "class_weight='balanced' is not supported for partial_fit: the class "
+                    "frequencies of one call are not those of the data. Compute them once "
+                    "with sklearn.utils.class_weight.compute_class_weight('balanced', "
+                    "classes=classes, y=y) and pass them as a dict.")
+            # n_samples / (n_classes * count), over the classes present
+            counts = np.bincount(codes, minlength=len(classes)).astype(np.float64)
+            present = counts > 0
+            per_class = np.zeros(len(classes))
+            per_class[present] = len(codes) / (present.sum() * counts[present])
+        else:
+            unknown = [k for k in self.class_weight if k not in set(classes.tolist())]
+            if unknown:
+                raise ValueError(f"class_weight names labels not in the classes "
+                                 f"{classes.tolist()!r}: {unknown!r}.")
+            per_class = np.array([float(self.class_weight.get(c, 1.0)) for c in classes])
+        return per_class[codes]
+
+    @with_callbacks
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
+        """Train the network from scratch (or, with warm_start, from its
+        current weights) for up to max_iter epochs.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_timesteps, n_features) or (n_samples, n_timesteps), \
+or list of arrays of shape (n_timesteps_i, n_features) or (n_timesteps_i,)
+            Sequences; a 2D array is a batch of univariate series.
+        y : array of shape (n_samples,)
+            Class labels; with return_sequences, a label per step:
+            (n_samples, n_timesteps), or a list of (n_timesteps_i,) arrays
+            for a list X.
+        sample_weight : array of shape (n_samples,), default=None
+            Weight of each sample in the loss (a weighted mean, multiplied by
+            class_weight); an integer weight counts like repeating the
+            sample.  With return_sequences it may also give a weight per
+            step, shaped like y.
+        X_val, y_val : validation set, default=None
+            Used instead of a random split of X for early stopping
+            (early_stopping must be True), in X's and y's formats.
+        sample_weight_val : array of shape (n_val_samples,), default=None
+            Weights of the validation samples (or steps).
+
+        Returns
+        -------
+        self : RNNClassifier
+            The fitted estimator.
+        """
+        return self._fit(X, y, False, sample_weight=sample_weight, X_val=X_val, y_val=y_val,
+                         sample_weight_val=sample_weight_val)
+
+    @with_callbacks
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch over (X, y), continuing the weights, the optimizer state
+        and the learning-rate schedule of the previous calls.
+
+        Parameters
+        ----------
+        X : array or list of arrays
+            As in fit.
+        y : array or list of arrays
+            As in fit.
+        classes : array of shape (n_classes,), default=None
+            Every label that will ever appear; required on the first call.
+        sample_weight : array of shape (n_samples,), default=None
+            As in fit.
+
+        Returns
+        -------
+        self : RNNClassifier
+            The updated estimator.
+        """
+        return self._fit(X, y, True, classes=classes, sample_weight=sample_weight)
 
     def predict(self, X, initial_state=None, return_state=False):
-        """Class labels (per step with return_sequences).  initial_state and
-        return_state as in RNNRegressor.predict."""
+        """Predict class labels.
+
+        Parameters
+        ----------
+        X : array or list of arrays
+            Sequences, as in fit; a many-to-one model takes any length.
+        initial_state : array or tuple (h_0, c_0), default=None
+            States to start from, as in RNNRegressor.predict.
+        return_state : bool, default=False
+            Also return the final states, as in RNNRegressor.predict.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,) or list of ndarrays
+            The most probable class; per step with return_sequences
+            ((n_samples, n_timesteps), or a list for a list X).
+        state : ndarray or tuple (h_n, c_n)
+            Only with return_state.
+        """
         raw, data, state = self._forward(X, initial_state, return_state)
         pred = self._shape_labels(self.classes_[raw.argmax(axis=1)], data)
         return (pred, state) if return_state else pred
 
     def predict_proba(self, X, initial_state=None, return_state=False):
-        """Softmax of the logits: (n_samples, n_classes), or per step with
-        return_sequences ((n_samples, n_timesteps, n_classes), or a list of
-        (n_timesteps_i, n_classes) arrays for a list of sequences)."""
+        """Class probabilities: the softmax of the logits.
+
+        Parameters
+        ----------
+        X : array or list of arrays
+            Sequences, as in predict.
+        initial_state : array or tuple (h_0, c_0), default=None
+            As in predict.
+        return_state : bool, default=False
+            As in predict.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes) or list of ndarrays
+            Columns in the order of classes_; per step with return_sequences
+            ((n_samples, n_timesteps, n_classes), or a list of
+            (n_timesteps_i, n_classes) arrays for a list X).
+        state : ndarray or tuple (h_n, c_n)
+            Only with return_state.
+        """
         raw, data, state = self._forward(X, initial_state, return_state)
         proba = self._shape_labels(_softmax(raw.astype(np.float64)), data)
         return (proba, state) if return_state else proba
 
     def predict_log_proba(self, X, initial_state=None, return_state=False):
+        """Logarithm of the class probabilities (a log-softmax, accurate
+        where predict_proba underflows).
+
+        Parameters
+        ----------
+        X : array or list of arrays
+            Sequences, as in predict.
+        initial_state : array or tuple (h_0, c_0), default=None
+            As in predict.
+        return_state : bool, default=False
+            As in predict.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes) or list of ndarrays
+            Shaped as predict_proba's result.
+        state : ndarray or tuple (h_n, c_n)
+            Only with return_state.
+        """
         raw, data, state = self._forward(X, initial_state, return_state)
         logp = self._shape_labels(_log_softmax(raw.astype(np.float64)), data)
         return (logp, state) if return_state else logp
 
     def score(self, X, y, sample_weight=None):
-        """Mean accuracy (over samples, and steps with return_sequences)."""
+        """Mean accuracy (over samples, and steps with return_sequences).
+
+        Parameters
+        ----------
+        X : array or list of arrays
+            Sequences, as in predict.
+        y : array or list of arrays
+            True labels, shaped as in fit.
+        sample_weight : array of shape (n_samples,), default=None
+            Sample weights (or, with return_sequences, step weights shaped
+            like y).
+
+        Returns
+        -------
+        score : float
+            Weighted fraction of correct predictions.
+        """
         if not self.return_sequences:
             return super().score(X, y, sample_weight=sample_weight)
         raw, data, _ = self._forward(X)
@@ -891,5 +1339,5 @@ class RNNClassifier(ClassifierMixin, _BaseRNN):
         y, _ = per_step_targets(data, y)
         if y.shape != pred.shape:
             raise ValueError(f"y has shape {y.shape}, predictions have shape {pred.shape}.")
-        sw = None if sample_weight is None else np.repeat(np.asarray(sample_weight), data.lens)
+        sw = self._check_sample_weight(data, sample_weight)
         return float(accuracy_score(y, pred, sample_weight=sw))

@@ -83,16 +83,22 @@ class Layout:
             for name, off, shape, _ in self.tensors()
         }
 
-    def init_params(self, rng, dtype):
+    def init_params(self, rng, dtype, forget_bias=0.0):
         """PyTorch's default initialisation: U(-1/sqrt(fan), 1/sqrt(fan)),
         fan = hidden_size for the recurrent layers, the head's input width for
-        the head."""
+        the head.  LSTM: forget_bias is added to the forget gate's b_ih (the
+        second block of H), as Keras's unit_forget_bias and TensorFlow's
+        forget_bias do (Jozefowicz et al. 2015); 0 is PyTorch's init."""
         theta = np.empty(self.n_params, dtype=dtype)
+        H = self.hidden
         for name, off, shape, _ in self.tensors():
-            fan = self.hidden if name.startswith("rnn.") else self.ndir * self.hidden
+            fan = H if name.startswith("rnn.") else self.ndir * H
             bound = 1.0 / np.sqrt(fan)
             size = int(np.prod(shape))
-            theta[off:off + size] = rng.uniform(-bound, bound, size=size)
+            values = rng.uniform(-bound, bound, size=size)
+            if self.cell == "lstm" and name.startswith("rnn.bias_ih"):
+                values[H:2 * H] += forget_bias
+            theta[off:off + size] = values
         return theta
 
     @property
@@ -100,11 +106,13 @@ class Layout:
         """The kernels' code of this cell (and, for Elman, nonlinearity)."""
         return _kernels.CELL_CODES[(self.cell, self.nonlinearity if self.cell == "rnn" else None)]
 
-    def config(self, seq, loss, trunc, simd=-1):
+    def config(self, seq, loss, trunc, simd=-1, dropout=0.0):
         """The kernels' Config: per-step outputs or not, loss code, BPTT
-        truncation (None: full), SIMD level (-1: the CPU's best)."""
+        truncation (None: full), SIMD level (-1: the CPU's best), dropout
+        between layers in training."""
         return _kernels.Config(
             self.cell_code, self.num_layers, self.ndir, self.hidden,
             self.n_features, self.n_outputs, bool(seq), loss,
             -1 if trunc is None else int(trunc), self.offsets(), self.n_params, simd,
+            float(dropout),
         )

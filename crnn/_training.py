@@ -5,6 +5,7 @@ The estimator validates and prepares data and hands this layer a
 TrainState (a working copy of the model), a TrainWorkspace (crnn._engine)
 and the samples to train on; nothing here knows about input formats.
 """
+import math
 import signal
 import threading
 import time
@@ -43,6 +44,9 @@ class TrainState:
     n_iter: int = field(default=0, metadata={"attr": "n_iter_"})
     t: int = field(default=0, metadata={"attr": "t_"})
     loss: float = field(default=None, metadata={"attr": "loss_"})
+    learning_rate_curve: list = field(default_factory=list,
+                                      metadata={"attr": "learning_rate_curve_"})
+    learning_rate: float = field(default=None, metadata={"attr": "_learning_rate"})
 
     @classmethod
     def new(cls, layout, theta):
@@ -52,12 +56,13 @@ class TrainState:
     @classmethod
     def of(cls, estimator, dtype):
         """A copy of a fitted estimator's state, arrays cast to dtype."""
-        kw = {name: getattr(estimator, attr) for name, attr in _STATE_ATTRS}
+        kw = {name: getattr(estimator, attr, None) for name, attr in _STATE_ATTRS}
         for name in ("theta", "opt_m", "opt_v"):
             a = kw[name]
             kw[name] = a.copy() if a.dtype == dtype else a.astype(dtype)
-        for name in ("loss_curve", "validation_scores", "validation_loss_curve"):
-            kw[name] = list(kw[name])
+        for name in ("loss_curve", "validation_scores", "validation_loss_curve",
+                     "learning_rate_curve"):
+            kw[name] = list(kw[name] or ())
         if kw["best_loss"] is None:
             kw["best_loss"] = np.inf
         if kw["best_validation_score"] is None:
@@ -65,10 +70,12 @@ class TrainState:
         return cls(**kw)
 
     def reset_optimizer(self):
-        """A new optimizer on the same weights (fit with warm_start)."""
+        """A new optimizer on the same weights (fit with warm_start); the
+        learning-rate schedule starts again too."""
         self.opt_m[:] = 0
         self.opt_v[:] = 0
         self.opt_step = 0
+        self.learning_rate = None
 
     def attributes(self, early_stopping):
         """The estimator's attributes for this state.  best_loss_ is None
@@ -77,15 +84,17 @@ class TrainState:
         out["best_loss_" if early_stopping else "best_validation_score_"] = None
         return out
 
-    def record_epoch(self, loss, n_samples, tol, validation=None):
-        """Log one finished epoch and count it as an improvement or not:
-        on the validation score (higher is better) when there is one, else
-        on the training loss.  Returns True when the validation score is
-        the best so far (the caller keeps those weights)."""
+    def record_epoch(self, loss, n_samples, tol, validation=None, learning_rate=None):
+        """Log one finished epoch (run at learning_rate) and count it as an
+        improvement or not: on the validation score (higher is better) when
+        there is one, else on the training loss.  Returns True when the
+        validation score is the best so far (the caller keeps those
+        weights)."""
         self.n_iter += 1
         self.t += n_samples
         self.loss = loss
         self.loss_curve.append(loss)
+        self.learning_rate_curve.append(learning_rate)
         if validation is None:
             improved = loss <= self.best_loss - tol
             self.best_loss = min(self.best_loss, loss)
@@ -163,6 +172,50 @@ def make_solver(params):
     return SGD(params.alpha, params.clip_norm, params.momentum, params.nesterovs_momentum)
 
 
+class LearningRate:
+    """The learning rate of each epoch, as scikit-learn's MLP schedules it
+    (for every solver here, as a torch.optim.lr_scheduler would):
+
+    - "constant": learning_rate_init;
+    - "invscaling": learning_rate_init / (t + 1) ** power_t, t the training
+      samples seen before the epoch (the estimator's t_);
+    - "adaptive": learning_rate_init until the stopping rule fires (more
+      than n_iter_no_change epochs without improvement by tol); then, instead
+      of stopping, the rate is divided by 5 and the count restarts, until it
+      is at most 1e-6;
+    - "cosine": learning_rate_init * (1 + cos(pi * e / max_iter)) / 2, e the
+      epochs run so far in this fit (in all partial_fit calls), as
+      torch.optim.lr_scheduler.CosineAnnealingLR(T_max=max_iter): it decays
+      to zero over max_iter epochs.
+    """
+    KINDS = ("constant", "invscaling", "adaptive", "cosine")
+
+    def __init__(self, kind, init, power_t=0.5, max_iter=200):
+        self.kind, self.init = kind, float(init)
+        self.power_t, self.max_iter = float(power_t), int(max_iter)
+
+    def rate(self, state, epoch):
+        """The rate of the coming epoch: `epoch` epochs done in this run of
+        the schedule, state.t samples seen, state.learning_rate the current
+        adaptive rate (None: none yet)."""
+        if self.kind == "invscaling":
+            return self.init / (state.t + 1) ** self.power_t
+        if self.kind == "adaptive":
+            return self.init if state.learning_rate is None else state.learning_rate
+        if self.kind == "cosine":
+            return self.init * 0.5 * (1.0 + math.cos(math.pi * epoch / self.max_iter))
+        return self.init
+
+    def on_plateau(self, state):
+        """The stopping rule fired: True to stop, False when the adaptive
+        schedule lowered the rate instead (and restarted the count)."""
+        if self.kind != "adaptive" or state.learning_rate <= 1e-6:
+            return True
+        state.learning_rate /= 5.0
+        state.no_improvement_count = 0
+        return False
+
+
 @contextmanager
 def sigint_after_batch():
     """Turn the first Ctrl-C into a flag the loop reads after each batch (a
@@ -207,59 +260,87 @@ class EpochLoop:
     """Epochs of mini-batch training with the estimators' stopping rules.
 
     n_epochs: epochs at most (1 for partial_fit); n_iter_no_change and tol:
-    stop once that many epochs in a row did not improve the validation
-    score (or the training loss) by tol; max_iter: named in the
-    ConvergenceWarning raised when n_epochs run out (None: no warning)."""
+    stop (or, with the adaptive schedule, lower the rate) once more than
+    that many epochs in a row did not improve the validation score (or the
+    training loss) by tol; max_iter: named in the ConvergenceWarning raised
+    when n_epochs run out (None: no warning).  epoch0: the state's n_iter
+    where the schedule's epoch count starts.  dropout: draw a dropout seed
+    per batch.  monitor: called around every epoch (see EpochMonitor), or
+    None."""
     solver: Solver
-    learning_rate: float
+    schedule: LearningRate
     n_epochs: int
     tol: float
     n_iter_no_change: int
     shuffle: bool = True
     verbose: int = 0
     max_iter: int = None
+    epoch0: int = 0
+    dropout: bool = False
+    incremental: bool = False
+    monitor: object = None
 
     def run(self, state, work, pool, rng, validate=None):
         """Train state.theta in place on the samples `pool` with the
         TrainWorkspace `work`.  validate: theta -> (score, loss) on held-out
-        data, or None; with it the weights of the best epoch are kept."""
+        data, or None; with it the weights of the best epoch are kept.
+        Batches whose weights sum to zero are skipped."""
         theta = state.theta
         wmask = state.layout.weight_mask
         n, batch = len(pool), work.batch
         best_theta = theta.copy() if validate is not None else None
         order = pool
+        alpha = self.solver.alpha
         with blas_single_threaded(), sigint_after_batch() as interrupt:
             for _ in range(self.n_epochs):
                 t0 = time.perf_counter()
+                if self.monitor is not None:
+                    self.monitor.begin_epoch()
+                lr = self.schedule.rate(state, state.n_iter - self.epoch0)
+                state.learning_rate = lr
                 if self.shuffle:
                     order = pool[rng.permutation(n)]
-                total, done = 0.0, 0
+                total, weight, done = 0.0, 0.0, 0
                 for start in range(0, n, batch):
                     samples = order[start:start + batch]
-                    loss = work.train_batch(theta, samples)
+                    seed = int(rng.randint(2**63 - 1, dtype=np.int64)) if self.dropout else 0
+                    loss = work.train_batch(theta, samples, seed)
                     if not np.isfinite(loss):
                         diverged("loss", loss)
-                    norm, wsq = self.solver.step(state, work.grads, self.learning_rate, wmask,
-                                                 work.n_threads)
-                    if not np.isfinite(norm):
-                        diverged("gradient norm", norm)
-                    total += (loss + 0.5 * self.solver.alpha * wsq) * len(samples)
                     done += len(samples)
+                    bw = work.batch_weight
+                    if bw > 0:
+                        norm, wsq = self.solver.step(state, work.grads, lr, wmask,
+                                                     work.n_threads)
+                        if not np.isfinite(norm):
+                            diverged("gradient norm", norm)
+                        total += (loss + 0.5 * alpha * wsq) * bw
+                        weight += bw
                     if interrupt["hit"]:
                         break
                 if done < n:                 # cut short: keep the weights, log nothing
                     _interrupted()
                     break
-                self._end_epoch(state, total / n, n, validate, best_theta, t0)
+                self._end_epoch(state, total / weight if weight > 0 else 0.0, n, validate,
+                                best_theta, t0, lr)
                 if interrupt["hit"]:
                     _interrupted()
                     break
+                if self.monitor is not None and self.monitor.end_epoch(state):
+                    break                    # a callback asked to stop
+                if self.incremental:
+                    continue
                 if state.no_improvement_count > self.n_iter_no_change:
+                    what = "Validation score" if validate is not None else "Training loss"
+                    if self.schedule.on_plateau(state):
+                        if self.verbose:
+                            print(f"{what} did not improve more than tol={self.tol} for "
+                                  f"{self.n_iter_no_change} consecutive epochs. Stopping.")
+                        break
                     if self.verbose:
-                        what = "Validation score" if validate is not None else "Training loss"
                         print(f"{what} did not improve more than tol={self.tol} for "
-                              f"{self.n_iter_no_change} consecutive epochs. Stopping.")
-                    break
+                              f"{self.n_iter_no_change} consecutive epochs. Setting learning "
+                              f"rate to {state.learning_rate:f}")
             else:
                 if self.max_iter is not None:
                     warnings.warn(
@@ -269,9 +350,9 @@ class EpochLoop:
         if validate is not None and state.validation_scores:
             theta[:] = best_theta
 
-    def _end_epoch(self, state, loss, n, validate, best_theta, t0):
+    def _end_epoch(self, state, loss, n, validate, best_theta, t0, lr):
         validation = None if validate is None else validate(state.theta)
-        if state.record_epoch(loss, n, self.tol, validation):
+        if state.record_epoch(loss, n, self.tol, validation, lr):
             best_theta[:] = state.theta
         if self.verbose:
             msg = f"Epoch {state.n_iter}: loss = {loss:.6f}"
@@ -279,4 +360,3 @@ class EpochLoop:
                 msg += (f", validation loss = {validation[1]:.6f}, validation score = "
                         f"{validation[0]:.6f}")
             print(f"{msg}, {time.perf_counter() - t0:.3f} s", flush=True)
-

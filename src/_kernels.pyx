@@ -74,8 +74,9 @@ cdef enum:
     WS_RINGC = 16
     WS_BSUM = 17
     WS_HPREV = 18
-    WS_TOTAL = 19
-    WS_NSLOTS = 20
+    WS_XD = 19
+    WS_TOTAL = 20
+    WS_NSLOTS = 21
 
 
 cdef class Config:
@@ -87,7 +88,7 @@ cdef class Config:
 
     def __init__(self, int cell, int num_layers, int ndir, int hidden, int n_features,
                  int n_outputs, bint seq, int loss, int trunc, const Py_ssize_t[::1] offs,
-                 Py_ssize_t n_params, int simd=-1):
+                 Py_ssize_t n_params, int simd=-1, double dropout=0.0):
         cdef int best = crnn_simd_detect()
         if cell not in (CELL_TANH, CELL_RELU, CELL_GRU, CELL_LSTM):
             raise ValueError(f"unknown cell code {cell}")
@@ -97,12 +98,14 @@ cdef class Config:
             raise ValueError(f"unknown loss code {loss}")
         # the SIMD level of the packed products: at most the CPU's (-1: that)
         simd = best if simd < 0 or simd > best else simd
+        if not (0 <= dropout < 1):
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self._args = (cell, num_layers, ndir, hidden, n_features, n_outputs, seq, loss, trunc,
-                      np.asarray(offs).copy(), n_params, simd)
+                      np.asarray(offs).copy(), n_params, simd, dropout)
         self._offs = self._args[9]
         self.n_params = n_params
         if net_init(&self.net, cell, num_layers, ndir, hidden, n_features, n_outputs, seq,
-                    loss, trunc, simd, &self._offs[0]) != 0:
+                    loss, trunc, simd, dropout, &self._offs[0]) != 0:
             raise ValueError("invalid network shape")
 
     def __reduce__(self):
@@ -188,6 +191,7 @@ cdef void _ws_layout(const Net* n, Py_ssize_t Bs, Py_ssize_t T, bint train, bint
     lay[WS_RINGC] = pos;   pos += K * Bs * n.H if lstm else 0
     lay[WS_BSUM] = pos;    pos += GH
     lay[WS_HPREV] = pos;   pos += T * Bs * n.H if (train and varlen) else 0
+    lay[WS_XD] = pos;      pos += (n.L - 1) * T * Bs * W if (train and n.dropout > 0) else 0
     lay[WS_TOTAL] = pos
 
 
@@ -874,28 +878,32 @@ cdef inline Py_ssize_t _target_row(const Net* n, const Seqs* q, Py_ssize_t r) no
 
 cdef double _loss_grad(const Net* n, floating* logits, const Seqs* q, Py_ssize_t r0,
                        Py_ssize_t r1, const floating* yreg, const int32_t* ylab,
-                       double scale) noexcept nogil:
-    """Sum of the losses of logit rows [r0, r1); those rows are replaced by
-    dLoss/dlogits.
+                       const double* sw, double scale) noexcept nogil:
+    """Sum of the (weighted) losses of logit rows [r0, r1); those rows are
+    replaced by dLoss/dlogits.
 
-    scale is 1 / (number of loss terms of the whole batch): the batch loss is
-    a mean, of squared errors (MSE) or of softmax cross-entropies.
+    sw: a weight per target row (NULL: all 1).  scale is 1 / (the batch's
+    total weight, times n.O for MSE): the batch loss is a weighted mean, of
+    squared errors (MSE) or of softmax cross-entropies.
     """
     cdef Py_ssize_t O = n.O
     cdef Py_ssize_t j, row, tr
     cdef floating* z
     cdef const floating* yt
-    cdef double total = 0, diff, mx, se, lse
+    cdef double total = 0, diff, mx, se, lse, w = 1, ws
     cdef int32_t c
     for row in range(r0, r1):
         z = logits + row * O
         tr = _target_row(n, q, row)
+        if sw != NULL:
+            w = sw[tr]
+        ws = w * scale
         if n.loss == LOSS_MSE:
             yt = yreg + tr * O
             for j in range(O):
                 diff = <double> z[j] - <double> yt[j]
-                total += diff * diff
-                z[j] = <floating> (2.0 * scale * diff)
+                total += w * diff * diff
+                z[j] = <floating> (2.0 * ws * diff)
         else:
             c = ylab[tr]
             mx = z[0]
@@ -906,10 +914,10 @@ cdef double _loss_grad(const Net* n, floating* logits, const Seqs* q, Py_ssize_t
             for j in range(O):
                 se += exp(<double> z[j] - mx)
             lse = mx + log(se)
-            total += lse - <double> z[c]
+            total += w * (lse - <double> z[c])
             for j in range(O):
-                z[j] = <floating> (scale * exp(<double> z[j] - lse))
-            z[c] -= <floating> scale
+                z[j] = <floating> (ws * exp(<double> z[j] - lse))
+            z[c] -= <floating> ws
     return total
 
 
@@ -998,14 +1006,67 @@ cdef void _bufs(const Net* n, floating* ws, const Py_ssize_t* lay, const Seqs* q
     b.hprev = ws + lay[WS_HPREV]
 
 
+cdef inline unsigned long long _mix64(unsigned long long x) noexcept nogil:
+    """splitmix64: x advanced by the golden-ratio increment, then mixed."""
+    x = x + <unsigned long long> 0x9E3779B97F4A7C15
+    x = (x ^ (x >> 30)) * <unsigned long long> 0xBF58476D1CE4E5B9
+    x = (x ^ (x >> 27)) * <unsigned long long> 0x94D049BB133111EB
+    return x ^ (x >> 31)
+
+
+cdef void _dropout(const Net* n, int l, const floating* src, floating* dst, Py_ssize_t W,
+                   const Seqs* q, unsigned long long seed, int tid, int nt) noexcept nogil:
+    """dst = src * mask / (1 - p) on the packed rows (width W) of the team's
+    own sequences: the dropout between layer l - 1 and layer l (PyTorch's
+    nn.RNN(dropout=p)).  Entry j of step t of data sample s is dropped when
+    splitmix64(splitmix64(splitmix64(splitmix64(seed + l) + s) + t) + j),
+    as a 53-bit fraction, is below p: the same mask for any sharding or
+    thread count.  In place when src == dst.  Ends with a barrier."""
+    cdef double p = n.dropout, scale = 1.0 / (1.0 - n.dropout)
+    cdef double unit = 1.0 / 9007199254740992.0          # 2**-53
+    cdef unsigned long long lkey = _mix64(seed + <unsigned long long> l), skey, rkey
+    cdef Py_ssize_t i, i0, i1, t, j, row, sample
+    _split(q.B, tid, nt, 1, &i0, &i1)
+    for i in range(i0, i1):
+        sample = q.idx[i]
+        skey = _mix64(lkey + <unsigned long long> sample)
+        for t in range(q.lens[sample]):
+            rkey = _mix64(skey + <unsigned long long> t)
+            row = (q.off[t] + i) * W
+            for j in range(W):
+                if <double> (_mix64(rkey + <unsigned long long> j) >> 11) * unit < p:
+                    dst[row + j] = 0
+                else:
+                    dst[row + j] = <floating> (src[row + j] * scale)
+    _sync(nt)
+
+
+cdef inline const floating* _layer_input(const Net* n, floating* ws, const Py_ssize_t* lay,
+                                         int l, bint train, Py_ssize_t T, Py_ssize_t Bmax,
+                                         Py_ssize_t B, Py_ssize_t* ldx) noexcept nogil:
+    """What layer l reads: the gathered inputs (l = 0), else layer l - 1's
+    outputs, or in training with dropout their dropped-out copy."""
+    cdef Py_ssize_t W = n.ndir * n.H, ysz = (T + 2) * Bmax * W
+    if l == 0:
+        ldx[0] = n.D
+        return ws + lay[WS_X0]
+    ldx[0] = W
+    if train and n.dropout > 0:
+        return ws + lay[WS_XD] + (l - 1) * T * Bmax * W
+    return ws + lay[WS_Y] + ((l - 1) if train else (l - 1) % 2) * ysz + B * W
+
+
 cdef void _forward_layers(const Net* n, const floating* theta, floating* ws,
                           const Py_ssize_t* lay, const Seqs* q, Py_ssize_t T,
                           Py_ssize_t Bmax, bint train, const floating* wpack,
-                          const States* st, int tid, int nt) noexcept nogil:
+                          const States* st, unsigned long long seed, int tid,
+                          int nt) noexcept nogil:
     """All layers; layer l's outputs land in Y slot l (train) or l % 2.
     wpack: the packed weights (see _pack_all) or NULL.  st: initial states
     to start from and final states to report (NULL: zero initial states).
-    T, Bmax: the workspace's capacity (it spaces the per-layer buffers)."""
+    T, Bmax: the workspace's capacity (it spaces the per-layer buffers).
+    Training with dropout: layer l reads layer l - 1's outputs dropped out
+    with the masks of `seed` (see _dropout)."""
     cdef Py_ssize_t pb = _packed_block(n, sizeof(floating))
     cdef int npass = 2 if train else 1
     cdef Py_ssize_t H = n.H, W = n.ndir * n.H, B = q.B, R = q.R
@@ -1022,12 +1083,10 @@ cdef void _forward_layers(const Net* n, const floating* theta, floating* ws,
     _split(B, tid, nt, 1, &i0, &i1)
     for l in range(n.L):
         Y = ws + lay[WS_Y] + (l if train else l % 2) * ysz
-        if l == 0:
-            Xin = ws + lay[WS_X0]
-            ldx = n.D
-        else:
-            Xin = ws + lay[WS_Y] + ((l - 1) if train else (l - 1) % 2) * ysz + B * W
-            ldx = W
+        Xin = _layer_input(n, ws, lay, l, train, T, Bmax, B, &ldx)
+        if train and n.dropout > 0 and l > 0:
+            _dropout(n, l, ws + lay[WS_Y] + (l - 1) * ysz + B * W, <floating*> Xin, W, q, seed,
+                     tid, nt)
         for d in range(n.ndir):
             _bufs(n, ws, lay, q, T, Bmax, train, l, d, &b)
             item = l * n.ndir + d
@@ -1068,12 +1127,14 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
                          const Py_ssize_t* lens, const Py_ssize_t* idx, Py_ssize_t B,
                          const floating* yreg, const int32_t* ylab, floating* ws,
                          Py_ssize_t* iws, Py_ssize_t Tcap, Py_ssize_t Bmax, bint varlen,
-                         double scale, const floating* wpack, int tid, int nt) noexcept nogil:
+                         const double* sw, double scale, unsigned long long seed,
+                         const floating* wpack, int tid, int nt) noexcept nogil:
     """Loss (this thread's part of the sum) and gradient of one shard (rows
     idx[0..B-1], sorted by decreasing length), run by a team of nt threads
-    (nt = 1: one thread does it all).  wpack: packed weights for the forward
-    and backward passes, or NULL.  Tcap, Bmax, varlen: the workspace's
-    layout."""
+    (nt = 1: one thread does it all).  sw: a weight per target row, or NULL.
+    seed: the dropout masks' (n.dropout > 0).  wpack: packed weights for the
+    forward and backward passes, or NULL.  Tcap, Bmax, varlen: the
+    workspace's layout."""
     cdef Py_ssize_t pb = _packed_block(n, sizeof(floating))
     cdef Py_ssize_t lay[WS_NSLOTS]
     cdef unsigned int csr
@@ -1083,7 +1144,7 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
     cdef floating* Ytop
     cdef floating* dYcur
     cdef floating* dYnext
-    cdef floating* sw
+    cdef floating* swap
     cdef const floating* Xin
     cdef Py_ssize_t ldx
     cdef int l, d
@@ -1100,25 +1161,20 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
     _seqs_init(&q, idx, B, start, lens, iws, tid, nt)
     K = _ring_slots(n, q.T, not q.uniform)
     _gather(ws + lay[WS_X0], X, n.D, &q, tid, nt)
-    _forward_layers(n, theta, ws, lay, &q, Tcap, Bmax, True, wpack, NULL, tid, nt)
+    _forward_layers(n, theta, ws, lay, &q, Tcap, Bmax, True, wpack, NULL, seed, tid, nt)
 
     Ytop = ws + lay[WS_Y] + (n.L - 1) * ysz
     dYcur = ws + lay[WS_DYA]
     dYnext = ws + lay[WS_DYB]
     _split(q.R if n.seq else B, tid, nt, 1, &r0, &r1)
     _head_forward(n, theta, Ytop, ws + lay[WS_LOGITS], ws + lay[WS_HSEL], &q, r0, r1)
-    loss = _loss_grad(n, ws + lay[WS_LOGITS], &q, r0, r1, yreg, ylab, scale)
+    loss = _loss_grad(n, ws + lay[WS_LOGITS], &q, r0, r1, yreg, ylab, sw, scale)
     _sync(nt)
     _head_backward(n, theta, grad, Ytop, dYcur, ws + lay[WS_LOGITS],
                    ws + lay[WS_HSEL], ws + lay[WS_DHSEL], &q, tid, nt)
 
     for l in range(n.L - 1, -1, -1):
-        if l == 0:
-            Xin = ws + lay[WS_X0]
-            ldx = n.D
-        else:
-            Xin = ws + lay[WS_Y] + (l - 1) * ysz + B * W
-            ldx = W
+        Xin = _layer_input(n, ws, lay, l, True, Tcap, Bmax, B, &ldx)
         last_only = (l == n.L - 1) and not n.seq and q.uniform
         for d in range(n.ndir):
             _bufs(n, ws, lay, &q, Tcap, Bmax, True, l, d, &b)
@@ -1128,9 +1184,12 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
                             last_only, 0 if last_only else K,
                             wpack + ((l * n.ndir + d) * 2 + 1) * pb if wpack != NULL else NULL,
                             tid, nt)
-        sw = dYcur
+        if l > 0 and n.dropout > 0:
+            # dLoss/d(layer l - 1's outputs) = dLoss/d(layer l's input) * mask / (1 - p)
+            _dropout(n, l, dYnext, dYnext, W, &q, seed, tid, nt)
+        swap = dYcur
         dYcur = dYnext
-        dYnext = sw
+        dYnext = swap
     crnn_ftz_leave(csr)
     return loss
 
@@ -1156,7 +1215,7 @@ cdef void _predict_chunk(const Net* n, const floating* theta, const floating* X,
     _ws_layout(n, Bmax, Tcap, False, False, lay)
     _seqs_init(&q, idx, B, start, lens, iws, tid, nt)
     _gather(ws + lay[WS_X0], X, n.D, &q, tid, nt)
-    _forward_layers(n, theta, ws, lay, &q, Tcap, Bmax, False, wpack, st, tid, nt)
+    _forward_layers(n, theta, ws, lay, &q, Tcap, Bmax, False, wpack, st, 0, tid, nt)
     logits = ws + lay[WS_LOGITS]
     _split(q.R if n.seq else B, tid, nt, 1, &r0, &r1)
     _head_forward(n, theta, ws + lay[WS_Y] + ((n.L - 1) % 2) * ysz, logits,
@@ -1234,7 +1293,8 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
                const int32_t[::1] ylab, const Py_ssize_t[::1] idx,
                const Py_ssize_t[::1] shard_off, floating[:, ::1] ws,
                Py_ssize_t[:, ::1] iws, Py_ssize_t T_cap, Py_ssize_t B_cap, bint varlen,
-               int n_threads, bint hidden_split=False, floating[::1] wpack=None):
+               int n_threads, bint hidden_split=False, floating[::1] wpack=None,
+               const double[::1] sample_weight=None, unsigned long long seed=0):
     """Loss of a batch and its gradient, one row of `grads` per shard.
 
     Data: sample i is rows start[i] .. start[i] + lens[i] - 1 of X (one row
@@ -1251,12 +1311,18 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
     cfg.index_workspace_size(T_cap).  wpack
     (cfg.packed_size(True, itemsize) elements): scratch for packed copies of
     W_hh, which the recurrent products then use; None or empty: BLAS.
-    Returns the mean loss of the batch (without the L2 term).
+
+    sample_weight: a non-negative weight per target row (None: all 1); the
+    loss is then the weighted mean over the batch's terms (0, with a zero
+    gradient, when the batch's weights sum to 0).  seed: the dropout masks
+    of this call when cfg has dropout (see _dropout).
+    Returns the (weighted) mean loss of the batch (without the L2 term).
     """
     cdef const Net* n = &cfg.net
     cdef Py_ssize_t B = idx.shape[0], P = theta.shape[0]
-    cdef Py_ssize_t S = grads.shape[0], s, lo, hi, i, j, Tmax = 0, terms = 0, nb
-    cdef double scale, loss = 0
+    cdef Py_ssize_t S = grads.shape[0], s, lo, hi, i, j, Tmax = 0, nb
+    cdef double scale, loss = 0, terms = 0
+    cdef const double* swp = NULL
     cdef const floating* yp = NULL
     cdef const int32_t* lp = NULL
     cdef double[::1] part_loss
@@ -1294,13 +1360,25 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
         if wpack.shape[0] != cfg.packed_size(True, sizeof(floating)):
             raise ValueError("packed-weight buffer has the wrong size")
         wp = &wpack[0]
-    for i in range(B):
-        terms += lens[idx[i]] if n.seq else 1
+    if sample_weight is None:
+        for i in range(B):
+            terms += lens[idx[i]] if n.seq else 1
+    else:
+        if sample_weight.shape[0] != rows_y:
+            raise ValueError("sample weights do not match the targets")
+        swp = &sample_weight[0]
+        for i in range(B):               # the batch's total weight
+            nb = lens[idx[i]] if n.seq else 1
+            lo = start[idx[i]] if n.seq else idx[i]
+            for j in range(lo, lo + nb):
+                if not (swp[j] >= 0 and isfinite(swp[j])):
+                    raise ValueError("sample weights must be finite and non-negative")
+                terms += swp[j]
     if n.loss == LOSS_MSE:
         if yreg.shape[0] != rows_y or yreg.shape[1] != n.O:
             raise ValueError("regression targets do not match X and the network")
         yp = &yreg[0, 0]
-        scale = 1.0 / (<double> terms * n.O)
+        scale = 1.0 / (terms * n.O) if terms > 0 else 0.0
     else:
         if ylab.shape[0] != rows_y:
             raise ValueError("labels do not match X")
@@ -1311,7 +1389,7 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
                 if ylab[j] < 0 or ylab[j] >= n.O:
                     raise ValueError("label out of range")
         lp = &ylab[0]
-        scale = 1.0 / (<double> terms)
+        scale = 1.0 / terms if terms > 0 else 0.0
 
     part_loss = np.zeros(max(S, n_threads))
     if CRNN_DEBUG_BUILD:
@@ -1325,7 +1403,7 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
                 _pack_all(n, &theta[0], wp, True, tid, nth)
             part_loss[tid] = _train_shard(n, &theta[0], &grads[0, 0], P, &X[0, 0], &start[0],
                                           &lens[0], &idx[0], B, yp, lp, &ws[0, 0], &iws[0, 0],
-                                          T_cap, B_cap, varlen, scale, wp, tid, nth)
+                                          T_cap, B_cap, varlen, swp, scale, seed, wp, tid, nth)
     else:
         if wp != NULL:
             with nogil, parallel(num_threads=n_threads):
@@ -1336,7 +1414,8 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
             hi = shard_off[s + 1]
             part_loss[s] = _train_shard(n, &theta[0], &grads[s, 0], P, &X[0, 0], &start[0],
                                         &lens[0], &idx[lo], hi - lo, yp, lp, &ws[s, 0],
-                                        &iws[s, 0], T_cap, B_cap, varlen, scale, wp, 0, 1)
+                                        &iws[s, 0], T_cap, B_cap, varlen, swp, scale, seed, wp,
+                                        0, 1)
     for s in range(part_loss.shape[0]):
         loss += part_loss[s]
     return loss * scale

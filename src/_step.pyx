@@ -130,9 +130,10 @@ cdef class StepKernel:
         units (crnn._engine.plan_threads picks it)."""
         cdef const Net* n = &self.net
         # a Config pickles as its constructor's arguments: the same Net here
-        (cell, L, ndir, H, D, O, seq, loss, trunc, offs, n_params, simd) = cfg.__reduce__()[1]
+        (cell, L, ndir, H, D, O, seq, loss, trunc, offs, n_params, simd,
+         dropout) = cfg.__reduce__()[1]
         self._offs = np.array(offs, dtype=np.intp)
-        if net_init(&self.net, cell, L, ndir, H, D, O, seq, loss, trunc, simd,
+        if net_init(&self.net, cell, L, ndir, H, D, O, seq, loss, trunc, simd, 0.0,
                     &self._offs[0]) != 0:
             raise ValueError("invalid network shape")
         cdef Py_ssize_t l, k, g, j, pos = 0, Din, itemsize

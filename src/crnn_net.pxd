@@ -75,17 +75,19 @@ cdef struct Net:
     int loss        # LOSS_*
     int trunc       # BPTT truncation k (< 0: full BPTT)
     int simd        # SIMD level of the packed products (0: BLAS; see crnn_gemm.h)
+    double dropout  # training: probability of zeroing an input of layers 1..L-1
     const Py_ssize_t* offs
 
 
 cdef inline int net_init(Net* n, int cell, int num_layers, int ndir, int hidden,
                          int n_features, int n_outputs, bint seq, int loss, int trunc,
-                         int simd, const Py_ssize_t* offs) noexcept nogil:
-    """Fill n; returns 0, or -1 for an unknown cell or an invalid shape."""
+                         int simd, double dropout, const Py_ssize_t* offs) noexcept nogil:
+    """Fill n; returns 0, or -1 for an unknown cell, an invalid shape or a
+    dropout probability outside [0, 1)."""
     if cell != CELL_TANH and cell != CELL_RELU and cell != CELL_GRU and cell != CELL_LSTM:
         return -1
     if num_layers < 1 or (ndir != 1 and ndir != 2) or hidden < 1 or n_features < 1 \
-            or n_outputs < 1:
+            or n_outputs < 1 or not (0 <= dropout < 1):
         return -1
     n.cell = cell
     n.L = num_layers
@@ -98,6 +100,7 @@ cdef inline int net_init(Net* n, int cell, int num_layers, int ndir, int hidden,
     n.loss = loss
     n.trunc = trunc
     n.simd = simd
+    n.dropout = dropout
     n.offs = offs
     return 0
 

@@ -2,6 +2,7 @@
 import pickle
 
 import numpy as np
+import pytest
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -30,6 +31,11 @@ _EXPECTED_FAILURES = {
     ),
 }
 _CLASSIFIER_EXTRA = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "float32 rounding: weighted and repeated samples train the same model up to about "
+        "1e-6 relative, above the check's rtol=1e-7; the check passes in float64 (full "
+        "batch), in test_sample_weight_equivalence_check_in_float64"
+    ),
     "check_classifiers_train": (
         _SERIES_CONVENTION + " (the check's last step predicts on X.T and expects an error; "
         "its accuracy part is covered in test_estimators.py)"
@@ -48,6 +54,25 @@ def _expected_failed_checks(estimator):
                          expected_failed_checks=_expected_failed_checks)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("est", [
+    RNNClassifier(dtype=np.float64, batch_size=1000),
+    RNNClassifier(cell="lstm", num_layers=2, dtype=np.float64, batch_size=1000),
+    RNNRegressor(cell="gru", bidirectional=True, dtype=np.float64, batch_size=1000),
+    RNNRegressor(dtype=np.float32, batch_size=1000),
+], ids=["rnn-clf", "lstm2-clf", "bigru-reg", "rnn-reg-f32"])
+def test_sample_weight_equivalence_check_in_float64(est):
+    """scikit-learn's check that an integer weight is the same as repeating
+    the sample (and 0 as dropping it), with one batch per epoch (with
+    mini-batches the trajectories differ by design, as for scikit-learn's
+    MLP, which runs this check with dedicated settings too)."""
+    import warnings
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.utils.estimator_checks import check_sample_weight_equivalence_on_dense_data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check_sample_weight_equivalence_on_dense_data(type(est).__name__, est)
 
 
 def _digits3d(n=400):

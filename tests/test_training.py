@@ -10,7 +10,7 @@ from crnn import _optim
 from crnn._data import from_array
 from crnn._engine import Engine
 from crnn._layout import LOSS_MSE, Layout
-from crnn._training import SGD, Adam, EpochLoop, TrainState
+from crnn._training import SGD, Adam, EpochLoop, LearningRate, TrainState
 
 
 def _numpy_step(theta, g, m, v, mask, solver, lr, alpha, clip, b1, b2, eps, mom, nesterov, step):
@@ -158,9 +158,9 @@ def _problem(n=24, T=6, D=2, dtype=np.float64):
     return layout, engine, data, y
 
 
-def _loop(**kw):
-    args = dict(solver=SGD(0.0, None, 0.0, False), learning_rate=0.05, n_epochs=5, tol=0.0,
-                n_iter_no_change=100, shuffle=False)
+def _loop(learning_rate=0.05, **kw):
+    args = dict(solver=SGD(0.0, None, 0.0, False), schedule=LearningRate("constant", learning_rate),
+                n_epochs=5, tol=0.0, n_iter_no_change=100, shuffle=False)
     args.update(kw)
     return EpochLoop(**args)
 
