@@ -195,8 +195,9 @@ class TrainWorkspace:
     kernels.  target: a (rows, n_outputs) array of values (MSE) or (rows,)
     int32 class codes (cross-entropy), a row per sample or per step (seq).
     weights: a non-negative weight per target row (None: all 1); the batch
-    loss is then the weighted mean, and ``batch_weight`` the total weight of
-    the last batch (its number of samples without weights).
+    loss is then the weighted mean.  ``batch_weight``: the total weight of
+    the last batch's loss terms (without weights, its number of samples, or
+    of steps with per-step targets).
     """
 
     def __init__(self, engine, data, target, batch_size, n_threads, dtype, weights=None):
@@ -222,10 +223,12 @@ class TrainWorkspace:
         else:
             self.yreg, self.ylab = target, np.zeros(0, dtype=np.int32)
         self.weights = None if weights is None else np.ascontiguousarray(weights, np.float64)
+        # each sample's total weight of loss terms (None: 1 each)
         if self.weights is not None:
-            # each sample's total weight (over its steps with per-step targets)
             self.sample_weights = (np.add.reduceat(self.weights, data.start) if engine.seq
                                    else self.weights)
+        else:
+            self.sample_weights = data.lens if engine.seq else None
         self.batch_weight = 0.0
 
     def train_batch(self, theta, samples, seed=0):
@@ -235,7 +238,7 @@ class TrainWorkspace:
         (the optimizer kernel does).  seed: the dropout masks (with dropout)."""
         data = self.data
         idx, bounds = shard_batch(samples, data.lens, self.n_shards, not self.varlen)
-        self.batch_weight = (len(samples) if self.weights is None
+        self.batch_weight = (len(samples) if self.sample_weights is None
                              else float(self.sample_weights[samples].sum()))
         return _kernels.train_step(
             self.engine.cfg, theta, self.grads, data.rows, data.start, data.lens, self.yreg,

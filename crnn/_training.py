@@ -130,14 +130,17 @@ class Solver:
         """(beta1, beta2, eps, momentum, nesterov) for the kernel."""
         raise NotImplementedError
 
-    def step(self, state, grads, lr, wmask, n_threads):
-        """One update of state.theta from per-shard gradients.  Returns
-        (gradient norm before clipping, sum of squared weights before the
-        step); a non-finite norm means nothing but grads was changed."""
+    def step(self, state, grads, lr, wmask, n_threads, batch_weight=1.0):
+        """One update of state.theta from per-shard gradients of a batch
+        whose loss terms weigh batch_weight in all: the L2 penalty is
+        alpha / 2 * ||W||^2 / batch_weight, scikit-learn MLP's (a torch
+        weight_decay of alpha / batch_weight).  Returns (gradient norm before
+        clipping, sum of squared weights before the step); a non-finite norm
+        means nothing but grads was changed."""
         state.opt_step += 1
         return _optim.apply_update(state.theta, grads, state.opt_m, state.opt_v, wmask,
-                                   self.code, float(lr), self.alpha, self.clip, *self._rule(),
-                                   state.opt_step, n_threads)
+                                   self.code, float(lr), self.alpha / batch_weight, self.clip,
+                                   *self._rule(), state.opt_step, n_threads)
 
 
 class Adam(Solver):
@@ -311,10 +314,10 @@ class EpochLoop:
                     bw = work.batch_weight
                     if bw > 0:
                         norm, wsq = self.solver.step(state, work.grads, lr, wmask,
-                                                     work.n_threads)
+                                                     work.n_threads, bw)
                         if not np.isfinite(norm):
                             diverged("gradient norm", norm)
-                        total += (loss + 0.5 * alpha * wsq) * bw
+                        total += loss * bw + 0.5 * alpha * wsq
                         weight += bw
                     if interrupt["hit"]:
                         break

@@ -28,9 +28,9 @@ def simd(level):
         _LEVEL[0] = None
 
 
-def config(layout, seq, loss, trunc):
+def config(layout, seq, loss, trunc, dropout=0.0):
     """The layout's kernel Config at the SIMD level of the enclosing simd()."""
-    return layout.config(seq, loss, trunc, -1 if _LEVEL[0] is None else _LEVEL[0])
+    return layout.config(seq, loss, trunc, -1 if _LEVEL[0] is None else _LEVEL[0], dropout)
 
 
 SIMD_LEVELS = [None, 1, 2]
@@ -67,15 +67,22 @@ def shard(idx, lens, S):
 
 
 def kernel_loss_grad(layout, params, X, y, idx, *, loss, seq, trunc=None, n_threads=1,
-                     dtype=np.float64, readonly=False, hidden_split=False, packed=False):
+                     dtype=np.float64, readonly=False, hidden_split=False, packed=False,
+                     weights=None, dropout=0.0, seed=0):
     """(mean loss, {name: gradient}) of the batch X[idx] from train_step
     (batch split over n_threads shards, or one shard split over hidden units;
     recurrent products on packed weights, or through BLAS).
 
     X: (N, T, D) array or a list of (T_i, D) arrays.  y: per sample (N, ...)
-    or, with seq, per step: (N, T, ...) array or list of (T_i, ...) arrays."""
+    or, with seq, per step: (N, T, ...) array or list of (T_i, ...) arrays.
+    weights: per target row, as y without its output axis (None: none).
+    dropout, seed: dropout between layers and the masks' seed."""
     theta = pack(layout, params, dtype)
-    cfg = config(layout, seq, LOSS_MSE if loss == "mse" else LOSS_XENT, trunc)
+    cfg = config(layout, seq, LOSS_MSE if loss == "mse" else LOSS_XENT, trunc, dropout)
+    sw = None
+    if weights is not None:
+        sw = np.ascontiguousarray(np.concatenate([np.ravel(w) for w in weights]) if seq
+                                  else np.ravel(weights), dtype=np.float64)
     rows, start, lens = flatten(X)
     rows = np.ascontiguousarray(rows, dtype=dtype)
     if seq:
@@ -102,7 +109,8 @@ def kernel_loss_grad(layout, params, X, y, idx, *, loss, seq, trunc=None, n_thre
     wpack = np.full(cfg.packed_size(True, np.dtype(dtype).itemsize) if packed else 0, np.nan,
                     dtype)
     value = _kernels.train_step(cfg, theta, grads, rows, start, lens, yreg, ylab, order, bounds,
-                                ws, iws, T, bmax, varlen, n_threads, hidden_split, wpack)
+                                ws, iws, T, bmax, varlen, n_threads, hidden_split, wpack, sw,
+                                seed)
     g = grads.sum(axis=0)
     return value, {k: v.copy() for k, v in layout.views(g).items()}
 

@@ -67,8 +67,10 @@ def cell_backward(cell, nonlinearity, st, dh, dc):
 
 
 def forward(params, X, *, num_layers, bidirectional, nonlinearity, return_sequences,
-            cell="rnn", h0=None, c0=None):
-    """X (B, T, D) -> (logits, cache).  h0, c0: (num_layers * ndir, B, H)."""
+            cell="rnn", h0=None, c0=None, masks=None):
+    """X (B, T, D) -> (logits, cache).  h0, c0: (num_layers * ndir, B, H).
+    masks: dropout between layers, masks[l - 1] (B, T, ndir * H) multiplies
+    the outputs of layer l - 1 that layer l reads (already divided by 1 - p)."""
     ndir = 2 if bidirectional else 1
     inp = X
     cache = []
@@ -95,6 +97,8 @@ def forward(params, X, *, num_layers, bidirectional, nonlinearity, return_sequen
             finals.append((h, c))
         cache.append((inp, outs, steps))
         inp = np.concatenate(outs, axis=2)
+        if masks is not None and layer < num_layers - 1:
+            inp = inp * masks[layer]
     if return_sequences:
         hin = inp
     else:
@@ -106,23 +110,27 @@ def forward(params, X, *, num_layers, bidirectional, nonlinearity, return_sequen
     return logits, (cache, hin, finals)
 
 
-def loss_and_dlogits(logits, y, loss):
+def loss_and_dlogits(logits, y, loss, weights=None):
     """Mean loss and its gradient w.r.t. the logits.
 
     mse: y has the logits' shape; mean over every element.
     xent: y holds integer labels (logits' shape without the last axis).
+    weights: one per loss term (the logits' shape without the last axis):
+    the weighted mean sum(w * term) / sum(w) instead.
     """
+    w = np.ones(logits.shape[:-1]) if weights is None else np.asarray(weights, np.float64)
     if loss == "mse":
         diff = logits - y
-        return float(np.mean(diff ** 2)), 2 * diff / diff.size
+        total = w.sum() * diff.shape[-1]
+        return (float(np.sum(w[..., None] * diff ** 2) / total),
+                2 * w[..., None] * diff / total)
     z = logits - logits.max(axis=-1, keepdims=True)
     logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-    n = y.size
     picked = np.take_along_axis(logp, y[..., None].astype(np.intp), axis=-1)[..., 0]
     d = np.exp(logp)
     np.put_along_axis(d, y[..., None].astype(np.intp),
                       np.take_along_axis(d, y[..., None].astype(np.intp), axis=-1) - 1, axis=-1)
-    return float(-picked.mean()), d / n
+    return float(-np.sum(w * picked) / w.sum()), d * w[..., None] / w.sum()
 
 
 def _direction_backward(dH, steps, W_hh, cell, nonlinearity, d, trunc):
@@ -161,7 +169,7 @@ def _direction_backward(dH, steps, W_hh, cell, nonlinearity, d, trunc):
 
 
 def backward(params, cache, dlogits, *, num_layers, bidirectional, nonlinearity,
-             return_sequences, bptt_truncate=None, cell="rnn"):
+             return_sequences, bptt_truncate=None, cell="rnn", masks=None):
     """Gradients of every tensor (dict with the params' names)."""
     ndir = 2 if bidirectional else 1
     layer_cache, hin, _ = cache
@@ -199,14 +207,41 @@ def backward(params, cache, dlogits, *, num_layers, bidirectional, nonlinearity,
             grads["rnn.bias_ih" + sfx] = dXP.sum(axis=(0, 1))
             grads["rnn.bias_hh" + sfx] = dRP.sum(axis=(0, 1))
             dX += dXP @ W_ih
-        dY = dX
+        dY = dX if masks is None or layer == 0 else dX * masks[layer - 1]
     return grads
 
 
-def loss_and_grads(params, X, y, *, loss, bptt_truncate=None, **arch):
-    logits, cache = forward(params, X, **arch)
-    value, dlogits = loss_and_dlogits(logits, y, loss)
-    return value, backward(params, cache, dlogits, bptt_truncate=bptt_truncate, **arch)
+def loss_and_grads(params, X, y, *, loss, bptt_truncate=None, weights=None, masks=None,
+                   **arch):
+    logits, cache = forward(params, X, masks=masks, **arch)
+    value, dlogits = loss_and_dlogits(logits, y, loss, weights)
+    return value, backward(params, cache, dlogits, bptt_truncate=bptt_truncate, masks=masks,
+                           **arch)
+
+
+def _mix64(x):
+    """splitmix64 on uint64 arrays (numpy's uint64 arithmetic wraps)."""
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def dropout_masks(seed, p, sample_ids, T, width, num_layers):
+    """The documented dropout masks (crnn/_kernels.pyx, _dropout): entry j of
+    step t of sample s between layers l - 1 and l is dropped when
+    mix(mix(mix(mix(seed + l) + s) + t) + j) / 2**64 < p; kept entries are
+    scaled by 1 / (1 - p).  Returns masks[l - 1] of shape (B, T, width)."""
+    s = np.asarray(sample_ids, dtype=np.uint64)[:, None, None]
+    t = np.arange(T, dtype=np.uint64)[None, :, None]
+    j = np.arange(width, dtype=np.uint64)[None, None, :]
+    out = []
+    for layer in range(1, num_layers):
+        lk = _mix64(np.array([seed], dtype=np.uint64) + np.uint64(layer))
+        u = _mix64(_mix64(_mix64(lk + s) + t) + j) >> np.uint64(11)
+        keep = u.astype(np.float64) * 2.0 ** -53 >= p
+        out.append(keep / (1 - p))
+    return out
 
 
 def final_states(params, X, **arch):

@@ -464,3 +464,101 @@ def test_vector_sigmoid_is_accurate():
     nan = np.array([np.nan], np.float32)
     _kernels.fast_sigmoid_f32(nan)
     assert np.isnan(nan[0])
+
+
+# ---------------------------------------------------------------------------
+# sample weights and dropout
+
+
+@pytest.mark.parametrize("threading", THREADING, ids=THREAD_IDS)
+@pytest.mark.parametrize("cellnl", CELLS, ids=CELL_IDS)
+@pytest.mark.parametrize("seq", [False, True])
+@pytest.mark.parametrize("loss", ["mse", "xent"])
+def test_weighted_loss_and_gradients_match_reference(threading, cellnl, seq, loss):
+    """The weighted mean sum(w * term) / sum(w) and its gradient, weights per
+    sample or (seq) per step, zeros included."""
+    n_threads, hidden_split = threading
+    cell, nonlinearity = cellnl
+    layout, params, X, y, idx, arch = _problem(3, num_layers=2, bidirectional=True,
+                                               nonlinearity=nonlinearity, seq=seq, loss=loss,
+                                               cell=cell)
+    rng = np.random.default_rng(5)
+    w = rng.integers(0, 4, size=(len(X), T) if seq else len(X)).astype(np.float64)
+    w[idx[0]] = 2.5
+    want_loss, want = ref.loss_and_grads(params, X[idx], _ref_target(y, idx, seq), loss=loss,
+                                         weights=w[idx], **arch)
+    got_loss, got = kernel_loss_grad(layout, params, X, y, idx, loss=loss, seq=seq,
+                                     n_threads=n_threads, hidden_split=hidden_split, weights=w)
+    _assert_loss_grads(got_loss, got, want_loss, want, 1e-11, 1e-10, (loss, seq))
+    # unit weights are no weights, bit for bit
+    ones = np.ones_like(w)
+    a = kernel_loss_grad(layout, params, X, y, idx, loss=loss, seq=seq, weights=ones)
+    b = kernel_loss_grad(layout, params, X, y, idx, loss=loss, seq=seq)
+    assert a[0] == b[0] and all(np.array_equal(a[1][k], b[1][k]) for k in a[1])
+
+
+def test_a_batch_of_zero_weight_has_zero_loss_and_gradient():
+    layout, params, X, y, idx, arch = _problem(3, num_layers=1, bidirectional=False,
+                                               nonlinearity="tanh", seq=False, loss="mse")
+    w = np.ones(len(X))
+    w[idx] = 0
+    value, g = kernel_loss_grad(layout, params, X, y, idx, loss="mse", seq=False, weights=w)
+    assert value == 0 and all(not v.any() for v in g.values())
+    with pytest.raises(ValueError, match="non-negative"):
+        w[idx[0]] = -1
+        kernel_loss_grad(layout, params, X, y, idx, loss="mse", seq=False, weights=w)
+
+
+@pytest.mark.parametrize("threading", THREADING, ids=THREAD_IDS)
+@pytest.mark.parametrize("cellnl", CELLS, ids=CELL_IDS)
+@pytest.mark.parametrize("seq", [False, True])
+@pytest.mark.parametrize("level", SIMD_LEVELS, ids=SIMD_IDS)
+def test_dropout_matches_reference_with_the_same_masks(threading, cellnl, seq, level):
+    """Dropout between 3 stacked bidirectional layers: the kernel's loss and
+    gradients equal the numpy reference given the masks of the documented
+    hash, whatever the sharding and threads."""
+    n_threads, hidden_split = threading
+    cell, nonlinearity = cellnl
+    p, seed = 0.3, 12345
+    for loss in ("mse", "xent"):
+        layout, params, X, y, idx, arch = _problem(4, num_layers=3, bidirectional=True,
+                                                   nonlinearity=nonlinearity, seq=seq,
+                                                   loss=loss, cell=cell)
+        masks = ref.dropout_masks(seed, p, idx, T, 2 * H, 3)
+        assert 0.15 < np.mean(np.concatenate(masks) == 0) < 0.45
+        want_loss, want = ref.loss_and_grads(params, X[idx], _ref_target(y, idx, seq),
+                                             loss=loss, masks=masks, **arch)
+        with simd(level) as packed:
+            got_loss, got = kernel_loss_grad(layout, params, X, y, idx, loss=loss, seq=seq,
+                                             n_threads=n_threads, hidden_split=hidden_split,
+                                             packed=packed, dropout=p, seed=seed)
+        _assert_loss_grads(got_loss, got, want_loss, want, 1e-11, 1e-10, (loss, seq))
+        # another seed, other masks
+        other = kernel_loss_grad(layout, params, X, y, idx, loss=loss, seq=seq, dropout=p,
+                                 seed=seed + 1)
+        assert other[0] != got_loss
+
+
+def test_dropout_with_ragged_batches_and_truncation_matches_reference():
+    """Masks are keyed by (sample, step): ragged sequences get the entries of
+    their own steps, as each sequence alone would."""
+    rng = np.random.default_rng(7)
+    layout = make_layout(n_features=D, hidden=H, n_outputs=O, num_layers=2,
+                         bidirectional=False, nonlinearity="tanh", cell="gru")
+    params = ref.init_params(rng, n_features=D, hidden=H, n_outputs=O, num_layers=2,
+                             bidirectional=False, dtype=np.float64, scale=0.6, cell="gru")
+    arch = dict(num_layers=2, bidirectional=False, nonlinearity="tanh", return_sequences=False,
+                cell="gru")
+    lens = [7, 3, 5, 1]
+    X = [rng.normal(size=(n, D)) for n in lens]
+    y = rng.normal(size=(len(X), 1, O))
+    got_loss, got = kernel_loss_grad(layout, params, X, y, np.arange(4), loss="mse", seq=False,
+                                     n_threads=2, dropout=0.5, seed=99)
+    # the reference, one sequence at a time, as a sum of per-sequence terms
+    total, grads = 0.0, None
+    for i, x in enumerate(X):
+        masks = ref.dropout_masks(99, 0.5, [i], len(x), H, 2)
+        v, g = ref.loss_and_grads(params, x[None], y[i], loss="mse", masks=masks, **arch)
+        total += v / len(X)
+        grads = {k: g[k] / len(X) + (0 if grads is None else grads[k]) for k in g}
+    _assert_loss_grads(got_loss, got, total, grads, 1e-11, 1e-10)

@@ -161,14 +161,16 @@ def test_classifier_sgd_step_matches_torch(seq, cell):
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_several_steps_with_clipping_and_weight_decay_match_torch(solver, cell):
-    """Mini-batches in order, Adam or Nesterov SGD, global-norm clipping and an
-    L2 penalty on the weight matrices (torch weight_decay on those only)."""
+    """Mini-batches in order (the last one smaller), Adam or Nesterov SGD,
+    global-norm clipping and an L2 penalty on the weight matrices: alpha as
+    scikit-learn's MLP, alpha / 2 * ||W||^2 over the batch size, i.e. torch
+    weight_decay = alpha / batch_size on the weights only."""
     torch.manual_seed(4)
-    D, H, O, N, T, batch = 3, 16, 2, 40, 15, 10
+    D, H, O, N, T, batch = 3, 16, 2, 35, 15, 10
     net = TorchNet(D, H, 2, O, "tanh", False, False, cell)
     X, rng = _data(4, N, T, D)
     y = (3 * rng.normal(size=(N, O))).astype(np.float32)
-    alpha, clip = 0.01, 0.1
+    alpha, clip = 0.2, 0.1
     est = RNNRegressor(cell=cell, hidden_size=H, num_layers=2, solver=solver,
                        learning_rate_init=0.01,
                        batch_size=batch, clip_norm=clip, alpha=alpha, shuffle=False,
@@ -186,6 +188,7 @@ def test_several_steps_with_clipping_and_weight_decay_match_torch(solver, cell):
         opt = torch.optim.SGD(groups, lr=0.01, momentum=0.9, nesterov=True)
     for _ in range(2):
         for s in range(0, N, batch):
+            opt.param_groups[0]["weight_decay"] = alpha / len(X[s:s + batch])
             loss = nn.MSELoss()(net(torch.from_numpy(X[s:s + batch])),
                                 torch.from_numpy(y[s:s + batch]))
             opt.zero_grad()
