@@ -403,14 +403,14 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
                 self, X, y, "partial_fit" if incremental else "fit", n_epochs, snapshot,
                 {} if sample_weight is None else {"sample_weight": sample_weight})
         loop.run(state, work, pool, rng, validate)
-        if loop.monitor is not None:
-            loop.monitor.close()
 
         attrs = state.attributes(early_stopping)
         attrs.update(target_info, n_features_in_=data.n_features, _random_state=rng,
                      _wpack=engine.packed_weights(state.theta))
         # commit: from here on nothing can fail
         self.__dict__.update(attrs)
+        if loop.monitor is not None:
+            loop.monitor.close()            # the root task ends with the fitted model
         return self
 
     def _target_weights(self, data, target, target_info, sample_weight, incremental):
