@@ -1,5 +1,6 @@
 """crnn: recurrent neural networks in Cython + OpenMP kernels, as scikit-learn estimators."""
 from ._estimators import RNNClassifier, RNNRegressor
+from ._stepper import Stepper
 from ._version import __version__
 
-__all__ = ["RNNClassifier", "RNNRegressor"]
+__all__ = ["RNNClassifier", "RNNRegressor", "Stepper", "__version__"]

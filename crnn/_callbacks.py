@@ -11,7 +11,8 @@ set_callbacks.
 import functools
 
 try:
-    from sklearn.callback import CallbackSupportMixin, with_callbacks
+    from sklearn.callback import CallbackSupportMixin
+    from sklearn.callback import with_callbacks as _sklearn_with_callbacks
     HAVE_CALLBACKS = True
 except ImportError:                       # scikit-learn < 1.9
     HAVE_CALLBACKS = False
@@ -19,8 +20,23 @@ except ImportError:                       # scikit-learn < 1.9
     class CallbackSupportMixin:           # noqa: D101 - a stand-in with nothing to add
         pass
 
-    def with_callbacks(method):
+
+def with_callbacks(method):
+    """scikit-learn's with_callbacks (callbacks torn down whatever happens)
+    around a fit method, entered only when the estimator has callbacks: a
+    partial_fit on a small batch takes ~100 us, so without callbacks it pays
+    nothing for them."""
+    if not HAVE_CALLBACKS:
         return method
+    managed = _sklearn_with_callbacks(method)
+
+    @functools.wraps(method)
+    def fit_method(estimator, *args, **kwargs):
+        if wants_callbacks(estimator):
+            return managed(estimator, *args, **kwargs)
+        return method(estimator, *args, **kwargs)
+
+    return fit_method
 
 __all__ = ["CallbackSupportMixin", "EpochMonitor", "HAVE_CALLBACKS", "with_callbacks"]
 

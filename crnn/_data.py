@@ -8,6 +8,7 @@ array) of per-sequence arrays (n_timesteps_i, n_features) or
 ``lens`` per sample; for an array this is a view, no copy.
 """
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import sparse
@@ -29,11 +30,11 @@ class SeqData:
     def n_features(self):
         return self.rows.shape[1]
 
-    @property
+    @cached_property
     def max_len(self):
         return int(self.lens.max()) if len(self.lens) else 0
 
-    @property
+    @cached_property
     def uniform(self):
         return len(self.lens) == 0 or bool(np.all(self.lens == self.lens[0]))
 
@@ -73,7 +74,9 @@ def from_array(X):
     rows = X.reshape(N * T, D)
     start = np.arange(N, dtype=np.intp) * T
     lens = np.full(N, T, dtype=np.intp)
-    return SeqData(rows, start, lens, False)
+    data = SeqData(rows, start, lens, False)
+    data.__dict__.update(max_len=T, uniform=True)     # known: no pass over lens
+    return data
 
 
 def from_list(X, dtype, name="X"):

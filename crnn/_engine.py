@@ -16,7 +16,7 @@ share the work:
 
 The estimators never see a workspace, a shard or a thread split.
 """
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -40,8 +40,7 @@ PREDICT_WS_BYTES = 32 * 2**20
 PREDICT_MAX_CHUNK = 256
 
 
-@dataclass(frozen=True)
-class ThreadPlan:
+class ThreadPlan(NamedTuple):
     """How n_threads threads share one kernel call.
 
     hidden_split: one team of all threads on each shard (or chunk), each

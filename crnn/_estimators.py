@@ -5,6 +5,7 @@ Python validates, allocates and picks the thread count; the kernels
 samples.  The training loop here only walks over mini-batches.
 """
 import numbers
+import operator
 import warnings
 
 import numpy as np
@@ -50,6 +51,7 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
 
     def __init__(
         self,
+        *,
         cell="rnn",
         hidden_size=32,
         num_layers=1,
@@ -126,10 +128,11 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
         names = _PARAM_NAMES.get(type(self))
         if names is None:            # inspect.signature: ~150 us, so once per class
             names = _PARAM_NAMES.setdefault(type(self), tuple(self._get_param_names()))
-        values = tuple(getattr(self, n) for n in names)
+        values = tuple(map(self.__getattribute__, names))
         seen = self.__dict__.get("_validated_params")
-        if seen is not None and len(seen) == len(values) and all(
-            a is b or (type(a) is type(b) and a == b) for a, b in zip(seen, values)
+        if seen is not None and len(seen) == len(values) and (
+            all(map(operator.is_, seen, values))          # the common case, in C
+            or all(a is b or (type(a) is type(b) and a == b) for a, b in zip(seen, values))
         ):
             return np.dtype(self.dtype)
         dtype = self._validate_hyperparams_now()
@@ -326,8 +329,8 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
     # ------------------------------------------------------------------
     # training
 
-    def _fit(self, X, y, incremental, classes=None, sample_weight=None, X_val=None, y_val=None,
-             sample_weight_val=None):
+    def _fit(self, X, y, incremental, *, classes=None, sample_weight=None, X_val=None,
+             y_val=None, sample_weight_val=None):
         dtype = self._validate_hyperparams()
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True.")
@@ -385,8 +388,8 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
             make_solver(self),
             LearningRate(self.learning_rate, self.learning_rate_init, self.power_t,
                          self.max_iter),
-            n_epochs, self.tol, self.n_iter_no_change, self.shuffle, self.verbose,
-            max_iter=None if incremental else self.max_iter,
+            n_epochs, self.tol, self.n_iter_no_change, shuffle=self.shuffle,
+            verbose=self.verbose, max_iter=None if incremental else self.max_iter,
             epoch0=0 if incremental else state.n_iter,
             dropout=engine.dropout > 0 and layout.num_layers > 1,
             incremental=incremental,
@@ -404,10 +407,11 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
                 {} if sample_weight is None else {"sample_weight": sample_weight})
         loop.run(state, work, pool, rng, validate)
 
-        attrs = state.attributes(early_stopping)
+        wpack = engine.packed_weights(state.theta)
+        # commit: from here on nothing can fail (the history lists grow in place)
+        attrs = state.attributes(early_stopping, commit=True)
         attrs.update(target_info, n_features_in_=data.n_features, _random_state=rng,
-                     _wpack=engine.packed_weights(state.theta))
-        # commit: from here on nothing can fail
+                     _wpack=wpack)
         self.__dict__.update(attrs)
         if loop.monitor is not None:
             loop.monitor.close()            # the root task ends with the fitted model
@@ -573,8 +577,21 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
 
     def stepper(self, n_streams=1):
         """A Stepper that runs this network one time step at a time, for
-        online use (see Stepper).  It holds a copy of the current weights;
-        the estimator is not touched by its use."""
+        online use.
+
+        It holds a copy of the current weights; the estimator is not
+        touched by its use.
+
+        Parameters
+        ----------
+        n_streams : int, default=1
+            Independent streams stepped together (each with its own state).
+
+        Returns
+        -------
+        stepper : crnn.Stepper
+            ``stepper.step(x, state)`` returns (prediction, new_state).
+        """
         from ._stepper import Stepper
         check_is_fitted(self, "_theta")
         return Stepper(self, n_streams)
@@ -593,22 +610,40 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
     # PyTorch interchange
 
     def state_dict(self):
-        """The weights as numpy arrays, under the names and shapes of the
-        state_dict of a PyTorch module with submodules
-        ``rnn = nn.RNN(n_features, hidden_size, num_layers, nonlinearity=...,
-        batch_first=True, bidirectional=...)`` (nn.GRU / nn.LSTM for those
-        cells) and ``head = nn.Linear(ndir * hidden_size, n_outputs)``."""
+        """The weights, under PyTorch's names and shapes.
+
+        Returns
+        -------
+        state_dict : dict of str to ndarray
+            Copies of the weights, as the state_dict of a PyTorch module with
+            submodules ``rnn = nn.RNN(n_features, hidden_size, num_layers,
+            nonlinearity=..., batch_first=True, bidirectional=...)``
+            (nn.GRU / nn.LSTM for those cells) and ``head =
+            nn.Linear(ndir * hidden_size, n_outputs)``.
+        """
         check_is_fitted(self, "_theta")
         return {k: v.copy() for k, v in self._layout.views(self._theta).items()}
 
     def load_state_dict(self, state_dict, **kwargs):
-        """Set the weights from a dict like the one state_dict() returns
-        (numpy arrays, or CPU torch tensors).
+        """Set the weights from a PyTorch-style state dict.
 
         The estimator's hyperparameters (cell, hidden_size, num_layers,
         nonlinearity, bidirectional) must match the weights; n_features and
         n_outputs are read from them.  The optimizer starts afresh, so
         partial_fit continues training from these weights.
+
+        Parameters
+        ----------
+        state_dict : dict of str to array
+            As state_dict() returns it (numpy arrays, or CPU torch tensors).
+        **kwargs
+            classes (RNNClassifier only): the label of each row of
+            head.weight.
+
+        Returns
+        -------
+        self : estimator
+            The estimator, ready for predict and partial_fit.
         """
         self._validate_hyperparams()
         dtype = self._dtype()
@@ -662,21 +697,19 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
         return tags
 
 
-class RNNRegressor(RegressorMixin, _BaseRNN):
-    """Recurrent network (Elman, GRU or LSTM cells) for regression, trained
-    by backpropagation through time.
+# ---------------------------------------------------------------------------
+# the estimators' documentation (shared parameters written once)
 
+_NETWORK_DOC = """\
     Elman cell: h_t = f(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), f = tanh or
     relu; GRU and LSTM cells: PyTorch's nn.GRU / nn.LSTM equations and gate
     order.  h_{-1} = 0 (c_{-1} = 0), stacked ``num_layers`` deep (layer k+1
     reads the states of layer k), and a linear head o = W_out h + b_out read
     at the last step (many-to-one) or at every step
     (``return_sequences=True``).
+"""
 
-    The loss is the mean squared error, averaged over samples, outputs and
-    (with ``return_sequences``) steps, i.e. ``torch.nn.MSELoss()``; plus
-    ``alpha / 2 * ||W||^2`` over the weight matrices (not the biases).
-
+_PARAMETERS_DOC = """\
     Parameters
     ----------
     cell : {"rnn", "gru", "lstm"}, default="rnn"
@@ -693,19 +726,45 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
         convention: the next layer reads both directions concatenated; the
         many-to-one head reads the forward state after the last step and the
         backward state after its last step, time 0).
+    dropout : float in [0, 1), default=0.0
+        Dropout on the outputs of every recurrent layer but the last, in
+        training only, as ``nn.RNN(dropout=p)`` (kept values are scaled by
+        1 / (1 - p)); no effect with one layer.  The masks come from
+        random_state and do not depend on n_jobs.
+    forget_bias : float, default=1.0
+        Added to the LSTM forget gate's input bias at initialisation, as
+        Keras's ``unit_forget_bias`` (Jozefowicz et al. 2015); 0 gives
+        PyTorch's initialisation.  Other cells ignore it.
     return_sequences : bool, default=False
-        False: one prediction per sequence, y of shape (n_samples,) or
-        (n_samples, n_outputs).  True: a prediction at every step, y of
-        shape (n_samples, n_timesteps) or (n_samples, n_timesteps, n_outputs).
+        False: one prediction per sequence.  True: a prediction at every
+        step (targets per step).
     solver : {"adam", "sgd"}, default="adam"
         torch.optim.Adam / torch.optim.SGD update rules.
+    learning_rate : {"constant", "invscaling", "adaptive", "cosine"}, default="constant"
+        Schedule of the step size, for either solver: "constant" keeps
+        learning_rate_init; "invscaling" uses ``learning_rate_init / (t_ +
+        1) ** power_t`` for each epoch (t_: samples seen before it);
+        "adaptive" keeps learning_rate_init while the training loss (or the
+        validation score) improves, and each time n_iter_no_change epochs in
+        a row fail to improve it by tol divides the rate by 5 instead of
+        stopping, until the rate is at most 1e-6 (scikit-learn MLP's rules);
+        "cosine" decays it to zero over max_iter epochs,
+        ``learning_rate_init * (1 + cos(pi * epoch / max_iter)) / 2``
+        (torch.optim.lr_scheduler.CosineAnnealingLR).  The rate of every
+        epoch is in ``learning_rate_curve_``.
     learning_rate_init : float, default=1e-3
+    power_t : float, default=0.5
+        Exponent of the "invscaling" schedule.
     batch_size : int, default=32
         Mini-batch size, clipped to the number of samples.
     max_iter : int, default=200
         Epochs.
     alpha : float, default=0.0
-        L2 penalty on the weight matrices (as weight_decay in PyTorch).
+        L2 penalty on the weight matrices (not the biases), as in
+        scikit-learn's MLP: ``alpha / 2 * ||W||^2`` divided by the batch's
+        total weight of loss terms (its number of samples, or of steps with
+        return_sequences), i.e. torch's ``weight_decay = alpha /
+        batch_size`` on the weights.
     clip_norm : float or None, default=5.0
         Clip the global gradient 2-norm of each batch to this value
         (torch.nn.utils.clip_grad_norm_); None turns clipping off.
@@ -713,12 +772,17 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
         Truncated BPTT: the gradient reaching a layer's state h_t (from the
         loss or the layer above) is carried back through at most this many
         steps of the recurrence.  None: full BPTT.
-    momentum, nesterovs_momentum : SGD momentum (default 0.9, Nesterov).
-    beta_1, beta_2, epsilon : Adam's parameters (0.9, 0.999, 1e-8).
+    momentum : float, default=0.9
+        SGD momentum.
+    nesterovs_momentum : bool, default=True
+        Nesterov's momentum for SGD.
+    beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
+        Adam's parameters.
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the data, stop when its score
-        (R^2) has not improved by ``tol`` for ``n_iter_no_change`` epochs,
-        and keep the weights of the best epoch.
+        Score a validation set after each epoch (``validation_fraction`` of
+        the data held out, stratified for many-to-one classification, or
+        fit's X_val), stop when its score has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, and keep the weights of the best epoch.
     validation_fraction : float, default=0.1
     n_iter_no_change : int, default=10
     tol : float, default=1e-4
@@ -727,38 +791,123 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
     shuffle : bool, default=True
         Shuffle samples every epoch.
     random_state : int, RandomState or None, default=None
-        Weight initialisation, shuffling and the validation split.  A given
-        random_state and n_jobs give the same model bit for bit.
+        Weight initialisation, shuffling, dropout masks and the validation
+        split.  A given random_state and n_jobs give the same model bit for
+        bit.
     verbose : int, default=0
         1: one line per epoch (loss, validation loss and score, seconds).
+        For a progress bar, use ``set_callbacks(ProgressBar())``
+        (scikit-learn >= 1.9).
     warm_start : bool, default=False
-        fit continues from the current weights (with a new optimizer).
+        fit continues from the current weights (with a new optimizer and
+        schedule).
     n_jobs : int or None, default=None
-        Threads of the kernels; None uses all cores, -1 too, -2 all but one.
+        Threads of the kernels, counted as scikit-learn does: None uses
+        every core available to the process (CPU affinity and container
+        quotas respected; OMP_NUM_THREADS overrides), -1 too, -2 all but
+        one.
     dtype : numpy.float32 or numpy.float64, default=numpy.float32
         Precision of the weights and of all computation.
+"""
 
-    Attributes
-    ----------
+_ATTRIBUTES_DOC = """\
     n_features_in_ : int
         Features per time step.
     n_outputs_ : int
+        Outputs of the head (classes for the classifier).
     loss_ : float
-        Training loss of the last epoch.
+        Training loss of the last epoch (weighted mean, penalty included).
     loss_curve_ : list of float
-        Training loss per epoch (mean over the epoch's batches, L2 included).
+        Training loss per epoch.
+    learning_rate_curve_ : list of float
+        Learning rate of each epoch.
     best_loss_ : float or None
         Lowest training loss (None with early stopping).
     validation_scores_ : list of float
-        R^2 on the validation split per epoch (early stopping only).
+        Validation score per epoch (early stopping only).
     validation_loss_curve_ : list of float
-        Loss on the validation split per epoch (early stopping only).
+        Loss on the validation set per epoch (early stopping only).
     best_validation_score_ : float or None
+        Best validation score (None without early stopping).
     n_iter_ : int
         Epochs run.
     t_ : int
         Training samples seen.
-    """
+"""
+
+_REGRESSOR_DOC = f"""Recurrent network (Elman, GRU or LSTM cells) for regression,
+    trained by backpropagation through time.
+
+{_NETWORK_DOC}
+    The loss is the mean squared error, averaged over samples, outputs and
+    (with ``return_sequences``) steps, i.e. ``torch.nn.MSELoss()`` (a
+    weighted mean with sample weights); plus the L2 penalty (``alpha``).
+    With ``return_sequences=True`` y holds a target per step: (n_samples,
+    n_timesteps[, n_outputs]), or a list of (n_timesteps_i[, n_outputs])
+    arrays for a list of sequences.
+
+{_PARAMETERS_DOC}
+    Attributes
+    ----------
+{_ATTRIBUTES_DOC}
+    See Also
+    --------
+    RNNClassifier : the same network for classification.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from crnn import RNNRegressor
+    >>> X = np.random.default_rng(0).normal(size=(64, 10, 3))
+    >>> y = X[:, :, 0].sum(axis=1)
+    >>> reg = RNNRegressor(cell="gru", hidden_size=16, max_iter=5, random_state=0).fit(X, y)
+    >>> reg.predict(X[:2]).shape
+    (2,)
+"""
+
+_CLASSIFIER_DOC = f"""Recurrent network (Elman, GRU or LSTM cells) for classification,
+    trained by backpropagation through time.
+
+{_NETWORK_DOC}
+    The head gives one logit per class, and the loss is the mean softmax
+    cross-entropy over samples (and steps with ``return_sequences``), i.e.
+    ``torch.nn.CrossEntropyLoss()``, also for two classes (a weighted mean
+    with sample or class weights); plus the L2 penalty (``alpha``).
+    predict_proba is the softmax of the logits.  With
+    ``return_sequences=True`` y holds a label per step, shape (n_samples,
+    n_timesteps), and every prediction is per step (e.g. next-token
+    prediction, ``o_t = softmax(V s_t)``).  The validation score is the
+    accuracy.
+
+{_PARAMETERS_DOC}    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the loss, multiplying sample_weight, as
+        LogisticRegression's: a dict {{label: weight}} (missing labels weigh
+        1), or "balanced": n_samples / (n_classes * count of the class) over
+        the training labels (not available in partial_fit).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels, sorted (the order of predict_proba's columns).
+{_ATTRIBUTES_DOC}
+    See Also
+    --------
+    RNNRegressor : the same network for regression.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from crnn import RNNClassifier
+    >>> X = np.random.default_rng(0).normal(size=(64, 10, 3))
+    >>> y = (X[:, -1, 0] > 0).astype(int)
+    >>> clf = RNNClassifier(cell="lstm", hidden_size=8, max_iter=5, random_state=0).fit(X, y)
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 2)
+"""
+
+
+class RNNRegressor(RegressorMixin, _BaseRNN):
+    __doc__ = _REGRESSOR_DOC
 
     _loss_code = LOSS_MSE
 
@@ -945,29 +1094,13 @@ or tuple (h_0, c_0), default=None
 
 
 class RNNClassifier(ClassifierMixin, _BaseRNN):
-    """Recurrent network (Elman, GRU or LSTM cells) for classification,
-    trained by backpropagation through time.
-
-    The network is the one of RNNRegressor; the head gives one logit per
-    class, and the loss is the mean softmax cross-entropy over samples (and
-    steps with ``return_sequences``), i.e. ``torch.nn.CrossEntropyLoss()``,
-    also for two classes; plus ``alpha / 2 * ||W||^2`` over the weight
-    matrices.  predict_proba is the softmax of the logits.
-
-    With ``return_sequences=True`` y holds a label per step, shape
-    (n_samples, n_timesteps), and every prediction is per step (e.g.
-    next-token prediction, ``o_t = softmax(V s_t)``).
-
-    Parameters and attributes are those of RNNRegressor (the validation
-    score is the accuracy), plus:
-
-    classes_ : ndarray of shape (n_classes,)
-    """
+    __doc__ = _CLASSIFIER_DOC
 
     _loss_code = LOSS_XENT
 
     def __init__(
         self,
+        *,
         cell="rnn",
         hidden_size=32,
         num_layers=1,
@@ -1124,9 +1257,22 @@ class RNNClassifier(ClassifierMixin, _BaseRNN):
         return {"n_outputs_": n_outputs, "classes_": classes}
 
     def load_state_dict(self, state_dict, classes=None):
-        """Set the weights from a PyTorch-style state dict (see
-        RNNRegressor.load_state_dict).  ``classes`` gives the label of each
-        row of head.weight (sorted); default 0..n_classes-1."""
+        """Set the weights from a PyTorch-style state dict.
+
+        Parameters
+        ----------
+        state_dict : dict of str to array
+            As state_dict() returns it (numpy arrays, or CPU torch tensors);
+            see RNNRegressor.load_state_dict.
+        classes : array of shape (n_classes,), default=None
+            The label of each row of head.weight, sorted; default
+            0..n_classes-1.
+
+        Returns
+        -------
+        self : RNNClassifier
+            The estimator, ready for predict and partial_fit.
+        """
         return super().load_state_dict(state_dict, classes=classes)
 
     def _score_and_loss(self, raw, codes, weights=None):

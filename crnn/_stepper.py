@@ -53,7 +53,12 @@ class Stepper:
         self.dtype = estimator._theta.dtype
 
     def initial_state(self):
-        """Zero states, in the layout step() takes."""
+        """Zero states, in the layout step() takes.
+
+        Returns
+        -------
+        state : ndarray of shape (num_layers, n_streams, hidden_size) or tuple (h, c)
+        """
         h = np.zeros(self.state_shape, dtype=self.dtype)
         return (h, h.copy()) if self._lstm else h
 
@@ -72,7 +77,24 @@ class Stepper:
         return single, out, ((h, c) if self._lstm else h)
 
     def step(self, x, state=None):
-        """(prediction, new_state) for one time step."""
+        """One time step.
+
+        Parameters
+        ----------
+        x : array of shape (n_features,) (one stream) or (n_streams, n_features)
+            The observation of this step.
+        state : array, tuple (h, c) or None, default=None
+            The state returned by the previous call (None: zeros).
+
+        Returns
+        -------
+        prediction : float, ndarray or label
+            The regressor's output (a float for a single output and stream)
+            or the classifier's label; arrays with a first axis of n_streams
+            for several streams.
+        new_state : ndarray or tuple (h, c)
+            To pass to the next call.
+        """
         single, out, new_state = self._run(x, state)
         if self._classifier:
             pred = self.classes_[out.argmax(axis=1)]
@@ -82,7 +104,20 @@ class Stepper:
         return (out[0] if single else out), new_state
 
     def step_proba(self, x, state=None):
-        """Classifiers: (class probabilities, new_state) for one time step."""
+        """One time step of a classifier, with class probabilities.
+
+        Parameters
+        ----------
+        x : array of shape (n_features,) or (n_streams, n_features)
+            As in step.
+        state : array, tuple (h, c) or None, default=None
+            As in step.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_classes,) or (n_streams, n_classes)
+        new_state : ndarray or tuple (h, c)
+        """
         if not self._classifier:
             raise AttributeError("step_proba is for classifiers.")
         single, out, new_state = self._run(x, state)

@@ -11,7 +11,7 @@ import threading
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import KW_ONLY, dataclass, field, fields
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -26,11 +26,15 @@ class TrainState:
 
     Every field is a fitted attribute of the estimator under the name in
     its metadata ("attr"); a fit works on a copy and the estimator takes all
-    of them at once when it succeeds, so a failed call changes nothing."""
+    of them at once when it succeeds, so a failed call changes nothing.
+    The history lists (loss_curve, ...) hold this call's epochs only; the
+    estimator's earlier history is in `past`, extended in place on commit
+    (copying it would make every partial_fit cost O(epochs so far))."""
     layout: object = field(metadata={"attr": "_layout"})
     theta: np.ndarray = field(metadata={"attr": "_theta"})
     opt_m: np.ndarray = field(metadata={"attr": "_opt_m"})
     opt_v: np.ndarray = field(metadata={"attr": "_opt_v"})
+    _: KW_ONLY
     opt_step: int = field(default=0, metadata={"attr": "_opt_step"})
     loss_curve: list = field(default_factory=list, metadata={"attr": "loss_curve_"})
     validation_scores: list = field(default_factory=list,
@@ -47,6 +51,7 @@ class TrainState:
     learning_rate_curve: list = field(default_factory=list,
                                       metadata={"attr": "learning_rate_curve_"})
     learning_rate: float = field(default=None, metadata={"attr": "_learning_rate"})
+    past: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def new(cls, layout, theta):
@@ -56,18 +61,20 @@ class TrainState:
     @classmethod
     def of(cls, estimator, dtype):
         """A copy of a fitted estimator's state, arrays cast to dtype."""
-        kw = {name: getattr(estimator, attr, None) for name, attr in _STATE_ATTRS}
-        for name in ("theta", "opt_m", "opt_v"):
-            a = kw[name]
-            kw[name] = a.copy() if a.dtype == dtype else a.astype(dtype)
-        for name in ("loss_curve", "validation_scores", "validation_loss_curve",
-                     "learning_rate_curve"):
-            kw[name] = list(kw[name] or ())
-        if kw["best_loss"] is None:
-            kw["best_loss"] = np.inf
-        if kw["best_validation_score"] is None:
-            kw["best_validation_score"] = -np.inf
-        return cls(**kw)
+        e = estimator.__dict__
+        theta, m, v = e["_theta"], e["_opt_m"], e["_opt_v"]
+        if theta.dtype == dtype:
+            theta, m, v = theta.copy(), m.copy(), v.copy()
+        else:
+            theta, m, v = theta.astype(dtype), m.astype(dtype), v.astype(dtype)
+        return cls(
+            e["_layout"], theta, m, v, opt_step=e["_opt_step"],
+            best_loss=np.inf if e["best_loss_"] is None else e["best_loss_"],
+            best_validation_score=(-np.inf if e["best_validation_score_"] is None
+                                   else e["best_validation_score_"]),
+            no_improvement_count=e["_no_improvement_count"], n_iter=e["n_iter_"], t=e["t_"],
+            loss=e["loss_"], learning_rate=e.get("_learning_rate"),
+            past={name: e.get(attr) for name, attr in _HISTORY})
 
     def reset_optimizer(self):
         """A new optimizer on the same weights (fit with warm_start); the
@@ -77,24 +84,34 @@ class TrainState:
         self.opt_step = 0
         self.learning_rate = None
 
-    def attributes(self, early_stopping):
+    def attributes(self, early_stopping, commit=False):
         """The estimator's attributes for this state.  best_loss_ is None
-        when early stopping decided, best_validation_score_ otherwise."""
+        when early stopping decided, best_validation_score_ otherwise.
+        History lists: copies of the whole history, or with commit (the last
+        step of a fit, which must not fail after it) the estimator's own
+        lists extended in place."""
         out = {attr: getattr(self, name) for name, attr in _STATE_ATTRS}
+        for name, attr in _HISTORY:
+            old, new = self.past.get(name), out[attr]
+            if commit and old is not None:
+                old.extend(new)
+                out[attr] = old
+            elif old is not None:
+                out[attr] = old + new
         out["best_loss_" if early_stopping else "best_validation_score_"] = None
         return out
 
-    def record_epoch(self, loss, n_samples, tol, validation=None, learning_rate=None):
-        """Log one finished epoch (run at learning_rate) and count it as an
-        improvement or not: on the validation score (higher is better) when
-        there is one, else on the training loss.  Returns True when the
+    def record_epoch(self, loss, n_samples, tol, validation=None):
+        """Log one finished epoch (run at self.learning_rate) and count it
+        as an improvement or not: on the validation score (higher is better)
+        when there is one, else on the training loss.  Returns True when the
         validation score is the best so far (the caller keeps those
         weights)."""
         self.n_iter += 1
         self.t += n_samples
         self.loss = loss
         self.loss_curve.append(loss)
-        self.learning_rate_curve.append(learning_rate)
+        self.learning_rate_curve.append(self.learning_rate)
         if validation is None:
             improved = loss <= self.best_loss - tol
             self.best_loss = min(self.best_loss, loss)
@@ -113,7 +130,11 @@ class TrainState:
 
 # (field, estimator attribute) of every TrainState field (dataclasses.fields
 # is slow enough to show in partial_fit's overhead)
-_STATE_ATTRS = tuple((f.name, f.metadata["attr"]) for f in fields(TrainState))
+_STATE_ATTRS = tuple((f.name, f.metadata["attr"]) for f in fields(TrainState)
+                     if "attr" in f.metadata)
+_HISTORY = tuple((name, attr) for name, attr in _STATE_ATTRS
+                 if name in ("loss_curve", "validation_scores", "validation_loss_curve",
+                             "learning_rate_curve"))
 
 
 class Solver:
@@ -275,6 +296,7 @@ class EpochLoop:
     n_epochs: int
     tol: float
     n_iter_no_change: int
+    _: KW_ONLY
     shuffle: bool = True
     verbose: int = 0
     max_iter: int = None
@@ -325,7 +347,7 @@ class EpochLoop:
                     _interrupted()
                     break
                 self._end_epoch(state, total / weight if weight > 0 else 0.0, n, validate,
-                                best_theta, t0, lr)
+                                best_theta, t0)
                 if interrupt["hit"]:
                     _interrupted()
                     break
@@ -353,9 +375,9 @@ class EpochLoop:
         if validate is not None and state.validation_scores:
             theta[:] = best_theta
 
-    def _end_epoch(self, state, loss, n, validate, best_theta, t0, lr):
+    def _end_epoch(self, state, loss, n, validate, best_theta, t0):
         validation = None if validate is None else validate(state.theta)
-        if state.record_epoch(loss, n, self.tol, validation, lr):
+        if state.record_epoch(loss, n, self.tol, validation):
             best_theta[:] = state.theta
         if self.verbose:
             msg = f"Epoch {state.n_iter}: loss = {loss:.6f}"

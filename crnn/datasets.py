@@ -13,6 +13,14 @@ def make_adding_problem(n_samples=1000, n_timesteps=100, random_state=None,
     half.  The target is the sum of the two marked values.  Always
     predicting 1 gives a mean squared error of about 1/6.
 
+    Parameters
+    ----------
+    n_samples : int, default=1000
+    n_timesteps : int, default=100
+        At least 2.
+    random_state : int, RandomState or None, default=None
+    dtype : numpy dtype, default=numpy.float32
+
     Returns
     -------
     X : ndarray of shape (n_samples, n_timesteps, 2)

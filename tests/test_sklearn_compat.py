@@ -143,3 +143,23 @@ def test_pickling_leaves_the_estimator_alone():
     assert set(vars(clf)) == before
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).predict(X / 16),
                                   clf.predict(X / 16))
+
+
+def test_public_methods_have_numpydoc_sections():
+    """Every public method documents its Parameters (when it has any) and
+    Returns, in numpydoc form; the classes document every parameter."""
+    import inspect
+    from crnn import Stepper
+    for cls in (RNNRegressor, RNNClassifier, Stepper):
+        for name, fn in inspect.getmembers(cls, inspect.isfunction):
+            if name.startswith("_") or fn.__module__.split(".")[0] != "crnn":
+                continue
+            doc = inspect.getdoc(fn) or ""
+            takes = [p for p in inspect.signature(fn).parameters if p != "self"]
+            assert "Returns\n-------" in doc, (cls.__name__, name)
+            if takes:
+                assert "Parameters\n----------" in doc, (cls.__name__, name)
+    for cls in (RNNRegressor, RNNClassifier):
+        doc = inspect.getdoc(cls)
+        for p in cls().get_params():
+            assert f"\n{p} :" in doc or f", {p}" in doc or f"\n{p}," in doc, (cls.__name__, p)

@@ -219,3 +219,21 @@ def test_epoch_loop_keeps_the_best_validation_weights():
     _loop(n_epochs=4).run(st, work, pool, np.random.RandomState(0), validate)
     np.testing.assert_array_equal(st.theta, seen[1])
     assert st.validation_scores == [0.1, 0.9, 0.2, 0.3] and st.best_validation_score == 0.9
+
+
+def test_partial_fit_extends_the_history_in_place_and_only_on_success():
+    """A partial_fit copies no history (its cost must not grow with the
+    epochs run so far); a failed call leaves the lists as they were."""
+    from crnn import RNNRegressor
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20, 4, 2)), rng.normal(size=20)
+    reg = RNNRegressor(hidden_size=4, random_state=0).partial_fit(X, y)
+    curve, rates = reg.loss_curve_, reg.learning_rate_curve_
+    reg.partial_fit(X, y)
+    assert reg.loss_curve_ is curve and len(curve) == 2 and reg.learning_rate_curve_ is rates
+    with pytest.raises(ValueError):
+        reg.partial_fit(X, y * np.inf)
+    assert reg.loss_curve_ is curve and len(curve) == 2 and len(rates) == 2
+    # a new fit starts a new history
+    reg.fit(X, y)
+    assert reg.loss_curve_ is not curve and len(curve) == 2
