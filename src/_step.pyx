@@ -295,16 +295,20 @@ cdef class StepKernel:
         cdef void* op = cnp.PyArray_DATA(out)
         cdef Py_ssize_t S = self.n_streams
         cdef bint sm = self.softmax, isf = self.is_float
-        with nogil, parallel(num_threads=self.n_threads):
+        cdef const Py_ssize_t* pofs = self.pofs
+        cdef int team = self.n_threads
+        # only locals inside the parallel block (no attribute access that a
+        # debug build would check for None there)
+        with nogil, parallel(num_threads=team):
             tid = threadid()
             nth = omp_get_num_threads()
             if isf:
-                _step_layers(n, <const float*> th, <const float*> pk, self.pofs,
+                _step_layers(n, <const float*> th, <const float*> pk, pofs,
                              <const float*> bzp, S, <const float*> xp, <const float*> h0,
                              <const float*> c0, <float*> hNp, <float*> cNp, <float*> zb,
                              <float*> rb, <float*> op, sm, tid, nth)
             else:
-                _step_layers(n, <const double*> th, <const double*> pk, self.pofs,
+                _step_layers(n, <const double*> th, <const double*> pk, pofs,
                              <const double*> bzp, S, <const double*> xp, <const double*> h0,
                              <const double*> c0, <double*> hNp, <double*> cNp, <double*> zb,
                              <double*> rb, <double*> op, sm, tid, nth)
