@@ -491,6 +491,9 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
         val = np.sort(val).astype(np.intp)
         val_rows = sample_rows(data, val) if seq else val
         val_w = None if weights is None else weights[val_rows]
+        if val_w is not None and not np.any(val_w > 0):
+            raise ValueError("The validation split's sample weights are all zero; give "
+                             "some of its samples a non-zero weight, or pass X_val.")
 
         def validate(theta):
             raw = engine.predict(theta, data, n_threads, idx=val)

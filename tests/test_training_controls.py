@@ -95,6 +95,12 @@ def test_sample_weight_errors_and_partial_fit():
         with pytest.raises(ValueError, match=match):
             reg.fit(X, y, sample_weight=bad)
     assert not hasattr(reg, "n_iter_")
+    w = np.ones(30)
+    w[:27] = 0                            # the 3 samples left may all be held out
+    with pytest.raises(ValueError, match="weights are all zero"):
+        for seed in range(20):
+            RNNRegressor(early_stopping=True, validation_fraction=0.1, max_iter=1,
+                         random_state=seed).fit(X, y, sample_weight=w)
     reg.partial_fit(X, y, sample_weight=np.arange(30.0))
     reg.partial_fit(X, y, sample_weight=2.0)              # a scalar weighs every sample
     assert reg.n_iter_ == 2
