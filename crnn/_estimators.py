@@ -952,7 +952,8 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
                 f"y has shape {y.shape}, but the fitted model predicts {self.n_outputs_} "
                 "output(s) of a different shape."
             )
-        return np.ascontiguousarray(y2, dtype=dtype), {"n_outputs_": y2.shape[1], "_y_ndim": y_ndim}
+        info = {"n_outputs_": y2.shape[1], "_y_ndim": y_ndim}
+        return np.ascontiguousarray(y2, dtype=dtype), info
 
     def _target_info_from_outputs(self, n_outputs):
         if self.return_sequences:

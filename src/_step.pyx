@@ -33,6 +33,7 @@ cdef void _step_layers(const Net* n, const floating* theta, const floating* pk,
     cdef const floating* xin = x
     cdef const floating* hp
     cdef const floating* cp
+    cdef const floating* wp
     cdef floating* z
     cdef floating* hl
     cdef const floating* w_out = theta + n.offs[4 * n.L]
@@ -55,12 +56,11 @@ cdef void _step_layers(const Net* n, const floating* theta, const floating* pk,
         _proj(n.simd, S, j0, j1, G, H, Din, xin, Din, pk + pofs[3 * l] if pk != NULL else NULL,
               theta + n.offs[k], z, ldz, True)
         if hp != NULL:
+            wp = pk + pofs[3 * l + 1] if pk != NULL else NULL
             if G == 1:
-                _proj(n.simd, S, j0, j1, 1, H, H, hp, H, pk + pofs[3 * l + 1] if pk != NULL else NULL,
-                      theta + n.offs[k + 1], z, ldz, False)
+                _proj(n.simd, S, j0, j1, 1, H, H, hp, H, wp, theta + n.offs[k + 1], z, ldz, False)
             else:
-                _proj(n.simd, S, j0, j1, G, H, H, hp, H, pk + pofs[3 * l + 1] if pk != NULL else NULL,
-                      theta + n.offs[k + 1], Rb, GH, True)
+                _proj(n.simd, S, j0, j1, G, H, H, hp, H, wp, theta + n.offs[k + 1], Rb, GH, True)
         elif G > 1:
             for i in range(S):
                 for g in range(G):

@@ -307,9 +307,10 @@ cdef inline void _gate_gemm(bint trans_a, Py_ssize_t M, Py_ssize_t j0, Py_ssize_
                  B + (g * H + j0) * ldb, <int> ldb, beta, C + g * H + j0, <int> ldc)
 
 
-cdef inline void _proj(int level, Py_ssize_t M, Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t G, Py_ssize_t H,
-                       Py_ssize_t K, const floating* A, Py_ssize_t lda, const floating* packed,
-                       const floating* W, floating* C, Py_ssize_t ldc, bint beta0) noexcept nogil:
+cdef inline void _proj(int level, Py_ssize_t M, Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t G,
+                       Py_ssize_t H, Py_ssize_t K, const floating* A, Py_ssize_t lda,
+                       const floating* packed, const floating* W, floating* C, Py_ssize_t ldc,
+                       bint beta0) noexcept nogil:
     """C[:, g*H + j] (+)= A W[g*H + j, :]^T for every gate and the units
     [j0, j1): W is (G*H x K); on its packed transpose when given (and there
     is a kernel at this SIMD level), else through BLAS."""

@@ -176,7 +176,8 @@ def test_every_simd_level_gives_the_same_results(cell):
     results = {}
     for level in range(_kernels.simd_level() + 1):
         engine = Engine(layout, True, LOSS_MSE, None, simd=level)
-        assert engine.cfg.simd == level and (engine.packed_size(False, theta.dtype) > 0) == (level > 0)
+        assert engine.cfg.simd == level
+        assert (engine.packed_size(False, theta.dtype) > 0) == (level > 0)
         step = engine.step_kernel(theta, 5, False, 2)
         results[level] = (engine.predict(theta, data, 2), step.step(x)[0])
     for level, (pred, out) in results.items():
