@@ -6,7 +6,9 @@ samples.  The training loop here only walks over mini-batches.
 """
 import numbers
 import operator
+import threading
 import warnings
+import weakref
 
 import numpy as np
 from scipy import sparse
@@ -30,6 +32,19 @@ _CELLS = ("rnn", "gru", "lstm")
 _NONLINEARITIES = ("tanh", "relu")
 # the parameter names of each estimator class (sklearn's _get_param_names)
 _PARAM_NAMES = {}
+# one lock per estimator instance: fits of one model from several threads run
+# one after the other (each would otherwise train a copy and the last commit
+# would silently drop the other's work)
+_FIT_LOCKS = weakref.WeakKeyDictionary()
+_FIT_LOCKS_GUARD = threading.Lock()
+
+
+def _fit_lock(estimator):
+    lock = _FIT_LOCKS.get(estimator)
+    if lock is None:
+        with _FIT_LOCKS_GUARD:
+            lock = _FIT_LOCKS.setdefault(estimator, threading.RLock())
+    return lock
 
 
 def _softmax(z):
@@ -235,10 +250,10 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
 
     def _dtype(self):
         try:
-            dt = np.dtype(self.dtype)
+            dt = None if self.dtype is None else np.dtype(self.dtype)   # dtype(None) is f8
         except TypeError:
             dt = None
-        if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        if dt is None or dt not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise ValueError(
                 f"The 'dtype' parameter of {type(self).__name__} must be numpy.float32 "
                 f"or numpy.float64. Got {self.dtype!r} instead."
@@ -314,23 +329,34 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
             int(self.hidden_size), int(n_features), int(n_outputs),
         )
 
-    def _engine(self, layout):
-        """The kernel interface for this layout and the current parameters
-        (cached while they stay the same)."""
-        key = (layout, bool(self.return_sequences), self._loss_code, self.bptt_truncate,
-               float(self.dropout))
+    def _engine(self, layout, seq=None):
+        """The kernel interface for this layout, per-step outputs or not
+        (None: as fitted) and the current training parameters (cached while
+        they stay the same)."""
+        seq = self._fitted_seq() if seq is None else bool(seq)
+        key = (layout, seq, self._loss_code, self.bptt_truncate, float(self.dropout))
         engine = self.__dict__.get("_engine_cache")
         if engine is None or engine.key != key:
-            engine = Engine(layout, self.return_sequences, self._loss_code, self.bptt_truncate,
+            engine = Engine(layout, seq, self._loss_code, self.bptt_truncate,
                             dropout=self.dropout)
             self.__dict__["_engine_cache"] = engine
         return engine
 
+    def _fitted_seq(self):
+        """return_sequences as the model was fitted (parameters take effect
+        at the next fit, as in scikit-learn; predict uses the fitted one)."""
+        return self.__dict__.get("_return_sequences", bool(self.return_sequences))
+
     # ------------------------------------------------------------------
     # training
 
-    def _fit(self, X, y, incremental, *, classes=None, sample_weight=None, X_val=None,
-             y_val=None, sample_weight_val=None):
+    def _fit(self, X, y, incremental, **kwargs):
+        """fit / partial_fit: one at a time per instance (see _FIT_LOCKS)."""
+        with _fit_lock(self):
+            return self._fit_locked(X, y, incremental, **kwargs)
+
+    def _fit_locked(self, X, y, incremental, *, classes=None, sample_weight=None, X_val=None,
+                    y_val=None, sample_weight_val=None):
         dtype = self._validate_hyperparams()
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True.")
@@ -345,6 +371,11 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
             raise ValueError("sample_weight_val is provided, but X_val was not provided.")
         fitted = hasattr(self, "_theta")
         continue_from_fitted = fitted and (incremental or self.warm_start)
+        if continue_from_fitted and bool(self.return_sequences) != self._fitted_seq():
+            raise ValueError(
+                f"return_sequences={self.return_sequences} differs from the fitted model's "
+                f"({self._fitted_seq()}); use fit with warm_start=False to train a new "
+                "network.")
         data = self._check_X(X, dtype, reset=not continue_from_fitted)
         target, target_info = self._check_targets(data, y, dtype, incremental, classes,
                                                   continue_from_fitted)
@@ -369,7 +400,7 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
                                                               float(self.forget_bias)))
 
         early_stopping = self.early_stopping and not incremental
-        engine = self._engine(layout)
+        engine = self._engine(layout, self.return_sequences)
         n_threads = effective_n_threads(self.n_jobs)
         if X_val is not None:
             pool = np.arange(data.n_samples, dtype=np.intp)
@@ -411,7 +442,7 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
         # commit: from here on nothing can fail (the history lists grow in place)
         attrs = state.attributes(early_stopping, commit=True)
         attrs.update(target_info, n_features_in_=data.n_features, _random_state=rng,
-                     _wpack=wpack)
+                     _wpack=wpack, _return_sequences=bool(self.return_sequences))
         self.__dict__.update(attrs)
         if loop.monitor is not None:
             loop.monitor.close()            # the root task ends with the fitted model
@@ -421,7 +452,7 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
         """A float64 weight per target row (None: no weighting): sample_weight
         (per sample, or per step with return_sequences) times the class
         weights."""
-        sw = self._check_sample_weight(data, sample_weight)
+        sw = self._check_sample_weight(data, sample_weight, bool(self.return_sequences))
         cw = self._class_weight_of(target, target_info, incremental)
         if cw is None:
             return sw
@@ -431,7 +462,7 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
         """Class weights per target row (classifiers; None here)."""
         return None
 
-    def _check_sample_weight(self, data, sample_weight, name="sample_weight"):
+    def _check_sample_weight(self, data, sample_weight, seq, name="sample_weight"):
         """sample_weight -> float64 weights, one per target row (None: none).
 
         Many-to-one: (n_samples,).  With return_sequences: (n_samples,) (each
@@ -441,7 +472,6 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
         if sample_weight is None:
             return None
         N = data.n_samples
-        seq = bool(self.return_sequences)
         per_step = False
         if seq and (isinstance(sample_weight, (list, tuple)) and data.ragged_input
                     or np.ndim(sample_weight) == 2):
@@ -512,7 +542,8 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
                 info.get("_y_ndim") != target_info.get("_y_ndim"):
             raise ValueError(f"y_val has {info['n_outputs_']} output(s) of a different shape "
                              f"than y's {target_info['n_outputs_']}.")
-        weights = self._check_sample_weight(data, sample_weight_val, "sample_weight_val")
+        weights = self._check_sample_weight(data, sample_weight_val, engine.seq,
+                                            "sample_weight_val")
 
         def validate(theta):
             return self._score_and_loss(engine.predict(theta, data, n_threads), target,
@@ -685,12 +716,18 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
                 )
             if not np.all(np.isfinite(arr)):
                 raise ValueError(f"state_dict['{name}'] contains NaN or infinity.")
-            views[name][...] = arr
+            with np.errstate(over="ignore"):
+                views[name][...] = arr
+            if not np.all(np.isfinite(views[name])):
+                raise ValueError(
+                    f"state_dict['{name}'] has values beyond the range of {dtype.name} "
+                    f"(largest {np.finfo(dtype).max:.3g}); they would become infinite.")
         attrs = TrainState.new(layout, theta).attributes(early_stopping=False)
         attrs.update(self._target_info_from_outputs(layout.n_outputs, **kwargs),
                      n_features_in_=layout.n_features, best_loss_=None,
                      _random_state=check_random_state(self.random_state),
-                     _wpack=self._engine(layout).packed_weights(theta))
+                     _wpack=self._engine(layout, self.return_sequences).packed_weights(theta),
+                     _return_sequences=bool(self.return_sequences))
         self.__dict__.update(attrs)
         return self
 
@@ -963,12 +1000,12 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
     def _output_rows(self, raw):
         """Head outputs -> predictions, one per row (float64)."""
         raw = raw.astype(np.float64)
-        one = self._y_ndim == (2 if self.return_sequences else 1)
+        one = self._y_ndim == (2 if self._fitted_seq() else 1)
         return raw[:, 0] if one else raw
 
     def _shape_output(self, raw, data):
         rows = self._output_rows(raw)
-        return data.split_rows(rows) if self.return_sequences else rows
+        return data.split_rows(rows) if self._fitted_seq() else rows
 
     def _score_and_loss(self, raw, target, weights=None):
         raw = raw.astype(np.float64)
@@ -1080,7 +1117,8 @@ or tuple (h_0, c_0), default=None
         score : float
             R^2 of ``self.predict(X)`` against y.
         """
-        if not self.return_sequences:
+        check_is_fitted(self, "_theta")
+        if not self._fitted_seq():
             return super().score(X, y, sample_weight=sample_weight)
         raw, data, _ = self._forward(X)
         pred = self._output_rows(raw)
@@ -1088,7 +1126,7 @@ or tuple (h_0, c_0), default=None
         y = np.asarray(y, dtype=np.float64)
         if y.shape != pred.shape:
             raise ValueError(f"y has shape {y.shape}, predictions have shape {pred.shape}.")
-        sw = self._check_sample_weight(data, sample_weight)
+        sw = self._check_sample_weight(data, sample_weight, True)
         return float(r2_score(y, pred, sample_weight=sw))
 
     def __sklearn_tags__(self):
@@ -1289,7 +1327,7 @@ class RNNClassifier(ClassifierMixin, _BaseRNN):
     def _shape_labels(self, rows, data):
         """Per-row results -> per sample, or per step as (n_samples, n_timesteps,
         ...) / a list for a list of sequences."""
-        return data.split_rows(rows) if self.return_sequences else rows
+        return data.split_rows(rows) if self._fitted_seq() else rows
 
     def _validate_extra_params(self):
         cw = self.class_weight
@@ -1482,12 +1520,13 @@ or list of arrays of shape (n_timesteps_i, n_features) or (n_timesteps_i,)
         score : float
             Weighted fraction of correct predictions.
         """
-        if not self.return_sequences:
+        check_is_fitted(self, "_theta")
+        if not self._fitted_seq():
             return super().score(X, y, sample_weight=sample_weight)
         raw, data, _ = self._forward(X)
         pred = self.classes_[raw.argmax(axis=1)]
         y, _ = per_step_targets(data, y)
         if y.shape != pred.shape:
             raise ValueError(f"y has shape {y.shape}, predictions have shape {pred.shape}.")
-        sw = self._check_sample_weight(data, sample_weight)
+        sw = self._check_sample_weight(data, sample_weight, True)
         return float(accuracy_score(y, pred, sample_weight=sw))

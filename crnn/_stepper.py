@@ -2,6 +2,7 @@
 import numpy as np
 from sklearn.base import is_classifier
 
+from . import _threads
 from ._threads import effective_n_threads
 
 
@@ -63,6 +64,8 @@ class Stepper:
         return (h, h.copy()) if self._lstm else h
 
     def _run(self, x, state):
+        if self._kernel.n_threads > 1 and _threads.fork_limited():
+            self._kernel.n_threads = 1      # made before a fork: no team in this child
         if not isinstance(x, np.ndarray):
             x = np.asarray(x)
         single = x.ndim == 1 and self._n_streams == 1

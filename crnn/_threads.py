@@ -1,5 +1,6 @@
 """Thread counts and BLAS thread limits."""
 import os
+import warnings
 from contextlib import contextmanager
 
 from threadpoolctl import ThreadpoolController
@@ -49,6 +50,50 @@ def blas_single_threaded():
 
 _CPU_COUNT = None
 
+# GNU OpenMP cannot start a team in a child made by fork() once the parent has
+# run one: the child's first parallel region waits forever for threads that
+# were not copied.  A child forked after crnn ran several threads therefore
+# runs its kernels single-threaded (a team of one never touches the pool).
+_OMP_TEAMS_RUN = False
+_FORKED_AFTER_TEAMS = False
+_FORK_WARNED = False
+
+
+def _after_fork_in_child():
+    global _FORKED_AFTER_TEAMS, _FORK_WARNED
+    _FORKED_AFTER_TEAMS = _FORKED_AFTER_TEAMS or _OMP_TEAMS_RUN
+    _FORK_WARNED = False
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def fork_limited():
+    """True in a process forked after crnn ran OpenMP threads (its kernels
+    then run single-threaded)."""
+    return _FORKED_AFTER_TEAMS
+
+
+def _fork_cap(n):
+    """n threads, or 1 (with a one-time warning) in a fork-limited child;
+    notes that OpenMP teams are in use."""
+    global _OMP_TEAMS_RUN, _FORK_WARNED
+    if n <= 1:
+        return n
+    if _FORKED_AFTER_TEAMS:
+        if not _FORK_WARNED:
+            _FORK_WARNED = True
+            warnings.warn(
+                "crnn runs single-threaded in this process: it was forked after crnn "
+                "had used OpenMP threads, and GNU OpenMP cannot start threads in such a "
+                "child (it would hang). For parallel worker processes use the 'spawn' or "
+                "'forkserver' start method, or joblib's default loky backend.",
+                RuntimeWarning, stacklevel=3)
+        return 1
+    _OMP_TEAMS_RUN = True
+    return n
+
 
 def cpu_count():
     """Usable cores: CPU affinity and container CPU quotas (cgroups) taken
@@ -81,8 +126,8 @@ def effective_n_threads(n_jobs):
     if not openmp_enabled():
         return 1
     if n_jobs is None:
-        return max_n_threads()
+        return _fork_cap(max_n_threads())
     n_jobs = int(n_jobs)
     if n_jobs > 0:
-        return n_jobs
-    return max(1, max_n_threads() + 1 + n_jobs)
+        return _fork_cap(n_jobs)
+    return _fork_cap(max(1, max_n_threads() + 1 + n_jobs))

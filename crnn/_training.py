@@ -266,6 +266,13 @@ def sigint_after_batch():
         signal.signal(signal.SIGINT, old if old is not None else signal.default_int_handler)
 
 
+def all_finite(a):
+    """True when every value of a is finite (a sum first: one pass, no
+    temporary, in the common case)."""
+    with np.errstate(all="ignore"):
+        return bool(np.isfinite(np.add.reduce(a, axis=None))) or bool(np.isfinite(a).all())
+
+
 def diverged(what, value):
     raise ValueError(
         f"Training produced a non-finite {what} ({value}); the model is left as it was "
@@ -374,6 +381,12 @@ class EpochLoop:
                     )
         if validate is not None and state.validation_scores:
             theta[:] = best_theta
+        # the loss and gradient checks come before each update: the last
+        # update can still overflow, and must not be committed
+        for what, arr in (("weight", theta), ("optimizer state", state.opt_m),
+                          ("optimizer state", state.opt_v)):
+            if not all_finite(arr):
+                diverged(what, "inf or nan")
 
     def _end_epoch(self, state, loss, n, validate, best_theta, t0):
         validation = None if validate is None else validate(state.theta)

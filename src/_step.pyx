@@ -7,6 +7,8 @@ from cython.parallel cimport parallel, threadid
 from libc.math cimport exp, isfinite
 from libc.string cimport memset
 
+import threading
+
 import numpy as np
 cimport numpy as cnp
 
@@ -118,7 +120,9 @@ cdef class StepKernel:
     cdef const Py_ssize_t[::1] _offs
     cdef cnp.ndarray theta, packed, bz, Zb, Rb
     cdef Py_ssize_t pofs[256]
-    cdef readonly int n_streams, n_threads
+    cdef readonly int n_streams
+    cdef public int n_threads
+    cdef object _scratch_lock
     cdef bint softmax, is_float, lstm, use_packed
     cdef object dtype
     cdef cnp.npy_intp state_shape[3]
@@ -183,6 +187,7 @@ cdef class StepKernel:
         self.n_streams = n_streams
         self.softmax = softmax
         self.n_threads = max(1, n_threads)     # crnn._engine.plan_threads decides
+        self._scratch_lock = threading.Lock()
         self.state_shape[0] = n.L
         self.state_shape[1] = n_streams
         self.state_shape[2] = n.H
@@ -249,9 +254,27 @@ cdef class StepKernel:
         if self.lstm:
             cN = cnp.PyArray_EMPTY(3, self.state_shape, cnp.PyArray_TYPE(self.theta), 0)
         pk = cnp.PyArray_DATA(self.packed) if self.use_packed else NULL
-        if self.n_threads > 1:
-            self._step_team(xa, ha, ca, hN, cN, out, pk)
-            return out, hN, cN
+        # the object's scratch, unless another thread is stepping with it
+        # right now (the GIL is released while stepping): then its own
+        cdef bint own = self._scratch_lock.acquire(False)
+        cdef cnp.ndarray zbA = self.Zb, rbA = self.Rb
+        if not own:
+            zbA = np.empty_like(self.Zb)
+            rbA = np.empty_like(self.Rb)
+        try:
+            if self.n_threads > 1:
+                self._step_team(xa, ha, ca, hN, cN, out, pk, zbA, rbA)
+            else:
+                self._step_one(xa, ha, ca, hN, cN, out, pk, zbA, rbA)
+        finally:
+            if own:
+                self._scratch_lock.release()
+        return out, hN, cN
+
+    cdef void _step_one(self, cnp.ndarray xa, cnp.ndarray ha, cnp.ndarray ca,
+                        cnp.ndarray hN, cnp.ndarray cN, cnp.ndarray out, void* pk,
+                        cnp.ndarray zbA, cnp.ndarray rbA):
+        cdef const Net* n = &self.net
         with nogil:
             if self.is_float:
                 _step_layers(n, <const float*> cnp.PyArray_DATA(self.theta),
@@ -262,8 +285,8 @@ cdef class StepKernel:
                              <const float*> (cnp.PyArray_DATA(ca) if ca is not None else NULL),
                              <float*> cnp.PyArray_DATA(hN),
                              <float*> (cnp.PyArray_DATA(cN) if cN is not None else NULL),
-                             <float*> cnp.PyArray_DATA(self.Zb),
-                             <float*> cnp.PyArray_DATA(self.Rb),
+                             <float*> cnp.PyArray_DATA(zbA),
+                             <float*> cnp.PyArray_DATA(rbA),
                              <float*> cnp.PyArray_DATA(out), self.softmax, 0, 1)
             else:
                 _step_layers(n, <const double*> cnp.PyArray_DATA(self.theta),
@@ -274,13 +297,13 @@ cdef class StepKernel:
                              <const double*> (cnp.PyArray_DATA(ca) if ca is not None else NULL),
                              <double*> cnp.PyArray_DATA(hN),
                              <double*> (cnp.PyArray_DATA(cN) if cN is not None else NULL),
-                             <double*> cnp.PyArray_DATA(self.Zb),
-                             <double*> cnp.PyArray_DATA(self.Rb),
+                             <double*> cnp.PyArray_DATA(zbA),
+                             <double*> cnp.PyArray_DATA(rbA),
                              <double*> cnp.PyArray_DATA(out), self.softmax, 0, 1)
-        return out, hN, cN
 
     cdef void _step_team(self, cnp.ndarray xa, cnp.ndarray ha, cnp.ndarray ca,
-                         cnp.ndarray hN, cnp.ndarray cN, cnp.ndarray out, void* pk):
+                         cnp.ndarray hN, cnp.ndarray cN, cnp.ndarray out, void* pk,
+                         cnp.ndarray zbA, cnp.ndarray rbA):
         cdef const Net* n = &self.net
         cdef int tid, nth
         cdef void* h0 = cnp.PyArray_DATA(ha) if ha is not None else NULL
@@ -290,8 +313,8 @@ cdef class StepKernel:
         cdef void* bzp = cnp.PyArray_DATA(self.bz)
         cdef void* xp = cnp.PyArray_DATA(xa)
         cdef void* hNp = cnp.PyArray_DATA(hN)
-        cdef void* zb = cnp.PyArray_DATA(self.Zb)
-        cdef void* rb = cnp.PyArray_DATA(self.Rb)
+        cdef void* zb = cnp.PyArray_DATA(zbA)
+        cdef void* rb = cnp.PyArray_DATA(rbA)
         cdef void* op = cnp.PyArray_DATA(out)
         cdef Py_ssize_t S = self.n_streams
         cdef bint sm = self.softmax, isf = self.is_float

@@ -51,13 +51,15 @@ static inline float crnn_exp_negf(float a)
     crnn_f32bits fn, sh, two_n;
     fn.f = t * 1.44269504088896341f + shifter;
     sh.f = shifter;
-    const int32_t n = fn.i - sh.i;
+    /* unsigned: NaN (whose bits are no integer n) must not reach a signed
+     * overflow or a shift of a negative value; finite inputs give the same bits */
+    const uint32_t n = fn.u - sh.u;
     const float fl = fn.f - shifter;
     const float r = (t - fl * 0.693359375f) - fl * -2.12194440e-4f;
     const float p = (((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r
                        + 4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f)
                     * (r * r) + r + 1.0f;
-    two_n.i = (n + 127) << 23;
+    two_n.u = (n + 127u) << 23;
     return p * two_n.f;
 }
 

@@ -1,0 +1,251 @@
+"""Hostile use (issue 8): fork after threads, a Stepper shared by threads,
+divergence on the last batch, values that overflow float32, parameters
+changed after fit, two threads training one model, undefined behaviour in
+the vector math."""
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from crnn import RNNClassifier, RNNRegressor
+
+
+def _data(n=40, T=6, D=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, T, D)).astype(np.float32)
+    return X, X[:, :, 0].sum(axis=1)
+
+
+# ---------------------------------------------------------------------------
+# fork after a multi-threaded call
+
+
+_FORK_PRELUDE = """
+import os, sys, warnings
+import numpy as np
+from crnn import RNNRegressor
+rng = np.random.default_rng(0)
+X = rng.normal(size=(64, 20, 4)).astype(np.float32); y = X[:, 0, 0]
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    m = RNNRegressor(hidden_size=64, max_iter=2, n_jobs=2, random_state=0).fit(X, y)
+expected = m.predict(X)            # the parent ran OpenMP teams of 2 threads
+
+def child_work(_=None):
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        got = m.predict(X)
+        m.partial_fit(X, y)
+        step = m.stepper().step(X[0, 0])
+    assert np.array_equal(got, expected)
+    return any("single-threaded" in str(x.message) for x in w)
+"""
+
+_FORK_WAYS = {
+    "os.fork": """
+pid = os.fork()
+if pid == 0:
+    ok = child_work()
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, status
+""",
+    "multiprocessing": """
+import multiprocessing as mp
+with mp.get_context("fork").Pool(2) as pool:
+    assert all(pool.map(child_work, range(2)))
+""",
+    "joblib": """
+from joblib import Parallel, delayed
+assert all(Parallel(n_jobs=2, backend="multiprocessing")(delayed(child_work)(i) for i in range(2)))
+""",
+}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.parametrize("way", list(_FORK_WAYS))
+def test_a_child_forked_after_threads_runs_single_threaded_and_never_hangs(way):
+    """GNU OpenMP cannot start a team in such a child (it used to hang
+    forever): the child's kernels run single-threaded, with one warning, and
+    give the parent's results."""
+    code = _FORK_PRELUDE + textwrap.dedent(_FORK_WAYS[way]) + "\nprint('done')\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and "done" in out.stdout, out.stderr[-2000:]
+
+
+# ---------------------------------------------------------------------------
+# a Stepper shared by threads
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+def test_a_stepper_shared_by_8_threads_matches_the_sequential_results(cell):
+    X, y = _data(n=32, D=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = RNNRegressor(cell=cell, hidden_size=128, max_iter=1, random_state=0).fit(X, y)
+    stepper = m.stepper(n_streams=4)
+    rng = np.random.default_rng(1)
+    streams = [rng.normal(size=(50, 4, 5)).astype(np.float32) for _ in range(8)]
+
+    def run(xs):
+        state, outs = None, []
+        for x in xs:
+            out, state = stepper.step(x, state)
+            outs.append(out)
+        return np.array(outs)
+
+    expected = [run(xs) for xs in streams]
+    got = [None] * 8
+    barrier = threading.Barrier(8)
+
+    def worker(i):
+        barrier.wait()
+        got[i] = run(streams[i])
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for e, g in zip(expected, got):
+        np.testing.assert_array_equal(g, e)
+
+
+# ---------------------------------------------------------------------------
+# divergence, overflow, bad dtype
+
+
+def test_divergence_on_the_last_batch_is_never_committed():
+    """One epoch, one batch, an absurd learning rate: the loss and gradient
+    of that batch are finite, the update overflows.  Nothing is committed."""
+    X, y = _data()
+    y = y * 1e30
+    kw = dict(solver="sgd", momentum=0.0, learning_rate_init=1e30, clip_norm=None,
+              batch_size=1000, max_iter=1)
+    with pytest.raises(ValueError, match="non-finite weight"):
+        RNNRegressor(**kw).fit(X, y)
+    reg = RNNRegressor(**dict(kw, learning_rate_init=1e-3)).fit(X, y / 1e30)
+    before = {k: v.copy() for k, v in reg.state_dict().items()}
+    reg.set_params(learning_rate_init=1e30)
+    with pytest.raises(ValueError, match="non-finite weight"):
+        reg.partial_fit(X, y)
+    for k, v in reg.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+    assert np.all(np.isfinite(reg.predict(X)))
+    reg.set_params(learning_rate_init=1e-3).partial_fit(X, y / 1e30)   # still trainable
+
+
+def test_load_state_dict_refuses_values_that_overflow_float32():
+    X, y = _data()
+    sd = RNNRegressor(max_iter=1).fit(X, y).state_dict()
+    sd = {k: v.astype(np.float64) for k, v in sd.items()}
+    sd["rnn.weight_hh_l0"][0, 0] = 1e39
+    with pytest.raises(ValueError, match="beyond the range of float32"):
+        RNNRegressor().load_state_dict(sd)
+    RNNRegressor(dtype=np.float64).load_state_dict(sd)          # fine in float64
+
+
+@pytest.mark.parametrize("bad", ["abc", "int32", None, 3])
+def test_a_bad_dtype_is_rejected_everywhere(bad):
+    X, y = _data()
+    with pytest.raises(ValueError, match="'dtype' parameter"):
+        RNNRegressor(dtype=bad, max_iter=1).fit(X, y)
+    sd = RNNRegressor(max_iter=1).fit(X, y).state_dict()
+    with pytest.raises(ValueError, match="'dtype' parameter"):
+        RNNRegressor(dtype=bad).load_state_dict(sd)
+
+
+# ---------------------------------------------------------------------------
+# parameters changed after fit
+
+
+def test_set_params_after_fit_does_not_change_what_predict_returns():
+    X, y = _data()
+    m = RNNRegressor(max_iter=2, random_state=0).fit(X, y)
+    before = m.predict(X)
+    m.set_params(return_sequences=True, dropout=0.5, bptt_truncate=2)
+    np.testing.assert_array_equal(m.predict(X), before)
+    from sklearn.metrics import r2_score
+    assert m.score(X, y) == pytest.approx(r2_score(y, before))
+    with pytest.raises(ValueError, match="return_sequences=True differs"):
+        m.partial_fit(X, np.repeat(y[:, None], 6, axis=1))
+    # the next fit takes the new parameters
+    m.fit(X, np.repeat(y[:, None], 6, axis=1))
+    assert m.predict(X).shape == (40, 6)
+    c = RNNClassifier(max_iter=1).fit(X, (y > 0).astype(int))
+    c.set_params(return_sequences=True)
+    assert c.predict(X).shape == (40,) and c.predict_proba(X).shape == (40, 2)
+
+
+# ---------------------------------------------------------------------------
+# two threads training one model
+
+
+def test_two_threads_training_one_model_lose_no_update():
+    X, y = _data(n=64)
+    reg = RNNRegressor(hidden_size=16, batch_size=16, random_state=0).partial_fit(X, y)
+    barrier = threading.Barrier(2)
+
+    def train():
+        barrier.wait()
+        for _ in range(5):
+            reg.partial_fit(X, y)
+
+    threads = [threading.Thread(target=train) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # every call's epoch is there: 1 + 2 x 5 epochs of 4 batches
+    assert reg.n_iter_ == 11 and len(reg.loss_curve_) == 11
+    assert reg._opt_step == 44 and reg.t_ == 11 * 64
+
+
+# ---------------------------------------------------------------------------
+# undefined behaviour in the vector math
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+def test_vector_math_is_defined_for_nan_inf_and_huge_values(tmp_path):
+    """The float32 tanh / sigmoid kernels under UBSan with every special
+    input (it used to halt on a shift of a negative int for NaN)."""
+    src = tmp_path / "ub.c"
+    src.write_text(textwrap.dedent("""
+        #include <math.h>
+        #include <stdio.h>
+        #include <stdint.h>
+        #include <string.h>
+        #include "crnn_fast.h"
+        int main(void) {
+            float v[] = {NAN, -NAN, INFINITY, -INFINITY, 3e38f, -3e38f, 1e10f, -1e10f,
+                         88.f, -88.f, 0.f, -0.f, 1e-40f, 0.5f, -0.5f, 20.f};
+            enum { N = sizeof v / sizeof v[0] };
+            float a[N], b[N];
+            memcpy(a, v, sizeof v); memcpy(b, v, sizeof v);
+            crnn_tanh_array_f32(a, N);
+            crnn_sigmoid_array_f32(b, N);
+            for (int i = 0; i < N; i++) printf("%g %g\\n", a[i], b[i]);
+            return 0;
+        }
+    """))
+    exe = tmp_path / "ub"
+    src_dir = os.path.join(os.path.dirname(__file__), "..", "src")
+    cc = subprocess.run(["gcc", "-O1", "-fsanitize=undefined", "-fno-sanitize-recover=all",
+                         "-I", src_dir, str(src), "-o", str(exe), "-lm"],
+                        capture_output=True, text=True)
+    if cc.returncode != 0:
+        pytest.skip(f"cannot build with UBSan here: {cc.stderr[-300:]}")
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    rows = [list(map(float, line.split())) for line in run.stdout.split("\n") if line]
+    assert np.isnan(rows[0]).all() and np.isnan(rows[1]).all()
+    assert rows[2] == [1.0, 1.0] and rows[3] == [-1.0, 0.0]
+    assert rows[10] == [0.0, 0.5]
