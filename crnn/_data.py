@@ -79,6 +79,24 @@ def from_array(X):
     return data
 
 
+def refuse_non_numbers(a, name):
+    """Times, durations and complex numbers are not RNN inputs: numpy would
+    cast them to floats (or drop the imaginary part) without a word."""
+    kind = getattr(getattr(a, "dtype", None), "kind", None)
+    if kind is None and isinstance(a, (list, tuple)):
+        try:
+            kind = np.asarray(a).dtype.kind
+        except (TypeError, ValueError):      # ragged or mixed: the checks after say
+            return
+    if kind in ("m", "M"):
+        raise TypeError(f"{name} holds {'durations' if kind == 'm' else 'dates or times'} "
+                        "(numpy timedelta64/datetime64); convert them to numeric features "
+                        "first.")
+    if kind == "c":
+        raise ValueError(f"Complex data not supported: {name} is complex; the network takes "
+                         "real numbers.")
+
+
 def from_list(X, dtype, name="X"):
     """A list of (T_i, D) / (T_i,) sequences -> SeqData (concatenated)."""
     seqs = []
@@ -86,6 +104,7 @@ def from_list(X, dtype, name="X"):
     for i, x in enumerate(X):
         if sparse.issparse(x):
             raise TypeError(f"{name}[{i}] is sparse; sequences must be dense arrays.")
+        refuse_non_numbers(x, f"{name}[{i}]")
         try:
             a = check_array(x, dtype=dtype, ensure_2d=False, ensure_min_samples=0,
                             ensure_all_finite=True, input_name=f"{name}[{i}]")

@@ -6,6 +6,7 @@ samples.  The training loop here only walks over mini-batches.
 """
 import numbers
 import operator
+import os
 import threading
 import warnings
 import weakref
@@ -21,11 +22,12 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._callbacks import CallbackSupportMixin, EpochMonitor, wants_callbacks, with_callbacks
-from ._data import fast_float_array, from_array, from_list, is_sequence_list, per_step_targets
+from ._data import (fast_float_array, from_array, from_list, is_sequence_list,
+                    per_step_targets, refuse_non_numbers)
 from ._engine import Engine, sample_rows
 from ._layout import LOSS_MSE, LOSS_XENT, Layout
 from ._threads import effective_n_threads
-from ._training import EpochLoop, LearningRate, TrainState, make_solver
+from ._training import EpochLoop, LearningRate, TrainState, all_finite, make_solver
 
 _SOLVERS = ("sgd", "adam")
 _CELLS = ("rnn", "gru", "lstm")
@@ -45,6 +47,22 @@ def _fit_lock(estimator):
         with _FIT_LOCKS_GUARD:
             lock = _FIT_LOCKS.setdefault(estimator, threading.RLock())
     return lock
+
+
+def _check_model_size(layout, dtype):
+    """A network whose weights and optimizer state (4 copies) cannot fit in
+    this machine's memory is a parameter error, not a failed allocation."""
+    need = 4 * layout.n_params * np.dtype(dtype).itemsize
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):       # not POSIX
+        return
+    if need > have:
+        raise ValueError(
+            f"hidden_size={layout.hidden}, num_layers={layout.num_layers} and "
+            f"{layout.n_features} input feature(s) make a network of {layout.n_params:,} "
+            f"parameters: {need / 2**30:.1f} GiB with its optimizer state, more than this "
+            f"machine's {have / 2**30:.1f} GiB of memory.")
 
 
 def _softmax(z):
@@ -155,14 +173,17 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
         return dtype
 
     def _validate_hyperparams_now(self):
-        def integer(name, low, allow_none=False):
+        def integer(name, low, allow_none=False, high=2**31 - 1):
+            # the kernels count in C ints: larger values are parameter errors
             v = getattr(self, name)
             if v is None and allow_none:
                 return
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not (
+                    low <= v <= high):
                 raise ValueError(
-                    f"The '{name}' parameter of {type(self).__name__} must be an int "
-                    f">= {low}{' or None' if allow_none else ''}. Got {v!r} instead."
+                    f"The '{name}' parameter of {type(self).__name__} must be an int in "
+                    f"the range [{low}, {high}]{' or None' if allow_none else ''}. "
+                    f"Got {v!r} instead."
                 )
 
         def real(name, low, high=np.inf, low_open=False, high_open=False, allow_none=False):
@@ -173,8 +194,8 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
             if ok:
                 ok = (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
             if not ok:
-                lb = "(" if low_open else "["
-                rb = ")" if high_open else "]"
+                lb = "(" if low_open or low == -np.inf else "["
+                rb = ")" if high_open or high == np.inf else "]"
                 raise ValueError(
                     f"The '{name}' parameter of {type(self).__name__} must be a float in "
                     f"the range {lb}{low}, {high}{rb}{' or None' if allow_none else ''}. "
@@ -198,8 +219,8 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
                 )
 
         options("cell", _CELLS)
-        integer("hidden_size", 1)
-        integer("num_layers", 1)
+        integer("hidden_size", 1, high=2**20)
+        integer("num_layers", 1, high=1024)
         options("nonlinearity", _NONLINEARITIES)
         boolean("bidirectional")
         real("dropout", 0, 1, high_open=True)
@@ -307,6 +328,7 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
                 "array of shape (n_samples, n_timesteps, n_features) or "
                 "(n_samples, n_timesteps)."
             )
+        refuse_non_numbers(X, "X")
         try:
             X = check_array(
                 X, dtype=dtype, order="C", allow_nd=True, ensure_min_samples=1,
@@ -324,10 +346,12 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
     # model state
 
     def _make_layout(self, n_features, n_outputs):
-        return Layout(
+        layout = Layout(
             self.cell, self.nonlinearity, int(self.num_layers), 2 if self.bidirectional else 1,
             int(self.hidden_size), int(n_features), int(n_outputs),
         )
+        _check_model_size(layout, self._dtype())
+        return layout
 
     def _engine(self, layout, seq=None):
         """The kernel interface for this layout, per-step outputs or not
@@ -576,6 +600,10 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
             cN = np.empty(shape, dtype=self._theta.dtype) if lay.cell == "lstm" else None
         raw = self._engine(lay).predict(self._theta, data, effective_n_threads(self.n_jobs),
                                         self._wpack, (h0, c0, hN, cN))
+        if not all_finite(raw):
+            warnings.warn(
+                "The network's outputs contain NaN or infinity (inputs or states far outside "
+                "the training range overflow float precision).", RuntimeWarning, stacklevel=3)
         if not return_state:
             return raw, data, None
         return raw, data, ((hN, cN) if lay.cell == "lstm" else hN)
@@ -597,6 +625,8 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
             parts = [state]
         out = []
         for part, what in zip(parts, ("h", "c")):
+            if np.iscomplexobj(part):
+                raise ValueError(f"Complex data not supported: {name} ({what}) is complex.")
             try:
                 arr = np.ascontiguousarray(part, dtype=self._theta.dtype)
             except (TypeError, ValueError) as exc:
@@ -705,6 +735,8 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
         theta = np.empty(layout.n_params, dtype=dtype)
         views = layout.views(theta)
         for name, shape in expected.items():
+            if np.iscomplexobj(sd[name]):
+                raise ValueError(f"Complex data not supported: state_dict['{name}'] is complex.")
             try:
                 arr = np.asarray(sd[name], dtype=np.float64)
             except (TypeError, ValueError) as exc:
@@ -956,6 +988,9 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
+        if np.isscalar(y) or (isinstance(y, np.ndarray) and y.ndim == 0):
+            raise ValueError(f"y must be an array of targets, one per sample (or step); got "
+                             f"the scalar {y!r}.")
         if sparse.issparse(y):
             raise TypeError("y must be a dense array.")
         N = data.n_samples
@@ -1218,6 +1253,9 @@ class RNNClassifier(ClassifierMixin, _BaseRNN):
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
+        if np.isscalar(y) or (isinstance(y, np.ndarray) and y.ndim == 0):
+            raise ValueError(f"y must be an array of targets, one per sample (or step); got "
+                             f"the scalar {y!r}.")
         if sparse.issparse(y):
             raise TypeError("y must be a dense array of class labels.")
         N = data.n_samples

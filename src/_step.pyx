@@ -207,6 +207,8 @@ cdef class StepKernel:
                 cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> obj):
             a = <cnp.ndarray> obj
         else:
+            if np.iscomplexobj(obj):
+                raise ValueError(f"Complex data not supported: {name} is complex")
             a = np.ascontiguousarray(obj, dtype=self.dtype)
         if cnp.PyArray_NDIM(a) != ndim:
             raise ValueError(f"{name} must have {ndim} dimensions, got shape {(<object> a).shape}")
@@ -216,14 +218,23 @@ cdef class StepKernel:
                                  f"{tuple(shape[i] for i in range(ndim))}")
         return a
 
+    cdef bint _all_finite(self, cnp.ndarray a):
+        cdef Py_ssize_t i, size = cnp.PyArray_SIZE(a)
+        cdef bint finite = True
+        if self.is_float:
+            for i in range(size):
+                finite = finite and isfinite((<float*> cnp.PyArray_DATA(a))[i])
+        else:
+            for i in range(size):
+                finite = finite and isfinite((<double*> cnp.PyArray_DATA(a))[i])
+        return finite
+
     def step(self, x, h=None, c=None):
         """(outputs, h_new, c_new) of one step; h, c None: zero states
         (c_new is None except for the LSTM)."""
         cdef cnp.npy_intp xshape[2]
         cdef cnp.ndarray xa, ha = None, ca = None, out, hN, cN = None
         cdef const Net* n = &self.net
-        cdef Py_ssize_t i, nx
-        cdef bint finite = True
         cdef void* pk
         if self.n_streams == 1 and type(x) is np.ndarray and cnp.PyArray_NDIM(<cnp.ndarray> x) == 1:
             xshape[0] = n.D             # one stream: x may be (n_features,)
@@ -240,15 +251,9 @@ cdef class StepKernel:
             if h is None:
                 raise ValueError("c needs h")
             ca = self._as_array(c, 3, self.state_shape, "c")
-        nx = self.n_streams * n.D
-        if self.is_float:
-            for i in range(nx):
-                finite = finite and isfinite((<float*> cnp.PyArray_DATA(xa))[i])
-        else:
-            for i in range(nx):
-                finite = finite and isfinite((<double*> cnp.PyArray_DATA(xa))[i])
-        if not finite:
-            raise ValueError("x contains NaN or infinity")
+        for arr, what in ((xa, "x"), (ha, "h"), (ca, "c")):
+            if arr is not None and not self._all_finite(arr):
+                raise ValueError(f"{what} contains NaN or infinity")
         out = cnp.PyArray_EMPTY(2, self.out_shape, cnp.PyArray_TYPE(self.theta), 0)
         hN = cnp.PyArray_EMPTY(3, self.state_shape, cnp.PyArray_TYPE(self.theta), 0)
         if self.lstm:

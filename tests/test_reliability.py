@@ -249,3 +249,96 @@ def test_vector_math_is_defined_for_nan_inf_and_huge_values(tmp_path):
     assert np.isnan(rows[0]).all() and np.isnan(rows[1]).all()
     assert rows[2] == [1.0, 1.0] and rows[3] == [-1.0, 0.0]
     assert rows[10] == [0.0, 0.5]
+
+
+# ---------------------------------------------------------------------------
+# clear errors, the same rules everywhere
+
+
+def test_errors_name_the_problem():
+    X, y = _data(10)
+    cases = [
+        (lambda: RNNRegressor(max_iter=1).fit(X, 3.0), "scalar"),
+        (lambda: RNNClassifier(max_iter=1).fit(X, 3), "scalar"),
+        (lambda: RNNRegressor(bptt_truncate=2**31).fit(X, y), r"'bptt_truncate'.*2147483647"),
+        (lambda: RNNRegressor(tol=np.inf).fit(X, y), r"'tol'.*\[0, inf\)"),
+        (lambda: RNNRegressor(hidden_size=2**40).fit(X, y), "'hidden_size'"),
+        (lambda: RNNRegressor(hidden_size=2**19).fit(X, y), "more than this machine"),
+        (lambda: RNNRegressor(batch_size=2**40).fit(X, y), "'batch_size'"),
+        (lambda: RNNRegressor().fit(np.zeros((10, 6, 3), "datetime64[s]"), y), "dates or times"),
+        (lambda: RNNRegressor().fit([np.zeros((4, 3), "timedelta64[s]")] * 10, y), "durations"),
+    ]
+    for call, match in cases:
+        with pytest.raises((ValueError, TypeError), match=match):
+            call()
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_states_inputs_and_weights_follow_one_rule(cell):
+    """NaN and complex values are refused the same way by predict's states,
+    the Stepper and load_state_dict, as they are in X."""
+    X, y = _data(10)
+    m = RNNRegressor(cell=cell, hidden_size=8, max_iter=1).fit(X, y)
+    shape = (1, 10, 8)
+    state = np.zeros(shape)
+    bad_states = {"nan": np.full(shape, np.nan), "complex": state + 1j}
+    for kind, bad in bad_states.items():
+        arg = (bad, state) if cell == "lstm" else bad
+        with pytest.raises(ValueError, match="NaN|complex"):
+            m.predict(X, initial_state=arg)
+        one = bad[:, :1]
+        step_state = (one, np.zeros((1, 1, 8))) if cell == "lstm" else one
+        with pytest.raises(ValueError, match="NaN|complex"):
+            m.stepper().step(X[0, 0], step_state)
+    with pytest.raises(ValueError, match="complex"):
+        m.stepper().step(X[0, 0] + 1j)
+    sd = m.state_dict()
+    sd["head.bias"] = sd["head.bias"] + 1j
+    with pytest.raises(ValueError, match="complex"):
+        RNNRegressor(cell=cell, hidden_size=8).load_state_dict(sd)
+
+
+def test_predict_warns_when_its_outputs_are_not_finite():
+    X, y = _data(10)
+    m = RNNRegressor(nonlinearity="relu", hidden_size=8, max_iter=1, random_state=0).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m.predict(X)
+    sd = m.state_dict()
+    sd["rnn.weight_ih_l0"][:] = 1e30          # finite weights, finite inputs ...
+    m.load_state_dict(sd)
+    with pytest.warns(RuntimeWarning, match="NaN or infinity"):
+        m.predict(X * np.float32(1e20))       # ... whose products overflow float32
+
+
+# ---------------------------------------------------------------------------
+# no leak
+
+
+def test_memory_stays_flat_over_thousands_of_calls():
+    """RSS after 3000 predict + partial_fit calls (and steps) is within a
+    loose bound of RSS after the first 300: nothing per call is kept."""
+    import resource
+    if sys.platform != "linux":
+        pytest.skip("reads /proc/self/statm")
+    X, y = _data(32, T=10)
+    m = RNNRegressor(cell="lstm", hidden_size=16, random_state=0).partial_fit(X, y)
+    step = m.stepper()
+
+    def rss():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize()
+
+    def work(n):
+        for _ in range(n):
+            m.predict(X)
+            m.partial_fit(X, y)
+            step.step(X[0, 0])
+
+    work(300)
+    base = rss()
+    work(3000)
+    grown = rss() - base
+    # 3000 epochs of history are ~50 KB; a leak of one batch's arrays per call
+    # would be tens of MB
+    assert grown < 8 * 2**20, grown
