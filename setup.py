@@ -11,6 +11,7 @@ CRNN_BOUNDSCHECK=1 debug build for hunting memory errors: Cython
                    read of memory no kernel wrote poisons the results.
 """
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -55,7 +56,10 @@ def _try_compile(compiler, cflags, ldflags):
         with open(src, "w") as f:
             f.write(code)
         objs = compiler.compile([src], output_dir=tmp, extra_postargs=cflags)
-        compiler.link_executable(objs, "omp_test", output_dir=tmp, extra_postargs=ldflags)
+        # the probe's link does not see LDFLAGS by itself (a sanitizer build
+        # compiles the probe with -fsanitize from CFLAGS and must link it so)
+        compiler.link_executable(objs, "omp_test", output_dir=tmp,
+                                 extra_postargs=ldflags + shlex.split(os.environ.get("LDFLAGS", "")))
         return True
     except Exception:
         return False

@@ -45,7 +45,8 @@ def child_work(_=None):
         m.partial_fit(X, y)
         step = m.stepper().step(X[0, 0])
     assert np.array_equal(got, expected)
-    return any("single-threaded" in str(x.message) for x in w)
+    from crnn._openmp import openmp_enabled
+    return any("single-threaded" in str(x.message) for x in w) or not openmp_enabled()
 """
 
 _FORK_WAYS = {
@@ -315,6 +316,8 @@ def test_predict_warns_when_its_outputs_are_not_finite():
 # no leak
 
 
+@pytest.mark.skipif(bool(os.environ.get("CRNN_SANITIZE")),
+                    reason="AddressSanitizer quarantines freed memory: RSS grows by design")
 def test_memory_stays_flat_over_thousands_of_calls():
     """RSS after 3000 predict + partial_fit calls (and steps) is within a
     loose bound of RSS after the first 300: nothing per call is kept."""
