@@ -118,9 +118,14 @@ cdef class Config:
         return self.net.simd
 
     def packed_size(self, bint train, Py_ssize_t itemsize):
-        """Elements of the packed copies of W_hh (forward, and backward when
-        training) for all layers and directions."""
-        return _packed_block(&self.net, itemsize) * self.net.L * self.net.ndir * (2 if train else 1)
+        """Elements of the packed weights: W_hh for the forward pass (and
+        the backward pass when training) of all layers and directions; for
+        predict also W_ih of each and W_out, so that every product of
+        prediction runs on the row-independent packed kernel."""
+        if train:
+            return _packed_block(&self.net, itemsize) * self.net.L * self.net.ndir * 2
+        return _head_offset(&self.net, itemsize) + \
+            crnn_packed_size(self.net.ndir * self.net.H, 1, self.net.O, itemsize)
 
     def index_workspace_size(self, Py_ssize_t n_steps):
         """Integers of index workspace (the per-step tables of Seqs) one
@@ -232,13 +237,33 @@ cdef inline void _rec_gemm(int level, Py_ssize_t M, Py_ssize_t j0, Py_ssize_t j1
              W + j0, <int> H, <floating> (0.0 if beta0 else 1.0), C + j0, <int> ldc)
 
 
+cdef inline Py_ssize_t _ih_block(const Net* n, int item, Py_ssize_t itemsize) noexcept nogil:
+    """Elements of the packed W_ih^T of layer/direction `item` (predict)."""
+    return crnn_packed_size(n.D if item < n.ndir else n.ndir * n.H, n.G, n.H, itemsize)
+
+
+cdef inline Py_ssize_t _ih_offset(const Net* n, int item, Py_ssize_t itemsize) noexcept nogil:
+    """Where predict's packed W_ih^T of `item` starts: after every W_hh^T."""
+    cdef Py_ssize_t off = _packed_block(n, itemsize) * n.L * n.ndir
+    cdef int i
+    for i in range(item):
+        off += _ih_block(n, i, itemsize)
+    return off
+
+
+cdef inline Py_ssize_t _head_offset(const Net* n, Py_ssize_t itemsize) noexcept nogil:
+    """Where predict's packed W_out^T starts: after every W_ih^T."""
+    return _ih_offset(n, n.L * n.ndir, itemsize)
+
+
 cdef void _pack_all(const Net* n, const floating* theta, floating* wpack, bint train,
                     int tid, int nt) noexcept nogil:
     """Pack W_hh of every layer and direction: W_hh^T for the forward pass
-    (and W_hh for the backward pass when training), split over the team by
-    unit blocks; ends with a barrier."""
+    (and W_hh for the backward pass when training); for predict also W_ih^T
+    of each and W_out^T.  Split over the team by unit blocks; ends with a
+    barrier."""
     cdef Py_ssize_t pb = _packed_block(n, sizeof(floating)), PW = _lanes(theta[0])
-    cdef Py_ssize_t nb = (n.H + PW - 1) // PW, b0, b1, item
+    cdef Py_ssize_t nb = (n.H + PW - 1) // PW, b0, b1, item, Din, W = n.ndir * n.H
     cdef int npass = 2 if train else 1, which
     cdef const floating* w_hh
     _split(nb, tid, nt, 1, &b0, &b1)
@@ -248,6 +273,14 @@ cdef void _pack_all(const Net* n, const floating* theta, floating* wpack, bint t
             # forward: B = W_hh^T (K = H, G gates); backward: B = W_hh (K = G*H)
             _pack(w_hh, n.H, which == 0, n.H if which == 0 else n.G * n.H,
                   n.G if which == 0 else 1, n.H, n.H, b0, b1, wpack + (item * npass + which) * pb)
+        if not train:
+            Din = n.D if item < n.ndir else W
+            _pack(theta + n.offs[4 * item], Din, True, Din, n.G, n.H, n.H, b0, b1,
+                  wpack + _ih_offset(n, item, sizeof(floating)))
+    if not train:
+        _split((n.O + PW - 1) // PW, tid, nt, 1, &b0, &b1)
+        _pack(theta + n.offs[4 * n.L * n.ndir], W, True, W, 1, n.O, n.O, b0, b1,
+              wpack + _head_offset(n, sizeof(floating)))
     _sync(nt)
 
 
@@ -332,7 +365,8 @@ cdef inline Py_ssize_t _next_bs(const Seqs* q, Py_ssize_t t) noexcept nogil:
 cdef void _layer_forward(const Net* n, int l, int d, const floating* theta,
                          const floating* Xin, Py_ssize_t ldx, Py_ssize_t Din,
                          floating* Y, const Bufs* b, const Seqs* q, bint has_h0,
-                         const floating* wpk, int tid, int nt) noexcept nogil:
+                         const floating* wpk, const floating* wih, int tid,
+                         int nt) noexcept nogil:
     """Outputs of layer l, direction d into Y (see the layouts above).
 
     The initial-state rows of this direction (Y's padding, and C's for the
@@ -365,8 +399,12 @@ cdef void _layer_forward(const Net* n, int l, int d, const floating* theta,
             # GRU: b_hn stays inside the reset product, added by the cell
             bsum[g * H + j] = b_ih[g * H + j] + (0 if (n.cell == CELL_GRU and g == 2)
                                                  else b_hh[g * H + j])
-    # input projections of all steps at once (own units of every gate)
-    if G == 1:
+    # input projections of all steps at once (own units of every gate); on
+    # packed W_ih^T (predict) each row's result is independent of the others
+    if wih != NULL and _rgemm(n.simd, R, j0, j1, G, H, Din, Xin, ldx, wih,
+                              y0 if G == 1 else Z, W if G == 1 else ZW, True):
+        pass
+    elif G == 1:
         gemm(False, True, <int> R, <int> (j1 - j0), <int> Din, <floating> 1.0, Xin, <int> ldx,
              w_ih + j0 * Din, <int> Din, <floating> 0.0, y0 + j0, <int> W)
     else:
@@ -826,13 +864,14 @@ cdef void _layer_backward(const Net* n, int l, int d, const floating* theta, flo
 
 cdef void _head_forward(const Net* n, const floating* theta, const floating* Ytop,
                         floating* logits, floating* Hsel, const Seqs* q, Py_ssize_t r0,
-                        Py_ssize_t r1) noexcept nogil:
+                        Py_ssize_t r1, const floating* wout) noexcept nogil:
     """Rows [r0, r1) of logits = h W_out^T + b_out.
 
     Rows are the shard's sequences (many-to-one) or its packed rows
     (return_sequences).  Many-to-one reads each sequence's forward state
     after its own last step and the reverse state after its last step
-    (time 0), concatenated, into Hsel.
+    (time 0), concatenated, into Hsel.  wout: packed W_out^T (predict: a
+    row's logits then do not depend on the other rows) or NULL (BLAS).
     """
     cdef Py_ssize_t H = n.H, W = n.ndir * n.H, B = q.B
     cdef const floating* w_out = theta + n.offs[4 * n.L * n.ndir]
@@ -852,8 +891,10 @@ cdef void _head_forward(const Net* n, const floating* theta, const floating* Yto
             if n.ndir == 2:
                 memcpy(Hsel + i * W + H, y0 + i * W + H, H * sizeof(floating))
         hin = Hsel
-    gemm(False, True, <int> (r1 - r0), <int> n.O, <int> W, <floating> 1.0, hin + r0 * W,
-         <int> W, w_out, <int> W, <floating> 0.0, logits + r0 * n.O, <int> n.O)
+    if wout == NULL or not _rgemm(n.simd, r1 - r0, 0, n.O, 1, n.O, W, hin + r0 * W, W, wout,
+                                  logits + r0 * n.O, n.O, True):
+        gemm(False, True, <int> (r1 - r0), <int> n.O, <int> W, <floating> 1.0, hin + r0 * W,
+             <int> W, w_out, <int> W, <floating> 0.0, logits + r0 * n.O, <int> n.O)
     for i in range(r0, r1):
         r = logits + i * n.O
         for j in range(n.O):
@@ -1108,6 +1149,8 @@ cdef void _forward_layers(const Net* n, const floating* theta, floating* ws,
             _sync(nt)
             _layer_forward(n, l, d, theta, Xin, ldx, ldx, Y, &b, q, has_h0,
                            wpack + (l * n.ndir + d) * npass * pb if wpack != NULL else NULL,
+                           wpack + _ih_offset(n, l * n.ndir + d, sizeof(floating))
+                           if (wpack != NULL and not train) else NULL,
                            tid, nt)
             if st != NULL and st.hN != NULL:
                 # final states: after each sequence's own last step (forward)
@@ -1167,7 +1210,7 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
     dYcur = ws + lay[WS_DYA]
     dYnext = ws + lay[WS_DYB]
     _split(q.R if n.seq else B, tid, nt, 1, &r0, &r1)
-    _head_forward(n, theta, Ytop, ws + lay[WS_LOGITS], ws + lay[WS_HSEL], &q, r0, r1)
+    _head_forward(n, theta, Ytop, ws + lay[WS_LOGITS], ws + lay[WS_HSEL], &q, r0, r1, NULL)
     loss = _loss_grad(n, ws + lay[WS_LOGITS], &q, r0, r1, yreg, ylab, sw, scale)
     _sync(nt)
     _head_backward(n, theta, grad, Ytop, dYcur, ws + lay[WS_LOGITS],
@@ -1219,7 +1262,8 @@ cdef void _predict_chunk(const Net* n, const floating* theta, const floating* X,
     logits = ws + lay[WS_LOGITS]
     _split(q.R if n.seq else B, tid, nt, 1, &r0, &r1)
     _head_forward(n, theta, ws + lay[WS_Y] + ((n.L - 1) % 2) * ysz, logits,
-                  ws + lay[WS_HSEL], &q, r0, r1)
+                  ws + lay[WS_HSEL], &q, r0, r1,
+                  wpack + _head_offset(n, sizeof(floating)) if wpack != NULL else NULL)
     for r in range(r0, r1):
         memcpy(out + _target_row(n, &q, r) * O, logits + r * O, O * sizeof(floating))
     _sync(nt)                                    # the workspace is free again

@@ -345,3 +345,38 @@ def test_memory_stays_flat_over_thousands_of_calls():
     # 3000 epochs of history are ~50 KB; a leak of one batch's arrays per call
     # would be tens of MB
     assert grown < 8 * 2**20, grown
+
+
+# ---------------------------------------------------------------------------
+# batch invariance
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("bidirectional,seq", [(False, False), (True, True)])
+def test_a_samples_prediction_does_not_depend_on_the_batch(monkeypatch, dtype, cell,
+                                                           bidirectional, seq):
+    """Bit for bit: alone, in a batch, at any position, in any chunking, at
+    any thread count, with the batch split or the hidden-unit split."""
+    import crnn._engine as engine_mod
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(13, 7, 3)).astype(dtype)
+    y = rng.normal(size=(13, 7) if seq else 13)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = RNNRegressor(cell=cell, hidden_size=64, num_layers=2, bidirectional=bidirectional,
+                         return_sequences=seq, max_iter=1, dtype=dtype, random_state=0).fit(X, y)
+    alone = np.stack([m.predict(X[i:i + 1])[0] for i in range(13)])
+    perm = rng.permutation(13)
+    real_plan = engine_mod.plan_threads
+    for split in (None, False, True):
+        if split is not None:
+            monkeypatch.setattr(engine_mod, "plan_threads",
+                                lambda lay, n, t, i, streaming=False, f=split:
+                                engine_mod.ThreadPlan(f, t if f else max(1, min(t, n))))
+        for n_jobs in (1, 2, 3):
+            m.set_params(n_jobs=n_jobs)
+            np.testing.assert_array_equal(m.predict(X), alone)
+            np.testing.assert_array_equal(m.predict(X[perm]), alone[perm])
+            np.testing.assert_array_equal(m.predict(np.concatenate([X, X[:5]]))[:13], alone)
+    monkeypatch.setattr(engine_mod, "plan_threads", real_plan)

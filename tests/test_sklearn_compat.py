@@ -24,11 +24,6 @@ _EXPECTED_FAILURES = {
     "check_n_features_in": _SERIES_CONVENTION,
     "check_n_features_in_after_fitting": _SERIES_CONVENTION,
     "check_estimators_partial_fit_n_features": _SERIES_CONVENTION,
-    "check_methods_sample_order_invariance": (
-        "float32 computation through blocked BLAS GEMMs: a sample's result can differ in "
-        "the last bit with its row position in the batch (about 1e-7 relative), above "
-        "the check's rtol=1e-7; tested at float32 tolerance in test_estimators.py"
-    ),
 }
 _CLASSIFIER_EXTRA = {
     "check_sample_weight_equivalence_on_dense_data": (
