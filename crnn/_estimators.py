@@ -455,14 +455,14 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
                 for name in ("_theta", "_opt_m", "_opt_v"):
                     attrs[name] = attrs[name].copy()
                 attrs.update(target_info, n_features_in_=data.n_features,
-                             _wpack=engine.packed_weights(attrs["_theta"]))
+                             _wpack=(attrs["_theta"], engine.packed_weights(attrs["_theta"])))
                 return attrs
             loop.monitor = EpochMonitor(
                 self, X, y, "partial_fit" if incremental else "fit", n_epochs, snapshot,
                 {} if sample_weight is None else {"sample_weight": sample_weight})
         loop.run(state, work, pool, rng, validate)
 
-        wpack = engine.packed_weights(state.theta)
+        wpack = (state.theta, engine.packed_weights(state.theta))
         # commit: from here on nothing can fail (the history lists grow in place)
         attrs = state.attributes(early_stopping, commit=True)
         attrs.update(target_info, n_features_in_=data.n_features, _random_state=rng,
@@ -590,16 +590,22 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
     def _forward(self, X, initial_state=None, return_state=False):
         """Validated X -> (raw head outputs, SeqData, final states or None)."""
         check_is_fitted(self, "_theta")
-        data = self._check_X(X, self._theta.dtype, reset=False)
-        lay = self._layout
+        # one commit's weights: _wpack records the theta it was packed from,
+        # so a fit committing from another thread between these reads is
+        # seen (and the packing redone) instead of mixing two models
+        lay, theta = self._layout, self._theta
+        owner, wpack = self._wpack
+        if owner is not theta:
+            wpack = None
+        data = self._check_X(X, theta.dtype, reset=False)
         shape = (lay.num_layers * lay.ndir, data.n_samples, lay.hidden)
         h0, c0 = self._check_state(initial_state, shape, "initial_state")
         hN = cN = None
         if return_state:
-            hN = np.empty(shape, dtype=self._theta.dtype)
-            cN = np.empty(shape, dtype=self._theta.dtype) if lay.cell == "lstm" else None
-        raw = self._engine(lay).predict(self._theta, data, effective_n_threads(self.n_jobs),
-                                        self._wpack, (h0, c0, hN, cN))
+            hN = np.empty(shape, dtype=theta.dtype)
+            cN = np.empty(shape, dtype=theta.dtype) if lay.cell == "lstm" else None
+        raw = self._engine(lay).predict(theta, data, effective_n_threads(self.n_jobs), wpack,
+                                        (h0, c0, hN, cN))
         if not all_finite(raw):
             warnings.warn(
                 "The network's outputs contain NaN or infinity (inputs or states far outside "
@@ -668,7 +674,7 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
     def __setstate__(self, state):
         super().__setstate__(state)
         if "_theta" in self.__dict__:
-            self._wpack = self._engine(self._layout).packed_weights(self._theta)
+            self._wpack = (self._theta, self._engine(self._layout).packed_weights(self._theta))
 
     # ------------------------------------------------------------------
     # PyTorch interchange
@@ -758,7 +764,8 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
         attrs.update(self._target_info_from_outputs(layout.n_outputs, **kwargs),
                      n_features_in_=layout.n_features, best_loss_=None,
                      _random_state=check_random_state(self.random_state),
-                     _wpack=self._engine(layout, self.return_sequences).packed_weights(theta),
+                     _wpack=(theta, self._engine(layout, self.return_sequences)
+                             .packed_weights(theta)),
                      _return_sequences=bool(self.return_sequences))
         self.__dict__.update(attrs)
         return self

@@ -380,3 +380,33 @@ def test_a_samples_prediction_does_not_depend_on_the_batch(monkeypatch, dtype, c
             np.testing.assert_array_equal(m.predict(X[perm]), alone[perm])
             np.testing.assert_array_equal(m.predict(np.concatenate([X, X[:5]]))[:13], alone)
     monkeypatch.setattr(engine_mod, "plan_threads", real_plan)
+
+
+def test_predict_while_another_thread_trains_sees_one_model_at_a_time():
+    """Every prediction made while partial_fit commits new weights from
+    another thread is the prediction of one of the committed models, never a
+    mix of two (the packed weights record the weights they came from)."""
+    X, y = _data(n=32)
+    m = RNNRegressor(cell="gru", hidden_size=32, learning_rate_init=0.05,
+                     random_state=0).partial_fit(X, y)
+    committed, seen = [], []
+    stop = threading.Event()
+
+    def train():
+        for _ in range(30):
+            m.partial_fit(X, y)
+            committed.append(m._theta)
+        stop.set()
+
+    t = threading.Thread(target=train)
+    committed.append(m._theta)
+    t.start()
+    while not stop.is_set():
+        seen.append(m.predict(X[:4]))
+    t.join()
+    from crnn._engine import Engine
+    from crnn._data import from_array
+    engine = Engine(m._layout, False, m._loss_code)
+    truths = [engine.predict(th, from_array(X[:4]), 1) for th in committed]
+    for p in seen:
+        assert any(np.array_equal(p, tr[:, 0].astype(np.float64)) for tr in truths)
