@@ -88,7 +88,14 @@ def main(argv=None):
     parser.add_argument("--n-jobs", type=int, default=None,
                         help="threads for the kernels (default: all cores)")
     parser.add_argument("--quick", action="store_true", help="smaller, faster run")
+    parser.add_argument("--info", action="store_true",
+                        help="print the build and run-time configuration (crnn.show_config) "
+                             "and exit")
     args = parser.parse_args(argv)
+    if args.info:
+        from . import show_config
+        show_config()
+        return 0
 
     from ._openmp import openmp_enabled
     from ._threads import effective_n_threads

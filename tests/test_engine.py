@@ -185,3 +185,27 @@ def test_every_simd_level_gives_the_same_results(cell):
         np.testing.assert_allclose(out, results[0][1], rtol=1e-12, atol=1e-13)
     # a level above the CPU's is capped at the CPU's
     assert Engine(layout, True, LOSS_MSE, None, simd=9).cfg.simd == _kernels.simd_level()
+
+
+def test_show_config_and_info():
+    """crnn.show_config() and `python -m crnn --info`: the build's compiler
+    and OpenMP, the threads, the SIMD level and the BLAS, one version source."""
+    import io
+    import subprocess
+    import sys
+    from importlib.metadata import version
+
+    import crnn
+    buf = io.StringIO()
+    info = crnn.show_config(file=buf)
+    text = buf.getvalue()
+    assert info["crnn"] == crnn.__version__ == version("crnn")
+    assert info["simd"].startswith(str(_kernels.simd_level()))
+    assert info["threads"]["n_jobs=None"] == effective_n_threads(None)
+    assert info["openmp"]["enabled"] == (info["openmp"]["spec"] != "-")
+    assert info["compiler"] and info["blas"]
+    for key in ("crnn:", "compiler:", "OpenMP:", "threads:", "SIMD level:", "BLAS:"):
+        assert key in text
+    out = subprocess.run([sys.executable, "-m", "crnn", "--info"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and "SIMD level:" in out.stdout, out.stderr
