@@ -158,6 +158,16 @@ def _problem(n=24, T=6, D=2, dtype=np.float64):
     return layout, engine, data, y
 
 
+def _training_setup(batch_size):
+    """A workspace over _problem()'s 24 samples, all of them as the pool, and
+    a fresh state at the layout's initial weights."""
+    layout, engine, data, y = _problem()
+    work = engine.trainer(data, y, batch_size, 1, np.dtype(np.float64))
+    st = _state(layout.init_params(np.random.RandomState(0), np.float64))
+    st.layout = layout
+    return work, np.arange(24, dtype=np.intp), st
+
+
 def _loop(learning_rate=0.05, **kw):
     args = dict(solver=SGD(0.0, None, 0.0, False), schedule=LearningRate("constant", learning_rate),
                 n_epochs=5, tol=0.0, n_iter_no_change=100, shuffle=False)
@@ -186,11 +196,7 @@ def test_epoch_loop_is_mini_batch_sgd_on_the_engine():
 
 
 def test_epoch_loop_stops_without_improvement_and_warns_at_max_iter():
-    layout, engine, data, y = _problem()
-    work = engine.trainer(data, y, 24, 1, np.dtype(np.float64))
-    pool = np.arange(24, dtype=np.intp)
-    st = _state(layout.init_params(np.random.RandomState(0), np.float64))
-    st.layout = layout
+    work, pool, st = _training_setup(24)
     # a learning rate of ~0: after the first epoch (an improvement on inf) the
     # loss never improves by tol, so it stops after 1 + n_iter_no_change + 1
     # epochs (scikit-learn's rule: more than n_iter_no_change), without a warning
@@ -204,11 +210,7 @@ def test_epoch_loop_stops_without_improvement_and_warns_at_max_iter():
 
 
 def test_epoch_loop_keeps_the_best_validation_weights():
-    layout, engine, data, y = _problem()
-    work = engine.trainer(data, y, 8, 1, np.dtype(np.float64))
-    pool = np.arange(24, dtype=np.intp)
-    st = _state(layout.init_params(np.random.RandomState(0), np.float64))
-    st.layout = layout
+    work, pool, st = _training_setup(8)
     seen = []
     scores = iter([0.1, 0.9, 0.2, 0.3])
 
