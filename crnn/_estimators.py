@@ -668,7 +668,8 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
 
     def __getstate__(self):
         state = dict(super().__getstate__())    # may be the live __dict__ itself
-        state.pop("_wpack", None)       # derived from the weights; rebuilt on load
+        for name in ("_wpack", "_engine_cache", "_validated_params"):
+            state.pop(name, None)       # caches derived from the rest; rebuilt on use
         return state
 
     def __setstate__(self, state):
@@ -769,6 +770,135 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
                      _return_sequences=bool(self.return_sequences))
         self.__dict__.update(attrs)
         return self
+
+    # ------------------------------------------------------------------
+    # model files
+
+    def save(self, path):
+        """Write the model (parameters, weights, optimizer state, history) to
+        a file that opens without running code.
+
+        The file is a zip archive of numpy ``.npy`` arrays (read back with
+        ``allow_pickle=False``) and JSON; ``crnn.load(path)`` or
+        ``{cls}.load(path)`` reads it.  A loaded model predicts bit for bit as
+        this one, and ``partial_fit`` / ``warm_start`` continue its training
+        as they would continue this one's.  Callbacks set with
+        ``set_callbacks`` are not saved.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Where to write; an existing file there is replaced (atomically).
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        TypeError
+            When a parameter or attribute holds a value a model file cannot
+            carry (for example class labels that are not str, int, float or
+            bool); nothing is written then.
+        """
+        from ._io import save
+        with _fit_lock(self):
+            save(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by ``save``; the file must hold this class.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Returns
+        -------
+        estimator : estimator
+            A new instance of this class, fitted if the saved one was.
+
+        Raises
+        ------
+        crnn.ModelFileError
+            (a ValueError) when the file is not a crnn model file, is
+            truncated or altered, has a format version this crnn does not
+            know, or holds another class.
+        """
+        from ._io import load
+        return load(path, expected=cls)
+
+    _FITTED_ATTRIBUTES = frozenset({
+        "_layout", "_theta", "_opt_m", "_opt_v", "_opt_step", "_learning_rate",
+        "_no_improvement_count", "_random_state", "_return_sequences", "best_loss_",
+        "best_validation_score_", "learning_rate_curve_", "loss_", "loss_curve_",
+        "n_features_in_", "n_iter_", "n_outputs_", "t_", "validation_loss_curve_",
+        "validation_scores_"})
+
+    def _restore_fitted(self, attrs):
+        """Set the fitted attributes read from a model file, after checking
+        that they describe one consistent network (ValueError otherwise;
+        nothing is set then)."""
+        names = self._FITTED_ATTRIBUTES
+        if set(attrs) != names:
+            raise ValueError(f"fitted attributes unknown: {sorted(set(attrs) - names)}, "
+                             f"missing: {sorted(names - set(attrs))}.")
+        layout = attrs["_layout"]
+        if not isinstance(layout, Layout):
+            raise ValueError("_layout is not a network description.")
+
+        def count(name, low=0):
+            v = attrs[name]
+            if type(v) is not int or v < low:
+                raise ValueError(f"{name} is {v!r}; expected an integer >= {low}.")
+
+        def real(name, allow_none=False):
+            v = attrs[name]
+            if not ((allow_none and v is None) or type(v) is float):
+                raise ValueError(f"{name} is {v!r}; expected a float.")
+
+        def reals(name):
+            v = attrs[name]
+            if type(v) is not list or any(type(x) is not float for x in v):
+                raise ValueError(f"{name} is not a list of floats.")
+
+        for name in ("_opt_step", "_no_improvement_count", "n_iter_", "t_"):
+            count(name)
+        for name in ("n_features_in_", "n_outputs_"):
+            count(name, 1)
+        for name in ("loss_", "best_loss_", "best_validation_score_", "_learning_rate"):
+            real(name, allow_none=True)
+        for name in ("loss_curve_", "learning_rate_curve_", "validation_scores_",
+                     "validation_loss_curve_"):
+            reals(name)
+        if (layout.n_features, layout.n_outputs) != (attrs["n_features_in_"],
+                                                     attrs["n_outputs_"]):
+            raise ValueError(f"the network ({self._describe(layout)}) does not match "
+                             f"n_features_in_={attrs['n_features_in_']} and "
+                             f"n_outputs_={attrs['n_outputs_']}.")
+        theta = attrs["_theta"]
+        if not (isinstance(theta, np.ndarray) and theta.dtype in (np.float32, np.float64)
+                and theta.shape == (layout.n_params,)):
+            raise ValueError(f"the weights are not a float32/float64 vector of the "
+                             f"{layout.n_params} parameters of {self._describe(layout)}.")
+        for name in ("_theta", "_opt_m", "_opt_v"):
+            arr = attrs[name]
+            if not (isinstance(arr, np.ndarray) and arr.dtype == theta.dtype
+                    and arr.shape == theta.shape):
+                raise ValueError(f"{name} does not match the weights' shape and dtype.")
+            if not all_finite(arr):
+                raise ValueError(f"{name} contains NaN or infinity.")
+        if type(attrs["_return_sequences"]) is not bool:
+            raise ValueError("_return_sequences is not a bool.")
+        if not isinstance(attrs["_random_state"], np.random.RandomState):
+            raise ValueError("_random_state is not a numpy RandomState.")
+        self._check_fitted_targets(attrs)
+        attrs = dict(attrs)
+        for name in ("_theta", "_opt_m", "_opt_v"):
+            attrs[name] = np.require(attrs[name], requirements=["C", "A", "W"])
+        engine = self._engine(layout, attrs["_return_sequences"])
+        attrs["_wpack"] = (attrs["_theta"], engine.packed_weights(attrs["_theta"]))
+        self.__dict__.update(attrs)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -1033,6 +1163,14 @@ class RNNRegressor(RegressorMixin, _BaseRNN):
             )
         info = {"n_outputs_": y2.shape[1], "_y_ndim": y_ndim}
         return np.ascontiguousarray(y2, dtype=dtype), info
+
+    _FITTED_ATTRIBUTES = _BaseRNN._FITTED_ATTRIBUTES | {"_y_ndim"}
+
+    def _check_fitted_targets(self, attrs):
+        n, seq = attrs["n_outputs_"], attrs["_return_sequences"]
+        allowed = ({2, 3} if n == 1 else {3}) if seq else ({1, 2} if n == 1 else {2})
+        if attrs["_y_ndim"] not in allowed:
+            raise ValueError(f"_y_ndim={attrs['_y_ndim']!r} does not fit {n} output(s).")
 
     def _target_info_from_outputs(self, n_outputs):
         if self.return_sequences:
@@ -1329,6 +1467,17 @@ class RNNClassifier(ClassifierMixin, _BaseRNN):
             raise ValueError(f"y contains labels not in classes: {unknown!r}.")
         return np.ascontiguousarray(codes, dtype=np.int32), {"n_outputs_": len(classes),
                                                               "classes_": classes}
+
+    _FITTED_ATTRIBUTES = _BaseRNN._FITTED_ATTRIBUTES | {"classes_"}
+
+    def _check_fitted_targets(self, attrs):
+        classes = attrs["classes_"]
+        if not isinstance(classes, np.ndarray):
+            raise ValueError("classes_ is not an array.")
+        try:
+            self._target_info_from_outputs(attrs["n_outputs_"], classes)
+        except TypeError as exc:            # labels that do not compare
+            raise ValueError(f"classes_ cannot be sorted ({exc}).") from exc
 
     def _target_info_from_outputs(self, n_outputs, classes=None):
         if classes is None:
