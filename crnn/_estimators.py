@@ -4,6 +4,7 @@ Python validates, allocates and picks the thread count; the kernels
 (crnn._kernels, crnn._optim) do every computation over time steps and
 samples.  The training loop here only walks over mini-batches.
 """
+import ctypes
 import numbers
 import operator
 import os
@@ -49,9 +50,20 @@ def _fit_lock(estimator):
     return lock
 
 
+# the kernels compute sizes and offsets in C long: 32 bits on Windows
+_C_LONG_BITS = 8 * ctypes.sizeof(ctypes.c_long)
+_MAX_PARAMS = 2 ** (_C_LONG_BITS - 1) - 1
+
+
 def _check_model_size(layout, dtype):
     """A network whose weights and optimizer state (4 copies) cannot fit in
     this machine's memory is a parameter error, not a failed allocation."""
+    if layout.n_params > _MAX_PARAMS:
+        raise ValueError(
+            f"hidden_size={layout.hidden}, num_layers={layout.num_layers} and "
+            f"{layout.n_features} input feature(s) make a network of {layout.n_params:,} "
+            f"parameters; the kernels' sizes are C longs, {_C_LONG_BITS} bits on this "
+            f"platform, which hold at most {_MAX_PARAMS:,}.")
     need = 4 * layout.n_params * np.dtype(dtype).itemsize
     try:
         have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

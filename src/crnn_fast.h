@@ -28,6 +28,11 @@
 #include <stdint.h>
 #include <string.h>
 
+/* MSVC's C compiler spells C99's restrict __restrict */
+#if defined(_MSC_VER) && !defined(__clang__) && !defined(restrict)
+#define restrict __restrict
+#endif
+
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
     defined(__linux__) && !defined(CRNN_NO_CLONES)
 #define CRNN_CLONES __attribute__((target_clones("default", "arch=haswell", "arch=x86-64-v4")))
@@ -173,7 +178,11 @@ static inline double crnn_sigmoid(double x)
  * at offsets of H (unknown when compiling) it would otherwise need more
  * run-time alias checks than it is willing to emit, and leave the loop
  * scalar. */
+#if defined(_MSC_VER) && !defined(__clang__)
+#define CRNN_INLINE static __forceinline
+#else
 #define CRNN_INLINE static inline __attribute__((always_inline))
+#endif
 
 /* LSTM (gates i, f, g, o): c = f c_prev + i g, h = o tanh(c); Z <- (i, f, g, o) */
 #define CRNN_DEF_LSTM_FWD(NAME, T, TANH, SIGM, ATTR)                                     \

@@ -7,9 +7,13 @@ cdef extern from *:
         #include <omp.h>
         #define CRNN_OPENMP_ENABLED 1
         /* orphaned barrier: binds to the enclosing parallel region */
+        #if defined(_MSC_VER) && !defined(__clang__)
+        static __inline void crnn_barrier(void) { __pragma(omp barrier) }
+        #else
         static inline void crnn_barrier(void) {
             _Pragma("omp barrier")
         }
+        #endif
     #else
         #define CRNN_OPENMP_ENABLED 0
         #define omp_get_thread_num() 0

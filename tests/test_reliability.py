@@ -274,7 +274,8 @@ def test_errors_name_the_problem():
         (lambda: RNNRegressor(bptt_truncate=2**31).fit(X, y), r"'bptt_truncate'.*2147483647"),
         (lambda: RNNRegressor(tol=np.inf).fit(X, y), r"'tol'.*\[0, inf\)"),
         (lambda: RNNRegressor(hidden_size=2**40).fit(X, y), "'hidden_size'"),
-        (lambda: RNNRegressor(hidden_size=2**19).fit(X, y), "more than this machine"),
+        # (on Windows, where C long is 32 bits, the C-long limit comes first)
+        (lambda: RNNRegressor(hidden_size=2**19).fit(X, y), "more than this machine|C longs"),
         (lambda: RNNRegressor(batch_size=2**40).fit(X, y), "'batch_size'"),
         (lambda: RNNRegressor().fit(np.zeros((10, 6, 3), "datetime64[s]"), y), "dates or times"),
         (lambda: RNNRegressor().fit([np.zeros((4, 3), "timedelta64[s]")] * 10, y), "durations"),
@@ -282,6 +283,16 @@ def test_errors_name_the_problem():
     for call, match in cases:
         with pytest.raises((ValueError, TypeError), match=match):
             call()
+
+
+def test_a_network_beyond_the_platforms_c_long_is_refused(monkeypatch):
+    """Windows' 32-bit C long: sizes past it would wrap in the kernels."""
+    import crnn._estimators as est
+    X, y = _data(10)
+    monkeypatch.setattr(est, "_MAX_PARAMS", 1000)
+    with pytest.raises(ValueError, match="parameters; the kernels' sizes are C longs"):
+        RNNRegressor(hidden_size=32).fit(X, y)
+    RNNRegressor(hidden_size=4, max_iter=1).fit(X, y)      # 61 parameters: fine
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])

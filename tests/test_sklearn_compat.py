@@ -24,13 +24,17 @@ _EXPECTED_FAILURES = {
     "check_n_features_in": _SERIES_CONVENTION,
     "check_n_features_in_after_fitting": _SERIES_CONVENTION,
     "check_estimators_partial_fit_n_features": _SERIES_CONVENTION,
+    # not strict: with GCC the float32 regressor happens to pass, with clang it
+    # misses by one ulp
+    "check_sample_weight_equivalence_on_dense_data": (
+        "float32 rounding: weighted and repeated samples train the same model up to "
+        "1e-7 to 1e-6 relative (depending on the compiler), at or above the check's "
+        "rtol=1e-7; the check passes in float64 (full batch), in "
+        "test_sample_weight_equivalence_check_in_float64, and float32 agrees to 1e-5 in "
+        "test_sample_weight_equivalence_in_float32"
+    ),
 }
 _CLASSIFIER_EXTRA = {
-    "check_sample_weight_equivalence_on_dense_data": (
-        "float32 rounding: weighted and repeated samples train the same model up to about "
-        "1e-6 relative, above the check's rtol=1e-7; the check passes in float64 (full "
-        "batch), in test_sample_weight_equivalence_check_in_float64"
-    ),
     "check_classifiers_train": (
         _SERIES_CONVENTION + " (the check's last step predicts on X.T and expects an error; "
         "its accuracy part is covered in test_estimators.py)"
@@ -55,8 +59,8 @@ def test_sklearn_estimator_checks(estimator, check):
     RNNClassifier(dtype=np.float64, batch_size=1000),
     RNNClassifier(cell="lstm", num_layers=2, dtype=np.float64, batch_size=1000),
     RNNRegressor(cell="gru", bidirectional=True, dtype=np.float64, batch_size=1000),
-    RNNRegressor(dtype=np.float32, batch_size=1000),
-], ids=["rnn-clf", "lstm2-clf", "bigru-reg", "rnn-reg-f32"])
+    RNNRegressor(dtype=np.float64, batch_size=1000),
+], ids=["rnn-clf", "lstm2-clf", "bigru-reg", "rnn-reg"])
 def test_sample_weight_equivalence_check_in_float64(est):
     """scikit-learn's check that an integer weight is the same as repeating
     the sample (and 0 as dropping it), with one batch per epoch (with
@@ -68,6 +72,28 @@ def test_sample_weight_equivalence_check_in_float64(est):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         check_sample_weight_equivalence_on_dense_data(type(est).__name__, est)
+
+
+@pytest.mark.parametrize("cls", [RNNRegressor, RNNClassifier])
+def test_sample_weight_equivalence_in_float32(cls):
+    """The same check in float32, at float32's precision: an integer weight
+    trains the model that repeating the sample does (0: dropping it)."""
+    import warnings
+    from sklearn.exceptions import ConvergenceWarning
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 5, 3)).astype(np.float32)
+    y = X[:, :, 0].sum(axis=1) if cls is RNNRegressor else (X[:, 0, 0] > 0).astype(int)
+    w = rng.integers(0, 4, size=len(X))
+    kw = dict(cell="gru", hidden_size=8, batch_size=1000, max_iter=20, shuffle=False,
+              learning_rate_init=0.01, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        weighted = cls(**kw).fit(X, y, sample_weight=w)
+        repeated = cls(**kw).fit(np.repeat(X, w, axis=0), np.repeat(y, w))
+    out = "predict" if cls is RNNRegressor else "predict_proba"
+    a, b = getattr(weighted, out)(X), getattr(repeated, out)(X)
+    assert not np.array_equal(a, getattr(cls(**kw).fit(X, y), out)(X))  # weights matter
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def _digits3d(n=400):
