@@ -129,7 +129,7 @@ def to_onnx(estimator, *, sequence_lens=False, opset=DEFAULT_OPSET, name=None):
         if cell == "rnn":
             attrs["activations"] = [layout.nonlinearity.capitalize()] * ndir
         inputs = [h, const(f"W_l{layer}", np.stack(W)), const(f"R_l{layer}", np.stack(R)),
-                  const(f"B_l{layer}", np.stack(B)), lens]
+                  const(f"B_l{layer}", np.stack(B))] + ([lens] if lens else [])
         y, last_h = node(_OPS[cell], inputs, [f"Y_l{layer}", f"Y_h_l{layer}"], **attrs)
         # (time, ndir, batch, H) -> (time, batch, ndir * H)
         y = node("Transpose", [y], [f"Y_l{layer}_t"], perm=[0, 2, 1, 3])
@@ -179,3 +179,82 @@ def to_onnx(estimator, *, sequence_lens=False, opset=DEFAULT_OPSET, name=None):
                               ir_version=helper.find_min_ir_version_for(opsets))
     onnx.checker.check_model(model)
     return model
+
+
+# ---------------------------------------------------------------------------
+# skl2onnx
+
+
+def _skl2onnx_shape(operator):
+    from skl2onnx.common.data_types import FloatTensorType, Int64TensorType, StringTensorType
+
+    from ._estimators import RNNClassifier
+    est = operator.raw_operator
+    lead = [operator.inputs[0].get_first_dimension()] + ([None] if est._fitted_seq() else [])
+    if isinstance(est, RNNClassifier):
+        labels = _label_tensor(est.classes_, _import_onnx()[2])
+        string = labels.data_type == _import_onnx()[0].TensorProto.STRING
+        operator.outputs[0].type = (StringTensorType if string else Int64TensorType)(lead)
+        operator.outputs[1].type = FloatTensorType(lead + [len(est.classes_)])
+    else:
+        squeezed = est._y_ndim == len(lead)
+        operator.outputs[0].type = FloatTensorType(lead + ([] if squeezed else [est.n_outputs_]))
+
+
+def _skl2onnx_convert(scope, operator, container):
+    """Copy to_onnx's graph into skl2onnx's, its tensors renamed into the scope."""
+    from onnx import helper, numpy_helper
+
+    from ._estimators import RNNClassifier
+    est = operator.raw_operator
+    graph = to_onnx(est, opset=container.target_opset).graph
+    ends = ["label", "probabilities"] if isinstance(est, RNNClassifier) else ["predictions"]
+    names = {"X": operator.inputs[0].full_name}
+    names.update((n, v.full_name) for n, v in zip(ends, operator.outputs))
+
+    def rename(n):
+        if n not in names:
+            names[n] = scope.get_unique_variable_name(n)
+        return names[n]
+
+    for init in graph.initializer:
+        container.initializers.append(numpy_helper.from_array(numpy_helper.to_array(init),
+                                                              rename(init.name)))
+    for node in graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        attrs = {k: ([x.decode() for x in v] if isinstance(v, list) and v
+                     and isinstance(v[0], bytes) else v.decode() if isinstance(v, bytes) else v)
+                 for k, v in attrs.items()}
+        container.add_node(node.op_type, [rename(i) for i in node.input],
+                           [rename(o) for o in node.output],
+                           name=scope.get_unique_operator_name(node.op_type), **attrs)
+
+
+def register_skl2onnx():
+    """Register converters for crnn's estimators with skl2onnx, so that
+    ``skl2onnx.convert_sklearn`` / ``to_onnx`` export them (alone or as the
+    last step of a pipeline whose earlier steps take 3D input).
+
+    The graph is ``crnn.to_onnx``'s (without ``sequence_lens``); classifiers
+    take skl2onnx's ``zipmap`` option (probabilities as a list of dicts by
+    default, as for scikit-learn's classifiers; ``zipmap=False`` keeps the
+    tensor, which a ``return_sequences`` classifier needs).  Give the input
+    type as ``FloatTensorType([None, None, n_features])``.
+
+    Returns
+    -------
+    None
+    """
+    try:
+        from skl2onnx import update_registered_converter
+    except ImportError as exc:        # pragma: no cover - depends on the environment
+        raise ImportError("register_skl2onnx needs skl2onnx: pip install skl2onnx") from exc
+    from ._estimators import RNNClassifier, RNNRegressor
+    update_registered_converter(RNNRegressor, "CrnnRNNRegressor", _skl2onnx_shape,
+                                _skl2onnx_convert)
+    update_registered_converter(RNNClassifier, "CrnnRNNClassifier", _skl2onnx_shape,
+                                _skl2onnx_convert,
+                                # skl2onnx's parser asks every classifier for nocl
+                                # (labels as indices), which this converter does not do
+                                options={"zipmap": [True, False, "columns"],
+                                         "nocl": [False]})

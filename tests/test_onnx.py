@@ -146,3 +146,44 @@ def test_bad_requests_are_refused():
     c.classes_ = np.array([1, "b"], dtype=object)
     with pytest.raises(TypeError, match="all strings or all numbers"):
         crnn.to_onnx(c)
+
+
+# ---------------------------------------------------------------------------
+# skl2onnx
+
+
+@pytest.mark.parametrize("seq", [False, True])
+def test_skl2onnx_converts_the_classifier_with_and_without_zipmap(seq):
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from skl2onnx.common.data_types import FloatTensorType
+    crnn.register_skl2onnx()
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(24, 5, 3)).astype(np.float32)
+    y = (np.array(["lo", "mid", "hi"])[(X[:, :, 0] > 0).astype(int) + (X[:, :, 1] > 0)]
+         if seq else np.array(["lo", "mid", "hi"] * 8))
+    m = _fit(RNNClassifier(cell="gru", bidirectional=True, return_sequences=seq,
+                           hidden_size=8, max_iter=2, random_state=0), X, y)
+    types = [("X", FloatTensorType([None, None, 3]))]
+    onx = skl2onnx.convert_sklearn(m, initial_types=types, target_opset=17,
+                                   options={id(m): {"zipmap": False}})
+    label, proba = _session(onx).run(None, {"X": X})
+    assert np.array_equal(label, m.predict(X))
+    np.testing.assert_allclose(proba, m.predict_proba(X), rtol=RTOL, atol=ATOL)
+    if not seq:             # the default: probabilities as one dict per sample
+        onx = skl2onnx.convert_sklearn(m, initial_types=types, target_opset=17)
+        label, dicts = _session(onx).run(None, {"X": X})
+        got = np.array([[d[c] for c in m.classes_] for d in dicts])
+        np.testing.assert_allclose(got, m.predict_proba(X), rtol=RTOL, atol=ATOL)
+
+
+def test_skl2onnx_converts_the_regressor():
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from skl2onnx.common.data_types import FloatTensorType
+    crnn.register_skl2onnx()
+    X = np.random.default_rng(5).normal(size=(20, 6, 2)).astype(np.float32)
+    m = _fit(RNNRegressor(cell="lstm", num_layers=2, hidden_size=8, max_iter=2,
+                          random_state=0), X, X[:, :, 0].sum(axis=1))
+    onx = skl2onnx.to_onnx(m, initial_types=[("X", FloatTensorType([None, None, 2]))],
+                           target_opset=17)
+    (pred,) = _session(onx).run(None, {"X": X})
+    np.testing.assert_allclose(pred, m.predict(X), rtol=RTOL, atol=ATOL)
