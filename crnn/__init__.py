@@ -1,10 +1,11 @@
 """crnn: recurrent neural networks in Cython + OpenMP kernels, as scikit-learn estimators."""
 from ._estimators import RNNClassifier, RNNRegressor
 from ._io import ModelFileError, load
+from ._forecast import RNNForecaster
 from ._onnx import register_skl2onnx, to_onnx
 from ._show import show_config
 from ._stepper import Stepper
 from ._version import __version__
 
-__all__ = ["ModelFileError", "RNNClassifier", "RNNRegressor", "Stepper", "load",
+__all__ = ["ModelFileError", "RNNClassifier", "RNNForecaster", "RNNRegressor", "Stepper", "load",
            "register_skl2onnx", "show_config", "to_onnx", "__version__"]

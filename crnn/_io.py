@@ -48,7 +48,8 @@ class ModelFileError(ValueError):
 
 def _estimator_classes():
     from ._estimators import RNNClassifier, RNNRegressor
-    return {cls.__name__: cls for cls in (RNNRegressor, RNNClassifier)}
+    from ._forecast import RNNForecaster
+    return {cls.__name__: cls for cls in (RNNRegressor, RNNClassifier, RNNForecaster)}
 
 
 # ---------------------------------------------------------------------------
@@ -107,6 +108,9 @@ class _Encoder:
             for name, t in _BUILTIN_TYPES.items():
                 if v is t:
                     return {"$": "builtin_type", "name": name}
+        if type(v).__name__ in _estimator_classes() and \
+                _estimator_classes()[type(v).__name__] is type(v):
+            return {"$": "estimator", **_describe(v, self, where)}
         if isinstance(v, Layout):
             return {"$": "Layout", **dataclasses.asdict(v)}
         if isinstance(v, np.random.RandomState):
@@ -167,6 +171,8 @@ class _Decoder:
                 return dtype.type
             if tag == "builtin_type":
                 return _BUILTIN_TYPES[v["name"]]
+            if tag == "estimator":
+                return _build(v, self, where)
             if tag == "Layout":
                 return _layout(v, where)
             if tag == "RandomState":
@@ -198,6 +204,54 @@ def _layout(v, where):
     return layout
 
 
+def _describe(estimator, enc, where):
+    """Class, parameters and fitted attributes of a crnn estimator, encoded."""
+    at = f"{where}." if where else ""
+    return {
+        "class": type(estimator).__name__,
+        "params": {k: enc.value(v, f"parameter {at}{k}")
+                   for k, v in estimator.get_params(deep=False).items()},
+        "attributes": {k: enc.value(v, f"attribute {at}{k}")
+                       for k, v in saved_attributes(estimator).items()},
+    }
+
+
+def _build(desc, dec, where, expected=None, shown=None):
+    """A new estimator from its description (checked: the class is one of
+    crnn's, the parameters are its own and valid, the fitted attributes
+    consistent)."""
+    shown = shown or where
+    classes = _estimator_classes()
+    cls = classes.get(desc.get("class"))
+    if cls is None:
+        raise ModelFileError(f"{shown} holds a {desc.get('class')!r}, which is not one "
+                             f"of crnn's estimators ({', '.join(classes)}).")
+    if expected is not None and not issubclass(cls, expected):
+        raise ModelFileError(f"{shown} holds a model of class {cls.__name__}, not "
+                             f"{expected.__name__}; load it with crnn.load or "
+                             f"{cls.__name__}.load.")
+    if not isinstance(desc.get("params"), dict) or not isinstance(desc.get("attributes"), dict):
+        raise ModelFileError(f"{shown}: a model description without parameters or attributes.")
+    at = f"{where}." if where else ""
+    params = {k: dec.value(v, f"parameter {at}{k}") for k, v in desc["params"].items()}
+    attrs = {k: dec.value(v, f"attribute {at}{k}") for k, v in desc["attributes"].items()}
+    known = set(cls._get_param_names())
+    if set(params) != known:
+        raise ModelFileError(
+            f"{shown}: the parameters of its {cls.__name__} are not those of this crnn's "
+            f"(unknown: {sorted(set(params) - known)}, missing: {sorted(known - set(params))}).")
+    try:
+        estimator = cls(**params)
+        estimator._validate_hyperparams()
+        if attrs:
+            estimator._restore_fitted(attrs)
+    except ModelFileError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ModelFileError(f"{shown}: {where + ': ' if where else ''}{exc}") from exc
+    return estimator
+
+
 # ---------------------------------------------------------------------------
 # save
 
@@ -218,13 +272,11 @@ def save(estimator, path):
     if classes.get(name) is not type(estimator):
         raise TypeError(f"crnn.save writes crnn's estimators, not {name}.")
     enc = _Encoder()
-    params = {k: enc.value(v, f"parameter {k}")
-              for k, v in estimator.get_params(deep=False).items()}
-    attrs = {k: enc.value(v, f"attribute {k}") for k, v in saved_attributes(estimator).items()}
+    described = _describe(estimator, enc, "")
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "class": name,
         "crnn_version": __version__, "numpy_version": np.__version__,
-        "params": params, "attributes": attrs,
+        "params": described["params"], "attributes": described["attributes"],
         "members": {n: hashlib.sha256(b).hexdigest() for n, b in enc.arrays.items()},
     }
     text = json.dumps(manifest, allow_nan=True).encode()
@@ -350,34 +402,8 @@ def load(path, expected=None):
     with zf:
         try:
             manifest = _read_manifest(zf, shown)
-            classes = _estimator_classes()
-            cls = classes.get(manifest["class"])
-            if cls is None:
-                raise ModelFileError(f"{shown} holds a {manifest['class']!r}, which is not one "
-                                     f"of crnn's estimators ({', '.join(classes)}).")
-            if expected is not None and not issubclass(cls, expected):
-                raise ModelFileError(f"{shown} holds a model of class {cls.__name__}, not "
-                                     f"{expected.__name__}; load it with crnn.load or "
-                                     f"{cls.__name__}.load.")
             dec = _Decoder(_array_reader(zf, manifest, shown))
-            params = {k: dec.value(v, f"parameter {k}") for k, v in manifest["params"].items()}
-            attrs = {k: dec.value(v, f"attribute {k}")
-                     for k, v in manifest["attributes"].items()}
+            return _build(manifest, dec, "", expected=expected, shown=shown)
         except (zipfile.BadZipFile, EOFError, OSError) as exc:
             # zipfile checks each member's CRC-32 as it reads it
             raise ModelFileError(f"{shown} is corrupt or truncated ({exc}).") from exc
-    known = set(cls._get_param_names())
-    if set(params) != known:
-        raise ModelFileError(
-            f"{shown}: the parameters of its {cls.__name__} are not those of this crnn's "
-            f"(unknown: {sorted(set(params) - known)}, missing: {sorted(known - set(params))}).")
-    try:
-        estimator = cls(**params)
-        estimator._validate_hyperparams()
-        if attrs:
-            estimator._restore_fitted(attrs)
-    except ModelFileError:
-        raise
-    except (ValueError, TypeError) as exc:
-        raise ModelFileError(f"{shown}: {exc}") from exc
-    return estimator

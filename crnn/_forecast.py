@@ -1,0 +1,901 @@
+"""RNNForecaster: recursive multi-step forecasts of one or many series.
+
+The forecaster is a thin layer over RNNRegressor (return_sequences) and its
+Stepper: it transforms each series (seasonal and regular differencing, then
+per-series scaling), cuts windows in which every step is a next-step target,
+trains the regressor on them, and forecasts by warming the recurrent state up
+once over the last window (one batched predict) and then feeding each
+prediction back through the step kernel, every series (and every simulated
+path) a parallel stream.
+
+Time alignment: the input at time t is [z_t, x_{t+1}] (the covariates of the
+time being predicted, known in advance) and its target is z_{t+1}.
+"""
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, clone
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from ._estimators import RNNRegressor
+
+# RNNRegressor's training parameters that the forecaster passes through
+# (bidirectional and return_sequences are fixed by forecasting itself)
+_PASSED = ("cell", "hidden_size", "num_layers", "nonlinearity", "dropout", "forget_bias",
+           "solver", "learning_rate", "learning_rate_init", "power_t", "batch_size",
+           "max_iter", "alpha", "clip_norm", "bptt_truncate", "momentum",
+           "nesterovs_momentum", "beta_1", "beta_2", "epsilon", "early_stopping",
+           "validation_fraction", "n_iter_no_change", "tol", "shuffle", "random_state",
+           "verbose", "n_jobs", "dtype")
+
+
+# ---------------------------------------------------------------------------
+# input handling: one series, a multivariate series, or a list of them
+
+
+def _pandas():
+    try:
+        import pandas as pd
+        return pd
+    except ImportError:                   # pragma: no cover - pandas is optional
+        return None
+
+
+def _json_name(v):
+    if v is None or isinstance(v, (str, bool, int, float)):
+        return v
+    if isinstance(v, np.generic):
+        return v.item()
+    return str(v)
+
+
+def _index_info(index, n):
+    """What a forecast's index needs from a history's pandas index."""
+    pd = _pandas()
+    if isinstance(index, pd.DatetimeIndex):
+        freq = index.freqstr or (pd.infer_freq(index) if n >= 3 else None)
+        if freq is None:
+            raise ValueError("y has a DatetimeIndex without a frequency, and none can be "
+                             "inferred; give the index a frequency (e.g. "
+                             "y.asfreq('D')) or pass a numpy array.")
+        return {"kind": "datetime", "last": index[-1].isoformat(), "freq": freq,
+                "tz": None if index.tz is None else str(index.tz)}
+    if isinstance(index, pd.RangeIndex):
+        return {"kind": "range", "last": int(index[-1]) if n else -1, "step": index.step}
+    if pd.api.types.is_integer_dtype(index) and n >= 2:
+        steps = np.diff(np.asarray(index))
+        if np.all(steps == steps[0]) and steps[0] > 0:
+            return {"kind": "range", "last": int(index[-1]), "step": int(steps[0])}
+    return {"kind": "range", "last": n - 1, "step": 1}
+
+
+def _future_index(info, steps):
+    pd = _pandas()
+    if info["kind"] == "datetime":
+        start = pd.Timestamp(info["last"])
+        if info.get("tz") and start.tz is None:
+            start = start.tz_localize(info["tz"])
+        return pd.date_range(start=start, periods=steps + 1, freq=info["freq"])[1:]
+    return pd.RangeIndex(info["last"] + info["step"], info["last"] + info["step"] * (steps + 1),
+                         info["step"])
+
+
+def _one_series(y, name, with_meta=True):
+    """-> (float64 (T, k), pandas description or None, was 1-D)."""
+    pd = _pandas()
+    meta = None
+    if pd is not None and isinstance(y, (pd.Series, pd.DataFrame)):
+        meta = {"type": type(y).__name__,
+                "index": _index_info(y.index, len(y)) if with_meta else None}
+        if isinstance(y, pd.Series):
+            meta["name"] = _json_name(y.name)
+        else:
+            meta["columns"] = [_json_name(c) for c in y.columns]
+        y = y.to_numpy()
+    try:
+        arr = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must hold numbers: {exc}") from exc
+    flat = arr.ndim == 1
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a series of shape (n_timesteps,) or (n_timesteps, "
+                         f"n_columns), or a list of them; got shape {np.shape(y)}.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinity; fill or drop the missing values "
+                         "first.")
+    return arr, meta, flat
+
+
+def _series_list(y, name, with_meta=True):
+    """One series or a list of series -> (list of (T_i, k) arrays, metas, flats, is_list)."""
+    is_list = isinstance(y, (list, tuple))
+    items = list(y) if is_list else [y]
+    if is_list and not items:
+        raise ValueError(f"{name} is an empty list.")
+    if is_list and all(np.isscalar(v) for v in items):     # a plain list of numbers
+        items, is_list = [np.asarray(y)], False
+    out = [_one_series(v, f"{name}[{i}]" if is_list else name, with_meta)
+           for i, v in enumerate(items)]
+    arrays, metas, flats = (list(t) for t in zip(*out))
+    k = {a.shape[1] for a in arrays}
+    if len(k) != 1:
+        raise ValueError(f"the series in {name} have different numbers of columns: {sorted(k)}.")
+    return arrays, metas, flats, is_list
+
+
+# ---------------------------------------------------------------------------
+# differencing and scaling
+
+
+def difference(y, d, season):
+    """The series after a seasonal difference (lag ``season``, if any) and
+    ``d`` regular differences, along the time axis (-2)."""
+    if season:
+        y = y[..., season:, :] - y[..., :-season, :]
+    for _ in range(d):
+        y = np.diff(y, axis=-2)
+    return y
+
+
+def undifference(z, history, d, season):
+    """Forecasts of the original series from forecasts ``z`` (..., steps, k)
+    of the differenced one, continuing ``history`` (T, k)."""
+    u = history[season:] - history[:-season] if season else history
+    lasts = []
+    for _ in range(d):
+        lasts.append(u[-1])
+        u = np.diff(u, axis=0)
+    out = z
+    for last in reversed(lasts):
+        out = last + np.cumsum(out, axis=-2)
+    if season:
+        steps = out.shape[-2]
+        ext = np.empty(out.shape[:-2] + (season + steps, out.shape[-1]))
+        ext[..., :season, :] = history[-season:]
+        for j in range(steps):
+            ext[..., season + j, :] = out[..., j, :] + ext[..., j, :]
+        out = ext[..., season:, :]
+    return out
+
+
+# ---------------------------------------------------------------------------
+
+
+class RNNForecaster(BaseEstimator):
+    """Recursive multi-step forecasting with a recurrent network.
+
+    One global model is trained on one or many series (each scaled on its
+    own): every step of every window of ``window_length`` steps is a
+    next-step target.  ``predict(steps)`` warms the network up once over
+    the last window of each series and then feeds each prediction back, one
+    step kernel call per step for all series together.
+
+    Parameters
+    ----------
+    window_length : int, default=24
+        Steps of history in each training window, and the warm-up length of
+        a forecast.
+    cell, hidden_size, num_layers : as RNNRegressor (default "gru", 32, 1)
+    scale : {"standard", None}, default="standard"
+        Standardise each (differenced) series by its mean and standard
+        deviation (per column); undone on output.  Covariates are
+        standardised over all series.
+    difference : int, default=0
+        Regular differences taken before training (1 for a trend, 2 for a
+        changing trend); undone on output.
+    seasonal_period : int, optional
+        Take one seasonal difference at this lag first (12 for monthly data
+        with a yearly pattern).
+    calibration_size : float or int, default=0.2
+        Tail of each series held out at fit time to measure out-of-sample
+        forecast errors for every horizon (a fraction of its length, or a
+        number of steps), for ``predict_interval(method="conformal")``.  The
+        final model is then trained on the whole series, so a fit trains
+        twice.  None or 0: no calibration (only method="simulate" intervals,
+        from in-sample residuals).
+    nonlinearity, dropout, forget_bias, solver, learning_rate,
+    learning_rate_init, power_t, batch_size, max_iter, alpha, clip_norm,
+    bptt_truncate, momentum, nesterovs_momentum, beta_1, beta_2, epsilon,
+    early_stopping, validation_fraction, n_iter_no_change, tol, shuffle,
+    random_state, verbose, n_jobs, dtype : as RNNRegressor
+        Training parameters of the network.
+
+    Attributes
+    ----------
+    model_ : RNNRegressor
+        The fitted network (inputs: the k transformed series values and m
+        covariates; outputs: the k next values).
+    n_series_ : int
+        Number of series fitted.
+    n_columns_ : int
+        Columns k of each series.
+    n_covariates_ : int
+        Covariate columns m (0 without X).
+    loss_curve_ : list of float
+        The network's training loss per epoch.
+    calibration_errors_ : list of ndarray
+        Absolute out-of-sample errors per horizon (in units of each series'
+        scale), entry h - 1 for horizon h; empty without calibration.
+    """
+
+    def __init__(
+        self,
+        *,
+        window_length=24,
+        cell="gru",
+        hidden_size=32,
+        num_layers=1,
+        scale="standard",
+        difference=0,
+        seasonal_period=None,
+        calibration_size=0.2,
+        nonlinearity="tanh",
+        dropout=0.0,
+        forget_bias=1.0,
+        solver="adam",
+        learning_rate="constant",
+        learning_rate_init=1e-3,
+        power_t=0.5,
+        batch_size=32,
+        max_iter=200,
+        alpha=0.0,
+        clip_norm=5.0,
+        bptt_truncate=None,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        shuffle=True,
+        random_state=None,
+        verbose=0,
+        n_jobs=None,
+        dtype=np.float32,
+    ):
+        self.window_length = window_length
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.scale = scale
+        self.difference = difference
+        self.seasonal_period = seasonal_period
+        self.calibration_size = calibration_size
+        self.nonlinearity = nonlinearity
+        self.dropout = dropout
+        self.forget_bias = forget_bias
+        self.solver = solver
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.alpha = alpha
+        self.clip_norm = clip_norm
+        self.bptt_truncate = bptt_truncate
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.verbose = verbose
+        self.n_jobs = n_jobs
+        self.dtype = dtype
+
+    # ------------------------------------------------------------------
+    # parameters
+
+    def _check_params(self):
+        def integer(name, low, allow_none=False):
+            v = getattr(self, name)
+            if allow_none and v is None:
+                return None
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
+                raise ValueError(f"The '{name}' parameter of RNNForecaster must be an int >= "
+                                 f"{low}{' or None' if allow_none else ''}. Got {v!r} instead.")
+            return int(v)
+        W = integer("window_length", 1)
+        d = integer("difference", 0)
+        s = integer("seasonal_period", 1, allow_none=True) or 0
+        if self.scale not in ("standard", None):
+            raise ValueError("The 'scale' parameter of RNNForecaster must be 'standard' or "
+                             f"None. Got {self.scale!r} instead.")
+        c = self.calibration_size
+        if c is not None and (isinstance(c, bool) or not isinstance(c, numbers.Real) or c < 0
+                              or (not isinstance(c, numbers.Integral) and c >= 1)):
+            raise ValueError("The 'calibration_size' parameter of RNNForecaster must be a "
+                             "float in [0, 1), an int >= 0, or None. Got "
+                             f"{c!r} instead.")
+        return W, d, s
+
+    def _network(self):
+        return RNNRegressor(return_sequences=True, bidirectional=False,
+                            **{name: getattr(self, name) for name in _PASSED})
+
+    # ------------------------------------------------------------------
+    # data -> transformed series and windows
+
+    def _covariates(self, X, lengths, name, extra=0):
+        """X aligned with series of these lengths (+ extra future rows)."""
+        if X is None:
+            return [np.zeros((n + extra, 0)) for n in lengths]
+        xs, _, _, _ = _series_list(X, name, with_meta=False)
+        if len(xs) != len(lengths):
+            raise ValueError(f"{name} holds {len(xs)} series of covariates for "
+                             f"{len(lengths)} series.")
+        for i, (x, n) in enumerate(zip(xs, lengths)):
+            if len(x) != n + extra:
+                what = f"{n} history rows + {extra} forecast rows" if extra and n else \
+                    f"{n + extra} rows"
+                raise ValueError(f"{name}{f'[{i}]' if len(xs) > 1 else ''} has {len(x)} rows; "
+                                 f"expected {what}.")
+        return xs
+
+    def _prepare(self, ys, xs, fit_scalers):
+        d, s, W = self._d, self._s, self._W
+        need = W + 1 + d + s
+        for i, y in enumerate(ys):
+            if len(y) < need:
+                raise ValueError(
+                    f"y{f'[{i}]' if len(ys) > 1 else ''} has {len(y)} observations; "
+                    f"window_length={W}, difference={d} and seasonal_period={s or None} need "
+                    f"at least {need}.")
+        zs = [difference(y, d, s) for y in ys]
+        if fit_scalers:
+            if self.scale == "standard":
+                self._mean = [z.mean(axis=0) for z in zs]
+                self._std = [np.where(z.std(axis=0) > 1e-12 * (1 + np.abs(z).max(axis=0)),
+                                      z.std(axis=0), 1.0) for z in zs]
+                allx = np.concatenate(xs) if xs[0].shape[1] else np.zeros((1, 0))
+                self._x_mean = allx.mean(axis=0)
+                sd = allx.std(axis=0)
+                self._x_std = np.where(sd > 1e-12 * (1 + np.abs(allx).max(axis=0, initial=0)),
+                                       sd, 1.0)
+            else:
+                k, m = zs[0].shape[1], xs[0].shape[1]
+                self._mean = [np.zeros(k) for _ in zs]
+                self._std = [np.ones(k) for _ in zs]
+                self._x_mean, self._x_std = np.zeros(m), np.ones(m)
+        zs = [(z - mu) / sd for z, mu, sd in zip(zs, self._mean, self._std)]
+        xs = [self._scale_x(x)[d + s:] for x in xs]
+        return zs, xs
+
+    def _scale_x(self, x):
+        return (x - self._x_mean) / self._x_std
+
+    def _windows(self, zs, xs):
+        W = self._W
+        inputs, targets = [], []
+        for z, x in zip(zs, xs):
+            feats = np.concatenate([z[:-1], x[1:len(z)]], axis=1)      # t = 0..n-2
+            swv = np.lib.stride_tricks.sliding_window_view
+            inputs.append(swv(feats, W, axis=0).transpose(0, 2, 1))
+            targets.append(swv(z[1:], W, axis=0).transpose(0, 2, 1))
+        return np.concatenate(inputs), np.concatenate(targets)
+
+    # ------------------------------------------------------------------
+    # fit
+
+    def fit(self, y, X=None):
+        """Train the forecaster.
+
+        Parameters
+        ----------
+        y : array of shape (n_timesteps,) or (n_timesteps, k), pandas Series or
+            DataFrame, or a list of them (series of different lengths)
+            The series; a list trains one global model over all of them.
+        X : array of shape (n_timesteps, m), DataFrame, or a list, optional
+            Covariates aligned with y, known in advance (calendar, prices):
+            predict then needs their values for the forecast period.
+
+        Returns
+        -------
+        self : RNNForecaster
+        """
+        W, d, s = self._check_params()
+        ys, metas, flats, is_list = _series_list(y, "y")
+        xs = self._covariates(X, [len(v) for v in ys], "X")
+        self._W, self._d, self._s = W, d, s
+        zs, xsz = self._prepare(ys, xs, fit_scalers=True)
+        errors, residuals = self._calibrate(ys, zs, xsz)
+        inputs, targets = self._windows(zs, xsz)
+        net = self._network().fit(inputs, targets)
+        if residuals is None:               # in-sample one-step residuals
+            residuals = (targets - net.predict(inputs)).reshape(-1, targets.shape[-1])
+        self.model_ = net
+        self.n_series_ = len(ys)
+        self.n_columns_ = ys[0].shape[1]
+        self.n_covariates_ = xs[0].shape[1]
+        self.loss_curve_ = net.loss_curve_
+        self.calibration_errors_ = errors
+        self._residuals = np.asarray(residuals, dtype=np.float64)
+        tail = W + d + s
+        self._history = [v[-tail:].copy() for v in ys]
+        self._history_x = [x[-tail:].copy() for x in xs]
+        self._metas, self._flat, self._is_list = metas, flats[0], is_list
+        return self
+
+    def _split_calibration(self, n):
+        c = self.calibration_size
+        if not c:
+            return 0
+        n_cal = int(np.ceil(c * n)) if not isinstance(c, numbers.Integral) else int(c)
+        return n_cal if n - n_cal >= self._W + 1 else 0
+
+    def _calibrate(self, ys, zs, xsz):
+        """Out-of-sample absolute errors per horizon (scaled per series), and
+        one-step residuals in the model's space, from a network trained on
+        all but each series' tail."""
+        if not self.calibration_size:
+            return [], None
+        cuts = [self._split_calibration(len(z)) for z in zs]
+        if not any(cuts):
+            warnings.warn("The series are too short to hold out a calibration tail of "
+                          f"calibration_size={self.calibration_size} with "
+                          f"window_length={self._W}; conformal intervals are unavailable.",
+                          UserWarning, stacklevel=3)
+            return [], None
+        heads = [(z[:len(z) - c], x[:len(z) - c + 1]) for z, x, c in zip(zs, xsz, cuts) if c]
+        inputs, targets = self._windows([h[0] for h in heads], [h[1] for h in heads])
+        net = self._network().fit(inputs, targets)
+        # one stream per origin: the history up to the origin, forecast to the end
+        streams, meta = [], []
+        for i, (z, x, c) in enumerate(zip(zs, xsz, cuts)):
+            for o in range(len(z) - c, len(z)):
+                streams.append((z[:o], x[:o + 1]))
+                meta.append((i, o))
+        steps = max(cuts)
+        fut = np.zeros((len(streams), steps, xsz[0].shape[1]))
+        for j, (i, o) in enumerate(meta):
+            x = xsz[i][o + 1:o + 1 + steps]
+            fut[j, :len(x)] = x
+        zf = self._run(net, [s_[0] for s_ in streams], [s_[1] for s_ in streams], fut, steps)
+        by_h = [[] for _ in range(steps)]
+        one_step = []
+        d, s = self._d, self._s
+        for j, (i, o) in enumerate(meta):
+            n_true = len(zs[i]) - o
+            yf = self._to_original(zf[j, :n_true], i, ys[i][:o + d + s])
+            truth = ys[i][o + d + s:o + d + s + n_true]
+            err = np.abs(truth - yf) / self._std[i]
+            for h in range(n_true):
+                by_h[h].append(err[h].mean())
+            one_step.append(zs[i][o] - zf[j, 0])
+        return [np.asarray(e) for e in by_h], np.asarray(one_step)
+
+    # ------------------------------------------------------------------
+    # the recursion
+
+    @staticmethod
+    def _run(net, z_hist, x_hist, x_future, steps, noise=None):
+        """Forecasts in the model's space: (n_streams, steps, k).
+
+        z_hist[j]: the transformed history of stream j (>= window rows used);
+        x_hist[j]: its scaled covariates, one row longer (the first forecast
+        step's); x_future: (n_streams, steps, m), row s holding the
+        covariates of the step after forecast s; noise: (n_streams, steps, k)
+        added to each forecast before it is fed back."""
+        window = min(len(z) for z in z_hist)
+        dtype = net._theta.dtype
+        warm = np.stack([np.concatenate([z[-window:], x[len(z) - window + 1:len(z) + 1]], axis=1)
+                         for z, x in zip(z_hist, x_hist)]).astype(dtype)
+        out, state = net.predict(warm, return_state=True)
+        n, k = len(z_hist), out.shape[-1] if out.ndim == 3 else 1
+        out = out.reshape(n, window, k)
+        zf = np.empty((n, steps, k), dtype=np.float64)
+        zf[:, 0] = out[:, -1]
+        if noise is not None:
+            zf[:, 0] += noise[:, 0]
+        if steps > 1:
+            stepper = net.stepper(n_streams=n)
+            x = np.empty((n, k + x_future.shape[2]), dtype=dtype)
+            for t in range(1, steps):
+                x[:, :k] = zf[:, t - 1]
+                x[:, k:] = x_future[:, t - 1]
+                _, raw, state = stepper._run(x, state)
+                zf[:, t] = raw
+                if noise is not None:
+                    zf[:, t] += noise[:, t]
+        return zf
+
+    def _to_original(self, zf, i, history):
+        """Transformed forecasts (..., steps, k) of series i -> original units."""
+        return undifference(zf * self._std[i] + self._mean[i], history, self._d, self._s)
+
+    def _histories(self, y, X, steps):
+        """(original histories, transformed z, scaled covariates incl. the
+        forecast period, metas, flat, is_list) for predict."""
+        check_is_fitted(self, "model_")
+        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps <= 0:
+            raise ValueError(f"steps must be a positive integer; got {steps!r}.")
+        steps = int(steps)
+        m = self.n_covariates_
+        if y is None:
+            ys, metas, flat, is_list = self._history, self._metas, self._flat, self._is_list
+            if m and X is None:
+                raise ValueError(f"The model was fitted with {m} covariate(s): pass X with "
+                                 f"their values for the {steps} forecast steps.")
+            xf = self._covariates(X, [0] * len(ys), "X", extra=steps) if m else \
+                [np.zeros((steps, 0)) for _ in ys]
+            xs = [np.concatenate([hx, f]) for hx, f in zip(self._history_x, xf)]
+        else:
+            ys, metas, flats, is_list = _series_list(y, "y")
+            flat = flats[0]
+            if ys[0].shape[1] != self.n_columns_:
+                raise ValueError(f"y has {ys[0].shape[1]} column(s); the model was fitted on "
+                                 f"{self.n_columns_}.")
+            if m and X is None:
+                raise ValueError(f"The model was fitted with {m} covariate(s): pass X with "
+                                 "their values for the history and the forecast steps.")
+            xs = self._covariates(X, [len(v) for v in ys], "X", extra=steps) if m else \
+                [np.zeros((len(v) + steps, 0)) for v in ys]
+            need = self._W + self._d + self._s
+            for i, v in enumerate(ys):
+                if len(v) < need:
+                    raise ValueError(
+                        f"y{f'[{i}]' if len(ys) > 1 else ''} has {len(v)} observations; a "
+                        f"forecast needs at least {need} (window_length + difference + "
+                        "seasonal_period).")
+        return ys, xs, metas, flat, is_list, steps
+
+    def _scalers_for(self, ys, given):
+        """Per-series (mean, std): the fitted ones for the training series,
+        else measured on each given history."""
+        if not given:
+            return list(zip(self._mean, self._std))
+        out = []
+        for y in ys:
+            z = difference(y, self._d, self._s)
+            if self.scale == "standard":
+                sd = z.std(axis=0)
+                out.append((z.mean(axis=0),
+                            np.where(sd > 1e-12 * (1 + np.abs(z).max(axis=0)), sd, 1.0)))
+            else:
+                out.append((np.zeros(z.shape[1]), np.ones(z.shape[1])))
+        return out
+
+    def _forecast(self, y, X, steps, n_paths=0, rng=None):
+        ys, xs, metas, flat, is_list, steps = self._histories(y, X, steps)
+        scalers = self._scalers_for(ys, y is not None)
+        d, s, W = self._d, self._s, self._W
+        z_hist, x_hist, x_fut = [], [], []
+        for v, x, (mu, sd) in zip(ys, xs, scalers):
+            z = (difference(v, d, s) - mu) / sd
+            xz = self._scale_x(x)[d + s:]                 # aligned with z, + steps rows
+            z_hist.append(z[-W:])
+            x_hist.append(xz[len(z) - W:len(z) + 1])
+            x_fut.append(xz[len(z) + 1:len(z) + steps])
+        m = self.n_covariates_
+        x_future = np.zeros((len(ys), steps, m))
+        for j, f in enumerate(x_fut):
+            x_future[j, :len(f)] = f
+        if n_paths:
+            P = n_paths
+            rep = lambda a: [v for v in a for _ in range(P)]       # noqa: E731
+            idx = rng.integers(0, len(self._residuals), size=(len(ys) * P, steps))
+            noise = self._residuals[idx]
+            zf = self._run(self.model_, rep(z_hist), rep(x_hist), np.repeat(x_future, P, 0),
+                           steps, noise=noise).reshape(len(ys), P, steps, -1)
+        else:
+            zf = self._run(self.model_, z_hist, x_hist, x_future, steps)
+        out = [undifference(zf[i] * sd + mu, v, d, s)
+               for i, (v, (mu, sd)) in enumerate(zip(ys, scalers))]
+        return out, ys, metas, flat, is_list, scalers, steps
+
+    # ------------------------------------------------------------------
+    # output shaping
+
+    def _shape(self, f, meta, flat, steps, suffix=None):
+        if meta is not None and _pandas() is not None:
+            pd = _pandas()
+            index = _future_index(meta["index"], steps)
+            if meta["type"] == "Series":
+                name = meta.get("name")
+                if suffix:
+                    name = suffix if name is None else f"{name}_{suffix}"
+                return pd.Series(f[:, 0], index=index, name=name)
+            cols = meta["columns"]
+            if suffix:
+                cols = [f"{c}_{suffix}" for c in cols]
+            return pd.DataFrame(f, index=index, columns=cols)
+        return f[:, 0] if flat else f
+
+    def _output(self, forecasts, metas, flat, is_list, steps, suffix=None):
+        out = [self._shape(f, m, flat, steps, suffix) for f, m in zip(forecasts, metas)]
+        return out if is_list else out[0]
+
+    # ------------------------------------------------------------------
+    # public forecasting
+
+    def predict(self, steps, X=None, y=None):
+        """Forecast ``steps`` ahead.
+
+        Parameters
+        ----------
+        steps : int
+            Forecast horizon (> 0).
+        X : array of shape (steps, m), or (len(y) + steps, m) with y, or a list
+            Covariates: for the forecast period when forecasting the
+            training series; for the history and the forecast period when y
+            is given.  Required when the model was fitted with X.
+        y : series or list of series, optional
+            Forecast from this history instead of the end of the training
+            series (a fitted model applied to new series); each is scaled on
+            its own, as at fit time.
+
+        Returns
+        -------
+        forecast : ndarray of shape (steps,) or (steps, k), pandas Series /
+            DataFrame (indexed after the history's index), or a list of them
+            for a list of series.
+        """
+        out, _, metas, flat, is_list, _, steps = self._forecast(y, X, steps)
+        return self._output(out, metas, flat, is_list, steps)
+
+    def predict_interval(self, steps, coverage=0.9, X=None, y=None, method="conformal",
+                         n_paths=500, random_state=None):
+        """Prediction intervals for the forecast.
+
+        Parameters
+        ----------
+        steps : int
+            Forecast horizon.
+        coverage : float, default=0.9
+            Nominal probability that the interval holds the future value.
+        X, y : as in predict
+        method : {"conformal", "simulate"}, default="conformal"
+            "conformal": the forecast plus or minus the quantile of the
+            out-of-sample absolute errors at each horizon, measured on the
+            calibration tail at fit time (split conformal prediction, with
+            the finite-sample correction ceil((n + 1) coverage) / n).
+            "simulate": ``n_paths`` sample paths, each step's one-step
+            residual (drawn from the calibration tail's, or the training
+            fit's without calibration) added to the forecast and fed back;
+            the interval holds the paths' central ``coverage`` quantiles.
+        n_paths : int, default=500
+            Paths of method="simulate", run as parallel streams.
+        random_state : int, RandomState or None
+            Draws of method="simulate".
+
+        Returns
+        -------
+        lower, upper : each shaped as predict's forecast
+        """
+        if not (isinstance(coverage, numbers.Real) and 0 < coverage < 1):
+            raise ValueError(f"coverage must be in (0, 1); got {coverage!r}.")
+        if method == "conformal":
+            check_is_fitted(self, "model_")
+            errors = self.calibration_errors_
+            if isinstance(steps, numbers.Integral) and not isinstance(steps, bool) and \
+                    steps > len(errors):
+                raise ValueError(
+                    f"conformal intervals are calibrated up to horizon {len(errors)} (the "
+                    f"calibration tail); steps={steps} is longer. Fit with a larger "
+                    "calibration_size, or use method='simulate'.")
+            out, ys, metas, flat, is_list, scalers, steps = self._forecast(y, X, steps)
+            q = np.empty(steps)
+            for h in range(steps):
+                e = np.sort(errors[h])
+                rank = int(np.ceil((len(e) + 1) * coverage))
+                if rank > len(e):
+                    raise ValueError(
+                        f"horizon {h + 1} has {len(e)} calibration errors, too few for "
+                        f"coverage={coverage} (it needs at least "
+                        f"{int(np.ceil(coverage / (1 - coverage)))}); use a larger "
+                        "calibration_size, a lower coverage, or method='simulate'.")
+                q[h] = e[rank - 1]
+            lower = [f - q[:, None] * sd for f, (_, sd) in zip(out, scalers)]
+            upper = [f + q[:, None] * sd for f, (_, sd) in zip(out, scalers)]
+        elif method == "simulate":
+            if isinstance(n_paths, bool) or not isinstance(n_paths, numbers.Integral) or \
+                    n_paths < 2:
+                raise ValueError(f"n_paths must be an integer >= 2; got {n_paths!r}.")
+            rng = np.random.default_rng(check_random_state(random_state).randint(2**31))
+            paths, ys, metas, flat, is_list, _, steps = self._forecast(
+                y, X, steps, n_paths=int(n_paths), rng=rng)
+            lo, hi = (1 - coverage) / 2, (1 + coverage) / 2
+            lower = [np.quantile(p, lo, axis=0) for p in paths]
+            upper = [np.quantile(p, hi, axis=0) for p in paths]
+        else:
+            raise ValueError(f"method must be 'conformal' or 'simulate'; got {method!r}.")
+        return (self._output(lower, metas, flat, is_list, steps, "lower"),
+                self._output(upper, metas, flat, is_list, steps, "upper"))
+
+    # ------------------------------------------------------------------
+    # evaluation
+
+    def backtest(self, y, X=None, *, steps, initial_window, stride=1, refit=False):
+        """Rolling-origin evaluation.
+
+        The forecaster (a clone with these parameters) is fitted on the first
+        ``initial_window`` observations of each series, then forecasts
+        ``steps`` ahead from every origin initial_window, initial_window +
+        stride, ... that leaves ``steps`` observations to compare with; with
+        refit=True it is refitted on the history at every origin.
+
+        Parameters
+        ----------
+        y : series or list of series
+        X : covariates aligned with y, optional
+        steps : int
+            Horizon evaluated.
+        initial_window : int
+            Observations of the first training set.
+        stride : int, default=1
+            Steps between origins.
+        refit : bool, default=False
+
+        Returns
+        -------
+        scores : dict
+            ``horizon`` (1..steps) and, per horizon, ``mae``, ``rmse``,
+            ``mase`` (the MAE over the in-sample MAE of the seasonal-naive
+            forecast at ``seasonal_period``, naive without it, on the first
+            training set; averaged over series) and ``smape`` (percent,
+            0-200); ``n_origins``.
+        """
+        ys, _, _, _ = _series_list(y, "y")
+        xs = None if X is None else self._covariates(X, [len(v) for v in ys], "X")
+        for name, v, low in (("steps", steps, 1), ("initial_window", initial_window, 1),
+                             ("stride", stride, 1)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
+                raise ValueError(f"{name} must be an integer >= {low}; got {v!r}.")
+        origins = list(range(initial_window, min(len(v) for v in ys) - steps + 1, stride))
+        if not origins:
+            raise ValueError(f"no origin leaves {steps} observations after initial_window="
+                             f"{initial_window} (shortest series: {min(len(v) for v in ys)}).")
+        period = self.seasonal_period or 1
+        naive = []
+        for v in ys:
+            train = v[:initial_window]
+            if len(train) <= period:
+                raise ValueError(f"initial_window={initial_window} is too short for the "
+                                 f"seasonal-naive scale at period {period}.")
+            naive.append(np.mean(np.abs(train[period:] - train[:-period]), axis=0))
+
+        def cut(a, o, extra=0):
+            return None if a is None else [v[:o + extra] for v in a]
+
+        est = clone(self)
+        if not refit:
+            est.fit(cut(ys, initial_window), cut(xs, initial_window))
+        errs, apes, scaled = [], [], []
+        for o in origins:
+            if refit:
+                est = clone(self).fit(cut(ys, o), cut(xs, o))
+            hist = [v[:o] for v in ys]
+            Xh = None if xs is None else [x[:o + steps] for x in xs]
+            f = est.predict(steps, X=Xh, y=hist)
+            f = [np.asarray(a, dtype=np.float64).reshape(steps, -1) for a in f]
+            for v, a, sc in zip(ys, f, naive):
+                truth = v[o:o + steps]
+                e = truth - a
+                errs.append(e)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    ape = 200 * np.abs(e) / (np.abs(truth) + np.abs(a))
+                apes.append(np.where(np.isfinite(ape), ape, 0.0))
+                scaled.append(np.abs(e) / np.where(sc > 0, sc, np.nan))
+        E, A, S = np.stack(errs), np.stack(apes), np.stack(scaled)
+        return {
+            "horizon": np.arange(1, steps + 1),
+            "mae": np.abs(E).mean(axis=(0, 2)),
+            "rmse": np.sqrt((E ** 2).mean(axis=(0, 2))),
+            "mase": np.nanmean(S, axis=(0, 2)),
+            "smape": A.mean(axis=(0, 2)),
+            "n_origins": len(origins),
+        }
+
+    # ------------------------------------------------------------------
+    # model files
+
+    def _validate_hyperparams(self):
+        """Every parameter: the forecaster's and the network's."""
+        self._check_params()
+        self._network()._validate_hyperparams()
+
+    _FITTED_ATTRIBUTES = frozenset({
+        "_W", "_d", "_s", "_mean", "_std", "_x_mean", "_x_std", "_residuals", "_history",
+        "_history_x", "_metas", "_flat", "_is_list", "model_", "n_series_", "n_columns_",
+        "n_covariates_", "loss_curve_", "calibration_errors_"})
+
+    def _restore_fitted(self, attrs):
+        """Check a model file's fitted attributes describe one consistent
+        forecaster, then set them (ValueError otherwise, nothing set)."""
+        names = self._FITTED_ATTRIBUTES
+        if set(attrs) != names:
+            raise ValueError(f"fitted attributes unknown: {sorted(set(attrs) - names)}, "
+                             f"missing: {sorted(names - set(attrs))}.")
+        ints = {n: attrs[n] for n in ("_W", "_d", "_s", "n_series_", "n_columns_",
+                                      "n_covariates_")}
+        for n, v in ints.items():
+            if type(v) is not int or v < (1 if n in ("_W", "n_series_", "n_columns_") else 0):
+                raise ValueError(f"{n} is {v!r}.")
+        S, k, m = ints["n_series_"], ints["n_columns_"], ints["n_covariates_"]
+        net = attrs["model_"]
+        if not isinstance(net, RNNRegressor) or not hasattr(net, "_theta") or \
+                (net.n_features_in_, net.n_outputs_) != (k + m, k) or not net._fitted_seq():
+            raise ValueError(f"model_ is not a fitted per-step RNNRegressor with {k + m} "
+                             f"inputs and {k} outputs.")
+        tail = ints["_W"] + ints["_d"] + ints["_s"]
+
+        def arrays(name, count, shape):
+            v = attrs[name]
+            if not (isinstance(v, list) and len(v) == count and all(
+                    isinstance(a, np.ndarray) and a.dtype == np.float64 and a.shape == shape
+                    and np.all(np.isfinite(a)) for a in v)):
+                raise ValueError(f"{name} is not {count} finite float64 array(s) of shape "
+                                 f"{shape}.")
+
+        arrays("_mean", S, (k,))
+        arrays("_std", S, (k,))
+        arrays("_history", S, (tail, k))
+        arrays("_history_x", S, (tail, m))
+        for name in ("_x_mean", "_x_std"):
+            v = attrs[name]
+            if not (isinstance(v, np.ndarray) and v.shape == (m,) and np.all(np.isfinite(v))):
+                raise ValueError(f"{name} is not a finite array of shape ({m},).")
+        if any(np.any(sd <= 0) for sd in attrs["_std"]) or np.any(attrs["_x_std"] <= 0):
+            raise ValueError("a scale is not positive.")
+        res = attrs["_residuals"]
+        if not (isinstance(res, np.ndarray) and res.ndim == 2 and res.shape[1] == k
+                and len(res) and np.all(np.isfinite(res))):
+            raise ValueError(f"_residuals is not a finite (n, {k}) array.")
+        errs = attrs["calibration_errors_"]
+        if not (isinstance(errs, list) and all(isinstance(e, np.ndarray) and e.ndim == 1
+                                               and np.all(e >= 0) for e in errs)):
+            raise ValueError("calibration_errors_ is not a list of non-negative arrays.")
+        metas = attrs["_metas"]
+        if not (isinstance(metas, list) and len(metas) == S and all(
+                mt is None or (isinstance(mt, dict) and mt.get("type") in ("Series", "DataFrame")
+                               and isinstance(mt.get("index"), dict)) for mt in metas)):
+            raise ValueError("_metas does not describe the series.")
+        for n in ("_flat", "_is_list"):
+            if type(attrs[n]) is not bool:
+                raise ValueError(f"{n} is not a bool.")
+        if not (isinstance(attrs["loss_curve_"], list)
+                and all(type(x) is float for x in attrs["loss_curve_"])):
+            raise ValueError("loss_curve_ is not a list of floats.")
+        self.__dict__.update(attrs)
+
+
+    def save(self, path):
+        """Write the forecaster to a model file (see RNNRegressor.save).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Returns
+        -------
+        None
+        """
+        from ._io import save
+        save(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Read a forecaster written by ``save``.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Returns
+        -------
+        forecaster : RNNForecaster
+        """
+        from ._io import load
+        return load(path, expected=cls)
