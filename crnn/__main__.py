@@ -1,4 +1,6 @@
-"""``python -m crnn``: train on two small datasets and compare with naive baselines.
+"""``crnn`` / ``python -m crnn``: train on two small datasets and compare with
+naive baselines.  ``crnn forecast data.csv --column sales --steps 24`` forecasts
+a column of a CSV file (``crnn forecast --help``).
 
 1. Forecasting: next-value prediction of a generated series (two seasonal
    cycles, a slow drift and noise) from windows of the last 24 values,
@@ -83,7 +85,11 @@ def digits(n_jobs, quick):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m crnn", description=__doc__,
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["forecast"]:
+        from ._cli import forecast_main
+        return forecast_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="crnn", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n-jobs", type=int, default=None,
                         help="threads for the kernels (default: all cores)")

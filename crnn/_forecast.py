@@ -665,6 +665,9 @@ class RNNForecaster(BaseEstimator):
             residual (drawn from the calibration tail's, or the training
             fit's without calibration) added to the forecast and fed back;
             the interval holds the paths' central ``coverage`` quantiles.
+            The residuals are not centred: a model whose errors lean one way
+            gets a band that leans the same way (it can even leave the point
+            forecast outside).  Conformal intervals are symmetric about it.
         n_paths : int, default=500
             Paths of method="simulate", run as parallel streams.
         random_state : int, RandomState or None
