@@ -143,19 +143,21 @@ def difference(y, d, season):
 
 def undifference(z, history, d, season):
     """Forecasts of the original series from forecasts ``z`` (..., steps, k)
-    of the differenced one, continuing ``history`` (T, k)."""
-    u = history[season:] - history[:-season] if season else history
+    of the differenced one, continuing ``history`` (..., T, k) (leading
+    dimensions broadcast: one history per series, or one for many paths)."""
+    u = history[..., season:, :] - history[..., :-season, :] if season else history
     lasts = []
     for _ in range(d):
-        lasts.append(u[-1])
-        u = np.diff(u, axis=0)
+        lasts.append(u[..., -1:, :])
+        u = np.diff(u, axis=-2)
     out = z
     for last in reversed(lasts):
         out = last + np.cumsum(out, axis=-2)
     if season:
         steps = out.shape[-2]
-        ext = np.empty(out.shape[:-2] + (season + steps, out.shape[-1]))
-        ext[..., :season, :] = history[-season:]
+        lead = np.broadcast_shapes(out.shape[:-2], history.shape[:-2])
+        ext = np.empty(lead + (season + steps, out.shape[-1]))
+        ext[..., :season, :] = history[..., -season:, :]
         for j in range(steps):
             ext[..., season + j, :] = out[..., j, :] + ext[..., j, :]
         out = ext[..., season:, :]
@@ -451,24 +453,25 @@ class RNNForecaster(BaseEstimator):
         heads = [(z[:len(z) - c], x[:len(z) - c + 1]) for z, x, c in zip(zs, xsz, cuts) if c]
         inputs, targets = self._windows([h[0] for h in heads], [h[1] for h in heads])
         net = self._network().fit(inputs, targets)
-        # one stream per origin: the history up to the origin, forecast to the end
-        streams, meta = [], []
-        for i, (z, x, c) in enumerate(zip(zs, xsz, cuts)):
-            for o in range(len(z) - c, len(z)):
-                streams.append((z[:o], x[:o + 1]))
-                meta.append((i, o))
+        # one stream per origin o (history z[:o]), forecast to the series' end
+        W, d, s = self._W, self._d, self._s
+        meta = [(i, o) for i, (z, c) in enumerate(zip(zs, cuts)) for o in range(len(z) - c,
+                                                                               len(z))]
         steps = max(cuts)
-        fut = np.zeros((len(streams), steps, xsz[0].shape[1]))
+        m = xsz[0].shape[1]
+        z_hist = np.stack([zs[i][o - W:o] for i, o in meta])
+        x_hist = np.stack([xsz[i][o - W + 1:o + 1] for i, o in meta])
+        x_future = np.zeros((len(meta), steps, m))
         for j, (i, o) in enumerate(meta):
-            x = xsz[i][o + 1:o + 1 + steps]
-            fut[j, :len(x)] = x
-        zf = self._run(net, [s_[0] for s_ in streams], [s_[1] for s_ in streams], fut, steps)
+            x = xsz[i][o + 1:o + steps]
+            x_future[j, :len(x)] = x
+        zf = self._run(net, z_hist, x_hist, x_future, steps)
         by_h = [[] for _ in range(steps)]
         one_step = []
-        d, s = self._d, self._s
         for j, (i, o) in enumerate(meta):
             n_true = len(zs[i]) - o
-            yf = self._to_original(zf[j, :n_true], i, ys[i][:o + d + s])
+            history = ys[i][:o + d + s]
+            yf = undifference(zf[j, :n_true] * self._std[i] + self._mean[i], history, d, s)
             truth = ys[i][o + d + s:o + d + s + n_true]
             err = np.abs(truth - yf) / self._std[i]
             for h in range(n_true):
@@ -483,17 +486,15 @@ class RNNForecaster(BaseEstimator):
     def _run(net, z_hist, x_hist, x_future, steps, noise=None):
         """Forecasts in the model's space: (n_streams, steps, k).
 
-        z_hist[j]: the transformed history of stream j (>= window rows used);
-        x_hist[j]: its scaled covariates, one row longer (the first forecast
-        step's); x_future: (n_streams, steps, m), row s holding the
-        covariates of the step after forecast s; noise: (n_streams, steps, k)
-        added to each forecast before it is fed back."""
-        window = min(len(z) for z in z_hist)
+        z_hist: (n_streams, window, k) transformed histories; x_hist:
+        (n_streams, window, m) the scaled covariates each history step reads
+        (of the step after it); x_future: (n_streams, >= steps - 1, m), row t
+        holding the covariates read after forecast t; noise: (n_streams,
+        steps, k) added to each forecast before it is fed back."""
+        n, window, k = z_hist.shape
         dtype = net._theta.dtype
-        warm = np.stack([np.concatenate([z[-window:], x[len(z) - window + 1:len(z) + 1]], axis=1)
-                         for z, x in zip(z_hist, x_hist)]).astype(dtype)
+        warm = np.concatenate([z_hist, x_hist], axis=2).astype(dtype)
         out, state = net.predict(warm, return_state=True)
-        n, k = len(z_hist), out.shape[-1] if out.ndim == 3 else 1
         out = out.reshape(n, window, k)
         zf = np.empty((n, steps, k), dtype=np.float64)
         zf[:, 0] = out[:, -1]
@@ -511,9 +512,24 @@ class RNNForecaster(BaseEstimator):
                     zf[:, t] += noise[:, t]
         return zf
 
-    def _to_original(self, zf, i, history):
-        """Transformed forecasts (..., steps, k) of series i -> original units."""
-        return undifference(zf * self._std[i] + self._mean[i], history, self._d, self._s)
+    def _stack(self, ys, xs, scalers, steps):
+        """The last window of every history, transformed, stacked: (z
+        (S, W, k), covariates read by those steps (S, W, m), covariates of
+        the forecast steps (S, steps - 1, m), histories (S, W + d + s, k),
+        means (S, 1, k), scales (S, 1, k))."""
+        d, s, W = self._d, self._s, self._W
+        tail = W + d + s
+        H = np.stack([v[-tail:] for v in ys])
+        mu = np.stack([m for m, _ in scalers])[:, None]
+        sd = np.stack([v for _, v in scalers])[:, None]
+        z = (difference(H, d, s) - mu) / sd
+        if not self.n_covariates_:
+            none = np.zeros((len(ys), W + steps, 0))
+            return z, none[:, :W], none[:, :steps - 1], H, mu, sd
+        # covariate rows of the last `tail` history steps and the forecast steps
+        Xs = np.stack([x[len(v) - tail:len(v) + steps] for v, x in zip(ys, xs)])
+        xz = self._scale_x(Xs)[:, d + s:]          # row j: the time of z row j
+        return z, xz[:, 1:W + 1], xz[:, W + 1:W + steps], H, mu, sd
 
     def _histories(self, y, X, steps):
         """(original histories, transformed z, scaled covariates incl. the
@@ -523,14 +539,19 @@ class RNNForecaster(BaseEstimator):
             raise ValueError(f"steps must be a positive integer; got {steps!r}.")
         steps = int(steps)
         m = self.n_covariates_
+        if not m and X is not None:
+            raise ValueError("The model was fitted without covariates (X=None); X cannot be "
+                             "used to forecast. Fit with X to use covariates.")
         if y is None:
             ys, metas, flat, is_list = self._history, self._metas, self._flat, self._is_list
             if m and X is None:
                 raise ValueError(f"The model was fitted with {m} covariate(s): pass X with "
                                  f"their values for the {steps} forecast steps.")
-            xf = self._covariates(X, [0] * len(ys), "X", extra=steps) if m else \
-                [np.zeros((steps, 0)) for _ in ys]
-            xs = [np.concatenate([hx, f]) for hx, f in zip(self._history_x, xf)]
+            if m:
+                xf = self._covariates(X, [0] * len(ys), "X", extra=steps)
+                xs = [np.concatenate([hx, f]) for hx, f in zip(self._history_x, xf)]
+            else:
+                xs = None
         else:
             ys, metas, flats, is_list = _series_list(y, "y")
             flat = flats[0]
@@ -540,8 +561,7 @@ class RNNForecaster(BaseEstimator):
             if m and X is None:
                 raise ValueError(f"The model was fitted with {m} covariate(s): pass X with "
                                  "their values for the history and the forecast steps.")
-            xs = self._covariates(X, [len(v) for v in ys], "X", extra=steps) if m else \
-                [np.zeros((len(v) + steps, 0)) for v in ys]
+            xs = self._covariates(X, [len(v) for v in ys], "X", extra=steps) if m else None
             need = self._W + self._d + self._s
             for i, v in enumerate(ys):
                 if len(v) < need:
@@ -570,30 +590,18 @@ class RNNForecaster(BaseEstimator):
     def _forecast(self, y, X, steps, n_paths=0, rng=None):
         ys, xs, metas, flat, is_list, steps = self._histories(y, X, steps)
         scalers = self._scalers_for(ys, y is not None)
-        d, s, W = self._d, self._s, self._W
-        z_hist, x_hist, x_fut = [], [], []
-        for v, x, (mu, sd) in zip(ys, xs, scalers):
-            z = (difference(v, d, s) - mu) / sd
-            xz = self._scale_x(x)[d + s:]                 # aligned with z, + steps rows
-            z_hist.append(z[-W:])
-            x_hist.append(xz[len(z) - W:len(z) + 1])
-            x_fut.append(xz[len(z) + 1:len(z) + steps])
-        m = self.n_covariates_
-        x_future = np.zeros((len(ys), steps, m))
-        for j, f in enumerate(x_fut):
-            x_future[j, :len(f)] = f
+        z, x_hist, x_future, H, mu, sd = self._stack(ys, xs, scalers, steps)
         if n_paths:
-            P = n_paths
-            rep = lambda a: [v for v in a for _ in range(P)]       # noqa: E731
-            idx = rng.integers(0, len(self._residuals), size=(len(ys) * P, steps))
-            noise = self._residuals[idx]
-            zf = self._run(self.model_, rep(z_hist), rep(x_hist), np.repeat(x_future, P, 0),
-                           steps, noise=noise).reshape(len(ys), P, steps, -1)
+            P, S = n_paths, len(ys)
+            idx = rng.integers(0, len(self._residuals), size=(S * P, steps))
+            zf = self._run(self.model_, np.repeat(z, P, 0), np.repeat(x_hist, P, 0),
+                           np.repeat(x_future, P, 0), steps, noise=self._residuals[idx])
+            zf = zf.reshape(S, P, steps, -1)
+            out = undifference(zf * sd[:, None] + mu[:, None], H[:, None], self._d, self._s)
         else:
-            zf = self._run(self.model_, z_hist, x_hist, x_future, steps)
-        out = [undifference(zf[i] * sd + mu, v, d, s)
-               for i, (v, (mu, sd)) in enumerate(zip(ys, scalers))]
-        return out, ys, metas, flat, is_list, scalers, steps
+            zf = self._run(self.model_, z, x_hist, x_future, steps)
+            out = undifference(zf * sd + mu, H, self._d, self._s)
+        return list(out), ys, metas, flat, is_list, scalers, steps
 
     # ------------------------------------------------------------------
     # output shaping

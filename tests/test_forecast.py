@@ -289,3 +289,6 @@ def test_bad_input_gets_a_clear_error():
             RNNForecaster(**params).fit(y)
     with pytest.raises(Exception, match="not fitted"):
         RNNForecaster().predict(3)
+    plain = RNNForecaster(window_length=5, max_iter=1).fit(y)
+    with pytest.raises(ValueError, match="fitted without covariates"):
+        plain.predict(3, X=np.ones((3, 1)))

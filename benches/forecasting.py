@@ -1,0 +1,266 @@
+"""Forecasting benchmarks (issue 10): accuracy and speed of RNNForecaster.
+
+Accuracy: a rolling-origin backtest on public series that statsmodels ships
+offline (co2, sunspots, nile, elnino, macrodata realgdp), scored by MASE and
+sMAPE averaged over horizons 1..steps, against the naive and seasonal-naive
+forecasts and statsmodels' ETS and (S)ARIMA.  RNNForecaster is fitted once on
+the initial window (refit=False) and forecasts from every later origin; ETS
+and ARIMA are refitted at every origin (an advantage for them).
+
+Speed: 1,000 series of length 200, 24 steps ahead, one global model:
+fit time, forecast time, and the same recursion written with
+torch.nn.GRUCell (batched over series, and one series at a time) and with
+predict on a re-cut window per step.
+
+    python benches/forecasting.py            # both (about 10 minutes on 2 cores)
+    python benches/forecasting.py --accuracy
+    python benches/forecasting.py --speed
+
+Needs statsmodels (accuracy) and torch==2.13.0 (speed comparison).
+"""
+import argparse
+import time
+import warnings
+
+import numpy as np
+
+from crnn import RNNForecaster
+
+
+# ---------------------------------------------------------------------------
+# data
+
+
+def datasets():
+    """name -> (series, seasonal period, steps, initial window)."""
+    import statsmodels.api as sm
+    out = {}
+    co2 = sm.datasets.co2.load_pandas().data["co2"].resample("MS").mean().interpolate()
+    out["co2 (monthly)"] = (co2.to_numpy(), 12, 12, int(len(co2) * 0.8))
+    sun = sm.datasets.sunspots.load_pandas().data["SUNACTIVITY"].to_numpy()
+    out["sunspots (yearly)"] = (sun, 11, 10, int(len(sun) * 0.7))
+    nile = sm.datasets.nile.load_pandas().data["volume"].to_numpy()
+    out["nile (yearly)"] = (nile, 1, 5, 70)
+    el = sm.datasets.elnino.load_pandas().data.drop(columns="YEAR").to_numpy().ravel()
+    out["elnino (monthly)"] = (el, 12, 12, int(len(el) * 0.75))
+    gdp = np.log(sm.datasets.macrodata.load_pandas().data["realgdp"].to_numpy())
+    out["log real GDP (quarterly)"] = (gdp, 4, 8, 150)
+    return out
+
+
+def origins(y, steps, initial, max_origins=20):
+    last = len(y) - steps
+    stride = max(1, (last - initial) // max_origins)
+    return list(range(initial, last + 1, stride))
+
+
+def scores(y, preds, origins_, steps, period, initial):
+    """Mean MASE and sMAPE over origins and horizons."""
+    train = y[:initial]
+    scale = np.mean(np.abs(train[period:] - train[:-period]))
+    truth = np.stack([y[o:o + steps] for o in origins_])
+    e = truth - preds
+    smape = 200 * np.abs(e) / (np.abs(truth) + np.abs(preds))
+    return np.mean(np.abs(e)) / scale, np.mean(smape)
+
+
+# ---------------------------------------------------------------------------
+# baselines
+
+
+def naive(y, os_, steps, period):
+    return np.stack([np.repeat(y[o - 1], steps) for o in os_])
+
+
+def seasonal_naive(y, os_, steps, period):
+    return np.stack([y[o - period + (np.arange(steps) % period)] for o in os_])
+
+
+def ets(y, os_, steps, period, trend):
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+    out = []
+    for o in os_:
+        m = ETSModel(y[:o], error="add", trend="add" if trend else None,
+                     damped_trend=bool(trend), seasonal="add" if period > 1 else None,
+                     seasonal_periods=period if period > 1 else None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out.append(m.fit(disp=False).forecast(steps))
+    return np.stack(out)
+
+
+def arima(y, os_, steps, period, order, seasonal_order):
+    from statsmodels.tsa.statespace.sarimax import SARIMAX
+    out = []
+    for o in os_:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m = SARIMAX(y[:o], order=order, seasonal_order=seasonal_order,
+                        trend="c" if order[1] == 0 and seasonal_order[1] == 0 else "n")
+            out.append(m.fit(disp=False).forecast(steps))
+    return np.stack(out)
+
+
+_ARIMA = {  # (order, seasonal order) per series
+    "co2 (monthly)": ((1, 1, 1), (0, 1, 1, 12)),
+    "sunspots (yearly)": ((3, 0, 1), (0, 0, 0, 0)),
+    "nile (yearly)": ((1, 1, 1), (0, 0, 0, 0)),
+    "elnino (monthly)": ((1, 0, 1), (0, 1, 1, 12)),
+    "log real GDP (quarterly)": ((1, 1, 1), (0, 0, 0, 0)),
+}
+_TREND = {"co2 (monthly)": True, "log real GDP (quarterly)": True}
+
+
+def rnn(y, os_, steps, period, initial, **params):
+    f = RNNForecaster(random_state=0, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f.fit(y[:initial])
+    return np.stack(f.predict(steps, y=[y[:o] for o in os_]))
+
+
+def accuracy():
+    rows = []
+    for name, (y, period, steps, initial) in datasets().items():
+        os_ = origins(y, steps, initial)
+        t0 = time.perf_counter()
+        models = {
+            "naive": naive(y, os_, steps, period),
+            "seasonal naive": seasonal_naive(y, os_, steps, period),
+            "ETS": ets(y, os_, steps, period, _TREND.get(name, False)),
+            "ARIMA": arima(y, os_, steps, period, *_ARIMA[name]),
+            "RNNForecaster()": rnn(y, os_, steps, period, initial),
+            "RNNForecaster(seasonal_period)": rnn(
+                y, os_, steps, period, initial,
+                seasonal_period=period if period > 1 else None),
+            "RNNForecaster(tuned)": rnn(
+                y, os_, steps, period, initial,
+                seasonal_period=period if period > 1 else None,
+                difference=1 if name in _TREND else 0,
+                window_length=min(24, initial // 4), max_iter=300),
+        }
+        print(f"\n{name}: {len(y)} points, period {period}, {steps} steps, "
+              f"{len(os_)} origins from {initial} ({time.perf_counter() - t0:.0f} s)")
+        print(f"  {'model':<32}{'MASE':>8}{'sMAPE %':>10}")
+        for model, preds in models.items():
+            mase, smape = scores(y, preds, os_, steps, period, initial)
+            rows.append((name, model, mase, smape))
+            print(f"  {model:<32}{mase:>8.3f}{smape:>10.2f}")
+    print("\nmean over the series")
+    print(f"  {'model':<32}{'MASE':>8}{'sMAPE %':>10}")
+    for model in dict.fromkeys(r[1] for r in rows):
+        sel = [r for r in rows if r[1] == model]
+        print(f"  {model:<32}{np.mean([r[2] for r in sel]):>8.3f}"
+              f"{np.mean([r[3] for r in sel]):>10.2f}")
+
+
+# ---------------------------------------------------------------------------
+# speed
+
+
+def speed(n_series=1000, T=200, steps=24, window=24, hidden=32):
+    rng = np.random.default_rng(0)
+    t = np.arange(T)
+    ys = [np.sin(2 * np.pi * (t + rng.integers(24)) / 24) * rng.uniform(1, 3)
+          + 0.1 * rng.normal(size=T) for _ in range(n_series)]
+    f = RNNForecaster(window_length=window, hidden_size=hidden, max_iter=5,
+                      calibration_size=None, random_state=0)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f.fit(ys)
+    fit_s = time.perf_counter() - t0
+    n_windows = sum(len(y) - window for y in ys)
+
+    def best(fn, repeat=5):
+        fn()
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    ours = best(lambda: f.predict(steps))
+    print(f"\n{n_series} series x {T} points, window {window}, GRU h={hidden}, {steps} steps")
+    print(f"  fit, 5 epochs over {n_windows} windows: {fit_s:.2f} s "
+          f"({fit_s / 5:.2f} s per epoch)")
+    print(f"  RNNForecaster.predict({steps}), all series:      {1e3 * ours:8.2f} ms")
+
+    # predict on a re-cut window per step (the recursion without the stepper)
+    net, mu, sd = f.model_, f._mean, f._std
+    z0 = np.stack([((y[-window:] - m[0]) / s[0]) for y, m, s in zip(ys, mu, sd)])[:, :, None]
+
+    def recut():
+        z = z0.astype(np.float32)
+        for _ in range(steps):
+            out = net.predict(z[:, -window:])
+            z = np.concatenate([z, out[:, -1:, :]], axis=1)
+        return z
+    recut_s = best(recut, 3)
+    print(f"  re-cut window + predict per step, batched:   {1e3 * recut_s:8.2f} ms "
+          f"({recut_s / ours:.1f}x ours)")
+
+    def recut_one(i):
+        z = z0[i:i + 1].astype(np.float32)
+        for _ in range(steps):
+            out = net.predict(z[:, -window:])
+            z = np.concatenate([z, out[:, -1:, :]], axis=1)
+    few = 50
+    per = best(lambda: [recut_one(i) for i in range(few)], 1) / few
+    print(f"  re-cut window + predict per step, per series: {1e3 * per * n_series:8.2f} ms "
+          f"({per * n_series / ours:.0f}x ours; timed on {few} series)")
+
+    try:
+        import torch
+    except ImportError:
+        print("  (torch not installed: no GRUCell comparison)")
+        return
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    sdict = net.state_dict()
+    cell = torch.nn.GRUCell(1, hidden)
+    head = torch.nn.Linear(hidden, 1)
+    with torch.no_grad():
+        cell.weight_ih.copy_(torch.from_numpy(sdict["rnn.weight_ih_l0"]))
+        cell.weight_hh.copy_(torch.from_numpy(sdict["rnn.weight_hh_l0"]))
+        cell.bias_ih.copy_(torch.from_numpy(sdict["rnn.bias_ih_l0"]))
+        cell.bias_hh.copy_(torch.from_numpy(sdict["rnn.bias_hh_l0"]))
+        head.weight.copy_(torch.from_numpy(sdict["head.weight"]))
+        head.bias.copy_(torch.from_numpy(sdict["head.bias"]))
+    zt = torch.from_numpy(z0.astype(np.float32))
+
+    @torch.no_grad()
+    def torch_batched(z):
+        h = torch.zeros(z.shape[0], hidden)
+        for t_ in range(window):
+            h = cell(z[:, t_], h)
+        out = [head(h)]
+        for _ in range(steps - 1):
+            h = cell(out[-1], h)
+            out.append(head(h))
+        return torch.cat(out, 1)
+    tb = best(lambda: torch_batched(zt))
+    got = torch_batched(zt).numpy()
+    zf = np.stack([(np.asarray(p) - m[0]) / s[0] for p, m, s in zip(f.predict(steps), mu, sd)])
+    print(f"  torch GRUCell loop, batched over series:     {1e3 * tb:8.2f} ms "
+          f"({tb / ours:.1f}x ours; max |difference| {np.abs(got - zf).max():.1e})")
+    one = best(lambda: [torch_batched(zt[i:i + 1]) for i in range(few)], 1) / few
+    print(f"  torch GRUCell loop, one series at a time:    {1e3 * one * n_series:8.2f} ms "
+          f"({one * n_series / ours:.0f}x ours; timed on {few} series)")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--accuracy", action="store_true")
+    p.add_argument("--speed", action="store_true")
+    args = p.parse_args()
+    both = not (args.accuracy or args.speed)
+    if args.speed or both:
+        speed()
+    if args.accuracy or both:
+        accuracy()
+
+
+if __name__ == "__main__":
+    main()
