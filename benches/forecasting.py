@@ -108,7 +108,7 @@ _ARIMA = {  # (order, seasonal order) per series
     "elnino (monthly)": ((1, 0, 1), (0, 1, 1, 12)),
     "log real GDP (quarterly)": ((1, 1, 1), (0, 0, 0, 0)),
 }
-_TREND = {"co2 (monthly)": True, "log real GDP (quarterly)": True}
+_TREND = {"co2 (monthly)": True, "log real GDP (quarterly)": True}   # ETS's damped trend
 
 
 def rnn(y, os_, steps, period, initial, **params):
@@ -133,25 +133,27 @@ def accuracy():
             "RNNForecaster(seasonal_period)": rnn(
                 y, os_, steps, period, initial,
                 seasonal_period=period if period > 1 else None),
-            "RNNForecaster(tuned)": rnn(
-                y, os_, steps, period, initial,
-                seasonal_period=period if period > 1 else None,
-                difference=1 if name in _TREND else 0,
-                window_length=min(24, initial // 4), max_iter=300),
+            "RNNForecaster(difference=auto)": rnn(y, os_, steps, period, initial,
+                                                  difference="auto"),
+            "RNNForecaster(auto, seasonal_period)": rnn(
+                y, os_, steps, period, initial, difference="auto",
+                seasonal_period=period if period > 1 else None),
         }
         print(f"\n{name}: {len(y)} points, period {period}, {steps} steps, "
               f"{len(os_)} origins from {initial} ({time.perf_counter() - t0:.0f} s)")
-        print(f"  {'model':<32}{'MASE':>8}{'sMAPE %':>10}")
+        print(f"  {'model':<38}{'MASE':>8}{'sMAPE %':>10}")
         for model, preds in models.items():
             mase, smape = scores(y, preds, os_, steps, period, initial)
             rows.append((name, model, mase, smape))
-            print(f"  {model:<32}{mase:>8.3f}{smape:>10.2f}")
+            print(f"  {model:<38}{mase:>8.3f}{smape:>10.2f}")
     print("\nmean over the series")
-    print(f"  {'model':<32}{'MASE':>8}{'sMAPE %':>10}")
+    print(f"  {'model':<38}{'MASE':>8}{'sMAPE %':>10}{'beats s-naive':>15}")
     for model in dict.fromkeys(r[1] for r in rows):
         sel = [r for r in rows if r[1] == model]
-        print(f"  {model:<32}{np.mean([r[2] for r in sel]):>8.3f}"
-              f"{np.mean([r[3] for r in sel]):>10.2f}")
+        wins = sum(r[2] < s_[2] for r in sel for s_ in rows
+                   if s_[0] == r[0] and s_[1] == "seasonal naive")
+        print(f"  {model:<38}{np.mean([r[2] for r in sel]):>8.3f}"
+              f"{np.mean([r[3] for r in sel]):>10.2f}{f'{wins}/{len(sel)}':>15}")
 
 
 # ---------------------------------------------------------------------------

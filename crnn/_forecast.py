@@ -164,6 +164,43 @@ def undifference(z, history, d, season):
     return out
 
 
+# the KPSS test's 5% critical value for level stationarity (Kwiatkowski et al.
+# 1992, table 1)
+_KPSS_5PCT = 0.463
+
+
+def kpss_statistic(y):
+    """KPSS statistic of level stationarity of a 1-D series, with the
+    Bartlett-window long-run variance at lag trunc(4 (T / 100) ** 0.25)
+    (the "short" lag of Kwiatkowski et al., as pmdarima's ndiffs uses)."""
+    y = np.asarray(y, dtype=np.float64)
+    T = len(y)
+    e = y - y.mean()
+    s2 = e @ e / T
+    if s2 <= 0:
+        return 0.0
+    lags = int(4 * (T / 100) ** 0.25)
+    for lag in range(1, min(lags, T - 1) + 1):
+        s2 += 2 * (1 - lag / (lags + 1)) * (e[lag:] @ e[:-lag]) / T
+    return float(np.sum(np.cumsum(e) ** 2) / (T * T * s2)) if s2 > 0 else np.inf
+
+
+def auto_difference(ys, season, max_d=2):
+    """Regular differences that make the series level-stationary by the KPSS
+    test at 5% (after the seasonal difference, if any), per column, the
+    median over series and columns, rounded up; at most max_d."""
+    choices = []
+    for y in ys:
+        u = y[season:] - y[:-season] if season else y
+        for col in u.T:
+            d = 0
+            while d < max_d and len(col) > 10 and kpss_statistic(col) > _KPSS_5PCT:
+                col = np.diff(col)
+                d += 1
+            choices.append(d)
+    return int(np.ceil(np.median(choices)))
+
+
 # ---------------------------------------------------------------------------
 
 
@@ -186,9 +223,11 @@ class RNNForecaster(BaseEstimator):
         Standardise each (differenced) series by its mean and standard
         deviation (per column); undone on output.  Covariates are
         standardised over all series.
-    difference : int, default=0
+    difference : int or "auto", default=0
         Regular differences taken before training (1 for a trend, 2 for a
-        changing trend); undone on output.
+        changing trend); undone on output.  "auto": as many (at most 2) as
+        make the series level-stationary by the KPSS test at 5%, chosen at
+        fit (``difference_``).
     seasonal_period : int, optional
         Take one seasonal difference at this lag first (12 for monthly data
         with a yearly pattern).
@@ -211,6 +250,8 @@ class RNNForecaster(BaseEstimator):
     model_ : RNNRegressor
         The fitted network (inputs: the k transformed series values and m
         covariates; outputs: the k next values).
+    difference_ : int
+        Regular differences used (``difference``, or the one "auto" chose).
     n_series_ : int
         Number of series fitted.
     n_columns_ : int
@@ -306,11 +347,13 @@ class RNNForecaster(BaseEstimator):
             if allow_none and v is None:
                 return None
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
+                extra = " or None" if allow_none else (" or 'auto'" if name == "difference"
+                                                       else "")
                 raise ValueError(f"The '{name}' parameter of RNNForecaster must be an int >= "
-                                 f"{low}{' or None' if allow_none else ''}. Got {v!r} instead.")
+                                 f"{low}{extra}. Got {v!r} instead.")
             return int(v)
         W = integer("window_length", 1)
-        d = integer("difference", 0)
+        d = "auto" if self.difference == "auto" else integer("difference", 0)
         s = integer("seasonal_period", 1, allow_none=True) or 0
         if self.scale not in ("standard", None):
             raise ValueError("The 'scale' parameter of RNNForecaster must be 'standard' or "
@@ -410,6 +453,8 @@ class RNNForecaster(BaseEstimator):
         W, d, s = self._check_params()
         ys, metas, flats, is_list = _series_list(y, "y")
         xs = self._covariates(X, [len(v) for v in ys], "X")
+        if d == "auto":
+            d = auto_difference(ys, s)
         self._W, self._d, self._s = W, d, s
         zs, xsz = self._prepare(ys, xs, fit_scalers=True)
         errors, residuals = self._calibrate(ys, zs, xsz)
@@ -429,6 +474,12 @@ class RNNForecaster(BaseEstimator):
         self._history_x = [x[-tail:].copy() for x in xs]
         self._metas, self._flat, self._is_list = metas, flats[0], is_list
         return self
+
+    @property
+    def difference_(self):
+        """The regular differences used (an int, also when difference="auto")."""
+        check_is_fitted(self, "model_")
+        return self._d
 
     def _split_calibration(self, n):
         c = self.calibration_size

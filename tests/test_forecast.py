@@ -292,3 +292,34 @@ def test_bad_input_gets_a_clear_error():
     plain = RNNForecaster(window_length=5, max_iter=1).fit(y)
     with pytest.raises(ValueError, match="fitted without covariates"):
         plain.predict(3, X=np.ones((3, 1)))
+
+
+def _walks():
+    rng = np.random.default_rng(0)
+    white = rng.normal(size=300)
+    return white, white.cumsum(), white.cumsum().cumsum()
+
+
+def test_the_kpss_statistic_matches_statsmodels():
+    stats = pytest.importorskip("statsmodels.tsa.stattools")
+    from crnn._forecast import kpss_statistic
+    for y in _walks():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want = stats.kpss(y, regression="c", nlags=int(4 * (len(y) / 100) ** 0.25))[0]
+        assert kpss_statistic(y) == pytest.approx(want, rel=1e-10)
+
+
+def test_auto_differencing_follows_the_kpss_test():
+    from crnn._forecast import auto_difference, kpss_statistic
+    white, walk, twice = _walks()
+    # the statistic on known cases: small for white noise, large for a walk
+    assert kpss_statistic(white) < 0.463 < kpss_statistic(walk)
+    assert [auto_difference([v[:, None]], 0) for v in (white, walk, twice)] == [0, 1, 2]
+    # a seasonal difference first: a seasonal pattern on white noise needs none
+    t = np.arange(300)
+    assert auto_difference([(np.sin(2 * np.pi * t / 12) * 5 + white)[:, None]], 12) == 0
+    f = RNNForecaster(window_length=6, difference="auto", max_iter=1).fit(walk)
+    assert f.difference_ == 1 and f.difference == "auto"
+    with pytest.raises(ValueError, match="'difference'.*or 'auto'"):
+        RNNForecaster(difference="yes").fit(walk)
