@@ -11,6 +11,7 @@ path) a parallel stream.
 Time alignment: the input at time t is [z_t, x_{t+1}] (the covariates of the
 time being predicted, known in advance) and its target is z_{t+1}.
 """
+import copy
 import numbers
 import warnings
 
@@ -450,7 +451,18 @@ class RNNForecaster(BaseEstimator):
         -------
         self : RNNForecaster
         """
+        # all the work on a copy: a fit that fails leaves a fitted forecaster
+        # as it was (never new scalers with the old network)
+        work = copy.copy(self)
+        for name in self._FITTED_ATTRIBUTES:
+            work.__dict__.pop(name, None)
+        work._fit(y, X)
+        self.__dict__.update({name: work.__dict__[name] for name in self._FITTED_ATTRIBUTES})
+        return self
+
+    def _fit(self, y, X):
         W, d, s = self._check_params()
+        self._network()._validate_hyperparams()
         ys, metas, flats, is_list = _series_list(y, "y")
         xs = self._covariates(X, [len(v) for v in ys], "X")
         if d == "auto":
@@ -473,7 +485,6 @@ class RNNForecaster(BaseEstimator):
         self._history = [v[-tail:].copy() for v in ys]
         self._history_x = [x[-tail:].copy() for x in xs]
         self._metas, self._flat, self._is_list = metas, flats[0], is_list
-        return self
 
     @property
     def difference_(self):

@@ -323,3 +323,18 @@ def test_auto_differencing_follows_the_kpss_test():
     assert f.difference_ == 1 and f.difference == "auto"
     with pytest.raises(ValueError, match="'difference'.*or 'auto'"):
         RNNForecaster(difference="yes").fit(walk)
+
+
+def test_a_failed_refit_leaves_the_fitted_forecaster_unchanged():
+    """The new data's scalers must never be kept with the old network."""
+    f = RNNForecaster(window_length=6, max_iter=2, random_state=0).fit(_seasonal(60))
+    before = f.predict(5)
+    big = _seasonal(80, seed=4) * 1000
+    f.set_params(learning_rate_init=-1.0)          # refused only by the network
+    with pytest.raises(ValueError, match="learning_rate_init"):
+        f.fit(big)
+    f.set_params(learning_rate_init=1e-3, window_length=500)
+    with pytest.raises(ValueError, match="observations"):
+        f.fit(big)
+    np.testing.assert_array_equal(f.predict(5), before)
+
