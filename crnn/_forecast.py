@@ -165,6 +165,20 @@ def undifference(z, history, d, season):
     return out
 
 
+def location_scale(z):
+    """Mean and standard deviation per column, computed relative to each
+    column's largest magnitude (no overflow near 1e308, no underflow near
+    1e-300).  A column constant to 12 digits gets 1e-12 times its magnitude
+    (continuous at that threshold): its transformed values are all 0, and the
+    network's small errors map to a deviation of 1e-12 of its level, so a
+    constant (or, differenced, a linear) series is forecast exactly."""
+    a = np.abs(z).max(axis=0)
+    a = np.where((a > 0) & np.isfinite(a), a, 1.0)
+    u = z / a
+    sd = u.std(axis=0)
+    return u.mean(axis=0) * a, np.maximum(sd, 1e-12) * a
+
+
 # the KPSS test's 5% critical value for level stationarity (Kwiatkowski et al.
 # 1992, table 1)
 _KPSS_5PCT = 0.463
@@ -200,6 +214,12 @@ def auto_difference(ys, season, max_d=2):
                 d += 1
             choices.append(d)
     return int(np.ceil(np.median(choices)))
+
+
+def _check_finite(zs, xs):
+    if not all(np.all(np.isfinite(v)) for v in list(zs) + list(xs)):
+        raise ValueError("y or X has values too large to difference and scale in float64 "
+                         "(they overflow); rescale them first.")
 
 
 # ---------------------------------------------------------------------------
@@ -402,21 +422,18 @@ class RNNForecaster(BaseEstimator):
         zs = [difference(y, d, s) for y in ys]
         if fit_scalers:
             if self.scale == "standard":
-                self._mean = [z.mean(axis=0) for z in zs]
-                self._std = [np.where(z.std(axis=0) > 1e-12 * (1 + np.abs(z).max(axis=0)),
-                                      z.std(axis=0), 1.0) for z in zs]
+                self._mean, self._std = (list(v) for v in zip(*map(location_scale, zs)))
                 allx = np.concatenate(xs) if xs[0].shape[1] else np.zeros((1, 0))
-                self._x_mean = allx.mean(axis=0)
-                sd = allx.std(axis=0)
-                self._x_std = np.where(sd > 1e-12 * (1 + np.abs(allx).max(axis=0, initial=0)),
-                                       sd, 1.0)
+                self._x_mean, self._x_std = location_scale(allx)
             else:
                 k, m = zs[0].shape[1], xs[0].shape[1]
                 self._mean = [np.zeros(k) for _ in zs]
                 self._std = [np.ones(k) for _ in zs]
                 self._x_mean, self._x_std = np.zeros(m), np.ones(m)
-        zs = [(z - mu) / sd for z, mu, sd in zip(zs, self._mean, self._std)]
-        xs = [self._scale_x(x)[d + s:] for x in xs]
+        with np.errstate(over="ignore", invalid="ignore"):
+            zs = [(z - mu) / sd for z, mu, sd in zip(zs, self._mean, self._std)]
+            xs = [self._scale_x(x)[d + s:] for x in xs]
+        _check_finite(zs, xs)
         return zs, xs
 
     def _scale_x(self, x):
@@ -584,7 +601,9 @@ class RNNForecaster(BaseEstimator):
         H = np.stack([v[-tail:] for v in ys])
         mu = np.stack([m for m, _ in scalers])[:, None]
         sd = np.stack([v for _, v in scalers])[:, None]
-        z = (difference(H, d, s) - mu) / sd
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = (difference(H, d, s) - mu) / sd
+        _check_finite([z], [])
         if not self.n_covariates_:
             none = np.zeros((len(ys), W + steps, 0))
             return z, none[:, :W], none[:, :steps - 1], H, mu, sd
@@ -640,11 +659,10 @@ class RNNForecaster(BaseEstimator):
             return list(zip(self._mean, self._std))
         out = []
         for y in ys:
-            z = difference(y, self._d, self._s)
+            with np.errstate(over="ignore", invalid="ignore"):
+                z = difference(y, self._d, self._s)
             if self.scale == "standard":
-                sd = z.std(axis=0)
-                out.append((z.mean(axis=0),
-                            np.where(sd > 1e-12 * (1 + np.abs(z).max(axis=0)), sd, 1.0)))
+                out.append(location_scale(z))
             else:
                 out.append((np.zeros(z.shape[1]), np.ones(z.shape[1])))
         return out
@@ -662,7 +680,11 @@ class RNNForecaster(BaseEstimator):
             out = undifference(zf * sd[:, None] + mu[:, None], H[:, None], self._d, self._s)
         else:
             zf = self._run(self.model_, z, x_hist, x_future, steps)
-            out = undifference(zf * sd + mu, H, self._d, self._s)
+            with np.errstate(over="ignore", invalid="ignore"):
+                out = undifference(zf * sd + mu, H, self._d, self._s)
+        if not np.all(np.isfinite(out)):
+            raise ValueError("The forecast overflows float64: the series' values or their "
+                             "differences are too close to the largest float.")
         return list(out), ys, metas, flat, is_list, scalers, steps
 
     # ------------------------------------------------------------------

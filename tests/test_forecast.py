@@ -79,9 +79,13 @@ def test_differencing_is_exactly_undone(d, season):
 
 
 def test_scaling_is_undone_and_a_constant_series_forecasts_itself():
-    f = RNNForecaster(window_length=5, max_iter=2, calibration_size=None, random_state=0)
-    f.fit(np.full(40, 7.25))
-    np.testing.assert_allclose(f.predict(4), 7.25 + f._mean[0][0] * 0, atol=0.5)
+    for level in (7.25, -3e6, 1e-200, 0.0):
+        f = RNNForecaster(window_length=5, max_iter=2, calibration_size=None, random_state=0)
+        np.testing.assert_allclose(f.fit(np.full(40, level)).predict(4), level, rtol=1e-9,
+                                   atol=1e-12 if level == 0 else 0)
+    line = 5.0 + 0.25 * np.arange(40)              # differenced: constant
+    f = RNNForecaster(window_length=5, max_iter=2, difference=1, random_state=0).fit(line)
+    np.testing.assert_allclose(f.predict(3), 5.0 + 0.25 * np.arange(40, 43), rtol=1e-9)
     y = _seasonal(100) * 1000 + 5e4        # large values: scaled, then unscaled
     f = RNNForecaster(window_length=12, max_iter=30, dtype=np.float64,
                       random_state=0).fit(y)
@@ -337,4 +341,22 @@ def test_a_failed_refit_leaves_the_fitted_forecaster_unchanged():
     with pytest.raises(ValueError, match="observations"):
         f.fit(big)
     np.testing.assert_array_equal(f.predict(5), before)
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-8, 1e8, 1e300])
+def test_forecasts_are_scale_invariant_from_1e_300_to_1e300(scale):
+    """The standard deviation must neither overflow (1e300 ** 2) nor be
+    mistaken for a constant series (1e-300)."""
+    base = np.sin(np.arange(80) / 3) + 0.05 * np.random.default_rng(0).normal(size=80)
+    kw = dict(window_length=5, max_iter=20, difference=1, random_state=0)
+    want = RNNForecaster(**kw).fit(base).predict(3)
+    got = RNNForecaster(**kw).fit(base * scale).predict(3)
+    np.testing.assert_allclose(got / scale, want, rtol=1e-6)
+
+
+def test_values_that_overflow_when_differenced_are_refused():
+    y = np.tile([1.7e308, -1.7e308], 40)
+    RNNForecaster(window_length=5, max_iter=1).fit(y)        # as levels: fine
+    with pytest.raises(ValueError, match="too large to difference and scale"):
+        RNNForecaster(window_length=5, max_iter=1, difference=1).fit(y)
 
