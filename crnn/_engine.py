@@ -230,11 +230,16 @@ class TrainWorkspace:
             self.sample_weights = data.lens if engine.seq else None
         self.batch_weight = 0.0
 
-    def train_batch(self, theta, samples, seed=0):
+    def train_batch(self, theta, samples, seed=0, states=None):
         """Mean loss (without any penalty) of the batch `samples` (data
         sample indices, at most batch_size of them) at theta; its gradient
         is left in ``self.grads``, one row per shard, to be summed in order
-        (the optimizer kernel does).  seed: the dropout masks (with dropout)."""
+        (the optimizer kernel does).  seed: the dropout masks (with dropout).
+        states: (h0, c0, hN, cN), each None or a (num_layers * ndir,
+        n_samples, hidden) array in theta's dtype indexed by data sample:
+        the batch starts from h0 (c0) and writes its final states into hN
+        (cN), with no gradient into the initial states (stateful training
+        by truncated BPTT across batches)."""
         data = self.data
         idx, bounds = shard_batch(samples, data.lens, self.n_shards, not self.varlen)
         self.batch_weight = (len(samples) if self.sample_weights is None
@@ -243,4 +248,5 @@ class TrainWorkspace:
             self.engine.cfg, theta, self.grads, data.rows, data.start, data.lens, self.yreg,
             self.ylab, idx, bounds, self.ws, self.iws, self.T, self.shard_rows, self.varlen,
             self.n_threads, self.plan.hidden_split, self.wpack, self.weights, seed,
+            *(states or ()),
         )

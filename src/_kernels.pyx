@@ -1028,6 +1028,38 @@ cdef struct States:
     Py_ssize_t N
 
 
+cdef int _init_states(const Net* n, Py_ssize_t N, const floating[:, :, ::1] h0,
+                      const floating[:, :, ::1] c0, floating[:, :, ::1] hN,
+                      floating[:, :, ::1] cN, States* st) except -1:
+    """Check the optional initial (h0, c0) and final (hN, cN) state arrays,
+    (num_layers * ndir, N, H) as in PyTorch, and point st at them.  Returns
+    1 when there are any (pass st to the kernels), 0 when there are none."""
+    st.h0 = NULL
+    st.c0 = NULL
+    st.hN = NULL
+    st.cN = NULL
+    st.N = N
+    for arr, name in ((h0, "h0"), (c0, "c0"), (hN, "hN"), (cN, "cN")):
+        if arr is not None and (arr.shape[0] != n.L * n.ndir or arr.shape[1] != N
+                                or arr.shape[2] != n.H):
+            raise ValueError(f"{name} must have shape ({n.L * n.ndir}, {N}, {n.H})")
+    if (c0 is not None or cN is not None) and n.cell != CELL_LSTM:
+        raise ValueError("only the LSTM has cell states")
+    if c0 is not None and h0 is None:
+        raise ValueError("c0 needs h0")
+    if N == 0:
+        return 0
+    if h0 is not None:
+        st.h0 = &h0[0, 0, 0]
+    if c0 is not None:
+        st.c0 = &c0[0, 0, 0]
+    if hN is not None:
+        st.hN = &hN[0, 0, 0]
+    if cN is not None:
+        st.cN = &cN[0, 0, 0]
+    return 1 if (st.h0 != NULL or st.hN != NULL) else 0
+
+
 cdef void _bufs(const Net* n, floating* ws, const Py_ssize_t* lay, const Seqs* q,
                 Py_ssize_t T, Py_ssize_t Bmax, bint train, int l, int d, Bufs* b) noexcept nogil:
     """Workspace pointers for layer l, direction d (per-layer buffers are
@@ -1171,13 +1203,16 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
                          const floating* yreg, const int32_t* ylab, floating* ws,
                          Py_ssize_t* iws, Py_ssize_t Tcap, Py_ssize_t Bmax, bint varlen,
                          const double* sw, double scale, unsigned long long seed,
-                         const floating* wpack, int tid, int nt) noexcept nogil:
+                         const floating* wpack, const States* st, int tid,
+                         int nt) noexcept nogil:
     """Loss (this thread's part of the sum) and gradient of one shard (rows
     idx[0..B-1], sorted by decreasing length), run by a team of nt threads
     (nt = 1: one thread does it all).  sw: a weight per target row, or NULL.
     seed: the dropout masks' (n.dropout > 0).  wpack: packed weights for the
     forward and backward passes, or NULL.  Tcap, Bmax, varlen: the
-    workspace's layout."""
+    workspace's layout.  st: initial states to start from and final states
+    to report, or NULL (zeros); no gradient flows into the initial states
+    (truncated backpropagation through time across calls)."""
     cdef Py_ssize_t pb = _packed_block(n, sizeof(floating))
     cdef Py_ssize_t lay[WS_NSLOTS]
     cdef unsigned int csr
@@ -1204,7 +1239,7 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
     _seqs_init(&q, idx, B, start, lens, iws, tid, nt)
     K = _ring_slots(n, q.T, not q.uniform)
     _gather(ws + lay[WS_X0], X, n.D, &q, tid, nt)
-    _forward_layers(n, theta, ws, lay, &q, Tcap, Bmax, True, wpack, NULL, seed, tid, nt)
+    _forward_layers(n, theta, ws, lay, &q, Tcap, Bmax, True, wpack, st, seed, tid, nt)
 
     Ytop = ws + lay[WS_Y] + (n.L - 1) * ysz
     dYcur = ws + lay[WS_DYA]
@@ -1338,7 +1373,9 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
                const Py_ssize_t[::1] shard_off, floating[:, ::1] ws,
                Py_ssize_t[:, ::1] iws, Py_ssize_t T_cap, Py_ssize_t B_cap, bint varlen,
                int n_threads, bint hidden_split=False, floating[::1] wpack=None,
-               const double[::1] sample_weight=None, unsigned long long seed=0):
+               const double[::1] sample_weight=None, unsigned long long seed=0,
+               const floating[:, :, ::1] h0=None, const floating[:, :, ::1] c0=None,
+               floating[:, :, ::1] hN=None, floating[:, :, ::1] cN=None):
     """Loss of a batch and its gradient, one row of `grads` per shard.
 
     Data: sample i is rows start[i] .. start[i] + lens[i] - 1 of X (one row
@@ -1360,6 +1397,11 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
     loss is then the weighted mean over the batch's terms (0, with a zero
     gradient, when the batch's weights sum to 0).  seed: the dropout masks
     of this call when cfg has dropout (see _dropout).
+    h0 (c0 for the LSTM): initial states, (num_layers * ndir, N, H) indexed
+    by sample as in predict (None: zeros); no gradient flows into them, so
+    consecutive chunks of a long sequence carrying hN over train by
+    truncated BPTT across calls, as char-rnn does.  hN (cN): filled with the
+    batch's samples' final states (rows of other samples untouched).
     Returns the (weighted) mean loss of the batch (without the L2 term).
     """
     cdef const Net* n = &cfg.net
@@ -1373,6 +1415,8 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
     cdef int tid, nth
     cdef floating* wp = NULL
     cdef Py_ssize_t rows_y = (X.shape[0] if n.seq else start.shape[0])
+    cdef States st
+    cdef const States* stp = NULL
 
     if X.shape[1] != n.D:
         raise ValueError(f"X has {X.shape[1]} features, the network expects {n.D}")
@@ -1382,6 +1426,8 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
         raise ValueError("start and lens differ in length")
     if shard_off.shape[0] != S + 1 or shard_off[0] != 0 or shard_off[S] != B:
         raise ValueError("shard offsets do not cover the batch")
+    if _init_states(n, start.shape[0], h0, c0, hN, cN, &st):
+        stp = &st
     if hidden_split and S != 1:
         raise ValueError("the hidden split runs one shard")
     if n_threads < 1:
@@ -1447,7 +1493,8 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
                 _pack_all(n, &theta[0], wp, True, tid, nth)
             part_loss[tid] = _train_shard(n, &theta[0], &grads[0, 0], P, &X[0, 0], &start[0],
                                           &lens[0], &idx[0], B, yp, lp, &ws[0, 0], &iws[0, 0],
-                                          T_cap, B_cap, varlen, swp, scale, seed, wp, tid, nth)
+                                          T_cap, B_cap, varlen, swp, scale, seed, wp, stp, tid,
+                                          nth)
     else:
         if wp != NULL:
             with nogil, parallel(num_threads=n_threads):
@@ -1459,7 +1506,7 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
             part_loss[s] = _train_shard(n, &theta[0], &grads[s, 0], P, &X[0, 0], &start[0],
                                         &lens[0], &idx[lo], hi - lo, yp, lp, &ws[s, 0],
                                         &iws[s, 0], T_cap, B_cap, varlen, swp, scale, seed, wp,
-                                        0, 1)
+                                        stp, 0, 1)
     for s in range(part_loss.shape[0]):
         loss += part_loss[s]
     return loss * scale
@@ -1512,31 +1559,10 @@ def predict(Config cfg, const floating[::1] theta, const floating[:, ::1] X,
         if wpack.shape[0] != cfg.packed_size(False, sizeof(floating)):
             raise ValueError("packed-weight buffer has the wrong size")
         wp = &wpack[0]
-    st.h0 = NULL
-    st.c0 = NULL
-    st.hN = NULL
-    st.cN = NULL
-    st.N = N
-    for arr, name in ((h0, "h0"), (c0, "c0"), (hN, "hN"), (cN, "cN")):
-        if arr is not None and (arr.shape[0] != n.L * n.ndir or arr.shape[1] != N
-                                or arr.shape[2] != n.H):
-            raise ValueError(f"{name} must have shape ({n.L * n.ndir}, {N}, {n.H})")
-    if (c0 is not None or cN is not None) and n.cell != CELL_LSTM:
-        raise ValueError("only the LSTM has cell states")
-    if c0 is not None and h0 is None:
-        raise ValueError("c0 needs h0")
+    if _init_states(n, N, h0, c0, hN, cN, &st):
+        stp = &st
     if Nb == 0:
         return
-    if h0 is not None:
-        st.h0 = &h0[0, 0, 0]
-    if c0 is not None:
-        st.c0 = &c0[0, 0, 0]
-    if hN is not None:
-        st.hN = &hN[0, 0, 0]
-    if cN is not None:
-        st.cN = &cN[0, 0, 0]
-    if st.h0 != NULL or st.hN != NULL:
-        stp = &st
     cdef Py_ssize_t[::1] offs
     if chunk_off is None:
         offs = np.minimum(np.arange(0, Nb + chunk, chunk, dtype=np.intp)[:(Nb + chunk - 1) // chunk + 1], Nb)

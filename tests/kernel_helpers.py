@@ -68,7 +68,7 @@ def shard(idx, lens, S):
 
 def kernel_loss_grad(layout, params, X, y, idx, *, loss, seq, trunc=None, n_threads=1,
                      dtype=np.float64, readonly=False, hidden_split=False, packed=False,
-                     weights=None, dropout=0.0, seed=0):
+                     weights=None, dropout=0.0, seed=0, states=None):
     """(mean loss, {name: gradient}) of the batch X[idx] from train_step
     (batch split over n_threads shards, or one shard split over hidden units;
     recurrent products on packed weights, or through BLAS).
@@ -76,7 +76,8 @@ def kernel_loss_grad(layout, params, X, y, idx, *, loss, seq, trunc=None, n_thre
     X: (N, T, D) array or a list of (T_i, D) arrays.  y: per sample (N, ...)
     or, with seq, per step: (N, T, ...) array or list of (T_i, ...) arrays.
     weights: per target row, as y without its output axis (None: none).
-    dropout, seed: dropout between layers and the masks' seed."""
+    dropout, seed: dropout between layers and the masks' seed.  states:
+    (h0, c0, hN, cN) for train_step (any may be None; hN, cN are filled)."""
     theta = pack(layout, params, dtype)
     cfg = config(layout, seq, LOSS_MSE if loss == "mse" else LOSS_XENT, trunc, dropout)
     sw = None
@@ -110,7 +111,7 @@ def kernel_loss_grad(layout, params, X, y, idx, *, loss, seq, trunc=None, n_thre
                     dtype)
     value = _kernels.train_step(cfg, theta, grads, rows, start, lens, yreg, ylab, order, bounds,
                                 ws, iws, T, bmax, varlen, n_threads, hidden_split, wpack, sw,
-                                seed)
+                                seed, *(states or ()))
     g = grads.sum(axis=0)
     return value, {k: v.copy() for k, v in layout.views(g).items()}
 

@@ -169,8 +169,10 @@ def _direction_backward(dH, steps, W_hh, cell, nonlinearity, d, trunc):
 
 
 def backward(params, cache, dlogits, *, num_layers, bidirectional, nonlinearity,
-             return_sequences, bptt_truncate=None, cell="rnn", masks=None):
-    """Gradients of every tensor (dict with the params' names)."""
+             return_sequences, bptt_truncate=None, cell="rnn", masks=None, h0=None):
+    """Gradients of every tensor (dict with the params' names).  h0: the
+    initial states the forward pass started from (None: zeros); no gradient
+    flows into them."""
     ndir = 2 if bidirectional else 1
     layer_cache, hin, _ = cache
     grads = {}
@@ -202,6 +204,8 @@ def backward(params, cache, dlogits, *, num_layers, bidirectional, nonlinearity,
                 hprev[:, 1:] = hs[:, :-1]
             else:
                 hprev[:, :-1] = hs[:, 1:]
+            if h0 is not None:
+                hprev[:, 0 if d == 0 else -1] = h0[layer * ndir + d]
             grads["rnn.weight_ih" + sfx] = np.einsum("bth,btd->hd", dXP, inp)
             grads["rnn.weight_hh" + sfx] = np.einsum("bth,btk->hk", dRP, hprev)
             grads["rnn.bias_ih" + sfx] = dXP.sum(axis=(0, 1))
@@ -212,11 +216,11 @@ def backward(params, cache, dlogits, *, num_layers, bidirectional, nonlinearity,
 
 
 def loss_and_grads(params, X, y, *, loss, bptt_truncate=None, weights=None, masks=None,
-                   **arch):
-    logits, cache = forward(params, X, masks=masks, **arch)
+                   h0=None, c0=None, **arch):
+    logits, cache = forward(params, X, masks=masks, h0=h0, c0=c0, **arch)
     value, dlogits = loss_and_dlogits(logits, y, loss, weights)
     return value, backward(params, cache, dlogits, bptt_truncate=bptt_truncate, masks=masks,
-                           **arch)
+                           h0=h0, **arch)
 
 
 def _mix64(x):

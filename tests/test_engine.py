@@ -122,6 +122,34 @@ def test_train_batch_gradient_does_not_depend_on_the_thread_plan():
         np.testing.assert_allclose(g, results[0][1], rtol=1e-10, atol=1e-13)
 
 
+def test_train_batch_from_states_under_every_thread_plan():
+    """States in and out through the engine: the same loss, gradient and
+    final states for the batch split and the hidden split, and different
+    from the stateless call (the states are used)."""
+    rng = np.random.default_rng(2)
+    layout = Layout("lstm", "tanh", 2, 1, 64, 3, 1)
+    theta = layout.init_params(np.random.RandomState(0), np.float64)
+    engine = Engine(layout, True, LOSS_MSE)
+    data = from_array(rng.normal(size=(12, 6, 3)))
+    y = rng.normal(size=(72, 1))
+    h0, c0 = rng.normal(size=(2, 2, 12, 64)) * 0.5
+    batch = np.array([7, 1, 4, 10, 0], dtype=np.intp)
+    results = []
+    for nt in (1, 2, 4):
+        work = engine.trainer(data, y, 5, nt, np.dtype(np.float64))
+        hN, cN = np.zeros_like(h0), np.zeros_like(c0)
+        loss = work.train_batch(theta, batch, states=(h0, c0, hN, cN))
+        results.append((loss, work.grads.sum(axis=0), hN[:, batch], cN[:, batch], work.plan))
+        plain = work.train_batch(theta, batch)
+    assert results[0][4] == ThreadPlan(False, 1) and results[2][4].hidden_split
+    assert plain != pytest.approx(results[0][0])
+    for loss, g, hN, cN, _ in results[1:]:
+        assert loss == pytest.approx(results[0][0], rel=1e-12)
+        np.testing.assert_allclose(g, results[0][1], rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(hN, results[0][2], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(cN, results[0][3], rtol=1e-12, atol=1e-14)
+
+
 def test_codes_are_shared_with_the_kernels():
     assert set(_kernels.CELL_CODES.values()) == {0, 1, 2, 3}
     assert Layout("rnn", "relu", 1, 1, 4, 1, 1).cell_code == _kernels.CELL_CODES[("rnn", "relu")]

@@ -341,6 +341,95 @@ def test_predict_with_initial_and_final_states(cell, bidirectional, threading, l
                 np.testing.assert_allclose(cN, want_c, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("seq", [False, True])
+@pytest.mark.parametrize("threading", THREADING, ids=THREAD_IDS)
+def test_training_from_given_states_matches_reference(cell, bidirectional, seq, threading):
+    """train_step from initial states: the loss, every gradient (no gradient
+    into the states: truncated BPTT across calls) and the batch's final
+    states; other samples' rows of hN are left alone."""
+    n_threads, hidden_split = threading
+    layout, params, X, y, idx, arch = _problem(21, num_layers=2, bidirectional=bidirectional,
+                                               nonlinearity="tanh", seq=seq, loss="mse",
+                                               cell=cell)
+    rng = np.random.default_rng(5)
+    shape = (2 * (2 if bidirectional else 1), X.shape[0], H)
+    h0 = rng.normal(size=shape) * 0.5
+    c0 = rng.normal(size=shape) * 0.5 if cell == "lstm" else None
+    hN = np.full(shape, np.nan)
+    cN = np.full(shape, np.nan) if cell == "lstm" else None
+    yt = y[idx] if seq else y[idx][:, 0]
+    want_loss, want = ref.loss_and_grads(params, X[idx], yt, loss="mse", h0=h0[:, idx],
+                                         c0=None if c0 is None else c0[:, idx], **arch)
+    want_h, want_c = ref.final_states(params, X[idx], h0=h0[:, idx],
+                                      c0=None if c0 is None else c0[:, idx], **arch)
+    got_loss, got = kernel_loss_grad(layout, params, X, y if seq else y[:, 0], idx, loss="mse",
+                                     seq=seq, n_threads=n_threads, hidden_split=hidden_split,
+                                     states=(h0, c0, hN, cN))
+    assert got_loss == pytest.approx(want_loss, rel=1e-12)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-10, atol=1e-12,
+                                   err_msg=name)
+    np.testing.assert_allclose(hN[:, idx], want_h, rtol=1e-12, atol=1e-12)
+    others = np.setdiff1d(np.arange(X.shape[0]), idx)
+    assert np.all(np.isnan(hN[:, others]))
+    if cell == "lstm":
+        np.testing.assert_allclose(cN[:, idx], want_c, rtol=1e-12, atol=1e-12)
+    # zero initial states are the stateless call
+    _, plain = kernel_loss_grad(layout, params, X, y if seq else y[:, 0], idx, loss="mse",
+                                seq=seq, n_threads=n_threads, hidden_split=hidden_split)
+    _, zeros = kernel_loss_grad(layout, params, X, y if seq else y[:, 0], idx, loss="mse",
+                                seq=seq, n_threads=n_threads, hidden_split=hidden_split,
+                                states=(np.zeros(shape), None if c0 is None else
+                                        np.zeros(shape), None, None))
+    for name in plain:
+        np.testing.assert_array_equal(zeros[name], plain[name])
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_training_on_chunks_with_the_state_carried_sees_one_long_sequence(cell):
+    """Two chunks of a long sequence, the second starting from the first's
+    final state: the second chunk's loss is the long sequence's loss over
+    its steps (what stateful training over a long text relies on), and its
+    ragged shards (sequences of different lengths) do the same."""
+    layout, params, X, y, idx, arch = _problem(8, num_layers=2, bidirectional=False,
+                                               nonlinearity="tanh", seq=True, loss="mse",
+                                               cell=cell, T=10)
+    N = X.shape[0]
+    shape = (2, N, H)
+    everyone = np.arange(N)
+    hN = np.zeros(shape)
+    cN = np.zeros(shape) if cell == "lstm" else None
+    kernel_loss_grad(layout, params, X[:, :6], y[:, :6], everyone, loss="mse", seq=True,
+                     states=(None, None, hN, cN))
+    loss2, _ = kernel_loss_grad(layout, params, X[:, 6:], y[:, 6:], everyone, loss="mse",
+                                seq=True, n_threads=2, states=(hN, cN, None, None))
+    logits, _ = ref.forward(params, X, **arch)
+    want = np.mean((logits[:, 6:] - y[:, 6:]) ** 2)
+    assert loss2 == pytest.approx(want, rel=1e-12)
+    # ragged second chunks: each sequence's own steps, from its own state
+    lens = [1 + (3 * i) % 4 for i in range(N)]
+    Xr = [X[i, 6:6 + lens[i]] for i in range(N)]
+    yr = [y[i, 6:6 + lens[i]] for i in range(N)]
+    loss_r, _ = kernel_loss_grad(layout, params, Xr, yr, everyone, loss="mse", seq=True,
+                                 n_threads=2, states=(hN, cN, None, None))
+    terms = np.concatenate([((logits[i, 6:6 + lens[i]] - y[i, 6:6 + lens[i]]) ** 2).ravel()
+                            for i in range(N)])
+    assert loss_r == pytest.approx(terms.mean(), rel=1e-12)
+
+
+def test_train_step_rejects_bad_states():
+    layout, params, X, y, idx, arch = _problem(12, num_layers=1, bidirectional=False,
+                                               nonlinearity="tanh", seq=False, loss="mse")
+    with pytest.raises(ValueError, match="h0 must have shape"):
+        kernel_loss_grad(layout, params, X, y[:, 0], idx, loss="mse", seq=False,
+                         states=(np.zeros((1, 3, H)), None, None, None))
+    with pytest.raises(ValueError, match="only the LSTM"):
+        kernel_loss_grad(layout, params, X, y[:, 0], idx, loss="mse", seq=False,
+                         states=(None, None, None, np.zeros((1, X.shape[0], H))))
+
+
 def test_predict_rejects_bad_states():
     layout, params, X, y, idx, arch = _problem(12, num_layers=1, bidirectional=False,
                                                nonlinearity="tanh", seq=False, loss="mse")
