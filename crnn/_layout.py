@@ -106,13 +106,14 @@ class Layout:
         """The kernels' code of this cell (and, for Elman, nonlinearity)."""
         return _kernels.CELL_CODES[(self.cell, self.nonlinearity if self.cell == "rnn" else None)]
 
-    def config(self, seq, loss, trunc, simd=-1, dropout=0.0):
+    def config(self, seq, loss, trunc, simd=-1, dropout=0.0, tokens=False):
         """The kernels' Config: per-step outputs or not, loss code, BPTT
         truncation (None: full), SIMD level (-1: the CPU's best), dropout
-        between layers in training."""
+        between layers in training, token-id input (one column of ids in
+        [0, n_features) instead of n_features columns)."""
         return _kernels.Config(
             self.cell_code, self.num_layers, self.ndir, self.hidden,
             self.n_features, self.n_outputs, bool(seq), loss,
             -1 if trunc is None else int(trunc), self.offsets(), self.n_params, simd,
-            float(dropout),
+            float(dropout), bool(tokens),
         )

@@ -88,7 +88,7 @@ cdef class Config:
 
     def __init__(self, int cell, int num_layers, int ndir, int hidden, int n_features,
                  int n_outputs, bint seq, int loss, int trunc, const Py_ssize_t[::1] offs,
-                 Py_ssize_t n_params, int simd=-1, double dropout=0.0):
+                 Py_ssize_t n_params, int simd=-1, double dropout=0.0, bint tokens=False):
         cdef int best = crnn_simd_detect()
         if cell not in (CELL_TANH, CELL_RELU, CELL_GRU, CELL_LSTM):
             raise ValueError(f"unknown cell code {cell}")
@@ -101,11 +101,11 @@ cdef class Config:
         if not (0 <= dropout < 1):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self._args = (cell, num_layers, ndir, hidden, n_features, n_outputs, seq, loss, trunc,
-                      np.asarray(offs).copy(), n_params, simd, dropout)
+                      np.asarray(offs).copy(), n_params, simd, dropout, bool(tokens))
         self._offs = self._args[9]
         self.n_params = n_params
         if net_init(&self.net, cell, num_layers, ndir, hidden, n_features, n_outputs, seq,
-                    loss, trunc, simd, dropout, &self._offs[0]) != 0:
+                    loss, trunc, simd, dropout, &self._offs[0], tokens) != 0:
             raise ValueError("invalid network shape")
 
     def __reduce__(self):
@@ -177,7 +177,7 @@ cdef void _ws_layout(const Net* n, Py_ssize_t Bs, Py_ssize_t T, bint train, bint
     cdef Py_ssize_t K = _ring_slots(n, T, varlen) if train else 0
     cdef bint gated = n.G > 1, lstm = n.cell == CELL_LSTM
     cdef Py_ssize_t pos = 0
-    lay[WS_X0] = pos;      pos += T * Bs * n.D
+    lay[WS_X0] = pos;      pos += T * Bs * _din0(n)
     lay[WS_Y] = pos;       pos += nY * (T + 2) * Bs * W
     lay[WS_Z] = pos;       pos += nZ * T * Bs * ZW
     lay[WS_C] = pos;       pos += nZ * (T + 2) * Bs * n.H if lstm else 0
@@ -273,7 +273,7 @@ cdef void _pack_all(const Net* n, const floating* theta, floating* wpack, bint t
             # forward: B = W_hh^T (K = H, G gates); backward: B = W_hh (K = G*H)
             _pack(w_hh, n.H, which == 0, n.H if which == 0 else n.G * n.H,
                   n.G if which == 0 else 1, n.H, n.H, b0, b1, wpack + (item * npass + which) * pb)
-        if not train:
+        if not train and not (n.tokens and item < n.ndir):
             Din = n.D if item < n.ndir else W
             _pack(theta + n.offs[4 * item], Din, True, Din, n.G, n.H, n.H, b0, b1,
                   wpack + _ih_offset(n, item, sizeof(floating)))
@@ -362,6 +362,39 @@ cdef inline Py_ssize_t _next_bs(const Seqs* q, Py_ssize_t t) noexcept nogil:
 # ---------------------------------------------------------------------------
 # one layer, one direction
 
+cdef inline void _token_gather(Py_ssize_t R, Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t G,
+                               Py_ssize_t H, Py_ssize_t V, const floating* ids,
+                               Py_ssize_t ldi, const floating* w_ih, floating* Z,
+                               Py_ssize_t ldz) noexcept nogil:
+    """Z[r, g H + j] = W_ih[g H + j, ids[r]] for units [j0, j1) of every gate:
+    the input projection of one-hot rows (ids checked by the entry points)."""
+    cdef Py_ssize_t r, g, j, v
+    cdef floating* z
+    for r in range(R):
+        v = <Py_ssize_t> ids[r * ldi]
+        z = Z + r * ldz
+        for g in range(G):
+            for j in range(j0, j1):
+                z[g * H + j] = w_ih[(g * H + j) * V + v]
+
+
+cdef inline void _token_scatter(Py_ssize_t rows, Py_ssize_t j0, Py_ssize_t j1,
+                                Py_ssize_t g0, Py_ssize_t g1, Py_ssize_t H, Py_ssize_t V,
+                                const floating* ids, Py_ssize_t ldi, const floating* dz,
+                                Py_ssize_t lddz, floating* g_wih) noexcept nogil:
+    """dW_ih[g H + j, ids[r]] += dz[r, g H + j] for gates [g0, g1) and units
+    [j0, j1): the weight gradient of one-hot rows (each thread owns its
+    units, so no two threads write one entry)."""
+    cdef Py_ssize_t r, g, j, v
+    cdef const floating* d
+    for r in range(rows):
+        v = <Py_ssize_t> ids[r * ldi]
+        d = dz + r * lddz
+        for g in range(g0, g1):
+            for j in range(j0, j1):
+                g_wih[(g * H + j) * V + v] += d[g * H + j]
+
+
 cdef void _layer_forward(const Net* n, int l, int d, const floating* theta,
                          const floating* Xin, Py_ssize_t ldx, Py_ssize_t Din,
                          floating* Y, const Bufs* b, const Seqs* q, bint has_h0,
@@ -401,8 +434,12 @@ cdef void _layer_forward(const Net* n, int l, int d, const floating* theta,
                                                  else b_hh[g * H + j])
     # input projections of all steps at once (own units of every gate); on
     # packed W_ih^T (predict) each row's result is independent of the others
-    if wih != NULL and _rgemm(n.simd, R, j0, j1, G, H, Din, Xin, ldx, wih,
-                              y0 if G == 1 else Z, W if G == 1 else ZW, True):
+    if l == 0 and n.tokens:
+        # one-hot input: W_ih x is column `token` of W_ih (D = vocabulary)
+        _token_gather(R, j0, j1, G, H, n.D, Xin, ldx, w_ih, y0 if G == 1 else Z,
+                      W if G == 1 else ZW)
+    elif wih != NULL and _rgemm(n.simd, R, j0, j1, G, H, Din, Xin, ldx, wih,
+                                y0 if G == 1 else Z, W if G == 1 else ZW, True):
         pass
     elif G == 1:
         gemm(False, True, <int> R, <int> (j1 - j0), <int> Din, <floating> 1.0, Xin, <int> ldx,
@@ -785,7 +822,14 @@ cdef void _weight_grads(const Net* n, int l, int d, const floating* theta, float
         a = H
     # own rows of the weight gradients
     _gate_gemm(True, rows, j0, j1, G, H, H, dzt, lddz, hprev_all, a, <floating> 1.0, g_whh, H)
-    if gru:
+    if l == 0 and n.tokens:
+        # one-hot rows: scatter into the columns of their tokens (D = vocabulary)
+        _token_scatter(rows, j0, j1, 0, 2 if gru else G, H, n.D, Xin + rlo * ldx, ldx, dzt,
+                       lddz, g_wih)
+        if gru:          # W_ih's n block sees dAn instead of dz_n = dAn * r
+            _token_scatter(rows, j0, j1, 0, 1, H, n.D, Xin + rlo * ldx, ldx,
+                           dAn + rlo * H, H, g_wih + 2 * H * n.D)
+    elif gru:
         # W_ih's n block sees dAn instead of dz_n = dAn * r
         _gate_gemm(True, rows, j0, j1, 2, H, Din, dzt, lddz, Xin + rlo * ldx, ldx,
                    <floating> 1.0, g_wih, Din)
@@ -1018,6 +1062,30 @@ cdef void _gather(floating* X0, const floating* X, Py_ssize_t D, const Seqs* q,
     _sync(nt)
 
 
+cdef int _check_input(const Net* n, const floating[:, ::1] X) except -1:
+    """X's columns match the network; token ids (n.tokens) are integers in
+    [0, D), so no id can index outside W_ih."""
+    cdef Py_ssize_t i, bad = -1
+    cdef double v
+    if not n.tokens:
+        if X.shape[1] != n.D:
+            raise ValueError(f"X has {X.shape[1]} features, the network expects {n.D}")
+        return 0
+    if X.shape[1] != 1:
+        raise ValueError(f"token input: X must be one column of token ids, got {X.shape[1]} "
+                         "columns")
+    with nogil:
+        for i in range(X.shape[0]):
+            v = X[i, 0]
+            if not (v >= 0 and v < n.D and v == <double> (<Py_ssize_t> v)):
+                bad = i
+                break
+    if bad >= 0:
+        raise ValueError(f"token id {X[bad, 0]!r} at row {bad} is not an integer in "
+                         f"[0, {n.D})")
+    return 0
+
+
 cdef struct States:
     # initial / final states of every layer and direction, (L * ndir, N, H)
     # arrays indexed by sample; NULL: none
@@ -1121,7 +1189,7 @@ cdef inline const floating* _layer_input(const Net* n, floating* ws, const Py_ss
     outputs, or in training with dropout their dropped-out copy."""
     cdef Py_ssize_t W = n.ndir * n.H, ysz = (T + 2) * Bmax * W
     if l == 0:
-        ldx[0] = n.D
+        ldx[0] = _din0(n)
         return ws + lay[WS_X0]
     ldx[0] = W
     if train and n.dropout > 0:
@@ -1238,7 +1306,7 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
     _ws_layout(n, Bmax, Tcap, True, varlen, lay)
     _seqs_init(&q, idx, B, start, lens, iws, tid, nt)
     K = _ring_slots(n, q.T, not q.uniform)
-    _gather(ws + lay[WS_X0], X, n.D, &q, tid, nt)
+    _gather(ws + lay[WS_X0], X, _din0(n), &q, tid, nt)
     _forward_layers(n, theta, ws, lay, &q, Tcap, Bmax, True, wpack, st, seed, tid, nt)
 
     Ytop = ws + lay[WS_Y] + (n.L - 1) * ysz
@@ -1292,7 +1360,7 @@ cdef void _predict_chunk(const Net* n, const floating* theta, const floating* X,
     csr = crnn_ftz_enter()
     _ws_layout(n, Bmax, Tcap, False, False, lay)
     _seqs_init(&q, idx, B, start, lens, iws, tid, nt)
-    _gather(ws + lay[WS_X0], X, n.D, &q, tid, nt)
+    _gather(ws + lay[WS_X0], X, _din0(n), &q, tid, nt)
     _forward_layers(n, theta, ws, lay, &q, Tcap, Bmax, False, wpack, st, 0, tid, nt)
     logits = ws + lay[WS_LOGITS]
     _split(q.R if n.seq else B, tid, nt, 1, &r0, &r1)
@@ -1418,8 +1486,7 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
     cdef States st
     cdef const States* stp = NULL
 
-    if X.shape[1] != n.D:
-        raise ValueError(f"X has {X.shape[1]} features, the network expects {n.D}")
+    _check_input(n, X)
     if P != cfg.n_params or grads.shape[1] != P:
         raise ValueError("parameter vector does not match the network")
     if lens.shape[0] != start.shape[0]:
@@ -1543,8 +1610,7 @@ def predict(Config cfg, const floating[::1] theta, const floating[:, ::1] X,
     cdef const floating* wp = NULL
     cdef States st
     cdef const States* stp = NULL
-    if X.shape[1] != n.D:
-        raise ValueError(f"X has {X.shape[1]} features, the network expects {n.D}")
+    _check_input(n, X)
     if theta.shape[0] != cfg.n_params:
         raise ValueError("parameter vector does not match the network")
     if lens.shape[0] != N:

@@ -135,10 +135,13 @@ cdef class StepKernel:
         cdef const Net* n = &self.net
         # a Config pickles as its constructor's arguments: the same Net here
         (cell, L, ndir, H, D, O, seq, loss, trunc, offs, n_params, simd,
-         dropout) = cfg.__reduce__()[1]
+         dropout, tokens) = cfg.__reduce__()[1]
+        if tokens:
+            raise ValueError("the step kernel does not take token ids yet: give it one-hot "
+                             "rows")
         self._offs = np.array(offs, dtype=np.intp)
         if net_init(&self.net, cell, L, ndir, H, D, O, seq, loss, trunc, simd, 0.0,
-                    &self._offs[0]) != 0:
+                    &self._offs[0], False) != 0:
             raise ValueError("invalid network shape")
         cdef Py_ssize_t l, k, g, j, pos = 0, Din, itemsize
         if n.ndir != 1:

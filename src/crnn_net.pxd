@@ -76,12 +76,16 @@ cdef struct Net:
     int trunc       # BPTT truncation k (< 0: full BPTT)
     int simd        # SIMD level of the packed products (0: BLAS; see crnn_gemm.h)
     double dropout  # training: probability of zeroing an input of layers 1..L-1
+    int tokens      # 1: the input is one column of token ids in [0, D) (a one-hot
+                    # input of D features, never materialised): layer 0's input
+                    # projection gathers a column of W_ih, its gradient scatters
     const Py_ssize_t* offs
 
 
 cdef inline int net_init(Net* n, int cell, int num_layers, int ndir, int hidden,
                          int n_features, int n_outputs, bint seq, int loss, int trunc,
-                         int simd, double dropout, const Py_ssize_t* offs) noexcept nogil:
+                         int simd, double dropout, const Py_ssize_t* offs,
+                         bint tokens) noexcept nogil:
     """Fill n; returns 0, or -1 for an unknown cell, an invalid shape or a
     dropout probability outside [0, 1)."""
     if cell != CELL_TANH and cell != CELL_RELU and cell != CELL_GRU and cell != CELL_LSTM:
@@ -101,8 +105,14 @@ cdef inline int net_init(Net* n, int cell, int num_layers, int ndir, int hidden,
     n.trunc = trunc
     n.simd = simd
     n.dropout = dropout
+    n.tokens = tokens
     n.offs = offs
     return 0
+
+
+cdef inline Py_ssize_t _din0(const Net* n) noexcept nogil:
+    """Columns of layer 0's stored input per row: 1 (a token id) or D."""
+    return 1 if n.tokens else n.D
 
 
 cdef inline Py_ssize_t _zwidth(const Net* n) noexcept nogil:

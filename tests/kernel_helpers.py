@@ -28,9 +28,10 @@ def simd(level):
         _LEVEL[0] = None
 
 
-def config(layout, seq, loss, trunc, dropout=0.0):
+def config(layout, seq, loss, trunc, dropout=0.0, tokens=False):
     """The layout's kernel Config at the SIMD level of the enclosing simd()."""
-    return layout.config(seq, loss, trunc, -1 if _LEVEL[0] is None else _LEVEL[0], dropout)
+    return layout.config(seq, loss, trunc, -1 if _LEVEL[0] is None else _LEVEL[0], dropout,
+                         tokens)
 
 
 SIMD_LEVELS = [None, 1, 2]
@@ -68,7 +69,7 @@ def shard(idx, lens, S):
 
 def kernel_loss_grad(layout, params, X, y, idx, *, loss, seq, trunc=None, n_threads=1,
                      dtype=np.float64, readonly=False, hidden_split=False, packed=False,
-                     weights=None, dropout=0.0, seed=0, states=None):
+                     weights=None, dropout=0.0, seed=0, states=None, tokens=False):
     """(mean loss, {name: gradient}) of the batch X[idx] from train_step
     (batch split over n_threads shards, or one shard split over hidden units;
     recurrent products on packed weights, or through BLAS).
@@ -77,9 +78,11 @@ def kernel_loss_grad(layout, params, X, y, idx, *, loss, seq, trunc=None, n_thre
     or, with seq, per step: (N, T, ...) array or list of (T_i, ...) arrays.
     weights: per target row, as y without its output axis (None: none).
     dropout, seed: dropout between layers and the masks' seed.  states:
-    (h0, c0, hN, cN) for train_step (any may be None; hN, cN are filled)."""
+    (h0, c0, hN, cN) for train_step (any may be None; hN, cN are filled).
+    tokens: X holds one column of token ids (a one-hot input of
+    layout.n_features columns)."""
     theta = pack(layout, params, dtype)
-    cfg = config(layout, seq, LOSS_MSE if loss == "mse" else LOSS_XENT, trunc, dropout)
+    cfg = config(layout, seq, LOSS_MSE if loss == "mse" else LOSS_XENT, trunc, dropout, tokens)
     sw = None
     if weights is not None:
         sw = np.ascontiguousarray(np.concatenate([np.ravel(w) for w in weights]) if seq
@@ -117,11 +120,13 @@ def kernel_loss_grad(layout, params, X, y, idx, *, loss, seq, trunc=None, n_thre
 
 
 def kernel_predict(layout, params, X, *, seq, n_threads=1, chunk=3, dtype=np.float64,
-                   readonly=False, hidden_split=False, packed=False, states=None):
+                   readonly=False, hidden_split=False, packed=False, states=None,
+                   tokens=False):
     """Head outputs: (N, O) many-to-one; per step (N, T, O), or a list of
-    (T_i, O) arrays for a list X.  states: (h0, c0, hN, cN) or None."""
+    (T_i, O) arrays for a list X.  states: (h0, c0, hN, cN) or None.
+    tokens: X holds token ids, as in kernel_loss_grad."""
     theta = pack(layout, params, dtype)
-    cfg = config(layout, seq, LOSS_MSE, None)
+    cfg = config(layout, seq, LOSS_MSE, None, tokens=tokens)
     rows, start, lens = flatten(X)
     rows = np.ascontiguousarray(rows, dtype=dtype)
     order = np.argsort(-lens, kind="stable").astype(np.intp)

@@ -651,3 +651,89 @@ def test_dropout_with_ragged_batches_and_truncation_matches_reference():
         total += v / len(X)
         grads = {k: g[k] / len(X) + (0 if grads is None else grads[k]) for k in g}
     _assert_loss_grads(got_loss, got, total, grads, 1e-11, 1e-10)
+
+
+# ---------------------------------------------------------------------------
+# token-id input (a one-hot input never materialised)
+
+
+def _token_problem(seed, cell, num_layers, bidirectional, seq, V=11, ragged=False):
+    layout, params, X, y, idx, arch = _problem(seed, num_layers=num_layers,
+                                               bidirectional=bidirectional,
+                                               nonlinearity="tanh", seq=seq, loss="xent",
+                                               cell=cell)
+    rng = np.random.default_rng(seed + 100)
+    layout = make_layout(n_features=V, hidden=H, n_outputs=O, num_layers=num_layers,
+                         bidirectional=bidirectional, nonlinearity="tanh", cell=cell)
+    params = ref.init_params(rng, n_features=V, hidden=H, n_outputs=O, num_layers=num_layers,
+                             bidirectional=bidirectional, dtype=np.float64, scale=0.6, cell=cell)
+    N = X.shape[0]
+    ids = rng.integers(0, V, size=(N, T))
+    ids[0, :] = V - 1                       # the last id is used
+    if ragged:
+        lens = rng.integers(1, T + 1, size=N)
+        tok = [ids[i, :lens[i], None].astype(np.float64) for i in range(N)]
+        hot = [np.eye(V)[ids[i, :lens[i]]] for i in range(N)]
+        y = [y[i, :lens[i]] for i in range(N)] if seq else y[:, 0]
+    else:
+        tok = ids[:, :, None].astype(np.float64)
+        hot = np.eye(V)[ids]
+        y = y if seq else y[:, 0]
+    return layout, params, tok, hot, y, idx
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("num_layers,bidirectional", [(1, False), (2, True)])
+@pytest.mark.parametrize("seq", [False, True])
+@pytest.mark.parametrize("ragged", [False, True])
+@pytest.mark.parametrize("threading", THREADING, ids=THREAD_IDS)
+def test_token_ids_train_as_the_dense_one_hot_input(cell, num_layers, bidirectional, seq,
+                                                    ragged, threading):
+    """Layer 0 gathers a column of W_ih per token and scatters its gradient
+    back: the same loss and gradients as the one-hot rows (float64)."""
+    n_threads, hidden_split = threading
+    layout, params, tok, hot, y, idx = _token_problem(31, cell, num_layers, bidirectional, seq,
+                                                      ragged=ragged)
+    kw = dict(loss="xent", seq=seq, n_threads=n_threads, hidden_split=hidden_split)
+    want_loss, want = kernel_loss_grad(layout, params, hot, y, idx, **kw)
+    got_loss, got = kernel_loss_grad(layout, params, tok, y, idx, tokens=True, **kw)
+    assert got_loss == pytest.approx(want_loss, rel=1e-13)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-11, atol=1e-13,
+                                   err_msg=name)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threading", THREADING, ids=THREAD_IDS)
+@pytest.mark.parametrize("level", SIMD_LEVELS, ids=SIMD_IDS)
+def test_token_ids_predict_as_the_dense_one_hot_input(cell, dtype, threading, level):
+    n_threads, hidden_split = threading
+    layout, params, tok, hot, y, idx = _token_problem(32, cell, 2, False, True, ragged=True)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    with simd(level) as packed:
+        want = kernel_predict(layout, params, hot, seq=True, dtype=dtype, n_threads=n_threads,
+                              hidden_split=hidden_split, packed=packed)
+        got = kernel_predict(layout, params, tok, seq=True, dtype=dtype, n_threads=n_threads,
+                             hidden_split=hidden_split, packed=packed, tokens=True)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+def test_token_ids_are_checked():
+    layout, params, tok, hot, y, idx = _token_problem(33, "gru", 1, False, False)
+    for bad, what in [(-1.0, "-1.0"), (11.0, "11.0"), (2.5, "2.5"), (np.nan, "nan")]:
+        X = tok.copy()
+        X[3, 2, 0] = bad
+        with pytest.raises(ValueError, match=rf"token id {what} at row \d+ is not an integer "
+                                             r"in \[0, 11\)"):
+            kernel_loss_grad(layout, params, X, y, idx, loss="xent", seq=False, tokens=True)
+        with pytest.raises(ValueError, match="is not an integer"):
+            kernel_predict(layout, params, X, seq=False, tokens=True)
+    with pytest.raises(ValueError, match="one column of token ids, got 11 columns"):
+        kernel_predict(layout, params, hot, seq=False, tokens=True)
+    from crnn import _step
+    cfg = layout.config(False, LOSS_MSE, None, tokens=True)
+    with pytest.raises(ValueError, match="step kernel does not take token ids"):
+        _step.StepKernel(cfg, pack(layout, params, np.float64), 1, False, 1)
+

@@ -310,3 +310,32 @@ def test_ragged_sgd_step_matches_packed_sequences(arch, seq):
     opt.step()
     _assert_same_weights(est, net, 2e-5)
     assert est.loss_curve_[0] == pytest.approx(loss.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_token_ids_match_torch_on_one_hot_input(cell, bidirectional):
+    """Token-id input in the kernels (float32) against PyTorch's recurrent
+    layer on F.one_hot input, given the same weights: per-step cross-entropy
+    and every gradient."""
+    from kernel_helpers import kernel_loss_grad, make_layout
+
+    V, H, L, O, N, T = 13, 16, 2, 13, 6, 9
+    torch.manual_seed(0)
+    net = TorchNet(V, H, L, O, bidirectional=bidirectional, seq=True, cell=cell).float()
+    rng = np.random.default_rng(3)
+    ids = rng.integers(0, V, size=(N, T))
+    nxt = rng.integers(0, O, size=(N, T))
+    logits = net(nn.functional.one_hot(torch.from_numpy(ids), V).float())
+    loss = nn.functional.cross_entropy(logits.reshape(-1, O), torch.from_numpy(nxt).reshape(-1))
+    loss.backward()
+    layout = make_layout(n_features=V, hidden=H, n_outputs=O, num_layers=L,
+                         bidirectional=bidirectional, nonlinearity="tanh", cell=cell)
+    params = {k: v.detach().numpy().astype(np.float64) for k, v in net.state_dict().items()}
+    got_loss, got = kernel_loss_grad(layout, params, ids[:, :, None].astype(np.float32), nxt,
+                                     np.arange(N), loss="xent", seq=True, dtype=np.float32,
+                                     n_threads=2, tokens=True)
+    assert got_loss == pytest.approx(loss.item(), rel=1e-5)
+    for name, p in net.named_parameters():
+        np.testing.assert_allclose(got[name], p.grad.numpy(), rtol=1e-4, atol=1e-6,
+                                   err_msg=name)
