@@ -26,6 +26,7 @@ from ._callbacks import CallbackSupportMixin, EpochMonitor, wants_callbacks, wit
 from ._data import (fast_float_array, from_array, from_list, is_sequence_list,
                     per_step_targets, refuse_non_numbers)
 from ._engine import Engine, sample_rows
+from ._io import ModelFileMixin
 from ._layout import LOSS_MSE, LOSS_XENT, Layout
 from ._threads import effective_n_threads
 from ._training import EpochLoop, LearningRate, TrainState, all_finite, make_solver
@@ -89,7 +90,7 @@ def _log_softmax(z):
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
-class _BaseRNN(CallbackSupportMixin, BaseEstimator):
+class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
     """Shared machinery of RNNRegressor and RNNClassifier."""
 
     _loss_code = None
@@ -784,61 +785,10 @@ class _BaseRNN(CallbackSupportMixin, BaseEstimator):
         return self
 
     # ------------------------------------------------------------------
-    # model files
+    # model files (save and load: ModelFileMixin)
 
-    def save(self, path):
-        """Write the model (parameters, weights, optimizer state, history) to
-        a file that opens without running code.
-
-        The file is a zip archive of numpy ``.npy`` arrays (read back with
-        ``allow_pickle=False``) and JSON; ``crnn.load(path)`` or
-        ``{cls}.load(path)`` reads it.  A loaded model predicts bit for bit as
-        this one, and ``partial_fit`` / ``warm_start`` continue its training
-        as they would continue this one's.  Callbacks set with
-        ``set_callbacks`` are not saved.
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-            Where to write; an existing file there is replaced (atomically).
-
-        Returns
-        -------
-        None
-
-        Raises
-        ------
-        TypeError
-            When a parameter or attribute holds a value a model file cannot
-            carry (for example class labels that are not str, int, float or
-            bool); nothing is written then.
-        """
-        from ._io import save
-        with _fit_lock(self):
-            save(self, path)
-
-    @classmethod
-    def load(cls, path):
-        """Read a model written by ``save``; the file must hold this class.
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-
-        Returns
-        -------
-        estimator : estimator
-            A new instance of this class, fitted if the saved one was.
-
-        Raises
-        ------
-        crnn.ModelFileError
-            (a ValueError) when the file is not a crnn model file, is
-            truncated or altered, has a format version this crnn does not
-            know, or holds another class.
-        """
-        from ._io import load
-        return load(path, expected=cls)
+    def _save_guard(self):
+        return _fit_lock(self)      # never a half-committed fit in a file
 
     _FITTED_ATTRIBUTES = frozenset({
         "_layout", "_theta", "_opt_m", "_opt_v", "_opt_step", "_learning_rate",

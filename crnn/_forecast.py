@@ -21,6 +21,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ._estimators import RNNRegressor
+from ._io import ModelFileMixin
 
 # RNNRegressor's training parameters that the forecaster passes through
 # (bidirectional and return_sequences are fixed by forecasting itself)
@@ -225,7 +226,7 @@ def _check_finite(zs, xs):
 # ---------------------------------------------------------------------------
 
 
-class RNNForecaster(BaseEstimator):
+class RNNForecaster(ModelFileMixin, BaseEstimator):
     """Recursive multi-step forecasting with a recurrent network.
 
     One global model is trained on one or many series (each scaled on its
@@ -964,33 +965,3 @@ class RNNForecaster(BaseEstimator):
                 and all(type(x) is float for x in attrs["loss_curve_"])):
             raise ValueError("loss_curve_ is not a list of floats.")
         self.__dict__.update(attrs)
-
-
-    def save(self, path):
-        """Write the forecaster to a model file (see RNNRegressor.save).
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-
-        Returns
-        -------
-        None
-        """
-        from ._io import save
-        save(self, path)
-
-    @classmethod
-    def load(cls, path):
-        """Read a forecaster written by ``save``.
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-
-        Returns
-        -------
-        forecaster : RNNForecaster
-        """
-        from ._io import load
-        return load(path, expected=cls)

@@ -19,6 +19,7 @@ attributes against the network they describe, and builds a new estimator
 only when all of that holds: a bad file raises ``ModelFileError`` and leaves
 nothing half-loaded.
 """
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -38,6 +39,68 @@ MANIFEST = "model.json"
 _DERIVED = frozenset({"_wpack", "_engine_cache", "_validated_params", "_sklearn_version"})
 _RUNTIME_PREFIXES = ("_skl_callbacks", "_parent_callback")
 _BUILTIN_TYPES = {"float": float, "int": int, "bool": bool, "str": str}
+
+
+class ModelFileMixin:
+    """``save(path)`` and ``Class.load(path)`` in crnn's model-file format,
+    for every crnn estimator."""
+
+    def _save_guard(self):
+        """Held while the estimator is written (its fit lock, where it has one)."""
+        return contextlib.nullcontext()
+
+    def save(self, path):
+        """Write the model (parameters and, when fitted, everything fitting
+        learned: weights, optimizer state, history, scaling) to a file that
+        opens without running code.
+
+        The file is a zip archive of numpy ``.npy`` arrays (read back with
+        ``allow_pickle=False``) and JSON; ``crnn.load(path)`` or the class's
+        ``load(path)`` reads it.  A loaded model predicts bit for bit as this
+        one, and continued training (``partial_fit``, ``warm_start``)
+        continues as it would continue this one's.  Callbacks set with
+        ``set_callbacks`` are not saved.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Where to write; an existing file there is replaced (atomically).
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        TypeError
+            When a parameter or attribute holds a value a model file cannot
+            carry (for example class labels that are not str, int, float or
+            bool); nothing is written then.
+        """
+        with self._save_guard():
+            save(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by ``save``; the file must hold this class.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Returns
+        -------
+        estimator : estimator
+            A new instance of this class, fitted if the saved one was.
+
+        Raises
+        ------
+        crnn.ModelFileError
+            (a ValueError) when the file is not a crnn model file, is
+            truncated or altered, has a format version this crnn does not
+            know, or holds another class.
+        """
+        return load(path, expected=cls)
 
 
 class ModelFileError(ValueError):
