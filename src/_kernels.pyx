@@ -362,22 +362,6 @@ cdef inline Py_ssize_t _next_bs(const Seqs* q, Py_ssize_t t) noexcept nogil:
 # ---------------------------------------------------------------------------
 # one layer, one direction
 
-cdef inline void _token_gather(Py_ssize_t R, Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t G,
-                               Py_ssize_t H, Py_ssize_t V, const floating* ids,
-                               Py_ssize_t ldi, const floating* w_ih, floating* Z,
-                               Py_ssize_t ldz) noexcept nogil:
-    """Z[r, g H + j] = W_ih[g H + j, ids[r]] for units [j0, j1) of every gate:
-    the input projection of one-hot rows (ids checked by the entry points)."""
-    cdef Py_ssize_t r, g, j, v
-    cdef floating* z
-    for r in range(R):
-        v = <Py_ssize_t> ids[r * ldi]
-        z = Z + r * ldz
-        for g in range(G):
-            for j in range(j0, j1):
-                z[g * H + j] = w_ih[(g * H + j) * V + v]
-
-
 cdef inline void _token_scatter(Py_ssize_t rows, Py_ssize_t j0, Py_ssize_t j1,
                                 Py_ssize_t g0, Py_ssize_t g1, Py_ssize_t H, Py_ssize_t V,
                                 const floating* ids, Py_ssize_t ldi, const floating* dz,

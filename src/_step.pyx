@@ -54,9 +54,13 @@ cdef void _step_layers(const Net* n, const floating* theta, const floating* pk,
         else:
             z = Zb
             ldz = ZW
-        # input projection; the recurrent one onto it (Elman) or into R
-        _proj(n.simd, S, j0, j1, G, H, Din, xin, Din, pk + pofs[3 * l] if pk != NULL else NULL,
-              theta + n.offs[k], z, ldz, True)
+        # input projection (token ids: a column of W_ih per stream); the
+        # recurrent one onto it (Elman) or into R
+        if l == 0 and n.tokens:
+            _token_gather(S, j0, j1, G, H, n.D, xin, 1, theta + n.offs[k], z, ldz)
+        else:
+            _proj(n.simd, S, j0, j1, G, H, Din, xin, Din,
+                  pk + pofs[3 * l] if pk != NULL else NULL, theta + n.offs[k], z, ldz, True)
         if hp != NULL:
             wp = pk + pofs[3 * l + 1] if pk != NULL else NULL
             if G == 1:
@@ -112,7 +116,8 @@ cdef class StepKernel:
     Holds its own copy of the weights, packed for the single-step products
     (W_ih^T, W_hh^T of every layer, W_out^T), the summed biases and scratch,
     so a step is one call that allocates only its outputs.  step() takes x
-    (n_streams, n_features) and the states (num_layers, n_streams, H), and
+    (n_streams, n_features), or (n_streams, 1) token ids for a token
+    network, and the states (num_layers, n_streams, H), and
     returns new arrays: the head's outputs (softmax probabilities when built
     with softmax=True) and the new states.
     """
@@ -136,12 +141,9 @@ cdef class StepKernel:
         # a Config pickles as its constructor's arguments: the same Net here
         (cell, L, ndir, H, D, O, seq, loss, trunc, offs, n_params, simd,
          dropout, tokens) = cfg.__reduce__()[1]
-        if tokens:
-            raise ValueError("the step kernel does not take token ids yet: give it one-hot "
-                             "rows")
         self._offs = np.array(offs, dtype=np.intp)
         if net_init(&self.net, cell, L, ndir, H, D, O, seq, loss, trunc, simd, 0.0,
-                    &self._offs[0], False) != 0:
+                    &self._offs[0], tokens) != 0:
             raise ValueError("invalid network shape")
         cdef Py_ssize_t l, k, g, j, pos = 0, Din, itemsize
         if n.ndir != 1:
@@ -164,7 +166,8 @@ cdef class StepKernel:
         for l in range(n.L):
             Din = n.D if l == 0 else n.H
             self.pofs[3 * l] = pos
-            pos += crnn_packed_size(Din, n.G, n.H, itemsize)
+            if not (l == 0 and n.tokens):          # token ids gather from W_ih itself
+                pos += crnn_packed_size(Din, n.G, n.H, itemsize)
             self.pofs[3 * l + 1] = pos
             pos += crnn_packed_size(n.H, n.G, n.H, itemsize)
         self.pofs[3 * n.L] = pos
@@ -174,8 +177,9 @@ cdef class StepKernel:
             for l in range(n.L):
                 Din = n.D if l == 0 else n.H
                 for k, K in ((0, Din), (1, n.H)):
-                    self._pack(self.theta[n.offs[4 * l + k]:], K, n.G, n.H,
-                               self.packed[self.pofs[3 * l + k]:])
+                    if not (l == 0 and k == 0 and n.tokens):
+                        self._pack(self.theta[n.offs[4 * l + k]:], K, n.G, n.H,
+                                   self.packed[self.pofs[3 * l + k]:])
             self._pack(self.theta[n.offs[4 * n.L]:], n.H, 1, n.O, self.packed[self.pofs[3 * n.L]:])
         self.bz = np.empty(n.L * n.G * n.H, dtype=self.dtype)
         t = self.theta
@@ -221,6 +225,17 @@ cdef class StepKernel:
                                  f"{tuple(shape[i] for i in range(ndim))}")
         return a
 
+    cdef int _check_tokens(self, cnp.ndarray a) except -1:
+        """Token ids: integers in [0, n_features), so no id reads outside W_ih."""
+        cdef Py_ssize_t i, size = cnp.PyArray_SIZE(a), V = self.net.D
+        cdef double v
+        for i in range(size):
+            v = ((<float*> cnp.PyArray_DATA(a))[i] if self.is_float
+                 else (<double*> cnp.PyArray_DATA(a))[i])
+            if not (v >= 0 and v < V and v == <double> (<Py_ssize_t> v)):
+                raise ValueError(f"token id {v!r} of stream {i} is not an integer in [0, {V})")
+        return 0
+
     cdef bint _all_finite(self, cnp.ndarray a):
         cdef Py_ssize_t i, size = cnp.PyArray_SIZE(a)
         cdef bint finite = True
@@ -240,12 +255,14 @@ cdef class StepKernel:
         cdef const Net* n = &self.net
         cdef void* pk
         if self.n_streams == 1 and type(x) is np.ndarray and cnp.PyArray_NDIM(<cnp.ndarray> x) == 1:
-            xshape[0] = n.D             # one stream: x may be (n_features,)
+            xshape[0] = _din0(n)        # one stream: x may be (n_features,)
             xa = self._as_array(x, 1, xshape, "x")
         else:
             xshape[0] = self.n_streams
-            xshape[1] = n.D
+            xshape[1] = _din0(n)
             xa = self._as_array(x, 2, xshape, "x")
+        if n.tokens:
+            self._check_tokens(xa)
         if h is not None:
             ha = self._as_array(h, 3, self.state_shape, "h")
         if c is not None:

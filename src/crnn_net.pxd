@@ -115,6 +115,22 @@ cdef inline Py_ssize_t _din0(const Net* n) noexcept nogil:
     return 1 if n.tokens else n.D
 
 
+cdef inline void _token_gather(Py_ssize_t R, Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t G,
+                               Py_ssize_t H, Py_ssize_t V, const floating* ids,
+                               Py_ssize_t ldi, const floating* w_ih, floating* Z,
+                               Py_ssize_t ldz) noexcept nogil:
+    """Z[r, g H + j] = W_ih[g H + j, ids[r]] for units [j0, j1) of every gate:
+    the input projection of one-hot rows (ids checked by the entry points)."""
+    cdef Py_ssize_t r, g, j, v
+    cdef floating* z
+    for r in range(R):
+        v = <Py_ssize_t> ids[r * ldi]
+        z = Z + r * ldz
+        for g in range(G):
+            for j in range(j0, j1):
+                z[g * H + j] = w_ih[(g * H + j) * V + v]
+
+
 cdef inline Py_ssize_t _zwidth(const Net* n) noexcept nogil:
     """Columns of stored gate activations per row (0: Elman keeps none)."""
     return 4 * n.H if n.G > 1 else 0

@@ -734,6 +734,39 @@ def test_token_ids_are_checked():
         kernel_predict(layout, params, hot, seq=False, tokens=True)
     from crnn import _step
     cfg = layout.config(False, LOSS_MSE, None, tokens=True)
-    with pytest.raises(ValueError, match="step kernel does not take token ids"):
-        _step.StepKernel(cfg, pack(layout, params, np.float64), 1, False, 1)
+    kernel = _step.StepKernel(cfg, pack(layout, params, np.float64), 2, False, 1)
+    for bad in (-1.0, 11.0, 0.5):
+        with pytest.raises(ValueError, match=r"token id .* of stream 1 is not an integer in "
+                                             r"\[0, 11\)"):
+            kernel.step(np.array([[3.0], [bad]]))
+    with pytest.raises(ValueError, match="expected"):
+        kernel.step(np.zeros((2, 11)))          # one-hot rows into a token kernel
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("level", SIMD_LEVELS, ids=SIMD_IDS)
+def test_token_ids_step_as_predict_and_as_one_hot_rows(cell, dtype, n_threads, level):
+    """The step kernel on token ids (generation's path): step by step, the
+    outputs of predict over the whole sequence, and of one-hot rows."""
+    from crnn import _step
+    from kernel_helpers import config
+    layout, params, tok, hot, y, idx = _token_problem(34, cell, 2, False, True)
+    N, T = tok.shape[:2]
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    theta = pack(layout, params, dtype)
+    with simd(level) as packed:
+        want = kernel_predict(layout, params, tok, seq=True, dtype=dtype, tokens=True,
+                              packed=packed)
+        kernel = _step.StepKernel(config(layout, True, LOSS_MSE, None, tokens=True), theta, N,
+                                  False, n_threads)
+        dense = _step.StepKernel(config(layout, True, LOSS_MSE, None), theta, N, False,
+                                 n_threads)
+    h = c = hd = cd = None
+    for t in range(T):
+        out, h, c = kernel.step(tok[:, t].astype(dtype), h, c)
+        out_d, hd, cd = dense.step(hot[:, t].astype(dtype), hd, cd)
+        np.testing.assert_allclose(out, want[:, t], rtol=tol, atol=tol)
+        np.testing.assert_allclose(out, out_d, rtol=tol, atol=tol)
 
