@@ -78,6 +78,21 @@ def _check_model_size(layout, dtype):
             f"machine's {have / 2**30:.1f} GiB of memory.")
 
 
+def check_int(owner, name, low, high=2**31 - 1, allow_none=False, also=""):
+    """The parameter owner.name as an int in [low, high] (None when allowed
+    and given); a ValueError naming it otherwise.  The kernels count in C
+    ints, so larger values are parameter errors.  also: other accepted values
+    for the message (e.g. " or 'auto'")."""
+    v = getattr(owner, name)
+    if v is None and allow_none:
+        return None
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not low <= v <= high:
+        raise ValueError(
+            f"The '{name}' parameter of {type(owner).__name__} must be an int in the range "
+            f"[{low}, {high}]{' or None' if allow_none else ''}{also}. Got {v!r} instead.")
+    return int(v)
+
+
 def _softmax(z):
     z = z - z.max(axis=-1, keepdims=True)
     np.exp(z, out=z)
@@ -187,17 +202,7 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
 
     def _validate_hyperparams_now(self):
         def integer(name, low, allow_none=False, high=2**31 - 1):
-            # the kernels count in C ints: larger values are parameter errors
-            v = getattr(self, name)
-            if v is None and allow_none:
-                return
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not (
-                    low <= v <= high):
-                raise ValueError(
-                    f"The '{name}' parameter of {type(self).__name__} must be an int in "
-                    f"the range [{low}, {high}]{' or None' if allow_none else ''}. "
-                    f"Got {v!r} instead."
-                )
+            check_int(self, name, low, high, allow_none)
 
         def real(name, low, high=np.inf, low_open=False, high_open=False, allow_none=False):
             v = getattr(self, name)

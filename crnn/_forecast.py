@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._estimators import RNNRegressor
+from ._estimators import RNNRegressor, check_int
 from ._io import ModelFileMixin
 
 # RNNRegressor's training parameters that the forecaster passes through
@@ -364,19 +364,10 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
     # parameters
 
     def _check_params(self):
-        def integer(name, low, allow_none=False):
-            v = getattr(self, name)
-            if allow_none and v is None:
-                return None
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
-                extra = " or None" if allow_none else (" or 'auto'" if name == "difference"
-                                                       else "")
-                raise ValueError(f"The '{name}' parameter of RNNForecaster must be an int >= "
-                                 f"{low}{extra}. Got {v!r} instead.")
-            return int(v)
-        W = integer("window_length", 1)
-        d = "auto" if self.difference == "auto" else integer("difference", 0)
-        s = integer("seasonal_period", 1, allow_none=True) or 0
+        W = check_int(self, "window_length", 1)
+        d = "auto" if self.difference == "auto" else check_int(self, "difference", 0,
+                                                               also=" or 'auto'")
+        s = check_int(self, "seasonal_period", 1, allow_none=True) or 0
         if self.scale not in ("standard", None):
             raise ValueError("The 'scale' parameter of RNNForecaster must be 'standard' or "
                              f"None. Got {self.scale!r} instead.")

@@ -1049,8 +1049,7 @@ cdef void _gather(floating* X0, const floating* X, Py_ssize_t D, const Seqs* q,
 cdef int _check_input(const Net* n, const floating[:, ::1] X) except -1:
     """X's columns match the network; token ids (n.tokens) are integers in
     [0, D), so no id can index outside W_ih."""
-    cdef Py_ssize_t i, bad = -1
-    cdef double v
+    cdef Py_ssize_t bad = -1
     if not n.tokens:
         if X.shape[1] != n.D:
             raise ValueError(f"X has {X.shape[1]} features, the network expects {n.D}")
@@ -1058,12 +1057,9 @@ cdef int _check_input(const Net* n, const floating[:, ::1] X) except -1:
     if X.shape[1] != 1:
         raise ValueError(f"token input: X must be one column of token ids, got {X.shape[1]} "
                          "columns")
-    with nogil:
-        for i in range(X.shape[0]):
-            v = X[i, 0]
-            if not (v >= 0 and v < n.D and v == <double> (<Py_ssize_t> v)):
-                bad = i
-                break
+    if X.shape[0] > 0:
+        with nogil:
+            bad = _bad_token(&X[0, 0], X.shape[0], n.D)     # one column: contiguous
     if bad >= 0:
         raise ValueError(f"token id {X[bad, 0]!r} at row {bad} is not an integer in "
                          f"[0, {n.D})")

@@ -228,12 +228,13 @@ cdef class StepKernel:
     cdef int _check_tokens(self, cnp.ndarray a) except -1:
         """Token ids: integers in [0, n_features), so no id reads outside W_ih."""
         cdef Py_ssize_t i, size = cnp.PyArray_SIZE(a), V = self.net.D
-        cdef double v
-        for i in range(size):
-            v = ((<float*> cnp.PyArray_DATA(a))[i] if self.is_float
-                 else (<double*> cnp.PyArray_DATA(a))[i])
-            if not (v >= 0 and v < V and v == <double> (<Py_ssize_t> v)):
-                raise ValueError(f"token id {v!r} of stream {i} is not an integer in [0, {V})")
+        if self.is_float:
+            i = _bad_token(<const float*> cnp.PyArray_DATA(a), size, V)
+        else:
+            i = _bad_token(<const double*> cnp.PyArray_DATA(a), size, V)
+        if i >= 0:
+            raise ValueError(f"token id {float(a.ravel()[i])!r} of stream {i} is not an "
+                             f"integer in [0, {V})")
         return 0
 
     cdef bint _all_finite(self, cnp.ndarray a):

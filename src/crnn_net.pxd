@@ -131,6 +131,19 @@ cdef inline void _token_gather(Py_ssize_t R, Py_ssize_t j0, Py_ssize_t j1, Py_ss
                 z[g * H + j] = w_ih[(g * H + j) * V + v]
 
 
+cdef inline Py_ssize_t _bad_token(const floating* ids, Py_ssize_t count,
+                                  Py_ssize_t V) noexcept nogil:
+    """Index of the first of `count` contiguous ids that is not an integer in
+    [0, V) (a token id must never index outside W_ih), or -1."""
+    cdef Py_ssize_t i
+    cdef double v
+    for i in range(count):
+        v = ids[i]
+        if not (v >= 0 and v < V and v == <double> (<Py_ssize_t> v)):
+            return i
+    return -1
+
+
 cdef inline Py_ssize_t _zwidth(const Net* n) noexcept nogil:
     """Columns of stored gate activations per row (0: Elman keeps none)."""
     return 4 * n.H if n.G > 1 else 0
