@@ -254,15 +254,23 @@ class _Decoder:
 
 
 def _layout(v, where):
-    fields = {f.name: f.type for f in dataclasses.fields(Layout)}
-    if set(v) - {"$"} != set(fields):
+    fields = [f.name for f in dataclasses.fields(Layout)]
+    # the token fields came later: files without them are dense networks
+    optional = {"tokens", "embedding_dim"}
+    given = set(v) - {"$"}
+    if not set(fields) - optional <= given <= set(fields):
         raise ModelFileError(f"{where}: a network description with fields "
-                             f"{sorted(set(v) - {'$'})}.")
-    layout = Layout(**{k: v[k] for k in fields})
+                             f"{sorted(given)}.")
+    try:
+        layout = Layout(**{k: v[k] for k in fields if k in v})
+    except ValueError as exc:
+        raise ModelFileError(f"{where}: an invalid network description ({exc}).") from exc
     ints = (layout.num_layers, layout.hidden, layout.n_features, layout.n_outputs)
     if (layout.cell not in GATES or layout.nonlinearity not in ("tanh", "relu")
             or layout.ndir not in (1, 2)
-            or not all(type(n) is int and 1 <= n < 2**31 for n in ints)):
+            or not all(type(n) is int and 1 <= n < 2**31 for n in ints)
+            or type(layout.tokens) is not bool or type(layout.embedding_dim) is not int
+            or not 0 <= layout.embedding_dim < 2**31):
         raise ModelFileError(f"{where}: an invalid network description {layout}.")
     return layout
 

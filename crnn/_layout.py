@@ -3,8 +3,10 @@
 The order and the names are those of the state_dict of a PyTorch module with
 submodules ``rnn = nn.RNN / nn.GRU / nn.LSTM(n_features, hidden_size,
 num_layers, batch_first=True, bidirectional=...)`` and ``head =
-nn.Linear(ndir * hidden_size, n_outputs)``.  The kernels read the same offset
-table.
+nn.Linear(ndir * hidden_size, n_outputs)``, preceded by ``embedding =
+nn.Embedding(n_features, embedding_dim)`` for a token network with an
+embedding (then the LSTM's input size is embedding_dim).  The kernels read
+the same offset table (the embedding's offset last).
 """
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,8 +26,14 @@ class Layout:
     num_layers: int
     ndir: int
     hidden: int
-    n_features: int
+    n_features: int      # token networks: the vocabulary size
     n_outputs: int
+    tokens: bool = False         # the input is one column of token ids in [0, n_features)
+    embedding_dim: int = 0       # token networks: an embedding of this width (0: one-hot)
+
+    def __post_init__(self):
+        if self.embedding_dim and not self.tokens:
+            raise ValueError("an embedding needs token input")
 
     @property
     def gates(self):
@@ -39,9 +47,12 @@ class Layout:
     def _tensors(self):
         out = []
         off = 0
-        G, H = self.gates, self.hidden
+        G, H, E = self.gates, self.hidden, self.embedding_dim
+        if E:
+            out.append(("embedding.weight", 0, (self.n_features, E), True))
+            off = self.n_features * E
         for layer in range(self.num_layers):
-            d_in = self.n_features if layer == 0 else self.ndir * H
+            d_in = (E or self.n_features) if layer == 0 else self.ndir * H
             for d in range(self.ndir):
                 sfx = f"_l{layer}" + ("_reverse" if d else "")
                 for name, shape, is_w in (
@@ -64,7 +75,12 @@ class Layout:
         return off + int(np.prod(shape))
 
     def offsets(self):
-        return np.array([t[1] for t in self.tensors()], dtype=np.intp)
+        """The kernels' offset table: every rnn and head tensor in order, then
+        the embedding's."""
+        offs = [t[1] for t in self.tensors() if t[0] != "embedding.weight"]
+        if self.embedding_dim:
+            offs.append(0)
+        return np.array(offs, dtype=np.intp)
 
     @cached_property
     def weight_mask(self):
@@ -86,12 +102,15 @@ class Layout:
     def init_params(self, rng, dtype, forget_bias=0.0):
         """PyTorch's default initialisation: U(-1/sqrt(fan), 1/sqrt(fan)),
         fan = hidden_size for the recurrent layers, the head's input width for
-        the head.  LSTM: forget_bias is added to the forget gate's b_ih (the
+        the head; the embedding N(0, 1) (nn.Embedding's).  LSTM: forget_bias is added to the forget gate's b_ih (the
         second block of H), as Keras's unit_forget_bias and TensorFlow's
         forget_bias do (Jozefowicz et al. 2015); 0 is PyTorch's init."""
         theta = np.empty(self.n_params, dtype=dtype)
         H = self.hidden
         for name, off, shape, _ in self.tensors():
+            if name == "embedding.weight":
+                theta[off:off + int(np.prod(shape))] = rng.standard_normal(int(np.prod(shape)))
+                continue
             fan = H if name.startswith("rnn.") else self.ndir * H
             bound = 1.0 / np.sqrt(fan)
             size = int(np.prod(shape))
@@ -106,14 +125,13 @@ class Layout:
         """The kernels' code of this cell (and, for Elman, nonlinearity)."""
         return _kernels.CELL_CODES[(self.cell, self.nonlinearity if self.cell == "rnn" else None)]
 
-    def config(self, seq, loss, trunc, simd=-1, dropout=0.0, tokens=False):
+    def config(self, seq, loss, trunc, simd=-1, dropout=0.0):
         """The kernels' Config: per-step outputs or not, loss code, BPTT
         truncation (None: full), SIMD level (-1: the CPU's best), dropout
-        between layers in training, token-id input (one column of ids in
-        [0, n_features) instead of n_features columns)."""
+        between layers in training."""
         return _kernels.Config(
             self.cell_code, self.num_layers, self.ndir, self.hidden,
             self.n_features, self.n_outputs, bool(seq), loss,
             -1 if trunc is None else int(trunc), self.offsets(), self.n_params, simd,
-            float(dropout), bool(tokens),
+            float(dropout), bool(self.tokens), int(self.embedding_dim),
         )

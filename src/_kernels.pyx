@@ -75,8 +75,10 @@ cdef enum:
     WS_BSUM = 17
     WS_HPREV = 18
     WS_XD = 19
-    WS_TOTAL = 20
-    WS_NSLOTS = 21
+    WS_XE = 20
+    WS_DXE = 21
+    WS_TOTAL = 22
+    WS_NSLOTS = 23
 
 
 cdef class Config:
@@ -88,11 +90,12 @@ cdef class Config:
 
     def __init__(self, int cell, int num_layers, int ndir, int hidden, int n_features,
                  int n_outputs, bint seq, int loss, int trunc, const Py_ssize_t[::1] offs,
-                 Py_ssize_t n_params, int simd=-1, double dropout=0.0, bint tokens=False):
+                 Py_ssize_t n_params, int simd=-1, double dropout=0.0, bint tokens=False,
+                 int embedding_dim=0):
         cdef int best = crnn_simd_detect()
         if cell not in (CELL_TANH, CELL_RELU, CELL_GRU, CELL_LSTM):
             raise ValueError(f"unknown cell code {cell}")
-        if offs.shape[0] != 4 * num_layers * ndir + 2:
+        if offs.shape[0] != 4 * num_layers * ndir + 2 + (1 if embedding_dim > 0 else 0):
             raise ValueError("offset table does not match the network shape")
         if loss not in (LOSS_MSE, LOSS_XENT):
             raise ValueError(f"unknown loss code {loss}")
@@ -101,11 +104,12 @@ cdef class Config:
         if not (0 <= dropout < 1):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self._args = (cell, num_layers, ndir, hidden, n_features, n_outputs, seq, loss, trunc,
-                      np.asarray(offs).copy(), n_params, simd, dropout, bool(tokens))
+                      np.asarray(offs).copy(), n_params, simd, dropout, bool(tokens),
+                      embedding_dim)
         self._offs = self._args[9]
         self.n_params = n_params
         if net_init(&self.net, cell, num_layers, ndir, hidden, n_features, n_outputs, seq,
-                    loss, trunc, simd, dropout, &self._offs[0], tokens) != 0:
+                    loss, trunc, simd, dropout, &self._offs[0], tokens, embedding_dim) != 0:
             raise ValueError("invalid network shape")
 
     def __reduce__(self):
@@ -197,6 +201,8 @@ cdef void _ws_layout(const Net* n, Py_ssize_t Bs, Py_ssize_t T, bint train, bint
     lay[WS_BSUM] = pos;    pos += GH
     lay[WS_HPREV] = pos;   pos += T * Bs * n.H if (train and varlen) else 0
     lay[WS_XD] = pos;      pos += (n.L - 1) * T * Bs * W if (train and n.dropout > 0) else 0
+    lay[WS_XE] = pos;      pos += T * Bs * n.E
+    lay[WS_DXE] = pos;     pos += T * Bs * n.E if train else 0
     lay[WS_TOTAL] = pos
 
 
@@ -239,7 +245,7 @@ cdef inline void _rec_gemm(int level, Py_ssize_t M, Py_ssize_t j0, Py_ssize_t j1
 
 cdef inline Py_ssize_t _ih_block(const Net* n, int item, Py_ssize_t itemsize) noexcept nogil:
     """Elements of the packed W_ih^T of layer/direction `item` (predict)."""
-    return crnn_packed_size(n.D if item < n.ndir else n.ndir * n.H, n.G, n.H, itemsize)
+    return crnn_packed_size(_dlayer0(n) if item < n.ndir else n.ndir * n.H, n.G, n.H, itemsize)
 
 
 cdef inline Py_ssize_t _ih_offset(const Net* n, int item, Py_ssize_t itemsize) noexcept nogil:
@@ -273,8 +279,8 @@ cdef void _pack_all(const Net* n, const floating* theta, floating* wpack, bint t
             # forward: B = W_hh^T (K = H, G gates); backward: B = W_hh (K = G*H)
             _pack(w_hh, n.H, which == 0, n.H if which == 0 else n.G * n.H,
                   n.G if which == 0 else 1, n.H, n.H, b0, b1, wpack + (item * npass + which) * pb)
-        if not train and not (n.tokens and item < n.ndir):
-            Din = n.D if item < n.ndir else W
+        if not train and not (_onehot0(n) and item < n.ndir):
+            Din = _dlayer0(n) if item < n.ndir else W
             _pack(theta + n.offs[4 * item], Din, True, Din, n.G, n.H, n.H, b0, b1,
                   wpack + _ih_offset(n, item, sizeof(floating)))
     if not train:
@@ -418,7 +424,7 @@ cdef void _layer_forward(const Net* n, int l, int d, const floating* theta,
                                                  else b_hh[g * H + j])
     # input projections of all steps at once (own units of every gate); on
     # packed W_ih^T (predict) each row's result is independent of the others
-    if l == 0 and n.tokens:
+    if l == 0 and _onehot0(n):
         # one-hot input: W_ih x is column `token` of W_ih (D = vocabulary)
         _token_gather(R, j0, j1, G, H, n.D, Xin, ldx, w_ih, y0 if G == 1 else Z,
                       W if G == 1 else ZW)
@@ -806,7 +812,7 @@ cdef void _weight_grads(const Net* n, int l, int d, const floating* theta, float
         a = H
     # own rows of the weight gradients
     _gate_gemm(True, rows, j0, j1, G, H, H, dzt, lddz, hprev_all, a, <floating> 1.0, g_whh, H)
-    if l == 0 and n.tokens:
+    if l == 0 and _onehot0(n):
         # one-hot rows: scatter into the columns of their tokens (D = vocabulary)
         _token_scatter(rows, j0, j1, 0, 2 if gru else G, H, n.D, Xin + rlo * ldx, ldx, dzt,
                        lddz, g_wih)
@@ -1046,6 +1052,37 @@ cdef void _gather(floating* X0, const floating* X, Py_ssize_t D, const Seqs* q,
     _sync(nt)
 
 
+cdef void _embed_gather(const Net* n, const floating* theta, floating* ws,
+                        const Py_ssize_t* lay, const Seqs* q, int tid, int nt) noexcept nogil:
+    """With an embedding: layer 0's input rows, the embedding rows of the
+    gathered token ids (the team splits the rows; ends with a barrier)."""
+    cdef Py_ssize_t r0, r1
+    if n.E == 0:
+        return
+    _split(q.R, tid, nt, 1, &r0, &r1)
+    _embed_rows(theta + n.offs[4 * n.L * n.ndir + 2], n.E, ws + lay[WS_X0], 1, r0, r1,
+                ws + lay[WS_XE])
+    _sync(nt)
+
+
+cdef void _embed_scatter(const Net* n, floating* grad, const floating* ws,
+                         const Py_ssize_t* lay, Py_ssize_t R, int tid, int nt) noexcept nogil:
+    """The embedding's gradient: dEmb[ids[r]] += dLoss/d(layer 0 input row r),
+    the team splitting the E columns (no two threads write one entry).  Ends
+    with a barrier (the workspace is reused by the next shard)."""
+    cdef Py_ssize_t r, e, e0, e1, E = n.E
+    cdef const floating* ids = ws + lay[WS_X0]
+    cdef const floating* dx = ws + lay[WS_DXE]
+    cdef floating* g = grad + n.offs[4 * n.L * n.ndir + 2]
+    cdef floating* gr
+    _split(E, tid, nt, 1, &e0, &e1)
+    for r in range(R):
+        gr = g + (<Py_ssize_t> ids[r]) * E
+        for e in range(e0, e1):
+            gr[e] += dx[r * E + e]
+    _sync(nt)
+
+
 cdef int _check_input(const Net* n, const floating[:, ::1] X) except -1:
     """X's columns match the network; token ids (n.tokens) are integers in
     [0, D), so no id can index outside W_ih."""
@@ -1168,6 +1205,9 @@ cdef inline const floating* _layer_input(const Net* n, floating* ws, const Py_ss
     """What layer l reads: the gathered inputs (l = 0), else layer l - 1's
     outputs, or in training with dropout their dropped-out copy."""
     cdef Py_ssize_t W = n.ndir * n.H, ysz = (T + 2) * Bmax * W
+    if l == 0 and n.E > 0:
+        ldx[0] = n.E
+        return ws + lay[WS_XE]
     if l == 0:
         ldx[0] = _din0(n)
         return ws + lay[WS_X0]
@@ -1287,6 +1327,7 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
     _seqs_init(&q, idx, B, start, lens, iws, tid, nt)
     K = _ring_slots(n, q.T, not q.uniform)
     _gather(ws + lay[WS_X0], X, _din0(n), &q, tid, nt)
+    _embed_gather(n, theta, ws, lay, &q, tid, nt)
     _forward_layers(n, theta, ws, lay, &q, Tcap, Bmax, True, wpack, st, seed, tid, nt)
 
     Ytop = ws + lay[WS_Y] + (n.L - 1) * ysz
@@ -1306,7 +1347,8 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
             _bufs(n, ws, lay, &q, Tcap, Bmax, True, l, d, &b)
             _layer_backward(n, l, d, theta, grad, Xin, ldx, ldx,
                             ws + lay[WS_Y] + l * ysz, dYcur,
-                            dYnext if l > 0 else <floating*> NULL, &b, &q,
+                            dYnext if l > 0 else (ws + lay[WS_DXE] if n.E > 0
+                                                  else <floating*> NULL), &b, &q,
                             last_only, 0 if last_only else K,
                             wpack + ((l * n.ndir + d) * 2 + 1) * pb if wpack != NULL else NULL,
                             tid, nt)
@@ -1316,6 +1358,8 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
         swap = dYcur
         dYcur = dYnext
         dYnext = swap
+    if n.E > 0:
+        _embed_scatter(n, grad, ws, lay, q.R, tid, nt)
     crnn_ftz_leave(csr)
     return loss
 
@@ -1341,6 +1385,7 @@ cdef void _predict_chunk(const Net* n, const floating* theta, const floating* X,
     _ws_layout(n, Bmax, Tcap, False, False, lay)
     _seqs_init(&q, idx, B, start, lens, iws, tid, nt)
     _gather(ws + lay[WS_X0], X, _din0(n), &q, tid, nt)
+    _embed_gather(n, theta, ws, lay, &q, tid, nt)
     _forward_layers(n, theta, ws, lay, &q, Tcap, Bmax, False, wpack, st, 0, tid, nt)
     logits = ws + lay[WS_LOGITS]
     _split(q.R if n.seq else B, tid, nt, 1, &r0, &r1)

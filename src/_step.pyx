@@ -45,7 +45,7 @@ cdef void _step_layers(const Net* n, const floating* theta, const floating* pk,
     _split(H, tid, nt, _lanes(theta[0]), &j0, &j1)
     for l in range(n.L):
         k = 4 * l
-        Din = n.D if l == 0 else H
+        Din = _dlayer0(n) if l == 0 else H
         hl = hN + l * S * H
         hp = h0 + l * S * H if h0 != NULL else NULL
         if G == 1:
@@ -56,7 +56,7 @@ cdef void _step_layers(const Net* n, const floating* theta, const floating* pk,
             ldz = ZW
         # input projection (token ids: a column of W_ih per stream); the
         # recurrent one onto it (Elman) or into R
-        if l == 0 and n.tokens:
+        if l == 0 and _onehot0(n):
             _token_gather(S, j0, j1, G, H, n.D, xin, 1, theta + n.offs[k], z, ldz)
         else:
             _proj(n.simd, S, j0, j1, G, H, Din, xin, Din,
@@ -140,10 +140,10 @@ cdef class StepKernel:
         cdef const Net* n = &self.net
         # a Config pickles as its constructor's arguments: the same Net here
         (cell, L, ndir, H, D, O, seq, loss, trunc, offs, n_params, simd,
-         dropout, tokens) = cfg.__reduce__()[1]
+         dropout, tokens, embed) = cfg.__reduce__()[1]
         self._offs = np.array(offs, dtype=np.intp)
         if net_init(&self.net, cell, L, ndir, H, D, O, seq, loss, trunc, simd, 0.0,
-                    &self._offs[0], tokens) != 0:
+                    &self._offs[0], tokens, embed) != 0:
             raise ValueError("invalid network shape")
         cdef Py_ssize_t l, k, g, j, pos = 0, Din, itemsize
         if n.ndir != 1:
@@ -164,9 +164,9 @@ cdef class StepKernel:
         self.use_packed = n.simd > 0
         # packed transposes: per layer W_ih (K = Din) and W_hh (K = H), then W_out
         for l in range(n.L):
-            Din = n.D if l == 0 else n.H
+            Din = _dlayer0(n) if l == 0 else n.H
             self.pofs[3 * l] = pos
-            if not (l == 0 and n.tokens):          # token ids gather from W_ih itself
+            if not (l == 0 and _onehot0(n)):          # token ids gather from W_ih itself
                 pos += crnn_packed_size(Din, n.G, n.H, itemsize)
             self.pofs[3 * l + 1] = pos
             pos += crnn_packed_size(n.H, n.G, n.H, itemsize)
@@ -175,9 +175,9 @@ cdef class StepKernel:
         self.packed = np.zeros(pos if self.use_packed else 0, dtype=self.dtype)
         if self.use_packed:
             for l in range(n.L):
-                Din = n.D if l == 0 else n.H
+                Din = _dlayer0(n) if l == 0 else n.H
                 for k, K in ((0, Din), (1, n.H)):
-                    if not (l == 0 and k == 0 and n.tokens):
+                    if not (l == 0 and k == 0 and _onehot0(n)):
                         self._pack(self.theta[n.offs[4 * l + k]:], K, n.G, n.H,
                                    self.packed[self.pofs[3 * l + k]:])
             self._pack(self.theta[n.offs[4 * n.L]:], n.H, 1, n.O, self.packed[self.pofs[3 * n.L]:])
@@ -237,6 +237,24 @@ cdef class StepKernel:
                              f"integer in [0, {V})")
         return 0
 
+    cdef cnp.ndarray _embed(self, cnp.ndarray ids):
+        """(n_streams, E) embedding rows of checked token ids: layer 0's input."""
+        cdef const Net* n = &self.net
+        cdef cnp.npy_intp shape[2]
+        shape[0] = self.n_streams
+        shape[1] = n.E
+        cdef cnp.ndarray out = cnp.PyArray_EMPTY(2, shape, cnp.PyArray_TYPE(self.theta), 0)
+        cdef Py_ssize_t off = n.offs[4 * n.L + 2]
+        if self.is_float:
+            _embed_rows(<const float*> cnp.PyArray_DATA(self.theta) + off, n.E,
+                        <const float*> cnp.PyArray_DATA(ids), 1, 0, self.n_streams,
+                        <float*> cnp.PyArray_DATA(out))
+        else:
+            _embed_rows(<const double*> cnp.PyArray_DATA(self.theta) + off, n.E,
+                        <const double*> cnp.PyArray_DATA(ids), 1, 0, self.n_streams,
+                        <double*> cnp.PyArray_DATA(out))
+        return out
+
     cdef bint _all_finite(self, cnp.ndarray a):
         cdef Py_ssize_t i, size = cnp.PyArray_SIZE(a)
         cdef bint finite = True
@@ -264,6 +282,8 @@ cdef class StepKernel:
             xa = self._as_array(x, 2, xshape, "x")
         if n.tokens:
             self._check_tokens(xa)
+            if n.E > 0:
+                xa = self._embed(xa)
         if h is not None:
             ha = self._as_array(h, 3, self.state_shape, "h")
         if c is not None:

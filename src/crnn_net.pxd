@@ -5,7 +5,7 @@
 # use) and the helpers for teams of threads.  Everything here is inline.
 from cython cimport floating
 from libc.math cimport tanh, tanhf
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from crnn_blas cimport gemm
 from crnn_codes cimport CELL_TANH, CELL_RELU, CELL_GRU, CELL_LSTM
@@ -79,19 +79,22 @@ cdef struct Net:
     int tokens      # 1: the input is one column of token ids in [0, D) (a one-hot
                     # input of D features, never materialised): layer 0's input
                     # projection gathers a column of W_ih, its gradient scatters
+    int E           # token input through an embedding of E columns (0: none,
+                    # the one-hot form above): layer 0 reads row `token` of
+                    # the (D x E) embedding, whose offset is offs[4 L ndir + 2]
     const Py_ssize_t* offs
 
 
 cdef inline int net_init(Net* n, int cell, int num_layers, int ndir, int hidden,
                          int n_features, int n_outputs, bint seq, int loss, int trunc,
                          int simd, double dropout, const Py_ssize_t* offs,
-                         bint tokens) noexcept nogil:
-    """Fill n; returns 0, or -1 for an unknown cell, an invalid shape or a
-    dropout probability outside [0, 1)."""
+                         bint tokens, int embed) noexcept nogil:
+    """Fill n; returns 0, or -1 for an unknown cell, an invalid shape, a
+    dropout probability outside [0, 1) or an embedding without token input."""
     if cell != CELL_TANH and cell != CELL_RELU and cell != CELL_GRU and cell != CELL_LSTM:
         return -1
     if num_layers < 1 or (ndir != 1 and ndir != 2) or hidden < 1 or n_features < 1 \
-            or n_outputs < 1 or not (0 <= dropout < 1):
+            or n_outputs < 1 or not (0 <= dropout < 1) or embed < 0 or (embed > 0 and not tokens):
         return -1
     n.cell = cell
     n.L = num_layers
@@ -106,6 +109,7 @@ cdef inline int net_init(Net* n, int cell, int num_layers, int ndir, int hidden,
     n.simd = simd
     n.dropout = dropout
     n.tokens = tokens
+    n.E = embed
     n.offs = offs
     return 0
 
@@ -113,6 +117,27 @@ cdef inline int net_init(Net* n, int cell, int num_layers, int ndir, int hidden,
 cdef inline Py_ssize_t _din0(const Net* n) noexcept nogil:
     """Columns of layer 0's stored input per row: 1 (a token id) or D."""
     return 1 if n.tokens else n.D
+
+
+cdef inline Py_ssize_t _dlayer0(const Net* n) noexcept nogil:
+    """Columns of W_ih of layer 0: E with an embedding, else D (one-hot or
+    dense features)."""
+    return n.E if n.E > 0 else n.D
+
+
+cdef inline bint _onehot0(const Net* n) noexcept nogil:
+    """Layer 0 reads token ids as one-hot rows (a gather from W_ih)."""
+    return n.tokens and n.E == 0
+
+
+cdef inline void _embed_rows(const floating* emb, Py_ssize_t E, const floating* ids,
+                             Py_ssize_t ldi, Py_ssize_t r0, Py_ssize_t r1,
+                             floating* out) noexcept nogil:
+    """out[r] = emb[ids[r]] (E columns) for rows [r0, r1) (ids checked by
+    the entry points)."""
+    cdef Py_ssize_t r
+    for r in range(r0, r1):
+        memcpy(out + r * E, emb + (<Py_ssize_t> ids[r * ldi]) * E, E * sizeof(floating))
 
 
 cdef inline void _token_gather(Py_ssize_t R, Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t G,

@@ -1,4 +1,5 @@
 """Run the kernels directly on a parameter dict (test helper)."""
+import dataclasses
 from contextlib import contextmanager
 
 import numpy as np
@@ -29,9 +30,11 @@ def simd(level):
 
 
 def config(layout, seq, loss, trunc, dropout=0.0, tokens=False):
-    """The layout's kernel Config at the SIMD level of the enclosing simd()."""
-    return layout.config(seq, loss, trunc, -1 if _LEVEL[0] is None else _LEVEL[0], dropout,
-                         tokens)
+    """The layout's kernel Config at the SIMD level of the enclosing simd()
+    (tokens: of the layout with token input)."""
+    if tokens and not layout.tokens:
+        layout = dataclasses.replace(layout, tokens=True)
+    return layout.config(seq, loss, trunc, -1 if _LEVEL[0] is None else _LEVEL[0], dropout)
 
 
 SIMD_LEVELS = [None, 1, 2]

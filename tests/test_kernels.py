@@ -1,4 +1,5 @@
 """The kernels against the plain-numpy reference and finite differences."""
+import dataclasses
 import itertools
 
 import numpy as np
@@ -8,7 +9,7 @@ import reference as ref
 from kernel_helpers import (SIMD_IDS, SIMD_LEVELS, flatten, kernel_loss_grad,
                             kernel_predict, make_layout, pack, simd)
 from crnn import _kernels
-from crnn._layout import LOSS_MSE
+from crnn._layout import LOSS_MSE, LOSS_XENT, Layout
 
 B, T, D, H, O = 6, 7, 3, 5, 4
 
@@ -733,7 +734,7 @@ def test_token_ids_are_checked():
     with pytest.raises(ValueError, match="one column of token ids, got 11 columns"):
         kernel_predict(layout, params, hot, seq=False, tokens=True)
     from crnn import _step
-    cfg = layout.config(False, LOSS_MSE, None, tokens=True)
+    cfg = dataclasses.replace(layout, tokens=True).config(False, LOSS_MSE, None)
     kernel = _step.StepKernel(cfg, pack(layout, params, np.float64), 2, False, 1)
     for bad in (-1.0, 11.0, 0.5):
         with pytest.raises(ValueError, match=r"token id .* of stream 1 is not an integer in "
@@ -770,3 +771,111 @@ def test_token_ids_step_as_predict_and_as_one_hot_rows(cell, dtype, n_threads, l
         np.testing.assert_allclose(out, want[:, t], rtol=tol, atol=tol)
         np.testing.assert_allclose(out, out_d, rtol=tol, atol=tol)
 
+
+
+# ---------------------------------------------------------------------------
+# token ids through an embedding (embedding_dim=E)
+
+
+def _embedding_problem(seed, cell, num_layers, bidirectional, seq, E=5, ragged=False):
+    """A token problem with an embedding: (embedding layout, its params, the
+    dense layout of E features, token ids, their embedding rows, y, idx)."""
+    layout, params, tok, hot, y, idx = _token_problem(seed, cell, num_layers, bidirectional,
+                                                      seq, ragged=ragged)
+    V = layout.n_features
+    rng = np.random.default_rng(seed + 200)
+    lay_e = dataclasses.replace(layout, tokens=True, embedding_dim=E)
+    lay_d = dataclasses.replace(layout, n_features=E)
+    pe = {k: v.copy() for k, v in lay_e.views(lay_e.init_params(rng, np.float64)).items()}
+    # a tensor of each name in both layouts has the same shape
+    emb = pe["embedding.weight"]
+    rows = [emb[t[:, 0].astype(int)] for t in tok]
+    dense = np.stack(rows) if isinstance(tok, np.ndarray) else rows
+    pd = {k: v for k, v in pe.items() if k != "embedding.weight"}
+    assert set(pd) == set(lay_d.views(np.zeros(lay_d.n_params)))
+    return lay_e, pe, lay_d, pd, tok, dense, y, idx, V
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("num_layers,bidirectional", [(1, False), (2, True)])
+@pytest.mark.parametrize("seq", [False, True])
+@pytest.mark.parametrize("ragged", [False, True])
+@pytest.mark.parametrize("threading", THREADING, ids=THREAD_IDS)
+def test_embedding_trains_as_dense_input_of_its_rows(cell, num_layers, bidirectional, seq,
+                                                     ragged, threading):
+    """An embedding layer feeds layer 0 the rows of its token ids: the loss
+    and the gradients of the rnn and head equal the dense network's on
+    those rows (float64), and the embedding's gradient (scattered into the
+    rows of the batch's tokens) equals central finite differences."""
+    n_threads, hidden_split = threading
+    lay_e, pe, lay_d, pd, tok, dense, y, idx, V = _embedding_problem(
+        41, cell, num_layers, bidirectional, seq, ragged=ragged)
+    kw = dict(loss="xent", seq=seq, n_threads=n_threads, hidden_split=hidden_split)
+    want_loss, want = kernel_loss_grad(lay_d, pd, dense, y, idx, **kw)
+    got_loss, got = kernel_loss_grad(lay_e, pe, tok, y, idx, **kw)
+    assert got_loss == pytest.approx(want_loss, rel=1e-13)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-11, atol=1e-13, err_msg=name)
+    emb = pe["embedding.weight"]
+    fd = np.zeros_like(emb)
+    eps = 1e-6
+    used = np.unique(np.concatenate([t[:, 0] for t in tok]).astype(int))
+    for v in used:
+        for e in range(emb.shape[1]):
+            vals = []
+            for s in (1, -1):
+                p = dict(pe, **{"embedding.weight": emb.copy()})
+                p["embedding.weight"][v, e] += s * eps
+                vals.append(kernel_loss_grad(lay_e, p, tok, y, idx, loss="xent", seq=seq)[0])
+            fd[v, e] = (vals[0] - vals[1]) / (2 * eps)
+    np.testing.assert_allclose(got["embedding.weight"], fd, rtol=1e-6, atol=1e-9)
+    unused = np.setdiff1d(np.arange(V), used)
+    assert not np.any(got["embedding.weight"][unused])
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threading", THREADING, ids=THREAD_IDS)
+@pytest.mark.parametrize("level", SIMD_LEVELS, ids=SIMD_IDS)
+def test_embedding_predicts_and_steps_as_dense_input(cell, dtype, threading, level):
+    """predict (packed W_ih^T of E columns for layer 0) and the step kernel
+    on token ids equal the dense network on the embedding rows."""
+    from crnn import _step
+    from kernel_helpers import config
+    n_threads, hidden_split = threading
+    lay_e, pe, lay_d, pd, tok, dense, y, idx, V = _embedding_problem(42, cell, 2, False, True)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    with simd(level) as packed:
+        want = kernel_predict(lay_d, pd, dense, seq=True, dtype=dtype, n_threads=n_threads,
+                              hidden_split=hidden_split, packed=packed)
+        got = kernel_predict(lay_e, pe, tok, seq=True, dtype=dtype, n_threads=n_threads,
+                             hidden_split=hidden_split, packed=packed)
+        kernel = _step.StepKernel(config(lay_e, True, LOSS_MSE, None), pack(lay_e, pe, dtype),
+                                  tok.shape[0], False, n_threads)
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    h = c = None
+    for t in range(tok.shape[1]):
+        out, h, c = kernel.step(tok[:, t].astype(dtype), h, c)
+        np.testing.assert_allclose(out, want[:, t], rtol=tol, atol=tol)
+    with pytest.raises(ValueError, match="is not an integer"):
+        kernel.step(np.full((tok.shape[0], 1), V, dtype=dtype))
+
+
+def test_embedding_layout():
+    """The embedding comes first in the state_dict (as a module whose
+    `embedding` is declared before `rnn`), last in the kernels' offset
+    table; it needs token input."""
+    lay = Layout("lstm", "tanh", 2, 1, 8, 30, 30, tokens=True, embedding_dim=6)
+    names = [t[0] for t in lay.tensors()]
+    assert names[0] == "embedding.weight" and names[1] == "rnn.weight_ih_l0"
+    assert lay.views(np.zeros(lay.n_params))["rnn.weight_ih_l0"].shape == (32, 6)
+    offs = lay.offsets()
+    assert len(offs) == 4 * 2 + 2 + 1 and offs[-1] == 0 and offs[0] == 30 * 6
+    with pytest.raises(ValueError, match="needs token input"):
+        Layout("lstm", "tanh", 1, 1, 8, 30, 30, embedding_dim=6)
+    theta = lay.init_params(np.random.RandomState(0), np.float64)
+    emb = lay.views(theta)["embedding.weight"]
+    assert 0.8 < emb.std() < 1.2                   # nn.Embedding's N(0, 1)
+    with pytest.raises(ValueError, match="offset table"):
+        _kernels.Config(lay.cell_code, 2, 1, 8, 30, 30, True, LOSS_XENT, -1,
+                        lay.offsets()[:-1], lay.n_params, -1, 0.0, True, 6)

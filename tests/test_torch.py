@@ -339,3 +339,43 @@ def test_token_ids_match_torch_on_one_hot_input(cell, bidirectional):
     for name, p in net.named_parameters():
         np.testing.assert_allclose(got[name], p.grad.numpy(), rtol=1e-4, atol=1e-6,
                                    err_msg=name)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_embedding_matches_torch(cell):
+    """Token ids through an embedding (float32) against nn.Embedding + the
+    recurrent layer + nn.Linear given the same weights: the per-step
+    cross-entropy and every gradient, the embedding's included."""
+    from kernel_helpers import kernel_loss_grad
+    from crnn._layout import Layout
+
+    V, E, H, L, N, T = 17, 7, 16, 2, 6, 9
+
+    class EmbNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(V, E)
+            self.net = TorchNet(E, H, L, V, seq=True, cell=cell)
+
+        def forward(self, ids):
+            return self.net(self.embedding(ids))
+
+    torch.manual_seed(1)
+    net = EmbNet().float()
+    rng = np.random.default_rng(4)
+    ids = rng.integers(0, V, size=(N, T))
+    nxt = rng.integers(0, V, size=(N, T))
+    logits = net(torch.from_numpy(ids))
+    loss = nn.functional.cross_entropy(logits.reshape(-1, V), torch.from_numpy(nxt).reshape(-1))
+    loss.backward()
+    layout = Layout(cell, "tanh", L, 1, H, V, V, tokens=True, embedding_dim=E)
+    names = {k: k.replace("net.", "") for k, _ in net.named_parameters()}
+    params = {names[k]: v.detach().numpy().astype(np.float64)
+              for k, v in net.state_dict().items()}
+    got_loss, got = kernel_loss_grad(layout, params, ids[:, :, None].astype(np.float32), nxt,
+                                     np.arange(N), loss="xent", seq=True, dtype=np.float32,
+                                     n_threads=2)
+    assert got_loss == pytest.approx(loss.item(), rel=1e-5)
+    for name, p in net.named_parameters():
+        np.testing.assert_allclose(got[names[name]], p.grad.numpy(), rtol=1e-4, atol=1e-6,
+                                   err_msg=name)
