@@ -2,10 +2,12 @@
 from ._estimators import RNNClassifier, RNNRegressor
 from ._io import ModelFileError, load
 from ._forecast import RNNForecaster
+from ._lm import RNNLanguageModel
 from ._onnx import register_skl2onnx, to_onnx
 from ._show import show_config
 from ._stepper import Stepper
 from ._version import __version__
 
-__all__ = ["ModelFileError", "RNNClassifier", "RNNForecaster", "RNNRegressor", "Stepper", "load",
-           "register_skl2onnx", "show_config", "to_onnx", "__version__"]
+__all__ = ["ModelFileError", "RNNClassifier", "RNNForecaster", "RNNLanguageModel",
+           "RNNRegressor", "Stepper", "load", "register_skl2onnx", "show_config", "to_onnx",
+           "__version__"]

@@ -89,6 +89,9 @@ def main(argv=None):
     if argv[:1] == ["forecast"]:
         from ._cli import forecast_main
         return forecast_main(argv[1:])
+    if argv[:1] == ["text"]:
+        from ._cli import text_main
+        return text_main(argv[1:])
     parser = argparse.ArgumentParser(prog="crnn", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n-jobs", type=int, default=None,

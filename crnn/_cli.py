@@ -193,3 +193,120 @@ def _forecast(args):
             raise CLIError(f"{args.plot}: cannot write the plot ({exc})") from None
         print(f"wrote the plot to {args.plot}")
     return 0
+
+
+# ---------------------------------------------------------------------------
+# crnn text train / generate
+
+_TEXT_DOC = """\
+crnn text train: fit an RNNLanguageModel on a text file and save it
+(a model file that loads without running code).
+crnn text generate: continue a prompt with a saved model.
+
+  crnn text train input.txt --out model.crnnlm --epochs 20 --hidden-size 256
+  crnn text generate model.crnnlm --prompt "ROMEO:" -n 500 --temperature 0.8
+"""
+
+
+def _text_parser():
+    p = argparse.ArgumentParser(prog="crnn text", description=_TEXT_DOC,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="fit a language model on a text file")
+    t.add_argument("input", help="UTF-8 text file")
+    t.add_argument("--out", required=True, help="model file to write (e.g. model.crnnlm)")
+    t.add_argument("--epochs", type=int, default=10, help="passes over the text (default 10)")
+    t.add_argument("--hidden-size", type=int, default=128)
+    t.add_argument("--num-layers", type=int, default=2)
+    t.add_argument("--cell", choices=["rnn", "gru", "lstm"], default="lstm")
+    t.add_argument("--tokenizer", choices=["char", "word"], default="char")
+    t.add_argument("--embedding-dim", type=int, default=None)
+    t.add_argument("--max-vocab", type=int, default=None)
+    t.add_argument("--seq-length", type=int, default=100)
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--learning-rate-init", type=float, default=2e-3)
+    t.add_argument("--dropout", type=float, default=0.0)
+    t.add_argument("--validation-fraction", type=float, default=0.1,
+                   help="the text's tail held out and scored after every epoch; the best "
+                        "epoch's weights are kept (default 0.1; 0: none)")
+    t.add_argument("--random-state", type=int, default=0)
+    t.add_argument("--n-jobs", type=int, default=None, help="threads (default: all cores)")
+    g = sub.add_parser("generate", help="continue a prompt with a saved model")
+    g.add_argument("model", help="a model file written by crnn text train")
+    g.add_argument("--prompt", default="", help="text to continue (default: a new document)")
+    g.add_argument("-n", "--n-tokens", type=int, default=500, help="tokens to generate")
+    g.add_argument("--temperature", type=float, default=1.0, help="0: greedy (default 1.0)")
+    g.add_argument("--top-k", type=int, default=None)
+    g.add_argument("--top-p", type=float, default=None)
+    g.add_argument("--random-state", type=int, default=None)
+    return p
+
+
+def text_main(argv):
+    args = _text_parser().parse_args(argv)
+    try:
+        return _text_train(args) if args.command == "train" else _text_generate(args)
+    except (CLIError, ValueError, TypeError) as exc:
+        print(f"crnn text {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _read_text(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise CLIError(f"{path}: no such file") from None
+    except (UnicodeDecodeError, IsADirectoryError, PermissionError) as exc:
+        raise CLIError(f"{path}: cannot be read as UTF-8 text ({exc})") from None
+
+
+def _text_train(args):
+    import time
+
+    from ._lm import RNNLanguageModel
+    text = _read_text(args.input)
+    val = None
+    if args.validation_fraction > 0:
+        if not args.validation_fraction < 1:
+            raise CLIError("--validation-fraction must be in [0, 1)")
+        cut = int(len(text) * (1 - args.validation_fraction))
+        text, val = text[:cut], text[cut:]
+    # the estimator's own loop prints a line per epoch (verbose) and, with a
+    # validation text, keeps the weights of the best epoch
+    model = RNNLanguageModel(
+        tokenizer=args.tokenizer, cell=args.cell, hidden_size=args.hidden_size,
+        num_layers=args.num_layers, seq_length=args.seq_length,
+        embedding_dim=args.embedding_dim, max_vocab=args.max_vocab,
+        batch_size=args.batch_size, learning_rate_init=args.learning_rate_init,
+        dropout=args.dropout, random_state=args.random_state, n_jobs=args.n_jobs,
+        max_iter=args.epochs, early_stopping=val is not None,
+        n_iter_no_change=max(1, args.epochs), verbose=1)
+    start = time.perf_counter()
+    model.fit(text, X_val=val)
+    if val is not None:
+        print(f"best validation loss {-model.best_validation_score_:.4f} nats/token "
+              f"(those weights are kept)")
+    try:
+        model.save(args.out)
+    except OSError as exc:
+        raise CLIError(f"{args.out}: cannot write ({exc.strerror or exc})") from None
+    print(f"wrote {args.out} ({len(model.vocab_)} tokens, "
+          f"{time.perf_counter() - start:.1f} s in all)")
+    return 0
+
+
+def _text_generate(args):
+    from ._io import ModelFileError, load
+    from ._lm import RNNLanguageModel
+    try:
+        model = load(args.model, expected=RNNLanguageModel)
+    except FileNotFoundError:
+        raise CLIError(f"{args.model}: no such file") from None
+    except ModelFileError as exc:
+        raise CLIError(str(exc)) from None
+    out = model.generate(args.n_tokens, prompt=args.prompt, temperature=args.temperature,
+                         top_k=args.top_k, top_p=args.top_p, random_state=args.random_state)
+    sep = "" if model.tokenizer == "char" or not args.prompt else " "
+    print(args.prompt + sep + out)
+    return 0

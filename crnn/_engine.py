@@ -230,7 +230,7 @@ class TrainWorkspace:
             self.sample_weights = data.lens if engine.seq else None
         self.batch_weight = 0.0
 
-    def train_batch(self, theta, samples, seed=0, states=None):
+    def train_batch(self, theta, samples, seed=0, states=None, data=None):
         """Mean loss (without any penalty) of the batch `samples` (data
         sample indices, at most batch_size of them) at theta; its gradient
         is left in ``self.grads``, one row per shard, to be summed in order
@@ -239,8 +239,10 @@ class TrainWorkspace:
         n_samples, hidden) array in theta's dtype indexed by data sample:
         the batch starts from h0 (c0) and writes its final states into hN
         (cN), with no gradient into the initial states (stateful training
-        by truncated BPTT across batches)."""
-        data = self.data
+        by truncated BPTT across batches).  data: another SeqData with the
+        same row and target arrays and sample lengths (stateful training
+        walks the chunks of a long stream as batches of their own)."""
+        data = self.data if data is None else data
         idx, bounds = shard_batch(samples, data.lens, self.n_shards, not self.varlen)
         self.batch_weight = (len(samples) if self.sample_weights is None
                              else float(self.sample_weights[samples].sum()))

@@ -663,27 +663,6 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
             out.append(arr)
         return out[0], (out[1] if lstm else None)
 
-    def stepper(self, n_streams=1):
-        """A Stepper that runs this network one time step at a time, for
-        online use.
-
-        It holds a copy of the current weights; the estimator is not
-        touched by its use.
-
-        Parameters
-        ----------
-        n_streams : int, default=1
-            Independent streams stepped together (each with its own state).
-
-        Returns
-        -------
-        stepper : crnn.Stepper
-            ``stepper.step(x, state)`` returns (prediction, new_state).
-        """
-        from ._stepper import Stepper
-        check_is_fitted(self, "_theta")
-        return Stepper(self, n_streams)
-
     def __getstate__(self):
         state = dict(super().__getstate__())    # may be the live __dict__ itself
         for name in ("_wpack", "_engine_cache", "_validated_params"):
@@ -735,12 +714,8 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
             The estimator, ready for predict and partial_fit.
         """
         self._validate_hyperparams()
-        dtype = self._dtype()
-        sd = {}
-        for k, v in dict(state_dict).items():
-            if hasattr(v, "detach"):
-                v = v.detach().cpu().numpy()
-            sd[k] = v
+        sd = {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else v)
+              for k, v in dict(state_dict).items()}
         for key in ("rnn.weight_ih_l0", "head.weight"):
             if key not in sd:
                 raise ValueError(f"state_dict has no '{key}' entry.")
@@ -749,6 +724,23 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
         if w_ih.ndim != 2 or w_out.ndim != 2:
             raise ValueError("rnn.weight_ih_l0 and head.weight must be 2D arrays.")
         layout = self._make_layout(w_ih.shape[1], w_out.shape[0])
+        theta = self._theta_from_state_dict(sd, layout)
+        attrs = TrainState.new(layout, theta).attributes(early_stopping=False)
+        attrs.update(self._target_info_from_outputs(layout.n_outputs, **kwargs),
+                     n_features_in_=layout.n_features, best_loss_=None,
+                     _random_state=check_random_state(self.random_state),
+                     _wpack=(theta, self._engine(layout, self.return_sequences)
+                             .packed_weights(theta)),
+                     _return_sequences=bool(self.return_sequences))
+        self.__dict__.update(attrs)
+        return self
+
+    def _theta_from_state_dict(self, state_dict, layout):
+        """The parameter vector of `layout` from a state dict (every tensor
+        checked: names, shapes, finite values that fit the dtype)."""
+        dtype = self._dtype()
+        sd = {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else v)
+              for k, v in dict(state_dict).items()}
         expected = {name: shape for name, _, shape, _ in layout.tensors()}
         missing = sorted(set(expected) - set(sd))
         unexpected = sorted(set(sd) - set(expected))
@@ -779,15 +771,7 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
                 raise ValueError(
                     f"state_dict['{name}'] has values beyond the range of {dtype.name} "
                     f"(largest {np.finfo(dtype).max:.3g}); they would become infinite.")
-        attrs = TrainState.new(layout, theta).attributes(early_stopping=False)
-        attrs.update(self._target_info_from_outputs(layout.n_outputs, **kwargs),
-                     n_features_in_=layout.n_features, best_loss_=None,
-                     _random_state=check_random_state(self.random_state),
-                     _wpack=(theta, self._engine(layout, self.return_sequences)
-                             .packed_weights(theta)),
-                     _return_sequences=bool(self.return_sequences))
-        self.__dict__.update(attrs)
-        return self
+        return theta
 
     # ------------------------------------------------------------------
     # model files (save and load: ModelFileMixin)
@@ -871,6 +855,31 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         return tags
+
+
+class _StepperMixin:
+    """stepper() of the estimators whose input is one observation per step."""
+
+    def stepper(self, n_streams=1):
+        """A Stepper that runs this network one time step at a time, for
+        online use.
+
+        It holds a copy of the current weights; the estimator is not
+        touched by its use.
+
+        Parameters
+        ----------
+        n_streams : int, default=1
+            Independent streams stepped together (each with its own state).
+
+        Returns
+        -------
+        stepper : crnn.Stepper
+            ``stepper.step(x, state)`` returns (prediction, new_state).
+        """
+        from ._stepper import Stepper
+        check_is_fitted(self, "_theta")
+        return Stepper(self, n_streams)
 
 
 # ---------------------------------------------------------------------------
@@ -1082,7 +1091,7 @@ _CLASSIFIER_DOC = f"""Recurrent network (Elman, GRU or LSTM cells) for classific
 """
 
 
-class RNNRegressor(RegressorMixin, _BaseRNN):
+class RNNRegressor(RegressorMixin, _StepperMixin, _BaseRNN):
     __doc__ = _REGRESSOR_DOC
 
     _loss_code = LOSS_MSE
@@ -1282,7 +1291,7 @@ or tuple (h_0, c_0), default=None
         return tags
 
 
-class RNNClassifier(ClassifierMixin, _BaseRNN):
+class RNNClassifier(ClassifierMixin, _StepperMixin, _BaseRNN):
     __doc__ = _CLASSIFIER_DOC
 
     _loss_code = LOSS_XENT

@@ -36,7 +36,8 @@ FORMAT_VERSION = 1
 MANIFEST = "model.json"
 # attributes that are never saved: caches derived from the others (rebuilt
 # on load), and runtime hooks (callbacks) that are not part of the model
-_DERIVED = frozenset({"_wpack", "_engine_cache", "_validated_params", "_sklearn_version"})
+_DERIVED = frozenset({"_wpack", "_engine_cache", "_validated_params", "_sklearn_version",
+                      "_vocab_cache"})
 _RUNTIME_PREFIXES = ("_skl_callbacks", "_parent_callback")
 _BUILTIN_TYPES = {"float": float, "int": int, "bool": bool, "str": str}
 
@@ -112,7 +113,9 @@ class ModelFileError(ValueError):
 def _estimator_classes():
     from ._estimators import RNNClassifier, RNNRegressor
     from ._forecast import RNNForecaster
-    return {cls.__name__: cls for cls in (RNNRegressor, RNNClassifier, RNNForecaster)}
+    from ._lm import RNNLanguageModel
+    return {cls.__name__: cls for cls in (RNNRegressor, RNNClassifier, RNNForecaster,
+                                          RNNLanguageModel)}
 
 
 # ---------------------------------------------------------------------------

@@ -38,6 +38,7 @@ def tokenizer_function(tokenizer):
 class Vocabulary:
     """Token <-> id.  Id 0 is the unknown token, id 1 the end of a document;
     then the kept tokens by decreasing count (ties: first seen first).
+    Tokens are strings, or integers for documents given as token ids.
 
     Parameters
     ----------
@@ -74,9 +75,9 @@ class Vocabulary:
         """The vocabulary whose id i is tokens[i] (as saved by .tokens)."""
         tokens = list(tokens)
         if tokens[:2] != [UNK, EOS] or len(set(tokens)) != len(tokens) or \
-                not all(isinstance(t, str) for t in tokens):
-            raise ValueError("a vocabulary is a list of distinct strings starting with "
-                             f"{UNK!r}, {EOS!r}.")
+                not all(type(t) in (str, int) for t in tokens[2:]):
+            raise ValueError("a vocabulary is a list of distinct tokens (strings or "
+                             f"integers) starting with {UNK!r}, {EOS!r}.")
         vocab = cls.__new__(cls)
         vocab.tokens = tokens
         vocab.index = {t: i for i, t in enumerate(tokens)}

@@ -297,7 +297,9 @@ class EpochLoop:
     when n_epochs run out (None: no warning).  epoch0: the state's n_iter
     where the schedule's epoch count starts.  dropout: draw a dropout seed
     per batch.  monitor: called around every epoch (see EpochMonitor), or
-    None."""
+    None.  batches: pool, batch size, rng -> the epoch's batches as
+    (samples, keyword arguments of work.train_batch); None: shuffled (or
+    not) slices of the pool."""
     solver: Solver
     schedule: LearningRate
     n_epochs: int
@@ -311,6 +313,12 @@ class EpochLoop:
     dropout: bool = False
     incremental: bool = False
     monitor: object = None
+    batches: object = None
+
+    def _slices(self, pool, batch, rng):
+        order = pool[rng.permutation(len(pool))] if self.shuffle else pool
+        for start in range(0, len(pool), batch):
+            yield order[start:start + batch], {}
 
     def run(self, state, work, pool, rng, validate=None):
         """Train state.theta in place on the samples `pool` with the
@@ -321,7 +329,7 @@ class EpochLoop:
         wmask = state.layout.weight_mask
         n, batch = len(pool), work.batch
         best_theta = theta.copy() if validate is not None else None
-        order = pool
+        batches = self._slices if self.batches is None else self.batches
         alpha = self.solver.alpha
         with blas_single_threaded(), sigint_after_batch() as interrupt:
             for _ in range(self.n_epochs):
@@ -330,13 +338,10 @@ class EpochLoop:
                     self.monitor.begin_epoch()
                 lr = self.schedule.rate(state, state.n_iter - self.epoch0)
                 state.learning_rate = lr
-                if self.shuffle:
-                    order = pool[rng.permutation(n)]
                 total, weight, done = 0.0, 0.0, 0
-                for start in range(0, n, batch):
-                    samples = order[start:start + batch]
+                for samples, extra in batches(pool, batch, rng):
                     seed = int(rng.randint(2**63 - 1, dtype=np.int64)) if self.dropout else 0
-                    loss = work.train_batch(theta, samples, seed)
+                    loss = work.train_batch(theta, samples, seed, **extra)
                     if not np.isfinite(loss):
                         diverged("loss", loss)
                     done += len(samples)

@@ -5,7 +5,8 @@
 from cython cimport floating
 from cython.parallel cimport parallel, threadid
 from libc.math cimport exp, isfinite
-from libc.string cimport memset
+from libc.stdint cimport int64_t
+from libc.string cimport memcpy, memset
 
 import threading
 
@@ -107,6 +108,71 @@ cdef void _step_layers(const Net* n, const floating* theta, const floating* pk,
                 for j in range(O):
                     out[i * O + j] = <floating> (out[i * O + j] / se)
     crnn_ftz_leave(csr)
+
+
+cdef Py_ssize_t _pick(const floating* z, Py_ssize_t V, double temperature, double u,
+                      double* p) noexcept nogil:
+    """A token drawn from softmax(z / temperature) over ids 1..V-1 (id 0,
+    the unknown token, never) with the uniform draw u in [0, 1): the first
+    id whose cumulative probability passes u times the total (as
+    crnn._text.sample_next); temperature 0: the first most likely id."""
+    cdef Py_ssize_t j, best = 1
+    cdef double mx, total = 0, c = 0, target
+    for j in range(2, V):
+        if z[j] > z[best]:
+            best = j
+    if temperature == 0:
+        return best
+    mx = z[best] / temperature
+    for j in range(1, V):
+        p[j] = exp(z[j] / temperature - mx)
+        total += p[j]
+    target = u * total
+    for j in range(1, V):
+        c += p[j]
+        if c > target:
+            return j
+    # rounding left the total just above the sum: the last id with p > 0
+    for j in range(V - 1, 0, -1):
+        if p[j] > 0:
+            return j
+    return best
+
+
+cdef void _sample_loop(const Net* n, const floating* theta, const floating* pk,
+                       const Py_ssize_t* pofs, const floating* bz, floating* hA, floating* hB,
+                       floating* cA, floating* cB, floating* Zb, floating* Rb,
+                       floating* logits, floating* xbuf, floating* xe, double* pbuf,
+                       const double* u, Py_ssize_t count, double temperature, int64_t* out,
+                       int tid, int nt) noexcept nogil:
+    """Generation for one stream: draw token i from logits with u[i]
+    (_pick), feed it to the network (states hA/cA -> hB/cB, swapped every
+    step) for the next logits; count tokens.  Thread 0 draws; a team splits
+    each step's hidden units."""
+    cdef Py_ssize_t i, tok
+    cdef floating* hin = hA
+    cdef floating* hout = hB
+    cdef floating* cin = cA
+    cdef floating* cout = cB
+    cdef floating* swap
+    for i in range(count):
+        if tid == 0:
+            tok = _pick(logits, n.O, temperature, u[i], pbuf)
+            out[i] = tok
+            xbuf[0] = <floating> tok
+            if n.E > 0:
+                _embed_rows(theta + n.offs[4 * n.L + 2], n.E, xbuf, 1, 0, 1, xe)
+        _sync(nt)                       # the token is everyone's input
+        if i + 1 == count:
+            break
+        _step_layers(n, theta, pk, pofs, bz, 1, xe if n.E > 0 else xbuf, hin, cin, hout, cout,
+                     Zb, Rb, logits, False, tid, nt)
+        swap = hin
+        hin = hout
+        hout = swap
+        swap = cin
+        cin = cout
+        cout = swap
 
 
 cdef class StepKernel:
@@ -265,6 +331,80 @@ cdef class StepKernel:
             for i in range(size):
                 finite = finite and isfinite((<double*> cnp.PyArray_DATA(a))[i])
         return finite
+
+    def sample(self, logits, h, c, uniforms, double temperature):
+        """Generate len(uniforms) tokens for one stream in the kernel.
+
+        Token i is drawn from softmax(logits / temperature) over the ids
+        1..V-1 with the uniform draw uniforms[i] (temperature 0: the most
+        likely id; the unknown id 0 is never drawn), then fed to the network
+        to give the next logits.  logits (1, V), h (and c for the LSTM):
+        the outputs and states after the prompt.  Returns the int64 ids."""
+        cdef const Net* n = &self.net
+        cdef cnp.npy_intp lshape[2]
+        if self.n_streams != 1:
+            raise ValueError("sample runs one stream")
+        if self.softmax:
+            raise ValueError("sample needs a kernel that returns logits (softmax=False)")
+        if not n.tokens:
+            raise ValueError("sample needs a token network")
+        if not (temperature >= 0 and temperature < float("inf")):
+            raise ValueError("temperature must be a finite number >= 0")
+        lshape[0] = 1
+        lshape[1] = n.O
+        cdef cnp.ndarray lg = self._as_array(logits, 2, lshape, "logits").copy()
+        cdef cnp.ndarray hA = self._as_array(h, 3, self.state_shape, "h").copy()
+        cdef cnp.ndarray hB = np.empty_like(hA)
+        cdef cnp.ndarray cA = None, cB = None
+        if self.lstm:
+            cA = self._as_array(c, 3, self.state_shape, "c").copy()
+            cB = np.empty_like(cA)
+        for arr, what in ((lg, "logits"), (hA, "h"), (cA, "c")):
+            if arr is not None and not self._all_finite(arr):
+                raise ValueError(f"{what} contains NaN or infinity")
+        cdef double[::1] u = np.ascontiguousarray(uniforms, dtype=np.float64)
+        cdef Py_ssize_t i, count = u.shape[0]
+        for i in range(count):
+            if not (0 <= u[i] < 1):
+                raise ValueError("uniforms must lie in [0, 1)")
+        out = np.empty(count, dtype=np.int64)
+        if count == 0:
+            return out
+        cdef int64_t[::1] ov = out
+        cdef cnp.ndarray xbuf = np.zeros(1, dtype=self.dtype)
+        cdef cnp.ndarray xe = np.zeros(max(n.E, 1), dtype=self.dtype)
+        cdef double[::1] pbuf = np.zeros(n.O, dtype=np.float64)
+        cdef cnp.ndarray zb = np.empty_like(self.Zb), rb = np.empty_like(self.Rb)
+        cdef void* pk = cnp.PyArray_DATA(self.packed) if self.use_packed else NULL
+        cdef void* th = cnp.PyArray_DATA(self.theta)
+        cdef void* bzp = cnp.PyArray_DATA(self.bz)
+        cdef void* ha = cnp.PyArray_DATA(hA)
+        cdef void* hb = cnp.PyArray_DATA(hB)
+        cdef void* ca = cnp.PyArray_DATA(cA) if cA is not None else NULL
+        cdef void* cb = cnp.PyArray_DATA(cB) if cB is not None else NULL
+        cdef void* zp = cnp.PyArray_DATA(zb)
+        cdef void* rp = cnp.PyArray_DATA(rb)
+        cdef void* lp = cnp.PyArray_DATA(lg)
+        cdef void* xp = cnp.PyArray_DATA(xbuf)
+        cdef void* xep = cnp.PyArray_DATA(xe)
+        cdef const Py_ssize_t* pofs = self.pofs
+        cdef bint isf = self.is_float
+        cdef int team = self.n_threads, tid, nth
+        with nogil, parallel(num_threads=team):
+            tid = threadid()
+            nth = omp_get_num_threads()
+            if isf:
+                _sample_loop(n, <const float*> th, <const float*> pk, pofs, <const float*> bzp,
+                             <float*> ha, <float*> hb, <float*> ca, <float*> cb, <float*> zp,
+                             <float*> rp, <float*> lp, <float*> xp, <float*> xep, &pbuf[0],
+                             &u[0], count, temperature, &ov[0], tid, nth)
+            else:
+                _sample_loop(n, <const double*> th, <const double*> pk, pofs,
+                             <const double*> bzp, <double*> ha, <double*> hb, <double*> ca,
+                             <double*> cb, <double*> zp, <double*> rp, <double*> lp,
+                             <double*> xp, <double*> xep, &pbuf[0], &u[0], count,
+                             temperature, &ov[0], tid, nth)
+        return out
 
     def step(self, x, h=None, c=None):
         """(outputs, h_new, c_new) of one step; h, c None: zero states

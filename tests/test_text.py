@@ -33,8 +33,9 @@ def test_vocabulary_order_limits_and_special_tokens():
     assert len(Vocabulary([list("<unk>")])) == 2 + 5        # no second "<unk>" entry
     with pytest.raises(ValueError, match="outside the vocabulary"):
         v.decode([len(v)])
-    for bad in ([EOS, UNK, "a"], [UNK, EOS, "a", "a"], ["a"]):
-        with pytest.raises(ValueError, match="distinct strings"):
+    assert Vocabulary.from_tokens([UNK, EOS, 7, "a"]).index[7] == 2     # token-id documents
+    for bad in ([EOS, UNK, "a"], [UNK, EOS, "a", "a"], ["a"], [UNK, EOS, 1.5], [UNK, EOS, True]):
+        with pytest.raises(ValueError, match="distinct tokens"):
             Vocabulary.from_tokens(bad)
     for kw, match in (({"max_vocab": 2}, "max_vocab"), ({"min_count": 0}, "min_count"),
                       ({"max_vocab": 3.5}, "max_vocab")):

@@ -1,0 +1,710 @@
+"""RNNLanguageModel: next-token prediction and text generation.
+
+Text becomes token ids (crnn._text), the kernels read them as one column of
+ids (a one-hot input never materialised, or an embedding), training walks
+the text as parallel streams carrying the recurrent state from one batch to
+the next (char-rnn's truncated BPTT), and generation runs on the step
+kernel, one token at a time.  The training loop, solvers, model files and
+parameter checks are the other estimators'.
+"""
+import math
+import numbers
+
+import numpy as np
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from ._data import SeqData
+from ._estimators import _BaseRNN, _check_model_size, _fit_lock, check_int
+from ._layout import LOSS_XENT, Layout
+from ._text import (EOS, UNK, Vocabulary, check_sampling, sample_next, stream_batches,
+                    tokenizer_function)
+from ._threads import effective_n_threads
+from ._training import EpochLoop, LearningRate, TrainState, make_solver
+
+# evaluation (score, validation, prompts) runs the network over at most
+# about this many logits at once
+_EVAL_LOGITS = 8 * 2**20
+
+
+class RNNLanguageModel(_BaseRNN):
+    """Recurrent language model: next-token prediction and text generation.
+
+    The model of char-rnn: tokens (characters, words, or the tokens of a
+    callable) are read one at a time by stacked Elman, GRU or LSTM layers,
+    ``o_t = softmax(V s_t)`` gives the distribution of the next token, and
+    training minimises the cross-entropy of every next token.  Layer 0 reads
+    a token as a one-hot vector without ever building it (its input
+    projection is a column of ``W_ih``), or through an embedding of
+    ``embedding_dim`` columns.
+
+    Training cuts the text (the documents joined, each followed by an
+    end-of-document token) into at most ``batch_size`` parallel streams and
+    walks them in consecutive chunks of ``seq_length`` tokens; the recurrent
+    state is carried from one chunk to the next, so the model sees context
+    longer than a chunk while gradients flow back ``seq_length`` steps
+    (truncated backpropagation through time, as char-rnn).  An epoch is one
+    pass over the text.  When the text is too short for ``batch_size``
+    streams of ``seq_length + 1`` tokens, fewer streams are used.
+
+    Parameters
+    ----------
+    tokenizer : {"char", "word"} or callable, default="char"
+        "char": every character is a token.  "word": the regex
+        ``\\w+(?:'\\w+)*|[^\\w\\s]`` (runs of letters and digits with inner
+        apostrophes, or any single other non-space character); spaces and
+        line breaks are not tokens, and generated words are joined by single
+        spaces.  A callable takes a string and returns a list of strings
+        (generated tokens are joined by single spaces).  A model with a
+        callable tokenizer cannot be saved to a model file (it would have to
+        run code when loaded).
+    cell : {"rnn", "gru", "lstm"}, default="lstm"
+    hidden_size : int, default=128
+    num_layers : int, default=2
+    seq_length : int, default=100
+        Tokens per chunk: the steps of truncated BPTT.
+    embedding_dim : int or None, default=None
+        Width of an embedding between the tokens and layer 0 (as
+        ``nn.Embedding``, initialised N(0, 1)); None: layer 0 reads one-hot
+        tokens directly.
+    max_vocab : int or None, default=None
+        Keep at most this many tokens in the vocabulary (the unknown and
+        end-of-document tokens included), the most frequent first.
+    min_count : int, default=1
+        Keep tokens seen at least this often in the first fit's text.
+    nonlinearity, dropout, forget_bias, solver, learning_rate,
+    learning_rate_init, power_t, batch_size, max_iter, alpha, clip_norm,
+    momentum, nesterovs_momentum, beta_1, beta_2, epsilon, early_stopping,
+    validation_fraction, n_iter_no_change, tol, random_state, verbose,
+    warm_start, n_jobs, dtype
+        As in RNNClassifier; ``batch_size`` is the number of parallel
+        streams, ``max_iter`` the number of epochs.  With
+        ``early_stopping`` the last ``validation_fraction`` of the tokens
+        (or ``X_val``) is held out and scored after every epoch.  Batches
+        run in the order of the text (no shuffling: the state is carried).
+
+    Attributes
+    ----------
+    vocab_ : list
+        The token of each id: ``"<unk>"`` (id 0, every token not kept), the
+        end-of-document token ``"<eos>"`` (id 1), then the kept tokens by
+        decreasing count.  For documents given as integer arrays, the
+        tokens are those integers.
+    n_features_in_, n_outputs_ : int
+        The vocabulary size.
+    loss_curve_, validation_scores_, validation_loss_curve_, best_loss_,
+    best_validation_score_, n_iter_, t_, loss_, learning_rate_curve_
+        As in RNNClassifier: the training loss and validation loss in nats
+        per token; validation scores are mean log-likelihoods (higher is
+        better).
+
+    Notes
+    -----
+    ``score``, ``perplexity``, ``bits_per_token``, ``predict_proba`` and
+    ``generate`` run every document from a zero state with the
+    end-of-document token as its first input (the training stream puts one
+    before every document but the first), and score the end of each
+    document as one more token.  The validation of early stopping scores
+    the held-out text as ``batch_size`` contiguous streams, as char-rnn
+    does.
+    """
+
+    _loss_code = LOSS_XENT
+    # what a language model fixes (read by the checks shared with the other
+    # estimators): one direction (generation steps forward), an output per
+    # step, truncation by chunks, batches in the order of the text
+    bidirectional = False
+    return_sequences = True
+    bptt_truncate = None
+    shuffle = False
+    _FITTED_ATTRIBUTES = _BaseRNN._FITTED_ATTRIBUTES | {"vocab_"}
+
+    def __init__(
+        self,
+        *,
+        tokenizer="char",
+        cell="lstm",
+        hidden_size=128,
+        num_layers=2,
+        seq_length=100,
+        embedding_dim=None,
+        max_vocab=None,
+        min_count=1,
+        nonlinearity="tanh",
+        dropout=0.0,
+        forget_bias=1.0,
+        solver="adam",
+        learning_rate="constant",
+        learning_rate_init=2e-3,
+        power_t=0.5,
+        batch_size=32,
+        max_iter=10,
+        alpha=0.0,
+        clip_norm=5.0,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+        n_jobs=None,
+        dtype=np.float32,
+    ):
+        self.tokenizer = tokenizer
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.seq_length = seq_length
+        self.embedding_dim = embedding_dim
+        self.max_vocab = max_vocab
+        self.min_count = min_count
+        self.nonlinearity = nonlinearity
+        self.dropout = dropout
+        self.forget_bias = forget_bias
+        self.solver = solver
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.alpha = alpha
+        self.clip_norm = clip_norm
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.n_jobs = n_jobs
+        self.dtype = dtype
+
+    # ------------------------------------------------------------------
+    # parameters and text
+
+    def _validate_extra_params(self):
+        tokenizer_function(self.tokenizer)
+        check_int(self, "seq_length", 1)
+        check_int(self, "embedding_dim", 1, 2**20, allow_none=True)
+        check_int(self, "max_vocab", 3, allow_none=True)
+        check_int(self, "min_count", 1)
+
+    def _make_layout(self, n_features, n_outputs=None):
+        layout = Layout(self.cell, self.nonlinearity, int(self.num_layers), 1,
+                        int(self.hidden_size), int(n_features), int(n_features), tokens=True,
+                        embedding_dim=int(self.embedding_dim or 0))
+        _check_model_size(layout, self._dtype())
+        return layout
+
+    def _documents(self, X, name):
+        """X -> ("text" or "ids", list of token lists)."""
+        if isinstance(X, str):
+            X = [X]
+        if isinstance(X, np.ndarray) and X.ndim == 1 and X.dtype.kind in "iu":
+            X = [X]                    # one document of token ids
+        if not isinstance(X, (list, tuple)) and not (isinstance(X, np.ndarray)
+                                                    and X.dtype == object):
+            raise TypeError(f"{name} must be a string, a list of strings (documents) or a "
+                            f"list of 1D integer arrays of token ids; got "
+                            f"{type(X).__name__}.")
+        X = list(X)
+        if not X:
+            raise ValueError(f"{name} is empty: it holds no document.")
+        if all(isinstance(d, str) for d in X):
+            tokenize = tokenizer_function(self.tokenizer)
+            return "text", [tokenize(d) for d in X]
+        docs = []
+        for i, d in enumerate(X):
+            a = np.asarray(d)
+            if isinstance(d, str) or a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
+                raise TypeError(f"{name} mixes strings and other values, or holds a document "
+                                f"that is not a 1D integer array (document {i}).")
+            docs.append(a.astype(np.int64).tolist())
+        return "ids", docs
+
+    def _vocabulary(self):
+        """The fitted vocabulary (cached while vocab_ is the same object)."""
+        cached = self.__dict__.get("_vocab_cache")
+        if cached is None or cached[0] is not self.vocab_:
+            cached = (self.vocab_, Vocabulary.from_tokens(self.vocab_))
+            self.__dict__["_vocab_cache"] = cached
+        return cached[1]
+
+    def _kind(self):
+        return "ids" if type(self.vocab_[2]) is int else "text"
+
+    def _encode(self, X, name, end=True):
+        """X (as fit takes it) -> list of id arrays in the fitted vocabulary."""
+        kind, docs = self._documents(X, name)
+        if kind != self._kind():
+            raise ValueError(f"{name} holds {'strings' if kind == 'text' else 'token ids'}, "
+                             f"but the model was fitted on "
+                             f"{'text' if self._kind() == 'text' else 'token ids'}.")
+        vocab = self._vocabulary()
+        return [vocab.encode(d, end=end) for d in docs]
+
+    # ------------------------------------------------------------------
+    # training
+
+    def fit(self, X, y=None, *, X_val=None):
+        """Train on text for max_iter epochs (or until early stopping).
+
+        Parameters
+        ----------
+        X : str, list of str, or list of 1D integer arrays
+            One text, documents, or documents already cut into tokens given
+            as integers.  The vocabulary is built from it (unless
+            warm_start continues a fitted model).
+        y : None
+            Ignored (the targets are the next tokens).
+        X_val : same types as X, optional
+            Held-out text for early stopping (early_stopping=True), instead
+            of the tail of X.
+
+        Returns
+        -------
+        self : RNNLanguageModel
+        """
+        with _fit_lock(self):
+            return self._fit_text(X, X_val, incremental=False)
+
+    def partial_fit(self, X, y=None):
+        """One epoch over X (the vocabulary is built at the first call;
+        later calls read tokens it lacks as unknown).
+
+        Parameters
+        ----------
+        X : str, list of str, or list of 1D integer arrays
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : RNNLanguageModel
+        """
+        with _fit_lock(self):
+            return self._fit_text(X, None, incremental=True)
+
+    def _fit_text(self, X, X_val, incremental):
+        dtype = self._validate_hyperparams()
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True.")
+        if X_val is not None and not self.early_stopping:
+            raise ValueError("X_val is passed to fit while early_stopping is False; set "
+                             "early_stopping=True to use it for early stopping.")
+        fitted = hasattr(self, "_theta")
+        continue_from_fitted = fitted and (incremental or self.warm_start)
+        if continue_from_fitted:
+            ids = self._encode(X, "X")
+            vocab = self._vocabulary()
+        else:
+            kind, docs = self._documents(X, "X")
+            vocab = Vocabulary(docs, self.max_vocab, self.min_count)
+            ids = [vocab.encode(d, end=True) for d in docs]
+        ids = np.concatenate(ids)
+        if len(vocab) >= 2**24 and dtype == np.float32:
+            raise ValueError(f"a vocabulary of {len(vocab)} tokens is too large for float32 "
+                             "token ids (at most 2**24); use dtype=numpy.float64.")
+        layout = self._make_layout(len(vocab))
+        if continue_from_fitted:
+            if layout != self._layout:
+                raise ValueError(
+                    f"{'partial_fit' if incremental else 'fit with warm_start=True'} "
+                    f"continues the fitted network ({self._describe(self._layout)}), but the "
+                    f"current parameters need {self._describe(layout)}. Use fit with "
+                    "warm_start=False to start a new network.")
+            rng = self._random_state if incremental else check_random_state(self.random_state)
+            state = TrainState.of(self, dtype)
+            if not incremental:
+                state.reset_optimizer()
+        else:
+            rng = check_random_state(self.random_state)
+            state = TrainState.new(layout, layout.init_params(rng, dtype,
+                                                              float(self.forget_bias)))
+        early_stopping = self.early_stopping and not incremental
+        L = int(self.seq_length)
+        val_ids = None
+        if X_val is not None:
+            if continue_from_fitted:
+                val_ids = np.concatenate(self._encode(X_val, "X_val"))
+            else:
+                vkind, vdocs = self._documents(X_val, "X_val")
+                if vkind != kind:
+                    raise ValueError("X_val and X must both be text or both token ids.")
+                val_ids = np.concatenate([vocab.encode(d, end=True) for d in vdocs])
+        elif early_stopping:
+            n_val = int(round(len(ids) * self.validation_fraction))
+            if n_val < 2 or len(ids) - n_val < L + 1:
+                raise ValueError(
+                    f"The validation set is too small: {len(ids)} tokens cannot give "
+                    f"validation_fraction={self.validation_fraction} of them (at least 2) and "
+                    f"keep seq_length + 1 = {L + 1} for training. Pass X_val, or more text.")
+            ids, val_ids = ids[:-n_val], ids[-n_val:]
+        n_streams = min(int(self.batch_size), (len(ids) - 1) // L)
+        if n_streams < 1:
+            raise ValueError(f"X has {len(ids)} tokens (end-of-document tokens included): "
+                             f"too few for one chunk of seq_length={L} (at least {L + 1}).")
+        x, t = stream_batches(ids, n_streams, L)
+        n_chunks = x.shape[0]
+        rows = x.reshape(-1, 1).astype(dtype)
+        target = t.reshape(-1).astype(np.int32)
+        starts = np.arange(n_chunks * n_streams, dtype=np.intp) * L
+        lens = np.full(n_streams, L, dtype=np.intp)
+
+        def chunk(k):
+            data = SeqData(rows, starts[k * n_streams:(k + 1) * n_streams], lens, False)
+            data.__dict__.update(max_len=L, uniform=True)
+            return data
+
+        engine = self._engine(layout, True)
+        n_threads = effective_n_threads(self.n_jobs)
+        work = engine.trainer(chunk(0), target, n_streams, n_threads, dtype)
+        shape = (layout.num_layers, n_streams, layout.hidden)
+        lstm = layout.cell == "lstm"
+
+        def batches(pool, batch, rng):
+            # every epoch starts from zero states; each chunk from the last's
+            h0, hN = np.zeros(shape, dtype), np.empty(shape, dtype)
+            c0, cN = (np.zeros(shape, dtype), np.empty(shape, dtype)) if lstm else (None, None)
+            samples = np.arange(n_streams, dtype=np.intp)
+            for k in range(n_chunks):
+                yield samples, {"data": chunk(k), "states": (h0, c0, hN, cN)}
+                h0, hN, c0, cN = hN, h0, cN, c0
+
+        validate = None
+        if val_ids is not None:
+            seqs = _segments(val_ids, n_streams)
+
+            def validate_streams(theta):
+                nll, count = self._walk(layout, theta, seqs, n_threads)[:2]
+                return -nll / count, nll / count
+
+            validate = validate_streams
+
+        loop = EpochLoop(
+            make_solver(self),
+            LearningRate(self.learning_rate, self.learning_rate_init, self.power_t,
+                         self.max_iter),
+            1 if incremental else int(self.max_iter), self.tol, self.n_iter_no_change,
+            shuffle=False, verbose=self.verbose,
+            max_iter=None,       # epochs over a text are a budget: no ConvergenceWarning
+            epoch0=0 if incremental else state.n_iter,
+            dropout=engine.dropout > 0 and layout.num_layers > 1,
+            incremental=incremental, batches=batches,
+        )
+        loop.run(state, work, np.arange(n_chunks * n_streams, dtype=np.intp), rng, validate)
+        wpack = (state.theta, engine.packed_weights(state.theta))
+        attrs = state.attributes(early_stopping, commit=True)
+        attrs.update(n_features_in_=len(vocab), n_outputs_=len(vocab), vocab_=list(vocab.tokens),
+                     _random_state=rng, _wpack=wpack, _return_sequences=True)
+        self.__dict__.update(attrs)
+        return self
+
+    # ------------------------------------------------------------------
+    # evaluation
+
+    def _walk(self, layout, theta, seqs, n_threads, want_last=False):
+        """Run every sequence of ids in `seqs` from a zero state: each is a
+        pair (inputs, targets or None).  Returns (sum of -log p(target),
+        number of targets, logits after each sequence's last input (or
+        None), final states (h, c) in the step kernel's layout (or None)).
+
+        Long sequences run in pieces with the state carried, in groups, so
+        that at most about _EVAL_LOGITS logits exist at once."""
+        engine = self._engine(layout, True)
+        owner, wpack = self.__dict__.get("_wpack", (None, None))
+        if owner is not theta:
+            wpack = engine.packed_weights(theta)
+        V, H, nl = layout.n_outputs, layout.hidden, layout.num_layers
+        lstm = layout.cell == "lstm"
+        dtype = theta.dtype
+        N = len(seqs)
+        lens = np.array([len(s[0]) for s in seqs], dtype=np.intp)
+        rows_cap = max(64, _EVAL_LOGITS // V)
+        group = max(1, min(N, rows_cap // 32))
+        piece = max(1, rows_cap // group)
+        nll, count = 0.0, 0
+        last = np.empty((N, V), dtype) if want_last else None
+        h_all = np.zeros((nl, N, H), dtype) if want_last else None
+        c_all = np.zeros((nl, N, H), dtype) if (want_last and lstm) else None
+        for g0 in range(0, N, group):
+            members = np.arange(g0, min(N, g0 + group))
+            h = np.zeros((nl, len(members), H), dtype)
+            c = np.zeros_like(h) if lstm else None
+            for p0 in range(0, int(lens[members].max()), piece):
+                run = np.flatnonzero(lens[members] > p0)
+                segs = [seqs[members[i]][0][p0:p0 + piece] for i in run]
+                seg_lens = np.array([len(s) for s in segs], dtype=np.intp)
+                start = np.concatenate([[0], np.cumsum(seg_lens)[:-1]]).astype(np.intp)
+                data = SeqData(np.concatenate(segs).astype(dtype)[:, None], start, seg_lens,
+                               True)
+                h0 = np.ascontiguousarray(h[:, run])
+                c0 = np.ascontiguousarray(c[:, run]) if lstm else None
+                hN = np.empty_like(h0)
+                cN = np.empty_like(c0) if lstm else None
+                logits = engine.predict(theta, data, n_threads, wpack, (h0, c0, hN, cN))
+                h[:, run] = hN
+                if lstm:
+                    c[:, run] = cN
+                tg = [seqs[members[i]][1] for i in run]
+                if tg[0] is not None:
+                    tgt = np.concatenate([t[p0:p0 + piece] for t in tg])
+                    z = logits.astype(np.float64)
+                    mx = z.max(axis=1)
+                    lse = mx + np.log(np.exp(z - mx[:, None]).sum(axis=1))
+                    nll += float(np.sum(lse - z[np.arange(len(tgt)), tgt]))
+                    count += len(tgt)
+                if want_last:
+                    ends = members[run][lens[members[run]] <= p0 + piece]
+                    for i in ends:
+                        k = int(np.flatnonzero(members[run] == i)[0])
+                        last[i] = logits[start[k] + seg_lens[k] - 1]
+            if want_last:
+                h_all[:, members] = h
+                if lstm:
+                    c_all[:, members] = c
+        if not math.isfinite(nll):
+            raise FloatingPointError("the model's log-likelihood overflowed (non-finite "
+                                     "logits).")
+        return nll, count, last, ((h_all, c_all) if want_last else None)
+
+    def _documents_nll(self, X):
+        check_is_fitted(self, "_theta")
+        seqs = [(np.concatenate([[1], d[:-1]]), d) for d in self._encode(X, "X")]
+        nll, count = self._walk(self._layout, self._theta, seqs,
+                                effective_n_threads(self.n_jobs))[:2]
+        return nll / count
+
+    def score(self, X, y=None):
+        """Mean log-likelihood per token, in nats (higher is better).
+
+        Every document runs from a zero state with the end-of-document token
+        as its first input; its tokens and its end are scored.  Tokens not
+        in the vocabulary are read and scored as the unknown token.
+
+        Parameters
+        ----------
+        X : str, list of str, or list of 1D integer arrays
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+        """
+        return -self._documents_nll(X)
+
+    def perplexity(self, X):
+        """exp(-score(X)): the perplexity per token."""
+        return float(np.exp(self._documents_nll(X)))
+
+    def bits_per_token(self, X):
+        """-score(X) / ln 2: bits per token (bits per character for "char")."""
+        return self._documents_nll(X) / math.log(2.0)
+
+    def _prefix_states(self, prefixes):
+        """(logits after each prefix, (h, c)) for a list of prefixes."""
+        seqs = [(np.concatenate([[1], d[:-1]]), None) for d in prefixes]
+        _, _, last, states = self._walk(self._layout, self._theta, seqs,
+                                        effective_n_threads(self.n_jobs), want_last=True)
+        return last, states
+
+    def _prefixes(self, prefix):
+        """prefix(es) -> (list of id arrays without the end token, single)."""
+        check_is_fitted(self, "_theta")
+        single = isinstance(prefix, str) or (isinstance(prefix, np.ndarray) and prefix.ndim == 1
+                                             and prefix.dtype.kind in "iu")
+        if not single and isinstance(prefix, (list, tuple)) and len(prefix) == 0:
+            raise ValueError("prefix is an empty list; pass a string (\"\" for the start of "
+                             "a document) or a list of them.")
+        # each ends with the end token, which _prefix_states does not read
+        return self._encode([prefix] if single else prefix, "prefix"), single
+
+    def predict_proba(self, prefix):
+        """The distribution of the token that follows each prefix.
+
+        Parameters
+        ----------
+        prefix : str, list of str (or, for a model fitted on token ids, a 1D
+            integer array or a list of them)
+            Text at the start of a document ("" for its first token).
+
+        Returns
+        -------
+        proba : ndarray of shape (n_tokens,) for one prefix, or
+            (n_prefixes, n_tokens); column i is the probability of vocab_[i].
+        """
+        prefixes, single = self._prefixes(prefix)
+        last, _ = self._prefix_states(prefixes)
+        z = last.astype(np.float64)
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        return p[0] if single else p
+
+    def predict(self, prefix):
+        """The most likely next token after each prefix (an entry of
+        vocab_; "<eos>" when the document most likely ends).
+
+        Parameters
+        ----------
+        prefix : str or list of str (token-id models: 1D integer arrays)
+
+        Returns
+        -------
+        token : str (or int) for one prefix, or a list of them
+        """
+        p = self.predict_proba(prefix)
+        if p.ndim == 1:
+            return self.vocab_[int(p.argmax())]
+        return [self.vocab_[int(i)] for i in p.argmax(axis=1)]
+
+    def generate(self, n_tokens, prompt="", temperature=1.0, top_k=None, top_p=None,
+                 random_state=None):
+        """Sample a continuation of the prompt, one token at a time.
+
+        The prompt is read once (as the start of a document); then each
+        step feeds the last sampled token to the step kernel: O(1) work per
+        token.  The unknown token is never sampled; an end-of-document token
+        is generated as a line break (token-id models: -1) and the text goes
+        on as a new document.
+
+        Parameters
+        ----------
+        n_tokens : int
+            Tokens to generate (0: none).
+        prompt : str (token-id models: 1D integer array), default=""
+            The start of the document; tokens outside the vocabulary are
+            read as the unknown token.
+        temperature : float, default=1.0
+            Sample from softmax(logits / temperature); 0 takes the most
+            likely token every time (greedy, deterministic).
+        top_k : int, optional
+            Sample among the top_k most likely tokens only.
+        top_p : float in (0, 1], optional
+            Sample among the smallest set of most likely tokens whose
+            probability reaches top_p (nucleus sampling; after top_k).
+        random_state : int, RandomState or None
+            The draws; an int reproduces the sample.
+
+        Returns
+        -------
+        text : str (joined without separator for "char", with single spaces
+            otherwise), or for a token-id model an int64 array of tokens
+        """
+        if isinstance(n_tokens, bool) or not isinstance(n_tokens, numbers.Integral) or \
+                n_tokens < 0:
+            raise ValueError(f"n_tokens must be an integer >= 0; got {n_tokens!r}.")
+        n_tokens = int(n_tokens)
+        check_sampling(temperature, top_k, top_p)
+        rng = check_random_state(random_state)
+        prefixes, single = self._prefixes(prompt)
+        if not single:
+            raise ValueError("generate takes one prompt (a string).")
+        theta = self._theta
+        logits, (h, c) = self._prefix_states(prefixes)
+        if n_tokens == 0:
+            return self._decode(np.zeros(0, dtype=np.int64))
+        kernel = self._engine(self._layout, True).step_kernel(
+            theta, 1, False, effective_n_threads(self.n_jobs))
+        if top_k is None and top_p is None:
+            # the whole loop in the kernel: the draws are the ones the loop
+            # below would take from rng, one per token
+            u = rng.random_sample(n_tokens) if temperature > 0 else np.zeros(n_tokens)
+            return self._decode(kernel.sample(logits, h, c, u, float(temperature)))
+        out = np.empty(n_tokens, dtype=np.int64)
+        x = np.empty((1, 1), dtype=theta.dtype)
+        for i in range(n_tokens):
+            logits[:, 0] = -np.inf                    # never the unknown token
+            out[i] = sample_next(logits, temperature, top_k, top_p, rng)[0]
+            if i + 1 < n_tokens:
+                x[0, 0] = out[i]
+                logits, h, c = kernel.step(x, h, c)
+        return self._decode(out)
+
+    def _decode(self, ids):
+        vocab = self.vocab_
+        if self._kind() == "ids":
+            return np.array([-1 if i == 1 else vocab[i] for i in ids], dtype=np.int64)
+        sep = "" if self.tokenizer == "char" else " "
+        return sep.join("\n" if i == 1 else vocab[i] for i in ids)
+
+    # ------------------------------------------------------------------
+    # weights and model files
+
+    def load_state_dict(self, state_dict, vocab=None):
+        """Set the weights from a PyTorch-style state dict and the vocabulary.
+
+        Parameters
+        ----------
+        state_dict : dict of str to array
+            As state_dict() returns it: ``embedding.weight`` (with
+            embedding_dim), ``rnn.*`` and ``head.*``.
+        vocab : list
+            The token of each id, as vocab_ (starting "<unk>", "<eos>").
+
+        Returns
+        -------
+        self : RNNLanguageModel
+        """
+        if vocab is None:
+            raise ValueError("a language model's weights need their vocabulary: "
+                             "load_state_dict(state_dict, vocab=...).")
+        vocab = Vocabulary.from_tokens(vocab)
+        self._validate_hyperparams()
+        layout = self._make_layout(len(vocab))
+        theta = self._theta_from_state_dict(state_dict, layout)
+        attrs = TrainState.new(layout, theta).attributes(early_stopping=False)
+        attrs.update(n_features_in_=len(vocab), n_outputs_=len(vocab), vocab_=list(vocab.tokens),
+                     best_loss_=None, _random_state=check_random_state(self.random_state),
+                     _wpack=(theta, self._engine(layout, True).packed_weights(theta)),
+                     _return_sequences=True)
+        self.__dict__.update(attrs)
+        return self
+
+    def _check_fitted_targets(self, attrs):
+        vocab = attrs["vocab_"]
+        if not isinstance(vocab, list):
+            raise ValueError("vocab_ is not a list.")
+        Vocabulary.from_tokens(vocab)
+        layout = attrs["_layout"]
+        if not layout.tokens or layout.ndir != 1 or len(vocab) != layout.n_features or \
+                layout.n_outputs != layout.n_features:
+            raise ValueError(f"the network ({self._describe(layout)}) is not a language "
+                             f"model over the {len(vocab)} tokens of vocab_.")
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_vocab_cache", None)
+        return state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = False
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.target_tags.required = False
+        return tags
+
+
+def _segments(ids, n):
+    """The stream cut into at most n contiguous segments of (inputs,
+    targets): each segment continues the stream (char-rnn's evaluation)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    n = max(1, min(n, len(ids) - 1))
+    bounds = np.linspace(0, len(ids) - 1, n + 1).astype(np.intp)
+    return [(ids[a:b], ids[a + 1:b + 1]) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+__all__ = ["RNNLanguageModel", "EOS", "UNK"]
