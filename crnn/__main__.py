@@ -1,12 +1,16 @@
 """``crnn`` / ``python -m crnn``: train on two small datasets and compare with
 naive baselines.  ``crnn forecast data.csv --column sales --steps 24`` forecasts
-a column of a CSV file (``crnn forecast --help``).
+a column of a CSV file (``crnn forecast --help``); ``crnn text train input.txt
+--out model.crnnlm`` and ``crnn text generate model.crnnlm --prompt ...`` train
+and sample a language model (``crnn text --help``).
 
 1. Forecasting: next-value prediction of a generated series (two seasonal
    cycles, a slow drift and noise) from windows of the last 24 values,
    against the persistence forecast (tomorrow = today).
 2. Sequence classification: scikit-learn's handwritten digits read row by
    row (8 steps of 8 pixels), against always predicting the majority class.
+3. Next-character prediction: a language model on the docstrings of Python's
+   standard library, against a bigram model, and a generated sample.
 """
 import argparse
 import sys
@@ -84,6 +88,63 @@ def digits(n_jobs, quick):
     print(f"  {'majority class':<26}{majority:>9.3f}")
 
 
+def _docstrings():
+    """The docstrings of some standard-library modules' public names: real
+    English text (about 200,000 characters) on every machine."""
+    import builtins
+    import collections
+    import functools
+    import inspect
+    import itertools
+    import json
+    import os
+    import pathlib
+    import re
+    docs = []
+    for module in (builtins, collections, re, os, itertools, functools, json, pathlib):
+        for name in sorted(dir(module)):
+            doc = None if name.startswith("_") else inspect.getdoc(getattr(module, name, None))
+            if doc and doc not in docs:
+                docs.append(doc)
+    return docs
+
+
+def language(n_jobs, quick):
+    from . import RNNLanguageModel
+
+    docs = _docstrings()
+    split = int(0.9 * len(docs))
+    train, test = docs[:split], docs[split:]
+    lm = RNNLanguageModel(hidden_size=128, num_layers=1, seq_length=50, batch_size=16,
+                          learning_rate_init=3e-3, max_iter=12 if not quick else 4,
+                          random_state=0, n_jobs=n_jobs)
+    t0 = time.perf_counter()
+    lm.fit(train)
+    fit_s = time.perf_counter() - t0
+    # the bigram model (add-one) over the same vocabulary, documents and end tokens
+    enc = lm._encode(train, "X")
+    V = len(lm.vocab_)
+    counts = np.ones((V, V))
+    for d in enc:
+        ids = np.concatenate([[1], d])
+        np.add.at(counts, (ids[:-1], ids[1:]), 1)
+    logp = np.log(counts / counts.sum(axis=1, keepdims=True))
+    nll, n = 0.0, 0
+    for d in lm._encode(test, "X"):
+        ids = np.concatenate([[1], d])
+        nll -= logp[ids[:-1], ids[1:]].sum()
+        n += len(d)
+    chars = sum(len(d) for d in train)
+    print("Language model: next character of Python's docstrings (one document each)")
+    print(f"  train {len(train)} documents ({chars:,} characters), test {len(test)}, "
+          f"{lm.n_iter_} epochs in {fit_s:.2f} s")
+    print(f"  {'model':<26}{'bits/char':>10}")
+    print(f"  {'RNNLanguageModel (h=128)':<26}{lm.bits_per_token(test):>10.3f}")
+    print(f"  {'bigram (add-one)':<26}{nll / n / np.log(2):>10.3f}")
+    sample = lm.generate(160, prompt="Return the ", temperature=0.6, random_state=0)
+    print("  sample: " + ("Return the " + sample).replace("\n", "\n          "))
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["forecast"]:
@@ -116,6 +177,8 @@ def main(argv=None):
     forecasting(args.n_jobs, args.quick)
     print()
     digits(args.n_jobs, args.quick)
+    print()
+    language(args.n_jobs, args.quick)
     print(f"\nTotal time {time.perf_counter() - t0:.2f} s")
     return 0
 

@@ -72,7 +72,13 @@ class RNNLanguageModel(_BaseRNN):
         end-of-document tokens included), the most frequent first.
     min_count : int, default=1
         Keep tokens seen at least this often in the first fit's text.
-    nonlinearity, dropout, forget_bias, solver, learning_rate,
+    forget_bias : float, default=0.0
+        Added to the LSTM's forget-gate bias at initialisation.  0 is
+        PyTorch's initialisation: on tinyshakespeare a forget bias of 1 (the
+        classifier's and regressor's default) learned more slowly
+        (validation 2.658 against 2.579 nats/char after two epochs of
+        300,000 characters, 2x128 LSTM).
+    nonlinearity, dropout, solver, learning_rate,
     learning_rate_init, power_t, batch_size, max_iter, alpha, clip_norm,
     momentum, nesterovs_momentum, beta_1, beta_2, epsilon, early_stopping,
     validation_fraction, n_iter_no_change, tol, random_state, verbose,
@@ -132,7 +138,7 @@ class RNNLanguageModel(_BaseRNN):
         min_count=1,
         nonlinearity="tanh",
         dropout=0.0,
-        forget_bias=1.0,
+        forget_bias=0.0,
         solver="adam",
         learning_rate="constant",
         learning_rate_init=2e-3,
@@ -310,7 +316,13 @@ class RNNLanguageModel(_BaseRNN):
             vocab = self._vocabulary()
         else:
             kind, docs = self._documents(X, "X")
+            if not any(len(d) for d in docs):
+                raise ValueError("X holds no tokens: the text is empty.")
             vocab = Vocabulary(docs, self.max_vocab, self.min_count)
+            if len(vocab) < 3:
+                raise ValueError(f"X has no token seen at least min_count={self.min_count} "
+                                 "times: the vocabulary would hold only the unknown and "
+                                 "end-of-document tokens.")
             ids = [vocab.encode(d, end=True) for d in docs]
         ids = np.concatenate(ids)
         if len(vocab) >= 2**24 and dtype == np.float32:
@@ -406,7 +418,8 @@ class RNNLanguageModel(_BaseRNN):
         loop.run(state, work, np.arange(n_chunks * n_streams, dtype=np.intp), rng, validate)
         wpack = (state.theta, engine.packed_weights(state.theta))
         attrs = state.attributes(early_stopping, commit=True)
-        attrs.update(n_features_in_=len(vocab), n_outputs_=len(vocab), vocab_=list(vocab.tokens),
+        attrs.update(n_features_in_=len(vocab), n_outputs_=len(vocab),
+                     vocab_=self.vocab_ if continue_from_fitted else list(vocab.tokens),
                      _random_state=rng, _wpack=wpack, _return_sequences=True)
         self.__dict__.update(attrs)
         return self

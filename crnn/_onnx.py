@@ -88,9 +88,10 @@ def to_onnx(estimator, *, sequence_lens=False, opset=DEFAULT_OPSET, name=None):
     ``onnxruntime.InferenceSession(model.SerializeToString())``.
     """
     from sklearn.utils.validation import check_is_fitted
-    from ._estimators import RNNClassifier, _BaseRNN
-    if not isinstance(estimator, _BaseRNN):
-        raise TypeError(f"to_onnx exports crnn's estimators, not {type(estimator).__name__}.")
+    from ._estimators import RNNClassifier, RNNRegressor
+    if not isinstance(estimator, (RNNRegressor, RNNClassifier)):
+        raise TypeError("to_onnx exports RNNRegressor and RNNClassifier, not "
+                        f"{type(estimator).__name__}.")
     check_is_fitted(estimator, "_theta")
     if int(opset) < 14:
         raise ValueError(f"opset must be 14 or later (the RNN operators' layout); got {opset}.")

@@ -979,6 +979,8 @@ cdef double _loss_grad(const Net* n, floating* logits, const Seqs* q, Py_ssize_t
                 diff = <double> z[j] - <double> yt[j]
                 total += w * diff * diff
                 z[j] = <floating> (2.0 * ws * diff)
+        elif floating is float:
+            total += w * crnn_xent_row_f32(z, O, ylab[tr], <float> ws)
         else:
             c = ylab[tr]
             mx = z[0]

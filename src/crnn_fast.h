@@ -146,6 +146,51 @@ CRNN_CLONES static void crnn_relu_grad_f32(float *g, long ldg, const float *y, l
     }
 }
 
+/* Softmax cross-entropy of one row of n float32 logits with target class c:
+ * returns log(sum_j exp(z_j)) - z_c, and replaces the row by its gradient
+ * times ws, ws * (softmax(z) - onehot(c)).  One exp per logit (kept for the
+ * gradient), with 16 partial maxima and sums so that the loops vectorize;
+ * the log-sum-exp is accumulated in float, as the vector exp is. */
+#define CRNN_XENT_LANES 16
+CRNN_CLONES static double crnn_xent_row_f32(float *restrict z, long n, int c, float ws)
+{
+    float m[CRNN_XENT_LANES], s[CRNN_XENT_LANES];
+    const long nb = n - n % CRNN_XENT_LANES;
+    const float zc = z[c];
+    float mx = z[0];
+    long j, k;
+    for (k = 0; k < CRNN_XENT_LANES; k++)
+        m[k] = z[0];
+    for (j = 0; j < nb; j += CRNN_XENT_LANES)
+        for (k = 0; k < CRNN_XENT_LANES; k++)
+            m[k] = z[j + k] > m[k] ? z[j + k] : m[k];
+    for (k = 0; k < CRNN_XENT_LANES; k++)
+        mx = m[k] > mx ? m[k] : mx;
+    for (j = nb; j < n; j++)
+        mx = z[j] > mx ? z[j] : mx;
+    for (k = 0; k < CRNN_XENT_LANES; k++)
+        s[k] = 0.0f;
+    for (j = 0; j < nb; j += CRNN_XENT_LANES)
+        for (k = 0; k < CRNN_XENT_LANES; k++) {
+            const float e = crnn_exp_negf(mx - z[j + k]);
+            z[j + k] = e;
+            s[k] += e;
+        }
+    double total = 0.0;
+    for (k = 0; k < CRNN_XENT_LANES; k++)
+        total += s[k];
+    for (j = nb; j < n; j++) {
+        const float e = crnn_exp_negf(mx - z[j]);
+        z[j] = e;
+        total += e;
+    }
+    const float scale = (float)(ws / total);
+    for (j = 0; j < n; j++)
+        z[j] *= scale;
+    z[c] -= ws;
+    return (double)mx + log(total) - (double)zc;
+}
+
 /* Test hooks: tanh / sigmoid of a whole array with the vector kernels. */
 CRNN_CLONES static void crnn_tanh_array_f32(float *x, long n)
 {

@@ -17,6 +17,7 @@ cdef extern from "crnn_fast.h" nogil:
     void crnn_tanh_grad_f32(float* g, long ldg, const float* y, long ldy, long rows, long H)
     void crnn_relu_grad_f32(float* g, long ldg, const float* y, long ldy, long rows, long H)
     void crnn_tanh_array_f32(float* x, long n)
+    double crnn_xent_row_f32(float* z, long n, int c, float ws)
     void crnn_sigmoid_array_f32(float* x, long n)
     void crnn_lstm_fwd_f32(long M, long j0, long j1, long H, float* Z, long ldz,
                            const float* R, long ldr, const float* bz, const float* cprev,

@@ -879,3 +879,26 @@ def test_embedding_layout():
     with pytest.raises(ValueError, match="offset table"):
         _kernels.Config(lay.cell_code, 2, 1, 8, 30, 30, True, LOSS_XENT, -1,
                         lay.offsets()[:-1], lay.n_params, -1, 0.0, True, 6)
+
+
+@pytest.mark.parametrize("n_outputs", [1, 15, 16, 17, 2003])
+def test_float32_cross_entropy_of_wide_heads(n_outputs):
+    """The float32 cross-entropy (vector exp, partial sums over 16 lanes and a
+    tail) against float64, for head widths around the lane count and a wide
+    vocabulary, with logits spread over tens of nats."""
+    rng = np.random.default_rng(n_outputs)
+    layout = make_layout(n_features=3, hidden=8, n_outputs=n_outputs, num_layers=1,
+                         bidirectional=False, nonlinearity="tanh", cell="gru")
+    params = {k: v.astype(np.float64) * (8.0 if k.startswith("head") else 1.0)
+              for k, v in ref.init_params(rng, n_features=3, hidden=8, n_outputs=n_outputs,
+                                          num_layers=1, bidirectional=False,
+                                          dtype=np.float64, scale=0.6, cell="gru").items()}
+    X = rng.normal(size=(5, 6, 3))
+    y = rng.integers(0, n_outputs, size=(5, 6))
+    kw = dict(loss="xent", seq=True)
+    want_loss, want = kernel_loss_grad(layout, params, X, y, np.arange(5), **kw)
+    got_loss, got = kernel_loss_grad(layout, params, X, y, np.arange(5), dtype=np.float32, **kw)
+    assert got_loss == pytest.approx(want_loss, rel=2e-6)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=2e-4,
+                                   atol=2e-6 * np.abs(want[name]).max(), err_msg=name)

@@ -230,10 +230,14 @@ def test_unknown_tokens_and_bad_input():
     model = small().fit(TEXT)
     assert np.isfinite(model.score("§§§ zzz"))           # unknown characters: the <unk> id
     assert len(model.generate(10, prompt="§§§", random_state=0)) == 10
-    with pytest.raises(ValueError, match="too few"):
+    with pytest.raises(ValueError, match="no tokens: the text is empty"):
         small().fit("")
+    with pytest.raises(ValueError, match="too few for one chunk of seq_length=12"):
+        small().fit("abcab")
     with pytest.raises(ValueError, match="empty"):
         small().fit([])
+    with pytest.raises(ValueError, match="no token seen at least min_count=5"):
+        small(min_count=5).fit("abcd" * 4)
     with pytest.raises(TypeError, match="string"):
         small().fit(3.5)
     for bad in (-1.0, float("nan"), float("inf")):

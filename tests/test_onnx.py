@@ -136,8 +136,11 @@ def test_the_graph_names_its_inputs_and_outputs_and_opset():
 def test_bad_requests_are_refused():
     with pytest.raises(Exception, match="not fitted"):
         crnn.to_onnx(RNNRegressor())
-    with pytest.raises(TypeError, match="crnn's estimators"):
+    with pytest.raises(TypeError, match="exports RNNRegressor and RNNClassifier, not object"):
         crnn.to_onnx(object())
+    lm = crnn.RNNLanguageModel(hidden_size=4, num_layers=1, seq_length=5, max_iter=1)
+    with pytest.raises(TypeError, match="not RNNLanguageModel"):        # token input
+        crnn.to_onnx(lm.fit("abcab" * 10))
     X = np.random.default_rng(0).normal(size=(10, 3, 2)).astype(np.float32)
     m = _fit(RNNRegressor(hidden_size=4, max_iter=1), X, X[:, 0, 0])
     with pytest.raises(ValueError, match="opset must be 14"):
