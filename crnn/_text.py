@@ -160,8 +160,9 @@ def sample_next(logits, temperature, top_k, top_p, rng):
         logits = logits[None]
     if temperature == 0:
         return logits.argmax(axis=1)
-    z = logits / temperature
-    z -= z.max(axis=1, keepdims=True)
+    # shifted before the division: a tiny temperature gives -inf and 0, never
+    # inf - inf
+    z = (logits - logits.max(axis=1, keepdims=True)) / temperature
     p = np.exp(z)
     p /= p.sum(axis=1, keepdims=True)
     V = p.shape[1]

@@ -123,9 +123,10 @@ cdef Py_ssize_t _pick(const floating* z, Py_ssize_t V, double temperature, doubl
             best = j
     if temperature == 0:
         return best
-    mx = z[best] / temperature
+    mx = z[best]
     for j in range(1, V):
-        p[j] = exp(z[j] / temperature - mx)
+        # shifted before the division, as sample_next: never inf - inf
+        p[j] = exp((z[j] - mx) / temperature)
         total += p[j]
     target = u * total
     for j in range(1, V):

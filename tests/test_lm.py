@@ -210,6 +210,10 @@ def test_generate_reproducible_greedy_and_kernel_loop():
     assert g[1] == model.predict("the" + g[0]).replace("<eos>", "\n")
     assert "<unk>" not in model.generate(300, temperature=3.0, random_state=0)
     assert model.generate(0) == ""
+    # a temperature far below 1 is greedy in effect, in both sampling paths
+    assert model.generate(30, prompt="the", temperature=1e-300, random_state=0) == g[:30]
+    assert model.generate(30, prompt="the", temperature=1e-300, top_k=V,
+                          random_state=0) == g[:30]
     for kw in ({"top_k": 3}, {"top_p": 0.7}, {"top_k": 5, "top_p": 0.9}):
         assert len(model.generate(50, random_state=0, **kw)) == 50
 
