@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from ._callbacks import EpochMonitor, wants_callbacks, with_callbacks
 from ._data import SeqData
 from ._estimators import _BaseRNN, _check_model_size, _fit_lock, check_int
 from ._layout import LOSS_XENT, Layout
@@ -263,6 +264,7 @@ class RNNLanguageModel(_BaseRNN):
     # ------------------------------------------------------------------
     # training
 
+    @with_callbacks
     def fit(self, X, y=None, *, X_val=None):
         """Train on text for max_iter epochs (or until early stopping).
 
@@ -285,6 +287,7 @@ class RNNLanguageModel(_BaseRNN):
         with _fit_lock(self):
             return self._fit_text(X, X_val, incremental=False)
 
+    @with_callbacks
     def partial_fit(self, X, y=None):
         """One epoch over X (the vocabulary is built at the first call;
         later calls read tokens it lacks as unknown).
@@ -415,13 +418,26 @@ class RNNLanguageModel(_BaseRNN):
             dropout=engine.dropout > 0 and layout.num_layers > 1,
             incremental=incremental, batches=batches,
         )
+        fitted_info = dict(n_features_in_=len(vocab), n_outputs_=len(vocab),
+                           vocab_=self.vocab_ if continue_from_fitted else list(vocab.tokens),
+                           _return_sequences=True)
+        if wants_callbacks(self):
+            def snapshot(st):
+                attrs = st.attributes(early_stopping)
+                for name in ("_theta", "_opt_m", "_opt_v"):
+                    attrs[name] = attrs[name].copy()
+                attrs.update(fitted_info,
+                             _wpack=(attrs["_theta"], engine.packed_weights(attrs["_theta"])))
+                return attrs
+            loop.monitor = EpochMonitor(self, X, None, "partial_fit" if incremental else "fit",
+                                        loop.n_epochs, snapshot)
         loop.run(state, work, np.arange(n_chunks * n_streams, dtype=np.intp), rng, validate)
         wpack = (state.theta, engine.packed_weights(state.theta))
         attrs = state.attributes(early_stopping, commit=True)
-        attrs.update(n_features_in_=len(vocab), n_outputs_=len(vocab),
-                     vocab_=self.vocab_ if continue_from_fitted else list(vocab.tokens),
-                     _random_state=rng, _wpack=wpack, _return_sequences=True)
+        attrs.update(fitted_info, _random_state=rng, _wpack=wpack)
         self.__dict__.update(attrs)
+        if loop.monitor is not None:
+            loop.monitor.close()
         return self
 
     # ------------------------------------------------------------------

@@ -320,3 +320,28 @@ def test_command_line(tmp_path, capsys):
     assert main(["text", "generate", str(out), "--temperature", "-1"]) == 1
     assert "temperature" in capsys.readouterr().err
     assert main(["text", "train", str(tmp_path / "missing.txt"), "--out", str(out)]) == 1
+
+
+def test_callbacks_see_every_epoch_and_can_stop():
+    from crnn._callbacks import HAVE_CALLBACKS
+    if not HAVE_CALLBACKS:
+        pytest.skip("scikit-learn < 1.9: no sklearn.callback")
+    from test_training_controls import StopAfter
+
+    seen = []
+
+    class Record(StopAfter):
+        def on_fit_task_end(self, estimator, context, *, fitted_estimator=None):
+            if fitted_estimator is not None:
+                seen.append((fitted_estimator.n_iter_,
+                             fitted_estimator.score("the red owl sings.")))
+            return super().on_fit_task_end(estimator, context,
+                                           fitted_estimator=fitted_estimator)
+
+    model = small(max_iter=6).set_callbacks(Record(3)).fit(TEXT)
+    assert model.n_iter_ == 3
+    # each epoch's model, then the root task's (the fitted model)
+    assert [n for n, _ in seen] == [1, 2, 3, 3]
+    assert seen[2][1] == pytest.approx(model.score("the red owl sings."), rel=1e-6)
+    assert seen[0][1] != seen[2][1]
+    assert "_callback_fit_ctx" not in model.__dict__
