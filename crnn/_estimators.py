@@ -424,22 +424,7 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
         weights = self._target_weights(data, target, target_info, sample_weight, incremental)
         layout = self._make_layout(data.n_features, target_info["n_outputs_"])
 
-        if continue_from_fitted:
-            if layout != self._layout:
-                raise ValueError(
-                    f"{'partial_fit' if incremental else 'fit with warm_start=True'} "
-                    f"continues the fitted network ({self._describe(self._layout)}), but the "
-                    f"current parameters and data need {self._describe(layout)}. Use fit "
-                    "with warm_start=False to start a new network."
-                )
-            rng = self._random_state if incremental else check_random_state(self.random_state)
-            state = TrainState.of(self, dtype)
-            if not incremental:
-                state.reset_optimizer()     # warm start: a new optimizer, as scikit-learn
-        else:
-            rng = check_random_state(self.random_state)
-            state = TrainState.new(layout, layout.init_params(rng, dtype,
-                                                              float(self.forget_bias)))
+        state, rng = self._start_state(layout, dtype, incremental, continue_from_fitted)
 
         early_stopping = self.early_stopping and not incremental
         engine = self._engine(layout, self.return_sequences)
@@ -468,15 +453,10 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
             incremental=incremental,
         )
         if wants_callbacks(self):
-            def snapshot(st):
-                attrs = st.attributes(early_stopping)
-                for name in ("_theta", "_opt_m", "_opt_v"):
-                    attrs[name] = attrs[name].copy()
-                attrs.update(target_info, n_features_in_=data.n_features,
-                             _wpack=(attrs["_theta"], engine.packed_weights(attrs["_theta"])))
-                return attrs
             loop.monitor = EpochMonitor(
-                self, X, y, "partial_fit" if incremental else "fit", n_epochs, snapshot,
+                self, X, y, "partial_fit" if incremental else "fit", n_epochs,
+                self._snapshot(engine, early_stopping,
+                               dict(target_info, n_features_in_=data.n_features)),
                 {} if sample_weight is None else {"sample_weight": sample_weight})
         loop.run(state, work, pool, rng, validate)
 
@@ -489,6 +469,40 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
         if loop.monitor is not None:
             loop.monitor.close()            # the root task ends with the fitted model
         return self
+
+    def _start_state(self, layout, dtype, incremental, continue_from_fitted):
+        """(TrainState, rng) a fit starts from: a copy of the fitted model
+        (partial_fit; warm_start with a new optimizer, as scikit-learn), whose
+        network must be `layout`, or new weights."""
+        if not continue_from_fitted:
+            rng = check_random_state(self.random_state)
+            return TrainState.new(layout, layout.init_params(rng, dtype,
+                                                             float(self.forget_bias))), rng
+        if layout != self._layout:
+            raise ValueError(
+                f"{'partial_fit' if incremental else 'fit with warm_start=True'} "
+                f"continues the fitted network ({self._describe(self._layout)}), but the "
+                f"current parameters and data need {self._describe(layout)}. Use fit "
+                "with warm_start=False to start a new network."
+            )
+        rng = self._random_state if incremental else check_random_state(self.random_state)
+        state = TrainState.of(self, dtype)
+        if not incremental:
+            state.reset_optimizer()
+        return state, rng
+
+    @staticmethod
+    def _snapshot(engine, early_stopping, fitted_info):
+        """For callbacks: state -> the fitted attributes of the model at that
+        state (copies), with fitted_info (what the data set)."""
+        def snapshot(st):
+            attrs = st.attributes(early_stopping)
+            for name in ("_theta", "_opt_m", "_opt_v"):
+                attrs[name] = attrs[name].copy()
+            attrs.update(fitted_info,
+                         _wpack=(attrs["_theta"], engine.packed_weights(attrs["_theta"])))
+            return attrs
+        return snapshot
 
     def _target_weights(self, data, target, target_info, sample_weight, incremental):
         """A float64 weight per target row (None: no weighting): sample_weight

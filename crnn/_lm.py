@@ -332,21 +332,7 @@ class RNNLanguageModel(_BaseRNN):
             raise ValueError(f"a vocabulary of {len(vocab)} tokens is too large for float32 "
                              "token ids (at most 2**24); use dtype=numpy.float64.")
         layout = self._make_layout(len(vocab))
-        if continue_from_fitted:
-            if layout != self._layout:
-                raise ValueError(
-                    f"{'partial_fit' if incremental else 'fit with warm_start=True'} "
-                    f"continues the fitted network ({self._describe(self._layout)}), but the "
-                    f"current parameters need {self._describe(layout)}. Use fit with "
-                    "warm_start=False to start a new network.")
-            rng = self._random_state if incremental else check_random_state(self.random_state)
-            state = TrainState.of(self, dtype)
-            if not incremental:
-                state.reset_optimizer()
-        else:
-            rng = check_random_state(self.random_state)
-            state = TrainState.new(layout, layout.init_params(rng, dtype,
-                                                              float(self.forget_bias)))
+        state, rng = self._start_state(layout, dtype, incremental, continue_from_fitted)
         early_stopping = self.early_stopping and not incremental
         L = int(self.seq_length)
         val_ids = None
@@ -422,15 +408,9 @@ class RNNLanguageModel(_BaseRNN):
                            vocab_=self.vocab_ if continue_from_fitted else list(vocab.tokens),
                            _return_sequences=True)
         if wants_callbacks(self):
-            def snapshot(st):
-                attrs = st.attributes(early_stopping)
-                for name in ("_theta", "_opt_m", "_opt_v"):
-                    attrs[name] = attrs[name].copy()
-                attrs.update(fitted_info,
-                             _wpack=(attrs["_theta"], engine.packed_weights(attrs["_theta"])))
-                return attrs
             loop.monitor = EpochMonitor(self, X, None, "partial_fit" if incremental else "fit",
-                                        loop.n_epochs, snapshot)
+                                        loop.n_epochs,
+                                        self._snapshot(engine, early_stopping, fitted_info))
         loop.run(state, work, np.arange(n_chunks * n_streams, dtype=np.intp), rng, validate)
         wpack = (state.theta, engine.packed_weights(state.theta))
         attrs = state.attributes(early_stopping, commit=True)
