@@ -1303,21 +1303,14 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
     workspace's layout.  st: initial states to start from and final states
     to report, or NULL (zeros); no gradient flows into the initial states
     (truncated backpropagation through time across calls)."""
-    cdef Py_ssize_t pb = _packed_block(n, sizeof(floating))
     cdef Py_ssize_t lay[WS_NSLOTS]
     cdef unsigned int csr
-    cdef Py_ssize_t W = n.ndir * n.H, ysz = (Tcap + 2) * Bmax * n.ndir * n.H
+    cdef Py_ssize_t ysz = (Tcap + 2) * Bmax * n.ndir * n.H
     cdef Py_ssize_t K, p0, p1, r0, r1
     cdef double loss
     cdef floating* Ytop
     cdef floating* dYcur
     cdef floating* dYnext
-    cdef floating* swap
-    cdef const floating* Xin
-    cdef Py_ssize_t ldx
-    cdef int l, d
-    cdef bint last_only
-    cdef Bufs b
     cdef Seqs q
 
     _split(P, tid, nt, 1, &p0, &p1)
@@ -1341,29 +1334,49 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
     _sync(nt)
     _head_backward(n, theta, grad, Ytop, dYcur, ws + lay[WS_LOGITS],
                    ws + lay[WS_HSEL], ws + lay[WS_DHSEL], &q, tid, nt)
+    _backward_layers(n, theta, grad, ws, lay, &q, Tcap, Bmax, dYcur, dYnext, K, wpack, seed,
+                     tid, nt)
+    crnn_ftz_leave(csr)
+    return loss
 
+
+cdef void _backward_layers(const Net* n, const floating* theta, floating* grad, floating* ws,
+                           const Py_ssize_t* lay, const Seqs* q, Py_ssize_t Tcap,
+                           Py_ssize_t Bmax, floating* dYcur, floating* dYnext, Py_ssize_t K,
+                           const floating* wpack, unsigned long long seed, int tid,
+                           int nt) noexcept nogil:
+    """BPTT through every layer, top first, from dLoss/d(top layer's
+    outputs) in dYcur (the R packed rows; dYnext: a buffer as large), after
+    a training _forward_layers; gradients added to grad (the embedding's
+    too).  K: _ring_slots of the shard."""
+    cdef Py_ssize_t pb = _packed_block(n, sizeof(floating))
+    cdef Py_ssize_t W = n.ndir * n.H, ysz = (Tcap + 2) * Bmax * n.ndir * n.H
+    cdef Py_ssize_t ldx
+    cdef const floating* Xin
+    cdef floating* swap
+    cdef bint last_only
+    cdef int l, d
+    cdef Bufs b
     for l in range(n.L - 1, -1, -1):
-        Xin = _layer_input(n, ws, lay, l, True, Tcap, Bmax, B, &ldx)
+        Xin = _layer_input(n, ws, lay, l, True, Tcap, Bmax, q.B, &ldx)
         last_only = (l == n.L - 1) and not n.seq and q.uniform
         for d in range(n.ndir):
-            _bufs(n, ws, lay, &q, Tcap, Bmax, True, l, d, &b)
+            _bufs(n, ws, lay, q, Tcap, Bmax, True, l, d, &b)
             _layer_backward(n, l, d, theta, grad, Xin, ldx, ldx,
                             ws + lay[WS_Y] + l * ysz, dYcur,
                             dYnext if l > 0 else (ws + lay[WS_DXE] if n.E > 0
-                                                  else <floating*> NULL), &b, &q,
+                                                  else <floating*> NULL), &b, q,
                             last_only, 0 if last_only else K,
                             wpack + ((l * n.ndir + d) * 2 + 1) * pb if wpack != NULL else NULL,
                             tid, nt)
         if l > 0 and n.dropout > 0:
             # dLoss/d(layer l - 1's outputs) = dLoss/d(layer l's input) * mask / (1 - p)
-            _dropout(n, l, dYnext, dYnext, W, &q, seed, tid, nt)
+            _dropout(n, l, dYnext, dYnext, W, q, seed, tid, nt)
         swap = dYcur
         dYcur = dYnext
         dYnext = swap
     if n.E > 0:
         _embed_scatter(n, grad, ws, lay, q.R, tid, nt)
-    crnn_ftz_leave(csr)
-    return loss
 
 
 cdef void _predict_chunk(const Net* n, const floating* theta, const floating* X,
@@ -1698,3 +1711,5 @@ def predict(Config cfg, const floating[::1] theta, const floating[:, ::1] X,
                        &out[0, 0], &ws[threadid(), 0], &iws[threadid(), 0], T_cap, chunk, wp,
                        stp, 0, 1)
 
+
+include "_seq2seq.pxi"
