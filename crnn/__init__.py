@@ -6,8 +6,9 @@ from ._lm import RNNLanguageModel
 from ._onnx import register_skl2onnx, to_onnx
 from ._show import show_config
 from ._stepper import Stepper
+from ._translator import RNNTranslator
 from ._version import __version__
 
 __all__ = ["ModelFileError", "RNNClassifier", "RNNForecaster", "RNNLanguageModel",
-           "RNNRegressor", "Stepper", "load", "register_skl2onnx", "show_config", "to_onnx",
+           "RNNRegressor", "RNNTranslator", "Stepper", "load", "register_skl2onnx", "show_config", "to_onnx",
            "__version__"]

@@ -809,7 +809,7 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
             raise ValueError(f"fitted attributes unknown: {sorted(set(attrs) - names)}, "
                              f"missing: {sorted(names - set(attrs))}.")
         layout = attrs["_layout"]
-        if not isinstance(layout, Layout):
+        if not isinstance(layout, self._layout_class):
             raise ValueError("_layout is not a network description.")
 
         def count(name, low=0):
@@ -836,8 +836,7 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
         for name in ("loss_curve_", "learning_rate_curve_", "validation_scores_",
                      "validation_loss_curve_"):
             reals(name)
-        if (layout.n_features, layout.n_outputs) != (attrs["n_features_in_"],
-                                                     attrs["n_outputs_"]):
+        if self._layout_io_shape(layout) != (attrs["n_features_in_"], attrs["n_outputs_"]):
             raise ValueError(f"the network ({self._describe(layout)}) does not match "
                              f"n_features_in_={attrs['n_features_in_']} and "
                              f"n_outputs_={attrs['n_outputs_']}.")
@@ -861,9 +860,22 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
         attrs = dict(attrs)
         for name in ("_theta", "_opt_m", "_opt_v"):
             attrs[name] = np.require(attrs[name], requirements=["C", "A", "W"])
-        engine = self._engine(layout, attrs["_return_sequences"])
-        attrs["_wpack"] = (attrs["_theta"], engine.packed_weights(attrs["_theta"]))
+        self._derived_attributes(attrs)
         self.__dict__.update(attrs)
+
+    # what _restore_fitted checks the network against (the translator has its own)
+    _layout_class = Layout
+
+    @staticmethod
+    def _layout_io_shape(layout):
+        """(n_features_in_, n_outputs_) of a network."""
+        return layout.n_features, layout.n_outputs
+
+    def _derived_attributes(self, attrs):
+        """Add the caches derived from restored fitted attributes (the
+        packed weights)."""
+        engine = self._engine(attrs["_layout"], attrs["_return_sequences"])
+        attrs["_wpack"] = (attrs["_theta"], engine.packed_weights(attrs["_theta"]))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -30,6 +30,7 @@ import zipfile
 import numpy as np
 
 from ._layout import GATES, Layout
+from ._seq2seq import Seq2SeqLayout
 
 FORMAT = "crnn-model"
 FORMAT_VERSION = 1
@@ -114,8 +115,9 @@ def _estimator_classes():
     from ._estimators import RNNClassifier, RNNRegressor
     from ._forecast import RNNForecaster
     from ._lm import RNNLanguageModel
+    from ._translator import RNNTranslator
     return {cls.__name__: cls for cls in (RNNRegressor, RNNClassifier, RNNForecaster,
-                                          RNNLanguageModel)}
+                                          RNNLanguageModel, RNNTranslator)}
 
 
 # ---------------------------------------------------------------------------
@@ -179,6 +181,8 @@ class _Encoder:
             return {"$": "estimator", **_describe(v, self, where)}
         if isinstance(v, Layout):
             return {"$": "Layout", **dataclasses.asdict(v)}
+        if isinstance(v, Seq2SeqLayout):
+            return {"$": "Seq2SeqLayout", **dataclasses.asdict(v)}
         if isinstance(v, np.random.RandomState):
             kind, key, pos, has_gauss, gauss = v.get_state()
             return {"$": "RandomState", "bit_generator": kind,
@@ -241,6 +245,8 @@ class _Decoder:
                 return _build(v, self, where)
             if tag == "Layout":
                 return _layout(v, where)
+            if tag == "Seq2SeqLayout":
+                return _seq2seq_layout(v, where)
             if tag == "RandomState":
                 if v["bit_generator"] != "MT19937":
                     raise ModelFileError(f"{where}: unknown bit generator {v['bit_generator']!r}.")
@@ -275,6 +281,26 @@ def _layout(v, where):
             or type(layout.tokens) is not bool or type(layout.embedding_dim) is not int
             or not 0 <= layout.embedding_dim < 2**31):
         raise ModelFileError(f"{where}: an invalid network description {layout}.")
+    return layout
+
+
+def _seq2seq_layout(v, where):
+    fields = [f.name for f in dataclasses.fields(Seq2SeqLayout)]
+    if set(v) - {"$"} != set(fields):
+        raise ModelFileError(f"{where}: an encoder-decoder description with fields "
+                             f"{sorted(set(v) - {'$'})}.")
+    try:
+        layout = Seq2SeqLayout(**{k: v[k] for k in fields})
+    except ValueError as exc:
+        raise ModelFileError(f"{where}: an invalid encoder-decoder description ({exc}).") \
+            from exc
+    ints = (layout.num_layers, layout.hidden, layout.src_vocab, layout.tgt_vocab,
+            layout.embedding_dim)
+    if (layout.ndir not in (1, 2) or not all(type(n) is int and 1 <= n < 2**31 for n in ints)
+            or type(layout.attention_dim) is not int
+            or not (layout.attention_dim >= 1 if layout.attention == "bahdanau"
+                    else layout.attention_dim == 0) or layout.attention_dim >= 2**31):
+        raise ModelFileError(f"{where}: an invalid encoder-decoder description {layout}.")
     return layout
 
 

@@ -515,11 +515,31 @@ class RNNLanguageModel(_BaseRNN):
         return -self._documents_nll(X)
 
     def perplexity(self, X):
-        """exp(-score(X)): the perplexity per token."""
+        """exp(-score(X)): the perplexity per token.
+
+        Parameters
+        ----------
+        X : str, list of str, or list of 1D integer arrays
+            Documents, as score takes them.
+
+        Returns
+        -------
+        perplexity : float
+        """
         return float(np.exp(self._documents_nll(X)))
 
     def bits_per_token(self, X):
-        """-score(X) / ln 2: bits per token (bits per character for "char")."""
+        """-score(X) / ln 2: bits per token (bits per character for "char").
+
+        Parameters
+        ----------
+        X : str, list of str, or list of 1D integer arrays
+            Documents, as score takes them.
+
+        Returns
+        -------
+        bits : float
+        """
         return self._documents_nll(X) / math.log(2.0)
 
     def _prefix_states(self, prefixes):

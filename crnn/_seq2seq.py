@@ -133,14 +133,15 @@ class Seq2SeqLayout:
         return {name: theta[off:off + int(np.prod(shape))].reshape(shape)
                 for name, off, shape, _ in self.tensors()}
 
-    def init_params(self, rng, dtype):
+    def init_params(self, rng, dtype, forget_bias=0.0):
         """PyTorch's default initialisation of each module: embeddings N(0, 1);
         every other tensor U(-1/sqrt(fan), 1/sqrt(fan)) with fan = H for the
         recurrent cells (nn.GRU, nn.GRUCell, ...), the input width for the
-        linear layers and the attention's matrices (v: A)."""
+        linear layers and the attention's matrices (v: A).  LSTM: forget_bias
+        is added to the forget gates' b_ih (encoder and decoder)."""
         theta = np.empty(self.n_params, dtype=dtype)
         H, C, A = self.hidden, self.memory_dim, self.attention_dim
-        fans = {"bridge": C, "combine": C + H, "head": None}
+        fans = {"bridge": C, "combine": C + H}
         for name, off, shape, _ in self.tensors():
             size = int(np.prod(shape))
             part = theta[off:off + size]
@@ -158,6 +159,8 @@ class Seq2SeqLayout:
                 fan = fans[mod]
             bound = 1.0 / np.sqrt(fan)
             part[:] = rng.uniform(-bound, bound, size)
+            if self.cell == "lstm" and ".bias_ih" in name:
+                part[H:2 * H] += forget_bias
         return theta
 
     def config(self, simd=-1, dropout=0.0):
@@ -214,3 +217,173 @@ class Pairs:
         cat = np.concatenate
         return (cat(idx).astype(np.intp), cat(didx).astype(np.intp),
                 cat(dec_enc).astype(np.intp), bounds)
+
+
+class Seq2SeqWork:
+    """What the training loop (crnn._training.EpochLoop) drives: the
+    workspaces of one fit and a train_batch over the kernel.  A batch is cut
+    into at most n_threads shards, one per thread (the batch split)."""
+
+    def __init__(self, layout, pairs, batch, n_threads, dtype, dropout=0.0):
+        self.layout, self.pairs, self.n_threads = layout, pairs, int(n_threads)
+        self.batch = int(min(batch, pairs.n))
+        self.cfg = layout.config(dropout=dropout)
+        self.n_shards = max(1, min(self.n_threads, self.batch))
+        self.B = -(-self.batch // self.n_shards)
+        self.T, self.K = int(pairs.lens.max()), int(pairs.klen.max())
+        cfg, S = self.cfg, self.n_shards
+        self.ws = np.zeros((S, cfg.workspace_size(self.B, self.T, self.K, True)), dtype)
+        self.iws = np.zeros((S, cfg.index_workspace_size(self.B, self.T, self.K, True)),
+                            np.intp)
+        self.grads = np.zeros((S, layout.n_params), dtype)
+        self.wpack = np.zeros(cfg.packed_size(np.dtype(dtype).itemsize), dtype)
+        self.batch_weight = 0.0
+
+    def train_batch(self, theta, samples, seed=0):
+        """Mean token cross-entropy of the pairs `samples`; its gradient is
+        in the rows of self.grads and its token count in self.batch_weight."""
+        p = self.pairs
+        idx, didx, dec_enc, off = p.shards(samples, self.n_shards)
+        S = len(off) - 1
+        if S < self.n_shards:
+            self.grads[S:] = 0
+        self.batch_weight = float(p.klen[idx].sum())
+        return _kernels.s2s_train_step(
+            self.cfg, theta, self.grads[:S], p.X, p.start, p.lens, p.tgt, p.tstart, p.klen,
+            idx, didx, dec_enc, off, BOS_ID, EOS_ID, self.ws, self.iws, self.T, self.K,
+            self.B, self.n_threads, self.wpack, seed)
+
+
+# the target vocabulary's ids of the start and end tokens (crnn._text's
+# Vocabulary: 0 unknown, 1 end; the translator puts its start token at 2)
+EOS_ID, BOS_ID = 1, 2
+_CHUNK = 64          # sentences per decoding chunk
+
+
+def _chunks(lens, size):
+    """Sentences (indices) sorted by decreasing length, cut into chunks of
+    at most `size`; returns (idx, offsets)."""
+    order = np.argsort(-lens, kind="stable").astype(np.intp)
+    offs = np.append(np.arange(0, len(order), size), len(order))
+    return order, offs.astype(np.intp)
+
+
+def greedy(layout, theta, src, maxlen, n_threads):
+    """Greedy translations (target id arrays, without EOS) of the source id
+    sequences src (each non-empty), sentence i at most maxlen[i] tokens."""
+    dtype = theta.dtype
+    p = Pairs(src, None, dtype)
+    cfg = layout.config()
+    idx, offs = _chunks(p.lens, _CHUNK)
+    B, T = min(_CHUNK, p.n), int(p.lens.max())
+    nt = max(1, min(int(n_threads), len(offs) - 1))
+    maxlen = np.asarray(maxlen, dtype=np.intp)
+    ws = np.empty((nt, cfg.workspace_size(B, T, 1, False)), dtype)
+    iws = np.empty((nt, cfg.index_workspace_size(B, T, 1, False)), np.intp)
+    out = np.empty((p.n, max(1, int(maxlen.max()))), np.int32)
+    outlen = np.zeros(p.n, np.intp)
+    _kernels.s2s_greedy(cfg, theta, p.X, p.start, p.lens, idx, offs, BOS_ID, EOS_ID, maxlen,
+                        out, outlen, ws, iws, T, B, nt)
+    return [out[i, :outlen[i]].astype(np.int64) for i in range(p.n)]
+
+
+class _Stepper:
+    """One chunk of sentences encoded once, then stepped by beam search
+    (crnn._beam.beam_search's step(tokens, parents))."""
+
+    def __init__(self, layout, theta, src, beam_size):
+        self.cfg, self.theta = layout.config(), theta
+        p = Pairs(src, None, theta.dtype)
+        self.n = p.n
+        self.order = np.argsort(-p.lens, kind="stable").astype(np.intp)
+        self.R = p.n * beam_size
+        self.T = int(p.lens.max())
+        self.ws = np.empty(self.cfg.workspace_size(self.R, self.T, 1, False), theta.dtype)
+        self.iws = np.empty(self.cfg.index_workspace_size(self.R, self.T, 1, False), np.intp)
+        _kernels.s2s_encode(self.cfg, theta, p.X, p.start, p.lens, self.order, self.ws,
+                            self.iws, self.T, self.R)
+        self.n_prev, self.first = p.n, True
+        self.V = layout.tgt_vocab
+
+    def __call__(self, tokens, parents):
+        tokens = np.ascontiguousarray(tokens, dtype=np.intp)
+        parents = np.ascontiguousarray(parents, dtype=np.intp)
+        if self.first:
+            # beam_search numbers the sentences as given; memory row i is
+            # sentence order[i]
+            parents = np.argsort(self.order).astype(np.intp)[parents]
+        logp = np.empty((len(tokens), self.V), self.theta.dtype)
+        _kernels.s2s_step(self.cfg, self.theta, self.ws, self.iws, self.T, self.R, self.n_prev,
+                          self.first, tokens, parents, logp)
+        self.n_prev, self.first = len(tokens), False
+        return logp
+
+
+def beam(layout, theta, src, maxlen, beam_size, length_penalty, n_threads):
+    """Beam-search translations of the source id sequences src (each
+    non-empty): chunks of sentences of similar length, each searched with
+    the longest limit of its sentences (then cut to each sentence's own),
+    the chunks spread over n_threads threads (the kernels release the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ._beam import beam_search
+    lens = np.fromiter((len(s) for s in src), dtype=np.intp, count=len(src))
+    idx, offs = _chunks(lens, max(1, _CHUNK // beam_size))
+    maxlen = np.asarray(maxlen, dtype=np.intp)
+    out = [None] * len(src)
+
+    def run(c):
+        members = idx[offs[c]:offs[c + 1]]
+        step = _Stepper(layout, theta, [src[i] for i in members], beam_size)
+        limit = int(maxlen[members].max())
+        if limit < 1:
+            seqs = [np.zeros(0, np.int64)] * len(members)
+        else:
+            seqs, _ = beam_search(step, len(members), beam_size=beam_size, bos=BOS_ID,
+                                  eos=EOS_ID, max_len=limit, length_penalty=length_penalty)
+        for i, s in zip(members, seqs):
+            out[i] = np.asarray(s, dtype=np.int64)[:maxlen[i]]
+
+    n_chunks = len(offs) - 1
+    if n_threads > 1 and n_chunks > 1:
+        with ThreadPoolExecutor(min(int(n_threads), n_chunks)) as pool:
+            list(pool.map(run, range(n_chunks)))
+    else:
+        for c in range(n_chunks):
+            run(c)
+    return out
+
+
+def token_losses(layout, theta, src, tgt, n_threads, attention=False):
+    """Teacher-forced per-token losses (nats; each sentence's targets then
+    EOS), as one array per pair, and with attention the weights (rows:
+    target steps, columns: source tokens) per pair (None without attention)."""
+    dtype = theta.dtype
+    p = Pairs(src, tgt, dtype)
+    cfg = layout.config()
+    order, offs = _chunks(p.lens, _CHUNK)
+    idx, didx, dec_enc = [], [], []
+    for a, b in zip(offs[:-1], offs[1:]):
+        part = order[a:b]
+        pos = np.argsort(-p.klen[part], kind="stable")
+        idx.append(part)
+        didx.append(part[pos])
+        dec_enc.append(pos)
+    idx, didx, dec_enc = (np.concatenate(x).astype(np.intp) for x in (idx, didx, dec_enc))
+    ostart = np.zeros(p.n, np.intp)
+    np.cumsum(p.klen[:-1], out=ostart[1:])
+    T, K, B = int(p.lens.max()), int(p.klen.max()), int(np.diff(offs).max())
+    nt = max(1, min(int(n_threads), len(offs) - 1))
+    tok = np.empty(int(p.klen.sum()), dtype)
+    att = np.zeros((len(tok), T), dtype) if (attention and layout.attention) else None
+    ws = np.empty((nt, cfg.workspace_size(B, T, K, True)), dtype)
+    iws = np.empty((nt, cfg.index_workspace_size(B, T, K, True)), np.intp)
+    _kernels.s2s_forward(cfg, theta, p.X, p.start, p.lens, p.tgt, p.tstart, p.klen, idx,
+                         didx, dec_enc, offs, BOS_ID, EOS_ID, ostart, tok, att, ws, iws, T, K,
+                         B, nt)
+    losses = [tok[o:o + k].astype(np.float64) for o, k in zip(ostart, p.klen)]
+    weights = None
+    if att is not None:
+        weights = [att[o:o + k, :n].astype(np.float64)
+                   for o, k, n in zip(ostart, p.klen, p.lens)]
+    return losses, weights

@@ -1,6 +1,7 @@
-"""Plots for forecasts and training (``pip install crnn[plot]``: matplotlib).
+"""Plots for forecasts, training and attention (``pip install crnn[plot]``:
+matplotlib).
 
-Both functions draw on a given matplotlib Axes (or a new figure) and return
+Every function draws on a given matplotlib Axes (or a new figure) and return
 the Axes; they need no display (``fig = ax.figure; fig.savefig("f.png")``
 works headless with the Agg backend).
 """
@@ -126,4 +127,39 @@ def plot_learning_curve(model, *, ax=None, title=None):
     ax.legend(loc="upper right", fontsize="small")
     ax.set_title(title or f"{type(model).__name__} learning curve")
     ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_attention(weights, source_tokens, target_tokens, *, ax=None, title=None):
+    """Heat map of attention weights (as RNNTranslator.attention_weights
+    returns them): one row per target token, one column per source token.
+
+    Parameters
+    ----------
+    weights : array of shape (n_target, n_source)
+    source_tokens, target_tokens : list
+        Labels of the columns and rows.
+    ax : matplotlib Axes, optional
+    title : str, optional
+
+    Returns
+    -------
+    ax : matplotlib Axes
+    """
+    w = np.asarray(weights, dtype=float)
+    if w.ndim != 2 or w.shape != (len(target_tokens), len(source_tokens)):
+        raise ValueError(f"weights of shape {w.shape} do not match {len(target_tokens)} "
+                         f"target and {len(source_tokens)} source tokens.")
+    if ax is None:
+        plt = _pyplot()
+        _, ax = plt.subplots(figsize=(1 + 0.45 * w.shape[1], 1 + 0.4 * w.shape[0]))
+    ax.imshow(w, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(w.shape[1]))
+    ax.set_xticklabels([str(t) for t in source_tokens], rotation=90)
+    ax.set_yticks(range(w.shape[0]))
+    ax.set_yticklabels([str(t) for t in target_tokens])
+    ax.set_xlabel("source")
+    ax.set_ylabel("target")
+    if title:
+        ax.set_title(title)
     return ax

@@ -1175,3 +1175,144 @@ def s2s_greedy(S2SConfig cfg, const floating[::1] theta, const floating[:, ::1] 
                               &idx[lo], hi - lo, &ws[threadid(), 0],
                               &iws[threadid(), 0], T_cap, B_cap, bos, eos, &maxlen[0],
                               &out[0, 0], out.shape[1], &outlen[0])
+
+
+# ---------------------------------------------------------------------------
+# step-by-step decoding (beam search): one chunk of sentences, encoded once,
+# then any number of hypothesis rows per sentence stepped together
+
+def s2s_encode(S2SConfig cfg, const floating[::1] theta, const floating[:, ::1] X,
+               const Py_ssize_t[::1] start, const Py_ssize_t[::1] lens,
+               const Py_ssize_t[::1] idx, floating[::1] ws, Py_ssize_t[::1] iws,
+               Py_ssize_t T_cap, Py_ssize_t R_cap):
+    """Encode the sentences idx (sorted by decreasing source length, at most
+    R_cap) into ws / iws (sized by cfg.workspace_size(R_cap, T_cap, 1, False)
+    and cfg.index_workspace_size(R_cap, T_cap, 1, False)) for s2s_step:
+    sentence idx[i] is memory row i, and row i of the first step's states."""
+    cdef Py_ssize_t lay[WS_NSLOTS]
+    cdef Py_ssize_t dl[DW_NSLOTS]
+    cdef Py_ssize_t N = start.shape[0], B = idx.shape[0], i, smp
+    cdef Seqs q
+    cdef unsigned int csr
+    if theta.shape[0] != cfg.n_params:
+        raise ValueError("parameter vector does not match the network")
+    _check_input(&cfg.net, X)
+    if lens.shape[0] != N:
+        raise ValueError("start and lens differ in length")
+    if B < 1 or B > R_cap:
+        raise ValueError("between 1 and R_cap sentences")
+    for i in range(B):
+        smp = idx[i]
+        if smp < 0 or smp >= N:
+            raise IndexError("sample index out of range")
+        if lens[smp] < 1 or lens[smp] > T_cap or start[smp] < 0 \
+                or start[smp] + lens[smp] > X.shape[0]:
+            raise ValueError("source sentence outside the data or the workspace")
+        if i > 0 and lens[smp] > lens[idx[i - 1]]:
+            raise ValueError("the sentences must be sorted by decreasing length")
+    if ws.shape[0] < cfg.workspace_size(R_cap, T_cap, 1, False) \
+            or iws.shape[0] < cfg.index_workspace_size(R_cap, T_cap, 1, False):
+        raise ValueError("workspace too small")
+    if CRNN_DEBUG_BUILD:
+        np.asarray(ws)[...] = np.nan
+    with nogil:
+        csr = crnn_ftz_enter()
+        _seqs_init(&q, &idx[0], B, &start[0], &lens[0], &iws[0], 0, 1)
+        _ws_layout(&cfg.net, R_cap, T_cap, False, False, lay)
+        _dec_layout(&cfg.dec, R_cap, T_cap, 1, False, dl)
+        _s2s_encode(&cfg.net, &cfg.dec, &theta[0], &X[0, 0], &q, &ws[0], lay, dl,
+                    &ws[0] + lay[WS_TOTAL], T_cap, R_cap, False, NULL,
+                    &iws[0] + _iws_size(T_cap), 0, NULL)
+        crnn_ftz_leave(csr)
+    return None
+
+
+def s2s_step(S2SConfig cfg, const floating[::1] theta, floating[::1] ws, Py_ssize_t[::1] iws,
+             Py_ssize_t T_cap, Py_ssize_t R_cap, Py_ssize_t n_prev, bint first,
+             const Py_ssize_t[::1] tokens, const Py_ssize_t[::1] parents,
+             floating[:, ::1] logp):
+    """One decoder step of R rows after s2s_encode: row r continues row
+    parents[r] of the previous call (of n_prev rows; on the first call,
+    sentence parents[r]) with input token tokens[r]; its log-probabilities
+    of the next token go to logp[r]."""
+    cdef Py_ssize_t lay[WS_NSLOTS]
+    cdef Py_ssize_t dl[DW_NSLOTS]
+    cdef Py_ssize_t R = tokens.shape[0], H = cfg.dec.H, V = cfg.dec.V, E = cfg.dec.E
+    cdef Py_ssize_t Din = cfg.dec.Din, r, j, p
+    cdef const Dec* d = &cfg.dec
+    cdef floating* dws
+    cdef floating* S
+    cdef floating* Cs
+    cdef floating* lg
+    cdef Py_ssize_t* srcT
+    cdef Py_ssize_t* brow
+    cdef Py_ssize_t* tmp
+    cdef double mx, se
+    cdef unsigned int csr
+    cdef DecRows rr
+    cdef bint lstm = cfg.dec.cell == CELL_LSTM
+    if theta.shape[0] != cfg.n_params:
+        raise ValueError("parameter vector does not match the network")
+    if ws.shape[0] < cfg.workspace_size(R_cap, T_cap, 1, False) \
+            or iws.shape[0] < cfg.index_workspace_size(R_cap, T_cap, 1, False):
+        raise ValueError("workspace too small")
+    if R < 1 or R > R_cap or parents.shape[0] != R or logp.shape[0] != R \
+            or logp.shape[1] != V:
+        raise ValueError("tokens, parents and logp must have 1 to R_cap matching rows")
+    if n_prev < 1 or n_prev > R_cap:
+        raise ValueError("n_prev outside [1, R_cap]")
+    for r in range(R):
+        if parents[r] < 0 or parents[r] >= n_prev:
+            raise IndexError(f"parent {parents[r]} of row {r} is not a row of the previous step")
+        if tokens[r] < 0 or tokens[r] >= V:
+            raise ValueError(f"token id {tokens[r]} is not in [0, {V})")
+    with nogil:
+        csr = crnn_ftz_enter()
+        _ws_layout(&cfg.net, R_cap, T_cap, False, False, lay)
+        dws = &ws[0] + lay[WS_TOTAL]
+        _dec_layout(d, R_cap, T_cap, 1, False, dl)
+        S = dws + dl[DW_S]
+        Cs = dws + dl[DW_C]
+        srcT = &iws[0] + _iws_size(T_cap)
+        brow = srcT + R_cap
+        tmp = brow + R_cap
+        # the rows' previous states (first half of DW_S / DW_C) gathered into
+        # the second half; the step then writes the new states into the first
+        for r in range(R):
+            p = parents[r]
+            memcpy(S + (R_cap + r) * H, S + p * H, H * sizeof(floating))
+            if lstm:
+                memcpy(Cs + (R_cap + r) * H, Cs + p * H, H * sizeof(floating))
+            tmp[r] = p if first else brow[p]
+        for r in range(R):
+            brow[r] = tmp[r]
+            memcpy(dws + dl[DW_XD] + r * Din, &theta[0] + d.o[DO_TEMB] + tokens[r] * E,
+                   E * sizeof(floating))
+        rr.sprev = S + R_cap * H
+        rr.cprev = Cs + R_cap * H
+        rr.s = S
+        rr.c = Cs
+        rr.xd = dws + dl[DW_XD]
+        rr.z = dws + dl[DW_Z]
+        rr.act = dws + dl[DW_ACT]
+        rr.alpha = dws + dl[DW_ALPHA]
+        rr.ctx = dws + dl[DW_CTX]
+        rr.p = dws + dl[DW_P]
+        rr.o = dws + dl[DW_O]
+        rr.brow = brow
+        rr.srcT = srcT
+        _dec_step(d, &theta[0], dws, dl, T_cap, R, False, &rr)
+        _dec_head(d, &theta[0], R, S, dws + dl[DW_XD], dws + dl[DW_O], dws + dl[DW_LOG])
+        for r in range(R):
+            lg = dws + dl[DW_LOG] + r * V
+            mx = lg[0]
+            for j in range(1, V):
+                if lg[j] > mx:
+                    mx = lg[j]
+            se = 0
+            for j in range(V):
+                se += exp(<double> lg[j] - mx)
+            se = mx + log(se)
+            for j in range(V):
+                logp[r, j] = <floating> (lg[j] - se)
+        crnn_ftz_leave(csr)

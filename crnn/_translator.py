@@ -1,0 +1,731 @@
+"""RNNTranslator: sequence-to-sequence translation with attention.
+
+Sentences become token ids (crnn._text's tokenizers and vocabularies), an
+encoder (the library's recurrent layers over a source embedding) reads each
+source sentence, and a decoder cell with attention over the encoder's
+outputs emits the target sentence one token at a time; training (teacher
+forcing), greedy decoding and the steps of beam search run in the kernels
+(src/_seq2seq.pxi).  The training loop, solvers, model files and parameter
+checks are the other estimators'.
+"""
+import numbers
+import re
+
+import numpy as np
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from . import _seq2seq
+from ._callbacks import EpochMonitor, wants_callbacks, with_callbacks
+from ._estimators import _BaseRNN, _check_model_size, _fit_lock, check_int
+from ._layout import LOSS_XENT
+from ._seq2seq import Pairs, Seq2SeqLayout, Seq2SeqWork
+from ._text import EOS, UNK, WORD_PATTERN, Vocabulary, tokenizer_function
+from ._threads import effective_n_threads
+from ._training import EpochLoop, LearningRate, TrainState, make_solver
+
+BOS = "<bos>"
+# "word" tokens that follow the previous token without a space carry this
+# mark (OpenNMT Tokenizer's joiner), so translations are detokenized exactly:
+# "quarante-trois" -> ["quarante", JOINER + "-", JOINER + "trois"]
+JOINER = "\uffed"
+_WORD = re.compile(WORD_PATTERN)
+
+
+def word_tokens(text):
+    """The "word" tokens of text, a token that touches the previous one (no
+    space between them) marked with JOINER in front."""
+    out, end = [], None
+    for m in _WORD.finditer(text):
+        tok = m.group()
+        out.append(tok if end is None or m.start() > end else JOINER + tok)
+        end = m.end()
+    return out
+
+
+def _tokenizer(tokenizer):
+    return word_tokens if tokenizer == "word" else tokenizer_function(tokenizer)
+
+
+def corpus_bleu(hypotheses, references):
+    """Corpus BLEU (0-100) with sacrebleu's defaults: sacrebleu's own when it
+    is installed, else crnn._bleu (the same numbers, tested against
+    sacrebleu)."""
+    try:
+        import sacrebleu
+    except ImportError:
+        from ._bleu import corpus_bleu as bleu
+        return float(bleu(list(hypotheses), list(references)))
+    return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score)
+
+
+def detokenize(tokens, tokenizer):
+    """Tokens -> text: "char" joins them; "word" puts a space before every
+    token but those marked with JOINER (word_tokens' inverse, up to runs of
+    spaces); a callable tokenizer's tokens are joined by single spaces."""
+    if tokenizer == "char":
+        return "".join(tokens)
+    if tokenizer != "word":
+        return " ".join(tokens)
+    out = []
+    for t in tokens:
+        if t.startswith(JOINER):
+            out.append(t[len(JOINER):])
+        else:
+            if out:
+                out.append(" ")
+            out.append(t)
+    return "".join(out)
+
+
+class RNNTranslator(_BaseRNN):
+    """Sequence-to-sequence translation: an encoder-decoder with attention.
+
+    The model of the classic tutorials (Bahdanau et al. 2015; Luong et al.
+    2015), as one scikit-learn estimator.  A source sentence's tokens go
+    through an embedding and a GRU or LSTM encoder (``num_layers`` layers,
+    bidirectional by default); the top layer's final states, concatenated,
+    start the decoder through ``s_0 = tanh(W e + b)``.  The decoder is one
+    cell of the same kind over the target embedding; at every step it
+    attends over the encoder's outputs (a softmax over the sentence's own
+    source tokens):
+
+    - "bahdanau" (additive): ``score_j = v . tanh(W_q s_{k-1} + W_k h_j)``;
+      the context ``c_k = sum_j alpha_j h_j`` joins the cell's input, and
+      ``[s_k; c_k]`` feeds the output layer;
+    - "luong" (multiplicative, "general"): ``score_j = s_k . (W h_j)`` after
+      the cell; ``tanh(W_c [c_k; s_k] + b_c)`` feeds the output layer;
+    - None: no attention, ``s_k`` feeds the output layer.
+
+    A softmax over the target vocabulary gives the next token.  Training
+    minimises the cross-entropy of every target token and of the end token,
+    feeding the true previous token (teacher forcing); sentences of
+    different lengths cost only their own steps on both sides (no padding).
+    Translation feeds back the model's own tokens: greedy (``beam_size=1``,
+    every sentence of a chunk stepped together in the kernel, each stopping
+    at its end token) or beam search with length normalisation.
+
+    Parameters
+    ----------
+    src_tokenizer, tgt_tokenizer : {"word", "char"} or callable, default="word"
+        How sentences are cut into tokens.  "word": the regex
+        ``\\w+(?:'\\w+)*|[^\\w\\s]`` (words with inner apostrophes, and every
+        other non-space character alone), a token that touches the previous
+        one marked as joined (OpenNMT's joiner, U+FFED), so translations come
+        back with their own spacing ("quarante-trois", "Open File...").
+        "char": characters.  A callable takes a string and returns a list of
+        strings (translations joined by single spaces).  Case is kept.
+    cell : {"gru", "lstm"}, default="gru"
+    hidden_size : int, default=128
+        Units of the decoder and of each encoder direction.
+    num_layers : int, default=1
+        Encoder layers (the decoder is one cell).
+    bidirectional_encoder : bool, default=True
+    attention : {"bahdanau", "luong"} or None, default="bahdanau"
+    attention_dim : int or None, default=None
+        Width of Bahdanau's scoring layer (None: hidden_size).
+    embedding_dim : int, default=64
+        Width of the source and target embeddings.
+    max_vocab : int or None, default=None
+        Keep at most this many tokens in each vocabulary (special tokens
+        included), the most frequent first.
+    min_count : int, default=1
+        Keep tokens seen at least this often in the first fit's sentences.
+    max_output_length : int or None, default=None
+        Most tokens a translation has (None: twice the source sentence's
+        tokens plus 10).
+    beam_size : int, default=1
+        1: greedy decoding; more: beam search keeping that many hypotheses
+        per sentence.
+    length_penalty : float, default=1.0
+        Beam search ranks finished hypotheses by total log-probability /
+        length ** length_penalty (the end token counted; 0: raw
+        log-probability, which favours short translations).
+    dropout, forget_bias, solver, learning_rate, learning_rate_init, power_t,
+    batch_size, max_iter, alpha, clip_norm, momentum, nesterovs_momentum,
+    beta_1, beta_2, epsilon, early_stopping, validation_fraction,
+    n_iter_no_change, tol, shuffle, random_state, verbose, warm_start,
+    n_jobs, dtype
+        As in RNNClassifier: ``batch_size`` sentence pairs per update,
+        ``max_iter`` epochs, ``dropout`` between encoder layers.  The loss is
+        the mean over the batch's target tokens; the L2 penalty ``alpha``
+        is divided by that count.  With ``early_stopping`` a
+        ``validation_fraction`` of the pairs (or ``X_val``, ``y_val``) is
+        held out, and the validation score is its BLEU (greedy decoding),
+        the validation loss its mean token cross-entropy.
+
+    Attributes
+    ----------
+    src_vocab_, tgt_vocab_ : list
+        The token of each id.  Source: ``"<unk>"`` (id 0, every token not
+        kept), ``"<eos>"`` (id 1, unused), then the kept tokens by decreasing
+        count; target: ``"<unk>"``, ``"<eos>"`` (the end of a sentence),
+        ``"<bos>"`` (the decoder's first input), then the kept tokens.  For
+        sentences given as integer arrays the tokens are those integers.
+    n_features_in_, n_outputs_ : int
+        The source and target vocabulary sizes.
+    loss_curve_, validation_scores_, validation_loss_curve_, best_loss_,
+    best_validation_score_, n_iter_, t_, loss_, learning_rate_curve_
+        As in RNNClassifier (losses in nats per target token).
+
+    Notes
+    -----
+    ``score`` is corpus BLEU on the 0-100 scale, computed by sacrebleu
+    (``sacrebleu.corpus_bleu`` with its defaults: 13a tokenization, no
+    smoothing beyond its default exponential one) when it is installed, and
+    otherwise by crnn's own implementation of the same definition, tested
+    to give the same numbers.  An empty source sentence (no tokens)
+    translates to an empty sentence; fit refuses them.  Unknown source
+    tokens at translation time are read as ``"<unk>"``; the model may emit
+    ``"<unk>"`` too.
+    """
+
+    _loss_code = LOSS_XENT
+    # what the shared checks read and a translator fixes
+    nonlinearity = "tanh"
+    bidirectional = False
+    return_sequences = True
+    bptt_truncate = None
+    _FITTED_ATTRIBUTES = _BaseRNN._FITTED_ATTRIBUTES | {"src_vocab_", "tgt_vocab_"}
+    _layout_class = Seq2SeqLayout
+
+    def __init__(
+        self,
+        *,
+        src_tokenizer="word",
+        tgt_tokenizer="word",
+        cell="gru",
+        hidden_size=128,
+        num_layers=1,
+        bidirectional_encoder=True,
+        attention="bahdanau",
+        attention_dim=None,
+        embedding_dim=64,
+        max_vocab=None,
+        min_count=1,
+        max_output_length=None,
+        beam_size=1,
+        length_penalty=1.0,
+        dropout=0.0,
+        forget_bias=0.0,
+        solver="adam",
+        learning_rate="constant",
+        learning_rate_init=1e-3,
+        power_t=0.5,
+        batch_size=32,
+        max_iter=10,
+        alpha=0.0,
+        clip_norm=5.0,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        shuffle=True,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+        n_jobs=None,
+        dtype=np.float32,
+    ):
+        self.src_tokenizer = src_tokenizer
+        self.tgt_tokenizer = tgt_tokenizer
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bidirectional_encoder = bidirectional_encoder
+        self.attention = attention
+        self.attention_dim = attention_dim
+        self.embedding_dim = embedding_dim
+        self.max_vocab = max_vocab
+        self.min_count = min_count
+        self.max_output_length = max_output_length
+        self.beam_size = beam_size
+        self.length_penalty = length_penalty
+        self.dropout = dropout
+        self.forget_bias = forget_bias
+        self.solver = solver
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.alpha = alpha
+        self.clip_norm = clip_norm
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.n_jobs = n_jobs
+        self.dtype = dtype
+
+    # ------------------------------------------------------------------
+    # parameters, sentences, vocabularies
+
+    def _validate_extra_params(self):
+        tokenizer_function(self.src_tokenizer)
+        tokenizer_function(self.tgt_tokenizer)
+        if self.cell not in ("gru", "lstm"):
+            raise ValueError(f"The 'cell' parameter of RNNTranslator must be one of ['gru', "
+                             f"'lstm']. Got {self.cell!r} instead.")
+        if not isinstance(self.bidirectional_encoder, (bool, np.bool_)):
+            raise ValueError("The 'bidirectional_encoder' parameter of RNNTranslator must be "
+                             f"a bool. Got {self.bidirectional_encoder!r} instead.")
+        if self.attention not in _seq2seq.ATTENTIONS:
+            raise ValueError("The 'attention' parameter of RNNTranslator must be 'bahdanau', "
+                             f"'luong' or None. Got {self.attention!r} instead.")
+        check_int(self, "attention_dim", 1, 2**20, allow_none=True)
+        check_int(self, "embedding_dim", 1, 2**20)
+        check_int(self, "max_vocab", 4, allow_none=True)
+        check_int(self, "min_count", 1)
+        check_int(self, "max_output_length", 1, allow_none=True)
+        check_int(self, "beam_size", 1, 2**16)
+        lp = self.length_penalty
+        if isinstance(lp, bool) or not isinstance(lp, numbers.Real) or not np.isfinite(lp) \
+                or lp < 0:
+            raise ValueError("The 'length_penalty' parameter of RNNTranslator must be a "
+                             f"finite float >= 0. Got {lp!r} instead.")
+
+    def _make_layout(self, src_vocab, tgt_vocab):
+        att = self.attention
+        layout = Seq2SeqLayout(
+            self.cell, int(self.num_layers), 2 if self.bidirectional_encoder else 1,
+            int(self.hidden_size), int(src_vocab), int(tgt_vocab), int(self.embedding_dim),
+            att, int(self.attention_dim or self.hidden_size) if att == "bahdanau" else 0)
+        _check_model_size(layout, self._dtype())
+        return layout
+
+    @staticmethod
+    def _describe(layout):
+        return (f"{layout.num_layers} encoder layer(s) of {layout.hidden} {layout.cell.upper()}"
+                f" units{' per direction, bidirectional' if layout.ndir == 2 else ''}, "
+                f"{layout.attention or 'no'} attention, vocabularies of {layout.src_vocab} and "
+                f"{layout.tgt_vocab} tokens")
+
+    @staticmethod
+    def _layout_io_shape(layout):
+        return layout.src_vocab, layout.tgt_vocab
+
+    def _sentences(self, X, name, tokenizer, allow_empty=False):
+        """X -> ("text" or "ids", list of token lists)."""
+        if isinstance(X, str) or (isinstance(X, np.ndarray) and X.ndim == 1
+                                  and X.dtype.kind in "iu"):
+            raise TypeError(f"{name} must be a list of sentences (strings, or 1D integer "
+                            f"arrays of token ids), not a single {type(X).__name__}.")
+        if not isinstance(X, (list, tuple)) and not (isinstance(X, np.ndarray)
+                                                    and X.ndim == 1):
+            raise TypeError(f"{name} must be a list of sentences (strings, or 1D integer "
+                            f"arrays of token ids); got {type(X).__name__}.")
+        X = list(X)
+        if all(isinstance(s, str) for s in X):
+            tokenize = _tokenizer(tokenizer)
+            out = "text", [tokenize(s) for s in X]
+        else:
+            sents = []
+            for i, s in enumerate(X):
+                a = np.asarray(s)
+                if isinstance(s, str) or a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
+                    raise TypeError(f"{name} mixes strings and other values, or holds a "
+                                    f"sentence that is not a 1D integer array ({name}[{i}]).")
+                sents.append(a.astype(np.int64).tolist())
+            out = "ids", sents
+        if not allow_empty:
+            for i, s in enumerate(out[1]):
+                if not s:
+                    raise ValueError(f"{name}[{i}] is empty: every source sentence needs at "
+                                     "least one token.")
+        return out
+
+    def _vocabularies(self):
+        cached = self.__dict__.get("_vocab_cache")
+        if cached is None or cached[0] is not self.src_vocab_ or cached[1] is not self.tgt_vocab_:
+            cached = (self.src_vocab_, self.tgt_vocab_, Vocabulary.from_tokens(self.src_vocab_),
+                      Vocabulary.from_tokens(self.tgt_vocab_))
+            self.__dict__["_vocab_cache"] = cached
+        return cached[2], cached[3]
+
+    def _kinds(self):
+        def kind(vocab, first):
+            return "ids" if len(vocab) > first and type(vocab[first]) is int else "text"
+        return kind(self.src_vocab_, 2), kind(self.tgt_vocab_, 3)
+
+    def _new_vocabularies(self, src, tgt):
+        sv = Vocabulary(src, self.max_vocab, self.min_count)
+        tv = Vocabulary(tgt, None if self.max_vocab is None else self.max_vocab - 1,
+                        self.min_count)
+        tv = Vocabulary.from_tokens([UNK, EOS, BOS] + [t for t in tv.tokens[2:] if t != BOS])
+        return sv, tv
+
+    # ------------------------------------------------------------------
+    # training
+
+    @with_callbacks
+    def fit(self, X, y, *, X_val=None, y_val=None):
+        """Train on sentence pairs for max_iter epochs (or until early stopping).
+
+        Parameters
+        ----------
+        X : list of str, or list of 1D integer arrays
+            Source sentences (each with at least one token).
+        y : list of str, or list of 1D integer arrays
+            Their translations (may be empty: the model then learns to end
+            at once).
+        X_val, y_val : same types, optional
+            Held-out pairs for early stopping (early_stopping=True).
+
+        Returns
+        -------
+        self : RNNTranslator
+        """
+        with _fit_lock(self):
+            return self._fit_pairs(X, y, X_val, y_val, incremental=False)
+
+    @with_callbacks
+    def partial_fit(self, X, y):
+        """One epoch over the pairs (X, y); the vocabularies are built at the
+        first call, later calls read tokens they lack as unknown.
+
+        Parameters
+        ----------
+        X : list of str, or list of 1D integer arrays
+        y : list of str, or list of 1D integer arrays
+
+        Returns
+        -------
+        self : RNNTranslator
+        """
+        with _fit_lock(self):
+            return self._fit_pairs(X, y, None, None, incremental=True)
+
+    def _encode_pairs(self, X, y, names):
+        sk, src = self._sentences(X, names[0], self.src_tokenizer)
+        tk, tgt = self._sentences(y, names[1], self.tgt_tokenizer, allow_empty=True)
+        if len(src) != len(tgt):
+            raise ValueError(f"{names[0]} and {names[1]} hold different numbers of sentences: "
+                             f"{len(src)} and {len(tgt)}.")
+        return sk, tk, src, tgt
+
+    def _fit_pairs(self, X, y, X_val, y_val, incremental):
+        dtype = self._validate_hyperparams()
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True.")
+        if (X_val is None) != (y_val is None):
+            raise ValueError("X_val and y_val must be given together.")
+        if X_val is not None and not self.early_stopping:
+            raise ValueError("X_val is passed to fit while early_stopping is False; set "
+                             "early_stopping=True to use it for early stopping.")
+        sk, tk, src, tgt = self._encode_pairs(X, y, ("X", "y"))
+        if not src:
+            raise ValueError("X is empty: it holds no sentence pair.")
+        fitted = hasattr(self, "_theta")
+        continue_from_fitted = fitted and (incremental or self.warm_start)
+        if continue_from_fitted:
+            if (sk, tk) != self._kinds():
+                raise ValueError("X and y must hold the same kinds of sentences (text or "
+                                 "token ids) as the data the model was fitted on.")
+            sv, tv = self._vocabularies()
+        else:
+            sv, tv = self._new_vocabularies(src, tgt)
+        if len(sv) >= 2**24 and dtype == np.float32:
+            raise ValueError(f"a source vocabulary of {len(sv)} tokens is too large for "
+                             "float32 token ids (at most 2**24); use dtype=numpy.float64.")
+        src_ids = [sv.encode(s) for s in src]
+        tgt_ids = [tv.encode(t) for t in tgt]
+        layout = self._make_layout(len(sv), len(tv))
+        state, rng = self._start_state(layout, dtype, incremental, continue_from_fitted)
+        early_stopping = self.early_stopping and not incremental
+        n_threads = effective_n_threads(self.n_jobs)
+        val = None
+        if X_val is not None:
+            vsk, vtk, vsrc, vtgt = self._encode_pairs(X_val, y_val, ("X_val", "y_val"))
+            if (vsk, vtk) != (sk, tk):
+                raise ValueError("X_val, y_val must hold the same kinds of sentences as X, y.")
+            val = ([sv.encode(s) for s in vsrc], [tv.encode(t) for t in vtgt], vtgt)
+        elif early_stopping:
+            n_val = int(round(len(src) * self.validation_fraction))
+            if n_val < 1 or len(src) - n_val < 1:
+                raise ValueError(f"The validation set is too small: {len(src)} pairs cannot "
+                                 f"give validation_fraction={self.validation_fraction} of "
+                                 "them (at least 1) and keep one for training.")
+            perm = rng.permutation(len(src))
+            held = np.sort(perm[:n_val])
+            keep = np.sort(perm[n_val:])
+            val = ([src_ids[i] for i in held], [tgt_ids[i] for i in held],
+                   [tgt[i] for i in held])
+            src_ids = [src_ids[i] for i in keep]
+            tgt_ids = [tgt_ids[i] for i in keep]
+        pairs = Pairs(src_ids, tgt_ids, dtype)
+        work = Seq2SeqWork(layout, pairs, int(self.batch_size), n_threads, dtype,
+                           dropout=float(self.dropout))
+
+        validate = None
+        if val is not None:
+            refs = [self._detok(t, tv, tk) for t in val[2]]
+
+            def validate_pairs(theta):
+                losses, _ = _seq2seq.token_losses(layout, theta, val[0], val[1], n_threads)
+                hyp = self._translate_ids(layout, theta, val[0], n_threads, beam_size=1)
+                bleu = corpus_bleu([self._detok(h, tv, tk, ids=True) for h in hyp], refs)
+                return bleu, float(np.mean(np.concatenate(losses)))
+
+            validate = validate_pairs
+
+        loop = EpochLoop(
+            make_solver(self),
+            LearningRate(self.learning_rate, self.learning_rate_init, self.power_t,
+                         self.max_iter),
+            1 if incremental else int(self.max_iter), self.tol, self.n_iter_no_change,
+            shuffle=bool(self.shuffle), verbose=self.verbose,
+            max_iter=None,       # epochs over a corpus are a budget: no ConvergenceWarning
+            epoch0=0 if incremental else state.n_iter,
+            dropout=float(self.dropout) > 0 and layout.num_layers > 1,
+            incremental=incremental,
+        )
+        fitted_info = dict(n_features_in_=len(sv), n_outputs_=len(tv),
+                           src_vocab_=self.src_vocab_ if continue_from_fitted else list(sv.tokens),
+                           tgt_vocab_=self.tgt_vocab_ if continue_from_fitted else list(tv.tokens),
+                           _return_sequences=True)
+        if wants_callbacks(self):
+            def snapshot(st):
+                attrs = st.attributes(early_stopping)
+                for name in ("_theta", "_opt_m", "_opt_v"):
+                    attrs[name] = attrs[name].copy()
+                attrs.update(fitted_info)
+                return attrs
+            loop.monitor = EpochMonitor(self, X, y, "partial_fit" if incremental else "fit",
+                                        loop.n_epochs, snapshot)
+        loop.run(state, work, np.arange(pairs.n, dtype=np.intp), rng, validate)
+        attrs = state.attributes(early_stopping, commit=True)
+        attrs.update(fitted_info, _random_state=rng)
+        self.__dict__.update(attrs)
+        if loop.monitor is not None:
+            loop.monitor.close()
+        return self
+
+    # ------------------------------------------------------------------
+    # translation
+
+    def _detok(self, ids_or_tokens, tv, kind, ids=False):
+        """A target sentence (ids with ids=True, else tokens) -> output:
+        text, or an int64 array for models of token ids."""
+        toks = [tv.tokens[i] for i in ids_or_tokens] if ids else list(ids_or_tokens)
+        if kind == "ids":
+            return " ".join(str(t) for t in toks)
+        return detokenize([str(t) for t in toks], self.tgt_tokenizer)
+
+    def _max_lengths(self, src_ids):
+        if self.max_output_length is not None:
+            return np.full(len(src_ids), int(self.max_output_length), dtype=np.intp)
+        return np.array([2 * len(s) + 10 for s in src_ids], dtype=np.intp)
+
+    def _translate_ids(self, layout, theta, src_ids, n_threads, beam_size=None):
+        """Target id arrays (without the end token) of the source id arrays;
+        empty sources give empty translations."""
+        beam_size = int(self.beam_size if beam_size is None else beam_size)
+        out = [np.zeros(0, np.int64)] * len(src_ids)
+        keep = [i for i, s in enumerate(src_ids) if len(s)]
+        if not keep:
+            return out
+        src = [src_ids[i] for i in keep]
+        maxlen = self._max_lengths(src)
+        if beam_size == 1:
+            res = _seq2seq.greedy(layout, theta, src, maxlen, n_threads)
+        else:
+            res = _seq2seq.beam(layout, theta, src, maxlen, beam_size,
+                                float(self.length_penalty), n_threads)
+        for i, r in zip(keep, res):
+            out[i] = r
+        return out
+
+    def predict(self, X):
+        """Translate sentences.
+
+        Parameters
+        ----------
+        X : list of str, or list of 1D integer arrays
+            Source sentences; tokens outside the source vocabulary are read
+            as unknown.
+
+        Returns
+        -------
+        translations : ndarray of object, shape (n_sentences,)
+            Strings (models fitted on text) or 1D int64 arrays of target
+            tokens (models fitted on token ids), without the end token.
+        """
+        check_is_fitted(self, "_theta")
+        self._validate_hyperparams()
+        sk, tk = self._kinds()
+        kind, src = self._sentences(X, "X", self.src_tokenizer, allow_empty=True)
+        if src and kind != sk:
+            raise ValueError(f"X holds {'strings' if kind == 'text' else 'token ids'}, but "
+                             f"the model was fitted on "
+                             f"{'text' if sk == 'text' else 'token ids'}.")
+        sv, tv = self._vocabularies()
+        ids = self._translate_ids(self._layout, self._theta, [sv.encode(s) for s in src],
+                                  effective_n_threads(self.n_jobs))
+        out = np.empty(len(ids), dtype=object)
+        for i, t in enumerate(ids):
+            out[i] = (np.array([tv.tokens[j] if j > 2 else -1 for j in t], dtype=np.int64)
+                      if tk == "ids" else self._detok(t, tv, tk, ids=True))
+        return out
+
+    def score(self, X, y):
+        """Corpus BLEU (0-100) of the translations of X against the references y.
+
+        sacrebleu's ``corpus_bleu`` with its defaults when sacrebleu is
+        installed, else crnn's implementation of the same definition (equal
+        to it).  Models of token ids are scored on the ids written as words.
+
+        Parameters
+        ----------
+        X : list of str, or list of 1D integer arrays
+        y : list of str, or list of 1D integer arrays
+            One reference translation per sentence.
+
+        Returns
+        -------
+        score : float
+        """
+        check_is_fitted(self, "_theta")
+        if len(X) != len(y):
+            raise ValueError(f"X and y hold different numbers of sentences: {len(X)} and "
+                             f"{len(y)}.")
+        hyp = self.predict(X)
+        _, tk = self._kinds()
+        if tk == "ids":
+            hyp = [" ".join(str(int(t)) for t in h) for h in hyp]
+            refs = [" ".join(str(int(t)) for t in r) for r in y]
+        else:
+            refs = [r if isinstance(r, str) else str(r) for r in y]
+        return corpus_bleu(list(hyp), refs)
+
+    def attention_weights(self, x, y=None):
+        """The attention weights of one sentence pair (teacher forcing).
+
+        Parameters
+        ----------
+        x : str or 1D integer array
+            A source sentence.
+        y : str, 1D integer array or None, default=None
+            Its translation (None: the model's own, ``predict([x])[0]``).
+
+        Returns
+        -------
+        weights : ndarray of shape (n_target_tokens + 1, n_source_tokens)
+            Row k: the weights over the source tokens when the decoder
+            predicts target token k (the last row: the end token); rows sum
+            to 1.
+        source_tokens, target_tokens : list
+            The tokens labelling the columns and rows (unknown tokens as
+            "<unk>", the end token as "<eos>").
+        """
+        check_is_fitted(self, "_theta")
+        if self._layout.attention is None:
+            raise ValueError("this model has no attention (attention=None).")
+        if y is None:
+            y = self.predict([x])[0]
+        sk, tk = self._kinds()
+        _, src = self._sentences([x], "x", self.src_tokenizer)
+        _, tgt = self._sentences([y], "y", self.tgt_tokenizer, allow_empty=True)
+        sv, tv = self._vocabularies()
+        s_ids, t_ids = sv.encode(src[0]), tv.encode(tgt[0])
+        _, weights = _seq2seq.token_losses(self._layout, self._theta, [s_ids], [t_ids], 1,
+                                           attention=True)
+        return (weights[0], [sv.tokens[i] for i in s_ids],
+                [tv.tokens[i] for i in t_ids] + [EOS])
+
+    def plot_attention(self, x, y=None, *, ax=None):
+        """Plot the attention weights of a sentence pair (matplotlib).
+
+        Parameters
+        ----------
+        x : str or 1D integer array
+        y : str, 1D integer array or None, default=None
+            As in attention_weights.
+        ax : matplotlib Axes, optional
+
+        Returns
+        -------
+        ax : matplotlib Axes
+        """
+        from .plotting import plot_attention
+        weights, src, tgt = self.attention_weights(x, y)
+        return plot_attention(weights, src, tgt, ax=ax)
+
+    # ------------------------------------------------------------------
+    # weights and model files
+
+    def load_state_dict(self, state_dict, src_vocab=None, tgt_vocab=None):
+        """Set the weights from a PyTorch-style state dict and the vocabularies.
+
+        Parameters
+        ----------
+        state_dict : dict of str to array
+            As state_dict() returns it (see crnn/_seq2seq.py for the names).
+        src_vocab, tgt_vocab : list
+            The token of each id, as src_vocab_ and tgt_vocab_.
+
+        Returns
+        -------
+        self : RNNTranslator
+        """
+        if src_vocab is None or tgt_vocab is None:
+            raise ValueError("a translator's weights need their vocabularies: "
+                             "load_state_dict(state_dict, src_vocab=..., tgt_vocab=...).")
+        sv, tv = Vocabulary.from_tokens(src_vocab), Vocabulary.from_tokens(tgt_vocab)
+        if tv.tokens[2:3] != [BOS]:
+            raise ValueError(f"tgt_vocab must start {UNK!r}, {EOS!r}, {BOS!r}.")
+        self._validate_hyperparams()
+        layout = self._make_layout(len(sv), len(tv))
+        theta = self._theta_from_state_dict(state_dict, layout)
+        attrs = TrainState.new(layout, theta).attributes(early_stopping=False)
+        attrs.update(n_features_in_=len(sv), n_outputs_=len(tv), src_vocab_=list(sv.tokens),
+                     tgt_vocab_=list(tv.tokens), best_loss_=None,
+                     _random_state=check_random_state(self.random_state),
+                     _return_sequences=True)
+        self.__dict__.update(attrs)
+        return self
+
+    def _check_fitted_targets(self, attrs):
+        layout = attrs["_layout"]
+        for name, size in (("src_vocab_", layout.src_vocab), ("tgt_vocab_", layout.tgt_vocab)):
+            vocab = attrs[name]
+            if not isinstance(vocab, list) or len(vocab) != size:
+                raise ValueError(f"{name} is not a list of the network's {size} tokens.")
+            Vocabulary.from_tokens(vocab)
+        if attrs["tgt_vocab_"][2] != BOS:
+            raise ValueError(f"tgt_vocab_ does not have {BOS!r} at id 2.")
+
+    def _derived_attributes(self, attrs):
+        pass                                  # nothing cached from the weights
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_vocab_cache", None)
+        return state
+
+    def __setstate__(self, state):
+        super(_BaseRNN, self).__setstate__(state)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = False
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        return tags
+
+
+__all__ = ["RNNTranslator", "corpus_bleu", "detokenize"]
