@@ -21,6 +21,7 @@ import numpy as np
 
 from . import _kernels
 from ._layout import GATES
+from ._threads import blas_single_threaded
 
 ATTENTIONS = (None, "bahdanau", "luong")
 
@@ -282,8 +283,9 @@ def greedy(layout, theta, src, maxlen, n_threads):
     iws = np.empty((nt, cfg.index_workspace_size(B, T, 1, False)), np.intp)
     out = np.empty((p.n, max(1, int(maxlen.max()))), np.int32)
     outlen = np.zeros(p.n, np.intp)
-    _kernels.s2s_greedy(cfg, theta, p.X, p.start, p.lens, idx, offs, BOS_ID, EOS_ID, maxlen,
-                        out, outlen, ws, iws, T, B, nt)
+    with blas_single_threaded():
+        _kernels.s2s_greedy(cfg, theta, p.X, p.start, p.lens, idx, offs, BOS_ID, EOS_ID,
+                            maxlen, out, outlen, ws, iws, T, B, nt)
     return [out[i, :outlen[i]].astype(np.int64) for i in range(p.n)]
 
 
@@ -345,12 +347,13 @@ def beam(layout, theta, src, maxlen, beam_size, length_penalty, n_threads):
             out[i] = np.asarray(s, dtype=np.int64)[:maxlen[i]]
 
     n_chunks = len(offs) - 1
-    if n_threads > 1 and n_chunks > 1:
-        with ThreadPoolExecutor(min(int(n_threads), n_chunks)) as pool:
-            list(pool.map(run, range(n_chunks)))
-    else:
-        for c in range(n_chunks):
-            run(c)
+    with blas_single_threaded():
+        if n_threads > 1 and n_chunks > 1:
+            with ThreadPoolExecutor(min(int(n_threads), n_chunks)) as pool:
+                list(pool.map(run, range(n_chunks)))
+        else:
+            for c in range(n_chunks):
+                run(c)
     return out
 
 
@@ -378,9 +381,10 @@ def token_losses(layout, theta, src, tgt, n_threads, attention=False):
     att = np.zeros((len(tok), T), dtype) if (attention and layout.attention) else None
     ws = np.empty((nt, cfg.workspace_size(B, T, K, True)), dtype)
     iws = np.empty((nt, cfg.index_workspace_size(B, T, K, True)), np.intp)
-    _kernels.s2s_forward(cfg, theta, p.X, p.start, p.lens, p.tgt, p.tstart, p.klen, idx,
-                         didx, dec_enc, offs, BOS_ID, EOS_ID, ostart, tok, att, ws, iws, T, K,
-                         B, nt)
+    with blas_single_threaded():
+        _kernels.s2s_forward(cfg, theta, p.X, p.start, p.lens, p.tgt, p.tstart, p.klen, idx,
+                             didx, dec_enc, offs, BOS_ID, EOS_ID, ostart, tok, att, ws, iws, T,
+                             K, B, nt)
     losses = [tok[o:o + k].astype(np.float64) for o, k in zip(ostart, p.klen)]
     weights = None
     if att is not None:
