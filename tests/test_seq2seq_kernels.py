@@ -278,3 +278,47 @@ def test_bad_batches_are_refused():
         call(bos=9)
     with pytest.raises(ValueError, match="workspace too small"):
         call(ws_=ws[:, :10].copy())
+
+
+@pytest.mark.parametrize("arch", [("gru", True, "bahdanau"), ("lstm", False, "luong"),
+                                  ("lstm", True, None)], ids=str)
+def test_step_kernel_follows_the_training_forward_pass(arch):
+    """s2s_encode + s2s_step (beam search's kernels), stepping rows that
+    reorder and duplicate their parents, give the probabilities the
+    teacher-forced forward pass gives along the same target sentences."""
+    rng = np.random.default_rng(19)
+    layout = _layout(*arch)
+    theta = layout.init_params(rng, np.float64)
+    src, tgt = _data(rng, 5)
+    total, tok, _, ostart, pr = _forward(layout, theta, src, tgt)
+    cfg = layout.config()
+    order = np.argsort(-pr.lens, kind="stable").astype(np.intp)
+    T, n, beam = int(pr.lens.max()), len(src), 3
+    R = n * beam
+    ws = np.zeros(cfg.workspace_size(R, T, 1, False))
+    iws = np.zeros(cfg.index_workspace_size(R, T, 1, False), np.intp)
+    _kernels.s2s_encode(cfg, theta, pr.X, pr.start, pr.lens, order, ws, iws, T, R)
+    # every sentence as `beam` copies (rows of sentence order[i] are i*beam..),
+    # reversed at each step so that parents really move rows around
+    rows = np.repeat(np.arange(n), beam)                    # memory row of each row
+    parents = rows.copy()
+    n_prev, first = n, True
+    K = int(pr.klen.max())
+    for k in range(K):
+        sent = order[rows]
+        tokens = np.array([BOS if k == 0 else (tgt[s][k - 1] if k - 1 < len(tgt[s]) else 0)
+                           for s in sent], dtype=np.intp)
+        logp = np.empty((R, SIZES["Vt"]))
+        _kernels.s2s_step(cfg, theta, ws, iws, T, R, n_prev, first, tokens,
+                          parents.astype(np.intp), logp)
+        for r, s in enumerate(sent):
+            if k < pr.klen[s]:
+                want = tgt[s][k] if k < len(tgt[s]) else EOS
+                assert -logp[r, want] == pytest.approx(tok[ostart[s] + k], rel=1e-10)
+        np.testing.assert_allclose(np.exp(logp).sum(axis=1), 1.0, rtol=1e-12)
+        perm = np.arange(R)[::-1]                           # next rows: reversed
+        parents, rows = perm, rows[perm]
+        n_prev, first = R, False
+    with pytest.raises(IndexError, match="parent"):
+        _kernels.s2s_step(cfg, theta, ws, iws, T, R, 2, False, np.zeros(3, np.intp),
+                          np.array([0, 1, 2], np.intp), np.empty((3, SIZES["Vt"])))
