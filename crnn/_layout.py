@@ -19,8 +19,35 @@ LOSS_MSE, LOSS_XENT = _kernels.LOSS_CODES["mse"], _kernels.LOSS_CODES["xent"]
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
 
+class TensorTable:
+    """What follows from a network's table of tensors (its tensors():
+    (name, offset, shape, is_weight) in state_dict order, contiguous)."""
+
+    @cached_property
+    def n_params(self):
+        name, off, shape, _ = self.tensors()[-1]
+        return off + int(np.prod(shape))
+
+    @cached_property
+    def weight_mask(self):
+        """1 for entries of weight matrices (L2-penalised), 0 for biases (read-only)."""
+        mask = np.zeros(self.n_params, dtype=np.uint8)
+        for _, off, shape, is_w in self.tensors():
+            if is_w:
+                mask[off:off + int(np.prod(shape))] = 1
+        mask.setflags(write=False)
+        return mask
+
+    def views(self, theta):
+        """Name -> view into theta with the tensor's shape."""
+        return {
+            name: theta[off:off + int(np.prod(shape))].reshape(shape)
+            for name, off, shape, _ in self.tensors()
+        }
+
+
 @dataclass(frozen=True)
-class Layout:
+class Layout(TensorTable):
     cell: str            # "rnn", "gru" or "lstm"
     nonlinearity: str    # "tanh" or "relu" (the Elman cell's)
     num_layers: int
@@ -69,10 +96,6 @@ class Layout:
         out.append(("head.bias", off, (self.n_outputs,), False))
         return out
 
-    @cached_property
-    def n_params(self):
-        name, off, shape, _ = self.tensors()[-1]
-        return off + int(np.prod(shape))
 
     def offsets(self):
         """The kernels' offset table: every rnn and head tensor in order, then
@@ -82,22 +105,6 @@ class Layout:
             offs.append(0)
         return np.array(offs, dtype=np.intp)
 
-    @cached_property
-    def weight_mask(self):
-        """1 for entries of weight matrices (L2-penalised), 0 for biases (read-only)."""
-        mask = np.zeros(self.n_params, dtype=np.uint8)
-        for _, off, shape, is_w in self.tensors():
-            if is_w:
-                mask[off:off + int(np.prod(shape))] = 1
-        mask.setflags(write=False)
-        return mask
-
-    def views(self, theta):
-        """Name -> view into theta with the tensor's shape."""
-        return {
-            name: theta[off:off + int(np.prod(shape))].reshape(shape)
-            for name, off, shape, _ in self.tensors()
-        }
 
     def init_params(self, rng, dtype, forget_bias=0.0):
         """PyTorch's default initialisation: U(-1/sqrt(fan), 1/sqrt(fan)),

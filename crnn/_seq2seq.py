@@ -20,14 +20,14 @@ from functools import cached_property
 import numpy as np
 
 from . import _kernels
-from ._layout import GATES
+from ._layout import GATES, TensorTable
 from ._threads import blas_single_threaded
 
 ATTENTIONS = (None, "bahdanau", "luong")
 
 
 @dataclass(frozen=True)
-class Seq2SeqLayout:
+class Seq2SeqLayout(TensorTable):
     cell: str               # "gru" or "lstm"
     num_layers: int         # encoder layers (the decoder is one cell)
     ndir: int               # encoder directions
@@ -92,11 +92,6 @@ class Seq2SeqLayout:
         return out
 
     @cached_property
-    def n_params(self):
-        _, off, shape, _ = self.tensors()[-1]
-        return off + int(np.prod(shape))
-
-    @cached_property
     def _offsets(self):
         return {name: off for name, off, _, _ in self.tensors()}
 
@@ -118,21 +113,6 @@ class Seq2SeqLayout:
                o["decoder.weight_ih"], o["decoder.weight_hh"], o["decoder.bias_ih"],
                o["decoder.bias_hh"], *(o[a] for a in att), o["head.weight"], o["head.bias"]]
         return np.array(enc + dec, dtype=np.intp)
-
-    @cached_property
-    def weight_mask(self):
-        """1 for entries of weight matrices (L2-penalised), 0 for biases."""
-        mask = np.zeros(self.n_params, dtype=np.uint8)
-        for _, off, shape, is_w in self.tensors():
-            if is_w:
-                mask[off:off + int(np.prod(shape))] = 1
-        mask.setflags(write=False)
-        return mask
-
-    def views(self, theta):
-        """Name -> view into theta with the tensor's shape."""
-        return {name: theta[off:off + int(np.prod(shape))].reshape(shape)
-                for name, off, shape, _ in self.tensors()}
 
     def init_params(self, rng, dtype, forget_bias=0.0):
         """PyTorch's default initialisation of each module: embeddings N(0, 1);
