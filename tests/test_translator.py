@@ -256,3 +256,15 @@ def test_corpus_bleu_is_sacrebleu_or_the_same_without_it(monkeypatch):
     assert with_it == pytest.approx(sacrebleu.corpus_bleu(hyp, [ref]).score)
     monkeypatch.setitem(__import__("sys").modules, "sacrebleu", None)    # not installed
     assert corpus_bleu(hyp, ref) == pytest.approx(with_it, rel=1e-12)
+
+
+def test_model_selection_with_scikit_learn():
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+    en, fr, _, _ = _numbers(n=120, high=1000, n_test=10)
+    scores = cross_val_score(RNNTranslator(hidden_size=8, embedding_dim=4, max_iter=1,
+                                           random_state=0), en, fr, cv=2)
+    assert scores.shape == (2,) and np.all((0 <= scores) & (scores <= 100))
+    search = GridSearchCV(RNNTranslator(embedding_dim=4, max_iter=1, random_state=0),
+                          {"hidden_size": [4, 8]}, cv=2).fit(en, fr)
+    assert search.best_params_["hidden_size"] in (4, 8)
+    assert len(search.predict(en[:3])) == 3
