@@ -563,7 +563,8 @@ class RNNTranslator(_BaseRNN):
         -------
         translations : ndarray of object, shape (n_sentences,)
             Strings (models fitted on text) or 1D int64 arrays of target
-            tokens (models fitted on token ids), without the end token.
+            tokens (models fitted on token ids; the unknown token as -1),
+            without the end token.
         """
         check_is_fitted(self, "_theta")
         self._validate_hyperparams()
