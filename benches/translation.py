@@ -364,13 +364,28 @@ def run_crnn(args, data, tok):
         t0 = time.perf_counter()
         kid = model._translate_ids(model._layout, model._theta, ids, nt, beam_size=1)
         kernel_s.append(time.perf_counter() - t0)
+    # the same decoding as a Python loop over the steps, one step-kernel call
+    # per step for all live sentences (the beam-search path with one beam)
+    from crnn import _seq2seq
+    from crnn._threads import blas_single_threaded
+    loop_s = []
+    maxlen = model._max_lengths(ids)
+    for _ in range(3):
+        t0 = time.perf_counter()
+        with blas_single_threaded():
+            lid = _seq2seq.beam(model._layout, model._theta, ids, maxlen, 1, 1.0, nt)
+        loop_s.append(time.perf_counter() - t0)
+    res["decode1000_steploop_s"] = min(loop_s)
+    res["decode1000_steploop_same"] = int(sum(np.array_equal(a, b) for a, b in zip(lid, kid)))
     res["decode1000_predict_s"] = min(pred_s)
     res["decode1000_kernel_s"] = min(kernel_s)
     res["decode1000_out_tokens"] = int(sum(len(k) for k in kid))
     res["decode1000_outputs"] = [[int(x) for x in k] for k in kid]
     assert all(detokenize([tv.tokens[j] for j in k], "word") == o for k, o in zip(kid, out))
     print(f"  crnn greedy, {N_DECODE} sentences: predict {min(pred_s):.3f} s, kernel "
-          f"{min(kernel_s):.3f} s ({res['decode1000_out_tokens']} tokens out)", flush=True)
+          f"{min(kernel_s):.3f} s ({res['decode1000_out_tokens']} tokens out); crnn's own "
+          f"step loop {min(loop_s):.3f} s ({res['decode1000_steploop_same']}/{N_DECODE} "
+          f"equal)", flush=True)
     return model, res
 
 
@@ -457,6 +472,9 @@ def print_table(args, results, step):
         print(f"greedy decoding of {N_DECODE} sentences (crnn's trained model):")
         print(f"  crnn predict      {c['decode1000_predict_s']:8.3f} s   "
               f"(kernel alone {c['decode1000_kernel_s']:.3f} s)")
+        print(f"  crnn step loop    {c['decode1000_steploop_s']:8.3f} s   "
+              f"ratio {c['decode1000_steploop_s'] / c['decode1000_kernel_s']:.1f}x "
+              f"(Python loop over the step kernel)")
         if step is not None:
             print(f"  torch step loop   {step['decode1000_s']:8.3f} s   "
                   f"ratio torch/crnn {step['decode1000_s'] / c['decode1000_predict_s']:.1f}x; "
