@@ -499,7 +499,6 @@ cdef double _s2s_shard(const Net* n, const Dec* d, const floating* theta, floati
     DCTX = dws + dl[DW_DCTX]
     DSD = dws + dl[DW_DSD]
     DM = dws + dl[DW_DM]
-    tmp = dws + dl[DW_BSUM]
 
     # ---- forward
     _s2s_encode(n, d, theta, X, &q, ws, lay, dl, dws, Tcap, Bmax, True, dec_enc, srcT, seed,
