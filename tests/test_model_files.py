@@ -361,3 +361,23 @@ def test_the_saved_attributes_are_every_fitted_attribute():
               RNNRegressor(hidden_size=3).load_state_dict(
                   _fit(RNNRegressor(hidden_size=3, max_iter=1), X, X[:, 0, 0]).state_dict())):
         assert set(saved_attributes(m)) == type(m)._FITTED_ATTRIBUTES
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda m: m["attributes"]["_layout"].update(hidden=7), "weights are not"),
+    (lambda m: m["attributes"]["_layout"].update(attention="dot"), "encoder-decoder"),
+    (lambda m: m["attributes"]["_layout"].update(attention_dim=0), "encoder-decoder"),
+    (lambda m: m["attributes"]["_layout"].pop("ndir"), "encoder-decoder description"),
+    (lambda m: m["attributes"]["_layout"].update({"$": "Layout"}), "network description"),
+    (lambda m: m["attributes"]["tgt_vocab_"].pop(), "tgt_vocab_"),
+    (lambda m: m["attributes"]["tgt_vocab_"].__setitem__(2, "w"), "tgt_vocab_"),
+])
+def test_altered_translator_files_are_refused(tmp_path, edit, message):
+    m = crnn.RNNTranslator(hidden_size=4, embedding_dim=3, max_iter=1, random_state=0)
+    m.fit(["a b", "b c", "c a"], ["x y", "y z", "z x"])
+    path = tmp_path / "t.crnn"
+    m.save(path)
+    assert list(crnn.load(path).predict(["a b"])) == list(m.predict(["a b"]))
+    bad = _rewrite(path, tmp_path / "bad.crnn", manifest=edit)
+    with pytest.raises(ModelFileError, match=message):
+        crnn.load(bad)
