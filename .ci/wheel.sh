@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
 tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
 
 tools="$tmp/tools"
 python3 -m venv "$tools"
