@@ -1457,7 +1457,7 @@ def pack_weights(Config cfg, const floating[::1] theta, floating[::1] wpack, bin
         _pack_all(n, &theta[0], &wpack[0], train, tid, nth)
 
 
-cdef _check_seqs(Config cfg, Py_ssize_t n_rows, const Py_ssize_t[::1] start,
+cdef _check_seqs(Py_ssize_t n_rows, const Py_ssize_t[::1] start,
                  const Py_ssize_t[::1] lens, const Py_ssize_t[::1] idx, Py_ssize_t lo,
                  Py_ssize_t hi):
     """idx[lo:hi] name samples in range, with rows inside the data, sorted by
@@ -1544,7 +1544,7 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
     for s in range(S):
         if shard_off[s + 1] < shard_off[s] or shard_off[s + 1] - shard_off[s] > B_cap:
             raise ValueError("a shard is larger than the workspace")
-        Tmax = max(Tmax, _check_seqs(cfg, X.shape[0], start, lens, idx, shard_off[s],
+        Tmax = max(Tmax, _check_seqs(X.shape[0], start, lens, idx, shard_off[s],
                                      shard_off[s + 1]))
     if Tmax > T_cap or ws.shape[0] < S or iws.shape[0] < S or iws.shape[1] < _iws_size(T_cap) \
             or ws.shape[1] < cfg.workspace_size(B_cap, T_cap, True, varlen):
@@ -1681,7 +1681,7 @@ def predict(Config cfg, const floating[::1] theta, const floating[:, ::1] X,
     for c in range(nchunks):
         if offs[c + 1] < offs[c] or offs[c + 1] - offs[c] > chunk:
             raise ValueError("a chunk is larger than the workspace")
-        Tmax = max(Tmax, _check_seqs(cfg, X.shape[0], start, lens, idx, offs[c], offs[c + 1]))
+        Tmax = max(Tmax, _check_seqs(X.shape[0], start, lens, idx, offs[c], offs[c + 1]))
     if Tmax > T_cap:
         raise ValueError("workspace too small")
     if not hidden_split and nt > nchunks:

@@ -960,15 +960,9 @@ cdef _check_s2s_batch(S2SConfig cfg, const floating[:, ::1] X, const Py_ssize_t[
         hi = shard_off[s + 1]
         if hi < lo or hi - lo > B_cap:
             raise ValueError("a shard is larger than the workspace")
+        if _check_seqs(X.shape[0], start, lens, idx, lo, hi) > T_cap:
+            raise ValueError("a source sentence is longer than the workspace")
         for i in range(lo, hi):
-            smp = idx[i]
-            if smp < 0 or smp >= N:
-                raise IndexError("sample index out of range")
-            if lens[smp] < 1 or lens[smp] > T_cap or start[smp] < 0 \
-                    or start[smp] + lens[smp] > X.shape[0]:
-                raise ValueError("source sentence outside the data or the workspace")
-            if i > lo and lens[smp] > lens[idx[i - 1]]:
-                raise ValueError("a shard's sentences must be sorted by decreasing length")
             j = dec_enc[i]
             if j < 0 or j >= hi - lo:
                 raise IndexError("decoder row out of the shard")
@@ -1146,15 +1140,10 @@ def s2s_greedy(S2SConfig cfg, const floating[::1] theta, const floating[:, ::1] 
         hi = chunk_off[c + 1]
         if hi < lo or hi - lo > B_cap:
             raise ValueError("a chunk is larger than the workspace")
+        if _check_seqs(X.shape[0], start, lens, idx, lo, hi) > T_cap:
+            raise ValueError("a source sentence is longer than the workspace")
         for i in range(lo, hi):
             smp = idx[i]
-            if smp < 0 or smp >= N:
-                raise IndexError("sample index out of range")
-            if lens[smp] < 1 or lens[smp] > T_cap or start[smp] < 0 \
-                    or start[smp] + lens[smp] > X.shape[0]:
-                raise ValueError("source sentence outside the data or the workspace")
-            if i > lo and lens[smp] > lens[idx[i - 1]]:
-                raise ValueError("a chunk's sentences must be sorted by decreasing length")
             if maxlen[smp] < 0 or maxlen[smp] > out.shape[1]:
                 raise ValueError("maxlen outside [0, out.shape[1]]")
     if nt > nchunks:
@@ -1200,15 +1189,8 @@ def s2s_encode(S2SConfig cfg, const floating[::1] theta, const floating[:, ::1] 
         raise ValueError("start and lens differ in length")
     if B < 1 or B > R_cap:
         raise ValueError("between 1 and R_cap sentences")
-    for i in range(B):
-        smp = idx[i]
-        if smp < 0 or smp >= N:
-            raise IndexError("sample index out of range")
-        if lens[smp] < 1 or lens[smp] > T_cap or start[smp] < 0 \
-                or start[smp] + lens[smp] > X.shape[0]:
-            raise ValueError("source sentence outside the data or the workspace")
-        if i > 0 and lens[smp] > lens[idx[i - 1]]:
-            raise ValueError("the sentences must be sorted by decreasing length")
+    if _check_seqs(X.shape[0], start, lens, idx, 0, B) > T_cap:
+        raise ValueError("a source sentence is longer than the workspace")
     if ws.shape[0] < cfg.workspace_size(R_cap, T_cap, 1, False) \
             or iws.shape[0] < cfg.index_workspace_size(R_cap, T_cap, 1, False):
         raise ValueError("workspace too small")
