@@ -186,13 +186,25 @@ class Engine:
         return _step.StepKernel(self.cfg, theta, n_streams, softmax, plan.n_workers)
 
 
+class CtcTargets(NamedTuple):
+    """The targets of the CTC loss: sample i's labeling is
+    labels[lstart[i] : lstart[i] + llen[i]] (int32 classes >= 1; 0 is the
+    blank).  zero_infinity: a labeling its input is too short to emit
+    contributes nothing (else the loss is infinite)."""
+    labels: np.ndarray
+    lstart: np.ndarray
+    llen: np.ndarray
+    zero_infinity: bool = False
+
+
 class TrainWorkspace:
     """Buffers and thread plan for training on one data set.
 
     Allocated once per fit (or partial_fit) for batches of at most
     `batch_size` samples; ``train_batch`` then runs one batch through the
     kernels.  target: a (rows, n_outputs) array of values (MSE) or (rows,)
-    int32 class codes (cross-entropy), a row per sample or per step (seq).
+    int32 class codes (cross-entropy), a row per sample or per step (seq),
+    or CtcTargets (the CTC loss, weights per sample).
     weights: a non-negative weight per target row (None: all 1); the batch
     loss is then the weighted mean.  ``batch_weight``: the total weight of
     the last batch's loss terms (without weights, its number of samples, or
@@ -217,17 +229,27 @@ class TrainWorkspace:
         self.grads = np.empty((self.n_shards, engine.layout.n_params), dtype=dtype)
         # scratch for the packed W_hh of the recurrent products (empty: BLAS)
         self.wpack = np.empty(engine.packed_size(True, dtype), dtype=dtype)
-        if target.dtype == np.int32:
+        self.ctc = None
+        if isinstance(target, CtcTargets):
+            # CTC: a labeling per sample, work per shard (or per thread of a team)
+            self.ctc = target
+            self.yreg, self.ylab = np.zeros((0, 0), dtype=dtype), np.zeros(0, dtype=np.int32)
+            longest = int(target.llen.max()) if len(target.llen) else 0
+            self.ctc_ws = np.empty(
+                (n_threads if self.plan.hidden_split else self.n_shards,
+                 _kernels.ctc_work_size(self.T, longest, engine.layout.n_outputs)))
+        elif target.dtype == np.int32:
             self.yreg, self.ylab = np.zeros((0, 0), dtype=dtype), target
         else:
             self.yreg, self.ylab = target, np.zeros(0, dtype=np.int32)
         self.weights = None if weights is None else np.ascontiguousarray(weights, np.float64)
         # each sample's total weight of loss terms (None: 1 each)
+        per_step = engine.seq and self.ctc is None        # a loss term per step
         if self.weights is not None:
-            self.sample_weights = (np.add.reduceat(self.weights, data.start) if engine.seq
+            self.sample_weights = (np.add.reduceat(self.weights, data.start) if per_step
                                    else self.weights)
         else:
-            self.sample_weights = data.lens if engine.seq else None
+            self.sample_weights = data.lens if per_step else None
         self.batch_weight = 0.0
 
     def train_batch(self, theta, samples, seed=0, states=None, data=None):
@@ -246,9 +268,14 @@ class TrainWorkspace:
         idx, bounds = shard_batch(samples, data.lens, self.n_shards, not self.varlen)
         self.batch_weight = (len(samples) if self.sample_weights is None
                              else float(self.sample_weights[samples].sum()))
+        ctc = {}
+        if self.ctc is not None:
+            ctc = dict(ctc_labels=self.ctc.labels, ctc_lstart=self.ctc.lstart,
+                       ctc_llen=self.ctc.llen, ctc_ws=self.ctc_ws,
+                       zero_infinity=self.ctc.zero_infinity)
         return _kernels.train_step(
             self.engine.cfg, theta, self.grads, data.rows, data.start, data.lens, self.yreg,
             self.ylab, idx, bounds, self.ws, self.iws, self.T, self.shard_rows, self.varlen,
             self.n_threads, self.plan.hidden_split, self.wpack, self.weights, seed,
-            *(states or ()),
+            *(states or ()), **ctc,
         )

@@ -45,12 +45,12 @@ cdef extern from *:
 
 
 from crnn_codes cimport (CELL_TANH, CELL_RELU, CELL_GRU, CELL_LSTM, LOSS_MSE, LOSS_XENT,
-                         SOLVER_SGD, SOLVER_ADAM)
+                         LOSS_CTC, SOLVER_SGD, SOLVER_ADAM)
 
 # the codes for Python (crnn/_layout.py, crnn/_training.py)
 CELL_CODES = {("rnn", "tanh"): CELL_TANH, ("rnn", "relu"): CELL_RELU, ("gru", None): CELL_GRU,
               ("lstm", None): CELL_LSTM}
-LOSS_CODES = {"mse": LOSS_MSE, "xent": LOSS_XENT}
+LOSS_CODES = {"mse": LOSS_MSE, "xent": LOSS_XENT, "ctc": LOSS_CTC}
 SOLVER_CODES = {"sgd": SOLVER_SGD, "adam": SOLVER_ADAM}
 
 # workspace slots (offsets into a shard's workspace, in elements)
@@ -97,8 +97,10 @@ cdef class Config:
             raise ValueError(f"unknown cell code {cell}")
         if offs.shape[0] != 4 * num_layers * ndir + 2 + (1 if embedding_dim > 0 else 0):
             raise ValueError("offset table does not match the network shape")
-        if loss not in (LOSS_MSE, LOSS_XENT):
+        if loss not in (LOSS_MSE, LOSS_XENT, LOSS_CTC):
             raise ValueError(f"unknown loss code {loss}")
+        if loss == LOSS_CTC and not seq:
+            raise ValueError("the CTC loss needs an output per step (seq)")
         # the SIMD level of the packed products: at most the CPU's (-1: that)
         simd = best if simd < 0 or simd > best else simd
         if not (0 <= dropout < 1):
@@ -1038,6 +1040,9 @@ cdef void _head_backward(const Net* n, const floating* theta, floating* grad,
     _sync(nt)
 
 
+include "_ctc.pxi"
+
+
 # ---------------------------------------------------------------------------
 # whole network on one shard
 
@@ -1293,11 +1298,13 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
                          const floating* yreg, const int32_t* ylab, floating* ws,
                          Py_ssize_t* iws, Py_ssize_t Tcap, Py_ssize_t Bmax, bint varlen,
                          const double* sw, double scale, unsigned long long seed,
-                         const floating* wpack, const States* st, int tid,
-                         int nt) noexcept nogil:
+                         const floating* wpack, const States* st, const CtcTargets* ct,
+                         double* ctcw, int tid, int nt) noexcept nogil:
     """Loss (this thread's part of the sum) and gradient of one shard (rows
     idx[0..B-1], sorted by decreasing length), run by a team of nt threads
-    (nt = 1: one thread does it all).  sw: a weight per target row, or NULL.
+    (nt = 1: one thread does it all).  sw: a weight per target row (CTC: per
+    sample), or NULL.  ct: the labelings (CTC loss; else NULL), ctcw: the
+    team's CTC work, ct.stride doubles per thread.
     seed: the dropout masks' (n.dropout > 0).  wpack: packed weights for the
     forward and backward passes, or NULL.  Tcap, Bmax, varlen: the
     workspace's layout.  st: initial states to start from and final states
@@ -1330,7 +1337,12 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
     dYnext = ws + lay[WS_DYB]
     _split(q.R if n.seq else B, tid, nt, 1, &r0, &r1)
     _head_forward(n, theta, Ytop, ws + lay[WS_LOGITS], ws + lay[WS_HSEL], &q, r0, r1, NULL)
-    loss = _loss_grad(n, ws + lay[WS_LOGITS], &q, r0, r1, yreg, ylab, sw, scale)
+    if n.loss == LOSS_CTC:
+        _sync(nt)                    # a sequence's frames span every thread's rows
+        loss = _ctc_shard(n, ws + lay[WS_LOGITS], &q, ct, ctcw + tid * ct.stride, sw, scale,
+                          tid, nt)
+    else:
+        loss = _loss_grad(n, ws + lay[WS_LOGITS], &q, r0, r1, yreg, ylab, sw, scale)
     _sync(nt)
     _head_backward(n, theta, grad, Ytop, dYcur, ws + lay[WS_LOGITS],
                    ws + lay[WS_HSEL], ws + lay[WS_DHSEL], &q, tid, nt)
@@ -1483,7 +1495,10 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
                int n_threads, bint hidden_split=False, floating[::1] wpack=None,
                const double[::1] sample_weight=None, unsigned long long seed=0,
                const floating[:, :, ::1] h0=None, const floating[:, :, ::1] c0=None,
-               floating[:, :, ::1] hN=None, floating[:, :, ::1] cN=None):
+               floating[:, :, ::1] hN=None, floating[:, :, ::1] cN=None,
+               const int32_t[::1] ctc_labels=None, const Py_ssize_t[::1] ctc_lstart=None,
+               const Py_ssize_t[::1] ctc_llen=None, double[:, ::1] ctc_ws=None,
+               bint zero_infinity=False):
     """Loss of a batch and its gradient, one row of `grads` per shard.
 
     Data: sample i is rows start[i] .. start[i] + lens[i] - 1 of X (one row
@@ -1510,6 +1525,16 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
     consecutive chunks of a long sequence carrying hN over train by
     truncated BPTT across calls, as char-rnn does.  hN (cN): filled with the
     batch's samples' final states (rows of other samples untouched).
+
+    CTC loss (cfg's loss code LOSS_CTC, an output per step): sample i's
+    labeling is ctc_labels[ctc_lstart[i] : ctc_lstart[i] + ctc_llen[i]]
+    (classes 1..n_outputs - 1; class 0 is the blank); sample_weight then
+    has one weight per sample, and the loss is the weighted mean over the
+    batch of loss_i / max(len(labeling_i), 1), torch.nn.CTCLoss's "mean".
+    ctc_ws: CTC work, a row per shard (hidden split: per thread) of at least
+    ctc_work_size(T_cap, longest labeling, n_outputs) doubles.
+    zero_infinity: a labeling its sequence is too short to emit contributes
+    0 (else the loss is inf and its gradient NaN, as torch.nn.CTCLoss).
     Returns the (weighted) mean loss of the batch (without the L2 term).
     """
     cdef const Net* n = &cfg.net
@@ -1522,9 +1547,15 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
     cdef double[::1] part_loss
     cdef int tid, nth
     cdef floating* wp = NULL
-    cdef Py_ssize_t rows_y = (X.shape[0] if n.seq else start.shape[0])
+    cdef bint ctc = n.loss == LOSS_CTC
+    cdef bint per_step = n.seq and not ctc          # a loss term per step
+    cdef Py_ssize_t rows_y = (X.shape[0] if per_step else start.shape[0])
     cdef States st
     cdef const States* stp = NULL
+    cdef CtcTargets ct
+    cdef const CtcTargets* ctp = NULL
+    cdef double* cw = NULL
+    cdef Py_ssize_t Lmax = 0, smp
 
     _check_input(n, X)
     if P != cfg.n_params or grads.shape[1] != P:
@@ -1559,14 +1590,14 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
         wp = &wpack[0]
     if sample_weight is None:
         for i in range(B):
-            terms += lens[idx[i]] if n.seq else 1
+            terms += lens[idx[i]] if per_step else 1
     else:
         if sample_weight.shape[0] != rows_y:
             raise ValueError("sample weights do not match the targets")
         swp = &sample_weight[0]
         for i in range(B):               # the batch's total weight
-            nb = lens[idx[i]] if n.seq else 1
-            lo = start[idx[i]] if n.seq else idx[i]
+            nb = lens[idx[i]] if per_step else 1
+            lo = start[idx[i]] if per_step else idx[i]
             for j in range(lo, lo + nb):
                 if not (swp[j] >= 0 and isfinite(swp[j])):
                     raise ValueError("sample weights must be finite and non-negative")
@@ -1576,6 +1607,32 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
             raise ValueError("regression targets do not match X and the network")
         yp = &yreg[0, 0]
         scale = 1.0 / (terms * n.O) if terms > 0 else 0.0
+    elif ctc:
+        if ctc_labels is None or ctc_lstart is None or ctc_llen is None or ctc_ws is None:
+            raise ValueError("the CTC loss needs ctc_labels, ctc_lstart, ctc_llen and ctc_ws")
+        if ctc_lstart.shape[0] != start.shape[0] or ctc_llen.shape[0] != start.shape[0]:
+            raise ValueError("label offsets and lengths need one entry per sample")
+        for i in range(B):               # only the batch's labelings
+            smp = idx[i]
+            if ctc_llen[smp] < 0 or ctc_lstart[smp] < 0 or \
+                    ctc_lstart[smp] + ctc_llen[smp] > ctc_labels.shape[0]:
+                raise ValueError(f"the labels of sample {smp} lie outside the label array")
+            for j in range(ctc_lstart[smp], ctc_lstart[smp] + ctc_llen[smp]):
+                if ctc_labels[j] < 1 or ctc_labels[j] >= n.O:
+                    raise ValueError(f"label {ctc_labels[j]} of sample {smp} is not a class "
+                                     f"1..{n.O - 1} (0 is the blank)")
+            Lmax = max(Lmax, ctc_llen[smp])
+        if ctc_ws.shape[0] < max(S, n_threads if hidden_split else 1) or \
+                ctc_ws.shape[1] < _ctc_work_size(Tmax, Lmax, n.O):
+            raise ValueError("CTC workspace too small")
+        ct.lab = &ctc_labels[0] if ctc_labels.shape[0] > 0 else NULL
+        ct.lstart = &ctc_lstart[0]
+        ct.llen = &ctc_llen[0]
+        ct.stride = ctc_ws.shape[1]
+        ct.zero_inf = zero_infinity
+        ctp = &ct
+        cw = &ctc_ws[0, 0]
+        scale = 1.0 / terms if terms > 0 else 0.0
     else:
         if ylab.shape[0] != rows_y:
             raise ValueError("labels do not match X")
@@ -1600,8 +1657,8 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
                 _pack_all(n, &theta[0], wp, True, tid, nth)
             part_loss[tid] = _train_shard(n, &theta[0], &grads[0, 0], P, &X[0, 0], &start[0],
                                           &lens[0], &idx[0], B, yp, lp, &ws[0, 0], &iws[0, 0],
-                                          T_cap, B_cap, varlen, swp, scale, seed, wp, stp, tid,
-                                          nth)
+                                          T_cap, B_cap, varlen, swp, scale, seed, wp, stp, ctp,
+                                          cw, tid, nth)
     else:
         if wp != NULL:
             with nogil, parallel(num_threads=n_threads):
@@ -1613,7 +1670,8 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
             part_loss[s] = _train_shard(n, &theta[0], &grads[s, 0], P, &X[0, 0], &start[0],
                                         &lens[0], &idx[lo], hi - lo, yp, lp, &ws[s, 0],
                                         &iws[s, 0], T_cap, B_cap, varlen, swp, scale, seed, wp,
-                                        stp, 0, 1)
+                                        stp, ctp, cw + s * ct.stride if cw != NULL else NULL,
+                                        0, 1)
     for s in range(part_loss.shape[0]):
         loss += part_loss[s]
     return loss * scale

@@ -11,6 +11,7 @@ cdef enum CellCode:
 cdef enum LossCode:
     LOSS_MSE = 0        # mean squared error (torch.nn.MSELoss)
     LOSS_XENT = 1       # softmax cross-entropy (torch.nn.CrossEntropyLoss)
+    LOSS_CTC = 2        # connectionist temporal classification (torch.nn.CTCLoss)
 
 cdef enum SolverCode:
     SOLVER_SGD = 0
