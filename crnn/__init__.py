@@ -6,9 +6,10 @@ from ._lm import RNNLanguageModel
 from ._onnx import register_skl2onnx, to_onnx
 from ._show import show_config
 from ._stepper import Stepper
+from ._transcriber import RNNTranscriber
 from ._translator import RNNTranslator
 from ._version import __version__
 
 __all__ = ["ModelFileError", "RNNClassifier", "RNNForecaster", "RNNLanguageModel",
-           "RNNRegressor", "RNNTranslator", "Stepper", "load", "register_skl2onnx", "show_config", "to_onnx",
+           "RNNRegressor", "RNNTranscriber", "RNNTranslator", "Stepper", "load", "register_skl2onnx", "show_config", "to_onnx",
            "__version__"]

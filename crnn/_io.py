@@ -115,9 +115,10 @@ def _estimator_classes():
     from ._estimators import RNNClassifier, RNNRegressor
     from ._forecast import RNNForecaster
     from ._lm import RNNLanguageModel
+    from ._transcriber import RNNTranscriber
     from ._translator import RNNTranslator
     return {cls.__name__: cls for cls in (RNNRegressor, RNNClassifier, RNNForecaster,
-                                          RNNLanguageModel, RNNTranslator)}
+                                          RNNLanguageModel, RNNTranslator, RNNTranscriber)}
 
 
 # ---------------------------------------------------------------------------

@@ -381,3 +381,25 @@ def test_altered_translator_files_are_refused(tmp_path, edit, message):
     bad = _rewrite(path, tmp_path / "bad.crnn", manifest=edit)
     with pytest.raises(ModelFileError, match=message):
         crnn.load(bad)
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda m: m["attributes"]["alphabet_"].pop(), "plus the blank"),
+    (lambda m: m["attributes"]["alphabet_"].__setitem__(1, "a"), "repeats a symbol"),
+    (lambda m: m["attributes"]["alphabet_"].__setitem__(1, 2.5), "single characters"),
+    (lambda m: m["attributes"].__setitem__("alphabet_", "ab"), "not a list"),
+    (lambda m: m["attributes"].__setitem__("_return_sequences", False), "output per frame"),
+])
+def test_altered_transcriber_files_are_refused(tmp_path, edit, message):
+    rng = np.random.default_rng(0)
+    X = [rng.normal(size=(n, 3)).astype(np.float32) for n in (5, 6, 4, 7)]
+    m = crnn.RNNTranscriber(hidden_size=3, num_layers=1, max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m.fit(X, ["ab", "ba", "a", "bb"])
+    path = tmp_path / "t.crnn"
+    m.save(path)
+    assert list(crnn.load(path).predict(X)) == list(m.predict(X))
+    bad = _rewrite(path, tmp_path / "bad.crnn", manifest=edit)
+    with pytest.raises(ModelFileError, match=message):
+        crnn.load(bad)

@@ -170,8 +170,9 @@ def test_public_methods_have_numpydoc_sections():
     """Every public method documents its Parameters (when it has any) and
     Returns, in numpydoc form; the classes document every parameter."""
     import inspect
-    from crnn import RNNLanguageModel, RNNTranslator, Stepper
-    for cls in (RNNRegressor, RNNClassifier, Stepper, RNNLanguageModel, RNNTranslator):
+    from crnn import RNNLanguageModel, RNNTranscriber, RNNTranslator, Stepper
+    for cls in (RNNRegressor, RNNClassifier, Stepper, RNNLanguageModel, RNNTranslator,
+                RNNTranscriber):
         for name, fn in inspect.getmembers(cls, inspect.isfunction):
             if name.startswith("_") or fn.__module__.split(".")[0] != "crnn":
                 continue
@@ -180,7 +181,7 @@ def test_public_methods_have_numpydoc_sections():
             assert "Returns\n-------" in doc, (cls.__name__, name)
             if takes:
                 assert "Parameters\n----------" in doc, (cls.__name__, name)
-    for cls in (RNNRegressor, RNNClassifier, RNNLanguageModel, RNNTranslator):
+    for cls in (RNNRegressor, RNNClassifier, RNNLanguageModel, RNNTranslator, RNNTranscriber):
         doc = inspect.getdoc(cls)
         for p in cls().get_params():
             assert f"\n{p} :" in doc or f", {p}" in doc or f"\n{p}," in doc, (cls.__name__, p)
