@@ -2,6 +2,10 @@
 import numpy as np
 from sklearn.utils import check_random_state
 
+from ._spoken_digits import make_spoken_digits, spoken_digit_voices, split_voices
+
+__all__ = ["make_adding_problem", "make_spoken_digits", "spoken_digit_voices", "split_voices"]
+
 
 def make_adding_problem(n_samples=1000, n_timesteps=100, random_state=None,
                         dtype=np.float32):

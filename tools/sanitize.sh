@@ -32,7 +32,7 @@ tests=("$@")
 if [ ${#tests[@]} -eq 0 ]; then
     tests=(tests/test_kernels.py tests/test_engine.py tests/test_streaming.py
            tests/test_varlen.py tests/test_reliability.py tests/test_training.py
-           tests/test_seq2seq_kernels.py)
+           tests/test_seq2seq_kernels.py tests/test_ctc_kernels.py)
 fi
 python3 -c "import crnn._kernels as k; assert k.debug_build(), 'not the debug build'"
 python3 -m pytest -q -p no:cacheprovider -x "${tests[@]}"
