@@ -417,3 +417,18 @@ def test_train_step_refuses_bad_labelings():
         _kernel(layout, params, X, y_blank, [0, 1])
     with pytest.raises(ValueError, match="seq"):
         layout.config(False, LOSS_CTC, None)
+
+
+def test_greedy_decoding_is_the_collapsed_most_probable_path():
+    """crnn._ctc.greedy_decode against a brute-force search over all C**T
+    paths of tiny inputs: the single most probable path, collapsed."""
+    from crnn._ctc import greedy_decode
+    rng = np.random.default_rng(8)
+    cases = [rng.normal(0, 2, (T, 3)) for T in (1, 2, 4, 6, 6, 7)]
+    z, start, lens, *_ = _flat([(c, np.zeros(0, np.int32)) for c in cases])
+    labels, offs = greedy_decode(z, start, lens)
+    for i, zi in enumerate(cases):
+        logy = cref.log_softmax(zi)
+        best = max(itertools.product(range(3), repeat=len(zi)),
+                   key=lambda p: sum(logy[t, k] for t, k in enumerate(p)))
+        assert tuple(labels[offs[i]:offs[i + 1]]) == cref.collapse(best), i
