@@ -3,7 +3,7 @@ same bidirectional LSTM + torch.nn.CTCLoss in PyTorch.
 
 Data: crnn.datasets.make_spoken_digits (espeak-ng speech, 3-8 digits, 13
 MFCCs with deltas and delta-deltas = 39 features per 10 ms frame, normalised
-per utterance).  Voices: espeak-ng's 8 English accents x its 101 voice
+per utterance).  Voices: espeak-ng's 7 English accents x its 97 distinct voice
 variants; ``--test-variants`` whole variants (in every accent) are held out,
 so the test speakers were never heard in training.
 

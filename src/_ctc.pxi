@@ -183,23 +183,19 @@ cdef double _ctc_shard(const Net* n, floating* logits, const Seqs* q, const CtcT
     return total
 
 
-cdef int _check_ctc_labels(const int32_t[::1] labels, const Py_ssize_t[::1] lstart,
-                           const Py_ssize_t[::1] llen, Py_ssize_t N, Py_ssize_t C,
-                           int blank) except -1:
-    """Shapes and values of a labeling per sequence."""
-    cdef Py_ssize_t i, j
-    if lstart.shape[0] != N or llen.shape[0] != N:
-        raise ValueError("label offsets and lengths need one entry per sequence")
-    if not (0 <= blank < C):
-        raise ValueError(f"blank {blank} is not a class (0..{C - 1})")
-    for i in range(N):
-        if llen[i] < 0 or lstart[i] < 0 or lstart[i] + llen[i] > labels.shape[0]:
-            raise ValueError(f"the labels of sequence {i} lie outside the label array")
-        for j in range(lstart[i], lstart[i] + llen[i]):
-            if labels[j] < 0 or labels[j] >= C or labels[j] == blank:
-                raise ValueError(f"label {labels[j]} of sequence {i} is not a class other "
-                                 f"than the blank {blank} (0..{C - 1})")
-    return 0
+cdef Py_ssize_t _check_labeling(const int32_t[::1] labels, const Py_ssize_t[::1] lstart,
+                                const Py_ssize_t[::1] llen, Py_ssize_t i, Py_ssize_t C,
+                                int blank) except -1:
+    """Sequence i's labeling lies inside labels and holds classes of [0, C)
+    other than the blank; returns its length."""
+    cdef Py_ssize_t j
+    if llen[i] < 0 or lstart[i] < 0 or lstart[i] + llen[i] > labels.shape[0]:
+        raise ValueError(f"the labels of sequence {i} lie outside the label array")
+    for j in range(lstart[i], lstart[i] + llen[i]):
+        if labels[j] < 0 or labels[j] >= C or labels[j] == blank:
+            raise ValueError(f"label {labels[j]} of sequence {i} is not a class other than "
+                             f"the blank {blank} (0..{C - 1})")
+    return llen[i]
 
 
 def ctc_work_size(Py_ssize_t T, Py_ssize_t L, Py_ssize_t n_classes):
@@ -237,8 +233,12 @@ def ctc_loss(const floating[:, ::1] logits, const Py_ssize_t[::1] start,
         raise ValueError("start and lens differ in length")
     if C < 1:
         raise ValueError("logits need at least one class")
-    _check_ctc_labels(labels, lstart, llen, N, C, blank)
+    if lstart.shape[0] != N or llen.shape[0] != N:
+        raise ValueError("label offsets and lengths need one entry per sequence")
+    if not (0 <= blank < C):
+        raise ValueError(f"blank {blank} is not a class (0..{C - 1})")
     for i in range(N):
+        _check_labeling(labels, lstart, llen, i, C, blank)
         if lens[i] < 0 or start[i] < 0 or start[i] + lens[i] > R:
             raise ValueError(f"sequence {i} lies outside the logits")
         Tmax = max(Tmax, lens[i])

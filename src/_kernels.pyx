@@ -1555,7 +1555,7 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
     cdef CtcTargets ct
     cdef const CtcTargets* ctp = NULL
     cdef double* cw = NULL
-    cdef Py_ssize_t Lmax = 0, smp
+    cdef Py_ssize_t Lmax = 0
 
     _check_input(n, X)
     if P != cfg.n_params or grads.shape[1] != P:
@@ -1612,16 +1612,8 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
             raise ValueError("the CTC loss needs ctc_labels, ctc_lstart, ctc_llen and ctc_ws")
         if ctc_lstart.shape[0] != start.shape[0] or ctc_llen.shape[0] != start.shape[0]:
             raise ValueError("label offsets and lengths need one entry per sample")
-        for i in range(B):               # only the batch's labelings
-            smp = idx[i]
-            if ctc_llen[smp] < 0 or ctc_lstart[smp] < 0 or \
-                    ctc_lstart[smp] + ctc_llen[smp] > ctc_labels.shape[0]:
-                raise ValueError(f"the labels of sample {smp} lie outside the label array")
-            for j in range(ctc_lstart[smp], ctc_lstart[smp] + ctc_llen[smp]):
-                if ctc_labels[j] < 1 or ctc_labels[j] >= n.O:
-                    raise ValueError(f"label {ctc_labels[j]} of sample {smp} is not a class "
-                                     f"1..{n.O - 1} (0 is the blank)")
-            Lmax = max(Lmax, ctc_llen[smp])
+        for i in range(B):               # only the batch's labelings (blank: class 0)
+            Lmax = max(Lmax, _check_labeling(ctc_labels, ctc_lstart, ctc_llen, idx[i], n.O, 0))
         if ctc_ws.shape[0] < max(S, n_threads if hidden_split else 1) or \
                 ctc_ws.shape[1] < _ctc_work_size(Tmax, Lmax, n.O):
             raise ValueError("CTC workspace too small")
