@@ -107,16 +107,15 @@ def min_frames(labels, lstart, llen):
 
 def greedy_decode(raw, start, lens):
     """Best-path decoding: per sequence, the argmax class of every frame,
-    runs merged, blanks removed -> (labels, offsets)."""
-    a = raw.argmax(axis=1)
-    keep = a != BLANK
-    keep[1:] &= a[1:] != a[:-1]
-    keep[start] = a[start] != BLANK            # a sequence's first frame
+    runs merged, blanks removed -> (labels, offsets).  Only the sequences'
+    own rows of raw are read."""
     out, offsets = [], np.zeros(len(start) + 1, dtype=np.intp)
     for i, (s, n) in enumerate(zip(start, lens)):
-        lab = a[s:s + n][keep[s:s + n]]
-        out.append(lab)
-        offsets[i + 1] = offsets[i] + lab.size
+        a = raw[s:s + n].argmax(axis=1)
+        keep = a != BLANK
+        keep[1:] &= a[1:] != a[:-1]
+        out.append(a[keep])
+        offsets[i + 1] = offsets[i] + out[-1].size
     labels = np.concatenate(out).astype(np.int32) if out else np.zeros(0, np.int32)
     return labels, offsets
 
