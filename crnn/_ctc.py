@@ -165,13 +165,15 @@ def edit_distance(a, b):
     return int(row[-1])
 
 
-def character_error_rate(references, hypotheses):
+def character_error_rate(references, hypotheses, sample_weight=None):
     """Corpus character error rate: the total edit distance of the
-    hypotheses to their references over the total length of the references.
-    When every reference is empty it is the number of edits (0 when every
+    hypotheses to their references over the total length of the references
+    (each sample's edits and length weighed by sample_weight).  When every
+    reference is empty (or weighs 0) it is the number of edits (0 when every
     hypothesis is empty too)."""
     if len(references) != len(hypotheses):
         raise ValueError(f"{len(references)} references and {len(hypotheses)} hypotheses.")
-    edits = sum(edit_distance(r, h) for r, h in zip(references, hypotheses))
-    total = sum(len(r) for r in references)
-    return edits / total if total else float(edits)
+    w = np.ones(len(references)) if sample_weight is None else sample_weight
+    edits = sum(wi * edit_distance(r, h) for wi, r, h in zip(w, references, hypotheses))
+    total = sum(wi * len(r) for wi, r in zip(w, references))
+    return float(edits / total if total else edits)

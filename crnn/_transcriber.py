@@ -328,12 +328,6 @@ shape (n_samples, n_frames, n_features)
     # ------------------------------------------------------------------
     # inference
 
-    def _frames(self, X):
-        """Per-frame logits (float64 copies are made by the callers that
-        need them), the SeqData of X."""
-        raw, data, _ = self._forward(X)
-        return raw, data
-
     def predict_log_proba(self, X):
         """Per-frame log-posteriors of the blank and every symbol.
 
@@ -348,7 +342,7 @@ shape (n_samples, n_frames, n_features)
             Column 0 is the blank, column k + 1 alphabet_[k] (classes_); an
             array (n_samples, n_frames, n_outputs_) for a 3D X.
         """
-        raw, data = self._frames(X)
+        raw, data, _ = self._forward(X)
         z = raw.astype(np.float64)
         z -= z.max(axis=1, keepdims=True)
         z -= np.log(np.exp(z).sum(axis=1, keepdims=True))
@@ -395,7 +389,7 @@ shape (n_samples, n_frames, n_features)
         elif not isinstance(beam_size, numbers.Integral) or isinstance(beam_size, bool) \
                 or not 1 <= beam_size <= 4096:
             raise ValueError(f"beam_size must be an integer in [1, 4096]; got {beam_size!r}.")
-        raw, data = self._frames(X)
+        raw, data, _ = self._forward(X)
         if beam_size == 1:
             labels, offsets = _ctc.greedy_decode(raw, data.start, data.lens)
         else:
@@ -449,14 +443,13 @@ shape (n_samples, n_frames, n_features)
                              f"{len(y)}.")
         refs = [_ctc.symbols_of(t, kind) for t in y]
         hyps = [_ctc.symbols_of(t, kind) for t in pred]
-        if sample_weight is None:
-            return 1.0 - _ctc.character_error_rate(refs, hyps)
-        w = np.asarray(sample_weight, dtype=np.float64)
-        if w.shape != (len(refs),) or not np.all(np.isfinite(w)) or np.any(w < 0):
-            raise ValueError(f"sample_weight must be {len(refs)} finite non-negative numbers.")
-        edits = sum(wi * _ctc.edit_distance(r, h) for wi, r, h in zip(w, refs, hyps))
-        total = sum(wi * len(r) for wi, r in zip(w, refs))
-        return 1.0 - (edits / total if total else float(edits))
+        w = None
+        if sample_weight is not None:
+            w = np.asarray(sample_weight, dtype=np.float64)
+            if w.shape != (len(refs),) or not np.all(np.isfinite(w)) or np.any(w < 0):
+                raise ValueError(f"sample_weight must be {len(refs)} finite non-negative "
+                                 "numbers.")
+        return 1.0 - _ctc.character_error_rate(refs, hyps, w)
 
     # ------------------------------------------------------------------
     # weights and model files

@@ -256,3 +256,16 @@ def test_edit_distance_and_cer():
         assert _ctc.edit_distance(a, b) == d[-1]
     assert _ctc.character_error_rate(["abcd", "ef"], ["abxd", "e"]) == pytest.approx(2 / 6)
     assert _ctc.character_error_rate([""], [""]) == 0
+
+
+def test_weighted_score_is_the_weighted_cer(fitted, data):
+    _, (Xt, yt) = data
+    pred = list(fitted.predict(Xt[:40]))
+    w = np.random.default_rng(0).integers(0, 3, 40).astype(float)
+    # an integer weight counts as repeating the sample
+    rep_refs = [r for r, k in zip(yt[:40], w) for _ in range(int(k))]
+    rep_hyps = [h for h, k in zip(pred, w) for _ in range(int(k))]
+    want = 1 - _ctc.character_error_rate(rep_refs, rep_hyps)
+    assert fitted.score(Xt[:40], yt[:40], sample_weight=w) == pytest.approx(want, rel=1e-12)
+    with pytest.raises(ValueError, match="sample_weight"):
+        fitted.score(Xt[:40], yt[:40], sample_weight=-w)
