@@ -1,0 +1,502 @@
+"""crnn on Dask: batch inference, out-of-core training and many-series forecasts.
+
+Model search needs nothing from here: the estimators are plain scikit-learn
+estimators, so ``GridSearchCV`` / ``cross_val_score`` run on a cluster under
+``joblib.parallel_config(backend="dask")``.  This module covers what plain
+Dask makes awkward:
+
+- :func:`predict` -- any prediction method over a chunked 3-D dask array (a
+  lazy dask array back), a dask bag of variable-length sequences (a lazy bag
+  back) or a list of them (a list back), computed on the workers, the
+  fitted model shipped once (one task of the graph that every block depends
+  on), not once per block;
+- :func:`fit_incremental` -- ``partial_fit`` over the chunks of a dask array
+  (or the partitions of a bag) that need not fit in memory: chunks are
+  computed on the workers one ahead of the training, in a shuffled order per
+  epoch (dask-ml's ``Incremental`` handles only 2-D blocks);
+- :func:`collect_series`, :func:`fit_forecaster` and :func:`forecast` -- an
+  :class:`~crnn.RNNForecaster` over many series stored in a long dask
+  dataframe (a series-id column), with the forecasts of every series
+  computed per partition on the workers.
+
+Needs ``dask`` (``pip install "crnn[dask]"``; ``distributed`` for a cluster).
+"""
+import copy
+import inspect
+import numbers
+import uuid
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+try:
+    import dask
+    import dask.array as da
+    import dask.bag as db
+except ImportError as exc:                # pragma: no cover - dask is optional
+    raise ImportError(
+        "crnn.dask needs dask: pip install \"crnn[dask]\" (dask[array,bag,dataframe] and "
+        "distributed).") from exc
+
+__all__ = ["collect_series", "fit_forecaster", "fit_incremental", "forecast", "predict"]
+
+
+def _model_task(estimator):
+    """The estimator as one task of a graph (a Delayed with a fresh key):
+    blocks that take it as an argument share that one key, so a distributed
+    scheduler ships the model to each worker once, not with every block."""
+    return dask.delayed(estimator, name=f"crnn-model-{uuid.uuid4().hex}", traverse=False)
+
+
+def _method(estimator, method):
+    if not isinstance(method, str) or not callable(getattr(estimator, method, None)):
+        raise ValueError(f"{type(estimator).__name__} has no method {method!r}.")
+    check_is_fitted(estimator)
+    return getattr(estimator, method)
+
+
+def _apply_block(block, estimator, method, params):
+    return np.asarray(getattr(estimator, method)(block, **params))
+
+
+def _apply_list(items, estimator, method, params):
+    items = list(items)
+    if not items:
+        return []
+    out = getattr(estimator, method)(items, **params)
+    return list(out)
+
+
+def _n_workers():
+    """Workers of the current distributed client, else this machine's cores."""
+    try:
+        from distributed import default_client
+        return max(1, len(default_client().scheduler_info(n_workers=-1)["workers"]))
+    except (ImportError, ValueError, TypeError):
+        from ._threads import cpu_count
+        return cpu_count()
+
+
+def predict(estimator, X, *, method="predict", npartitions=None, **params):
+    """Apply a fitted estimator's prediction method to a large collection,
+    in parallel on Dask's workers.
+
+    Parameters
+    ----------
+    estimator : fitted estimator
+        A crnn estimator (or any estimator whose ``method`` maps a batch of
+        samples to one output per sample).
+    X : dask array, numpy array, dask bag or list of arrays
+        A 2-D or 3-D array of samples (n_samples, n_timesteps[, n_features]),
+        chunked along samples (chunks along the other axes are merged); a
+        numpy array (or ``np.memmap``) is wrapped with ``dask.array.from_array``.
+        A dask bag or a list of 2-D arrays: variable-length sequences.
+    method : str, default="predict"
+        The method to apply: "predict", "predict_proba", "predict_log_proba",
+        "transcribe", ...  It must return one row per sample (``return_state``
+        is not supported).
+    npartitions : int, optional
+        For a list: partitions to split it into (default: twice the workers).
+    **params
+        Passed to the method.
+
+    Returns
+    -------
+    dask array (lazy; chunks along samples as X's), dask bag (lazy; one item
+    per sequence) for a bag, or a list (computed) for a list.
+    """
+    fn = _method(estimator, method)
+    if params.get("return_state"):
+        raise ValueError("return_state=True is not supported by crnn.dask.predict.")
+    if isinstance(X, np.ndarray):
+        X = da.from_array(X, chunks=("auto",) + (-1,) * (X.ndim - 1))
+    if isinstance(X, da.Array):
+        return _predict_array(fn, estimator, X, method, params)
+    if isinstance(X, db.Bag):
+        return X.map_partitions(_apply_list, _model_task(estimator), method, params)
+    if isinstance(X, (list, tuple)):
+        if not X:
+            raise ValueError("X is an empty list.")
+        if npartitions is None:
+            npartitions = 2 * _n_workers()
+        if isinstance(npartitions, bool) or not isinstance(npartitions, numbers.Integral) \
+                or npartitions < 1:
+            raise ValueError(f"npartitions must be a positive int; got {npartitions!r}.")
+        bag = db.from_sequence(X, npartitions=min(int(npartitions), len(X)))
+        return bag.map_partitions(_apply_list, _model_task(estimator), method,
+                                  params).compute()
+    raise TypeError("X must be a dask array, a numpy array, a dask bag or a list of arrays; "
+                    f"got {type(X).__name__}.")
+
+
+def _predict_array(fn, estimator, X, method, params):
+    if X.ndim not in (2, 3):
+        raise ValueError(f"X must be 2-D or 3-D (n_samples, n_timesteps[, n_features]); got "
+                         f"{X.ndim} dimension(s).")
+    if any(np.isnan(c) for c in X.shape):
+        raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first.")
+    X = X.rechunk({i: -1 for i in range(1, X.ndim)})      # whole sequences per block
+    # the output's shape and dtype per sample, from one sample of zeros
+    probe = np.asarray(fn(np.zeros((1,) + X.shape[1:], dtype=X.dtype), **params))
+    if probe.ndim == 0 or probe.shape[0] != 1:
+        raise ValueError(f"{type(estimator).__name__}.{method} does not return one row per "
+                         "sample; crnn.dask.predict cannot split it by blocks.")
+    chunks = (X.chunks[0],) + tuple((s,) for s in probe.shape[1:])
+    kwargs = {}
+    if probe.ndim < X.ndim:
+        kwargs["drop_axis"] = list(range(probe.ndim, X.ndim))
+    elif probe.ndim > X.ndim:
+        kwargs["new_axis"] = list(range(X.ndim, probe.ndim))
+    return da.map_blocks(_apply_block, X, _model_task(estimator), method, params,
+                         chunks=chunks, dtype=probe.dtype,
+                         meta=np.empty((0,) * probe.ndim, dtype=probe.dtype), **kwargs)
+
+
+# ---------------------------------------------------------------------------
+# out-of-core training
+
+def _blocks(X, y, sample_weight):
+    """X, y (and weights) -> a list of (X block, y block, w block) Delayed
+    objects, one per chunk (array) or partition (bag)."""
+    if isinstance(X, db.Bag):
+        if not isinstance(y, db.Bag) or y.npartitions != X.npartitions:
+            raise ValueError("With a dask bag X, y must be a dask bag with the same "
+                             f"partitions ({X.npartitions}).")
+        ws = [None] * X.npartitions
+        if sample_weight is not None:
+            if not isinstance(sample_weight, db.Bag) \
+                    or sample_weight.npartitions != X.npartitions:
+                raise ValueError("With a dask bag X, sample_weight must be a dask bag with the "
+                                 "same partitions.")
+            ws = sample_weight.to_delayed()
+        return list(zip(X.to_delayed(), y.to_delayed(), ws))
+    if isinstance(X, np.ndarray):
+        X = da.from_array(X, chunks=("auto",) + (-1,) * (X.ndim - 1))
+    if not isinstance(X, da.Array):
+        raise TypeError("X must be a dask array, a numpy array (np.memmap included) or a dask "
+                        f"bag; got {type(X).__name__}.")
+    if X.ndim not in (2, 3):
+        raise ValueError(f"X must be 2-D or 3-D (n_samples, n_timesteps[, n_features]); got "
+                         f"{X.ndim} dimension(s).")
+    if np.isnan(X.shape[0]):
+        raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first.")
+    X = X.rechunk({i: -1 for i in range(1, X.ndim)})
+    n = X.shape[0]
+
+    def aligned(a, name):
+        a = a if isinstance(a, da.Array) else da.asarray(np.asarray(a))
+        if a.ndim == 0 or a.shape[0] != n:
+            raise ValueError(f"{name} has {a.shape[0] if a.ndim else 'no'} samples; X has {n}.")
+        return a.rechunk((X.chunks[0],) + tuple((s,) for s in a.shape[1:]))
+
+    xs = X.to_delayed().ravel()
+    ys = aligned(y, "y").to_delayed().ravel()
+    ws = [None] * len(xs)
+    if sample_weight is not None:
+        ws = aligned(sample_weight, "sample_weight").to_delayed().ravel()
+    return list(zip(xs, ys, ws))
+
+
+def _needs_classes(estimator, classes):
+    return (classes is None and not hasattr(estimator, "classes_")
+            and "classes" in inspect.signature(estimator.partial_fit).parameters)
+
+
+def _all_labels(y):
+    if isinstance(y, db.Bag):
+        return np.unique(np.concatenate([np.ravel(np.asarray(v)) for v in y.compute()]))
+    if isinstance(y, da.Array):
+        return da.unique(y.ravel()).compute()
+    return np.unique(np.asarray(y))
+
+
+_INTERRUPTED = "Training interrupted by user"
+
+
+def fit_incremental(estimator, X, y, epochs=1, shuffle=True, random_state=None, *,
+                    sample_weight=None, classes=None):
+    """Train with ``partial_fit`` over the chunks of data that need not fit
+    in memory.
+
+    Each epoch visits every chunk once (in a new random order with
+    ``shuffle``); each visit is one ``partial_fit`` call, which shuffles
+    within the chunk.  A chunk is computed (read, on the workers of the
+    current distributed client, else by dask's local scheduler) while the
+    previous one trains, so at most two chunks are in memory here.
+
+    Parameters
+    ----------
+    estimator : estimator with ``partial_fit``
+        Trained in place (it continues from its current state if fitted).
+    X : dask array, numpy array / np.memmap, or dask bag
+        Samples (n_samples, n_timesteps[, n_features]) chunked along samples
+        (a numpy array is wrapped with ``dask.array.from_array``); or a bag
+        of variable-length sequences (y then a bag with the same partitions).
+    y : dask array, numpy array, or dask bag
+        Targets; rechunked to X's chunks.
+    epochs : int, default=1
+        Passes over the data.
+    shuffle : bool, default=True
+        Visit the chunks in a random order each epoch.
+    random_state : int, RandomState or None, default=None
+        The chunk order (the estimator's own random_state drives the rest).
+    sample_weight : dask array or bag, optional
+        Per-sample weights, aligned with X.
+    classes : array, optional
+        Every label (classifiers, first training call); read from y when
+        omitted.
+
+    Returns
+    -------
+    estimator
+        The trained estimator.  If a chunk fails to compute or to train, the
+        estimator is left as it was before this call.  A Ctrl-C stops after
+        the current batch and keeps what was trained (as ``fit`` does).
+    """
+    if not callable(getattr(estimator, "partial_fit", None)):
+        raise TypeError(f"{type(estimator).__name__} has no partial_fit.")
+    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int; got {epochs!r}.")
+    blocks = _blocks(X, y, sample_weight)
+    rng = check_random_state(random_state)
+    fit_kwargs = {}
+    if classes is not None:
+        fit_kwargs["classes"] = np.asarray(classes)
+    elif _needs_classes(estimator, classes):
+        fit_kwargs["classes"] = _all_labels(y)
+    order = [i for _ in range(int(epochs))
+             for i in (rng.permutation(len(blocks)) if shuffle else range(len(blocks)))]
+    before = copy.deepcopy(estimator.__dict__)
+    # one thread reads the next chunk (dask.compute: on the workers when a
+    # distributed client is active) while this one trains on the current one
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crnn-prefetch")
+    try:
+        nxt = pool.submit(dask.compute, *blocks[order[0]])
+        for j in range(len(order)):
+            xb, yb, wb = nxt.result()
+            if j + 1 < len(order):
+                nxt = pool.submit(dask.compute, *blocks[order[j + 1]])
+            if wb is not None:
+                fit_kwargs["sample_weight"] = wb
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                estimator.partial_fit(xb, yb, **fit_kwargs)
+            fit_kwargs.pop("classes", None)
+            stop = False
+            for w in caught:       # partial_fit's own Ctrl-C note ends the stream too
+                stop = stop or str(w.message).startswith(_INTERRUPTED)
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            if stop:
+                break
+    except KeyboardInterrupt:
+        warnings.warn(f"{_INTERRUPTED}; the model keeps the weights after the last completed "
+                      "chunk.", UserWarning, stacklevel=2)
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(before)
+        raise
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return estimator
+
+
+# ---------------------------------------------------------------------------
+# many series in a long dataframe
+
+def _columns(target):
+    return [target] if isinstance(target, str) else list(target)
+
+
+def _to_dask_frame(df):
+    import dask.dataframe as dd
+    if isinstance(df, dd.DataFrame):
+        return df
+    pd = _pandas()
+    if isinstance(df, pd.DataFrame):
+        return dd.from_pandas(df, npartitions=max(1, min(len(df), _n_workers())))
+    raise TypeError(f"df must be a pandas or dask DataFrame; got {type(df).__name__}.")
+
+
+def _pandas():
+    import pandas as pd
+    return pd
+
+
+def _check_frame(df, series_id, target, time):
+    cols = [series_id] + ([time] if time is not None else []) + _columns(target)
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise ValueError(f"df has no column(s) {missing}; it has {list(df.columns)}.")
+    if len(set(cols)) != len(cols):
+        raise ValueError(f"series_id, time and target must be different columns; got {cols}.")
+    return cols
+
+
+def _series_of(pdf, series_id, target, time):
+    """A pandas frame -> {id: series ordered by time (pandas Series, or a
+    DataFrame for several target columns, indexed by the time column)}."""
+    pd = _pandas()
+    targets = _columns(target)
+    out = {}
+    for key, g in pdf.groupby(series_id, sort=True, dropna=False):
+        if pd.isna(key):
+            raise ValueError(f"the series-id column {series_id!r} has missing values.")
+        if time is not None:
+            g = g.sort_values(time, kind="stable")
+            if g[time].duplicated().any():
+                raise ValueError(f"series {key!r} has repeated times in column {time!r}.")
+            g = g.set_index(time)
+            if isinstance(g.index, pd.DatetimeIndex) and g.index.freq is None \
+                    and len(g) >= 3:
+                g.index = pd.DatetimeIndex(g.index, freq="infer")     # None if irregular
+        else:
+            g = g.reset_index(drop=True)
+        out[key] = g[targets[0]] if isinstance(target, str) else g[targets]
+    return out
+
+
+def _pieces(pdf, series_id, target, time):
+    cols = [series_id] + ([time] if time is not None else []) + _columns(target)
+    return pdf[cols]
+
+
+def collect_series(df, *, series_id, target, time=None):
+    """The series of a long dataframe, read on the workers.
+
+    Parameters
+    ----------
+    df : dask or pandas DataFrame
+        One row per (series, time): a series-id column, the target
+        column(s) and optionally a time column.  A series may span
+        partitions.
+    series_id : str
+        The column naming each row's series.
+    target : str or list of str
+        The value column (a Series per id) or columns (a DataFrame per id).
+    time : str, optional
+        The column that orders each series and becomes its index (a
+        datetime column gets its frequency inferred, so forecasts carry
+        dates); without it, rows keep their order in the frame.
+
+    Returns
+    -------
+    dict
+        {series id: pandas Series or DataFrame}, in sorted id order.
+    """
+    ddf = _to_dask_frame(df)
+    _check_frame(ddf, series_id, target, time)
+    parts = dask.compute(*[dask.delayed(_pieces)(p, series_id, target, time)
+                           for p in ddf.to_delayed()])
+    pd = _pandas()
+    rows = pd.concat(parts, ignore_index=True)
+    if not len(rows):
+        raise ValueError("df has no rows.")
+    return _series_of(rows, series_id, target, time)
+
+
+def fit_forecaster(forecaster, df, *, series_id, target, time=None):
+    """Fit an :class:`~crnn.RNNForecaster`'s global model on every series
+    of a long dataframe (read with :func:`collect_series`; the network
+    trains here, on all cores).
+
+    Parameters
+    ----------
+    forecaster : RNNForecaster
+        Fitted in place.
+    df : dask or pandas DataFrame
+        The series in long format, as for :func:`collect_series`.
+    series_id, target, time : str (target: str or list of str)
+        As for :func:`collect_series`.
+
+    Returns
+    -------
+    forecaster
+        Fitted; its training series are those of ``collect_series`` in
+        sorted id order, so ``forecaster.predict(steps)`` lists their
+        forecasts in that order.
+    """
+    series = collect_series(df, series_id=series_id, target=target, time=time)
+    return forecaster.fit(list(series.values()))
+
+
+def _forecast_partition(pdf, forecaster, steps, series_id, target, time, step_name):
+    pd = _pandas()
+    series = _series_of(pdf, series_id, target, time)
+    targets = _columns(target)
+    if not series:
+        return _empty_forecast(pdf, series_id, targets, time, step_name)
+    out = forecaster.predict(steps, y=list(series.values()))
+    frames = []
+    for key, f in zip(series.keys(), out):
+        values = np.asarray(f, dtype=np.float64).reshape(steps, -1)
+        frame = pd.DataFrame(values, columns=targets)
+        if time is not None:
+            frame.insert(0, time, pd.Series(np.asarray(f.index)).astype(pdf[time].dtype))
+        else:
+            frame.insert(0, step_name, np.arange(1, steps + 1, dtype=np.int64))
+        frame.insert(0, series_id, key)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _empty_forecast(meta, series_id, targets, time, step_name):
+    pd = _pandas()
+    data = {series_id: pd.Series([], dtype=meta[series_id].dtype)}
+    if time is not None:
+        data[time] = pd.Series([], dtype=meta[time].dtype)
+    else:
+        data[step_name] = pd.Series([], dtype=np.int64)
+    for c in targets:
+        data[c] = pd.Series([], dtype=np.float64)
+    return pd.DataFrame(data)
+
+
+def forecast(forecaster, df, steps, *, series_id, target, time=None, shuffle=True):
+    """Forecast every series of a long dataframe with a fitted
+    :class:`~crnn.RNNForecaster`, per partition on the workers (each series
+    scaled on its own history, as ``predict(steps, y=...)``).
+
+    Parameters
+    ----------
+    forecaster : fitted RNNForecaster
+    df : dask or pandas DataFrame
+        Histories in long format, as for :func:`collect_series`.
+    steps : int
+        Forecast horizon.
+    series_id, target, time : str
+        As for :func:`collect_series`.
+    shuffle : bool, default=True
+        First gather each series into one partition (``df.shuffle(on=
+        series_id)``).  False when every series already lies in one
+        partition (e.g. the files were written per series): a series split
+        across partitions would then be forecast from part of its history.
+
+    Returns
+    -------
+    dask DataFrame (lazy)
+        Columns: series_id, time (the dates or index values after each
+        history) or "step" (1..steps) without a time column, and the target
+        column(s); ``steps`` rows per series.
+    """
+    check_is_fitted(forecaster, "model_")
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps <= 0:
+        raise ValueError(f"steps must be a positive integer; got {steps!r}.")
+    if getattr(forecaster, "n_covariates_", 0):
+        raise ValueError("crnn.dask.forecast does not pass covariates; this forecaster was "
+                         "fitted with X. Forecast with forecaster.predict(steps, X=..., y=...).")
+    ddf = _to_dask_frame(df)
+    cols = _check_frame(ddf, series_id, target, time)
+    ddf = ddf[cols]
+    if shuffle and ddf.npartitions > 1:
+        ddf = ddf.shuffle(on=series_id)
+    step_name = "step"
+    if time is None and step_name in cols:
+        raise ValueError(f"a column is named {step_name!r}, the name of the forecast-step "
+                         "column; rename it.")
+    meta = _empty_forecast(ddf._meta, series_id, _columns(target), time, step_name)
+    return ddf.map_partitions(_forecast_partition, _model_task(forecaster), int(steps),
+                              series_id, target, time, step_name, meta=meta,
+                              align_dataframes=False)
