@@ -58,8 +58,8 @@ def _method(estimator, method):
     return getattr(estimator, method)
 
 
-def _apply_block(block, estimator, method, params):
-    return np.asarray(getattr(estimator, method)(block, **params))
+def _apply_block(block, estimator, method, params, dtype):
+    return np.asarray(getattr(estimator, method)(block, **params), dtype=dtype)
 
 
 def _apply_list(items, estimator, method, params):
@@ -144,15 +144,18 @@ def _predict_array(fn, estimator, X, method, params):
     if probe.ndim == 0 or probe.shape[0] != 1:
         raise ValueError(f"{type(estimator).__name__}.{method} does not return one row per "
                          "sample; crnn.dask.predict cannot split it by blocks.")
+    dtype = probe.dtype
+    if dtype.kind in "US" and dtype != np.asarray(getattr(estimator, "classes_", [])).dtype:
+        dtype = np.dtype(object)        # strings whose longest is not known before computing
     chunks = (X.chunks[0],) + tuple((s,) for s in probe.shape[1:])
     kwargs = {}
     if probe.ndim < X.ndim:
         kwargs["drop_axis"] = list(range(probe.ndim, X.ndim))
     elif probe.ndim > X.ndim:
         kwargs["new_axis"] = list(range(X.ndim, probe.ndim))
-    return da.map_blocks(_apply_block, X, _model_task(estimator), method, params,
-                         chunks=chunks, dtype=probe.dtype,
-                         meta=np.empty((0,) * probe.ndim, dtype=probe.dtype), **kwargs)
+    return da.map_blocks(_apply_block, X, _model_task(estimator), method, params, dtype,
+                         chunks=chunks, dtype=dtype,
+                         meta=np.empty((0,) * probe.ndim, dtype=dtype), **kwargs)
 
 
 # ---------------------------------------------------------------------------
@@ -335,15 +338,22 @@ def _check_frame(df, series_id, target, time):
     return cols
 
 
+_ORDER = "__crnn_row__"
+
+
 def _series_of(pdf, series_id, target, time):
     """A pandas frame -> {id: series ordered by time (pandas Series, or a
-    DataFrame for several target columns, indexed by the time column)}."""
+    DataFrame for several target columns, indexed by the time column)}.
+    Without a time column, rows are in frame order (the _ORDER column's,
+    when present)."""
     pd = _pandas()
     targets = _columns(target)
     out = {}
     for key, g in pdf.groupby(series_id, sort=True, dropna=False):
         if pd.isna(key):
             raise ValueError(f"the series-id column {series_id!r} has missing values.")
+        if time is None and _ORDER in g.columns:
+            g = g.sort_values(_ORDER, kind="stable")
         if time is not None:
             g = g.sort_values(time, kind="stable")
             if g[time].duplicated().any():
@@ -491,6 +501,9 @@ def forecast(forecaster, df, steps, *, series_id, target, time=None, shuffle=Tru
     cols = _check_frame(ddf, series_id, target, time)
     ddf = ddf[cols]
     if shuffle and ddf.npartitions > 1:
+        if time is None:        # a shuffle does not keep the row order: number the rows
+            ddf = ddf.assign(**{_ORDER: 1})
+            ddf = ddf.assign(**{_ORDER: ddf[_ORDER].cumsum()})
         ddf = ddf.shuffle(on=series_id)
     step_name = "step"
     if time is None and step_name in cols:

@@ -248,6 +248,18 @@ def test_the_model_travels_once(client, classifier):
     assert sum(client.run(_model_transfers).values()) <= len(client.scheduler_info()["workers"]) - 1
 
 
+def test_predict_transcripts(client):
+    # outputs of unknown string length (an object array) from a speech model
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(24, 12, 5)).astype(np.float32)
+    words = ["".join(rng.choice(list("abc"), size=rng.integers(1, 4))) for _ in range(24)]
+    model = crnn.RNNTranscriber(hidden_size=8, max_iter=2, random_state=0,
+                                n_jobs=1).fit(X, words)
+    out = cdask.predict(model, da.from_array(X, chunks=(5, 12, 5)))
+    assert out.dtype == object
+    assert list(out.compute()) == list(model.predict(X))
+
+
 def test_predict_errors(client, classifier):
     clf, X = classifier
     with pytest.raises(ValueError, match="no method 'transform'"):
@@ -462,10 +474,19 @@ def test_forecast_per_partition_without_time_and_several_columns(client):
             np.testing.assert_allclose(got[["value", "other"]].to_numpy(), b.to_numpy(),
                                        rtol=1e-5, atol=1e-6)
             np.testing.assert_array_equal(got.t.to_numpy(), b.index.to_numpy())
-    steps = cdask.forecast(fc, ddf.drop(columns="t"), 2, series_id="sid",
-                           target=["value", "other"]).compute()
-    assert sorted(steps.columns) == ["other", "sid", "step", "value"]
-    assert sorted(steps.step.unique()) == [1, 2]
+    # no time column: the frame's row order is each series' order, through the shuffle
+    plain = [np.asarray(h) for h in hist.values()]
+    expected = fc.predict(2, y=plain)
+    for shuffle in (True, False):
+        steps = cdask.forecast(fc, ddf.drop(columns="t"), 2, series_id="sid",
+                               target=["value", "other"], shuffle=shuffle).compute()
+        assert sorted(steps.columns) == ["other", "sid", "step", "value"]
+        steps = steps.sort_values(["sid", "step"])
+        for key, b in zip(hist, expected):
+            got = steps[steps.sid == key]
+            assert list(got.step) == [1, 2]
+            np.testing.assert_allclose(got[["value", "other"]].to_numpy(), b, rtol=1e-5,
+                                       atol=1e-6)
 
 
 def test_forecast_errors(client):
@@ -495,3 +516,20 @@ def test_public_functions_have_numpydoc_sections():
         for p in inspect.signature(getattr(cdask, name)).parameters:
             if p != "params":
                 assert p in doc.split("Returns")[0], (name, p)
+
+
+def test_forecast_without_time_keeps_the_frame_order_through_the_shuffle(client):
+    df = _long_frame(n_series=5, seed=2).drop(columns="date")    # rows in random order
+    ddf = dd.from_pandas(df, npartitions=4, sort=False)
+    fc = RNNForecaster(window_length=6, hidden_size=6, max_iter=2, calibration_size=0,
+                       random_state=0, n_jobs=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cdask.fit_forecaster(fc, ddf, series_id="sid", target="value")
+    keys = sorted(df.sid.unique())
+    expected = fc.predict(3)                     # the training series, frame order
+    out = cdask.forecast(fc, ddf, 3, series_id="sid", target="value").compute()
+    out = out.sort_values(["sid", "step"])
+    for key, b in zip(keys, expected):
+        np.testing.assert_allclose(out[out.sid == key].value.to_numpy(), b, rtol=1e-5,
+                                   atol=1e-6)
