@@ -49,16 +49,23 @@ def _inference(client, model, n, T, F, chunk):
             "worker_cpu_per_wall": {w: (cpu1[w] - cpu0[w]) / wall for w in cpu1}}
 
 
+_GRID = {"hidden_size": [32, 64], "learning_rate_init": [1e-2, 3e-3]}     # x 3 folds
+
+
+def _grid_estimator(n_jobs):
+    from crnn import RNNClassifier
+    return RNNClassifier(cell="lstm", hidden_size=32, max_iter=8, batch_size=64,
+                         random_state=0, n_jobs=n_jobs)
+
+
 def _grid_search(client, X, y, n_jobs_est):
     import joblib
     from sklearn.model_selection import GridSearchCV
 
-    from crnn import RNNClassifier
-
-    est = RNNClassifier(cell="lstm", hidden_size=32, max_iter=3, batch_size=64,
-                        random_state=0, n_jobs=n_jobs_est)
-    grid = {"hidden_size": [16, 32], "learning_rate_init": [1e-2, 3e-3]}
-    search = GridSearchCV(est, grid, cv=3, n_jobs=-1, refit=False)
+    # joblib's dask backend counts the cluster's threads as its n_jobs, whatever
+    # n_jobs says: with 1 worker thread in all, joblib runs the search in this
+    # process (sequentially), not on the worker
+    search = GridSearchCV(_grid_estimator(n_jobs_est), _GRID, cv=3, n_jobs=-1, refit=False)
     if client is None:
         search.set_params(n_jobs=1)
         t0 = time.perf_counter()
@@ -76,12 +83,13 @@ def _grid_search(client, X, y, n_jobs_est):
 
 
 def _one_fit_seconds(X, y):
-    from crnn import RNNClassifier
-    est = RNNClassifier(cell="lstm", hidden_size=32, max_iter=3, batch_size=64,
-                        random_state=0, n_jobs=1)
+    """One fit of the search (2/3 of the data, hidden 64) and the refit (all of it)."""
+    est = _grid_estimator(1).set_params(hidden_size=64)
     t0 = time.perf_counter()
     est.fit(X[: 2 * len(X) // 3], y[: 2 * len(X) // 3])
-    return time.perf_counter() - t0
+    t1 = time.perf_counter()
+    est.fit(X, y)
+    return t1 - t0, time.perf_counter() - t1
 
 
 def main():
@@ -95,7 +103,7 @@ def main():
     from crnn import RNNClassifier
 
     n, T, F, chunk = (4000, 20, 8, 500) if a.quick else (40000, 50, 16, 2000)
-    gn = 600 if a.quick else 2400
+    gn = 600 if a.quick else 3000
     rng = np.random.default_rng(0)
     Xs = rng.standard_normal((512, T, F)).astype(np.float32)
     model = RNNClassifier(cell="lstm", hidden_size=64, max_iter=1, random_state=0,
@@ -117,7 +125,8 @@ def main():
                      "grid_n": gn},
            "cpu": os.cpu_count(), "local_predict_seq_per_s": local,
            "local_grid_search": _grid_search(None, Xg, yg, 1),
-           "one_fit_s": _one_fit_seconds(Xg, yg), "workers": {}}
+           "workers": {}}
+    res["one_fit_s"], res["refit_s"] = _one_fit_seconds(Xg, yg)
     for W in (1, 2):
         with LocalCluster(n_workers=W, threads_per_worker=1, processes=True,
                              dashboard_address=None) as cluster, Client(cluster) as client:
@@ -135,27 +144,38 @@ def main():
             json.dump(res, fh, indent=1, default=str)
 
 
+_SCHED_S = 1e-3      # scheduler time per task: "around 1 ms" (Dask's best-practices page)
+
+
 def _estimate(res):
-    """Paper estimate for W workers (compute-bound, uniform tasks)."""
+    """Paper estimate for W workers from the 2-worker run's per-task costs."""
     inf2 = res["workers"][2]["inference"]
-    n, chunk = res["sizes"]["n"], res["sizes"]["chunk"]
+    chunk = res["sizes"]["chunk"]
     tc = inf2["task_compute_s_mean"]
-    # per-task overhead beyond the compute, measured with 2 workers
+    # per-task time beyond the compute (scheduling, transfers), measured with 2 workers
     overhead = max(0.0, (inf2["wall_s"] * 2 - inf2["tasks"] * tc) / inf2["tasks"])
     chunk_mb = chunk * res["sizes"]["T"] * res["sizes"]["F"] * 4 / 1e6
-    fit = res["one_fit_s"]
+    fits, fit, refit = res["workers"][2]["grid_search"]["fits"], res["one_fit_s"], res["refit_s"]
     rows = []
     for W in (16, 64):
-        rate = W * chunk / (tc + overhead)
-        sched = 1 / 1e-3                      # ~1 ms of scheduler time per task (dask docs)
-        tasks_per_s = W / (tc + overhead)
-        read_mb_s = tasks_per_s * chunk_mb
-        fits = res["workers"][2]["grid_search"]["fits"]
-        rows.append({"workers": W, "seq_per_s": rate, "tasks_per_s": tasks_per_s,
-                     "scheduler_share": tasks_per_s / sched, "input_mb_s": read_mb_s,
-                     "grid_rounds": math.ceil(fits / W), "grid_s": math.ceil(fits / W) * fit,
-                     "n": n})
-    return {"task_s": tc, "overhead_s": overhead, "chunk_mb": chunk_mb, "rows": rows}
+        tasks_per_s = W / (tc + overhead)                # if compute-bound
+        sched_cap = 1 / _SCHED_S                          # tasks/s one scheduler handles
+        rate = min(tasks_per_s, sched_cap) * chunk
+        # chunk size that keeps the scheduler under 20% busy
+        min_chunk = math.ceil(chunk * W * _SCHED_S / 0.2 / (tc + overhead))
+        rounds = math.ceil(fits / W)
+        grid = rounds * fit + refit
+        rows.append({
+            "workers": W, "seq_per_s": rate, "tasks_per_s": tasks_per_s,
+            "scheduler_share": tasks_per_s / sched_cap, "input_mb_s": rate / chunk * chunk_mb,
+            "chunk_for_20pct_scheduler": min_chunk,
+            "inference_bottleneck": ("scheduler" if tasks_per_s * _SCHED_S > 0.5 else
+                                     "compute (input read rate next)"),
+            "grid_rounds": rounds, "grid_s": grid, "grid_speedup": fits * fit / grid,
+            "grid_bottleneck": (f"{fits} fits for {W} workers ({W - min(W, fits)} idle), then "
+                                "the refit here" if fits < W else "the refit here")})
+    return {"task_s": tc, "overhead_s": overhead, "chunk_mb": chunk_mb, "fit_s": fit,
+            "refit_s": refit, "rows": rows}
 
 
 def _report(res):
@@ -187,13 +207,19 @@ def _report(res):
                   f"(worker CPU s per wall s: {cpu}; over budget)")
     e = _estimate(res)
     res["estimate"] = e
-    print(f"\npaper estimate (per task: {e['task_s'] * 1e3:.0f} ms compute + "
-          f"{e['overhead_s'] * 1e3:.1f} ms overhead; {e['chunk_mb']:.1f} MB of input per task)")
+    print(f"\npaper estimate (inference: {e['task_s'] * 1e3:.0f} ms compute + "
+          f"{e['overhead_s'] * 1e3:.1f} ms other per task of {s['chunk']} sequences, "
+          f"{e['chunk_mb']:.1f} MB input; scheduler ~{_SCHED_S * 1e3:.0f} ms per task; "
+          f"grid search: fit {e['fit_s']:.2f} s, refit {e['refit_s']:.2f} s)")
     for r in e["rows"]:
         print(f"  {r['workers']:3d} workers: inference {r['seq_per_s']:9.0f} seq/s, "
-              f"{r['tasks_per_s']:6.0f} tasks/s ({100 * r['scheduler_share']:.0f}% of a "
-              f"~1 ms/task scheduler), input {r['input_mb_s']:6.0f} MB/s; grid search "
-              f"{r['grid_rounds']} round(s) of fits, ~{r['grid_s']:.1f} s")
+              f"{r['tasks_per_s']:5.0f} tasks/s = {100 * r['scheduler_share']:.0f}% of the "
+              f"scheduler, input {r['input_mb_s']:5.0f} MB/s; bottleneck: "
+              f"{r['inference_bottleneck']}; chunks of >= {r['chunk_for_20pct_scheduler']} "
+              f"sequences keep the scheduler under 20%")
+        print(f"               grid search: {r['grid_rounds']} round(s) of fits + refit "
+              f"~{r['grid_s']:.1f} s ({r['grid_speedup']:.1f}x the sequential fits); "
+              f"bottleneck: {r['grid_bottleneck']}")
 
 
 if __name__ == "__main__":
