@@ -111,6 +111,9 @@ def predict(estimator, X, *, method="predict", npartitions=None, **params):
     fn = _method(estimator, method)
     if params.get("return_state"):
         raise ValueError("return_state=True is not supported by crnn.dask.predict.")
+    if params.get("initial_state") is not None:
+        raise ValueError("initial_state (one row per sample) cannot be split by blocks; "
+                         "crnn.dask.predict does not take it.")
     if isinstance(X, np.ndarray):
         X = da.from_array(X, chunks=("auto",) + (-1,) * (X.ndim - 1))
     if isinstance(X, da.Array):
@@ -190,6 +193,8 @@ def _blocks(X, y, sample_weight):
     n = X.shape[0]
 
     def aligned(a, name):
+        if isinstance(a, db.Bag):
+            raise TypeError(f"With a dask array X, {name} must be an array, not a dask bag.")
         a = a if isinstance(a, da.Array) else da.asarray(np.asarray(a))
         if a.ndim == 0 or a.shape[0] != n:
             raise ValueError(f"{name} has {a.shape[0] if a.ndim else 'no'} samples; X has {n}.")

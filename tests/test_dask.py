@@ -275,6 +275,8 @@ def test_predict_errors(client, classifier):
         cdask.predict(clf, da.from_array(X), return_state=True)
     with pytest.raises(ValueError, match="empty list"):
         cdask.predict(clf, [])
+    with pytest.raises(ValueError, match="initial_state"):
+        cdask.predict(clf, da.from_array(X), initial_state=np.zeros((1, len(X), 8)))
 
 
 def test_predict_without_a_cluster(classifier):
@@ -406,6 +408,8 @@ def test_fit_incremental_errors(client):
         cdask.fit_incremental(RNNRegressor(), X, y[:-1])
     with pytest.raises(TypeError, match="no partial_fit"):
         cdask.fit_incremental(RNNForecaster(), X, y)
+    with pytest.raises(TypeError, match="not a dask bag"):
+        cdask.fit_incremental(RNNRegressor(), X, db.from_sequence(list(y)))
     with pytest.raises(ValueError, match="same partitions"):
         cdask.fit_incremental(RNNRegressor(), db.from_sequence(list(X), npartitions=2), y)
 
