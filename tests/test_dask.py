@@ -325,18 +325,24 @@ def test_fit_incremental_streams_chunks_in_shuffled_order(client, tmp_path):
 
 
 def test_fit_incremental_reaches_in_memory_quality(client):
+    # chunked training differs from in-memory training as another seed would
+    # (another order of the samples): compare the mean over three seeds
     X, y = _classification(n=600, seed=3)
     Xt, yt = _classification(n=300, seed=4)
-    params = dict(hidden_size=16, batch_size=32, learning_rate_init=1e-2, random_state=0,
-                  n_jobs=1)
-    memory = RNNClassifier(max_iter=8, n_iter_no_change=100, **params).fit(X, y)
-    chunked = cdask.fit_incremental(RNNClassifier(**params),
-                                    da.from_array(X, chunks=(100, 10, 3)),
-                                    da.from_array(y, chunks=100), epochs=8, random_state=0)
-    assert list(chunked.classes_) == ["down", "up"]       # read from y
-    acc_memory, acc_chunked = memory.score(Xt, yt), chunked.score(Xt, yt)
-    assert acc_memory > 0.85, acc_memory
-    assert acc_chunked > acc_memory - 0.04, (acc_chunked, acc_memory)
+    memory, chunked = [], []
+    for seed in range(3):
+        params = dict(hidden_size=16, batch_size=32, learning_rate_init=1e-2,
+                      random_state=seed, n_jobs=1)
+        memory.append(RNNClassifier(max_iter=8, n_iter_no_change=100, **params)
+                      .fit(X, y).score(Xt, yt))
+        model = cdask.fit_incremental(RNNClassifier(**params),
+                                      da.from_array(X, chunks=(100, 10, 3)),
+                                      da.from_array(y, chunks=100), epochs=8,
+                                      random_state=seed)
+        assert list(model.classes_) == ["down", "up"]       # read from y
+        chunked.append(model.score(Xt, yt))
+    assert min(memory) > 0.8 and min(chunked) > 0.8, (memory, chunked)
+    assert abs(np.mean(chunked) - np.mean(memory)) < 0.03, (memory, chunked)
 
 
 def test_fit_incremental_ragged_bag_and_weights(client):
