@@ -225,6 +225,10 @@ def test_the_plain_dask_recipe_of_the_readme(client, classifier):
     labels = dX.map_blocks(lambda b, m: m.predict(b), model, drop_axis=[1, 2],
                            meta=np.array((), dtype=clf.classes_.dtype))
     np.testing.assert_array_equal(labels.compute(), clf.predict(X))
+    scattered = client.scatter(clf, hash=False)      # a future in place of the Delayed
+    labels = dX.map_blocks(lambda b, m: m.predict(b), scattered, drop_axis=[1, 2],
+                           meta=np.array((), dtype=clf.classes_.dtype))
+    np.testing.assert_array_equal(labels.compute(), clf.predict(X))
 
 
 def _model_transfers(dask_worker):
