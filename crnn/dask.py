@@ -32,6 +32,8 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from ._estimators import _fit_lock
+
 try:
     import dask
     import dask.array as da
@@ -277,6 +279,14 @@ def fit_incremental(estimator, X, y, epochs=1, shuffle=True, random_state=None, 
         fit_kwargs["classes"] = _all_labels(y)
     order = [i for _ in range(int(epochs))
              for i in (rng.permutation(len(blocks)) if shuffle else range(len(blocks)))]
+    # the whole stream under the estimator's fit lock (re-entrant: each
+    # partial_fit takes it again): another thread's fit on the same estimator
+    # waits, so a failure's restore cannot drop its work
+    with _fit_lock(estimator):
+        return _stream(estimator, blocks, order, fit_kwargs)
+
+
+def _stream(estimator, blocks, order, fit_kwargs):
     before = copy.deepcopy(estimator.__dict__)
     # one thread reads the next chunk (dask.compute: on the workers when a
     # distributed client is active) while this one trains on the current one
@@ -301,7 +311,7 @@ def fit_incremental(estimator, X, y, epochs=1, shuffle=True, random_state=None, 
                 break
     except KeyboardInterrupt:
         warnings.warn(f"{_INTERRUPTED}; the model keeps the weights after the last completed "
-                      "chunk.", UserWarning, stacklevel=2)
+                      "chunk.", UserWarning, stacklevel=3)
     except BaseException:
         estimator.__dict__.clear()
         estimator.__dict__.update(before)

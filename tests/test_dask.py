@@ -382,6 +382,40 @@ def test_fit_incremental_failure_leaves_the_model_as_it_was(client):
     assert model.n_iter_ == 2
 
 
+class _Slow(RNNRegressor):
+    def partial_fit(self, X, y, sample_weight=None):
+        import time
+        time.sleep(0.05)
+        return super().partial_fit(X, y, sample_weight=sample_weight)
+
+
+def test_fit_incremental_holds_the_fit_lock(client):
+    # another thread's partial_fit during a stream that fails waits for it:
+    # the failure's restore does not drop that thread's epoch
+    import threading
+    X, y = _regression(n=160)
+    model = _Slow(hidden_size=4, random_state=0, n_jobs=1).fit(X, y)
+    n0 = model.n_iter_
+    bad = y.copy()
+    bad[-1] = np.nan
+    errors = []
+
+    def stream():
+        try:
+            cdask.fit_incremental(model, da.from_array(X, chunks=40), bad, shuffle=False)
+        except ValueError as exc:
+            errors.append(exc)
+
+    a = threading.Thread(target=stream)
+    a.start()
+    import time
+    time.sleep(0.08)                                  # inside the stream
+    model.partial_fit(X, y)                           # waits for the stream to end
+    a.join()
+    assert len(errors) == 1
+    assert model.n_iter_ == n0 + 1
+
+
 class _Interrupted(RNNRegressor):
     """partial_fit meets Ctrl-C on its third call: as crnn's own handler
     reports it (a warning; that call's batches so far are kept), or raised."""
