@@ -32,7 +32,7 @@ venv="$tmp/venv"
 python3 -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet torch==2.13.0
-"$venv/bin/python" -m pip install --quiet "$wheel[test]"
+"$venv/bin/python" -m pip install --quiet "$wheel[test,dask]"
 
 # from here on, outside the source tree
 mkdir "$tmp/run"
