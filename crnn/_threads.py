@@ -105,30 +105,14 @@ def cpu_count():
     return _CPU_COUNT
 
 
-def _env_threads():
-    """OMP_NUM_THREADS as it reads now (its first entry), or None when unset
-    or not a number."""
-    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    try:
-        return max(1, int(value)) if value else None
-    except ValueError:
-        return None
-
-
 def max_n_threads():
-    """The most threads the kernels use.  OMP_NUM_THREADS set: the user's
-    (or a scheduler's) word, even above the core count, i.e. what it reads
-    now capped by omp_get_max_threads() (the value the OpenMP runtime read
-    when it loaded, or a threadpoolctl limit since).  Both count because a
-    scheduler may change the variable in a running worker (Ray sets it per
-    task, to the task's CPUs): a budget lowered that way is kept to.
-    Unset: omp_get_max_threads() capped by the usable cores (scikit-learn's
-    rule)."""
+    """The most threads the kernels use: omp_get_max_threads() when
+    OMP_NUM_THREADS is set (the user's word, even above the core count),
+    else that capped by the usable cores (scikit-learn's rule)."""
     if not openmp_enabled():
         return 1
-    env = _env_threads()
-    if env is not None:
-        return max(1, min(env, omp_max_threads()))
+    if os.environ.get("OMP_NUM_THREADS"):
+        return max(1, omp_max_threads())
     return max(1, min(omp_max_threads(), cpu_count()))
 
 

@@ -30,13 +30,34 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
+_THREADS_HERE = None
+
+
 @pytest.fixture(scope="module")
 def client():
+    global _THREADS_HERE
+    from crnn._threads import effective_n_threads
+    _THREADS_HERE = effective_n_threads(None)
+    # the nanny sets OMP_NUM_THREADS & co. in this process too, for good:
+    # put the environment back afterwards for the tests that follow
+    saved = dict(os.environ)
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                        dashboard_address=None)
-    with distributed.Client(cluster) as c:
-        yield c
-    cluster.close()
+    try:
+        with distributed.Client(cluster) as c:
+            yield c
+        cluster.close()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def test_the_client_keeps_its_threads(client):
+    # the LocalCluster left OMP_NUM_THREADS=1 in this process (distributed's
+    # nanny does not restore it); crnn, imported before, keeps every core here
+    # for the refit and fit_incremental
+    from crnn._threads import effective_n_threads
+    assert effective_n_threads(None) == _THREADS_HERE
 
 
 def _classification(n=160, T=10, F=3, seed=0):

@@ -4,14 +4,17 @@ backend and the thread budget crnn's kernels get inside Ray tasks and actors.
 What Ray does, as measured with Ray 2.60: it sets ``os.environ["OMP_NUM_THREADS"]``
 to each task's ``num_cpus`` (1 by default) before the task runs, in the task's
 worker process, every task anew.  The OpenMP runtime, though, reads that
-variable once, when it is loaded (the first ``import crnn`` in that process).
-crnn reads both and keeps to the lower: a worker that ran a 1-CPU task first
-keeps a budget of 1 thread when Ray later reuses it for a ``num_cpus=2`` task,
-and one started by a 2-CPU task runs a later 1-CPU task on 1 thread (that
-rule is tested in tests/test_engine.py).  Only the behaviour that does not
-depend on which worker Ray picks is tested here: a fresh process (an actor,
-or a task with its own ``runtime_env``) gets its ``num_cpus`` as budget, and
-an explicit ``n_jobs`` is always honoured.
+variable once, when it is loaded (the first ``import crnn`` in that process),
+and crnn's budget is the runtime's: a worker that ran a 1-CPU task first
+keeps a budget of 1 thread when Ray later reuses it for a ``num_cpus=2`` task
+(and the other way round).  Only the behaviour that does not depend on which
+worker Ray picks is tested here: a fresh process (an actor, or a task with its
+own ``runtime_env``) gets its ``num_cpus`` as budget, and an explicit
+``n_jobs`` is always honoured.
+
+Ray sets OMP_NUM_THREADS only where the driver has not: the fixture runs Ray
+with the variable unset (a dask LocalCluster started earlier in this process
+leaves it at 1).
 
 The workers cannot import this test module, so its functions travel by value.
 """
@@ -37,13 +40,15 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             ignore_reinit_error=True)
-    ray_joblib.register_ray()
-    try:
-        yield
-    finally:
-        ray.shutdown()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("OMP_NUM_THREADS", raising=False)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 ignore_reinit_error=True)
+        ray_joblib.register_ray()
+        try:
+            yield
+        finally:
+            ray.shutdown()
 
 
 def _thread_info():
