@@ -4,7 +4,9 @@
 # Sums (the gradient norm, the squared weights) are formed per fixed-size
 # chunk and then added in chunk order, so the result does not depend on how
 # many threads ran: a given random_state and n_jobs always give the same
-# model bit for bit.
+# model bit for bit.  The per-chunk loops are C (crnn_optim.h), written to
+# vectorize; this file validates, splits the vector into chunks over the
+# threads and adds the chunks' sums.
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt, pow, isfinite
@@ -17,19 +19,38 @@ cdef enum:
     CHUNK = 16384
 
 
+cdef extern from "crnn_optim.h" nogil:
+    double crnn_reduce_f32(float* grads, long S, long P, long lo, long hi)
+    double crnn_reduce_f64(double* grads, long S, long P, long lo, long hi)
+    double crnn_wsq_f32(const float* theta, const unsigned char* wmask, long lo, long hi)
+    double crnn_wsq_f64(const double* theta, const unsigned char* wmask, long lo, long hi)
+    void crnn_adam_f32(float* theta, const float* g, float* m, float* v,
+                         const unsigned char* wmask, long lo, long hi, double gscale,
+                         double alpha, double beta1, double beta2, double eps, double lr_bc1,
+                         double bc2_sqrt)
+    void crnn_adam_f64(double* theta, const double* g, double* m, double* v,
+                         const unsigned char* wmask, long lo, long hi, double gscale,
+                         double alpha, double beta1, double beta2, double eps, double lr_bc1,
+                         double bc2_sqrt)
+    void crnn_sgd_f32(float* theta, const float* g, const unsigned char* wmask, long lo,
+                        long hi, double gscale, double alpha, double lr)
+    void crnn_sgd_f64(double* theta, const double* g, const unsigned char* wmask, long lo,
+                        long hi, double gscale, double alpha, double lr)
+    void crnn_momentum_f32(float* theta, const float* g, float* m,
+                             const unsigned char* wmask, long lo, long hi, double gscale,
+                             double alpha, double lr, double momentum, int nesterov, int first)
+    void crnn_momentum_f64(double* theta, const double* g, double* m,
+                             const unsigned char* wmask, long lo, long hi, double gscale,
+                             double alpha, double lr, double momentum, int nesterov, int first)
+
+
 cdef void _reduce_chunk(floating* grads, Py_ssize_t S, Py_ssize_t P, Py_ssize_t lo,
                         Py_ssize_t hi, double* nsq) noexcept nogil:
     """grads[0, j] <- sum_s grads[s, j] (in shard order); nsq <- sum of squares."""
-    cdef Py_ssize_t s, j
-    cdef double acc = 0
-    cdef floating g
-    for j in range(lo, hi):
-        g = grads[j]
-        for s in range(1, S):
-            g = g + grads[s * P + j]
-        grads[j] = g
-        acc += <double> g * g
-    nsq[0] = acc
+    if floating is float:
+        nsq[0] = crnn_reduce_f32(grads, S, P, lo, hi)
+    else:
+        nsq[0] = crnn_reduce_f64(grads, S, P, lo, hi)
 
 
 def reduce_grads(floating[:, ::1] grads, int n_threads=1):
@@ -52,27 +73,32 @@ cdef void _update_chunk(floating* theta, const floating* g, floating* m,
                         double gscale, double alpha, double beta1, double beta2,
                         double eps, double bc1, double bc2_sqrt, double momentum,
                         bint nesterov, bint first, double* wsq) noexcept nogil:
-    cdef Py_ssize_t j
-    cdef double w, gj, mj, vj, acc = 0
-    for j in range(lo, hi):
-        w = theta[j]
-        gj = gscale * g[j]
-        if wmask[j]:
-            acc += w * w
-            gj = gj + alpha * w
-        if solver == SOLVER_ADAM:
-            mj = beta1 * m[j] + (1 - beta1) * gj
-            vj = beta2 * v[j] + (1 - beta2) * gj * gj
-            m[j] = <floating> mj
-            v[j] = <floating> vj
-            theta[j] = <floating> (w - (lr / bc1) * mj / (sqrt(vj) / bc2_sqrt + eps))
+    # the squared masked weights before the step (only the L2 term reads them)
+    wsq[0] = 0
+    if alpha != 0:
+        if floating is float:
+            wsq[0] = crnn_wsq_f32(theta, wmask, lo, hi)
         else:
-            if momentum != 0:
-                mj = gj if first else momentum * m[j] + gj
-                m[j] = <floating> mj
-                gj = gj + momentum * mj if nesterov else mj
-            theta[j] = <floating> (w - lr * gj)
-    wsq[0] = acc
+            wsq[0] = crnn_wsq_f64(theta, wmask, lo, hi)
+    if solver == SOLVER_ADAM:
+        if floating is float:
+            crnn_adam_f32(theta, g, m, v, wmask, lo, hi, gscale, alpha, beta1, beta2, eps,
+                          lr / bc1, bc2_sqrt)
+        else:
+            crnn_adam_f64(theta, g, m, v, wmask, lo, hi, gscale, alpha, beta1, beta2, eps,
+                          lr / bc1, bc2_sqrt)
+    elif momentum != 0:
+        if floating is float:
+            crnn_momentum_f32(theta, g, m, wmask, lo, hi, gscale, alpha, lr, momentum,
+                              nesterov, first)
+        else:
+            crnn_momentum_f64(theta, g, m, wmask, lo, hi, gscale, alpha, lr, momentum,
+                              nesterov, first)
+    else:
+        if floating is float:
+            crnn_sgd_f32(theta, g, wmask, lo, hi, gscale, alpha, lr)
+        else:
+            crnn_sgd_f64(theta, g, wmask, lo, hi, gscale, alpha, lr)
 
 
 def apply_update(floating[::1] theta, floating[:, ::1] grads, floating[::1] m,
@@ -88,7 +114,7 @@ def apply_update(floating[::1] theta, floating[:, ::1] grads, floating[::1] m,
     (1-based) exactly as torch.optim does.
 
     Returns (gradient norm before clipping, sum of squared masked weights
-    before the step).  A non-finite gradient leaves every array untouched
+    before the step; 0 when alpha is 0, where nothing reads it).  A non-finite gradient leaves every array untouched
     except `grads` and returns (nan or inf, nan).
     """
     cdef Py_ssize_t P = theta.shape[0], nch = (P + CHUNK - 1) // CHUNK, c

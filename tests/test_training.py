@@ -38,7 +38,7 @@ def _state(theta):
 
 @pytest.mark.parametrize("solver", ["adam", "sgd", "sgd-plain"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("P", [7, 40000])
+@pytest.mark.parametrize("P", [7, 40000, 40003])
 @pytest.mark.parametrize("clip", [None, 0.5])
 def test_solvers_match_numpy(solver, dtype, P, clip):
     rng = np.random.default_rng(0)
@@ -55,7 +55,9 @@ def test_solvers_match_numpy(solver, dtype, P, clip):
         g = shards.astype(np.float64).sum(axis=0)
         et, em, ev, enorm = _numpy_step(et, g, em, ev, mask, solver[:4].rstrip("-"), 0.01, 0.1,
                                         clip, 0.9, 0.999, 1e-8, mom, nesterov, step)
+        ewsq = float(np.sum(mask * st.theta.astype(np.float64) ** 2))
         norm, wsq = opt.step(st, shards, 0.01, mask, 2)
+        assert wsq == pytest.approx(ewsq, rel=1e-12)         # the weights before the step
         assert st.opt_step == step
         tol = 1e-12 if dtype == np.float64 else 2e-5
         assert norm == pytest.approx(enorm, rel=tol)
