@@ -30,6 +30,26 @@
 
 #define CRNN_ACC 8
 
+/* double total = the sum over j in [lo, hi) of TERM(j), in CRNN_ACC
+ * interleaved accumulators added in a fixed order (the loop vectorizes; the
+ * order depends on neither the vector width nor the threads) */
+#define CRNN_ACC_SUM(total, TERM)                                                      \
+    double total = 0;                                                                 \
+    {                                                                                 \
+        double acc_[CRNN_ACC] = {0};                                                  \
+        long j_ = lo;                                                                 \
+        for (; j_ + CRNN_ACC <= hi; j_ += CRNN_ACC)                                   \
+            for (int k_ = 0; k_ < CRNN_ACC; k_++)                                     \
+                acc_[k_] += TERM(j_ + k_);                                            \
+        for (; j_ < hi; j_++)                                                         \
+            acc_[0] += TERM(j_);                                                      \
+        for (int k_ = 0; k_ < CRNN_ACC; k_++)                                         \
+            total += acc_[k_];                                                        \
+    }
+
+#define CRNN_GRAD_SQ(j) ((double)g0[j] * (double)g0[j])
+#define CRNN_MASKED_W_SQ(j) (wmask[j] ? (double)theta[j] * (double)theta[j] : 0.0)
+
 /* g[j] <- sum_s g[s * P + j] for j in [lo, hi) (shard order); returns the
  * sum of the squared results. */
 #define CRNN_DEF_REDUCE(NAME, T, ATTR)                                                 \
@@ -41,38 +61,16 @@
             for (long j = lo; j < hi; j++)                                            \
                 g0[j] = g0[j] + gs[j];                                                \
         }                                                                             \
-        double acc[CRNN_ACC] = {0};                                                   \
-        long j = lo;                                                                  \
-        for (; j + CRNN_ACC <= hi; j += CRNN_ACC)                                     \
-            for (int k = 0; k < CRNN_ACC; k++)                                        \
-                acc[k] += (double)g0[j + k] * (double)g0[j + k];                      \
-        for (; j < hi; j++)                                                           \
-            acc[0] += (double)g0[j] * (double)g0[j];                                  \
-        double total = 0;                                                             \
-        for (int k = 0; k < CRNN_ACC; k++)                                            \
-            total += acc[k];                                                          \
+        CRNN_ACC_SUM(total, CRNN_GRAD_SQ)                                             \
         return total;                                                                 \
     }
 
-/* sum of the squared masked weights (CRNN_ACC interleaved accumulators) */
+/* the sum of the squared masked weights */
 #define CRNN_DEF_WSQ(NAME, T, ATTR)                                                    \
     ATTR static double NAME(const T *restrict theta, const unsigned char *restrict wmask, \
                             long lo, long hi)                                         \
     {                                                                                 \
-        double acc[CRNN_ACC] = {0};                                                   \
-        long j = lo;                                                                  \
-        for (; j + CRNN_ACC <= hi; j += CRNN_ACC)                                     \
-            for (int k = 0; k < CRNN_ACC; k++) {                                      \
-                const double w = theta[j + k];                                        \
-                acc[k] += wmask[j + k] ? w * w : 0.0;                                 \
-            }                                                                         \
-        for (; j < hi; j++) {                                                         \
-            const double w = theta[j];                                                \
-            acc[0] += wmask[j] ? w * w : 0.0;                                         \
-        }                                                                             \
-        double total = 0;                                                             \
-        for (int k = 0; k < CRNN_ACC; k++)                                            \
-            total += acc[k];                                                          \
+        CRNN_ACC_SUM(total, CRNN_MASKED_W_SQ)                                         \
         return total;                                                                 \
     }
 
