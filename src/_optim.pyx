@@ -20,28 +20,34 @@ cdef enum:
 
 
 cdef extern from "crnn_optim.h" nogil:
-    double crnn_reduce_f32(float* grads, long S, long P, long lo, long hi)
-    double crnn_reduce_f64(double* grads, long S, long P, long lo, long hi)
-    double crnn_wsq_f32(const float* theta, const unsigned char* wmask, long lo, long hi)
-    double crnn_wsq_f64(const double* theta, const unsigned char* wmask, long lo, long hi)
+    double crnn_reduce_f32(float* grads, Py_ssize_t S, Py_ssize_t P, Py_ssize_t lo,
+                           Py_ssize_t hi)
+    double crnn_reduce_f64(double* grads, Py_ssize_t S, Py_ssize_t P, Py_ssize_t lo,
+                           Py_ssize_t hi)
+    double crnn_wsq_f32(const float* theta, const unsigned char* wmask, Py_ssize_t lo,
+                        Py_ssize_t hi)
+    double crnn_wsq_f64(const double* theta, const unsigned char* wmask, Py_ssize_t lo,
+                        Py_ssize_t hi)
     void crnn_adam_f32(float* theta, const float* g, float* m, float* v,
-                         const unsigned char* wmask, long lo, long hi, double gscale,
-                         double alpha, double beta1, double beta2, double eps, double lr_bc1,
-                         double bc2_sqrt)
+                       const unsigned char* wmask, Py_ssize_t lo, Py_ssize_t hi,
+                       double gscale, double alpha, double beta1, double beta2, double eps,
+                       double lr_bc1, double bc2_sqrt)
     void crnn_adam_f64(double* theta, const double* g, double* m, double* v,
-                         const unsigned char* wmask, long lo, long hi, double gscale,
-                         double alpha, double beta1, double beta2, double eps, double lr_bc1,
-                         double bc2_sqrt)
-    void crnn_sgd_f32(float* theta, const float* g, const unsigned char* wmask, long lo,
-                        long hi, double gscale, double alpha, double lr)
-    void crnn_sgd_f64(double* theta, const double* g, const unsigned char* wmask, long lo,
-                        long hi, double gscale, double alpha, double lr)
+                       const unsigned char* wmask, Py_ssize_t lo, Py_ssize_t hi,
+                       double gscale, double alpha, double beta1, double beta2, double eps,
+                       double lr_bc1, double bc2_sqrt)
+    void crnn_sgd_f32(float* theta, const float* g, const unsigned char* wmask,
+                      Py_ssize_t lo, Py_ssize_t hi, double gscale, double alpha, double lr)
+    void crnn_sgd_f64(double* theta, const double* g, const unsigned char* wmask,
+                      Py_ssize_t lo, Py_ssize_t hi, double gscale, double alpha, double lr)
     void crnn_momentum_f32(float* theta, const float* g, float* m,
-                             const unsigned char* wmask, long lo, long hi, double gscale,
-                             double alpha, double lr, double momentum, int nesterov, int first)
+                           const unsigned char* wmask, Py_ssize_t lo, Py_ssize_t hi,
+                           double gscale, double alpha, double lr, double momentum,
+                           int nesterov, int first)
     void crnn_momentum_f64(double* theta, const double* g, double* m,
-                             const unsigned char* wmask, long lo, long hi, double gscale,
-                             double alpha, double lr, double momentum, int nesterov, int first)
+                           const unsigned char* wmask, Py_ssize_t lo, Py_ssize_t hi,
+                           double gscale, double alpha, double lr, double momentum,
+                           int nesterov, int first)
 
 
 cdef void _reduce_chunk(floating* grads, Py_ssize_t S, Py_ssize_t P, Py_ssize_t lo,
@@ -114,8 +120,9 @@ def apply_update(floating[::1] theta, floating[:, ::1] grads, floating[::1] m,
     (1-based) exactly as torch.optim does.
 
     Returns (gradient norm before clipping, sum of squared masked weights
-    before the step; 0 when alpha is 0, where nothing reads it).  A non-finite gradient leaves every array untouched
-    except `grads` and returns (nan or inf, nan).
+    before the step; 0 when alpha is 0, where nothing reads it).  A
+    non-finite gradient leaves every array untouched except `grads` and
+    returns (nan or inf, nan).
     """
     cdef Py_ssize_t P = theta.shape[0], nch = (P + CHUNK - 1) // CHUNK, c
     cdef double[::1] part = np.zeros(max(nch, 1))

@@ -11,11 +11,13 @@
  * same at 5 ns per parameter (the Adam step of a streaming LSTM's 330,000
  * weights cost more than its forward pass).  Compiled for baseline x86-64,
  * AVX2+FMA and AVX-512, the best picked when the module loads (CRNN_CLONES).
+ * Indices are ptrdiff_t: S * P may pass 2^31 where long has 32 bits.
  */
 #ifndef CRNN_OPTIM_H
 #define CRNN_OPTIM_H
 
 #include <math.h>
+#include <stddef.h>
 #include "crnn_fast.h"        /* CRNN_CLONES, restrict on MSVC */
 
 /* No FMA contraction in these loops: every clone (and the scalar code before
@@ -34,17 +36,17 @@
  * interleaved accumulators added in a fixed order (the loop vectorizes; the
  * order depends on neither the vector width nor the threads) */
 #define CRNN_ACC_SUM(total, TERM)                                                      \
-    double total = 0;                                                                 \
-    {                                                                                 \
-        double acc_[CRNN_ACC] = {0};                                                  \
-        long j_ = lo;                                                                 \
-        for (; j_ + CRNN_ACC <= hi; j_ += CRNN_ACC)                                   \
-            for (int k_ = 0; k_ < CRNN_ACC; k_++)                                     \
-                acc_[k_] += TERM(j_ + k_);                                            \
-        for (; j_ < hi; j_++)                                                         \
-            acc_[0] += TERM(j_);                                                      \
-        for (int k_ = 0; k_ < CRNN_ACC; k_++)                                         \
-            total += acc_[k_];                                                        \
+    double total = 0;                                                                  \
+    {                                                                                  \
+        double acc_[CRNN_ACC] = {0};                                                   \
+        ptrdiff_t j_ = lo;                                                             \
+        for (; j_ + CRNN_ACC <= hi; j_ += CRNN_ACC)                                    \
+            for (int k_ = 0; k_ < CRNN_ACC; k_++)                                      \
+                acc_[k_] += TERM(j_ + k_);                                             \
+        for (; j_ < hi; j_++)                                                          \
+            acc_[0] += TERM(j_);                                                       \
+        for (int k_ = 0; k_ < CRNN_ACC; k_++)                                          \
+            total += acc_[k_];                                                         \
     }
 
 #define CRNN_GRAD_SQ(j) ((double)g0[j] * (double)g0[j])
@@ -53,43 +55,44 @@
 /* g[j] <- sum_s g[s * P + j] for j in [lo, hi) (shard order); returns the
  * sum of the squared results. */
 #define CRNN_DEF_REDUCE(NAME, T, ATTR)                                                 \
-    ATTR static double NAME(T *grads, long S, long P, long lo, long hi)               \
-    {                                                                                 \
-        T *restrict g0 = grads;                                                       \
-        for (long s = 1; s < S; s++) {                                                \
-            const T *restrict gs = grads + s * P;                                     \
-            for (long j = lo; j < hi; j++)                                            \
-                g0[j] = g0[j] + gs[j];                                                \
-        }                                                                             \
-        CRNN_ACC_SUM(total, CRNN_GRAD_SQ)                                             \
-        return total;                                                                 \
+    ATTR static double NAME(T *grads, ptrdiff_t S, ptrdiff_t P, ptrdiff_t lo,           \
+                            ptrdiff_t hi)                                              \
+    {                                                                                  \
+        T *restrict g0 = grads;                                                        \
+        for (ptrdiff_t s = 1; s < S; s++) {                                            \
+            const T *restrict gs = grads + s * P;                                      \
+            for (ptrdiff_t j = lo; j < hi; j++)                                        \
+                g0[j] = g0[j] + gs[j];                                                 \
+        }                                                                              \
+        CRNN_ACC_SUM(total, CRNN_GRAD_SQ)                                              \
+        return total;                                                                  \
     }
 
 /* the sum of the squared masked weights */
 #define CRNN_DEF_WSQ(NAME, T, ATTR)                                                    \
     ATTR static double NAME(const T *restrict theta, const unsigned char *restrict wmask, \
-                            long lo, long hi)                                         \
-    {                                                                                 \
-        CRNN_ACC_SUM(total, CRNN_MASKED_W_SQ)                                         \
-        return total;                                                                 \
+                            ptrdiff_t lo, ptrdiff_t hi)                                \
+    {                                                                                  \
+        CRNN_ACC_SUM(total, CRNN_MASKED_W_SQ)                                          \
+        return total;                                                                  \
     }
 
 /* the clipped gradient plus the L2 term for masked weights */
-#define CRNN_OPT_GRAD(j)                                                              \
-    const double w = theta[j];                                                        \
-    const double gs = gscale * g[j];                                                  \
+#define CRNN_OPT_GRAD(j)                                                               \
+    const double w = theta[j];                                                         \
+    const double gs = gscale * g[j];                                                   \
     const double gj = wmask[j] ? gs + alpha * w : gs;
 
 /* The updates, one loop each (no reduction in it: it vectorizes). */
 #define CRNN_DEF_OPTIM(SUFFIX, T, ATTR)                                                \
     ATTR static void crnn_adam_##SUFFIX(T *restrict theta, const T *restrict g,        \
                                         T *restrict m, T *restrict v,                  \
-                                        const unsigned char *restrict wmask, long lo,   \
-                                        long hi, double gscale, double alpha,           \
-                                        double beta1, double beta2, double eps,         \
-                                        double lr_bc1, double bc2_sqrt)                 \
+                                        const unsigned char *restrict wmask, ptrdiff_t lo, \
+                                        ptrdiff_t hi, double gscale, double alpha,     \
+                                        double beta1, double beta2, double eps,        \
+                                        double lr_bc1, double bc2_sqrt)                \
     {                                                                                  \
-        for (long j = lo; j < hi; j++) {                                               \
+        for (ptrdiff_t j = lo; j < hi; j++) {                                          \
             CRNN_OPT_GRAD(j)                                                           \
             const double mj = beta1 * m[j] + (1 - beta1) * gj;                         \
             const double vj = beta2 * v[j] + (1 - beta2) * gj * gj;                    \
@@ -99,24 +102,25 @@
         }                                                                              \
     }                                                                                  \
     ATTR static void crnn_sgd_##SUFFIX(T *restrict theta, const T *restrict g,         \
-                                       const unsigned char *restrict wmask, long lo,    \
-                                       long hi, double gscale, double alpha, double lr) \
+                                       const unsigned char *restrict wmask,             \
+                                       ptrdiff_t lo, ptrdiff_t hi, double gscale,       \
+                                       double alpha, double lr)                         \
     {                                                                                  \
-        for (long j = lo; j < hi; j++) {                                               \
+        for (ptrdiff_t j = lo; j < hi; j++) {                                          \
             CRNN_OPT_GRAD(j)                                                           \
             theta[j] = w - lr * gj;                                                    \
         }                                                                              \
     }                                                                                  \
-    /* m <- g (first step) or momentum m + g; Nesterov steps along g + momentum m,   \
-     * plain momentum along m */                                                     \
+    /* m <- g (first step) or momentum m + g; Nesterov steps along g + momentum m,     \
+     * plain momentum along m */                                                       \
     ATTR static void crnn_momentum_##SUFFIX(T *restrict theta, const T *restrict g,    \
                                             T *restrict m,                             \
                                             const unsigned char *restrict wmask,       \
-                                            long lo, long hi, double gscale,           \
+                                            ptrdiff_t lo, ptrdiff_t hi, double gscale, \
                                             double alpha, double lr, double momentum,  \
                                             int nesterov, int first)                   \
     {                                                                                  \
-        for (long j = lo; j < hi; j++) {                                               \
+        for (ptrdiff_t j = lo; j < hi; j++) {                                          \
             CRNN_OPT_GRAD(j)                                                           \
             const double mj = first ? gj : momentum * m[j] + gj;                       \
             m[j] = mj;                                                                 \
