@@ -33,6 +33,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ._estimators import _fit_lock
+from ._forecast import _pandas
 
 try:
     import dask
@@ -210,8 +211,8 @@ def _blocks(X, y, sample_weight):
     return list(zip(xs, ys, ws))
 
 
-def _needs_classes(estimator, classes):
-    return (classes is None and not hasattr(estimator, "classes_")
+def _needs_classes(estimator):
+    return (not hasattr(estimator, "classes_")
             and "classes" in inspect.signature(estimator.partial_fit).parameters)
 
 
@@ -275,7 +276,7 @@ def fit_incremental(estimator, X, y, epochs=1, shuffle=True, random_state=None, 
     fit_kwargs = {}
     if classes is not None:
         fit_kwargs["classes"] = np.asarray(classes)
-    elif _needs_classes(estimator, classes):
+    elif _needs_classes(estimator):
         fit_kwargs["classes"] = _all_labels(y)
     order = [i for _ in range(int(epochs))
              for i in (rng.permutation(len(blocks)) if shuffle else range(len(blocks)))]
@@ -338,11 +339,6 @@ def _to_dask_frame(df):
     raise TypeError(f"df must be a pandas or dask DataFrame; got {type(df).__name__}.")
 
 
-def _pandas():
-    import pandas as pd
-    return pd
-
-
 def _check_frame(df, series_id, target, time):
     cols = [series_id] + ([time] if time is not None else []) + _columns(target)
     missing = [c for c in cols if c not in df.columns]
@@ -383,11 +379,6 @@ def _series_of(pdf, series_id, target, time):
     return out
 
 
-def _pieces(pdf, series_id, target, time):
-    cols = [series_id] + ([time] if time is not None else []) + _columns(target)
-    return pdf[cols]
-
-
 def collect_series(df, *, series_id, target, time=None):
     """The series of a long dataframe, read on the workers.
 
@@ -412,9 +403,8 @@ def collect_series(df, *, series_id, target, time=None):
         {series id: pandas Series or DataFrame}, in sorted id order.
     """
     ddf = _to_dask_frame(df)
-    _check_frame(ddf, series_id, target, time)
-    parts = dask.compute(*[dask.delayed(_pieces)(p, series_id, target, time)
-                           for p in ddf.to_delayed()])
+    cols = _check_frame(ddf, series_id, target, time)
+    parts = dask.compute(*ddf[cols].to_delayed())
     pd = _pandas()
     rows = pd.concat(parts, ignore_index=True)
     if not len(rows):
