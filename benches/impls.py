@@ -69,13 +69,13 @@ def make_data(case, seed=0):
 # crnn
 
 
-def crnn_fns(case, threads, cell="rnn"):
+def crnn_fns(case, threads, cell="rnn", compute_dtype=None):
     from crnn import RNNRegressor
 
     D, H, B, T = CASES[case]
     X, y = make_data(case)
     est = RNNRegressor(cell=cell, hidden_size=H, batch_size=B, n_jobs=threads, random_state=0,
-                       learning_rate_init=1e-3)
+                       learning_rate_init=1e-3, compute_dtype=compute_dtype)
     est.partial_fit(X, y)
     return {"train": lambda: est.partial_fit(X, y), "infer": lambda: est.predict(X)}
 
@@ -92,7 +92,13 @@ def torch_available():
     return True
 
 
-def torch_fns(case, threads, cell="rnn"):
+def torch_fns(case, threads, cell="rnn", bf16=None):
+    """bf16: None (float32), "autocast" (float32 modules under
+    torch.autocast("cpu", torch.bfloat16): mixed precision, as crnn's
+    compute_dtype="bfloat16") or "modules" (modules, input and optimizer in
+    bfloat16: no float32 master weights)."""
+    import contextlib
+
     import torch
 
     D, H, B, T = CASES[case]
@@ -101,14 +107,20 @@ def torch_fns(case, threads, cell="rnn"):
     rnn = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell](
         D, H, batch_first=True)
     head = torch.nn.Linear(H, 1)
-    opt = torch.optim.Adam(list(rnn.parameters()) + list(head.parameters()), lr=1e-3)
     Xt = torch.from_numpy(X)
     yt = torch.from_numpy(y[:, None])
+    if bf16 == "modules":
+        rnn, head = rnn.to(torch.bfloat16), head.to(torch.bfloat16)
+        Xt, yt = Xt.to(torch.bfloat16), yt.to(torch.bfloat16)
+    opt = torch.optim.Adam(list(rnn.parameters()) + list(head.parameters()), lr=1e-3)
     loss_fn = torch.nn.MSELoss()
 
     def forward():
-        _, h_n = rnn(Xt)
-        return head((h_n[0] if isinstance(h_n, tuple) else h_n)[-1])
+        ctx = (torch.autocast("cpu", dtype=torch.bfloat16) if bf16 == "autocast"
+               else contextlib.nullcontext())
+        with ctx:
+            _, h_n = rnn(Xt)
+            return head((h_n[0] if isinstance(h_n, tuple) else h_n)[-1])
 
     return _torch_step_fns(forward, opt, loss_fn, yt, threads)
 
@@ -120,7 +132,7 @@ def _torch_step_fns(forward, opt, loss_fn, yt, threads):
 
     def train():
         torch.set_num_threads(threads)
-        loss = loss_fn(forward(), yt)
+        loss = loss_fn(forward().float(), yt.float())
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -84,6 +84,14 @@ def sample_rows(data, samples):
                            for i in samples]).astype(np.intp)
 
 
+class PackedWeights(np.ndarray):
+    """Packed weights (Engine.packed_weights), with the SIMD level they were
+    packed for: predict repacks weights packed at another level (the
+    estimator's compute_dtype changed since) instead of misreading them."""
+
+    simd = None
+
+
 class Engine:
     """Kernel calls for one network layout and one way of reading it.
 
@@ -110,13 +118,14 @@ class Engine:
         self.loss = loss
         self.trunc = trunc
         self.dropout = float(dropout)
+        self.simd = int(simd)
         self.cfg = layout.config(self.seq, loss, trunc, simd, self.dropout)
 
     @property
     def key(self):
         """What the engine was built for: a cached engine is reused while
         this stays the same."""
-        return (self.layout, self.seq, self.loss, self.trunc, self.dropout)
+        return (self.layout, self.seq, self.loss, self.trunc, self.dropout, self.simd)
 
     def packed_size(self, train, dtype):
         """Elements of the packed W_hh copies (0 where the CPU has no SIMD
@@ -124,10 +133,14 @@ class Engine:
         return self.cfg.packed_size(train, dtype.itemsize) if self.cfg.simd else 0
 
     def packed_weights(self, theta):
-        """W_hh of every layer packed for predict's recurrent products."""
+        """W_hh of every layer packed for predict's recurrent products,
+        marked with the SIMD level they were packed for (float32 and
+        bfloat16 packings have the same size but not the same layout)."""
         wpack = np.empty(self.packed_size(False, theta.dtype), dtype=theta.dtype)
         if wpack.size:
             _kernels.pack_weights(self.cfg, theta, wpack, False)
+        wpack = wpack.view(PackedWeights)
+        wpack.simd = self.cfg.simd
         return wpack
 
     def trainer(self, data, target, batch_size, n_threads, dtype, weights=None):
@@ -171,7 +184,7 @@ class Engine:
         iws = np.empty((nws, cfg.index_workspace_size(T)), dtype=np.intp)
         h0, c0, hN, cN = states or (None,) * 4
         with blas_single_threaded():
-            if wpack is None:
+            if wpack is None or getattr(wpack, "simd", None) != cfg.simd:
                 wpack = self.packed_weights(theta)
             _kernels.predict(cfg, theta, data.rows, data.start, data.lens, order, out, ws, iws,
                              chunk, T, plan.n_workers, plan.hidden_split, wpack, h0, c0, hN,

@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from ._callbacks import CallbackSupportMixin, EpochMonitor, wants_callbacks, with_callbacks
 from ._data import (fast_float_array, from_array, from_list, is_sequence_list,
                     per_step_targets, refuse_non_numbers)
+from . import _kernels
 from ._engine import Engine, sample_rows
 from ._io import ModelFileMixin
 from ._layout import LOSS_MSE, LOSS_XENT, Layout
@@ -145,6 +146,7 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
         warm_start=False,
         n_jobs=None,
         dtype=np.float32,
+        compute_dtype=None,
     ):
         self.cell = cell
         self.hidden_size = hidden_size
@@ -178,6 +180,7 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
         self.warm_start = warm_start
         self.n_jobs = n_jobs
         self.dtype = dtype
+        self.compute_dtype = compute_dtype
 
     # ------------------------------------------------------------------
     # validation
@@ -275,6 +278,7 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
                 f"non-zero int. Got {self.n_jobs!r} instead."
             )
         self._validate_extra_params()
+        self._simd()
         if self.random_state is not None and not isinstance(
             self.random_state, (numbers.Integral, np.random.RandomState)
         ):
@@ -286,6 +290,25 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
 
     def _validate_extra_params(self):
         """Parameters of one estimator class only (none here)."""
+
+    def _simd(self):
+        """The kernels' SIMD level for compute_dtype: -1 (the CPU's best,
+        float32 or float64 as dtype) or bfloat16 products.  Checked at every
+        use: predict runs at the current compute_dtype, like n_jobs."""
+        cd = self.compute_dtype
+        if cd is None:
+            return -1
+        if not (isinstance(cd, str) and cd == "bfloat16"):
+            raise ValueError(
+                f"The 'compute_dtype' parameter of {type(self).__name__} must be None or "
+                f"'bfloat16'. Got {cd!r} instead.")
+        if self._dtype() != np.float32:
+            raise ValueError(
+                f"compute_dtype='bfloat16' keeps float32 weights (mixed precision): it needs "
+                f"dtype=numpy.float32, got {self.dtype!r}.")
+        if not _kernels.bf16_supported():
+            raise ValueError(_kernels.BF16_UNSUPPORTED)
+        return _kernels.SIMD_BF16_LEVEL
 
     def _dtype(self):
         try:
@@ -376,10 +399,11 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
         (None: as fitted) and the current training parameters (cached while
         they stay the same)."""
         seq = self._fitted_seq() if seq is None else bool(seq)
-        key = (layout, seq, self._loss_code, self.bptt_truncate, float(self.dropout))
+        simd = self._simd()
+        key = (layout, seq, self._loss_code, self.bptt_truncate, float(self.dropout), simd)
         engine = self.__dict__.get("_engine_cache")
         if engine is None or engine.key != key:
-            engine = Engine(layout, seq, self._loss_code, self.bptt_truncate,
+            engine = Engine(layout, seq, self._loss_code, self.bptt_truncate, simd=simd,
                             dropout=self.dropout)
             self.__dict__["_engine_cache"] = engine
         return engine
@@ -1019,6 +1043,15 @@ _PARAMETERS_DOC = """\
         one.
     dtype : numpy.float32 or numpy.float64, default=numpy.float32
         Precision of the weights and of all computation.
+    compute_dtype : None or "bfloat16", default=None
+        None: compute in ``dtype``.  "bfloat16" (with float32 ``dtype``):
+        mixed precision on CPUs with AVX512-BF16 (AMD Zen 4 and later,
+        Intel Cooper Lake, Sapphire Rapids and later; a clear error
+        elsewhere): every matrix product of the network, forward and
+        backward, multiplies bfloat16-rounded operands and sums in float32;
+        weights, optimizer state, cells, losses and gradient sums stay
+        float32.  Like ``n_jobs`` it applies to predict as set at the time,
+        so a model trained either way predicts either way.
 """
 
 _ATTRIBUTES_DOC = """\
@@ -1357,6 +1390,7 @@ class RNNClassifier(ClassifierMixin, _StepperMixin, _BaseRNN):
         warm_start=False,
         n_jobs=None,
         dtype=np.float32,
+        compute_dtype=None,
         class_weight=None,
     ):
         super().__init__(
@@ -1392,6 +1426,7 @@ class RNNClassifier(ClassifierMixin, _StepperMixin, _BaseRNN):
             warm_start=warm_start,
             n_jobs=n_jobs,
             dtype=dtype,
+            compute_dtype=compute_dtype,
         )
         self.class_weight = class_weight
 

@@ -30,7 +30,7 @@ _PASSED = ("cell", "hidden_size", "num_layers", "nonlinearity", "dropout", "forg
            "max_iter", "alpha", "clip_norm", "bptt_truncate", "momentum",
            "nesterovs_momentum", "beta_1", "beta_2", "epsilon", "early_stopping",
            "validation_fraction", "n_iter_no_change", "tol", "shuffle", "random_state",
-           "verbose", "n_jobs", "dtype")
+           "verbose", "n_jobs", "dtype", "compute_dtype")
 
 
 # ---------------------------------------------------------------------------
@@ -264,7 +264,7 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
     learning_rate_init, power_t, batch_size, max_iter, alpha, clip_norm,
     bptt_truncate, momentum, nesterovs_momentum, beta_1, beta_2, epsilon,
     early_stopping, validation_fraction, n_iter_no_change, tol, shuffle,
-    random_state, verbose, n_jobs, dtype : as RNNRegressor
+    random_state, verbose, n_jobs, dtype, compute_dtype : as RNNRegressor
         Training parameters of the network.
 
     Attributes
@@ -324,6 +324,7 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         verbose=0,
         n_jobs=None,
         dtype=np.float32,
+        compute_dtype=None,
     ):
         self.window_length = window_length
         self.cell = cell
@@ -359,6 +360,7 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         self.verbose = verbose
         self.n_jobs = n_jobs
         self.dtype = dtype
+        self.compute_dtype = compute_dtype
 
     # ------------------------------------------------------------------
     # parameters

@@ -83,7 +83,7 @@ class RNNLanguageModel(_BaseRNN):
     learning_rate_init, power_t, batch_size, max_iter, alpha, clip_norm,
     momentum, nesterovs_momentum, beta_1, beta_2, epsilon, early_stopping,
     validation_fraction, n_iter_no_change, tol, random_state, verbose,
-    warm_start, n_jobs, dtype
+    warm_start, n_jobs, dtype, compute_dtype
         As in RNNClassifier; ``batch_size`` is the number of parallel
         streams, ``max_iter`` the number of epochs.  With
         ``early_stopping`` the last ``validation_fraction`` of the tokens
@@ -162,6 +162,7 @@ class RNNLanguageModel(_BaseRNN):
         warm_start=False,
         n_jobs=None,
         dtype=np.float32,
+        compute_dtype=None,
     ):
         self.tokenizer = tokenizer
         self.cell = cell
@@ -196,6 +197,7 @@ class RNNLanguageModel(_BaseRNN):
         self.warm_start = warm_start
         self.n_jobs = n_jobs
         self.dtype = dtype
+        self.compute_dtype = compute_dtype
 
     # ------------------------------------------------------------------
     # parameters and text

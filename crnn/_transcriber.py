@@ -54,7 +54,7 @@ class RNNTranscriber(_BaseRNN):
 learning_rate_init, power_t, batch_size, max_iter, alpha, clip_norm, \
 momentum, nesterovs_momentum, beta_1, beta_2, epsilon, early_stopping, \
 validation_fraction, n_iter_no_change, tol, shuffle, random_state, verbose, \
-warm_start, n_jobs, dtype
+warm_start, n_jobs, dtype, compute_dtype
         As in RNNClassifier.  The early-stopping score is 1 - the character
         error rate of greedy decoding on the held-out samples.
 
@@ -122,6 +122,7 @@ best_validation_score_, n_features_in_
         warm_start=False,
         n_jobs=None,
         dtype=np.float32,
+        compute_dtype=None,
     ):
         self.cell = cell
         self.hidden_size = hidden_size
@@ -156,6 +157,7 @@ best_validation_score_, n_features_in_
         self.warm_start = warm_start
         self.n_jobs = n_jobs
         self.dtype = dtype
+        self.compute_dtype = compute_dtype
 
     # ------------------------------------------------------------------
     # parameters and targets

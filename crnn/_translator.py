@@ -275,6 +275,11 @@ class RNNTranslator(_BaseRNN):
     # ------------------------------------------------------------------
     # parameters, sentences, vocabularies
 
+    def _simd(self):
+        """No compute_dtype here: the encoder-decoder kernels compute in
+        ``dtype`` (bfloat16 products cover the RNN estimators only)."""
+        return -1
+
     def _validate_extra_params(self):
         tokenizer_function(self.src_tokenizer)
         tokenizer_function(self.tgt_tokenizer)

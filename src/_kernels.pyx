@@ -101,8 +101,13 @@ cdef class Config:
             raise ValueError(f"unknown loss code {loss}")
         if loss == LOSS_CTC and not seq:
             raise ValueError("the CTC loss needs an output per step (seq)")
-        # the SIMD level of the packed products: at most the CPU's (-1: that)
-        simd = best if simd < 0 or simd > best else simd
+        # the SIMD level of the packed products: at most the CPU's (-1: that);
+        # SIMD_BF16 (bfloat16 products) only where the CPU has them
+        if simd == SIMD_BF16:
+            if not crnn_bf16_detect():
+                raise ValueError(BF16_UNSUPPORTED)
+        else:
+            simd = best if simd < 0 or simd > best else simd
         if not (0 <= dropout < 1):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self._args = (cell, num_layers, ndir, hidden, n_features, n_outputs, seq, loss, trunc,
@@ -237,11 +242,11 @@ cdef inline void _rec_gemm(int level, Py_ssize_t M, Py_ssize_t j0, Py_ssize_t j1
         return
     if trans_w:
         for g in range(Gout):
-            gemm(False, True, <int> M, <int> (j1 - j0), <int> K, <floating> 1.0, A, <int> lda,
+            _mm(level, False, True, <int> M, <int> (j1 - j0), <int> K, A, <int> lda,
                  W + (g * H + j0) * K, <int> K, <floating> (0.0 if beta0 else 1.0),
                  C + g * H + j0, <int> ldc)
     else:
-        gemm(False, False, <int> M, <int> (j1 - j0), <int> K, <floating> 1.0, A, <int> lda,
+        _mm(level, False, False, <int> M, <int> (j1 - j0), <int> K, A, <int> lda,
              W + j0, <int> H, <floating> (0.0 if beta0 else 1.0), C + j0, <int> ldc)
 
 
@@ -279,15 +284,15 @@ cdef void _pack_all(const Net* n, const floating* theta, floating* wpack, bint t
         w_hh = theta + n.offs[4 * item + 1]
         for which in range(npass):
             # forward: B = W_hh^T (K = H, G gates); backward: B = W_hh (K = G*H)
-            _pack(w_hh, n.H, which == 0, n.H if which == 0 else n.G * n.H,
+            _pack(n.simd, w_hh, n.H, which == 0, n.H if which == 0 else n.G * n.H,
                   n.G if which == 0 else 1, n.H, n.H, b0, b1, wpack + (item * npass + which) * pb)
         if not train and not (_onehot0(n) and item < n.ndir):
             Din = _dlayer0(n) if item < n.ndir else W
-            _pack(theta + n.offs[4 * item], Din, True, Din, n.G, n.H, n.H, b0, b1,
+            _pack(n.simd, theta + n.offs[4 * item], Din, True, Din, n.G, n.H, n.H, b0, b1,
                   wpack + _ih_offset(n, item, sizeof(floating)))
     if not train:
         _split((n.O + PW - 1) // PW, tid, nt, 1, &b0, &b1)
-        _pack(theta + n.offs[4 * n.L * n.ndir], W, True, W, 1, n.O, n.O, b0, b1,
+        _pack(n.simd, theta + n.offs[4 * n.L * n.ndir], W, True, W, 1, n.O, n.O, b0, b1,
               wpack + _head_offset(n, sizeof(floating)))
     _sync(nt)
 
@@ -434,10 +439,10 @@ cdef void _layer_forward(const Net* n, int l, int d, const floating* theta,
                                 y0 if G == 1 else Z, W if G == 1 else ZW, True):
         pass
     elif G == 1:
-        gemm(False, True, <int> R, <int> (j1 - j0), <int> Din, <floating> 1.0, Xin, <int> ldx,
+        _mm(n.simd, False, True, <int> R, <int> (j1 - j0), <int> Din, Xin, <int> ldx,
              w_ih + j0 * Din, <int> Din, <floating> 0.0, y0 + j0, <int> W)
     else:
-        _gate_gemm(False, R, j0, j1, G, H, Din, Xin, ldx, w_ih, Din, <floating> 0.0, Z, ZW)
+        _gate_gemm(n.simd, False, R, j0, j1, G, H, Din, Xin, ldx, w_ih, Din, <floating> 0.0, Z, ZW)
     for s in range(q.T):
         t = s if d == 0 else q.T - 1 - s
         m = q.bs[t]
@@ -813,7 +818,7 @@ cdef void _weight_grads(const Net* n, int l, int d, const floating* theta, float
         hprev_all = hp + rlo * H
         a = H
     # own rows of the weight gradients
-    _gate_gemm(True, rows, j0, j1, G, H, H, dzt, lddz, hprev_all, a, <floating> 1.0, g_whh, H)
+    _gate_gemm(n.simd, True, rows, j0, j1, G, H, H, dzt, lddz, hprev_all, a, <floating> 1.0, g_whh, H)
     if l == 0 and _onehot0(n):
         # one-hot rows: scatter into the columns of their tokens (D = vocabulary)
         _token_scatter(rows, j0, j1, 0, 2 if gru else G, H, n.D, Xin + rlo * ldx, ldx, dzt,
@@ -823,13 +828,13 @@ cdef void _weight_grads(const Net* n, int l, int d, const floating* theta, float
                            dAn + rlo * H, H, g_wih + 2 * H * n.D)
     elif gru:
         # W_ih's n block sees dAn instead of dz_n = dAn * r
-        _gate_gemm(True, rows, j0, j1, 2, H, Din, dzt, lddz, Xin + rlo * ldx, ldx,
+        _gate_gemm(n.simd, True, rows, j0, j1, 2, H, Din, dzt, lddz, Xin + rlo * ldx, ldx,
                    <floating> 1.0, g_wih, Din)
-        gemm(True, False, <int> (j1 - j0), <int> Din, <int> rows, <floating> 1.0,
+        _mm(n.simd, True, False, <int> (j1 - j0), <int> Din, <int> rows,
              dAn + rlo * H + j0, <int> H, Xin + rlo * ldx, <int> ldx,
              <floating> 1.0, g_wih + (2 * H + j0) * Din, <int> Din)
     else:
-        _gate_gemm(True, rows, j0, j1, G, H, Din, dzt, lddz, Xin + rlo * ldx, ldx,
+        _gate_gemm(n.simd, True, rows, j0, j1, G, H, Din, dzt, lddz, Xin + rlo * ldx, ldx,
                    <floating> 1.0, g_wih, Din)
     for g in range(G):
         for j in range(j0, j1):
@@ -857,11 +862,10 @@ cdef void _weight_grads(const Net* n, int l, int d, const floating* theta, float
         a = r0 if r0 > rlo else rlo
         e = r1 if r1 < rhi else rhi
         if e > a:
-            gemm(False, False, <int> (e - a), <int> Din, <int> (2 * H if gru else GH),
-                 <floating> 1.0, dzb + a * lddz, <int> lddz, w_ih, <int> Din,
-                 <floating> (1.0 if d == 1 else 0.0), dX + a * ldx, <int> ldx)
+            _mm(n.simd, False, False, e - a, Din, 2 * H if gru else GH, dzb + a * lddz, lddz,
+                w_ih, Din, <floating> (1.0 if d == 1 else 0.0), dX + a * ldx, ldx)
             if gru:
-                gemm(False, False, <int> (e - a), <int> Din, <int> H, <floating> 1.0,
+                _mm(n.simd, False, False, <int> (e - a), <int> Din, <int> H,
                      dAn + a * H, <int> H, w_ih + 2 * H * Din, <int> Din, <floating> 1.0,
                      dX + a * ldx, <int> ldx)
     _sync(nt)
@@ -929,7 +933,7 @@ cdef void _head_forward(const Net* n, const floating* theta, const floating* Yto
         hin = Hsel
     if wout == NULL or not _rgemm(n.simd, r1 - r0, 0, n.O, 1, n.O, W, hin + r0 * W, W, wout,
                                   logits + r0 * n.O, n.O, True):
-        gemm(False, True, <int> (r1 - r0), <int> n.O, <int> W, <floating> 1.0, hin + r0 * W,
+        _mm(n.simd, False, True, <int> (r1 - r0), <int> n.O, <int> W, hin + r0 * W,
              <int> W, w_out, <int> W, <floating> 0.0, logits + r0 * n.O, <int> n.O)
     for i in range(r0, r1):
         r = logits + i * n.O
@@ -1014,18 +1018,18 @@ cdef void _head_backward(const Net* n, const floating* theta, floating* grad,
     cdef Py_ssize_t c0, c1, o0, o1, r0, r1, t, i
     # dW_out = dlogits^T h (own columns), db_out (own outputs)
     _split(W, tid, nt, 1, &c0, &c1)
-    gemm(True, False, <int> n.O, <int> (c1 - c0), <int> rows, <floating> 1.0, dlogits,
+    _mm(n.simd, True, False, <int> n.O, <int> (c1 - c0), <int> rows, dlogits,
          <int> n.O, hin + c0, <int> W, <floating> 1.0, grad + n.offs[ko] + c0, <int> W)
     _split(n.O, tid, nt, 1, &o0, &o1)
     _colsum_add(grad + n.offs[ko + 1] + o0, dlogits + o0, rows, o1 - o0, n.O)
     # dh = dlogits W_out (own rows)
     _split(rows, tid, nt, 1, &r0, &r1)
     if n.seq:
-        gemm(False, False, <int> (r1 - r0), <int> W, <int> n.O, <floating> 1.0,
+        _mm(n.simd, False, False, <int> (r1 - r0), <int> W, <int> n.O,
              dlogits + r0 * n.O, <int> n.O, w_out, <int> W, <floating> 0.0,
              dYtop + r0 * W, <int> W)
     else:
-        gemm(False, False, <int> (r1 - r0), <int> W, <int> n.O, <floating> 1.0,
+        _mm(n.simd, False, False, <int> (r1 - r0), <int> W, <int> n.O,
              dlogits + r0 * n.O, <int> n.O, w_out, <int> W, <floating> 0.0,
              dHsel + r0 * W, <int> W)
         # each own sequence's rows of dYtop: zero but at its last step (forward)
@@ -1450,6 +1454,61 @@ def simd_level():
     1 AVX2+FMA, 0 none (BLAS).  A Config runs at this level unless told a
     lower one."""
     return crnn_simd_detect()
+
+
+# Config(simd=SIMD_BF16_LEVEL): float32 weights, bfloat16 products (crnn_bf16.h)
+SIMD_BF16_LEVEL = SIMD_BF16
+BF16_UNSUPPORTED = (
+    "bfloat16 compute needs a CPU with AVX512-BF16 (AMD Zen 4 or later, Intel Cooper Lake, "
+    "Sapphire Rapids or later) and an x86-64 build with GCC or Clang; this one has none: "
+    "use compute_dtype=None (float32)")
+
+
+def bf16_supported():
+    """True where this build and CPU run the bfloat16 products."""
+    return bool(crnn_bf16_detect())
+
+
+def bf16_gemm(bint trans_a, bint trans_b, const float[:, ::1] A, const float[:, ::1] B,
+              float[:, ::1] C, float beta=0.0):
+    """C = op(A) op(B) + beta C on bfloat16 operands with float32 sums
+    (crnn_gemm_bf16; beta 0 or 1): the kernels' general product, for tests."""
+    cdef Py_ssize_t M = A.shape[1] if trans_a else A.shape[0]
+    cdef Py_ssize_t K = A.shape[0] if trans_a else A.shape[1]
+    cdef Py_ssize_t N = B.shape[0] if trans_b else B.shape[1]
+    cdef int ok
+    if not crnn_bf16_detect():
+        raise ValueError(BF16_UNSUPPORTED)
+    if (B.shape[1] if trans_b else B.shape[0]) != K or C.shape[0] != M or C.shape[1] != N:
+        raise ValueError("shapes do not match")
+    if M == 0 or N == 0:
+        return
+    cdef const float* ap = &A[0, 0] if K > 0 else NULL
+    cdef const float* bp = &B[0, 0] if K > 0 else NULL
+    with nogil:
+        ok = crnn_gemm_bf16(trans_a, trans_b, M, N, K, ap, A.shape[1], bp, B.shape[1], beta,
+                            &C[0, 0], C.shape[1])
+    if not ok:
+        raise ValueError("beta must be 0 or 1")
+
+
+def bf16_rgemm(const float[:, ::1] A, const float[:, ::1] W, float[:, ::1] C, Py_ssize_t G,
+               Py_ssize_t u0, Py_ssize_t u1, bint beta0=True):
+    """C[:, g*Hs + u] (+)= A W[g*Hs + u, :]^T for u in [u0, u1) (Hs = C's
+    columns / G) through crnn_pack_bf16 and crnn_rgemm_bf16, the time loop's
+    packed product, for tests."""
+    cdef Py_ssize_t M = A.shape[0], K = A.shape[1], Hs = C.shape[1] // G, PW = 32
+    cdef unsigned int[::1] packed
+    if not crnn_bf16_detect():
+        raise ValueError(BF16_UNSUPPORTED)
+    if W.shape[0] != G * Hs or W.shape[1] != K or C.shape[0] != M or C.shape[1] != G * Hs \
+            or not (0 <= u0 <= u1 <= Hs) or u0 % PW or K < 1 or M < 1:
+        raise ValueError("shapes do not match")
+    packed = np.zeros(crnn_bf16_packed_size(K, G, Hs), dtype=np.uint32)
+    with nogil:
+        crnn_pack_bf16(&W[0, 0], K, True, K, G, Hs, Hs, 0, (Hs + PW - 1) // PW, &packed[0])
+        crnn_rgemm_bf16(M, u0, u1, G, Hs, K, &A[0, 0], K, &packed[0], &C[0, 0], C.shape[1],
+                        beta0)
 
 
 def pack_weights(Config cfg, const floating[::1] theta, floating[::1] wpack, bint train,

@@ -274,9 +274,9 @@ cdef void _dec_step(const Dec* d, const floating* theta, const floating* ws,
             _context(ab, M + br * Tcap * C, T, C, xd + b * Din + E)
     # input projection: the embedding's part (unless given), the context's
     if not zpre:
-        _gate_gemm(False, m, 0, H, G, H, E, xd, Din, w_ih, Din, <floating> 0.0, z, ZW)
+        _gate_gemm(0, False, m, 0, H, G, H, E, xd, Din, w_ih, Din, <floating> 0.0, z, ZW)
     if d.att == ATT_BAHDANAU:
-        _gate_gemm(False, m, 0, H, G, H, C, xd + E, Din, w_ih + E, Din, <floating> 1.0, z, ZW)
+        _gate_gemm(0, False, m, 0, H, G, H, C, xd + E, Din, w_ih + E, Din, <floating> 1.0, z, ZW)
     # recurrent projection and the cell
     gemm(False, True, <int> m, <int> GH, <int> H, <floating> 1.0, sprev, <int> H, w_hh,
          <int> H, <floating> 0.0, Rb, <int> GH)
@@ -512,7 +512,7 @@ cdef double _s2s_shard(const Net* n, const Dec* d, const floating* theta, floati
             intok[r] = bos if k == 0 else tgt[tstart[smp] + k - 1]
             tgtok[r] = tgt[tstart[smp] + k] if k < klen[smp] - 1 else eos
             memcpy(XD + r * Din, theta + d.o[DO_TEMB] + intok[r] * E, E * sizeof(floating))
-    _gate_gemm(False, R, 0, H, G, H, E, XD, Din, w_ih, Din, <floating> 0.0, Z, ZW)
+    _gate_gemm(0, False, R, 0, H, G, H, E, XD, Din, w_ih, Din, <floating> 0.0, Z, ZW)
     rr.brow = NULL                     # decoder row b reads bank row b
     rr.srcT = srcT
     for k in range(K):
@@ -724,8 +724,8 @@ cdef void _dec_weight_grads(const Dec* d, floating* grad, const floating* w_ih,
     cdef floating* g_bhh = grad + d.o[DO_BHH]
     if R <= 0:
         return
-    _gate_gemm(True, R, 0, H, G, H, H, DZ, GH, SP, H, <floating> 1.0, grad + d.o[DO_WHH], H)
-    _gate_gemm(True, R, 0, H, 2 if gru else G, H, Din, DZ, GH, XD, Din, <floating> 1.0, g_wih,
+    _gate_gemm(0, True, R, 0, H, G, H, H, DZ, GH, SP, H, <floating> 1.0, grad + d.o[DO_WHH], H)
+    _gate_gemm(0, True, R, 0, H, 2 if gru else G, H, Din, DZ, GH, XD, Din, <floating> 1.0, g_wih,
                Din)
     if gru:
         gemm(True, False, <int> H, <int> Din, <int> R, <floating> 1.0, DAN, <int> H, XD,

@@ -272,7 +272,8 @@ cdef class StepKernel:
               floating[::1] out):
         """out <- W^T packed (W: G*units x K, row-major)."""
         cdef Py_ssize_t PW = CRNN_PW_BYTES // sizeof(floating)
-        _pack(&W[0], K, 1, K, G, units, units, 0, (units + PW - 1) // PW, &out[0])
+        _pack(self.net.simd, &W[0], K, 1, K, G, units, units, 0, (units + PW - 1) // PW,
+              &out[0])
 
     cdef cnp.ndarray _as_array(self, obj, int ndim, cnp.npy_intp* shape, str name):
         cdef cnp.ndarray a

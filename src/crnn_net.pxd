@@ -64,6 +64,24 @@ cdef extern from "crnn_gemm.h" nogil:
                        int beta0)
 
 
+cdef extern from "crnn_bf16.h" nogil:
+    int crnn_bf16_detect()
+    long crnn_bf16_packed_size(long K, long G, long units)
+    void crnn_pack_bf16(const float* W, long ldw, int trans, long K, long G, long Hs,
+                        long units, long b0, long b1, unsigned int* out)
+    int crnn_rgemm_bf16(long M, long u0, long u1, long G, long Hs, long K, const float* A,
+                        long lda, const unsigned int* Bp, float* C, long ldc, int beta0)
+    int crnn_gemm_bf16(int transA, int transB, long M, long N, long K, const float* A,
+                       long lda, const float* B, long ldb, float beta, float* C, long ldc)
+
+
+# Net.simd: the SIMD levels of crnn_gemm.h (0 BLAS, 1 AVX2, 2 AVX-512) and
+# this one: float32 weights and accumulation, every matrix product on
+# bfloat16 operands (crnn_bf16.h; compute_dtype="bfloat16")
+cdef enum:
+    SIMD_BF16 = 3
+
+
 cdef struct Net:
     int cell        # CELL_*
     int L           # layers
@@ -184,20 +202,44 @@ cdef inline bint _rgemm(int level, Py_ssize_t M, Py_ssize_t u0, Py_ssize_t u1, P
                         Py_ssize_t Hs, Py_ssize_t K, const floating* A, Py_ssize_t lda,
                         const floating* Bp, floating* C, Py_ssize_t ldc,
                         bint beta0) noexcept nogil:
-    """crnn_gemm.h's packed product; False when there is no kernel at this level."""
+    """crnn_gemm.h's packed product (crnn_bf16.h's at SIMD_BF16, on weights
+    packed by _pack at the same level); False when there is no kernel at
+    this level."""
     if floating is float:
+        if level == SIMD_BF16:
+            return crnn_rgemm_bf16(M, u0, u1, G, Hs, K, A, lda, <const unsigned int*> Bp, C,
+                                   ldc, beta0) != 0
         return crnn_rgemm_f32(level, M, u0, u1, G, Hs, K, A, lda, Bp, C, ldc, beta0) != 0
     else:
-        return crnn_rgemm_f64(level, M, u0, u1, G, Hs, K, A, lda, Bp, C, ldc, beta0) != 0
+        return crnn_rgemm_f64(2 if level == SIMD_BF16 else level, M, u0, u1, G, Hs, K, A,
+                              lda, Bp, C, ldc, beta0) != 0
 
 
-cdef inline void _pack(const floating* W, Py_ssize_t ldw, bint trans, Py_ssize_t K,
+cdef inline void _pack(int level, const floating* W, Py_ssize_t ldw, bint trans, Py_ssize_t K,
                        Py_ssize_t G, Py_ssize_t Hs, Py_ssize_t units, Py_ssize_t b0,
                        Py_ssize_t b1, floating* out) noexcept nogil:
+    """Pack for _rgemm at `level` (bfloat16 words at SIMD_BF16: they fill
+    at most the float32 packed size)."""
     if floating is float:
-        crnn_pack_f32(W, ldw, trans, K, G, Hs, units, b0, b1, out)
+        if level == SIMD_BF16:
+            crnn_pack_bf16(W, ldw, trans, K, G, Hs, units, b0, b1, <unsigned int*> out)
+        else:
+            crnn_pack_f32(W, ldw, trans, K, G, Hs, units, b0, b1, out)
     else:
         crnn_pack_f64(W, ldw, trans, K, G, Hs, units, b0, b1, out)
+
+
+cdef inline void _mm(int level, bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n,
+                     Py_ssize_t k, const floating* A, Py_ssize_t lda, const floating* B,
+                     Py_ssize_t ldb, floating beta, floating* C, Py_ssize_t ldc) noexcept nogil:
+    """C (m x n, row-major) = op(A) op(B) + beta C (beta 0 or 1): on
+    bfloat16 operands at SIMD_BF16 (float32 only), else BLAS."""
+    if floating is float:
+        if level == SIMD_BF16 and crnn_gemm_bf16(trans_a, trans_b, m, n, k, A, lda, B, ldb,
+                                                 beta, C, ldc) != 0:
+            return
+    gemm(trans_a, trans_b, <int> m, <int> n, <int> k, <floating> 1.0, A, <int> lda, B,
+         <int> ldb, beta, C, <int> ldc)
 
 
 cdef inline void _lstm_fwd(Py_ssize_t M, Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t H,
@@ -348,11 +390,12 @@ cdef inline Py_ssize_t _lanes(floating x) noexcept nogil:
     return CRNN_PW_BYTES // sizeof(floating)
 
 
-cdef inline void _gate_gemm(bint trans_a, Py_ssize_t M, Py_ssize_t j0, Py_ssize_t j1,
-                            Py_ssize_t G, Py_ssize_t H, Py_ssize_t K, const floating* A,
-                            Py_ssize_t lda, const floating* B, Py_ssize_t ldb,
+cdef inline void _gate_gemm(int level, bint trans_a, Py_ssize_t M, Py_ssize_t j0,
+                            Py_ssize_t j1, Py_ssize_t G, Py_ssize_t H, Py_ssize_t K,
+                            const floating* A, Py_ssize_t lda, const floating* B, Py_ssize_t ldb,
                             floating beta, floating* C, Py_ssize_t ldc) noexcept nogil:
-    """Gate-sliced product for units [j0, j1) of every gate.
+    """Gate-sliced product for units [j0, j1) of every gate (through _mm at
+    SIMD level `level`).
 
     trans_a false: C[:, g*H + j] = A B[g*H + j, :]^T (input projection);
     trans_a true:  C[g*H + j, :] = A[:, g*H + j]^T B (weight gradients).
@@ -365,11 +408,11 @@ cdef inline void _gate_gemm(bint trans_a, Py_ssize_t M, Py_ssize_t j0, Py_ssize_
         w = G * H
     for g in range(ng):
         if trans_a:
-            gemm(True, False, <int> w, <int> K, <int> M, <floating> 1.0, A + g * H + j0,
-                 <int> lda, B, <int> ldb, beta, C + (g * H + j0) * ldc, <int> ldc)
+            _mm(level, True, False, w, K, M, A + g * H + j0, lda, B, ldb, beta,
+                C + (g * H + j0) * ldc, ldc)
         else:
-            gemm(False, True, <int> M, <int> w, <int> K, <floating> 1.0, A, <int> lda,
-                 B + (g * H + j0) * ldb, <int> ldb, beta, C + g * H + j0, <int> ldc)
+            _mm(level, False, True, M, w, K, A, lda, B + (g * H + j0) * ldb, ldb, beta,
+                C + g * H + j0, ldc)
 
 
 cdef inline void _proj(int level, Py_ssize_t M, Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t G,
@@ -383,7 +426,7 @@ cdef inline void _proj(int level, Py_ssize_t M, Py_ssize_t j0, Py_ssize_t j1, Py
         return
     if packed != NULL and _rgemm(level, M, j0, j1, G, H, K, A, lda, packed, C, ldc, beta0):
         return
-    _gate_gemm(False, M, j0, j1, G, H, K, A, lda, W, K, <floating> (0.0 if beta0 else 1.0),
+    _gate_gemm(level, False, M, j0, j1, G, H, K, A, lda, W, K, <floating> (0.0 if beta0 else 1.0),
                C, ldc)
 
 

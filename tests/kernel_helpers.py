@@ -12,15 +12,20 @@ from crnn._layout import LOSS_MSE, LOSS_XENT, Layout
 
 # the SIMD level the configs below are built at (None: the CPU's best)
 _LEVEL = [None]
+BF16 = _kernels.SIMD_BF16_LEVEL
 
 
 @contextmanager
 def simd(level):
-    """Run the recurrent products at SIMD `level` (None: BLAS, no packing)."""
+    """Run the recurrent products at SIMD `level` (None: BLAS, no packing;
+    BF16: every product on bfloat16 operands)."""
     if level is None:
         yield False
         return
-    if _kernels.simd_level() < level:
+    if level == BF16:
+        if not _kernels.bf16_supported():
+            pytest.skip("this CPU has no AVX512-BF16")
+    elif _kernels.simd_level() < level:
         pytest.skip(f"this CPU has no SIMD level {level}")
     _LEVEL[0] = level
     try:

@@ -19,6 +19,23 @@ def act_grad(name, h):
     return 1 - h * h if name == "tanh" else (h > 0).astype(h.dtype)
 
 
+def bf16(x):
+    """x rounded to bfloat16 (as float32), as the CPU's vcvtneps2bf16: to
+    nearest, ties to even; zero and subnormal inputs to a signed zero; NaN
+    stays NaN."""
+    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16) & 0xFFFF
+    r = np.where((u & 0x7F800000) == 0, (u >> 16) & 0x8000, r)
+    r = np.where((u & 0x7FFFFFFF) > 0x7F800000, (u >> 16) | 0x40, r)
+    return (r.astype(np.uint32) << 16).view(np.float32)
+
+
+def bf16_matmul(a, b):
+    """The product of compute_dtype="bfloat16": operands rounded to
+    bfloat16, products and sums exact (float64)."""
+    return np.matmul(bf16(a).astype(np.float64), bf16(b).astype(np.float64))
+
+
 def sigmoid(z):
     return 1 / (1 + np.exp(-z))
 
@@ -67,10 +84,12 @@ def cell_backward(cell, nonlinearity, st, dh, dc):
 
 
 def forward(params, X, *, num_layers, bidirectional, nonlinearity, return_sequences,
-            cell="rnn", h0=None, c0=None, masks=None):
+            cell="rnn", h0=None, c0=None, masks=None, mm=np.matmul):
     """X (B, T, D) -> (logits, cache).  h0, c0: (num_layers * ndir, B, H).
     masks: dropout between layers, masks[l - 1] (B, T, ndir * H) multiplies
-    the outputs of layer l - 1 that layer l reads (already divided by 1 - p)."""
+    the outputs of layer l - 1 that layer l reads (already divided by 1 - p).
+    mm: the matrix product of every weight with its operand (a bfloat16
+    one models compute_dtype="bfloat16")."""
     ndir = 2 if bidirectional else 1
     inp = X
     cache = []
@@ -89,8 +108,8 @@ def forward(params, X, *, num_layers, bidirectional, nonlinearity, return_sequen
             hs = np.zeros((B, T, H), dtype=X.dtype)
             st = [None] * T
             for t in (range(T) if d == 0 else range(T - 1, -1, -1)):
-                h, c, st[t] = cell_forward(cell, nonlinearity, inp[:, t] @ W_ih.T + b_ih,
-                                           h @ W_hh.T + b_hh, h, c)
+                h, c, st[t] = cell_forward(cell, nonlinearity, mm(inp[:, t], W_ih.T) + b_ih,
+                                           mm(h, W_hh.T) + b_hh, h, c)
                 hs[:, t] = h
             outs.append(hs)
             steps.append(st)
@@ -106,7 +125,7 @@ def forward(params, X, *, num_layers, bidirectional, nonlinearity, return_sequen
         if ndir == 2:
             last.append(cache[-1][1][1][:, 0])
         hin = np.concatenate(last, axis=1)
-    logits = hin @ params["head.weight"].T + params["head.bias"]
+    logits = mm(hin, params["head.weight"].T) + params["head.bias"]
     return logits, (cache, hin, finals)
 
 
@@ -133,7 +152,7 @@ def loss_and_dlogits(logits, y, loss, weights=None):
     return float(-np.sum(w * picked) / w.sum()), d * w[..., None] / w.sum()
 
 
-def _direction_backward(dH, steps, W_hh, cell, nonlinearity, d, trunc):
+def _direction_backward(dH, steps, W_hh, cell, nonlinearity, d, trunc, mm=np.matmul):
     """dL/dxp and dL/drp of every step of one layer/direction, from the
     gradient dH reaching its outputs: one chain per injection point, each
     followed back at most `trunc` steps."""
@@ -151,7 +170,7 @@ def _direction_backward(dH, steps, W_hh, cell, nonlinearity, d, trunc):
                                                      dH[:, t] + dh_carry, dc)
             dXP[:, t] = dxp
             dRP[:, t] = drp
-            dh_carry = dh_direct + drp @ W_hh
+            dh_carry = dh_direct + mm(drp, W_hh)
         return dXP, dRP
     for p, origin in enumerate(order):
         dh = dH[:, origin]
@@ -164,12 +183,13 @@ def _direction_backward(dH, steps, W_hh, cell, nonlinearity, d, trunc):
             dxp, drp, dh_direct, dc = cell_backward(cell, nonlinearity, steps[t], dh, dc)
             dXP[:, t] += dxp
             dRP[:, t] += drp
-            dh = dh_direct + drp @ W_hh
+            dh = dh_direct + mm(drp, W_hh)
     return dXP, dRP
 
 
 def backward(params, cache, dlogits, *, num_layers, bidirectional, nonlinearity,
-             return_sequences, bptt_truncate=None, cell="rnn", masks=None, h0=None):
+             return_sequences, bptt_truncate=None, cell="rnn", masks=None, h0=None,
+             mm=np.matmul):
     """Gradients of every tensor (dict with the params' names).  h0: the
     initial states the forward pass started from (None: zeros); no gradient
     flows into them."""
@@ -177,9 +197,9 @@ def backward(params, cache, dlogits, *, num_layers, bidirectional, nonlinearity,
     layer_cache, hin, _ = cache
     grads = {}
     O, W = dlogits.shape[-1], hin.shape[-1]
-    grads["head.weight"] = dlogits.reshape(-1, O).T @ hin.reshape(-1, W)
+    grads["head.weight"] = mm(dlogits.reshape(-1, O).T, hin.reshape(-1, W))
     grads["head.bias"] = dlogits.reshape(-1, dlogits.shape[-1]).sum(axis=0)
-    dh_in = dlogits @ params["head.weight"]
+    dh_in = mm(dlogits, params["head.weight"])
     inp, outs, _ = layer_cache[-1]
     B, T, _ = inp.shape
     H = outs[0].shape[2]
@@ -198,7 +218,7 @@ def backward(params, cache, dlogits, *, num_layers, bidirectional, nonlinearity,
             W_ih, W_hh = params["rnn.weight_ih" + sfx], params["rnn.weight_hh" + sfx]
             hs = outs[d]
             dXP, dRP = _direction_backward(dY[:, :, d * H:(d + 1) * H], steps[d], W_hh,
-                                           cell, nonlinearity, d, bptt_truncate)
+                                           cell, nonlinearity, d, bptt_truncate, mm)
             hprev = np.zeros_like(hs)
             if d == 0:
                 hprev[:, 1:] = hs[:, :-1]
@@ -206,21 +226,22 @@ def backward(params, cache, dlogits, *, num_layers, bidirectional, nonlinearity,
                 hprev[:, :-1] = hs[:, 1:]
             if h0 is not None:
                 hprev[:, 0 if d == 0 else -1] = h0[layer * ndir + d]
-            grads["rnn.weight_ih" + sfx] = np.einsum("bth,btd->hd", dXP, inp)
-            grads["rnn.weight_hh" + sfx] = np.einsum("bth,btk->hk", dRP, hprev)
+            GH = dXP.shape[2]
+            grads["rnn.weight_ih" + sfx] = mm(dXP.reshape(-1, GH).T, inp.reshape(B * T, -1))
+            grads["rnn.weight_hh" + sfx] = mm(dRP.reshape(-1, GH).T, hprev.reshape(B * T, -1))
             grads["rnn.bias_ih" + sfx] = dXP.sum(axis=(0, 1))
             grads["rnn.bias_hh" + sfx] = dRP.sum(axis=(0, 1))
-            dX += dXP @ W_ih
+            dX += mm(dXP, W_ih)
         dY = dX if masks is None or layer == 0 else dX * masks[layer - 1]
     return grads
 
 
 def loss_and_grads(params, X, y, *, loss, bptt_truncate=None, weights=None, masks=None,
-                   h0=None, c0=None, **arch):
-    logits, cache = forward(params, X, masks=masks, h0=h0, c0=c0, **arch)
+                   h0=None, c0=None, mm=np.matmul, **arch):
+    logits, cache = forward(params, X, masks=masks, h0=h0, c0=c0, mm=mm, **arch)
     value, dlogits = loss_and_dlogits(logits, y, loss, weights)
     return value, backward(params, cache, dlogits, bptt_truncate=bptt_truncate, masks=masks,
-                           h0=h0, **arch)
+                           h0=h0, mm=mm, **arch)
 
 
 def _mix64(x):
