@@ -329,3 +329,46 @@ def test_kernel_config_refuses_bf16_without_the_instructions():
     else:
         with pytest.raises(ValueError, match="AVX512-BF16"):
             lay.config(False, 0, None, BF16)
+
+
+@needs_bf16
+def test_bf16_in_the_language_model_transcriber_and_forecaster():
+    """The estimators built on the same kernels train and predict in
+    bfloat16: close to float32 with the same weights, and learning."""
+    from test_transcriber import _speak
+
+    from crnn import RNNForecaster, RNNLanguageModel, RNNTranscriber
+    text = "the cat sat on the mat. the dog sat on the log. " * 40
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        lm = RNNLanguageModel(cell="lstm", hidden_size=48, seq_length=25, max_iter=10,
+                              learning_rate_init=1e-2, random_state=0,
+                              compute_dtype="bfloat16").fit(text)
+        ppl16 = lm.perplexity(text[:400])
+        gen16 = lm.generate(60, prompt="the ", random_state=0)
+        lm.set_params(compute_dtype=None)
+        same_weights = lm.perplexity(text[:400])
+        lm32 = RNNLanguageModel(cell="lstm", hidden_size=48, seq_length=25, max_iter=10,
+                                learning_rate_init=1e-2, random_state=0).fit(text)
+        ppl32 = lm32.perplexity(text[:400])
+        assert abs(ppl16 - same_weights) < 0.02 * same_weights
+        assert ppl16 < 0.9 * len(lm.vocab_) and abs(ppl16 - ppl32) < 0.05 * ppl32, (ppl16, ppl32)
+        assert isinstance(gen16, str) and len(gen16) > 0
+
+        (X, y), (Xt, yt) = _speak(300, 0), _speak(60, 1)
+        tr = RNNTranscriber(hidden_size=24, max_iter=12, batch_size=16,
+                            learning_rate_init=1e-2, random_state=0,
+                            compute_dtype="bfloat16").fit(X, y)
+        assert tr.score(Xt, yt) > 0.9
+        p16 = tr.predict_proba(Xt[:5])
+        tr.set_params(compute_dtype=None)
+        p32 = tr.predict_proba(Xt[:5])
+        assert max(np.abs(a - b).max() for a, b in zip(p16, p32)) < 0.02
+
+        t = np.arange(300)
+        series = np.sin(2 * np.pi * t / 25) + 0.05 * np.random.default_rng(0).normal(size=300)
+        fc = RNNForecaster(window_length=25, hidden_size=32, max_iter=30, random_state=0,
+                           calibration_size=None, compute_dtype="bfloat16").fit(series)
+        f16 = fc.predict(25)
+        assert np.sqrt(np.mean((np.ravel(f16) - np.sin(2 * np.pi * np.arange(300, 325) / 25))
+                               ** 2)) < 0.3
