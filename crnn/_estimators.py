@@ -278,7 +278,7 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
                 f"non-zero int. Got {self.n_jobs!r} instead."
             )
         self._validate_extra_params()
-        self._simd()
+        self._simd(check_cpu=False)         # the CPU is checked where kernels run
         if self.random_state is not None and not isinstance(
             self.random_state, (numbers.Integral, np.random.RandomState)
         ):
@@ -291,10 +291,12 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
     def _validate_extra_params(self):
         """Parameters of one estimator class only (none here)."""
 
-    def _simd(self):
+    def _simd(self, check_cpu=True):
         """The kernels' SIMD level for compute_dtype: -1 (the CPU's best,
         float32 or float64 as dtype) or bfloat16 products.  Checked at every
-        use: predict runs at the current compute_dtype, like n_jobs."""
+        use: predict runs at the current compute_dtype, like n_jobs.
+        check_cpu false: the parameter only (a model file made on another
+        CPU still loads)."""
         cd = self.compute_dtype
         if cd is None:
             return -1
@@ -306,7 +308,7 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
             raise ValueError(
                 f"compute_dtype='bfloat16' keeps float32 weights (mixed precision): it needs "
                 f"dtype=numpy.float32, got {self.dtype!r}.")
-        if not _kernels.bf16_supported():
+        if check_cpu and not _kernels.bf16_supported():
             raise ValueError(_kernels.BF16_UNSUPPORTED)
         return _kernels.SIMD_BF16_LEVEL
 
@@ -650,7 +652,7 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
         # so a fit committing from another thread between these reads is
         # seen (and the packing redone) instead of mixing two models
         lay, theta = self._layout, self._theta
-        owner, wpack = self._wpack
+        owner, wpack = self.__dict__.get("_wpack", (None, None))
         if owner is not theta:
             wpack = None
         data = self._check_X(X, theta.dtype, reset=False)
@@ -710,7 +712,7 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
     def __setstate__(self, state):
         super().__setstate__(state)
         if "_theta" in self.__dict__:
-            self._wpack = (self._theta, self._engine(self._layout).packed_weights(self._theta))
+            self._derived_attributes(self.__dict__)
 
     # ------------------------------------------------------------------
     # PyTorch interchange
@@ -897,8 +899,13 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
 
     def _derived_attributes(self, attrs):
         """Add the caches derived from restored fitted attributes (the
-        packed weights)."""
-        engine = self._engine(attrs["_layout"], attrs["_return_sequences"])
+        packed weights).  A model saved with compute_dtype="bfloat16" still
+        loads on a CPU without it: its predict then says why it cannot run,
+        and runs after set_params(compute_dtype=None)."""
+        try:
+            engine = self._engine(attrs["_layout"], attrs.get("_return_sequences"))
+        except ValueError:
+            return
         attrs["_wpack"] = (attrs["_theta"], engine.packed_weights(attrs["_theta"]))
 
     def __sklearn_tags__(self):

@@ -275,7 +275,7 @@ class RNNTranslator(_BaseRNN):
     # ------------------------------------------------------------------
     # parameters, sentences, vocabularies
 
-    def _simd(self):
+    def _simd(self, check_cpu=True):
         """No compute_dtype here: the encoder-decoder kernels compute in
         ``dtype`` (bfloat16 products cover the RNN estimators only)."""
         return -1

@@ -372,3 +372,26 @@ def test_bf16_in_the_language_model_transcriber_and_forecaster():
         f16 = fc.predict(25)
         assert np.sqrt(np.mean((np.ravel(f16) - np.sin(2 * np.pi * np.arange(300, 325) / 25))
                                ** 2)) < 0.3
+
+
+@needs_bf16
+def test_a_bf16_model_loads_on_a_cpu_without_bf16(monkeypatch, tmp_path):
+    """Pickles and model files of a compute_dtype="bfloat16" model open on a
+    CPU without AVX512-BF16; predict says why it cannot run as set, and runs
+    in float32 after set_params(compute_dtype=None)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 6, 3)).astype(np.float32)
+    y = rng.integers(0, 2, 20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = RNNClassifier(cell="gru", max_iter=2, random_state=0,
+                            compute_dtype="bfloat16").fit(X, y)
+    blob = pickle.dumps(clf)
+    clf.save(tmp_path / "m.crnn")
+    want = clf.set_params(compute_dtype=None).predict_proba(X)
+    monkeypatch.setattr(_kernels, "bf16_supported", lambda: False)
+    for back in (pickle.loads(blob), RNNClassifier.load(tmp_path / "m.crnn")):
+        assert back.compute_dtype == "bfloat16"
+        with pytest.raises(ValueError, match="AVX512-BF16"):
+            back.predict(X)
+        np.testing.assert_array_equal(back.set_params(compute_dtype=None).predict_proba(X), want)
