@@ -53,6 +53,11 @@ CELL_CODES = {("rnn", "tanh"): CELL_TANH, ("rnn", "relu"): CELL_RELU, ("gru", No
 LOSS_CODES = {"mse": LOSS_MSE, "xent": LOSS_XENT, "ctc": LOSS_CTC}
 SOLVER_CODES = {"sgd": SOLVER_SGD, "adam": SOLVER_ADAM}
 
+# predict's input projections go through Z in blocks of about this many bytes
+# (a few steps' gates: they stay in the cache until the cells read them)
+cdef enum:
+    CRNN_PROJ_BLOCK_BYTES = 262144
+
 # workspace slots (offsets into a shard's workspace, in elements)
 cdef enum:
     WS_X0 = 0
@@ -392,12 +397,38 @@ cdef inline void _token_scatter(Py_ssize_t rows, Py_ssize_t j0, Py_ssize_t j1,
                 g_wih[(g * H + j) * V + v] += d[g * H + j]
 
 
+cdef inline void _project(const Net* n, int l, Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t rows,
+                          const floating* Xin, Py_ssize_t ldx, Py_ssize_t Din,
+                          const floating* w_ih, const floating* wih, floating* out,
+                          Py_ssize_t ldo) noexcept nogil:
+    """out[r, g H + j] = (W_ih x_r)[g H + j] for `rows` rows of Xin, units
+    [j0, j1) of every gate: a gather for one-hot rows, else the packed
+    product on W_ih^T (wih, predict) or a GEMM."""
+    cdef Py_ssize_t H = n.H, G = n.G
+    if rows <= 0:
+        return
+    if l == 0 and _onehot0(n):
+        # one-hot input: W_ih x is column `token` of W_ih (D = vocabulary)
+        _token_gather(rows, j0, j1, G, H, n.D, Xin, ldx, w_ih, out, ldo)
+    elif wih != NULL and _rgemm(n.simd, rows, j0, j1, G, H, Din, Xin, ldx, wih, out, ldo,
+                                True):
+        pass
+    elif G == 1:
+        _mm(n.simd, False, True, rows, j1 - j0, Din, Xin, ldx, w_ih + j0 * Din, Din,
+            <floating> 0.0, out + j0, ldo)
+    else:
+        _gate_gemm(n.simd, False, rows, j0, j1, G, H, Din, Xin, ldx, w_ih, Din,
+                   <floating> 0.0, out, ldo)
+
+
 cdef void _layer_forward(const Net* n, int l, int d, const floating* theta,
                          const floating* Xin, Py_ssize_t ldx, Py_ssize_t Din,
                          floating* Y, const Bufs* b, const Seqs* q, bint has_h0,
-                         const floating* wpk, const floating* wih, int tid,
+                         const floating* wpk, const floating* wih, bint blocked, int tid,
                          int nt) noexcept nogil:
     """Outputs of layer l, direction d into Y (see the layouts above).
+    blocked (predict): the gate activations of a step are not kept past
+    it, so Z holds the input projections of a few steps at a time.
 
     The initial-state rows of this direction (Y's padding, and C's for the
     LSTM) must hold h0 (c0); when has_h0 is false they hold zeros and the
@@ -422,29 +453,33 @@ cdef void _layer_forward(const Net* n, int l, int d, const floating* theta,
     cdef floating* zt
     cdef floating* ct
     cdef const floating* cprev
-    cdef Py_ssize_t s, t, j, g, i, j0, j1, m, m1
+    cdef Py_ssize_t s, t, j, g, i, j0, j1, m, m1, tb, nb, r0, r1, zoff = 0
     _split(H, tid, nt, _lanes(y0[0]), &j0, &j1)
     for g in range(G):
         for j in range(j0, j1):
             # GRU: b_hn stays inside the reset product, added by the cell
             bsum[g * H + j] = b_ih[g * H + j] + (0 if (n.cell == CELL_GRU and g == 2)
                                                  else b_hh[g * H + j])
-    # input projections of all steps at once (own units of every gate); on
-    # packed W_ih^T (predict) each row's result is independent of the others
-    if l == 0 and _onehot0(n):
-        # one-hot input: W_ih x is column `token` of W_ih (D = vocabulary)
-        _token_gather(R, j0, j1, G, H, n.D, Xin, ldx, w_ih, y0 if G == 1 else Z,
-                      W if G == 1 else ZW)
-    elif wih != NULL and _rgemm(n.simd, R, j0, j1, G, H, Din, Xin, ldx, wih,
-                                y0 if G == 1 else Z, W if G == 1 else ZW, True):
-        pass
-    elif G == 1:
-        _mm(n.simd, False, True, <int> R, <int> (j1 - j0), <int> Din, Xin, <int> ldx,
-             w_ih + j0 * Din, <int> Din, <floating> 0.0, y0 + j0, <int> W)
-    else:
-        _gate_gemm(n.simd, False, R, j0, j1, G, H, Din, Xin, ldx, w_ih, Din, <floating> 0.0, Z, ZW)
+    # input projections (own units of every gate): of all steps at once in
+    # training, which keeps every step's gates; in predict, of `tb` steps at
+    # a time into the start of Z, so the gates go from the product to the
+    # cells through the cache rather than through memory (per row the result
+    # is the same: the packed product is row-independent)
+    tb = q.T
+    if blocked and G > 1:
+        tb = (CRNN_PROJ_BLOCK_BYTES // sizeof(floating)) // max(1, B * ZW)
+        tb = 1 if tb < 1 else (q.T if tb > q.T else tb)
     for s in range(q.T):
         t = s if d == 0 else q.T - 1 - s
+        if s % tb == 0:
+            # rows of steps s .. s + tb - 1 (in time: t .. t + nb - 1 forward,
+            # t - nb + 1 .. t reverse), contiguous in the packed layout
+            nb = tb if s + tb <= q.T else q.T - s
+            r0 = q.off[t] if d == 0 else q.off[t - nb + 1]
+            r1 = q.off[t + nb] if d == 0 else q.off[t + 1]
+            zoff = r0 if tb < q.T else 0
+            _project(n, l, j0, j1, r1 - r0, Xin + r0 * ldx, ldx, Din, w_ih, wih,
+                     y0 + r0 * W if G == 1 else Z + (r0 - zoff) * ZW, W if G == 1 else ZW)
         m = q.bs[t]
         cur = y0 + q.off[t] * W
         # rows [0, m1) continue from the neighbouring block, rows [m1, m)
@@ -463,7 +498,7 @@ cdef void _layer_forward(const Net* n, int l, int d, const floating* theta,
                           cur + m1 * W, W, False)
             _act_forward(n.cell, cur + j0, m, j1 - j0, W, bsum + j0)
         else:
-            zt = Z + q.off[t] * ZW
+            zt = Z + (q.off[t] - zoff) * ZW
             _rec_gemm(n.simd, m1, j0, j1, G, H, H, prev, W, wpk, w_hh, True, Rb, GH, True)
             if has_h0 and m > m1:
                 _rec_gemm(n.simd, m - m1, j0, j1, G, H, H, pad + m1 * W, W, wpk, w_hh, True,
@@ -1282,7 +1317,7 @@ cdef void _forward_layers(const Net* n, const floating* theta, floating* ws,
                            wpack + (l * n.ndir + d) * npass * pb if wpack != NULL else NULL,
                            wpack + _ih_offset(n, l * n.ndir + d, sizeof(floating))
                            if (wpack != NULL and not train) else NULL,
-                           tid, nt)
+                           not train, tid, nt)
             if st != NULL and st.hN != NULL:
                 # final states: after each sequence's own last step (forward)
                 # or after time 0 (reverse)
@@ -1455,6 +1490,10 @@ def simd_level():
     lower one."""
     return crnn_simd_detect()
 
+
+# predict's input projections of gated cells go through Z in blocks of steps
+# of about this many bytes (tests size problems to cross block boundaries)
+PROJ_BLOCK_BYTES = CRNN_PROJ_BLOCK_BYTES
 
 # Config(simd=SIMD_BF16_LEVEL): float32 weights, bfloat16 products (crnn_bf16.h)
 SIMD_BF16_LEVEL = SIMD_BF16

@@ -902,3 +902,46 @@ def test_float32_cross_entropy_of_wide_heads(n_outputs):
     for name in want:
         np.testing.assert_allclose(got[name], want[name], rtol=2e-4,
                                    atol=2e-6 * np.abs(want[name]).max(), err_msg=name)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("level", SIMD_LEVELS, ids=SIMD_IDS)
+@pytest.mark.parametrize("threading", [(1, False), (2, True)], ids=["1t", "2t-hidden"])
+def test_predict_projects_inputs_in_blocks_of_steps(cell, level, threading):
+    """predict computes the input projections of gated cells a few steps at
+    a time (PROJ_BLOCK_BYTES of gates): on a batch big enough for several
+    blocks, ragged (block boundaries inside the ragged tail), bidirectional,
+    two layers, from initial states, the outputs and final states are the
+    reference's."""
+    n_threads, hidden_split = threading
+    Bn, Tn, Hn, Dn = 40, 11, 48, 3
+    steps = (_kernels.PROJ_BLOCK_BYTES // 8) // (Bn * 4 * Hn)
+    assert 1 <= steps < Tn // 2                   # several blocks, the last one short
+    rng = np.random.default_rng(21)
+    layout = make_layout(n_features=Dn, hidden=Hn, n_outputs=2, num_layers=2,
+                         bidirectional=True, nonlinearity="tanh", cell=cell)
+    params = ref.init_params(rng, n_features=Dn, hidden=Hn, n_outputs=2, num_layers=2,
+                             bidirectional=True, dtype=np.float64, scale=0.6, cell=cell)
+    lens = rng.integers(1, Tn + 1, size=Bn)
+    lens[0] = Tn
+    X = [rng.normal(size=(k, Dn)) for k in lens]
+    shape = (4, Bn, Hn)
+    h0 = rng.normal(size=shape) * 0.5
+    c0 = rng.normal(size=shape) * 0.5 if cell == "lstm" else None
+    arch = dict(num_layers=2, bidirectional=True, nonlinearity="tanh", return_sequences=True,
+                cell=cell)
+    with simd(level) as packed:
+        hN = np.zeros(shape)
+        cN = np.zeros(shape) if cell == "lstm" else None
+        got = kernel_predict(layout, params, X, seq=True, n_threads=n_threads, chunk=Bn,
+                             hidden_split=hidden_split, packed=packed, states=(h0, c0, hN, cN))
+    for i, x in enumerate(X):
+        sl = (slice(None), slice(i, i + 1))
+        want, _ = ref.forward(params, x[None], h0=h0[sl], c0=None if c0 is None else c0[sl],
+                              **arch)
+        np.testing.assert_allclose(got[i], want[0], rtol=1e-11, atol=1e-12)
+        wh, wc = ref.final_states(params, x[None], h0=h0[sl],
+                                  c0=None if c0 is None else c0[sl], **arch)
+        np.testing.assert_allclose(hN[:, i], wh[:, 0], rtol=1e-11, atol=1e-12)
+        if cell == "lstm":
+            np.testing.assert_allclose(cN[:, i], wc[:, 0], rtol=1e-11, atol=1e-12)
