@@ -1531,6 +1531,33 @@ def bf16_gemm(bint trans_a, bint trans_b, const float[:, ::1] A, const float[:, 
         raise ValueError("beta must be 0 or 1")
 
 
+def packed_gemm(int level, bint trans_a, bint trans_b, const floating[:, ::1] A,
+                const floating[:, ::1] B, floating[:, ::1] C, double beta=0.0):
+    """C = op(A) op(B) + beta C through crnn_gemm.h's general product at SIMD
+    `level` (1 or 2; beta 0 or 1): the backward pass's GEMMs, for tests."""
+    cdef Py_ssize_t M = A.shape[1] if trans_a else A.shape[0]
+    cdef Py_ssize_t K = A.shape[0] if trans_a else A.shape[1]
+    cdef Py_ssize_t N = B.shape[0] if trans_b else B.shape[1]
+    cdef int ok
+    if not 1 <= level <= crnn_simd_detect():
+        raise ValueError(f"no SIMD level {level} on this CPU")
+    if (B.shape[1] if trans_b else B.shape[0]) != K or C.shape[0] != M or C.shape[1] != N:
+        raise ValueError("shapes do not match")
+    if M == 0 or N == 0:
+        return
+    cdef const floating* ap = &A[0, 0] if K > 0 else NULL
+    cdef const floating* bp = &B[0, 0] if K > 0 else NULL
+    with nogil:
+        if floating is float:
+            ok = crnn_gemm_f32(level, trans_a, trans_b, M, N, K, ap, A.shape[1], bp,
+                               B.shape[1], <float> beta, &C[0, 0], C.shape[1])
+        else:
+            ok = crnn_gemm_f64(level, trans_a, trans_b, M, N, K, ap, A.shape[1], bp,
+                               B.shape[1], beta, &C[0, 0], C.shape[1])
+    if not ok:
+        raise ValueError("beta must be 0 or 1")
+
+
 def bf16_rgemm(const float[:, ::1] A, const float[:, ::1] W, float[:, ::1] C, Py_ssize_t G,
                Py_ssize_t u0, Py_ssize_t u1, bint beta0=True):
     """C[:, g*Hs + u] (+)= A W[g*Hs + u, :]^T for u in [u0, u1) (Hs = C's

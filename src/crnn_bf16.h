@@ -314,7 +314,8 @@ static int crnn_rgemm_bf16(long M, long u0, long u1, long G, long Hs, long K, co
 
 /* General row-major C (M x N, ld ldc) = op(A) op(B) + beta C with beta 0 or
  * 1, op(A) M x K, op(B) K x N, on bfloat16 operands: op(B) is packed and
- * op(A) converted per call, K in chunks of KC so the buffers stay small.
+ * op(A) converted per call, K in chunks of KC so the buffers stay small, rows
+ * in blocks of CRNN_GEMM_MC (as crnn_gemm_f32).
  * Returns 0 (doing nothing) without the kernels, for another beta, or
  * without memory: the caller then uses BLAS. */
 #define CRNN_BF_KC 512
@@ -346,8 +347,13 @@ static int crnn_gemm_bf16(int transA, int transB, long M, long N, long K, const 
         /* op(A)[:, k0:k0+kn] and op(B)[k0:k0+kn, :] */
         crnn_bf_words_a(transA, M, kn, transA ? A + k0 * lda : A + k0, lda, Aw);
         crnn_pack_bf16(transB ? B + k0 : B + k0 * ldb, ldb, transB, kn, 1, N, N, 0, nb, Bw);
-        crnn_bf_kernel(M, 0, N, 1, N, KP, Aw, transA ? 1 : KP, transA ? M : 1, Bw, C, ldc,
-                       k0 == 0 && beta == 0.0f);
+        /* rows in blocks whose words stay in L2 while the panels stream past */
+        for (long m0 = 0; m0 < M; m0 += CRNN_GEMM_MC) {
+            const long mn = M - m0 < CRNN_GEMM_MC ? M - m0 : CRNN_GEMM_MC;
+            crnn_bf_kernel(mn, 0, N, 1, N, KP, transA ? Aw + m0 : Aw + m0 * KP,
+                           transA ? 1 : KP, transA ? M : 1, Bw, C + m0 * ldc, ldc,
+                           k0 == 0 && beta == 0.0f);
+        }
     }
     free(Aw);
     free(Bw);

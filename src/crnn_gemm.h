@@ -92,6 +92,11 @@ static long crnn_packed_size(long K, long G, long units, long elem_bytes)
 /* One block of MR rows x one panel: NV vectors of VL lanes per row; the
  * accumulators must stay in registers, so every small loop is unrolled. */
 #define CRNN_BLOCK(T, VT, VL, NV, MR, K, A, lda, bp, C, ldc, nvalid, beta0)              \
+    CRNN_BLOCK_S(T, VT, VL, NV, MR, K, A, lda, 1, bp, C, ldc, nvalid, beta0)
+
+/* The same with A[r, k] at A[r * ars + k * aks] (aks = 1: rows of A; ars = 1:
+ * A stored transposed). */
+#define CRNN_BLOCK_S(T, VT, VL, NV, MR, K, A, ars, aks, bp, C, ldc, nvalid, beta0)        \
     do {                                                                                 \
         VT acc_[MR][NV];                                                                 \
         CRNN_UNROLL for (int r_ = 0; r_ < MR; r_++)                                      \
@@ -102,7 +107,7 @@ static long crnn_packed_size(long K, long G, long units, long elem_bytes)
             CRNN_UNROLL for (int v_ = 0; v_ < NV; v_++)                                  \
                 memcpy(&b_[v_], (bp) + k_ * (NV * VL) + v_ * VL, sizeof(VT));            \
             CRNN_UNROLL for (int r_ = 0; r_ < MR; r_++) {                                \
-                const T a_ = (A)[r_ * (lda) + k_];                                       \
+                const T a_ = (A)[r_ * (ars) + k_ * (aks)];                               \
                 CRNN_UNROLL for (int v_ = 0; v_ < NV; v_++)                              \
                     acc_[r_][v_] += a_ * b_[v_];                                         \
             }                                                                            \
@@ -212,6 +217,35 @@ static long crnn_packed_size(long K, long G, long units, long elem_bytes)
         }                                                                              \
     }
 
+/* C (+)= A^T B on packed B (one gate, N columns): A stored transposed, A[r, k]
+ * at At[k * lda + r]; the general product below uses it on copied blocks. */
+#define CRNN_DEFINE_TGEMM(NAME, T, VT, VL, NV, TARGET, MR1, MR2, MR3)                   \
+    __attribute__((target(TARGET))) static void NAME(                                  \
+        long M, long N, long K, const T *At, long lda, const T *Bp, T *C, long ldc,     \
+        int beta0)                                                                     \
+    {                                                                                  \
+        const long PW = NV * VL;                                                       \
+        for (long ub = 0; ub * PW < N; ub++) {                                         \
+            const long ucol = ub * PW;                                                 \
+            const int nvalid = (int)(N - ucol < PW ? N - ucol : PW);                   \
+            const T *bp = Bp + ub * K * PW;                                            \
+            T *cp = C + ucol;                                                          \
+            long i = 0;                                                                \
+            for (; i + MR1 <= M; i += MR1)                                             \
+                CRNN_BLOCK_S(T, VT, VL, NV, MR1, K, At + i, 1, lda, bp, cp + i * ldc,  \
+                             ldc, nvalid, beta0);                                      \
+            for (; i + MR2 <= M; i += MR2)                                             \
+                CRNN_BLOCK_S(T, VT, VL, NV, MR2, K, At + i, 1, lda, bp, cp + i * ldc,  \
+                             ldc, nvalid, beta0);                                      \
+            for (; i + MR3 <= M; i += MR3)                                             \
+                CRNN_BLOCK_S(T, VT, VL, NV, MR3, K, At + i, 1, lda, bp, cp + i * ldc,  \
+                             ldc, nvalid, beta0);                                      \
+            for (; i < M; i++)                                                         \
+                CRNN_BLOCK_S(T, VT, VL, NV, 1, K, At + i, 1, lda, bp, cp + i * ldc,    \
+                             ldc, nvalid, beta0);                                      \
+        }                                                                              \
+    }
+
 typedef float crnn_f32x16 __attribute__((vector_size(64)));
 typedef float crnn_f32x8 __attribute__((vector_size(32)));
 typedef double crnn_f64x8 __attribute__((vector_size(64)));
@@ -223,6 +257,10 @@ CRNN_DEFINE_RGEMM(crnn_rgemm_f64_avx512, double, crnn_f64x8, 8, 2, "avx512f,fma"
 /* AVX2: 3 rows x 4 vectors = 12 accumulators of 16 registers */
 CRNN_DEFINE_RGEMM(crnn_rgemm_f32_avx2, float, crnn_f32x8, 8, 4, "avx2,fma", 3, 2, 2)
 CRNN_DEFINE_RGEMM(crnn_rgemm_f64_avx2, double, crnn_f64x4, 4, 4, "avx2,fma", 3, 2, 2)
+CRNN_DEFINE_TGEMM(crnn_tgemm_f32_avx512, float, crnn_f32x16, 16, 2, "avx512f,fma", 8, 4, 2)
+CRNN_DEFINE_TGEMM(crnn_tgemm_f64_avx512, double, crnn_f64x8, 8, 2, "avx512f,fma", 8, 4, 2)
+CRNN_DEFINE_TGEMM(crnn_tgemm_f32_avx2, float, crnn_f32x8, 8, 4, "avx2,fma", 3, 2, 2)
+CRNN_DEFINE_TGEMM(crnn_tgemm_f64_avx2, double, crnn_f64x4, 4, 4, "avx2,fma", 3, 2, 2)
 
 #endif /* CRNN_HAVE_SIMD */
 
@@ -254,5 +292,79 @@ CRNN_DEFINE_RGEMM(crnn_rgemm_f64_avx2, double, crnn_f64x4, 4, 4, "avx2,fma", 3, 
     }
 CRNN_DEFINE_RGEMM_DISPATCH(float, f32)
 CRNN_DEFINE_RGEMM_DISPATCH(double, f64)
+
+/* ---- the general product ----------------------------------------------
+ * Row-major C (M x N, ld ldc) = op(A) op(B) + beta C, beta 0 or 1, on the
+ * kernels above: the backward pass's GEMMs (weight gradients, dX, the
+ * head's), where they beat the BLAS these wheels ship with (OpenBLAS's
+ * sgemm runs AVX2 code on AMD CPUs).  Blocked as a GEMM is: K in chunks of
+ * KC (op(B)'s chunk packed once, reused by every row), rows in blocks of MC
+ * (their slice of A stays in L2 while the panels stream past); a
+ * transposed A's block is copied row by row (no transposition) and read by
+ * the transposed-A kernel.  Every output element is summed in the same
+ * order whatever M and N are, so a thread's slice of rows or columns gets
+ * the same values as the whole.  Returns 0 (doing nothing) at level 0, for
+ * another beta or without memory: the caller then uses BLAS. */
+#define CRNN_GEMM_KC 256
+#define CRNN_GEMM_MC 96
+#if CRNN_HAVE_SIMD
+#define CRNN_TGEMM_CALL(SUFFIX)                                                         \
+    if (level >= 2)                                                                     \
+        crnn_tgemm_##SUFFIX##_avx512(mn, N, kn, Ap, mn, Bp, C + m0 * ldc, ldc, beta0);  \
+    else                                                                                \
+        crnn_tgemm_##SUFFIX##_avx2(mn, N, kn, Ap, mn, Bp, C + m0 * ldc, ldc, beta0);
+#else
+#define CRNN_TGEMM_CALL(SUFFIX)
+#endif
+#define CRNN_DEFINE_GEMM(T, SUFFIX)                                                     \
+    static int crnn_gemm_##SUFFIX(int level, int transA, int transB, long M, long N,    \
+                                  long K, const T *A, long lda, const T *B, long ldb,   \
+                                  T beta, T *C, long ldc)                               \
+    {                                                                                   \
+        const long PW = CRNN_PW_BYTES / (long)sizeof(T);                                \
+        if (!CRNN_HAVE_SIMD || level <= 0 || !(beta == 0 || beta == 1))                 \
+            return 0;                                                                   \
+        if (level > 2)                                                                  \
+            level = 2;                                                                  \
+        if (M <= 0 || N <= 0)                                                           \
+            return 1;                                                                   \
+        if (K <= 0) {                                                                   \
+            if (beta == 0)                                                              \
+                for (long i = 0; i < M; i++)                                            \
+                    memset(C + i * ldc, 0, (size_t)N * sizeof(T));                      \
+            return 1;                                                                   \
+        }                                                                               \
+        const long nb = (N + PW - 1) / PW, kc = K < CRNN_GEMM_KC ? K : CRNN_GEMM_KC;    \
+        T *Bp = (T *)malloc((size_t)nb * kc * PW * sizeof(T));                          \
+        T *Ap = transA ? (T *)malloc((size_t)CRNN_GEMM_MC * kc * sizeof(T)) : NULL;     \
+        if (Bp == NULL || (transA && Ap == NULL)) {                                     \
+            free(Bp);                                                                   \
+            free(Ap);                                                                   \
+            return 0;                                                                   \
+        }                                                                               \
+        for (long k0 = 0; k0 < K; k0 += kc) {                                           \
+            const long kn = K - k0 < kc ? K - k0 : kc;                                  \
+            const int beta0 = k0 == 0 && beta == 0;                                     \
+            crnn_pack_##SUFFIX(transB ? B + k0 : B + k0 * ldb, ldb, transB, kn, 1, N,   \
+                               N, 0, nb, Bp);                                           \
+            for (long m0 = 0; m0 < M; m0 += CRNN_GEMM_MC) {                             \
+                const long mn = M - m0 < CRNN_GEMM_MC ? M - m0 : CRNN_GEMM_MC;          \
+                if (!transA) {                                                          \
+                    crnn_rgemm_##SUFFIX(level, mn, 0, N, 1, N, kn, A + m0 * lda + k0,   \
+                                        lda, Bp, C + m0 * ldc, ldc, beta0);             \
+                } else {                                                                \
+                    for (long k = 0; k < kn; k++)                                       \
+                        memcpy(Ap + k * mn, A + (k0 + k) * lda + m0,                    \
+                               (size_t)mn * sizeof(T));                                 \
+                    CRNN_TGEMM_CALL(SUFFIX)                                             \
+                }                                                                       \
+            }                                                                           \
+        }                                                                               \
+        free(Bp);                                                                       \
+        free(Ap);                                                                       \
+        return 1;                                                                       \
+    }
+CRNN_DEFINE_GEMM(float, f32)
+CRNN_DEFINE_GEMM(double, f64)
 
 #endif

@@ -62,6 +62,12 @@ cdef extern from "crnn_gemm.h" nogil:
     int crnn_rgemm_f64(int level, long M, long u0, long u1, long G, long Hs, long K,
                        const double* A, long lda, const double* Bp, double* C, long ldc,
                        int beta0)
+    int crnn_gemm_f32(int level, int transA, int transB, long M, long N, long K,
+                      const float* A, long lda, const float* B, long ldb, float beta, float* C,
+                      long ldc)
+    int crnn_gemm_f64(int level, int transA, int transB, long M, long N, long K,
+                      const double* A, long lda, const double* B, long ldb, double beta,
+                      double* C, long ldc)
 
 
 cdef extern from "crnn_bf16.h" nogil:
@@ -233,10 +239,18 @@ cdef inline void _mm(int level, bint trans_a, bint trans_b, Py_ssize_t m, Py_ssi
                      Py_ssize_t k, const floating* A, Py_ssize_t lda, const floating* B,
                      Py_ssize_t ldb, floating beta, floating* C, Py_ssize_t ldc) noexcept nogil:
     """C (m x n, row-major) = op(A) op(B) + beta C (beta 0 or 1): on
-    bfloat16 operands at SIMD_BF16 (float32 only), else BLAS."""
+    bfloat16 operands at SIMD_BF16 (float32 only), else on crnn_gemm.h's
+    kernels at SIMD level 1 or 2, else (level 0, or no memory) BLAS."""
     if floating is float:
         if level == SIMD_BF16 and crnn_gemm_bf16(trans_a, trans_b, m, n, k, A, lda, B, ldb,
                                                  beta, C, ldc) != 0:
+            return
+        if level > 0 and crnn_gemm_f32(level, trans_a, trans_b, m, n, k, A, lda, B, ldb, beta,
+                                       C, ldc) != 0:
+            return
+    else:
+        if level > 0 and crnn_gemm_f64(level, trans_a, trans_b, m, n, k, A, lda, B, ldb, beta,
+                                       C, ldc) != 0:
             return
     gemm(trans_a, trans_b, <int> m, <int> n, <int> k, <floating> 1.0, A, <int> lda, B,
          <int> ldb, beta, C, <int> ldc)

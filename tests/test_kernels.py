@@ -945,3 +945,38 @@ def test_predict_projects_inputs_in_blocks_of_steps(cell, level, threading):
         np.testing.assert_allclose(hN[:, i], wh[:, 0], rtol=1e-11, atol=1e-12)
         if cell == "lstm":
             np.testing.assert_allclose(cN[:, i], wc[:, 0], rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("level", [1, 2], ids=["avx2", "avx512"])
+@pytest.mark.parametrize("trans_a,trans_b", list(itertools.product([False, True], repeat=2)))
+@pytest.mark.parametrize("shape", [(1, 1, 1), (5, 3, 7), (97, 33, 257), (200, 70, 600),
+                                   (8, 17, 0), (3, 40, 513)])
+def test_general_product_matches_numpy(dtype, level, trans_a, trans_b, shape):
+    """The packed general product of the backward pass (crnn_gemm.h):
+    blocks of K (256), rows (96) and panels, every transpose, beta 0 and 1."""
+    if _kernels.simd_level() < level:
+        pytest.skip(f"this CPU has no SIMD level {level}")
+    M, N, K = shape
+    rng = np.random.default_rng(M + 7 * N + K)
+    A = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
+    B = rng.standard_normal((N, K) if trans_b else (K, N)).astype(dtype)
+    a, b = (A.T if trans_a else A), (B.T if trans_b else B)
+    tol = 1e-13 if dtype == np.float64 else 1e-6
+    for beta in (0.0, 1.0):
+        C0 = rng.standard_normal((M, N)).astype(dtype)
+        C = C0.copy()
+        _kernels.packed_gemm(level, trans_a, trans_b, A, B, C, beta)
+        want = a.astype(np.float64) @ b.astype(np.float64) + beta * C0
+        bound = np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64) + np.abs(C0)
+        assert np.all(np.abs(C - want) <= tol * max(1, np.sqrt(K)) * (bound + 1e-300))
+    # a row slice or a column slice of the problem gives the same bits
+    C = np.zeros((M, N), dtype)
+    _kernels.packed_gemm(level, trans_a, trans_b, A, B, C)
+    if M > 1:
+        part = np.zeros((M - 1, N), dtype)
+        _kernels.packed_gemm(level, trans_a, trans_b,
+                             np.ascontiguousarray(A[:, 1:] if trans_a else A[1:]), B, part)
+        np.testing.assert_array_equal(part, C[1:])
+    with pytest.raises(ValueError, match="beta"):
+        _kernels.packed_gemm(level, trans_a, trans_b, A, B, C, 0.5)
