@@ -239,18 +239,21 @@ static inline double crnn_sigmoid(double x)
                                 const T *restrict bo, const T *restrict cp,              \
                                 T *restrict ci, T *restrict hi)                          \
     {                                                                                    \
+        /* one loop per gate, then the cell: each loop's iterations are      \
+         * independent chains short enough for the core to overlap many      \
+         * (one loop doing all five functions per unit was latency-bound) */   \
+        for (long j = j0; j < j1; j++)                                                   \
+            zi[j] = SIGM(zi[j] + ri[j] + bi[j]);                                         \
+        for (long j = j0; j < j1; j++)                                                   \
+            zf[j] = SIGM(zf[j] + rf[j] + bf[j]);                                         \
+        for (long j = j0; j < j1; j++)                                                   \
+            zg[j] = TANH(zg[j] + rg[j] + bg[j]);                                         \
+        for (long j = j0; j < j1; j++)                                                   \
+            zo[j] = SIGM(zo[j] + ro[j] + bo[j]);                                         \
         for (long j = j0; j < j1; j++) {                                                 \
-            const T ig = SIGM(zi[j] + ri[j] + bi[j]);                                    \
-            const T fg = SIGM(zf[j] + rf[j] + bf[j]);                                    \
-            const T gg = TANH(zg[j] + rg[j] + bg[j]);                                    \
-            const T og = SIGM(zo[j] + ro[j] + bo[j]);                                    \
-            const T cn = fg * cp[j] + ig * gg;                                           \
-            zi[j] = ig;                                                                  \
-            zf[j] = fg;                                                                  \
-            zg[j] = gg;                                                                  \
-            zo[j] = og;                                                                  \
+            const T cn = zf[j] * cp[j] + zi[j] * zg[j];                                  \
             ci[j] = cn;                                                                  \
-            hi[j] = og * TANH(cn);                                                       \
+            hi[j] = zo[j] * TANH(cn);                                                    \
         }                                                                                \
     }                                                                                    \
     ATTR static void NAME(long M, long j0, long j1, long H, T *Z, long ldz, const T *R,   \
@@ -312,16 +315,17 @@ static inline double crnn_sigmoid(double x)
                                 const T *restrict bn, const T *restrict bh,              \
                                 const T *restrict hp, T *restrict hi)                    \
     {                                                                                    \
+        /* a loop per gate, as the LSTM's */                                  \
+        for (long j = j0; j < j1; j++)                                                   \
+            zr[j] = SIGM(zr[j] + rr[j] + br[j]);                                         \
+        for (long j = j0; j < j1; j++)                                                   \
+            zz[j] = SIGM(zz[j] + rz[j] + bzz[j]);                                        \
         for (long j = j0; j < j1; j++) {                                                 \
-            const T rg = SIGM(zr[j] + rr[j] + br[j]);                                    \
-            const T zg = SIGM(zz[j] + rz[j] + bzz[j]);                                   \
             const T hn = rn[j] + bh[j];                                                  \
-            const T ng = TANH(zn[j] + bn[j] + rg * hn);                                  \
-            zr[j] = rg;                                                                  \
-            zz[j] = zg;                                                                  \
+            const T ng = TANH(zn[j] + bn[j] + zr[j] * hn);                               \
             zn[j] = ng;                                                                  \
             zh[j] = hn;                                                                  \
-            hi[j] = (1 - zg) * ng + zg * hp[j];                                          \
+            hi[j] = (1 - zz[j]) * ng + zz[j] * hp[j];                                    \
         }                                                                                \
     }                                                                                    \
     ATTR static void NAME(long M, long j0, long j1, long H, T *Z, long ldz, const T *R,   \
