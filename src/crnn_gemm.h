@@ -26,6 +26,7 @@
 #define CRNN_GEMM_H
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define CRNN_PW_BYTES 128
