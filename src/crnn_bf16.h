@@ -318,7 +318,7 @@ static int crnn_rgemm_bf16(long M, long u0, long u1, long G, long Hs, long K, co
  * in blocks of CRNN_GEMM_MC (as crnn_gemm_f32).
  * Returns 0 (doing nothing) without the kernels, for another beta, or
  * without memory: the caller then uses BLAS. */
-#define CRNN_BF_KC 512
+#define CRNN_BF_KC 2048
 static int crnn_gemm_bf16(int transA, int transB, long M, long N, long K, const float *A,
                           long lda, const float *B, long ldb, float beta, float *C, long ldc)
 {
@@ -333,9 +333,13 @@ static int crnn_gemm_bf16(int transA, int transB, long M, long N, long K, const 
                 memset(C + i * ldc, 0, (size_t)N * sizeof(float));
         return 1;
     }
+    if (M == 1 && N > 1)
+        /* one row: C^T = op(B)^T op(A)^T (see crnn_gemm_f32) */
+        return crnn_gemm_bf16(!transB, 0, N, 1, K, B, ldb, A, transA ? lda : 1, beta, C, 1);
     const long kc = K < CRNN_BF_KC ? K : CRNN_BF_KC, KPc = (kc + 1) / 2;
     const long nb = (N + CRNN_BF_PW - 1) / CRNN_BF_PW;
-    uint32_t *Aw = (uint32_t *)malloc((size_t)M * KPc * sizeof(uint32_t));
+    const long mc = M < CRNN_GEMM_MC ? M : CRNN_GEMM_MC;
+    uint32_t *Aw = (uint32_t *)malloc((size_t)mc * KPc * sizeof(uint32_t));
     uint32_t *Bw = (uint32_t *)malloc((size_t)nb * KPc * CRNN_BF_PW * sizeof(uint32_t));
     if (Aw == NULL || Bw == NULL) {
         free(Aw);
@@ -344,15 +348,15 @@ static int crnn_gemm_bf16(int transA, int transB, long M, long N, long K, const 
     }
     for (long k0 = 0; k0 < K; k0 += kc) {
         const long kn = K - k0 < kc ? K - k0 : kc, KP = (kn + 1) / 2;
-        /* op(A)[:, k0:k0+kn] and op(B)[k0:k0+kn, :] */
-        crnn_bf_words_a(transA, M, kn, transA ? A + k0 * lda : A + k0, lda, Aw);
         crnn_pack_bf16(transB ? B + k0 : B + k0 * ldb, ldb, transB, kn, 1, N, N, 0, nb, Bw);
-        /* rows in blocks whose words stay in L2 while the panels stream past */
-        for (long m0 = 0; m0 < M; m0 += CRNN_GEMM_MC) {
-            const long mn = M - m0 < CRNN_GEMM_MC ? M - m0 : CRNN_GEMM_MC;
-            crnn_bf_kernel(mn, 0, N, 1, N, KP, transA ? Aw + m0 : Aw + m0 * KP,
-                           transA ? 1 : KP, transA ? M : 1, Bw, C + m0 * ldc, ldc,
-                           k0 == 0 && beta == 0.0f);
+        /* rows in blocks whose words (converted per block, compact) stay in
+         * L2 while the panels stream past */
+        for (long m0 = 0; m0 < M; m0 += mc) {
+            const long mn = M - m0 < mc ? M - m0 : mc;
+            crnn_bf_words_a(transA, mn, kn, transA ? A + k0 * lda + m0 : A + m0 * lda + k0,
+                            lda, Aw);
+            crnn_bf_kernel(mn, 0, N, 1, N, KP, Aw, transA ? 1 : KP, transA ? mn : 1, Bw,
+                           C + m0 * ldc, ldc, k0 == 0 && beta == 0.0f);
         }
     }
     free(Aw);

@@ -306,7 +306,7 @@ CRNN_DEFINE_RGEMM_DISPATCH(double, f64)
  * order whatever M and N are, so a thread's slice of rows or columns gets
  * the same values as the whole.  Returns 0 (doing nothing) at level 0, for
  * another beta or without memory: the caller then uses BLAS. */
-#define CRNN_GEMM_KC 256
+#define CRNN_GEMM_KC 512
 #define CRNN_GEMM_MC 96
 #if CRNN_HAVE_SIMD
 #define CRNN_TGEMM_CALL(SUFFIX)                                                         \
@@ -335,6 +335,11 @@ CRNN_DEFINE_RGEMM_DISPATCH(double, f64)
                     memset(C + i * ldc, 0, (size_t)N * sizeof(T));                      \
             return 1;                                                                   \
         }                                                                               \
+        if (M == 1 && N > 1)                                                            \
+            /* one row (a GEMV): packing op(B) would cost as much as the        \
+             * product; C^T = op(B)^T op(A)^T packs the single column instead */ \
+            return crnn_gemm_##SUFFIX(level, !transB, 0, N, 1, K, B, ldb, A,            \
+                                      transA ? lda : 1, beta, C, 1);                    \
         const long nb = (N + PW - 1) / PW, kc = K < CRNN_GEMM_KC ? K : CRNN_GEMM_KC;    \
         T *Bp = (T *)malloc((size_t)nb * kc * PW * sizeof(T));                          \
         T *Ap = transA ? (T *)malloc((size_t)CRNN_GEMM_MC * kc * sizeof(T)) : NULL;     \

@@ -50,11 +50,13 @@ def test_rounding_is_the_hardware_rounding():
 @needs_bf16
 @pytest.mark.parametrize("trans_a,trans_b", list(itertools.product([False, True], repeat=2)))
 @pytest.mark.parametrize("shape", [(1, 1, 1), (3, 5, 7), (8, 32, 16), (17, 33, 31),
-                                   (9, 70, 1030), (2, 1, 2), (40, 64, 0)])
+                                   (9, 70, 4100), (2, 1, 2), (40, 64, 0), (1, 50, 300),
+                                   (130, 20, 9)])
 @pytest.mark.parametrize("beta", [0.0, 1.0])
 def test_general_product_matches_numpy(trans_a, trans_b, shape, beta):
     """C = op(A) op(B) + beta C: exact products of the rounded operands,
-    summed in float32 (K = 1030 crosses two chunks of 512)."""
+    summed in float32 (K = 4100 crosses two chunks of 2048; M = 1 is the
+    transposed problem)."""
     M, N, K = shape
     rng = np.random.default_rng(M * 1000 + N + K)
     A = rng.standard_normal((K, M) if trans_a else (M, K)).astype(np.float32)

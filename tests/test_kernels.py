@@ -950,11 +950,12 @@ def test_predict_projects_inputs_in_blocks_of_steps(cell, level, threading):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("level", [1, 2], ids=["avx2", "avx512"])
 @pytest.mark.parametrize("trans_a,trans_b", list(itertools.product([False, True], repeat=2)))
-@pytest.mark.parametrize("shape", [(1, 1, 1), (5, 3, 7), (97, 33, 257), (200, 70, 600),
-                                   (8, 17, 0), (3, 40, 513)])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (5, 3, 7), (97, 33, 257), (200, 70, 1100),
+                                   (8, 17, 0), (3, 40, 513), (1, 70, 600), (40, 1, 30)])
 def test_general_product_matches_numpy(dtype, level, trans_a, trans_b, shape):
     """The packed general product of the backward pass (crnn_gemm.h):
-    blocks of K (256), rows (96) and panels, every transpose, beta 0 and 1."""
+    blocks of K (512), rows (96) and panels, every transpose, beta 0 and 1;
+    one row (M = 1: the transposed problem) and one column."""
     if _kernels.simd_level() < level:
         pytest.skip(f"this CPU has no SIMD level {level}")
     M, N, K = shape
