@@ -138,32 +138,39 @@ CRNN_BF_TARGET static void crnn_pack_bf16(const float *W, long ldw, int trans, l
 {
     const long KP = (K + 1) / 2, PW = CRNN_BF_PW;
     uint32_t tmp[8];
+    if (!trans) {
+        /* B[k, c] = W[k * ldw + c]: W's rows in order, two at a time */
+        for (long q = 0; q < KP; q++)
+            for (long ub = b0; ub < b1; ub++)
+                for (long g = 0; g < G; g++) {
+                    uint32_t *p = out + (ub * G + g) * KP * PW + q * PW;
+                    const long c0 = g * Hs + ub * PW;
+                    const long nv = units - ub * PW < PW ? units - ub * PW : PW;
+                    crnn_bf_pair_words(W + 2 * q * ldw + c0,
+                                       2 * q + 1 < K ? W + (2 * q + 1) * ldw + c0 : NULL, nv,
+                                       p);
+                    memset(p + nv, 0, (size_t)(PW - nv) * sizeof(uint32_t));
+                }
+        return;
+    }
+    /* B[k, c] = W[c * ldw + k]: a row of W (a column of B) at a time */
     for (long ub = b0; ub < b1; ub++)
         for (long g = 0; g < G; g++) {
             uint32_t *p = out + (ub * G + g) * KP * PW;
             const long c0 = g * Hs + ub * PW;
             const long nv = units - ub * PW < PW ? units - ub * PW : PW;
-            if (!trans) {
-                for (long q = 0; q < KP; q++) {
-                    crnn_bf_pair_words(W + 2 * q * ldw + c0,
-                                       2 * q + 1 < K ? W + (2 * q + 1) * ldw + c0 : NULL, nv,
-                                       p + q * PW);
-                    memset(p + q * PW + nv, 0, (size_t)(PW - nv) * sizeof(uint32_t));
+            for (long j = 0; j < PW; j++) {
+                if (j >= nv) {
+                    for (long q = 0; q < KP; q++)
+                        p[q * PW + j] = 0;
+                    continue;
                 }
-            } else {
-                for (long j = 0; j < PW; j++) {
-                    if (j >= nv) {
-                        for (long q = 0; q < KP; q++)
-                            p[q * PW + j] = 0;
-                        continue;
-                    }
-                    const float *w = W + (c0 + j) * ldw;
-                    for (long q = 0; q < KP; q += 8) {
-                        const long nq = KP - q < 8 ? KP - q : 8;
-                        crnn_bf_row_words(w + 2 * q, 2 * q + 2 * nq <= K ? 2 * nq : K - 2 * q, tmp);
-                        for (long i = 0; i < nq; i++)
-                            p[(q + i) * PW + j] = tmp[i];
-                    }
+                const float *w = W + (c0 + j) * ldw;
+                for (long q = 0; q < KP; q += 8) {
+                    const long nq = KP - q < 8 ? KP - q : 8;
+                    crnn_bf_row_words(w + 2 * q, 2 * q + 2 * nq <= K ? 2 * nq : K - 2 * q, tmp);
+                    for (long i = 0; i < nq; i++)
+                        p[(q + i) * PW + j] = tmp[i];
                 }
             }
         }

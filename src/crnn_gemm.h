@@ -61,15 +61,34 @@ static int crnn_simd_detect(void)
                      long units, long b0, long b1, T *out)                          \
     {                                                                               \
         const long PW = CRNN_PW_BYTES / (long)sizeof(T);                            \
+        /* reads in W's own order: a row of W at a time (each element is     \
+         * read once either way; this keeps the reads sequential) */        \
+        if (!trans) {                                                               \
+            for (long k = 0; k < K; k++)                                            \
+                for (long ub = b0; ub < b1; ub++)                                   \
+                    for (long g = 0; g < G; g++) {                                  \
+                        T *p = out + (ub * G + g) * K * PW + k * PW;                \
+                        const T *w = W + k * ldw + g * Hs + ub * PW;                \
+                        const long nv = units - ub * PW < PW ? units - ub * PW : PW; \
+                        for (long j = 0; j < nv; j++)                               \
+                            p[j] = w[j];                                            \
+                        for (long j = nv; j < PW; j++)                              \
+                            p[j] = (T)0;                                            \
+                    }                                                               \
+            return;                                                                 \
+        }                                                                           \
         for (long ub = b0; ub < b1; ub++)                                           \
             for (long g = 0; g < G; g++) {                                          \
                 T *p = out + (ub * G + g) * K * PW;                                 \
-                for (long k = 0; k < K; k++)                                        \
-                    for (long j = 0; j < PW; j++) {                                 \
-                        const long u = ub * PW + j, c = g * Hs + u;                 \
-                        p[k * PW + j] = u >= units ? (T)0                           \
-                                        : trans ? W[c * ldw + k] : W[k * ldw + c];  \
-                    }                                                               \
+                for (long j = 0; j < PW; j++) {                                     \
+                    const long u = ub * PW + j, c = g * Hs + u;                     \
+                    if (u >= units)                                                 \
+                        for (long k = 0; k < K; k++)                                \
+                            p[k * PW + j] = (T)0;                                   \
+                    else                                                            \
+                        for (long k = 0; k < K; k++)                                \
+                            p[k * PW + j] = W[c * ldw + k];                         \
+                }                                                                   \
             }                                                                       \
     }
 CRNN_DEFINE_PACK(crnn_pack_f32, float)
