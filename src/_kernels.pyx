@@ -1508,38 +1508,20 @@ def bf16_supported():
     return bool(crnn_bf16_detect())
 
 
-def bf16_gemm(bint trans_a, bint trans_b, const float[:, ::1] A, const float[:, ::1] B,
-              float[:, ::1] C, float beta=0.0):
-    """C = op(A) op(B) + beta C on bfloat16 operands with float32 sums
-    (crnn_gemm_bf16; beta 0 or 1): the kernels' general product, for tests."""
-    cdef Py_ssize_t M = A.shape[1] if trans_a else A.shape[0]
-    cdef Py_ssize_t K = A.shape[0] if trans_a else A.shape[1]
-    cdef Py_ssize_t N = B.shape[0] if trans_b else B.shape[1]
-    cdef int ok
-    if not crnn_bf16_detect():
-        raise ValueError(BF16_UNSUPPORTED)
-    if (B.shape[1] if trans_b else B.shape[0]) != K or C.shape[0] != M or C.shape[1] != N:
-        raise ValueError("shapes do not match")
-    if M == 0 or N == 0:
-        return
-    cdef const float* ap = &A[0, 0] if K > 0 else NULL
-    cdef const float* bp = &B[0, 0] if K > 0 else NULL
-    with nogil:
-        ok = crnn_gemm_bf16(trans_a, trans_b, M, N, K, ap, A.shape[1], bp, B.shape[1], beta,
-                            &C[0, 0], C.shape[1])
-    if not ok:
-        raise ValueError("beta must be 0 or 1")
-
-
 def packed_gemm(int level, bint trans_a, bint trans_b, const floating[:, ::1] A,
                 const floating[:, ::1] B, floating[:, ::1] C, double beta=0.0):
-    """C = op(A) op(B) + beta C through crnn_gemm.h's general product at SIMD
-    `level` (1 or 2; beta 0 or 1): the backward pass's GEMMs, for tests."""
+    """C = op(A) op(B) + beta C (beta 0 or 1) through the general product of
+    the backward pass at SIMD `level`: crnn_gemm.h's (1 or 2) or, float32
+    only, crnn_bf16.h's (SIMD_BF16_LEVEL: bfloat16 operands, float32 sums).
+    For tests."""
     cdef Py_ssize_t M = A.shape[1] if trans_a else A.shape[0]
     cdef Py_ssize_t K = A.shape[0] if trans_a else A.shape[1]
     cdef Py_ssize_t N = B.shape[0] if trans_b else B.shape[1]
     cdef int ok
-    if not 1 <= level <= crnn_simd_detect():
+    if level == SIMD_BF16:
+        if floating is not float or not crnn_bf16_detect():
+            raise ValueError(BF16_UNSUPPORTED)
+    elif not 1 <= level <= crnn_simd_detect():
         raise ValueError(f"no SIMD level {level} on this CPU")
     if (B.shape[1] if trans_b else B.shape[0]) != K or C.shape[0] != M or C.shape[1] != N:
         raise ValueError("shapes do not match")
@@ -1549,8 +1531,12 @@ def packed_gemm(int level, bint trans_a, bint trans_b, const floating[:, ::1] A,
     cdef const floating* bp = &B[0, 0] if K > 0 else NULL
     with nogil:
         if floating is float:
-            ok = crnn_gemm_f32(level, trans_a, trans_b, M, N, K, ap, A.shape[1], bp,
-                               B.shape[1], <float> beta, &C[0, 0], C.shape[1])
+            if level == SIMD_BF16:
+                ok = crnn_gemm_bf16(trans_a, trans_b, M, N, K, ap, A.shape[1], bp, B.shape[1],
+                                    <float> beta, &C[0, 0], C.shape[1])
+            else:
+                ok = crnn_gemm_f32(level, trans_a, trans_b, M, N, K, ap, A.shape[1], bp,
+                                   B.shape[1], <float> beta, &C[0, 0], C.shape[1])
         else:
             ok = crnn_gemm_f64(level, trans_a, trans_b, M, N, K, ap, A.shape[1], bp,
                                B.shape[1], beta, &C[0, 0], C.shape[1])

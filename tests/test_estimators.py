@@ -516,12 +516,17 @@ def test_batch_and_hidden_split_train_the_same_model(monkeypatch, cls):
     np.testing.assert_allclose(results[True][1], results[False][1], rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_adding_problem_T100(cell):
+@pytest.mark.parametrize("cell,compute_dtype", [("gru", None), ("lstm", None),
+                                                ("lstm", "bfloat16")])
+def test_adding_problem_T100(cell, compute_dtype):
     """Two marked values 100 steps apart: predicting 1 gives MSE ~0.167; GRU
-    and LSTM get below 0.01 within 30 epochs (a few seconds here).  The tanh
-    RNN does not (benches/adding_problem.py reports it)."""
+    and LSTM get below 0.01 within 30 epochs (a few seconds here), the LSTM
+    also trained in bfloat16 (mixed precision).  The tanh RNN does not
+    (benches/adding_problem.py reports it)."""
+    from crnn import _kernels
     from crnn.datasets import make_adding_problem
+    if compute_dtype == "bfloat16" and not _kernels.bf16_supported():
+        pytest.skip("this CPU has no AVX512-BF16")
 
     Xtr, ytr = make_adding_problem(10000, 100, random_state=0)
     Xte, yte = make_adding_problem(2000, 100, random_state=1)
@@ -529,7 +534,7 @@ def test_adding_problem_T100(cell):
     assert np.all(Xtr[:, :50, 1].sum(axis=1) == 1)
     assert np.mean((1 - yte) ** 2) == pytest.approx(1 / 6, abs=0.02)
     reg = RNNRegressor(cell=cell, hidden_size=32, batch_size=64, learning_rate_init=1e-2,
-                       random_state=0)
+                       random_state=0, compute_dtype=compute_dtype)
     best = np.inf
     for _ in range(30):
         reg.partial_fit(Xtr, ytr)
