@@ -17,10 +17,15 @@ BF16 = _kernels.SIMD_BF16_LEVEL
 
 @contextmanager
 def simd(level):
-    """Run the recurrent products at SIMD `level` (None: BLAS, no packing;
+    """Run the kernels' products at SIMD `level` (None: level 0, every
+    product through BLAS and no packing, the path of CPUs without AVX2;
     BF16: every product on bfloat16 operands)."""
     if level is None:
-        yield False
+        _LEVEL[0] = 0
+        try:
+            yield False
+        finally:
+            _LEVEL[0] = None
         return
     if level == BF16:
         if not _kernels.bf16_supported():
