@@ -903,9 +903,10 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
         loads on a CPU without it: its predict then says why it cannot run,
         and runs after set_params(compute_dtype=None)."""
         try:
-            engine = self._engine(attrs["_layout"], attrs.get("_return_sequences"))
+            self._simd()
         except ValueError:
             return
+        engine = self._engine(attrs["_layout"], attrs.get("_return_sequences"))
         attrs["_wpack"] = (attrs["_theta"], engine.packed_weights(attrs["_theta"]))
 
     def __sklearn_tags__(self):

@@ -47,19 +47,6 @@ static int crnn_bf16_detect(void)
 #endif
 }
 
-/* float32 -> bfloat16 bits, as vcvtneps2bf16 */
-static inline uint16_t crnn_f32_to_bf16(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, sizeof(u));
-    if ((u & 0x7f800000u) == 0)                      /* zero or subnormal */
-        return (uint16_t)((u >> 16) & 0x8000u);
-    if ((u & 0x7fffffffu) > 0x7f800000u)             /* NaN: quiet */
-        return (uint16_t)((u >> 16) | 0x0040u);
-    u += 0x7fffu + ((u >> 16) & 1u);                 /* nearest, ties to even */
-    return (uint16_t)(u >> 16);
-}
-
 /* elements (float-sized, so the float32 buffers fit it) of a packed matrix
  * of K rows and G * ceil(units / 32) panels: ceil(K / 2) words per column */
 static long crnn_bf16_packed_size(long K, long G, long units)
