@@ -195,7 +195,14 @@ cdef void _ws_layout(const Net* n, Py_ssize_t Bs, Py_ssize_t T, bint train, bint
     cdef Py_ssize_t pos = 0
     lay[WS_X0] = pos;      pos += T * Bs * _din0(n)
     lay[WS_Y] = pos;       pos += nY * (T + 2) * Bs * W
-    lay[WS_Z] = pos;       pos += nZ * T * Bs * ZW
+    # predict projects the inputs of a block of steps at a time into the start
+    # of Z (_layer_forward: at most CRNN_PROJ_BLOCK_BYTES of float32 gates, or
+    # one step's rows): Z need not hold every step, so a predict chunk of a
+    # given workspace holds several times the sequences
+    cdef Py_ssize_t zrows = T * Bs
+    if not train:
+        zrows = min(zrows, max(Bs, (CRNN_PROJ_BLOCK_BYTES // 4) // max(1, ZW)))
+    lay[WS_Z] = pos;       pos += nZ * zrows * ZW
     lay[WS_C] = pos;       pos += nZ * (T + 2) * Bs * n.H if lstm else 0
     lay[WS_R] = pos;       pos += Bs * GH if gated else 0
     lay[WS_DYA] = pos;     pos += T * Bs * W if train else 0

@@ -209,15 +209,27 @@ CRNN_BF_TARGET static void crnn_bf_kernel(long M, long u0, long u1, long G, long
         for (long g = 0; g < G; g++) {
             const uint32_t *bp = Bp + (ub * G + g) * KP * PW;
             float *cp = C + g * Hs + ucol;
-            long i = 0;
-            for (; i + 8 <= M; i += 8)
-                CRNN_BF_BLOCK(8, KP, Aw + i * ars, ars, aps, bp, cp + i * ldc, ldc, nvalid, beta0);
-            for (; i + 4 <= M; i += 4)
-                CRNN_BF_BLOCK(4, KP, Aw + i * ars, ars, aps, bp, cp + i * ldc, ldc, nvalid, beta0);
-            for (; i + 2 <= M; i += 2)
-                CRNN_BF_BLOCK(2, KP, Aw + i * ars, ars, aps, bp, cp + i * ldc, ldc, nvalid, beta0);
-            for (; i < M; i++)
-                CRNN_BF_BLOCK(1, KP, Aw + i * ars, ars, aps, bp, cp + i * ldc, ldc, nvalid, beta0);
+            /* blocks of 8 rows, the tail in blocks of 6 to 11: vdpbf16ps
+             * needs 12 or more accumulators (6 rows) to hide its latency */
+            for (long i = 0; i < M;) {
+                const long mr = crnn_next_rows(M - i, 8, 11, 6);
+                const uint32_t *ai = Aw + i * ars;
+                float *ci = cp + i * ldc;
+                switch (mr) {
+                case 11: CRNN_BF_BLOCK(11, KP, ai, ars, aps, bp, ci, ldc, nvalid, beta0); break;
+                case 10: CRNN_BF_BLOCK(10, KP, ai, ars, aps, bp, ci, ldc, nvalid, beta0); break;
+                case 9: CRNN_BF_BLOCK(9, KP, ai, ars, aps, bp, ci, ldc, nvalid, beta0); break;
+                case 8: CRNN_BF_BLOCK(8, KP, ai, ars, aps, bp, ci, ldc, nvalid, beta0); break;
+                case 7: CRNN_BF_BLOCK(7, KP, ai, ars, aps, bp, ci, ldc, nvalid, beta0); break;
+                case 6: CRNN_BF_BLOCK(6, KP, ai, ars, aps, bp, ci, ldc, nvalid, beta0); break;
+                case 5: CRNN_BF_BLOCK(5, KP, ai, ars, aps, bp, ci, ldc, nvalid, beta0); break;
+                case 4: CRNN_BF_BLOCK(4, KP, ai, ars, aps, bp, ci, ldc, nvalid, beta0); break;
+                case 3: CRNN_BF_BLOCK(3, KP, ai, ars, aps, bp, ci, ldc, nvalid, beta0); break;
+                case 2: CRNN_BF_BLOCK(2, KP, ai, ars, aps, bp, ci, ldc, nvalid, beta0); break;
+                default: CRNN_BF_BLOCK(1, KP, ai, ars, aps, bp, ci, ldc, nvalid, beta0); break;
+                }
+                i += mr;
+            }
         }
     }
 }

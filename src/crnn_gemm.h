@@ -153,6 +153,44 @@ static long crnn_packed_size(long K, long G, long units, long elem_bytes)
         }                                                                                \
     } while (0)
 
+/* Rows of the next register block, of `rem` rows left: blocks of `pref`
+ * rows while at least pref + minr rows are left, then the tail in one block
+ * of at most maxr rows or two of at least minr (maxr >= 2 minr - 1), so that
+ * no block has fewer than minr rows when M >= minr.  A narrower block has
+ * too few accumulators to hide the FMA latency: one row of the float32
+ * kernel runs at a quarter of its rate, and a batch of 25 rows in blocks of
+ * 8, 8, 8 and 1 lost a tenth of its time to it.  Every row is summed in the
+ * same order whatever block it falls in. */
+static inline long crnn_next_rows(long rem, long pref, long maxr, long minr)
+{
+    if (rem <= maxr)
+        return rem;
+    return rem - pref >= minr ? pref : rem - minr;
+}
+
+/* Rows [0, M) of A (A[r, k] at A[r * ars + k * aks]) against one panel, in
+ * register blocks of at most MAXR (<= 8) rows; the unreachable sizes
+ * compile to nothing. */
+#define CRNN_ROW_BLOCK_(MR)                                                              \
+    CRNN_BLOCK_S(T, VT, VL, NV, MR, K, (A) + i_ * (ars), ars, aks, bp, (C) + i_ * (ldc), \
+                 ldc, nvalid, beta0)
+#define CRNN_ROW_BLOCKS(T, VT, VL, NV, MAXR, MINR, M, K, A, ars, aks, bp, C, ldc, nvalid, \
+                        beta0)                                                           \
+    for (long i_ = 0; i_ < (M);) {                                                       \
+        const long mr_ = crnn_next_rows((M) - i_, MAXR, MAXR, MINR);                           \
+        switch (mr_) {                                                                   \
+        case 8: if (MAXR >= 8) CRNN_BLOCK_S(T, VT, VL, NV, 8, K, (A) + i_ * (ars), ars, aks, bp, (C) + i_ * (ldc), ldc, nvalid, beta0); break; \
+        case 7: if (MAXR >= 7) CRNN_BLOCK_S(T, VT, VL, NV, 7, K, (A) + i_ * (ars), ars, aks, bp, (C) + i_ * (ldc), ldc, nvalid, beta0); break; \
+        case 6: if (MAXR >= 6) CRNN_BLOCK_S(T, VT, VL, NV, 6, K, (A) + i_ * (ars), ars, aks, bp, (C) + i_ * (ldc), ldc, nvalid, beta0); break; \
+        case 5: if (MAXR >= 5) CRNN_BLOCK_S(T, VT, VL, NV, 5, K, (A) + i_ * (ars), ars, aks, bp, (C) + i_ * (ldc), ldc, nvalid, beta0); break; \
+        case 4: if (MAXR >= 4) CRNN_BLOCK_S(T, VT, VL, NV, 4, K, (A) + i_ * (ars), ars, aks, bp, (C) + i_ * (ldc), ldc, nvalid, beta0); break; \
+        case 3: if (MAXR >= 3) CRNN_BLOCK_S(T, VT, VL, NV, 3, K, (A) + i_ * (ars), ars, aks, bp, (C) + i_ * (ldc), ldc, nvalid, beta0); break; \
+        case 2: CRNN_BLOCK_S(T, VT, VL, NV, 2, K, (A) + i_ * (ars), ars, aks, bp, (C) + i_ * (ldc), ldc, nvalid, beta0); break; \
+        default: CRNN_BLOCK_S(T, VT, VL, NV, 1, K, (A) + i_ * (ars), ars, aks, bp, (C) + i_ * (ldc), ldc, nvalid, beta0); break; \
+        }                                                                                \
+        i_ += mr_;                                                                       \
+    }
+
 /* One row against NP panels at once (NP * NV accumulators): a single row
  * against one panel is a chain of dependent FMAs, latency-bound; NP
  * independent panels fill the pipeline.  Per element the arithmetic is the
@@ -183,9 +221,9 @@ static long crnn_packed_size(long K, long G, long units, long elem_bytes)
         }                                                                                \
     } while (0)
 
-/* Driver over panels and row blocks; MR1 > MR2 > MR3 > 1 row blocks.  A
+/* Driver over panels and row blocks (CRNN_ROW_BLOCKS).  A
  * single row (M == 1, e.g. one stream) takes its panels four at a time. */
-#define CRNN_DEFINE_RGEMM(NAME, T, VT, VL, NV, TARGET, MR1, MR2, MR3)                   \
+#define CRNN_DEFINE_RGEMM(NAME, T, VT, VL, NV, TARGET, MAXR, MINR)                       \
     __attribute__((target(TARGET))) static void NAME(                                  \
         long M, long u0, long u1, long G, long Hs, long K, const T *A, long lda,       \
         const T *Bp, T *C, long ldc, int beta0)                                        \
@@ -220,26 +258,15 @@ static long crnn_packed_size(long K, long G, long units, long elem_bytes)
             for (long g = 0; g < G; g++) {                                             \
                 const T *bp = Bp + (ub * G + g) * K * PW;                              \
                 T *cp = C + g * Hs + ucol;                                             \
-                long i = 0;                                                            \
-                for (; i + MR1 <= M; i += MR1)                                         \
-                    CRNN_BLOCK(T, VT, VL, NV, MR1, K, A + i * lda, lda, bp,            \
-                               cp + i * ldc, ldc, nvalid, beta0);                      \
-                for (; i + MR2 <= M; i += MR2)                                         \
-                    CRNN_BLOCK(T, VT, VL, NV, MR2, K, A + i * lda, lda, bp,            \
-                               cp + i * ldc, ldc, nvalid, beta0);                      \
-                for (; i + MR3 <= M; i += MR3)                                         \
-                    CRNN_BLOCK(T, VT, VL, NV, MR3, K, A + i * lda, lda, bp,            \
-                               cp + i * ldc, ldc, nvalid, beta0);                      \
-                for (; i < M; i++)                                                     \
-                    CRNN_BLOCK(T, VT, VL, NV, 1, K, A + i * lda, lda, bp,              \
-                               cp + i * ldc, ldc, nvalid, beta0);                      \
+                CRNN_ROW_BLOCKS(T, VT, VL, NV, MAXR, MINR, M, K, A, lda, 1, bp, cp, ldc,     \
+                                nvalid, beta0);                        \
             }                                                                          \
         }                                                                              \
     }
 
 /* C (+)= A^T B on packed B (one gate, N columns): A stored transposed, A[r, k]
  * at At[k * lda + r]; the general product below uses it on copied blocks. */
-#define CRNN_DEFINE_TGEMM(NAME, T, VT, VL, NV, TARGET, MR1, MR2, MR3)                   \
+#define CRNN_DEFINE_TGEMM(NAME, T, VT, VL, NV, TARGET, MAXR, MINR)                       \
     __attribute__((target(TARGET))) static void NAME(                                  \
         long M, long N, long K, const T *At, long lda, const T *Bp, T *C, long ldc,     \
         int beta0)                                                                     \
@@ -250,19 +277,8 @@ static long crnn_packed_size(long K, long G, long units, long elem_bytes)
             const int nvalid = (int)(N - ucol < PW ? N - ucol : PW);                   \
             const T *bp = Bp + ub * K * PW;                                            \
             T *cp = C + ucol;                                                          \
-            long i = 0;                                                                \
-            for (; i + MR1 <= M; i += MR1)                                             \
-                CRNN_BLOCK_S(T, VT, VL, NV, MR1, K, At + i, 1, lda, bp, cp + i * ldc,  \
-                             ldc, nvalid, beta0);                                      \
-            for (; i + MR2 <= M; i += MR2)                                             \
-                CRNN_BLOCK_S(T, VT, VL, NV, MR2, K, At + i, 1, lda, bp, cp + i * ldc,  \
-                             ldc, nvalid, beta0);                                      \
-            for (; i + MR3 <= M; i += MR3)                                             \
-                CRNN_BLOCK_S(T, VT, VL, NV, MR3, K, At + i, 1, lda, bp, cp + i * ldc,  \
-                             ldc, nvalid, beta0);                                      \
-            for (; i < M; i++)                                                         \
-                CRNN_BLOCK_S(T, VT, VL, NV, 1, K, At + i, 1, lda, bp, cp + i * ldc,    \
-                             ldc, nvalid, beta0);                                      \
+            CRNN_ROW_BLOCKS(T, VT, VL, NV, MAXR, MINR, M, K, At, 1, lda, bp, cp, ldc,        \
+                            nvalid, beta0);                            \
         }                                                                              \
     }
 
@@ -271,16 +287,17 @@ typedef float crnn_f32x8 __attribute__((vector_size(32)));
 typedef double crnn_f64x8 __attribute__((vector_size(64)));
 typedef double crnn_f64x4 __attribute__((vector_size(32)));
 
-/* AVX-512: 8 rows x 2 vectors = 16 accumulators of 32 registers */
-CRNN_DEFINE_RGEMM(crnn_rgemm_f32_avx512, float, crnn_f32x16, 16, 2, "avx512f,fma", 8, 4, 2)
-CRNN_DEFINE_RGEMM(crnn_rgemm_f64_avx512, double, crnn_f64x8, 8, 2, "avx512f,fma", 8, 4, 2)
-/* AVX2: 3 rows x 4 vectors = 12 accumulators of 16 registers */
-CRNN_DEFINE_RGEMM(crnn_rgemm_f32_avx2, float, crnn_f32x8, 8, 4, "avx2,fma", 3, 2, 2)
-CRNN_DEFINE_RGEMM(crnn_rgemm_f64_avx2, double, crnn_f64x4, 4, 4, "avx2,fma", 3, 2, 2)
-CRNN_DEFINE_TGEMM(crnn_tgemm_f32_avx512, float, crnn_f32x16, 16, 2, "avx512f,fma", 8, 4, 2)
-CRNN_DEFINE_TGEMM(crnn_tgemm_f64_avx512, double, crnn_f64x8, 8, 2, "avx512f,fma", 8, 4, 2)
-CRNN_DEFINE_TGEMM(crnn_tgemm_f32_avx2, float, crnn_f32x8, 8, 4, "avx2,fma", 3, 2, 2)
-CRNN_DEFINE_TGEMM(crnn_tgemm_f64_avx2, double, crnn_f64x4, 4, 4, "avx2,fma", 3, 2, 2)
+/* AVX-512: up to 8 rows x 2 vectors = 16 accumulators of 32 registers, at
+ * least 4 rows (8 accumulators: the FMA latency times its 2 pipes) */
+CRNN_DEFINE_RGEMM(crnn_rgemm_f32_avx512, float, crnn_f32x16, 16, 2, "avx512f,fma", 8, 4)
+CRNN_DEFINE_RGEMM(crnn_rgemm_f64_avx512, double, crnn_f64x8, 8, 2, "avx512f,fma", 8, 4)
+/* AVX2: up to 3 rows x 4 vectors = 12 accumulators of 16 registers */
+CRNN_DEFINE_RGEMM(crnn_rgemm_f32_avx2, float, crnn_f32x8, 8, 4, "avx2,fma", 3, 2)
+CRNN_DEFINE_RGEMM(crnn_rgemm_f64_avx2, double, crnn_f64x4, 4, 4, "avx2,fma", 3, 2)
+CRNN_DEFINE_TGEMM(crnn_tgemm_f32_avx512, float, crnn_f32x16, 16, 2, "avx512f,fma", 8, 4)
+CRNN_DEFINE_TGEMM(crnn_tgemm_f64_avx512, double, crnn_f64x8, 8, 2, "avx512f,fma", 8, 4)
+CRNN_DEFINE_TGEMM(crnn_tgemm_f32_avx2, float, crnn_f32x8, 8, 4, "avx2,fma", 3, 2)
+CRNN_DEFINE_TGEMM(crnn_tgemm_f64_avx2, double, crnn_f64x4, 4, 4, "avx2,fma", 3, 2)
 
 #endif /* CRNN_HAVE_SIMD */
 

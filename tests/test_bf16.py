@@ -100,6 +100,38 @@ def test_packed_product_matches_numpy(M, G, Hs, K, u0, u1):
     np.testing.assert_allclose(C2[:, cols], 2 * C[:, cols], rtol=1e-6)
 
 
+@needs_bf16
+@pytest.mark.parametrize("product", ["packed", "general", "general_at"])
+def test_row_blocks_of_every_size(product):
+    """Every number of rows from 2 to 29, at the start and at the end of a
+    30-row problem: register blocks of 8 rows, tails of 6 to 11 (and the
+    narrow ones below 6 rows), in the time loop's packed product and the
+    general one (A as given or transposed).  The values match numpy on the
+    rounded operands, and each row has the same bits whatever block it falls
+    in."""
+    rng = np.random.default_rng(30)
+    R, K, G, Hs = 30, 71, 4, 40
+    A = rng.standard_normal((R, K)).astype(np.float32)
+    W = rng.standard_normal((G * Hs, K)).astype(np.float32)
+
+    def run(a):
+        C = np.zeros((a.shape[0], G * Hs), np.float32)
+        if product == "packed":
+            _kernels.bf16_rgemm(np.ascontiguousarray(a), W, C, G, 0, Hs, True)
+        else:
+            at = product == "general_at"
+            _kernels.packed_gemm(BF16, at, True, np.ascontiguousarray(a.T if at else a), W, C)
+        return C
+
+    full = run(A)
+    err = np.abs(full - ref.bf16_matmul(A, W.T)) / _bound(A, W.T)
+    assert err.max() < 1e-6 * np.sqrt(K)
+    for M in range(2, R):
+        for s in (0, R - M):
+            np.testing.assert_array_equal(run(A[s:s + M]), full[s:s + M],
+                                          err_msg=f"rows {s}..{s + M}")
+
+
 # ---------------------------------------------------------------------------
 # the network against the reference with bfloat16 products
 

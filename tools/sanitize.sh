@@ -35,7 +35,8 @@ if [ ${#tests[@]} -eq 0 ]; then
            tests/test_seq2seq_kernels.py tests/test_ctc_kernels.py
            tests/test_bf16.py::test_rounding_is_the_hardware_rounding
            tests/test_bf16.py::test_general_product_matches_numpy
-           tests/test_bf16.py::test_packed_product_matches_numpy)
+           tests/test_bf16.py::test_packed_product_matches_numpy
+           tests/test_bf16.py::test_row_blocks_of_every_size)
 fi
 python3 -c "import crnn._kernels as k; assert k.debug_build(), 'not the debug build'"
 python3 -m pytest -q -p no:cacheprovider -x "${tests[@]}"
