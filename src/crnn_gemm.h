@@ -170,23 +170,23 @@ static inline long crnn_next_rows(long rem, long pref, long maxr, long minr)
 
 /* Rows [0, M) of A (A[r, k] at A[r * ars + k * aks]) against one panel, in
  * register blocks of at most MAXR (<= 8) rows; the unreachable sizes
- * compile to nothing. */
-#define CRNN_ROW_BLOCK_(MR)                                                              \
-    CRNN_BLOCK_S(T, VT, VL, NV, MR, K, (A) + i_ * (ars), ars, aks, bp, (C) + i_ * (ldc), \
+ * compile to nothing.  The trailing arguments are CRNN_BLOCK_S's, less MR
+ * (CRNN_ROWS_: one block of MR rows from row i_). */
+#define CRNN_ROWS_(MR, T, VT, VL, NV, K, A, ars, aks, bp, C, ldc, nvalid, beta0)           \
+    CRNN_BLOCK_S(T, VT, VL, NV, MR, K, (A) + i_ * (ars), ars, aks, bp, (C) + i_ * (ldc),  \
                  ldc, nvalid, beta0)
-#define CRNN_ROW_BLOCKS(T, VT, VL, NV, MAXR, MINR, M, K, A, ars, aks, bp, C, ldc, nvalid, \
-                        beta0)                                                           \
+#define CRNN_ROW_BLOCKS(MAXR, MINR, M, ...)                                               \
     for (long i_ = 0; i_ < (M);) {                                                       \
-        const long mr_ = crnn_next_rows((M) - i_, MAXR, MAXR, MINR);                           \
+        const long mr_ = crnn_next_rows((M) - i_, MAXR, MAXR, MINR);                     \
         switch (mr_) {                                                                   \
-        case 8: if (MAXR >= 8) CRNN_BLOCK_S(T, VT, VL, NV, 8, K, (A) + i_ * (ars), ars, aks, bp, (C) + i_ * (ldc), ldc, nvalid, beta0); break; \
-        case 7: if (MAXR >= 7) CRNN_BLOCK_S(T, VT, VL, NV, 7, K, (A) + i_ * (ars), ars, aks, bp, (C) + i_ * (ldc), ldc, nvalid, beta0); break; \
-        case 6: if (MAXR >= 6) CRNN_BLOCK_S(T, VT, VL, NV, 6, K, (A) + i_ * (ars), ars, aks, bp, (C) + i_ * (ldc), ldc, nvalid, beta0); break; \
-        case 5: if (MAXR >= 5) CRNN_BLOCK_S(T, VT, VL, NV, 5, K, (A) + i_ * (ars), ars, aks, bp, (C) + i_ * (ldc), ldc, nvalid, beta0); break; \
-        case 4: if (MAXR >= 4) CRNN_BLOCK_S(T, VT, VL, NV, 4, K, (A) + i_ * (ars), ars, aks, bp, (C) + i_ * (ldc), ldc, nvalid, beta0); break; \
-        case 3: if (MAXR >= 3) CRNN_BLOCK_S(T, VT, VL, NV, 3, K, (A) + i_ * (ars), ars, aks, bp, (C) + i_ * (ldc), ldc, nvalid, beta0); break; \
-        case 2: CRNN_BLOCK_S(T, VT, VL, NV, 2, K, (A) + i_ * (ars), ars, aks, bp, (C) + i_ * (ldc), ldc, nvalid, beta0); break; \
-        default: CRNN_BLOCK_S(T, VT, VL, NV, 1, K, (A) + i_ * (ars), ars, aks, bp, (C) + i_ * (ldc), ldc, nvalid, beta0); break; \
+        case 8: if (MAXR >= 8) CRNN_ROWS_(8, __VA_ARGS__); break;                        \
+        case 7: if (MAXR >= 7) CRNN_ROWS_(7, __VA_ARGS__); break;                        \
+        case 6: if (MAXR >= 6) CRNN_ROWS_(6, __VA_ARGS__); break;                        \
+        case 5: if (MAXR >= 5) CRNN_ROWS_(5, __VA_ARGS__); break;                        \
+        case 4: if (MAXR >= 4) CRNN_ROWS_(4, __VA_ARGS__); break;                        \
+        case 3: if (MAXR >= 3) CRNN_ROWS_(3, __VA_ARGS__); break;                        \
+        case 2: CRNN_ROWS_(2, __VA_ARGS__); break;                                       \
+        default: CRNN_ROWS_(1, __VA_ARGS__); break;                                      \
         }                                                                                \
         i_ += mr_;                                                                       \
     }
@@ -221,8 +221,8 @@ static inline long crnn_next_rows(long rem, long pref, long maxr, long minr)
         }                                                                                \
     } while (0)
 
-/* Driver over panels and row blocks (CRNN_ROW_BLOCKS).  A
- * single row (M == 1, e.g. one stream) takes its panels four at a time. */
+/* Driver over panels and row blocks (CRNN_ROW_BLOCKS).  A single row (M ==
+ * 1, e.g. one stream) takes its panels four at a time. */
 #define CRNN_DEFINE_RGEMM(NAME, T, VT, VL, NV, TARGET, MAXR, MINR)                       \
     __attribute__((target(TARGET))) static void NAME(                                  \
         long M, long u0, long u1, long G, long Hs, long K, const T *A, long lda,       \
@@ -258,8 +258,8 @@ static inline long crnn_next_rows(long rem, long pref, long maxr, long minr)
             for (long g = 0; g < G; g++) {                                             \
                 const T *bp = Bp + (ub * G + g) * K * PW;                              \
                 T *cp = C + g * Hs + ucol;                                             \
-                CRNN_ROW_BLOCKS(T, VT, VL, NV, MAXR, MINR, M, K, A, lda, 1, bp, cp, ldc,     \
-                                nvalid, beta0);                        \
+                CRNN_ROW_BLOCKS(MAXR, MINR, M, T, VT, VL, NV, K, A, lda, 1, bp, cp, ldc,   \
+                                nvalid, beta0);                                        \
             }                                                                          \
         }                                                                              \
     }
@@ -277,8 +277,8 @@ static inline long crnn_next_rows(long rem, long pref, long maxr, long minr)
             const int nvalid = (int)(N - ucol < PW ? N - ucol : PW);                   \
             const T *bp = Bp + ub * K * PW;                                            \
             T *cp = C + ucol;                                                          \
-            CRNN_ROW_BLOCKS(T, VT, VL, NV, MAXR, MINR, M, K, At, 1, lda, bp, cp, ldc,        \
-                            nvalid, beta0);                            \
+            CRNN_ROW_BLOCKS(MAXR, MINR, M, T, VT, VL, NV, K, At, 1, lda, bp, cp, ldc,      \
+                            nvalid, beta0);                                            \
         }                                                                              \
     }
 
