@@ -196,6 +196,10 @@ CRNN_BF_TARGET static void crnn_pack_bf16(const float *W, long ldw, int trans, l
         }                                                                                  \
     } while (0)
 
+/* CRNN_BF_BLOCK on rows from i_ (CRNN_ROW_BLOCKS) */
+#define CRNN_BF_ROWS_(MR, KP, a, ars, aps, bp, C, ldc, nvalid, beta0)                        \
+    CRNN_BF_BLOCK(MR, KP, (a) + i_ * (ars), ars, aps, bp, (C) + i_ * (ldc), ldc, nvalid, beta0)
+
 /* C[:, g*Hs + u] (+)= op(A) B for u in [u0, u1) (u0 a multiple of 32), A
  * given as words (see CRNN_BF_BLOCK), B packed by crnn_pack_bf16 */
 CRNN_BF_TARGET static void crnn_bf_kernel(long M, long u0, long u1, long G, long Hs, long KP,
@@ -211,25 +215,8 @@ CRNN_BF_TARGET static void crnn_bf_kernel(long M, long u0, long u1, long G, long
             float *cp = C + g * Hs + ucol;
             /* blocks of 8 rows, the tail in blocks of 6 to 11: vdpbf16ps
              * needs 12 or more accumulators (6 rows) to hide its latency */
-            for (long i = 0; i < M;) {
-                const long mr = crnn_next_rows(M - i, 8, 11, 6);
-                const uint32_t *ai = Aw + i * ars;
-                float *ci = cp + i * ldc;
-                switch (mr) {
-                case 11: CRNN_BF_BLOCK(11, KP, ai, ars, aps, bp, ci, ldc, nvalid, beta0); break;
-                case 10: CRNN_BF_BLOCK(10, KP, ai, ars, aps, bp, ci, ldc, nvalid, beta0); break;
-                case 9: CRNN_BF_BLOCK(9, KP, ai, ars, aps, bp, ci, ldc, nvalid, beta0); break;
-                case 8: CRNN_BF_BLOCK(8, KP, ai, ars, aps, bp, ci, ldc, nvalid, beta0); break;
-                case 7: CRNN_BF_BLOCK(7, KP, ai, ars, aps, bp, ci, ldc, nvalid, beta0); break;
-                case 6: CRNN_BF_BLOCK(6, KP, ai, ars, aps, bp, ci, ldc, nvalid, beta0); break;
-                case 5: CRNN_BF_BLOCK(5, KP, ai, ars, aps, bp, ci, ldc, nvalid, beta0); break;
-                case 4: CRNN_BF_BLOCK(4, KP, ai, ars, aps, bp, ci, ldc, nvalid, beta0); break;
-                case 3: CRNN_BF_BLOCK(3, KP, ai, ars, aps, bp, ci, ldc, nvalid, beta0); break;
-                case 2: CRNN_BF_BLOCK(2, KP, ai, ars, aps, bp, ci, ldc, nvalid, beta0); break;
-                default: CRNN_BF_BLOCK(1, KP, ai, ars, aps, bp, ci, ldc, nvalid, beta0); break;
-                }
-                i += mr;
-            }
+            CRNN_ROW_BLOCKS(CRNN_BF_ROWS_, 8, 11, 6, M, KP, Aw, ars, aps, bp, cp, ldc, nvalid,
+                            beta0);
         }
     }
 }

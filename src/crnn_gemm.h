@@ -168,28 +168,33 @@ static inline long crnn_next_rows(long rem, long pref, long maxr, long minr)
     return rem - pref >= minr ? pref : rem - minr;
 }
 
-/* Rows [0, M) of A (A[r, k] at A[r * ars + k * aks]) against one panel, in
- * register blocks of at most MAXR (<= 8) rows; the unreachable sizes
- * compile to nothing.  The trailing arguments are CRNN_BLOCK_S's, less MR
- * (CRNN_ROWS_: one block of MR rows from row i_). */
-#define CRNN_ROWS_(MR, T, VT, VL, NV, K, A, ars, aks, bp, C, ldc, nvalid, beta0)           \
-    CRNN_BLOCK_S(T, VT, VL, NV, MR, K, (A) + i_ * (ars), ars, aks, bp, (C) + i_ * (ldc),  \
-                 ldc, nvalid, beta0)
-#define CRNN_ROW_BLOCKS(MAXR, MINR, M, ...)                                               \
+/* Rows [0, M) against one panel in register blocks (crnn_next_rows(rem, PREF,
+ * MAXR, MINR) rows each, MAXR <= 11): BLOCK(MR, ...) does rows [i_, i_ + MR)
+ * with the trailing arguments; the sizes above MAXR compile to nothing.
+ * Shared by the float kernels below (CRNN_ROWS_) and crnn_bf16.h's. */
+#define CRNN_ROW_BLOCKS(BLOCK, PREF, MAXR, MINR, M, ...)                                  \
     for (long i_ = 0; i_ < (M);) {                                                       \
-        const long mr_ = crnn_next_rows((M) - i_, MAXR, MAXR, MINR);                     \
+        const long mr_ = crnn_next_rows((M) - i_, PREF, MAXR, MINR);                     \
         switch (mr_) {                                                                   \
-        case 8: if (MAXR >= 8) CRNN_ROWS_(8, __VA_ARGS__); break;                        \
-        case 7: if (MAXR >= 7) CRNN_ROWS_(7, __VA_ARGS__); break;                        \
-        case 6: if (MAXR >= 6) CRNN_ROWS_(6, __VA_ARGS__); break;                        \
-        case 5: if (MAXR >= 5) CRNN_ROWS_(5, __VA_ARGS__); break;                        \
-        case 4: if (MAXR >= 4) CRNN_ROWS_(4, __VA_ARGS__); break;                        \
-        case 3: if (MAXR >= 3) CRNN_ROWS_(3, __VA_ARGS__); break;                        \
-        case 2: CRNN_ROWS_(2, __VA_ARGS__); break;                                       \
-        default: CRNN_ROWS_(1, __VA_ARGS__); break;                                      \
+        case 11: if (MAXR >= 11) BLOCK(11, __VA_ARGS__); break;                          \
+        case 10: if (MAXR >= 10) BLOCK(10, __VA_ARGS__); break;                          \
+        case 9: if (MAXR >= 9) BLOCK(9, __VA_ARGS__); break;                             \
+        case 8: if (MAXR >= 8) BLOCK(8, __VA_ARGS__); break;                             \
+        case 7: if (MAXR >= 7) BLOCK(7, __VA_ARGS__); break;                             \
+        case 6: if (MAXR >= 6) BLOCK(6, __VA_ARGS__); break;                             \
+        case 5: if (MAXR >= 5) BLOCK(5, __VA_ARGS__); break;                             \
+        case 4: if (MAXR >= 4) BLOCK(4, __VA_ARGS__); break;                             \
+        case 3: if (MAXR >= 3) BLOCK(3, __VA_ARGS__); break;                             \
+        case 2: BLOCK(2, __VA_ARGS__); break;                                            \
+        default: BLOCK(1, __VA_ARGS__); break;                                           \
         }                                                                                \
         i_ += mr_;                                                                       \
     }
+
+/* CRNN_BLOCK_S on rows from i_ of A (A[r, k] at A[r * ars + k * aks]) */
+#define CRNN_ROWS_(MR, T, VT, VL, NV, K, A, ars, aks, bp, C, ldc, nvalid, beta0)           \
+    CRNN_BLOCK_S(T, VT, VL, NV, MR, K, (A) + i_ * (ars), ars, aks, bp, (C) + i_ * (ldc),  \
+                 ldc, nvalid, beta0)
 
 /* One row against NP panels at once (NP * NV accumulators): a single row
  * against one panel is a chain of dependent FMAs, latency-bound; NP
@@ -258,8 +263,8 @@ static inline long crnn_next_rows(long rem, long pref, long maxr, long minr)
             for (long g = 0; g < G; g++) {                                             \
                 const T *bp = Bp + (ub * G + g) * K * PW;                              \
                 T *cp = C + g * Hs + ucol;                                             \
-                CRNN_ROW_BLOCKS(MAXR, MINR, M, T, VT, VL, NV, K, A, lda, 1, bp, cp, ldc,   \
-                                nvalid, beta0);                                        \
+                CRNN_ROW_BLOCKS(CRNN_ROWS_, MAXR, MAXR, MINR, M, T, VT, VL, NV, K, A,  \
+                                lda, 1, bp, cp, ldc, nvalid, beta0);                   \
             }                                                                          \
         }                                                                              \
     }
@@ -277,8 +282,8 @@ static inline long crnn_next_rows(long rem, long pref, long maxr, long minr)
             const int nvalid = (int)(N - ucol < PW ? N - ucol : PW);                   \
             const T *bp = Bp + ub * K * PW;                                            \
             T *cp = C + ucol;                                                          \
-            CRNN_ROW_BLOCKS(MAXR, MINR, M, T, VT, VL, NV, K, At, 1, lda, bp, cp, ldc,      \
-                            nvalid, beta0);                                            \
+            CRNN_ROW_BLOCKS(CRNN_ROWS_, MAXR, MAXR, MINR, M, T, VT, VL, NV, K, At, 1,  \
+                            lda, bp, cp, ldc, nvalid, beta0);                          \
         }                                                                              \
     }
 
