@@ -21,10 +21,14 @@ nothing half-loaded.
 """
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import io
 import json
 import os
+import secrets
+import stat
+import struct
 import zipfile
 
 import numpy as np
@@ -41,6 +45,21 @@ _DERIVED = frozenset({"_wpack", "_engine_cache", "_validated_params", "_sklearn_
                       "_vocab_cache"})
 _RUNTIME_PREFIXES = ("_skl_callbacks", "_parent_callback")
 _BUILTIN_TYPES = {"float": float, "int": int, "bool": bool, "str": str}
+
+# What a model file may cost to open.  A file is untrusted input: these bounds
+# are checked before anything they bound is built, so a crafted file is
+# refused or loaded within a bounded cost whatever it claims or inflates to
+# (README, "Model files": the threat model; benches/hostile_files.py measures
+# it).  save() refuses a model beyond them rather than write a file that would
+# not load.  The model.json of a word-level language model with a
+# 100,000-word vocabulary is about 1 MB, 100,000 values, 4 deep.
+MAX_MEMBERS = 4096                  # zip entries (1 + the arrays: tens in practice)
+MAX_CENTRAL_DIRECTORY = 1 << 20     # bytes of the zip's table of contents
+MAX_MANIFEST_BYTES = 64 << 20       # model.json, counted as it is read (inflated)
+MAX_JSON_DEPTH = 32                 # nesting of JSON arrays and objects
+MAX_JSON_CONTAINERS = 1 << 18       # JSON arrays and objects (~200 bytes each at most)
+MAX_JSON_VALUES = 1 << 21           # JSON values in all (~60 bytes each at most)
+_READ_CHUNK = 1 << 16
 
 
 class ModelFileMixin:
@@ -195,12 +214,57 @@ class _Encoder:
             "dtypes, and random states).")
 
 
+_INT_RANGE = (-2**63, 2**64)    # int64 and uint64: every integer crnn writes fits
+
+
+def _int(v, where, what, low=None, high=None):
+    """``v`` if it is a JSON integer (not a bool) in [low, high]."""
+    if type(v) is not int or (low is not None and v < low) or (high is not None and v > high):
+        bounds = f" in [{low}, {high}]" if low is not None and high is not None else ""
+        raise ModelFileError(f"{where}: {what} is {_short(v)}; expected an integer{bounds}.")
+    return v
+
+
+def _short(v, quote=True):
+    """``repr(v)`` (``str(v)`` for a str and not ``quote``), cut short: a
+    hostile value may be megabytes long."""
+    if type(v) is int and v.bit_length() > 64:
+        return f"an integer of {v.bit_length()} bits"
+    text = v if isinstance(v, str) and not quote else repr(v)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _simple_dtype(name, where, kinds):
+    """The numpy dtype a file names, if it is a plain one of ``kinds``."""
+    if type(name) is not str or len(name) > 16:
+        raise ModelFileError(f"{where}: a dtype named {_short(name)}.")
+    try:
+        dtype = np.dtype(name)
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{where}: an unknown dtype {_short(name)}.") from exc
+    if dtype.kind not in kinds or dtype.fields is not None or dtype.subdtype is not None \
+            or dtype.hasobject:
+        raise ModelFileError(f"{where}: a value of dtype {dtype}, which a model file does "
+                             "not hold.")
+    return dtype
+
+
 class _Decoder:
+    """JSON values (already bounded in size and depth by _parse_manifest)
+    back to Python and numpy values.  Every tagged value is checked for its
+    type and range here, before numpy sees it: anything else is a
+    ModelFileError naming where it is."""
+
     def __init__(self, read_array):
         self.read_array = read_array
 
     def value(self, v, where):
-        if v is None or isinstance(v, (bool, str, int, float)):
+        if v is None or isinstance(v, (bool, str, float)):
+            return v
+        if type(v) is int:
+            if not _INT_RANGE[0] <= v < _INT_RANGE[1]:
+                raise ModelFileError(f"{where}: {_short(v)} is out of the range of 64-bit "
+                                     "integers.")
             return v
         if isinstance(v, list):
             return [self.value(x, f"{where}[{i}]") for i, x in enumerate(v)]
@@ -208,59 +272,112 @@ class _Decoder:
             raise ModelFileError(f"{where}: an untagged JSON object.")
         tag = v["$"]
         try:
-            if tag == "ndarray":
-                return self.read_array(v["file"], where)
-            if tag == "object_array":
-                items = v["items"]
-                if any(not (x is None or isinstance(x, (bool, int, float, str))) for x in items):
-                    raise ModelFileError(f"{where}: an object array with nested values.")
-                arr = np.empty(len(items), dtype=object)
-                arr[:] = items
-                return arr.reshape([int(n) for n in v["shape"]])
-            if tag == "np_scalar":
-                dtype = np.dtype(v["dtype"])
-                if dtype.hasobject or dtype.kind not in "biufc?":
-                    raise ModelFileError(f"{where}: a scalar of dtype {dtype}.")
-                return dtype.type(self.value(v["value"], where))
-            if tag == "complex":
-                re, im = v["value"]
-                return complex(float(re), float(im))
-            if tag == "tuple":
-                return tuple(self.value(x, f"{where}[{i}]") for i, x in enumerate(v["items"]))
-            if tag == "dict":
-                return {self.value(k, f"{where} key"): self.value(x, f"{where}[{k!r}]")
-                        for k, x in v["items"]}
-            if tag == "dtype":
-                dtype = np.dtype(v["name"])
-                if dtype.hasobject:
-                    raise ModelFileError(f"{where}: an object dtype.")
-                return dtype
-            if tag == "numpy_type":
-                dtype = np.dtype(v["name"])
-                if dtype.hasobject:
-                    raise ModelFileError(f"{where}: an object dtype.")
-                return dtype.type
-            if tag == "builtin_type":
-                return _BUILTIN_TYPES[v["name"]]
-            if tag == "estimator":
-                return _build(v, self, where)
-            if tag == "Layout":
-                return _layout(v, where)
-            if tag == "Seq2SeqLayout":
-                return _seq2seq_layout(v, where)
-            if tag == "RandomState":
-                if v["bit_generator"] != "MT19937":
-                    raise ModelFileError(f"{where}: unknown bit generator {v['bit_generator']!r}.")
-                key = self.read_array(v["key"]["file"], where)
-                rs = np.random.RandomState()
-                rs.set_state(("MT19937", key, int(v["pos"]), int(v["has_gauss"]),
-                              float(v["cached_gaussian"])))
-                return rs
+            return self._tagged(tag, v, where)
         except ModelFileError:
             raise
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise ModelFileError(f"{where}: a malformed {tag!r} value ({exc}).") from exc
-        raise ModelFileError(f"{where}: unknown value tag {tag!r}.")
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
+            raise ModelFileError(f"{where}: a malformed {_short(tag)} value "
+                                 f"({type(exc).__name__}: {_short(str(exc), quote=False)})."
+                                 ) from exc
+
+    def _items(self, v, where):
+        items = v["items"]
+        if not isinstance(items, list):
+            raise ModelFileError(f"{where}: its items are not a list.")
+        return items
+
+    def _tagged(self, tag, v, where):
+        if tag == "ndarray":
+            return self.read_array(v["file"], where)
+        if tag == "object_array":
+            items = self._items(v, where)
+            if any(not (x is None or isinstance(x, (bool, float, str))
+                        or (type(x) is int and _INT_RANGE[0] <= x < _INT_RANGE[1]))
+                   for x in items):
+                raise ModelFileError(f"{where}: an object array holding values other "
+                                     "than str, int, float, bool or None.")
+            shape = v["shape"]
+            if not (isinstance(shape, list) and len(shape) <= 32
+                    and all(type(n) is int and n >= 0 for n in shape)
+                    and int(np.prod(shape, dtype=object)) == len(items)):
+                raise ModelFileError(f"{where}: an object array of shape {_short(shape)} "
+                                     f"with {len(items)} items.")
+            arr = np.empty(len(items), dtype=object)
+            arr[:] = items
+            return arr.reshape(shape)
+        if tag == "np_scalar":
+            dtype = _simple_dtype(v["dtype"], where, "biufc?")
+            x = self.value(v["value"], where)
+            kind = dtype.kind
+            ok = ((kind == "b" and type(x) is bool)
+                  or (kind in "iu" and type(x) is int
+                      and np.iinfo(dtype).min <= x <= np.iinfo(dtype).max)
+                  or (kind == "f" and type(x) in (int, float))
+                  or (kind == "c" and type(x) in (int, float, complex)))
+            if not ok:
+                raise ModelFileError(f"{where}: {_short(x)} is not a value of dtype {dtype}.")
+            with np.errstate(over="ignore"):
+                return dtype.type(x)
+        if tag == "complex":
+            re, im = v["value"]
+            if type(re) not in (int, float) or type(im) not in (int, float):
+                raise ModelFileError(f"{where}: a complex number of {_short(v['value'])}.")
+            return complex(float(re), float(im))
+        if tag == "tuple":
+            return tuple(self.value(x, f"{where}[{i}]")
+                         for i, x in enumerate(self._items(v, where)))
+        if tag == "dict":
+            out = {}
+            for pair in self._items(v, where):
+                if not (isinstance(pair, list) and len(pair) == 2):
+                    raise ModelFileError(f"{where}: a dict item that is not a [key, value] "
+                                         "pair.")
+                key = self.value(pair[0], f"{where} key")
+                out[key] = self.value(pair[1], f"{where}[{_short(key)}]")
+            return out
+        if tag == "dtype":
+            return _simple_dtype(v["name"], where, "biufcUS?")
+        if tag == "numpy_type":
+            return _simple_dtype(v["name"], where, "biufcUS?").type
+        if tag == "builtin_type":
+            name = v["name"]
+            if type(name) is not str or name not in _BUILTIN_TYPES:
+                raise ModelFileError(f"{where}: an unknown type {_short(name)}.")
+            return _BUILTIN_TYPES[name]
+        if tag == "estimator":
+            return _build(v, self, where)
+        if tag == "Layout":
+            return _layout(v, where)
+        if tag == "Seq2SeqLayout":
+            return _seq2seq_layout(v, where)
+        if tag == "RandomState":
+            return self._random_state(v, where)
+        raise ModelFileError(f"{where}: unknown value tag {_short(tag)}.")
+
+    def _random_state(self, v, where):
+        if set(v) != {"$", "bit_generator", "key", "pos", "has_gauss", "cached_gaussian"}:
+            raise ModelFileError(f"{where}: a random state with fields {sorted(v)}.")
+        if v["bit_generator"] != "MT19937":
+            raise ModelFileError(f"{where}: unknown bit generator "
+                                 f"{_short(v['bit_generator'])}.")
+        key = v["key"]
+        if not (isinstance(key, dict) and key.get("$") == "ndarray"):
+            raise ModelFileError(f"{where}: a random state whose key is not an array.")
+        key = self.read_array(key["file"], where)
+        if key.dtype != np.uint32 or key.shape != (624,):
+            raise ModelFileError(f"{where}: a random state whose key is {key.dtype} of shape "
+                                 f"{key.shape}, not 624 uint32 words.")
+        # pos indexes the key (624: draw a new block first); numpy does not
+        # check it, and reads or writes out of bounds with a wrong one
+        pos = _int(v["pos"], where, "the random state's position", 0, 624)
+        has_gauss = _int(v["has_gauss"], where, "the random state's has_gauss", 0, 1)
+        gauss = v["cached_gaussian"]
+        if type(gauss) not in (int, float) or not np.isfinite(gauss):
+            raise ModelFileError(f"{where}: the random state's cached Gaussian is "
+                                 f"{_short(gauss)}.")
+        rs = np.random.RandomState()
+        rs.set_state(("MT19937", key, pos, has_gauss, float(gauss)))
+        return rs
 
 
 def _layout(v, where):
@@ -317,15 +434,23 @@ def _describe(estimator, enc, where):
     }
 
 
+def _names(names):
+    """A sorted list of (at most 10 of) the names a file gave, for a message."""
+    names = sorted(_short(n) for n in names)
+    more = [f"... {len(names) - 10} more"] if len(names) > 10 else []
+    return "[" + ", ".join(names[:10] + more) + "]"
+
+
 def _build(desc, dec, where, expected=None, shown=None):
     """A new estimator from its description (checked: the class is one of
     crnn's, the parameters are its own and valid, the fitted attributes
     consistent)."""
     shown = shown or where
     classes = _estimator_classes()
-    cls = classes.get(desc.get("class"))
+    name = desc.get("class")
+    cls = classes.get(name) if isinstance(name, str) else None
     if cls is None:
-        raise ModelFileError(f"{shown} holds a {desc.get('class')!r}, which is not one "
+        raise ModelFileError(f"{shown} holds a {_short(name)}, which is not one "
                              f"of crnn's estimators ({', '.join(classes)}).")
     if expected is not None and not issubclass(cls, expected):
         raise ModelFileError(f"{shown} holds a model of class {cls.__name__}, not "
@@ -333,14 +458,23 @@ def _build(desc, dec, where, expected=None, shown=None):
                              f"{cls.__name__}.load.")
     if not isinstance(desc.get("params"), dict) or not isinstance(desc.get("attributes"), dict):
         raise ModelFileError(f"{shown}: a model description without parameters or attributes.")
+    # names and structure first: no value is decoded for a file whose
+    # parameters or attributes are not this class's
+    known = set(cls._get_param_names())
+    if set(desc["params"]) != known:
+        raise ModelFileError(
+            f"{shown}: the parameters of its {cls.__name__} are not those of this crnn's "
+            f"(unknown: {_names(set(desc['params']) - known)}, "
+            f"missing: {_names(known - set(desc['params']))}).")
+    fitted = cls._FITTED_ATTRIBUTES
+    if desc["attributes"] and set(desc["attributes"]) != fitted:
+        raise ModelFileError(
+            f"{shown}: {where + ': ' if where else ''}fitted attributes unknown: "
+            f"{_names(set(desc['attributes']) - fitted)}, "
+            f"missing: {_names(fitted - set(desc['attributes']))}.")
     at = f"{where}." if where else ""
     params = {k: dec.value(v, f"parameter {at}{k}") for k, v in desc["params"].items()}
     attrs = {k: dec.value(v, f"attribute {at}{k}") for k, v in desc["attributes"].items()}
-    known = set(cls._get_param_names())
-    if set(params) != known:
-        raise ModelFileError(
-            f"{shown}: the parameters of its {cls.__name__} are not those of this crnn's "
-            f"(unknown: {sorted(set(params) - known)}, missing: {sorted(known - set(params))}).")
     try:
         estimator = cls(**params)
         estimator._validate_hyperparams()
@@ -348,7 +482,7 @@ def _build(desc, dec, where, expected=None, shown=None):
             estimator._restore_fitted(attrs)
     except ModelFileError:
         raise
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise ModelFileError(f"{shown}: {where + ': ' if where else ''}{exc}") from exc
     return estimator
 
@@ -381,21 +515,173 @@ def save(estimator, path):
         "members": {n: hashlib.sha256(b).hexdigest() for n, b in enc.arrays.items()},
     }
     text = json.dumps(manifest, allow_nan=True).encode()
+    _check_extent(text, f"{name}.save")
     path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:                # a complete file or none: write aside, then rename
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+    # a complete file or none: written aside under a new name, then renamed
+    # over the destination (atomic on POSIX and Windows)
+    fd, tmp = _create_aside(path)
+    try:
+        with os.fdopen(fd, "wb") as f, \
+                zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
             zf.writestr(MANIFEST, text)
             for n, b in enc.arrays.items():
                 zf.writestr(n, b)
+            zf.close()
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
+    except BaseException:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
+        raise
+
+
+def _create_aside(path):
+    """A new file beside ``path`` for writing it atomically: (fd, name).
+
+    The name is random and created exclusively (O_EXCL: never an existing
+    file, and never through a link planted at the name), so concurrent saves
+    to one path each write their own file and the last rename wins whole.
+    The file gets the permission bits of the file it replaces (else those of
+    a new file under the umask)."""
+    directory, base = os.path.split(os.path.abspath(path))
+    flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+             | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        mode = None
+    for _ in range(100):
+        tmp = os.path.join(directory, f".{base}.{secrets.token_hex(8)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666 if mode is None else 0o600)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise type(exc)(exc.errno, f"cannot write {path} ({exc.strerror})",
+                            directory) from None
+        if mode is not None and hasattr(os, "fchmod"):
+            try:
+                os.fchmod(fd, mode)
+            except BaseException:
+                os.close(fd)
+                os.unlink(tmp)
+                raise
+        return fd, tmp
+    raise FileExistsError(errno.EEXIST, "no free temporary name beside the file", path)
 
 
 # ---------------------------------------------------------------------------
 # load
+
+
+def _check_directory(fp, path):
+    """Refuse a zip whose table of contents is larger than a model file's
+    could be, before zipfile reads it into memory (each entry costs ~500
+    bytes there, and entries are 46 bytes in the file)."""
+    fp.seek(0, os.SEEK_END)
+    size = fp.tell()
+    tail_len = min(size, 22 + 65535)        # end record + the longest comment
+    fp.seek(size - tail_len)
+    tail = fp.read(tail_len)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or at + 22 > len(tail):
+        return                              # zipfile says what is wrong
+    entries, cd_size = struct.unpack("<xxxxxxxxxxHI", tail[at:at + 16])
+    at64 = at - 20                          # a zip64 locator precedes it
+    if at64 >= 0 and tail[at64:at64 + 4] == b"PK\x06\x07":
+        (offset,) = struct.unpack("<Q", tail[at64 + 8:at64 + 16])
+        if offset + 56 <= size:
+            fp.seek(offset)
+            rec = fp.read(56)
+            if rec[:4] == b"PK\x06\x06":
+                entries, cd_size = struct.unpack("<QQ", rec[32:48])
+    if entries > MAX_MEMBERS or cd_size > MAX_CENTRAL_DIRECTORY:
+        raise ModelFileError(f"{path}: a zip archive of {entries} members in a "
+                             f"{cd_size}-byte directory, more than a crnn model file has "
+                             f"(at most {MAX_MEMBERS} members, {MAX_CENTRAL_DIRECTORY} "
+                             "bytes).")
+    fp.seek(0)
+
+
+def _read_member(zf, info, cap, path):
+    """A member's bytes, refused once they pass ``cap`` (counted as they are
+    inflated: the size a member declares is not trusted)."""
+    if info.file_size > cap:
+        raise ModelFileError(f"{path}: member {info.filename} declares {info.file_size} "
+                             f"bytes, more than {cap}.")
+    out = bytearray()
+    with zf.open(info) as f:
+        while True:
+            chunk = f.read(_READ_CHUNK)
+            if not chunk:
+                break
+            out += chunk
+            if len(out) > cap:
+                raise ModelFileError(f"{path}: member {info.filename} holds more than "
+                                     f"{cap} bytes (declared {info.file_size}).")
+    return out
+
+
+def _json_extent(text, chunk=1 << 20):
+    """(depth, containers, values) of a JSON text, counted by a scan that
+    builds nothing, a megabyte at a time: the deepest nesting of arrays and
+    objects, their number, and a bound on the number of values (each value
+    and key but the outermost follows a '[', '{', ',' or ':' outside
+    strings).  Exact for valid JSON; for invalid JSON, exact up to the first
+    error, which is as far as json.loads builds anything."""
+    in_string, carry = 0, 0           # inside a string; backslashes ending the last chunk
+    depth = max_depth = containers = separators = 0
+    view = np.frombuffer(text, dtype=np.uint8)
+    for lo in range(0, len(view), chunk):
+        c = view[lo:lo + chunk]
+        m = len(c)
+        backslash = c == 0x5C
+        idx = np.arange(m, dtype=np.int32)
+        # for each position, the last one at or before it that is not a backslash
+        last_plain = np.maximum.accumulate(np.where(backslash, np.int32(-1), idx))
+        q = np.flatnonzero(c == 0x22)
+        prev = last_plain[np.maximum(q - 1, 0)]
+        run = np.where(q > 0, q - 1 - prev, 0)
+        run += np.where((q == 0) | (prev < 0), carry, 0)
+        toggles = np.zeros(m, dtype=np.int32)
+        toggles[q[run % 2 == 0]] = 1                 # unescaped quotes
+        outside = (np.cumsum(toggles) + in_string) % 2 == 0
+        opens = outside & ((c == 0x5B) | (c == 0x7B))
+        closes = outside & ((c == 0x5D) | (c == 0x7D))
+        steps = opens.astype(np.int32) - closes.astype(np.int32)
+        levels = np.cumsum(steps) + depth
+        max_depth = max(max_depth, int(levels.max()))
+        depth = int(levels[-1])
+        containers += int(opens.sum())
+        separators += int((outside & ((c == 0x2C) | (c == 0x3A))).sum())
+        in_string = (in_string + int(toggles.sum())) % 2
+        tail = m - 1 - int(last_plain[-1])
+        carry = tail + (carry if last_plain[-1] < 0 else 0)
+    return max_depth, containers, containers + separators + 1
+
+
+def _check_extent(text, where, error=ValueError):
+    depth, containers, values = _json_extent(text)
+    if len(text) > MAX_MANIFEST_BYTES or depth > MAX_JSON_DEPTH \
+            or containers > MAX_JSON_CONTAINERS or values > MAX_JSON_VALUES:
+        raise error(
+            f"{where}: {MANIFEST} of {len(text)} bytes nests {depth} deep with {containers} "
+            f"arrays and objects and up to {values} values, more than a crnn model file "
+            f"holds ({MAX_MANIFEST_BYTES} bytes, depth {MAX_JSON_DEPTH}, "
+            f"{MAX_JSON_CONTAINERS} containers, {MAX_JSON_VALUES} values).")
+
+
+def _parse_manifest(text, path):
+    """json.loads, after checking the nesting depth and the number of values
+    and containers: a few bytes of JSON can otherwise become hundreds of
+    bytes of Python objects each, or a RecursionError."""
+    _check_extent(text, path, ModelFileError)
+    try:
+        return json.loads(text)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ModelFileError(f"{path}: {MANIFEST} is not valid JSON "
+                             f"({_short(str(exc), quote=False)}).") from exc
 
 
 def _read_manifest(zf, path):
@@ -404,22 +690,17 @@ def _read_manifest(zf, path):
     except KeyError:
         raise ModelFileError(f"{path} is a zip archive but not a crnn model file "
                              f"(no {MANIFEST}).") from None
-    if info.file_size > 64 * 2**20:
-        raise ModelFileError(f"{path}: its {MANIFEST} is implausibly large.")
-    try:
-        manifest = json.loads(zf.read(MANIFEST))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"{path}: {MANIFEST} is not valid JSON ({exc}).") from exc
+    manifest = _parse_manifest(_read_member(zf, info, MAX_MANIFEST_BYTES, path), path)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a crnn model file.")
     version = manifest.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ModelFileError(f"{path}: invalid format version {version!r}.")
+        raise ModelFileError(f"{path}: invalid format version {_short(version)}.")
     if version > FORMAT_VERSION:
         from ._version import __version__
         raise ModelFileError(
-            f"{path} has model file format version {version}, written by crnn "
-            f"{manifest.get('crnn_version', '?')}; this crnn ({__version__}) reads format "
+            f"{path} has model file format version {_short(version)}, written by crnn "
+            f"{_short(manifest.get('crnn_version', '?'), quote=False)}; this crnn ({__version__}) reads format "
             f"version {FORMAT_VERSION} and older. Upgrade crnn to load it.")
     for key, kind in (("class", str), ("params", dict), ("attributes", dict),
                       ("members", dict)):
@@ -432,18 +713,20 @@ def _array_reader(zf, manifest, path):
     members = manifest["members"]
     names = set(zf.namelist()) - {MANIFEST}
     if names != set(members):
-        extra, missing = sorted(names - set(members)), sorted(set(members) - names)
-        raise ModelFileError(f"{path} has been altered: unexpected members {extra}, missing "
-                             f"members {missing}.")
+        raise ModelFileError(f"{path} has been altered: unexpected members "
+                             f"{_names(names - set(members))}, missing members "
+                             f"{_names(set(members) - names)}.")
 
     def read_array(name, where):
-        if name not in members:
-            raise ModelFileError(f"{where} refers to {name!r}, which the file lacks.")
+        if not isinstance(name, str) or name not in members:
+            raise ModelFileError(f"{where} refers to {_short(name)}, which the file lacks.")
+        if not isinstance(members[name], str):
+            raise ModelFileError(f"{path}: member {name}'s checksum is {_short(members[name])}.")
         info = zf.getinfo(name)
         if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
             raise ModelFileError(f"{path}: member {name} is compressed; crnn writes its "
                                  "arrays uncompressed (the file has been altered).")
-        data = zf.read(name)
+        data = _read_member(zf, info, info.file_size, path)
         if hashlib.sha256(data).hexdigest() != members[name]:
             raise ModelFileError(f"{path}: member {name} does not match its checksum (the file "
                                  "is corrupt or has been altered).")
@@ -457,7 +740,11 @@ def _array_reader(zf, manifest, path):
             raise ModelFileError(f"{path}: member {name} is not a .npy array ({exc}).") from exc
         if dtype.hasobject:
             raise ModelFileError(f"{path}: member {name} holds Python objects.")
-        if buf.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize != len(data):
+        if dtype.kind not in "biufcUS?" or dtype.fields is not None \
+                or dtype.subdtype is not None:
+            raise ModelFileError(f"{path}: member {name} is an array of dtype {dtype}, which "
+                                 "a model file does not hold.")
+        if buf.tell() + int(np.prod(shape, dtype=object)) * dtype.itemsize != len(data):
             raise ModelFileError(f"{path}: member {name} has the wrong length for its header "
                                  "(truncated or altered).")
         buf.seek(0)
@@ -494,17 +781,53 @@ def load(path, expected=None):
     FileNotFoundError
         When there is no file at ``path``.
     """
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"crnn.load reads a model file from a path (str, bytes or "
+                        f"os.PathLike), not a {type(path).__name__}.")
     shown = os.fspath(path)
-    try:
-        zf = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as exc:
-        raise ModelFileError(f"{shown} is not a crnn model file, or it is truncated "
-                             f"({exc}).") from exc
-    with zf:
+    if isinstance(shown, bytes):
+        shown = os.fsdecode(shown)
+    with _open_regular(shown) as fp:
+        _check_directory(fp, shown)
         try:
-            manifest = _read_manifest(zf, shown)
-            dec = _Decoder(_array_reader(zf, manifest, shown))
-            return _build(manifest, dec, "", expected=expected, shown=shown)
-        except (zipfile.BadZipFile, EOFError, OSError) as exc:
-            # zipfile checks each member's CRC-32 as it reads it
-            raise ModelFileError(f"{shown} is corrupt or truncated ({exc}).") from exc
+            zf = zipfile.ZipFile(fp)
+        except (zipfile.BadZipFile, EOFError, ValueError, struct.error) as exc:
+            raise ModelFileError(f"{shown} is not a crnn model file, or it is truncated "
+                                 f"({_short(str(exc), quote=False)}).") from exc
+        with zf:
+            try:
+                manifest = _read_manifest(zf, shown)
+                dec = _Decoder(_array_reader(zf, manifest, shown))
+                return _build(manifest, dec, "", expected=expected, shown=shown)
+            except ModelFileError as exc:
+                if str(exc).startswith(shown):
+                    raise
+                raise ModelFileError(f"{shown}: {exc}") from exc
+            except (zipfile.BadZipFile, EOFError, OSError, RuntimeError,
+                    NotImplementedError) as exc:
+                # zipfile checks each member's CRC-32 as it reads it, and
+                # refuses encrypted members and unknown compression methods
+                raise ModelFileError(f"{shown} is corrupt, truncated or not written by crnn "
+                                     f"({_short(str(exc), quote=False)}).") from exc
+
+
+def _open_regular(path):
+    """The file at ``path`` opened for reading, if it is a regular file (a
+    directory, FIFO or device is refused before it is read: a FIFO would
+    block, a device never end)."""
+    st = os.stat(path)                      # FileNotFoundError as open() gives it
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "a directory, not a crnn model file", path)
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelFileError(f"{path} is not a regular file (a FIFO, socket or device), so "
+                             "not a crnn model file.")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):    # replaced since the stat
+            raise ModelFileError(f"{path} is not a regular file, so not a crnn model file.")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
