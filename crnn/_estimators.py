@@ -840,8 +840,8 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
 
         def count(name, low=0):
             v = attrs[name]
-            if type(v) is not int or v < low:
-                raise ValueError(f"{name} is {v!r}; expected an integer >= {low}.")
+            if type(v) is not int or not low <= v < 2**53:
+                raise ValueError(f"{name} is {v!r}; expected an integer in [{low}, 2**53).")
 
         def real(name, allow_none=False):
             v = attrs[name]

@@ -516,7 +516,7 @@ def save(estimator, path):
     }
     text = json.dumps(manifest, allow_nan=True).encode()
     _check_extent(text, f"{name}.save")
-    path = os.fspath(path)
+    path = _destination(path)
     # a complete file or none: written aside under a new name, then renamed
     # over the destination (atomic on POSIX and Windows)
     fd, tmp = _create_aside(path)
@@ -536,6 +536,33 @@ def save(estimator, path):
         raise
 
 
+def _destination(path):
+    """The file ``save`` replaces: ``path``, or where a symbolic link there
+    points (the link stays, as when any program writes through it).  An
+    existing directory, FIFO, socket or device is refused: renaming a file
+    over it would replace it."""
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"save writes to a path (str, bytes or os.PathLike), not a "
+                        f"{type(path).__name__}.")
+    path = os.path.abspath(os.fspath(path))
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if os.path.islink(path):
+        path = os.path.realpath(path)
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return path
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "a directory; save writes a file", path)
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"{path} is not a regular file (a FIFO, socket or device); save "
+                         "writes model files only over regular files.")
+    return path
+
+
 def _create_aside(path):
     """A new file beside ``path`` for writing it atomically: (fd, name).
 
@@ -544,7 +571,7 @@ def _create_aside(path):
     to one path each write their own file and the last rename wins whole.
     The file gets the permission bits of the file it replaces (else those of
     a new file under the umask)."""
-    directory, base = os.path.split(os.path.abspath(path))
+    directory, base = os.path.split(path)
     flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
              | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0))
     try:

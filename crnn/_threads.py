@@ -116,11 +116,19 @@ def max_n_threads():
     return max(1, min(omp_max_threads(), cpu_count()))
 
 
+def thread_ceiling():
+    """The most threads an explicit n_jobs gets: 4x the usable cores and at
+    least 64.  Oversubscription on request stays possible, but not the
+    hundred thousand threads that crashed the process (each thread's stack
+    and workspace)."""
+    return max(64, 4 * cpu_count())
+
+
 def effective_n_threads(n_jobs):
     """Threads for the kernels from an ``n_jobs`` value, as scikit-learn's
-    ``_openmp_effective_n_threads``: None: max_n_threads(); k > 0: k;
-    k < 0: max_n_threads() + 1 + k (-1: all of them), at least 1.  Always 1
-    without OpenMP."""
+    ``_openmp_effective_n_threads``: None: max_n_threads(); k > 0: k, up to
+    thread_ceiling(); k < 0: max_n_threads() + 1 + k (-1: all of them), at
+    least 1.  Always 1 without OpenMP."""
     if n_jobs is not None and int(n_jobs) == 0:
         raise ValueError("n_jobs == 0 has no meaning; use None, a positive or a negative int.")
     if not openmp_enabled():
@@ -129,5 +137,5 @@ def effective_n_threads(n_jobs):
         return _fork_cap(max_n_threads())
     n_jobs = int(n_jobs)
     if n_jobs > 0:
-        return _fork_cap(n_jobs)
+        return _fork_cap(min(n_jobs, thread_ceiling()))
     return _fork_cap(max(1, max_n_threads() + 1 + n_jobs))

@@ -418,3 +418,24 @@ def test_checksums_still_guard_the_arrays(saved, tmp_path):
     with pytest.raises(ModelFileError, match="checksum"):
         crnn.load(_write(tmp_path / "c.crnn", text, changed))
     assert hashlib.sha256(members[name]).hexdigest() in text
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
+def test_save_writes_through_a_link_and_never_over_a_directory_or_device(saved, tmp_path):
+    _, m, X, _, _, _ = saved
+    real = tmp_path / "models" / "v1.crnn"
+    real.parent.mkdir()
+    real.write_bytes(b"old")
+    link = tmp_path / "latest.crnn"
+    link.symlink_to(real)
+    m.save(link)
+    assert link.is_symlink() and np.array_equal(crnn.load(real).predict(X), m.predict(X))
+    with pytest.raises(IsADirectoryError, match="save writes a file"):
+        m.save(tmp_path / "models")
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "fifo")
+        with pytest.raises(ValueError, match="not a regular file"):
+            m.save(tmp_path / "fifo")
+        assert stat.S_ISFIFO(os.lstat(tmp_path / "fifo").st_mode)
+    with pytest.raises(TypeError, match="not a int"):
+        m.save(3)
