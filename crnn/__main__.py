@@ -162,6 +162,10 @@ def main(argv=None):
                         help="print the build and run-time configuration (crnn.show_config) "
                              "and exit")
     args = parser.parse_args(argv)
+    if args.n_jobs == 0:                      # before any work, as crnn forecast / text do
+        print("crnn: error: --n-jobs must be a number of threads, or negative (-1: all "
+              "cores, -2: all but one); got 0", file=sys.stderr)
+        return 1
     if args.info:
         from . import show_config
         show_config()
