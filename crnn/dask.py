@@ -61,7 +61,9 @@ def _method(estimator, method):
     return getattr(estimator, method)
 
 
-def _apply_block(block, estimator, method, params, dtype):
+def _apply_block(block, estimator, method, params, dtype, row_shape):
+    if len(block) == 0:     # a chunk left empty by filtering: no call, no samples
+        return np.empty((0,) + tuple(row_shape), dtype=dtype)
     return np.asarray(getattr(estimator, method)(block, **params), dtype=dtype)
 
 
@@ -160,7 +162,7 @@ def _predict_array(fn, estimator, X, method, params):
     elif probe.ndim > X.ndim:
         kwargs["new_axis"] = list(range(X.ndim, probe.ndim))
     return da.map_blocks(_apply_block, X, _model_task(estimator), method, params, dtype,
-                         chunks=chunks, dtype=dtype,
+                         probe.shape[1:], chunks=chunks, dtype=dtype,
                          meta=np.empty((0,) * probe.ndim, dtype=dtype), **kwargs)
 
 
@@ -208,7 +210,11 @@ def _blocks(X, y, sample_weight):
     ws = [None] * len(xs)
     if sample_weight is not None:
         ws = aligned(sample_weight, "sample_weight").to_delayed().ravel()
-    return list(zip(xs, ys, ws))
+    # chunks left empty (by filtering, then compute_chunk_sizes) hold nothing to train on
+    blocks = [b for b, size in zip(zip(xs, ys, ws), X.chunks[0]) if size]
+    if not blocks:
+        raise ValueError("X has no samples (every chunk is empty).")
+    return blocks
 
 
 def _needs_classes(estimator):
@@ -292,12 +298,16 @@ def _stream(estimator, blocks, order, fit_kwargs):
     # one thread reads the next chunk (dask.compute: on the workers when a
     # distributed client is active) while this one trains on the current one
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crnn-prefetch")
+    trained = 0
     try:
         nxt = pool.submit(dask.compute, *blocks[order[0]])
         for j in range(len(order)):
             xb, yb, wb = nxt.result()
             if j + 1 < len(order):
                 nxt = pool.submit(dask.compute, *blocks[order[j + 1]])
+            if len(xb) == 0:        # an empty partition of a bag: nothing to train on
+                continue
+            trained += 1
             if wb is not None:
                 fit_kwargs["sample_weight"] = wb
             with warnings.catch_warnings(record=True) as caught:
@@ -310,6 +320,8 @@ def _stream(estimator, blocks, order, fit_kwargs):
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             if stop:
                 break
+        if not trained:
+            raise ValueError("X has no samples (every partition is empty).")
     except KeyboardInterrupt:
         warnings.warn(f"{_INTERRUPTED}; the model keeps the weights after the last completed "
                       "chunk.", UserWarning, stacklevel=3)

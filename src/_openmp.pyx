@@ -1,5 +1,8 @@
 """What the build knows about OpenMP and the compiler."""
-from crnn_omp cimport CRNN_OPENMP_ENABLED, omp_get_max_threads
+from cython.parallel cimport parallel
+
+from crnn_omp cimport (CRNN_OPENMP_ENABLED, omp_get_max_threads, omp_get_num_threads,
+                       omp_get_thread_num)
 
 cdef extern from *:
     """
@@ -32,6 +35,21 @@ def openmp_enabled():
 def omp_max_threads():
     """omp_get_max_threads() (honours OMP_NUM_THREADS); 1 without OpenMP."""
     return omp_get_max_threads()
+
+
+def omp_team_size(int n_threads):
+    """The size of the team OpenMP forms for a parallel region asked for
+    ``n_threads`` threads in this process, as the kernels ask (the runtime
+    may grant fewer: OMP_THREAD_LIMIT, or a child forked after a team); 1
+    without OpenMP."""
+    cdef int size[1]        # an array element: shared in the region, not private
+    size[0] = 1
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1; got {n_threads}.")
+    with nogil, parallel(num_threads=n_threads):
+        if omp_get_thread_num() == 0:
+            size[0] = omp_get_num_threads()
+    return size[0]
 
 
 def build_info():
