@@ -12,8 +12,12 @@ Time alignment: the input at time t is [z_t, x_{t+1}] (the covariates of the
 time being predicted, known in advance) and its target is z_{t+1}.
 """
 import copy
+import datetime
 import numbers
+import os
+import re
 import warnings
+import zoneinfo
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
@@ -53,35 +57,324 @@ def _json_name(v):
     return str(v)
 
 
-def _index_info(index, n):
-    """What a forecast's index needs from a history's pandas index."""
+# the longest horizon one forecast runs (one network step per forecast step),
+# and the most values one forecast request may hold at once (a forecast of S
+# series x P paths x steps x k columns; 2 GiB in float64): larger requests are
+# refused before any work, not left to fail in an allocation
+_MAX_STEPS = 1_000_000
+_MAX_VALUES = 2 ** 28
+# simulated paths run in chunks of about this many values each
+_CHUNK_VALUES = 2 ** 22
+# a time-zone name that can be looked up without touching any other file
+# (IANA names such as "Europe/Berlin", "UTC", "Etc/GMT+1")
+_TZ_NAME = re.compile(r"[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*\Z")
+_UNITS = ("s", "ms", "us", "ns")
+_INT64 = 2 ** 63
+
+
+def _tz_record(tz, name="y"):
+    """(kind, name) that rebuild a pandas index's time zone (the same object
+    where the library caches its zones): IANA zones of zoneinfo, pytz and
+    dateutil by name, fixed offsets by their microseconds."""
+    if tz is None:
+        return None, None
+    if isinstance(tz, zoneinfo.ZoneInfo) and isinstance(tz.key, str) and \
+            _TZ_NAME.match(tz.key):
+        return "zoneinfo", tz.key
+    if isinstance(tz, datetime.timezone):
+        return "fixed", str(tz.utcoffset(None) // datetime.timedelta(microseconds=1))
+    module = type(tz).__module__ or ""
+    if module.startswith("pytz"):
+        zone = getattr(tz, "zone", None)
+        if isinstance(zone, str) and _TZ_NAME.match(zone):
+            return "pytz", zone
+        offset = tz.utcoffset(None)                     # pytz.FixedOffset
+        if offset is not None:
+            return "fixed", str(offset // datetime.timedelta(microseconds=1))
+    if module.startswith("dateutil"):
+        from dateutil import tz as dtz
+        if isinstance(tz, dtz.tzutc):
+            return "dateutil", "UTC"
+        key = getattr(tz, "_filename", None)
+        if isinstance(key, str) and "zoneinfo/" in key:
+            key = key.rsplit("zoneinfo/", 1)[1]
+        if isinstance(key, str) and _TZ_NAME.match(key) and dtz.gettz(key) == tz:
+            return "dateutil", key
+    raise ValueError(
+        f"{name}'s index has the time zone {tz!r}, which a forecaster cannot record (it "
+        "records IANA time zones, from zoneinfo, pytz or dateutil, and fixed UTC offsets); "
+        f"convert the index first, e.g. {name}.tz_convert('Europe/Berlin').")
+
+
+def _tz_object(kind, name):
+    """The time zone that _tz_record described (ValueError if there is none)."""
+    if not isinstance(name, str) or not 0 < len(name) <= 255:
+        raise ValueError(f"the time zone {name!r} is not a name.")
+    if kind == "fixed":
+        if not re.fullmatch(r"[+-]?[0-9]{1,11}", name) or \
+                abs(int(name)) >= 86_400_000_000:
+            raise ValueError(f"the time zone offset {name!r} is not a number of "
+                             "microseconds within a day.")
+        return datetime.timezone(datetime.timedelta(microseconds=int(name)))
+    if not _TZ_NAME.match(name):
+        raise ValueError(f"{name!r} is not a time zone name.")
+    if kind == "pytz":
+        try:
+            import pytz
+        except ImportError:                 # the same IANA zone, from zoneinfo
+            kind = "zoneinfo"
+        else:
+            try:
+                return pytz.timezone(name)
+            except pytz.UnknownTimeZoneError:
+                raise ValueError(f"unknown time zone {name!r}.") from None
+    if kind == "dateutil":
+        try:
+            from dateutil import tz as dtz
+        except ImportError:                 # pragma: no cover - pandas requires dateutil
+            kind = "zoneinfo"
+        else:
+            tz = dtz.gettz(name)
+            if tz is None or isinstance(tz, dtz.tzlocal):
+                raise ValueError(f"unknown time zone {name!r}.")
+            return tz
+    if kind == "zoneinfo":
+        try:
+            return zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(f"unknown time zone {name!r}.") from None
+    raise ValueError(f"unknown kind of time zone {kind!r}.")
+
+
+def _strictly_increasing(index, name):
+    if index.hasnans:
+        raise ValueError(f"{name}'s index has missing labels (NaT/NA); the rows must be "
+                         "consecutive times.")
+    if not (index.is_unique and index.is_monotonic_increasing):
+        what = "duplicate" if not index.is_unique else "unsorted or decreasing"
+        raise ValueError(
+            f"{name}'s index has {what} labels: the rows of a series must run forward in "
+            f"time, one per time step. Sort it ({name}.sort_index()) and drop duplicates "
+            "(or aggregate them), or pass a numpy array.")
+
+
+def _index_info(index, n, name="y"):
+    """What a forecast's index needs from a history's pandas index (n >= 1
+    labels): JSON values only, so that it goes into a model file."""
     pd = _pandas()
     if isinstance(index, pd.DatetimeIndex):
+        _strictly_increasing(index, name)
         freq = index.freqstr or (pd.infer_freq(index) if n >= 3 else None)
         if freq is None:
-            raise ValueError("y has a DatetimeIndex without a frequency, and none can be "
-                             "inferred; give the index a frequency (e.g. "
-                             "y.asfreq('D')) or pass a numpy array.")
-        return {"kind": "datetime", "last": index[-1].isoformat(), "freq": freq,
-                "tz": None if index.tz is None else str(index.tz)}
-    if isinstance(index, pd.RangeIndex):
-        return {"kind": "range", "last": int(index[-1]) if n else -1, "step": index.step}
-    if pd.api.types.is_integer_dtype(index) and n >= 2:
-        steps = np.diff(np.asarray(index))
-        if np.all(steps == steps[0]) and steps[0] > 0:
-            return {"kind": "range", "last": int(index[-1]), "step": int(steps[0])}
+            raise ValueError(f"{name} has a DatetimeIndex without a frequency, and none can "
+                             "be inferred; give the index a frequency (e.g. "
+                             f"{name}.asfreq('D')) or pass a numpy array.")
+        if index.freq is not None and pd.tseries.frequencies.to_offset(freq) != index.freq:
+            raise ValueError(f"{name}'s index has the frequency {index.freq!r}, which a "
+                             f"forecaster cannot record (only its name {freq!r}, e.g. "
+                             "without custom holidays); pass a numpy array, or an index "
+                             "with a plain frequency.")
+        kind, tz = _tz_record(index.tz, name)
+        info = {"kind": "datetime", "last": index[-1].isoformat(), "freq": freq, "tz": tz,
+                "tz_kind": kind}
+        if getattr(index, "unit", None) in _UNITS:
+            info["unit"] = index.unit
+        return info
+    if isinstance(index, pd.TimedeltaIndex):
+        _strictly_increasing(index, name)
+        freq = index.freqstr or (pd.infer_freq(index) if n >= 3 else None)
+        if freq is None:
+            raise ValueError(f"{name} has a TimedeltaIndex without a frequency, and none can "
+                             "be inferred; give the index a frequency or pass a numpy "
+                             "array.")
+        info = {"kind": "timedelta", "last": str(index[-1]), "freq": freq}
+        if getattr(index, "unit", None) in _UNITS:
+            info["unit"] = index.unit
+        return info
+    if isinstance(index, pd.PeriodIndex):
+        _strictly_increasing(index, name)
+        ordinals = np.asarray(index.asi8, dtype=np.int64)
+        steps = np.diff(ordinals)
+        if n >= 2 and not np.all(steps == steps[0]):
+            raise ValueError(f"{name}'s PeriodIndex is not evenly spaced (its steps run from "
+                             f"{steps.min()} to {steps.max()} periods); the rows must be "
+                             "consecutive time steps.")
+        step = int(steps[0]) if n >= 2 else int(index.freq.n)
+        return {"kind": "period", "last": int(ordinals[-1]), "freq": index.freqstr,
+                "step": step}
+    integer = isinstance(index, pd.RangeIndex) or (
+        pd.api.types.is_integer_dtype(index) and not pd.api.types.is_bool_dtype(index))
+    if integer:
+        _strictly_increasing(index, name)
+        values = [int(v) for v in (index[0], index[-1])]
+        if isinstance(index, pd.RangeIndex):
+            step = index.step if n >= 2 or index.step > 0 else 1
+        elif n >= 2:
+            steps = np.diff(np.asarray(index, dtype=object))    # no int64 wrap-around
+            if not all(v == steps[0] for v in steps):
+                raise ValueError(
+                    f"{name}'s integer index is not evenly spaced (steps from {min(steps)} "
+                    f"to {max(steps)}), so the forecast's labels would be ambiguous; the "
+                    f"rows must be consecutive time steps. Reset it ({name}.reset_index("
+                    "drop=True)) or pass a numpy array.")
+            step = int(steps[0])
+        else:
+            step = 1
+        if any(abs(v) >= _INT64 for v in values + [values[1] + step]):
+            raise ValueError(f"{name}'s index labels do not fit in 64-bit integers.")
+        return {"kind": "range", "last": values[1], "step": int(step)}
     return {"kind": "range", "last": n - 1, "step": 1}
 
 
-def _future_index(info, steps):
+def _offset(freq, what):
     pd = _pandas()
-    if info["kind"] == "datetime":
-        start = pd.Timestamp(info["last"])
-        if info.get("tz") and start.tz is None:
-            start = start.tz_localize(info["tz"])
-        return pd.date_range(start=start, periods=steps + 1, freq=info["freq"])[1:]
-    return pd.RangeIndex(info["last"] + info["step"], info["last"] + info["step"] * (steps + 1),
-                         info["step"])
+    if not isinstance(freq, str) or not 0 < len(freq) <= 100:
+        raise ValueError(f"the {what} frequency {freq!r} is not a frequency name.")
+    try:
+        return pd.tseries.frequencies.to_offset(freq)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"the {what} frequency {freq!r} does not parse ({exc}).") from None
+
+
+def _check_keys(info, required, optional=()):
+    keys = set(info)
+    if not set(required) <= keys <= set(required) | set(optional):
+        raise ValueError(f"a {info.get('kind')} index description with the fields "
+                         f"{sorted(keys)}.")
+
+
+def _future_index(info, steps):
+    """The labels of the ``steps`` time steps after a history described by
+    _index_info (ValueError where there are none: an invalid description,
+    or labels beyond what pandas represents)."""
+    pd = _pandas()
+    if pd is None:                          # pragma: no cover - pandas is optional
+        raise ValueError("pandas is needed for a pandas forecast.")
+    if not isinstance(info, dict):
+        raise ValueError("the index description is not a dict.")
+    kind = info.get("kind")
+    try:
+        if kind == "range":
+            _check_keys(info, ("kind", "last", "step"))
+            last, step = info["last"], info["step"]
+            if type(last) is not int or type(step) is not int or step == 0 or \
+                    abs(last) >= _INT64 or abs(step) >= _INT64:
+                raise ValueError(f"a range index continuing {last!r} by {step!r}.")
+            stop = last + step * (steps + 1)
+            if abs(stop) >= _INT64:
+                raise ValueError(f"the labels after {last} run past 64-bit integers.")
+            return pd.RangeIndex(last + step, stop, step)
+        if kind == "period":
+            _check_keys(info, ("kind", "last", "freq", "step"))
+            last, step = info["last"], info["step"]
+            if type(last) is not int or type(step) is not int or not 0 < step < 2 ** 31 \
+                    or abs(last) >= _INT64 or abs(last + step * steps) >= _INT64:
+                raise ValueError(f"a period index continuing {last!r} by {step!r}.")
+            freq = info["freq"]
+            if not isinstance(freq, str) or not 0 < len(freq) <= 100:
+                raise ValueError(f"the index frequency {freq!r} is not a frequency name.")
+            try:
+                freq = pd.Period(ordinal=0, freq=freq).freq
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"the period frequency {info['freq']!r} does not parse "
+                                 f"({exc}).") from None
+            ordinals = last + step * np.arange(1, steps + 1, dtype=np.int64)
+            if hasattr(pd.PeriodIndex, "from_ordinals"):            # pandas >= 2.2
+                return pd.PeriodIndex.from_ordinals(ordinals, freq=freq)
+            return pd.PeriodIndex(ordinal=ordinals, freq=freq)     # pragma: no cover
+        if kind in ("datetime", "timedelta"):
+            if kind == "datetime":
+                _check_keys(info, ("kind", "last", "freq", "tz"), ("tz_kind", "unit"))
+            else:
+                _check_keys(info, ("kind", "last", "freq"), ("unit",))
+            last, unit = info["last"], info.get("unit", None)
+            offset = _offset(info["freq"], "index")
+            if unit is not None and unit not in _UNITS:
+                raise ValueError(f"the index unit {unit!r} is not one of {_UNITS}.")
+            if not isinstance(last, str) or not 0 < len(last) <= 100:
+                raise ValueError(f"the last label {last!r} is not a time.")
+            # pandas < 2 has one unit (ns) and no unit argument
+            kw = {} if unit is None or not hasattr(pd.DatetimeIndex, "unit") else \
+                {"unit": unit}
+            if kind == "timedelta":
+                start = pd.Timedelta(last)
+                if start is pd.NaT:
+                    raise ValueError("the last label is NaT.")
+                out = pd.timedelta_range(start=start, periods=steps + 1, freq=offset, **kw)
+            else:
+                start = pd.Timestamp(last)
+                if start is pd.NaT:
+                    raise ValueError("the last label is NaT.")
+                tz, tz_kind = info["tz"], info.get("tz_kind")
+                if (tz is None) != (start.tz is None) or (tz is None and tz_kind is not None):
+                    raise ValueError(f"the last label {last!r} and the time zone {tz!r} do "
+                                     "not agree.")
+                if tz is not None:
+                    if tz_kind is None:         # a file written before tz_kind existed
+                        zone = datetime.timezone.utc if tz == "UTC" else None
+                        if zone is None and isinstance(tz, str) and _TZ_NAME.match(tz):
+                            try:
+                                zone = zoneinfo.ZoneInfo(tz)
+                            except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+                                zone = None
+                        if zone is None and not isinstance(tz, str):
+                            raise ValueError(f"the time zone {tz!r} is not a name.")
+                        # else: the last label's UTC offset, as such files forecast
+                    else:
+                        zone = _tz_object(tz_kind, tz)
+                    if zone is not None:
+                        start = start.tz_convert(zone)
+                out = pd.date_range(start=start, periods=steps + 1, freq=offset, **kw)
+            if len(out) != steps + 1 or out[0] != start or \
+                    not (out.is_unique and out.is_monotonic_increasing):
+                raise ValueError(f"the frequency {info['freq']!r} does not step forward "
+                                 f"from {last!r}.")
+            return out[1:]
+    except ValueError:
+        raise
+    except (TypeError, OverflowError, ArithmeticError, KeyError, AttributeError) as exc:
+        raise ValueError(f"the forecast's index cannot continue the history's for {steps} "
+                         f"step(s) ({type(exc).__name__}: {exc}).") from None
+    raise ValueError(f"unknown kind of index {kind!r}.")
+
+
+def _as_float_array(y, name):
+    """y (array-like or pandas) as float64, refusing what would convert
+    silently into other numbers (strings, complex values, times)."""
+    pd = _pandas()
+    if pd is not None and isinstance(y, (pd.Series, pd.DataFrame)):
+        dtypes = [y.dtype] if isinstance(y, pd.Series) else list(y.dtypes)
+        if all(pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_complex_dtype(t)
+               for t in dtypes):
+            try:                            # nullable dtypes: <NA> becomes NaN
+                return y.to_numpy(dtype=np.float64, na_value=np.nan)
+            except (TypeError, ValueError):
+                pass
+        y = y.to_numpy()
+    raw = y if isinstance(y, np.ndarray) else None
+    if raw is None:
+        try:
+            raw = np.asarray(y)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must hold numbers: {exc}") from exc
+    kind = raw.dtype.kind
+    bad = {"U": "strings", "S": "bytes", "c": "complex numbers", "M": "datetimes",
+           "m": "timedeltas", "V": "structured values"}.get(kind)
+    if kind == "O" and raw.size:
+        for v in raw.ravel():
+            if isinstance(v, (str, bytes)):
+                bad = "strings"
+            elif isinstance(v, (complex, np.complexfloating)):
+                bad = "complex numbers"
+            if bad:
+                break
+    if bad:
+        raise ValueError(f"{name} must hold real numbers; it holds {bad} (dtype "
+                         f"{raw.dtype}). Convert them first.")
+    try:
+        return np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must hold numbers: {exc}") from exc
 
 
 def _one_series(y, name, with_meta=True):
@@ -89,23 +382,25 @@ def _one_series(y, name, with_meta=True):
     pd = _pandas()
     meta = None
     if pd is not None and isinstance(y, (pd.Series, pd.DataFrame)):
+        if len(y) == 0:
+            raise ValueError(f"{name} is empty (no observations).")
         meta = {"type": type(y).__name__,
-                "index": _index_info(y.index, len(y)) if with_meta else None}
+                "index": _index_info(y.index, len(y), name) if with_meta else None}
         if isinstance(y, pd.Series):
             meta["name"] = _json_name(y.name)
         else:
             meta["columns"] = [_json_name(c) for c in y.columns]
-        y = y.to_numpy()
-    try:
-        arr = np.asarray(y, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must hold numbers: {exc}") from exc
+    arr = _as_float_array(y, name)
     flat = arr.ndim == 1
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a series of shape (n_timesteps,) or (n_timesteps, "
-                         f"n_columns), or a list of them; got shape {np.shape(y)}.")
+                         f"n_columns), or a list of them; got shape {np.shape(arr)}.")
+    if len(arr) == 0:
+        raise ValueError(f"{name} is empty (no observations).")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name} has no columns (shape {arr.shape}).")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinity; fill or drop the missing values "
                          "first.")
@@ -217,6 +512,14 @@ def auto_difference(ys, season, max_d=2):
     return int(np.ceil(np.median(choices)))
 
 
+def _physical_memory():
+    """Bytes of memory of this machine (None where it cannot be read)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):       # not POSIX
+        return None
+
+
 def _check_finite(zs, xs):
     if not all(np.all(np.isfinite(v)) for v in list(zs) + list(xs)):
         raise ValueError("y or X has values too large to difference and scale in float64 "
@@ -259,13 +562,28 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         number of steps), for ``predict_interval(method="conformal")``.  The
         final model is then trained on the whole series, so a fit trains
         twice.  None or 0: no calibration (only method="simulate" intervals,
-        from in-sample residuals).
+        from in-sample residuals).  Measuring the errors forecasts from every
+        origin of the tail to its end: a fit whose calibration forecasts would
+        hold more than 2**28 values (the forecast bound, see ``predict``) is
+        refused; use an int number of steps for long series.
     nonlinearity, dropout, forget_bias, solver, learning_rate,
     learning_rate_init, power_t, batch_size, max_iter, alpha, clip_norm,
     bptt_truncate, momentum, nesterovs_momentum, beta_1, beta_2, epsilon,
     early_stopping, validation_fraction, n_iter_no_change, tol, shuffle,
     random_state, verbose, n_jobs, dtype, compute_dtype : as RNNRegressor
         Training parameters of the network.
+
+    Notes
+    -----
+    The rows of a series are consecutive time steps.  A pandas series keeps
+    its index: the forecast continues it (a DatetimeIndex with its
+    frequency and time zone, DST changes included; a PeriodIndex, a
+    TimedeltaIndex, an evenly spaced integer index).  Such an index must be
+    strictly increasing (no duplicate, unsorted or missing labels) and
+    evenly spaced; other indexes (strings, floats) are replaced by a
+    RangeIndex counting on from the series' length.  X is positional: its
+    index is not read, and its columns must be those of fit, in the same
+    order (the forecaster checks their number, not their names).
 
     Attributes
     ----------
@@ -366,33 +684,55 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
     # parameters
 
     def _check_params(self):
+        """The forecaster's own parameters (the network's: _check_network)."""
         W = check_int(self, "window_length", 1)
-        d = "auto" if self.difference == "auto" else check_int(self, "difference", 0,
-                                                               also=" or 'auto'")
+        auto = isinstance(self.difference, str) and self.difference == "auto"
+        d = "auto" if auto else check_int(self, "difference", 0, also=" or 'auto'")
         s = check_int(self, "seasonal_period", 1, allow_none=True) or 0
-        if self.scale not in ("standard", None):
+        if not (self.scale is None or (isinstance(self.scale, str)
+                                       and self.scale == "standard")):
             raise ValueError("The 'scale' parameter of RNNForecaster must be 'standard' or "
                              f"None. Got {self.scale!r} instead.")
         c = self.calibration_size
-        if c is not None and (isinstance(c, bool) or not isinstance(c, numbers.Real) or c < 0
-                              or (not isinstance(c, numbers.Integral) and c >= 1)):
-            raise ValueError("The 'calibration_size' parameter of RNNForecaster must be a "
-                             "float in [0, 1), an int >= 0, or None. Got "
-                             f"{c!r} instead.")
+        if c is not None:
+            ok = isinstance(c, numbers.Real) and not isinstance(c, (bool, np.bool_))
+            if ok and isinstance(c, numbers.Integral):
+                ok = 0 <= c <= 2**31 - 1
+            elif ok:                        # NaN fails both comparisons
+                ok = bool(np.isfinite(c) and 0 <= c < 1)
+            if not ok:
+                raise ValueError("The 'calibration_size' parameter of RNNForecaster must be "
+                                 "a float in [0, 1), an int in [0, 2147483647], or None. Got "
+                                 f"{c!r} instead.")
         return W, d, s
 
     def _network(self):
         return RNNRegressor(return_sequences=True, bidirectional=False,
                             **{name: getattr(self, name) for name in _PASSED})
 
+    def _check_network(self):
+        """The network's parameters, with errors that name the forecaster."""
+        try:
+            self._network()._validate_hyperparams()
+        except ValueError as exc:
+            msg = str(exc).replace("parameter of RNNRegressor", "parameter of RNNForecaster")
+            raise ValueError(msg) from None
+
     # ------------------------------------------------------------------
     # data -> transformed series and windows
 
-    def _covariates(self, X, lengths, name, extra=0):
-        """X aligned with series of these lengths (+ extra future rows)."""
+    def _covariates(self, X, lengths, name, extra=0, m=None):
+        """X aligned with series of these lengths (+ extra future rows), with
+        m covariate columns where m is given (the fitted model's)."""
         if X is None:
             return [np.zeros((n + extra, 0)) for n in lengths]
-        xs, _, _, _ = _series_list(X, name, with_meta=False)
+        xs, metas, _, _ = _series_list(X, name, with_meta=False)
+        if m is not None and xs[0].shape[1] != m:
+            cols = next((mt["columns"] for mt in metas if mt and "columns" in mt), None)
+            given = f" ({', '.join(map(repr, cols))})" if cols else ""
+            raise ValueError(f"{name} has {xs[0].shape[1]} covariate column(s){given}; the "
+                             f"model was fitted with {m} covariate(s). Pass X with the same "
+                             "columns, in the same order, as at fit.")
         if len(xs) != len(lengths):
             raise ValueError(f"{name} holds {len(xs)} series of covariates for "
                              f"{len(lengths)} series.")
@@ -473,12 +813,13 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
 
     def _fit(self, y, X):
         W, d, s = self._check_params()
-        self._network()._validate_hyperparams()
+        self._check_network()
         ys, metas, flats, is_list = _series_list(y, "y")
         xs = self._covariates(X, [len(v) for v in ys], "X")
         if d == "auto":
             d = auto_difference(ys, s)
         self._W, self._d, self._s = W, d, s
+        self._check_fit_size(ys, xs)
         zs, xsz = self._prepare(ys, xs, fit_scalers=True)
         errors, residuals = self._calibrate(ys, zs, xsz)
         inputs, targets = self._windows(zs, xsz)
@@ -496,6 +837,35 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         self._history = [v[-tail:].copy() for v in ys]
         self._history_x = [x[-tail:].copy() for x in xs]
         self._metas, self._flat, self._is_list = metas, flats[0], is_list
+
+    def _check_fit_size(self, ys, xs):
+        """Refuse, before any work, a fit whose training windows cannot fit
+        in this machine's memory or whose calibration forecasts exceed the
+        forecast bound (_MAX_VALUES)."""
+        W, d, s = self._W, self._d, self._s
+        k, m = ys[0].shape[1], xs[0].shape[1]
+        n_z = [len(v) - d - s for v in ys]
+        n_windows = sum(max(n - W, 0) for n in n_z)
+        # float64 windows (inputs and targets) and the network's copy of them
+        need = n_windows * W * (2 * k + m) * (8 + np.dtype(self.dtype).itemsize)
+        have = _physical_memory()
+        if have is not None and need > have:
+            raise ValueError(
+                f"window_length={W} cuts the series into {n_windows:,} training windows of "
+                f"{W} steps: {need / 2**30:,.1f} GiB, more than this machine's "
+                f"{have / 2**30:,.1f} GiB of memory. Use a shorter window_length or "
+                "shorter series.")
+        if not self.calibration_size or min(n_z) < W + 1:
+            return
+        cuts = [self._split_calibration(n) for n in n_z]
+        values = sum(cuts) * max(cuts) * (k + m)
+        if values > _MAX_VALUES:
+            raise ValueError(
+                f"calibration_size={self.calibration_size!r} holds out up to {max(cuts):,} "
+                f"steps of each series, and measuring the errors at every horizon from "
+                f"every origin in them takes {values:,} forecast values, more than the "
+                f"{_MAX_VALUES:,} a forecast may hold. Use a smaller calibration_size, e.g. "
+                "an int number of steps as long as the horizons you will forecast.")
 
     @property
     def difference_(self):
@@ -603,17 +973,47 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
             return z, none[:, :W], none[:, :steps - 1], H, mu, sd
         # covariate rows of the last `tail` history steps and the forecast steps
         Xs = np.stack([x[len(v) - tail:len(v) + steps] for v, x in zip(ys, xs)])
-        xz = self._scale_x(Xs)[:, d + s:]          # row j: the time of z row j
+        with np.errstate(over="ignore", invalid="ignore"):
+            xz = self._scale_x(Xs)[:, d + s:]      # row j: the time of z row j
+        top = np.finfo(self.model_._theta.dtype).max
+        if not np.all(np.abs(xz) < top):        # also NaN
+            raise ValueError(
+                "X holds values so far outside the covariates seen at fit that, scaled as "
+                f"at fit, they exceed the network's {self.model_._theta.dtype} range; check "
+                "X's units and columns.")
         return z, xz[:, 1:W + 1], xz[:, W + 1:W + steps], H, mu, sd
 
-    def _histories(self, y, X, steps):
+    def _check_steps(self, steps):
+        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps <= 0:
+            raise ValueError(f"steps must be a positive integer; got {steps!r}.")
+        if steps > _MAX_STEPS:
+            raise ValueError(f"steps={steps} is longer than the longest horizon a forecast "
+                             f"runs, {_MAX_STEPS:,} steps (each step is one network step, "
+                             "and the forecast feeds back on itself).")
+        return int(steps)
+
+    @staticmethod
+    def _check_request(n_series, steps, k, n_paths):
+        """Refuse a forecast larger than _MAX_VALUES values."""
+        paths = max(n_paths, 1)
+        values = n_series * paths * steps * k
+        if values > _MAX_VALUES:
+            shape = f"{n_series} series x {paths:,} paths" if n_paths else \
+                f"{n_series} series"
+            raise ValueError(
+                f"this forecast would hold {values:,} values ({shape} x {steps:,} steps x "
+                f"{k} column(s), {values * 8 / 2**30:,.1f} GiB in float64), more than the "
+                f"{_MAX_VALUES:,} (2 GiB) a forecast may hold; ask for fewer steps or paths, "
+                "or forecast fewer series at a time.")
+
+    def _histories(self, y, X, steps, n_paths=0):
         """(original histories, transformed z, scaled covariates incl. the
         forecast period, metas, flat, is_list) for predict."""
         check_is_fitted(self, "model_")
-        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps <= 0:
-            raise ValueError(f"steps must be a positive integer; got {steps!r}.")
-        steps = int(steps)
+        steps = self._check_steps(steps)
         m = self.n_covariates_
+        if y is None:
+            self._check_request(self.n_series_, steps, self.n_columns_, n_paths)
         if not m and X is not None:
             raise ValueError("The model was fitted without covariates (X=None); X cannot be "
                              "used to forecast. Fit with X to use covariates.")
@@ -623,7 +1023,7 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
                 raise ValueError(f"The model was fitted with {m} covariate(s): pass X with "
                                  f"their values for the {steps} forecast steps.")
             if m:
-                xf = self._covariates(X, [0] * len(ys), "X", extra=steps)
+                xf = self._covariates(X, [0] * len(ys), "X", extra=steps, m=m)
                 xs = [np.concatenate([hx, f]) for hx, f in zip(self._history_x, xf)]
             else:
                 xs = None
@@ -633,10 +1033,12 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
             if ys[0].shape[1] != self.n_columns_:
                 raise ValueError(f"y has {ys[0].shape[1]} column(s); the model was fitted on "
                                  f"{self.n_columns_}.")
+            self._check_request(len(ys), steps, self.n_columns_, n_paths)
             if m and X is None:
                 raise ValueError(f"The model was fitted with {m} covariate(s): pass X with "
                                  "their values for the history and the forecast steps.")
-            xs = self._covariates(X, [len(v) for v in ys], "X", extra=steps) if m else None
+            xs = self._covariates(X, [len(v) for v in ys], "X", extra=steps, m=m) \
+                if m else None
             need = self._W + self._d + self._s
             for i, v in enumerate(ys):
                 if len(v) < need:
@@ -644,6 +1046,13 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
                         f"y{f'[{i}]' if len(ys) > 1 else ''} has {len(v)} observations; a "
                         f"forecast needs at least {need} (window_length + difference + "
                         "seasonal_period).")
+        for mt in metas:                    # labels pandas cannot make: refused now
+            if mt is not None:
+                try:
+                    _future_index(mt["index"], steps)
+                except ValueError as exc:
+                    raise ValueError(f"the forecast's labels cannot continue the series' "
+                                     f"index for {steps} step(s): {exc}") from None
         return ys, xs, metas, flat, is_list, steps
 
     def _scalers_for(self, ys, given):
@@ -661,17 +1070,32 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
                 out.append((np.zeros(z.shape[1]), np.ones(z.shape[1])))
         return out
 
+    def _simulate(self, z, x_hist, x_future, H, mu, sd, steps, P, rng):
+        """P sample paths per series, (S, P, steps, k): the streams (series
+        major) run in chunks, so that memory beyond the paths themselves is
+        bounded; the draws are those of one call for all streams."""
+        S, W, k = z.shape
+        m = x_hist.shape[2]
+        out = np.empty((S * P, steps, k))
+        per_stream = steps * (3 * k + m + 1) + (W + H.shape[1]) * (k + m)
+        rows = max(1, _CHUNK_VALUES // per_stream)
+        for a in range(0, S * P, rows):
+            b = min(a + rows, S * P)
+            series = np.arange(a, b) // P
+            idx = rng.integers(0, len(self._residuals), size=(b - a, steps))
+            zf = self._run(self.model_, z[series], x_hist[series], x_future[series], steps,
+                           noise=self._residuals[idx])
+            with np.errstate(over="ignore", invalid="ignore"):
+                out[a:b] = undifference(zf * sd[series] + mu[series], H[series], self._d,
+                                        self._s)
+        return out.reshape(S, P, steps, k)
+
     def _forecast(self, y, X, steps, n_paths=0, rng=None):
-        ys, xs, metas, flat, is_list, steps = self._histories(y, X, steps)
+        ys, xs, metas, flat, is_list, steps = self._histories(y, X, steps, n_paths)
         scalers = self._scalers_for(ys, y is not None)
         z, x_hist, x_future, H, mu, sd = self._stack(ys, xs, scalers, steps)
         if n_paths:
-            P, S = n_paths, len(ys)
-            idx = rng.integers(0, len(self._residuals), size=(S * P, steps))
-            zf = self._run(self.model_, np.repeat(z, P, 0), np.repeat(x_hist, P, 0),
-                           np.repeat(x_future, P, 0), steps, noise=self._residuals[idx])
-            zf = zf.reshape(S, P, steps, -1)
-            out = undifference(zf * sd[:, None] + mu[:, None], H[:, None], self._d, self._s)
+            out = self._simulate(z, x_hist, x_future, H, mu, sd, steps, n_paths, rng)
         else:
             zf = self._run(self.model_, z, x_hist, x_future, steps)
             with np.errstate(over="ignore", invalid="ignore"):
@@ -712,7 +1136,11 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         Parameters
         ----------
         steps : int
-            Forecast horizon (> 0).
+            Forecast horizon, 1 to 1,000,000 (each step is one network step
+            for all series together).  A request whose forecast would hold
+            more than 2**28 values (n_series x steps x k, times n_paths for
+            simulated intervals: 2 GiB in float64) is refused before any
+            work.
         X : array of shape (steps, m), or (len(y) + steps, m) with y, or a list
             Covariates: for the forecast period when forecasting the
             training series; for the history and the forecast period when y
@@ -755,7 +1183,9 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
             gets a band that leans the same way (it can even leave the point
             forecast outside).  Conformal intervals are symmetric about it.
         n_paths : int, default=500
-            Paths of method="simulate", run as parallel streams.
+            Paths of method="simulate", run as parallel streams (in chunks of
+            bounded memory); n_series x n_paths x steps x k must stay within
+            the 2**28 values of a forecast (see ``predict``).
         random_state : int, RandomState or None
             Draws of method="simulate".
 
@@ -836,6 +1266,8 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
             training set; averaged over series) and ``smape`` (percent,
             0-200); ``n_origins``.
         """
+        self._check_params()
+        self._check_network()
         ys, _, _, _ = _series_list(y, "y")
         xs = None if X is None else self._covariates(X, [len(v) for v in ys], "X")
         for name, v, low in (("steps", steps, 1), ("initial_window", initial_window, 1),
@@ -893,7 +1325,7 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
     def _validate_hyperparams(self):
         """Every parameter: the forecaster's and the network's."""
         self._check_params()
-        self._network()._validate_hyperparams()
+        self._check_network()
 
     _FITTED_ATTRIBUTES = frozenset({
         "_W", "_d", "_s", "_mean", "_std", "_x_mean", "_x_std", "_residuals", "_history",
@@ -902,7 +1334,9 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
 
     def _restore_fitted(self, attrs):
         """Check a model file's fitted attributes describe one consistent
-        forecaster, then set them (ValueError otherwise, nothing set)."""
+        forecaster that can forecast, then set them (ValueError otherwise,
+        nothing set).  The file is untrusted: every value is checked for its
+        type, range, shape, finiteness and agreement with the others."""
         names = self._FITTED_ATTRIBUTES
         if set(attrs) != names:
             raise ValueError(f"fitted attributes unknown: {sorted(set(attrs) - names)}, "
@@ -910,21 +1344,27 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         ints = {n: attrs[n] for n in ("_W", "_d", "_s", "n_series_", "n_columns_",
                                       "n_covariates_")}
         for n, v in ints.items():
-            if type(v) is not int or v < (1 if n in ("_W", "n_series_", "n_columns_") else 0):
-                raise ValueError(f"{n} is {v!r}.")
+            low = 1 if n in ("_W", "n_series_", "n_columns_") else 0
+            if type(v) is not int or not low <= v <= 2**31 - 1:
+                raise ValueError(f"{n} is {v!r}; expected an int in [{low}, 2147483647].")
         S, k, m = ints["n_series_"], ints["n_columns_"], ints["n_covariates_"]
         net = attrs["model_"]
+        layout = getattr(net, "_layout", None)
         if not isinstance(net, RNNRegressor) or not hasattr(net, "_theta") or \
-                (net.n_features_in_, net.n_outputs_) != (k + m, k) or not net._fitted_seq():
-            raise ValueError(f"model_ is not a fitted per-step RNNRegressor with {k + m} "
-                             f"inputs and {k} outputs.")
+                (net.n_features_in_, net.n_outputs_) != (k + m, k) or not net._fitted_seq() \
+                or getattr(layout, "ndir", None) != 1 or getattr(layout, "tokens", True):
+            raise ValueError(f"model_ is not a fitted per-step, one-directional RNNRegressor "
+                             f"with {k + m} inputs and {k} outputs.")
         tail = ints["_W"] + ints["_d"] + ints["_s"]
+
+        def finite_array(v, shape):
+            return isinstance(v, np.ndarray) and v.dtype == np.float64 and \
+                v.shape == shape and bool(np.all(np.isfinite(v)))
 
         def arrays(name, count, shape):
             v = attrs[name]
-            if not (isinstance(v, list) and len(v) == count and all(
-                    isinstance(a, np.ndarray) and a.dtype == np.float64 and a.shape == shape
-                    and np.all(np.isfinite(a)) for a in v)):
+            if not (isinstance(v, list) and len(v) == count and
+                    all(finite_array(a, shape) for a in v)):
                 raise ValueError(f"{name} is not {count} finite float64 array(s) of shape "
                                  f"{shape}.")
 
@@ -933,28 +1373,77 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         arrays("_history", S, (tail, k))
         arrays("_history_x", S, (tail, m))
         for name in ("_x_mean", "_x_std"):
-            v = attrs[name]
-            if not (isinstance(v, np.ndarray) and v.shape == (m,) and np.all(np.isfinite(v))):
-                raise ValueError(f"{name} is not a finite array of shape ({m},).")
+            if not finite_array(attrs[name], (m,)):
+                raise ValueError(f"{name} is not a finite float64 array of shape ({m},).")
         if any(np.any(sd <= 0) for sd in attrs["_std"]) or np.any(attrs["_x_std"] <= 0):
-            raise ValueError("a scale is not positive.")
+            raise ValueError("a scale (_std or _x_std) is not positive.")
+        # the training histories, transformed, must be what the network reads
+        top = np.finfo(net._theta.dtype).max
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for H, hx, mu, sd in zip(attrs["_history"], attrs["_history_x"], attrs["_mean"],
+                                     attrs["_std"]):
+                z = (difference(H, ints["_d"], ints["_s"]) - mu) / sd
+                xz = (hx - attrs["_x_mean"]) / attrs["_x_std"]
+                if not (np.all(np.abs(z) < top) and np.all(np.abs(xz) < top)):
+                    raise ValueError("_history, _mean and _std (or _history_x, _x_mean and "
+                                     "_x_std) transform to values out of the network's "
+                                     "range.")
         res = attrs["_residuals"]
-        if not (isinstance(res, np.ndarray) and res.ndim == 2 and res.shape[1] == k
-                and len(res) and np.all(np.isfinite(res))):
-            raise ValueError(f"_residuals is not a finite (n, {k}) array.")
+        if not (isinstance(res, np.ndarray) and res.dtype == np.float64 and res.ndim == 2
+                and res.shape[1] == k and len(res) and np.all(np.isfinite(res))):
+            raise ValueError(f"_residuals is not a finite float64 (n, {k}) array, n >= 1.")
         errs = attrs["calibration_errors_"]
-        if not (isinstance(errs, list) and all(isinstance(e, np.ndarray) and e.ndim == 1
-                                               and np.all(e >= 0) for e in errs)):
-            raise ValueError("calibration_errors_ is not a list of non-negative arrays.")
-        metas = attrs["_metas"]
-        if not (isinstance(metas, list) and len(metas) == S and all(
-                mt is None or (isinstance(mt, dict) and mt.get("type") in ("Series", "DataFrame")
-                               and isinstance(mt.get("index"), dict)) for mt in metas)):
-            raise ValueError("_metas does not describe the series.")
+        if not (isinstance(errs, list) and all(
+                isinstance(e, np.ndarray) and e.dtype == np.float64 and e.ndim == 1
+                and len(e) and np.all(np.isfinite(e)) and np.all(e >= 0) for e in errs)):
+            raise ValueError("calibration_errors_ is not a list of non-empty 1-D arrays of "
+                             "finite, non-negative float64 errors.")
+        if errs:
+            # horizon h holds one error per origin with h steps left: sum over
+            # the series of max(0, cut_i - h); its decrements count the series
+            # with cut_i > h, from at most n_series_ down to at least 1
+            counts = [len(e) for e in errs] + [0]
+            drops = [a - b for a, b in zip(counts, counts[1:])]
+            if not (all(1 <= x <= S for x in drops) and
+                    all(a >= b for a, b in zip(drops, drops[1:]))):
+                raise ValueError(f"calibration_errors_ has {counts[:-1]} errors per horizon, "
+                                 f"which {S} calibration tail(s) cannot give.")
+            if len(res) != counts[0]:
+                raise ValueError(f"_residuals has {len(res)} rows; the calibration gives "
+                                 f"{counts[0]} one-step residuals.")
         for n in ("_flat", "_is_list"):
             if type(attrs[n]) is not bool:
                 raise ValueError(f"{n} is not a bool.")
-        if not (isinstance(attrs["loss_curve_"], list)
-                and all(type(x) is float for x in attrs["loss_curve_"])):
-            raise ValueError("loss_curve_ is not a list of floats.")
+        if attrs["_flat"] and k != 1:
+            raise ValueError(f"_flat is True for series of {k} columns.")
+        if not attrs["_is_list"] and S != 1:
+            raise ValueError(f"_is_list is False for {S} series.")
+        metas = attrs["_metas"]
+        if not (isinstance(metas, list) and len(metas) == S):
+            raise ValueError(f"_metas does not describe {S} series.")
+        for i, mt in enumerate(metas):
+            if mt is None:
+                continue
+            ok = isinstance(mt, dict) and mt.get("type") in ("Series", "DataFrame")
+            if ok and mt["type"] == "Series":
+                ok = set(mt) == {"type", "index", "name"} and k == 1 and (
+                    mt["name"] is None or type(mt["name"]) in (str, int, float, bool))
+            elif ok:
+                cols = mt.get("columns")
+                ok = set(mt) == {"type", "index", "columns"} and isinstance(cols, list) and \
+                    len(cols) == k and all(c is None or type(c) in (str, int, float, bool)
+                                           for c in cols)
+            if not ok:
+                raise ValueError(f"_metas[{i}] does not describe a pandas Series or DataFrame "
+                                 f"of {k} column(s).")
+            try:
+                _future_index(mt["index"], 1)
+            except ValueError as exc:
+                raise ValueError(f"_metas[{i}]: {exc}") from None
+        curve = attrs["loss_curve_"]
+        if not (isinstance(curve, list) and all(type(x) is float for x in curve)
+                and np.array_equal(np.asarray(curve, dtype=np.float64),
+                                   np.asarray(net.loss_curve_, dtype=np.float64),
+                                   equal_nan=True)):
+            raise ValueError("loss_curve_ is not the network's loss curve.")
         self.__dict__.update(attrs)
