@@ -44,6 +44,7 @@ class Stepper:
         self._kernel = estimator._engine(lay).step_kernel(
             estimator._theta, n_streams, self._classifier, effective_n_threads(estimator.n_jobs))
         self._lstm = lay.cell == "lstm"
+        self._gru = lay.cell == "gru"
         self._n_streams = n_streams
         self._n_features = lay.n_features
         self.state_shape = (lay.num_layers, n_streams, lay.hidden)
@@ -76,6 +77,11 @@ class Stepper:
                 raise ValueError("the state of an LSTM is a tuple (h, c).")
             out, h, c = self._kernel.step(x, state[0], state[1])
         else:
+            if isinstance(state, (tuple, list)):
+                raise ValueError(
+                    f"the state of a{' GRU' if self._gru else 'n Elman'} network is one array "
+                    f"of shape {self.state_shape} (num_layers, n_streams, hidden_size), not a "
+                    f"{type(state).__name__}; only an LSTM's state is a tuple (h, c).")
             out, h, c = self._kernel.step(x, state)
         return single, out, ((h, c) if self._lstm else h)
 

@@ -273,6 +273,17 @@ def all_finite(a):
         return bool(np.isfinite(np.add.reduce(a, axis=None))) or bool(np.isfinite(a).all())
 
 
+def _may_overflow(layout, theta):
+    """Whether a forward pass at theta can overflow on finite inputs: always
+    for an Elman ReLU network (nothing bounds its states); for bounded cells
+    (tanh, GRU, LSTM) only once a weight passes the square root of the
+    dtype's largest value."""
+    if getattr(layout, "cell", None) == "rnn" and getattr(layout, "nonlinearity", None) == "relu":
+        return True
+    with np.errstate(all="ignore"):
+        return not float(np.max(np.abs(theta))) < np.sqrt(np.finfo(theta.dtype).max)
+
+
 def diverged(what, value):
     raise ValueError(
         f"Training produced a non-finite {what} ({value}); the model is left as it was "
@@ -328,6 +339,7 @@ class EpochLoop:
         theta = state.theta
         wmask = state.layout.weight_mask
         n, batch = len(pool), work.batch
+        last = None
         best_theta = theta.copy() if validate is not None else None
         batches = self._slices if self.batches is None else self.batches
         alpha = self.solver.alpha
@@ -340,6 +352,7 @@ class EpochLoop:
                 state.learning_rate = lr
                 total, weight, done = 0.0, 0.0, 0
                 for samples, extra in batches(pool, batch, rng):
+                    last = (samples, extra)
                     seed = int(rng.randint(2**63 - 1, dtype=np.int64)) if self.dropout else 0
                     loss = work.train_batch(theta, samples, seed, **extra)
                     if not np.isfinite(loss):
@@ -392,6 +405,19 @@ class EpochLoop:
                           ("optimizer state", state.opt_v)):
             if not all_finite(arr):
                 diverged(what, "inf or nan")
+        if last is not None and _may_overflow(state.layout, theta):
+            # finite weights can still overflow a forward pass: an Elman
+            # ReLU network's states grow without bound (an absurd learning
+            # rate committed weights whose predictions were all inf), and
+            # any network's do once its weights near the float range.  The
+            # last batch at the committed weights must have a finite loss
+            # (its initial states zero: stateful training's carried states
+            # are not rewritten).
+            samples, extra = last
+            extra = {k: v for k, v in extra.items() if k != "states"}
+            loss = work.train_batch(theta, samples, 0, **extra)
+            if not np.isfinite(loss):
+                diverged("loss at the final weights", loss)
 
     def _end_epoch(self, state, loss, n, validate, best_theta, t0):
         validation = None if validate is None else validate(state.theta)

@@ -431,3 +431,34 @@ def test_predict_while_another_thread_trains_sees_one_model_at_a_time():
     truths = [engine.predict(th, from_array(X[:4]), 1) for th in committed]
     for p in seen:
         assert any(np.array_equal(p, tr[:, 0].astype(np.float64)) for tr in truths)
+
+
+@pytest.mark.parametrize("lr", [10.0, 1000.0])
+def test_weights_whose_predictions_overflow_are_never_committed(lr):
+    """An absurd SGD learning rate on an Elman ReLU network left finite
+    weights whose every prediction was inf, with no warning (issue 24): the
+    last update passed the per-batch checks, which run before each update."""
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(16, 60, 3)) * 10).astype(np.float32)
+    y = X.sum(axis=(1, 2))
+    m = RNNRegressor(cell="rnn", nonlinearity="relu", solver="sgd", learning_rate_init=1e-4,
+                     max_iter=1, hidden_size=8, random_state=0, batch_size=16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m.fit(X, y)
+    before = m._theta.copy()
+    assert np.all(np.isfinite(m.predict(X)))
+    m.set_params(learning_rate_init=lr, warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with pytest.raises(ValueError, match="non-finite loss at the final weights"):
+            m.fit(X, y)
+    np.testing.assert_array_equal(m._theta, before)          # left as it was
+    fresh = RNNRegressor(cell="rnn", nonlinearity="relu", solver="sgd",
+                         learning_rate_init=lr, max_iter=1, hidden_size=8, random_state=0,
+                         batch_size=16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with pytest.raises(ValueError, match="non-finite"):
+            fresh.fit(X, y)
+    assert not hasattr(fresh, "_theta")

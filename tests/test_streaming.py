@@ -106,6 +106,20 @@ def test_stepper_matches_predict_on_prefixes(cls, cell, seq):
             assert np.array_equal(v, before[k])
 
 
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_a_tuple_state_is_refused_for_networks_without_a_cell_state(cell):
+    """An (h, c) tuple was accepted for a GRU or Elman network (issue 24)."""
+    reg, X = _fit(RNNRegressor, cell, False)
+    s = reg.stepper()
+    _, h = s.step(X[0, 0])
+    for bad in ((h, h), [h, h], (h,)):
+        with pytest.raises(ValueError, match="one array .* only an LSTM's state is a tuple"):
+            s.step(X[0, 1], bad)
+    lstm, _ = _fit(RNNRegressor, "lstm", False)
+    with pytest.raises(ValueError, match="tuple \\(h, c\\)"):
+        lstm.stepper().step(X[0, 0], h)
+
+
 def test_stepper_with_several_streams_and_multi_output():
     reg, X = _fit(RNNRegressor, "gru", False, y_kind="2d")
     s = reg.stepper(n_streams=4)
