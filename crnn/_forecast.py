@@ -598,6 +598,10 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         Columns k of each series.
     n_covariates_ : int
         Covariate columns m (0 without X).
+    covariate_names_ : list or None
+        The column names of X at fit when it was a DataFrame (else None);
+        a DataFrame X given to predict must have these columns in this
+        order (they are used by position).
     loss_curve_ : list of float
         The network's training loss per epoch.
     calibration_errors_ : list of ndarray
@@ -721,18 +725,32 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
     # ------------------------------------------------------------------
     # data -> transformed series and windows
 
-    def _covariates(self, X, lengths, name, extra=0, m=None):
+    def _covariates(self, X, lengths, name, extra=0, m=None, record=False):
         """X aligned with series of these lengths (+ extra future rows), with
-        m covariate columns where m is given (the fitted model's)."""
+        m covariate columns where m is given (the fitted model's), and the
+        column names of fit where X has names (DataFrames).  record: keep
+        X's column names as covariate_names_ (fit)."""
         if X is None:
+            if record:
+                self._names_seen = None
             return [np.zeros((n + extra, 0)) for n in lengths]
         xs, metas, _, _ = _series_list(X, name, with_meta=False)
+        cols = next((mt["columns"] for mt in metas if mt and "columns" in mt), None)
         if m is not None and xs[0].shape[1] != m:
-            cols = next((mt["columns"] for mt in metas if mt and "columns" in mt), None)
             given = f" ({', '.join(map(repr, cols))})" if cols else ""
             raise ValueError(f"{name} has {xs[0].shape[1]} covariate column(s){given}; the "
                              f"model was fitted with {m} covariate(s). Pass X with the same "
                              "columns, in the same order, as at fit.")
+        if record:
+            self._names_seen = cols
+        elif m is not None and cols is not None \
+                and getattr(self, "covariate_names_", None) is not None \
+                and list(cols) != list(self.covariate_names_):
+            # the columns are used by position: other names (or the same in
+            # another order) would be a silently wrong forecast
+            raise ValueError(f"{name} has the covariate columns {cols}; the model was fitted "
+                             f"with {list(self.covariate_names_)}, in that order. Pass X with "
+                             "the same columns, in the same order, as at fit.")
         if len(xs) != len(lengths):
             raise ValueError(f"{name} holds {len(xs)} series of covariates for "
                              f"{len(lengths)} series.")
@@ -815,7 +833,8 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         W, d, s = self._check_params()
         self._check_network()
         ys, metas, flats, is_list = _series_list(y, "y")
-        xs = self._covariates(X, [len(v) for v in ys], "X")
+        xs = self._covariates(X, [len(v) for v in ys], "X", record=True)
+        names = self.__dict__.pop("_names_seen", None)
         if d == "auto":
             d = auto_difference(ys, s)
         self._W, self._d, self._s = W, d, s
@@ -830,6 +849,7 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         self.n_series_ = len(ys)
         self.n_columns_ = ys[0].shape[1]
         self.n_covariates_ = xs[0].shape[1]
+        self.covariate_names_ = names
         self.loss_curve_ = net.loss_curve_
         self.calibration_errors_ = errors
         self._residuals = np.asarray(residuals, dtype=np.float64)
@@ -1330,7 +1350,9 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
     _FITTED_ATTRIBUTES = frozenset({
         "_W", "_d", "_s", "_mean", "_std", "_x_mean", "_x_std", "_residuals", "_history",
         "_history_x", "_metas", "_flat", "_is_list", "model_", "n_series_", "n_columns_",
-        "n_covariates_", "loss_curve_", "calibration_errors_"})
+        "n_covariates_", "loss_curve_", "calibration_errors_", "covariate_names_"})
+    # absent from the files of crnn versions before it was recorded
+    _OPTIONAL_FITTED_ATTRIBUTES = frozenset({"covariate_names_"})
 
     def _restore_fitted(self, attrs):
         """Check a model file's fitted attributes describe one consistent
@@ -1338,9 +1360,18 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         nothing set).  The file is untrusted: every value is checked for its
         type, range, shape, finiteness and agreement with the others."""
         names = self._FITTED_ATTRIBUTES
-        if set(attrs) != names:
+        required = names - self._OPTIONAL_FITTED_ATTRIBUTES
+        if not required <= set(attrs) <= names:
             raise ValueError(f"fitted attributes unknown: {sorted(set(attrs) - names)}, "
-                             f"missing: {sorted(names - set(attrs))}.")
+                             f"missing: {sorted(required - set(attrs))}.")
+        attrs = {"covariate_names_": None, **attrs}
+        cov_names = attrs["covariate_names_"]
+        if cov_names is not None and not (
+                isinstance(cov_names, list) and len(cov_names) == attrs["n_covariates_"]
+                and all(isinstance(c, (str, int, float)) and not isinstance(c, bool)
+                        for c in cov_names)):
+            raise ValueError("covariate_names_ is not None or a list of one name per "
+                             "covariate.")
         ints = {n: attrs[n] for n in ("_W", "_d", "_s", "n_series_", "n_columns_",
                                       "n_covariates_")}
         for n, v in ints.items():

@@ -467,11 +467,13 @@ def _build(desc, dec, where, expected=None, shown=None):
             f"(unknown: {_names(set(desc['params']) - known)}, "
             f"missing: {_names(known - set(desc['params']))}).")
     fitted = cls._FITTED_ATTRIBUTES
-    if desc["attributes"] and set(desc["attributes"]) != fitted:
+    # attributes a class added later, absent from older files
+    required = fitted - getattr(cls, "_OPTIONAL_FITTED_ATTRIBUTES", frozenset())
+    if desc["attributes"] and not required <= set(desc["attributes"]) <= fitted:
         raise ModelFileError(
             f"{shown}: {where + ': ' if where else ''}fitted attributes unknown: "
             f"{_names(set(desc['attributes']) - fitted)}, "
-            f"missing: {_names(fitted - set(desc['attributes']))}.")
+            f"missing: {_names(required - set(desc['attributes']))}.")
     at = f"{where}." if where else ""
     params = {k: dec.value(v, f"parameter {at}{k}") for k, v in desc["params"].items()}
     attrs = {k: dec.value(v, f"attribute {at}{k}") for k, v in desc["attributes"].items()}

@@ -498,3 +498,53 @@ def test_non_finite_and_non_real_data_get_a_clear_error():
             f.predict_interval(2, X=Xf, method="simulate", n_paths=3)
     with pytest.raises(ValueError, match="NaN or infinity"):
         f.predict(2, X=np.ones((42, 1)), y=np.r_[y[:-1], np.inf])
+
+
+def test_covariate_columns_by_name_in_another_order_are_refused(tmp_path):
+    """A DataFrame X with the fitted columns swapped was used by position: a
+    silently wrong forecast (issue 24)."""
+    n = 60
+    t = np.arange(n + 4)
+    y = pd.Series(10 + np.sin(t[:n] / 3.0), index=pd.date_range("2020-01-01", periods=n))
+    X = pd.DataFrame({"price": np.cos(t / 5.0), "promo": (t % 7 == 0).astype(float)},
+                     index=pd.date_range("2020-01-01", periods=n + 4))
+    f = RNNForecaster(window_length=6, hidden_size=3, max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f.fit(y, X=X.iloc[:n])
+    assert f.covariate_names_ == ["price", "promo"]
+    future = X.iloc[n:]
+    want = f.predict(4, X=future)
+    with pytest.raises(ValueError, match=r"\['promo', 'price'\]; the model was fitted with "
+                                         r"\['price', 'promo'\]"):
+        f.predict(4, X=future[["promo", "price"]])
+    with pytest.raises(ValueError, match="covariate columns"):
+        f.predict_interval(4, X=future.rename(columns={"price": "cost"}))
+    # arrays are positional, as documented
+    np.testing.assert_array_equal(f.predict(4, X=future.to_numpy()), want)
+    # the names survive a model file; a file from before they were recorded loads
+    path = tmp_path / "f.crnn"
+    f.save(path)
+    g = crnn.load(path)
+    assert g.covariate_names_ == ["price", "promo"]
+    with pytest.raises(ValueError, match="covariate columns"):
+        g.predict(4, X=future[["promo", "price"]])
+    with zipfile.ZipFile(path) as zf:
+        man = json.loads(zf.read("model.json"))
+        members = {m: zf.read(m) for m in zf.namelist() if m != "model.json"}
+    del man["attributes"]["covariate_names_"]
+    old = tmp_path / "old.crnn"
+    with zipfile.ZipFile(old, "w") as zf:
+        zf.writestr("model.json", json.dumps(man))
+        for m, b in members.items():
+            zf.writestr(m, b)
+    h = crnn.load(old)
+    assert h.covariate_names_ is None
+    np.testing.assert_array_equal(h.predict(4, X=future), want)
+    man["attributes"]["covariate_names_"] = ["price"]
+    with zipfile.ZipFile(old, "w") as zf:
+        zf.writestr("model.json", json.dumps(man))
+        for m, b in members.items():
+            zf.writestr(m, b)
+    with pytest.raises(crnn.ModelFileError, match="covariate_names_"):
+        crnn.load(old)
