@@ -18,6 +18,12 @@ length and checksum, the parameters (as ``set_params`` would) and the fitted
 attributes against the network they describe, and builds a new estimator
 only when all of that holds: a bad file raises ``ModelFileError`` and leaves
 nothing half-loaded.
+
+A file is untrusted input.  Before anything is built from it, the zip's table
+of contents, the size of ``model.json`` (counted as it inflates) and its JSON
+nesting and number of values are bounded (MAX_* below; a scan that builds
+nothing counts them), names are checked before values are decoded, and every
+decoded value is type- and range-checked before numpy or a kernel sees it.
 """
 import contextlib
 import dataclasses
@@ -84,8 +90,12 @@ class ModelFileMixin:
 
         Parameters
         ----------
-        path : str or os.PathLike
-            Where to write; an existing file there is replaced (atomically).
+        path : str, bytes or os.PathLike
+            Where to write.  The file is written beside it under a new name
+            and renamed over it: an existing file there is replaced only by
+            the complete new one (its permission bits kept), a symbolic link
+            there is written through, and a directory, FIFO or device is
+            refused.
 
         Returns
         -------
@@ -97,6 +107,10 @@ class ModelFileMixin:
             When a parameter or attribute holds a value a model file cannot
             carry (for example class labels that are not str, int, float or
             bool); nothing is written then.
+        ValueError
+            When the model is larger than a model file may be (its loader's
+            bounds, e.g. a vocabulary of over two million tokens), or path
+            is not a regular file; nothing is written then.
         """
         with self._save_guard():
             save(self, path)
@@ -787,7 +801,7 @@ def load(path, expected=None):
 
     Parameters
     ----------
-    path : str or os.PathLike
+    path : str, bytes or os.PathLike
     expected : class, optional
         The class the saved estimator must be (or derive from); the
         classes' own ``load`` passes itself here.
@@ -806,9 +820,11 @@ def load(path, expected=None):
         (a ValueError) naming the problem when the file is not a crnn model
         file, is truncated, corrupt or altered, has a newer format version,
         holds another class than ``expected``, or holds values inconsistent
-        with the network they describe.  Nothing is half-loaded.
-    FileNotFoundError
-        When there is no file at ``path``.
+        with the network they describe, or is larger than a model file may
+        be, or is not a regular file (a FIFO or device).  Nothing is
+        half-loaded.
+    FileNotFoundError, IsADirectoryError
+        When there is no file at ``path``, or a directory.
     """
     if isinstance(path, bytes):
         path = os.fsdecode(path)
