@@ -41,9 +41,18 @@ def symbols_of(t, kind):
     return list(t) if kind == "text" else [int(v) for v in np.asarray(t).tolist()]
 
 
+def check_label_range(symbols, where):
+    """Integer labels come back from transcription as int64 arrays: a
+    ValueError naming `where` for one outside [-2**63, 2**63 - 1]."""
+    for v in symbols:
+        if not -2**63 <= v < 2**63:
+            raise ValueError(f"{where} holds the label {v}; integer labels are int64 values, "
+                             "in [-2**63, 2**63 - 1].")
+
+
 def check_alphabet(alphabet, name="alphabet"):
-    """A user's alphabet (str, or sequence of distinct characters or ints)
-    -> (list of symbols, kind)."""
+    """A user's alphabet (str, or sequence of distinct characters or ints
+    that an int64 holds) -> (list of symbols, kind)."""
     if isinstance(alphabet, str):
         symbols = list(alphabet)
         kind = "text"
@@ -63,6 +72,8 @@ def check_alphabet(alphabet, name="alphabet"):
                              f"integers; got {alphabet!r}.")
     if not symbols:
         raise ValueError(f"The '{name}' parameter is empty; it needs at least one symbol.")
+    if kind == "ids":
+        check_label_range(symbols, f"The '{name}' parameter")
     if len(set(symbols)) != len(symbols):
         raise ValueError(f"The '{name}' parameter repeats a symbol: {alphabet!r}.")
     return symbols, kind

@@ -18,14 +18,17 @@ from ._callbacks import EpochMonitor, wants_callbacks, with_callbacks
 from ._data import SeqData
 from ._estimators import _BaseRNN, _check_model_size, _fit_lock, check_int
 from ._layout import LOSS_XENT, Layout
-from ._text import (EOS, UNK, Vocabulary, check_sampling, sample_next, stream_batches,
-                    tokenizer_function)
+from ._text import (EOS, UNK, Vocabulary, check_sampling, check_vocabulary, sample_next,
+                    stream_batches, token_ids, tokenizer_function)
 from ._threads import effective_n_threads
 from ._training import EpochLoop, LearningRate, TrainState, make_solver
 
 # evaluation (score, validation, prompts) runs the network over at most
 # about this many logits at once
 _EVAL_LOGITS = 8 * 2**20
+# the most tokens one generate call writes (its work arrays take about 25
+# bytes a token before the sample is returned: some 400 MiB at this bound)
+MAX_GENERATE = 2**24
 
 
 class RNNLanguageModel(_BaseRNN):
@@ -48,6 +51,12 @@ class RNNLanguageModel(_BaseRNN):
     pass over the text.  When the text is too short for ``batch_size``
     streams of ``seq_length + 1`` tokens, fewer streams are used.
 
+    Documents can also be given already cut into tokens, as 1D arrays (or
+    lists) of integer token ids: the ids are integers in [0, 2**63 - 1]
+    (an int64 holds them, and -1 is free to mark the end of a document in
+    what ``generate`` returns); negative ids, and uint64 ids of 2**63 or
+    more, are refused.  The vocabulary is then made of those integers.
+
     Parameters
     ----------
     tokenizer : {"char", "word"} or callable, default="char"
@@ -56,7 +65,8 @@ class RNNLanguageModel(_BaseRNN):
         apostrophes, or any single other non-space character); spaces and
         line breaks are not tokens, and generated words are joined by single
         spaces.  A callable takes a string and returns a list of strings
-        (generated tokens are joined by single spaces).  A model with a
+        (generated tokens are joined by single spaces; anything else it
+        returns is a TypeError).  A model with a
         callable tokenizer cannot be saved to a model file (it would have to
         run code when loaded).
     cell : {"rnn", "gru", "lstm"}, default="lstm"
@@ -95,8 +105,9 @@ class RNNLanguageModel(_BaseRNN):
     vocab_ : list
         The token of each id: ``"<unk>"`` (id 0, every token not kept), the
         end-of-document token ``"<eos>"`` (id 1), then the kept tokens by
-        decreasing count.  For documents given as integer arrays, the
-        tokens are those integers.
+        decreasing count; besides the two special tokens there is at least
+        one.  For documents given as integer arrays, the tokens are those
+        integers (in [0, 2**63 - 1]).
     n_features_in_, n_outputs_ : int
         The vocabulary size.
     loss_curve_, validation_scores_, validation_loss_curve_, best_loss_,
@@ -235,11 +246,10 @@ class RNNLanguageModel(_BaseRNN):
             return "text", [tokenize(d) for d in X]
         docs = []
         for i, d in enumerate(X):
-            a = np.asarray(d)
-            if isinstance(d, str) or a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
-                raise TypeError(f"{name} mixes strings and other values, or holds a document "
-                                f"that is not a 1D integer array (document {i}).")
-            docs.append(a.astype(np.int64).tolist())
+            if isinstance(d, str):
+                raise TypeError(f"{name} mixes strings and other values (document {i} is a "
+                                "string, others are not).")
+            docs.append(token_ids(d, f"{name}: document {i}"))
         return "ids", docs
 
     def _vocabulary(self):
@@ -346,6 +356,9 @@ class RNNLanguageModel(_BaseRNN):
                 if vkind != kind:
                     raise ValueError("X_val and X must both be text or both token ids.")
                 val_ids = np.concatenate([vocab.encode(d, end=True) for d in vdocs])
+            if len(val_ids) < 2:
+                raise ValueError("X_val holds no tokens: its text is empty (at least one "
+                                 "token is needed to score it).")
         elif early_stopping:
             n_val = int(round(len(ids) * self.validation_fraction))
             if n_val < 2 or len(ids) - n_val < L + 1:
@@ -551,16 +564,22 @@ class RNNLanguageModel(_BaseRNN):
                                         effective_n_threads(self.n_jobs), want_last=True)
         return last, states
 
-    def _prefixes(self, prefix):
-        """prefix(es) -> (list of id arrays without the end token, single)."""
+    def _prefixes(self, prefix, name="prefix"):
+        """prefix(es) -> (list of id arrays without the end token, single).
+        For a model of token ids, "" (the start of a document) is the empty
+        prefix too."""
         check_is_fitted(self, "_theta")
         single = isinstance(prefix, str) or (isinstance(prefix, np.ndarray) and prefix.ndim == 1
-                                             and prefix.dtype.kind in "iu")
+                                             and (prefix.dtype.kind in "iu" or prefix.size == 0))
         if not single and isinstance(prefix, (list, tuple)) and len(prefix) == 0:
-            raise ValueError("prefix is an empty list; pass a string (\"\" for the start of "
+            raise ValueError(f"{name} is an empty list; pass a string (\"\" for the start of "
                              "a document) or a list of them.")
+        prefixes = [prefix] if single else prefix
+        if self._kind() == "ids" and isinstance(prefixes, (list, tuple)):
+            prefixes = [np.zeros(0, np.int64) if isinstance(p, str) and p == "" else p
+                        for p in prefixes]
         # each ends with the end token, which _prefix_states does not read
-        return self._encode([prefix] if single else prefix, "prefix"), single
+        return self._encode(prefixes, name), single
 
     def predict_proba(self, prefix):
         """The distribution of the token that follows each prefix.
@@ -569,7 +588,8 @@ class RNNLanguageModel(_BaseRNN):
         ----------
         prefix : str, list of str (or, for a model fitted on token ids, a 1D
             integer array or a list of them)
-            Text at the start of a document ("" for its first token).
+            Text at the start of a document ("" for its first token, also
+            for a model of token ids).
 
         Returns
         -------
@@ -595,6 +615,7 @@ class RNNLanguageModel(_BaseRNN):
         Returns
         -------
         token : str (or int) for one prefix, or a list of them
+            (``"<unk>"`` and ``"<eos>"`` for a model of token ids too)
         """
         p = self.predict_proba(prefix)
         if p.ndim == 1:
@@ -608,16 +629,19 @@ class RNNLanguageModel(_BaseRNN):
         The prompt is read once (as the start of a document); then each
         step feeds the last sampled token to the step kernel: O(1) work per
         token.  The unknown token is never sampled; an end-of-document token
-        is generated as a line break (token-id models: -1) and the text goes
-        on as a new document.
+        is generated as a line break (token-id models: -1, which no token id
+        is) and the text goes on as a new document.
 
         Parameters
         ----------
         n_tokens : int
-            Tokens to generate (0: none).
-        prompt : str (token-id models: 1D integer array), default=""
-            The start of the document; tokens outside the vocabulary are
-            read as the unknown token.
+            Tokens to generate, from 0 (none) to MAX_GENERATE = 2**24; a
+            longer text takes several calls, each continuing the last
+            (``prompt=`` its tail).
+        prompt : str (token-id models: 1D integer array, or ""), default=""
+            The start of the document ("": a new document, for token-id
+            models too); tokens outside the vocabulary are read as the
+            unknown token.
         temperature : float, default=1.0
             Sample from softmax(logits / temperature); 0 takes the most
             likely token every time (greedy, deterministic).
@@ -632,15 +656,25 @@ class RNNLanguageModel(_BaseRNN):
         Returns
         -------
         text : str (joined without separator for "char", with single spaces
-            otherwise), or for a token-id model an int64 array of tokens
+            otherwise; the prompt is not repeated), or for a token-id model
+            an int64 array of n_tokens token ids, -1 where a document ends
         """
         if isinstance(n_tokens, bool) or not isinstance(n_tokens, numbers.Integral) or \
-                n_tokens < 0:
-            raise ValueError(f"n_tokens must be an integer >= 0; got {n_tokens!r}.")
+                not 0 <= n_tokens <= MAX_GENERATE:
+            raise ValueError(f"n_tokens must be an integer in [0, {MAX_GENERATE}] (2**24; "
+                             f"generate a longer text in several calls); got {n_tokens!r}.")
         n_tokens = int(n_tokens)
         check_sampling(temperature, top_k, top_p)
         rng = check_random_state(random_state)
-        prefixes, single = self._prefixes(prompt)
+        check_is_fitted(self, "_theta")
+        if not (isinstance(prompt, str) or (isinstance(prompt, np.ndarray) and prompt.ndim == 1)
+                or (self._kind() == "ids" and isinstance(prompt, (list, tuple)))):
+            raise TypeError("generate takes one prompt: a string"
+                            f"{' or a 1D array of token ids' if self._kind() == 'ids' else ''}"
+                            f"; got {type(prompt).__name__}.")
+        if isinstance(prompt, (list, tuple)):
+            prompt = np.asarray(token_ids(prompt, "prompt"), dtype=np.int64)
+        prefixes, single = self._prefixes(prompt, "prompt")
         if not single:
             raise ValueError("generate takes one prompt (a string).")
         theta = self._theta
@@ -665,11 +699,14 @@ class RNNLanguageModel(_BaseRNN):
         return self._decode(out)
 
     def _decode(self, ids):
+        """Sampled ids (never 0) -> text, or token ids with -1 for the end
+        of a document."""
         vocab = self.vocab_
         if self._kind() == "ids":
-            return np.array([-1 if i == 1 else vocab[i] for i in ids], dtype=np.int64)
+            table = np.array([0, -1] + vocab[2:], dtype=np.int64)
+            return table[np.asarray(ids, dtype=np.intp)]
         sep = "" if self.tokenizer == "char" else " "
-        return sep.join("\n" if i == 1 else vocab[i] for i in ids)
+        return sep.join("\n" if i == 1 else vocab[i] for i in ids.tolist())
 
     # ------------------------------------------------------------------
     # weights and model files
@@ -683,7 +720,8 @@ class RNNLanguageModel(_BaseRNN):
             As state_dict() returns it: ``embedding.weight`` (with
             embedding_dim), ``rnn.*`` and ``head.*``.
         vocab : list
-            The token of each id, as vocab_ (starting "<unk>", "<eos>").
+            The token of each id, as vocab_ (starting "<unk>", "<eos>", then
+            at least one token; ValueError otherwise).
 
         Returns
         -------
@@ -692,8 +730,12 @@ class RNNLanguageModel(_BaseRNN):
         if vocab is None:
             raise ValueError("a language model's weights need their vocabulary: "
                              "load_state_dict(state_dict, vocab=...).")
+        if isinstance(vocab, (str, bytes)):
+            raise TypeError("vocab is the list of tokens, not a string.")
+        vocab = [t.item() if isinstance(t, np.generic) else t for t in vocab]
+        dtype = self._validate_hyperparams()
+        self._check_vocab(vocab, "vocab", dtype)
         vocab = Vocabulary.from_tokens(vocab)
-        self._validate_hyperparams()
         layout = self._make_layout(len(vocab))
         theta = self._theta_from_state_dict(state_dict, layout)
         attrs = TrainState.new(layout, theta).attributes(early_stopping=False)
@@ -704,16 +746,27 @@ class RNNLanguageModel(_BaseRNN):
         self.__dict__.update(attrs)
         return self
 
+    def _check_vocab(self, vocab, name, dtype):
+        """A vocabulary (vocab_ of a model file, or load_state_dict's vocab):
+        "<unk>", "<eos>", then at least one token, all distinct, strings
+        (single characters for tokenizer="char") or token ids in [0, 2**63 -
+        1]; ValueError otherwise."""
+        tokenizer = self.tokenizer if isinstance(self.tokenizer, str) else None
+        check_vocabulary(vocab, name, (UNK, EOS), tokenizer)
+        if dtype == np.float32 and len(vocab) >= 2**24:
+            raise ValueError(f"{name} has {len(vocab)} tokens, too many for float32 token ids "
+                             "(at most 2**24).")
+
     def _check_fitted_targets(self, attrs):
         vocab = attrs["vocab_"]
-        if not isinstance(vocab, list):
-            raise ValueError("vocab_ is not a list.")
-        Vocabulary.from_tokens(vocab)
+        self._check_vocab(vocab, "vocab_", attrs["_theta"].dtype)
         layout = attrs["_layout"]
         if not layout.tokens or layout.ndir != 1 or len(vocab) != layout.n_features or \
                 layout.n_outputs != layout.n_features:
             raise ValueError(f"the network ({self._describe(layout)}) is not a language "
                              f"model over the {len(vocab)} tokens of vocab_.")
+        if not attrs["_return_sequences"]:
+            raise ValueError("a language model has an output per token (_return_sequences).")
 
     def __getstate__(self):
         state = super().__getstate__()

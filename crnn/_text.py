@@ -7,6 +7,7 @@ input, stateful training, the token step kernel).
 import numbers
 import re
 from collections import Counter
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -15,6 +16,11 @@ import numpy as np
 # newlines are not tokens, and decode joins words with single spaces
 WORD_PATTERN = r"\w+(?:'\w+)*|[^\w\s]"
 UNK, EOS = "<unk>", "<eos>"
+# token ids given as integers (documents or sentences already cut into
+# tokens) are integers in [0, MAX_TOKEN_ID]: they fit an int64, and never
+# meet the -1 that generated and translated id sequences use as a marker
+# (the end of a document, the unknown token)
+MAX_TOKEN_ID = 2**63 - 1
 
 
 def tokenizer_function(tokenizer):
@@ -27,12 +33,94 @@ def tokenizer_function(tokenizer):
     if callable(tokenizer):
         def call(text):
             tokens = tokenizer(text)
-            if isinstance(tokens, str) or not all(isinstance(t, str) for t in tokens):
+            # a str or bytes is iterable but is not a list of tokens; any
+            # other iterable (a generator too) is read once, into a list
+            if isinstance(tokens, (str, bytes)) or not isinstance(tokens, Iterable):
                 raise TypeError("the tokenizer callable must return a list of strings; got "
                                 f"{type(tokens).__name__}.")
-            return list(tokens)
+            tokens = list(tokens)
+            for t in tokens:
+                if not isinstance(t, str):
+                    raise TypeError("the tokenizer callable must return a list of strings; "
+                                    f"it returned a list holding a {type(t).__name__} "
+                                    f"({t!r}).")
+            return tokens
         return call
     raise ValueError(f"tokenizer must be 'char', 'word' or a callable; got {tokenizer!r}.")
+
+
+def token_ids(seq, where):
+    """A document or sentence of integer token ids (a 1D integer array, or a
+    sequence of ints) -> list of int.  TypeError for anything else (a
+    string, floats, a nested sequence); ValueError for an id outside
+    [0, MAX_TOKEN_ID] (a negative id, or a uint64 id of 2**63 or more, which
+    an int64 cannot hold)."""
+    if isinstance(seq, (str, bytes)):
+        raise TypeError(f"{where} is a {type(seq).__name__}, not a 1D array of integer "
+                        "token ids (text and token ids cannot be mixed).")
+    try:
+        a = np.asarray(seq)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{where} is not a 1D array of integer token ids ({exc}).") from None
+    if a.ndim != 1:
+        raise TypeError(f"{where} is not a 1D array of integer token ids (it has "
+                        f"{a.ndim} dimensions).")
+    if a.size == 0:
+        return []
+    if a.dtype.kind in "iu":
+        lo, hi = int(a.min()), int(a.max())
+        ids = None
+    elif a.dtype == object and all(isinstance(v, numbers.Integral) and
+                                   not isinstance(v, (bool, np.bool_)) for v in a.tolist()):
+        ids = [int(v) for v in a.tolist()]         # Python ints beyond int64/uint64
+        lo, hi = min(ids), max(ids)
+    else:
+        raise TypeError(f"{where} holds {a.dtype} values, not integer token ids.")
+    if lo < 0 or hi > MAX_TOKEN_ID:
+        bad = lo if lo < 0 else hi
+        raise ValueError(f"{where} holds the token id {bad}; token ids are integers in "
+                         "[0, 2**63 - 1].")
+    return a.astype(np.int64).tolist() if ids is None else ids
+
+
+def check_vocabulary(tokens, name, specials=(UNK, EOS), tokenizer=None):
+    """Check a fitted vocabulary (read from a model file, or given to
+    load_state_dict): a list of the special tokens, then at least one other
+    token, all distinct and of one kind: strings (single characters for the
+    "char" tokenizer, non-empty ones for "word") or ints in [0,
+    MAX_TOKEN_ID].  Returns its kind, "text" or "ids"; ValueError naming
+    the problem otherwise."""
+    if type(tokens) is not list:
+        raise ValueError(f"{name} is not a list of tokens.")
+    n = len(specials)
+    if len(tokens) < n or any(type(t) is not str or t != s
+                              for t, s in zip(tokens, specials)):
+        raise ValueError(f"{name} does not start with the special tokens "
+                         f"{', '.join(map(repr, specials))}.")
+    rest = tokens[n:]
+    if not rest:
+        raise ValueError(f"{name} holds only the special tokens "
+                         f"{', '.join(map(repr, specials))}; a vocabulary needs at least "
+                         "one other token.")
+    kinds = {type(t) for t in rest}
+    if kinds == {str}:
+        kind = "text"
+        if tokenizer == "char" and any(len(t) != 1 for t in rest):
+            raise ValueError(f"{name} holds tokens that are not single characters, but the "
+                             "tokenizer is 'char'.")
+        if tokenizer == "word" and any(not t for t in rest):
+            raise ValueError(f"{name} holds an empty token, which the 'word' tokenizer "
+                             "never makes.")
+    elif kinds == {int}:
+        kind = "ids"
+        if not all(0 <= t <= MAX_TOKEN_ID for t in rest):
+            raise ValueError(f"{name} holds token ids outside [0, 2**63 - 1].")
+    else:
+        raise ValueError(f"{name} must hold strings only or integers only after its "
+                         f"special tokens; it holds {sorted(k.__name__ for k in kinds)}.")
+    if len(set(tokens)) != len(tokens):
+        raise ValueError(f"{name} repeats a token.")
+    return kind
 
 
 class Vocabulary:

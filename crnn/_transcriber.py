@@ -39,7 +39,8 @@ class RNNTranscriber(_BaseRNN):
         Each frame's output sees the frames before and after it.
     alphabet : str or sequence of symbols, default=None
         The symbols transcripts are written in (characters, or integer
-        labels); None: the sorted symbols of the training transcripts.
+        labels that an int64 holds); None: the sorted symbols of the
+        training transcripts.
         Transcripts with symbols outside a given alphabet are refused.
     beam_size : int, default=1
         1: greedy (best-path) decoding; more: prefix beam search keeping
@@ -184,6 +185,8 @@ best_validation_score_, n_features_in_
             if not alphabet:
                 raise ValueError("y holds no symbols (every transcript is empty), so there "
                                  "is no alphabet to learn; pass alphabet=.")
+            if kind == "ids":
+                _ctc.check_label_range(alphabet, "y")
         target = self._encode_targets(data, y, alphabet, kind)
         return target, {"n_outputs_": len(alphabet) + 1, "alphabet_": list(alphabet)}
 
@@ -487,6 +490,8 @@ shape (n_samples, n_frames, n_features)
         alphabet = attrs["alphabet_"]
         if not isinstance(alphabet, list):
             raise ValueError("alphabet_ is not a list.")
+        if any(type(s) not in (str, int) for s in alphabet):
+            raise ValueError("alphabet_ must hold single characters or integers only.")
         self._target_info_from_outputs(attrs["n_outputs_"], alphabet)
         if not attrs["_return_sequences"]:
             raise ValueError("a transcriber has an output per frame (_return_sequences).")

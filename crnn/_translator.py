@@ -15,12 +15,13 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import _seq2seq
+from . import _seq2seq, _threads
 from ._callbacks import EpochMonitor, wants_callbacks, with_callbacks
 from ._estimators import _BaseRNN, _check_model_size, _fit_lock, check_int
 from ._layout import LOSS_XENT
 from ._seq2seq import Pairs, Seq2SeqLayout, Seq2SeqWork
-from ._text import EOS, UNK, WORD_PATTERN, Vocabulary, tokenizer_function
+from ._text import (EOS, UNK, WORD_PATTERN, Vocabulary, check_vocabulary, token_ids,
+                    tokenizer_function)
 from ._threads import effective_n_threads
 from ._training import EpochLoop, LearningRate, TrainState, make_solver
 
@@ -30,6 +31,11 @@ BOS = "<bos>"
 # "quarante-trois" -> ["quarante", JOINER + "-", JOINER + "trois"]
 JOINER = "\uffed"
 _WORD = re.compile(WORD_PATTERN)
+# the longest translation max_output_length may ask for
+MAX_OUTPUT_LENGTH = 2**20
+# greedy decoding runs the sentences in groups of at most about this many
+# output tokens (its output buffer: sentences x their longest limit)
+_GREEDY_OUT_CELLS = 2**24
 
 
 def word_tokens(text):
@@ -108,7 +114,8 @@ class RNNTranslator(_BaseRNN):
     Parameters
     ----------
     src_tokenizer, tgt_tokenizer : {"word", "char"} or callable, default="word"
-        How sentences are cut into tokens.  "word": the regex
+        How sentences are cut into tokens (a callable returning anything
+        but a list of strings is a TypeError).  "word": the regex
         ``\\w+(?:'\\w+)*|[^\\w\\s]`` (words with inner apostrophes, and every
         other non-space character alone), a token that touches the previous
         one marked as joined (OpenNMT's joiner, U+FFED), so translations come
@@ -132,11 +139,15 @@ class RNNTranslator(_BaseRNN):
     min_count : int, default=1
         Keep tokens seen at least this often in the first fit's sentences.
     max_output_length : int or None, default=None
-        Most tokens a translation has (None: twice the source sentence's
-        tokens plus 10).
+        Most tokens a translation has, at most 2**20 (None: twice the source
+        sentence's tokens plus 10).
     beam_size : int, default=1
-        1: greedy decoding; more: beam search keeping that many hypotheses
-        per sentence.
+        1: greedy decoding; more (at most 65536): beam search keeping that
+        many hypotheses per sentence.  Translation first estimates the
+        memory its buffers need (beam search: about ``beam_size`` times a
+        sentence's, and 48 bytes per hypothesis and target token each step)
+        and refuses, with a ValueError, what this machine's memory cannot
+        hold.
     length_penalty : float, default=1.0
         Beam search ranks finished hypotheses by total log-probability /
         length ** length_penalty (the end token counted; 0: raw
@@ -160,8 +171,11 @@ class RNNTranslator(_BaseRNN):
         The token of each id.  Source: ``"<unk>"`` (id 0, every token not
         kept), ``"<eos>"`` (id 1, unused), then the kept tokens by decreasing
         count; target: ``"<unk>"``, ``"<eos>"`` (the end of a sentence),
-        ``"<bos>"`` (the decoder's first input), then the kept tokens.  For
-        sentences given as integer arrays the tokens are those integers.
+        ``"<bos>"`` (the decoder's first input), then the kept tokens.  Each
+        holds at least one token besides its special ones (fit refuses data
+        that would give fewer).  For sentences given as integer arrays the
+        tokens are those integers, token ids in [0, 2**63 - 1] (so that the
+        -1 of predict's unknown token is no token id).
     n_features_in_, n_outputs_ : int
         The source and target vocabulary sizes.
     loss_curve_, validation_scores_, validation_loss_curve_, best_loss_,
@@ -296,7 +310,7 @@ class RNNTranslator(_BaseRNN):
         check_int(self, "embedding_dim", 1, 2**20)
         check_int(self, "max_vocab", 4, allow_none=True)
         check_int(self, "min_count", 1)
-        check_int(self, "max_output_length", 1, allow_none=True)
+        check_int(self, "max_output_length", 1, MAX_OUTPUT_LENGTH, allow_none=True)
         check_int(self, "beam_size", 1, 2**16)
         lp = self.length_penalty
         if isinstance(lp, bool) or not isinstance(lp, numbers.Real) or not np.isfinite(lp) \
@@ -341,11 +355,10 @@ class RNNTranslator(_BaseRNN):
         else:
             sents = []
             for i, s in enumerate(X):
-                a = np.asarray(s)
-                if isinstance(s, str) or a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
-                    raise TypeError(f"{name} mixes strings and other values, or holds a "
-                                    f"sentence that is not a 1D integer array ({name}[{i}]).")
-                sents.append(a.astype(np.int64).tolist())
+                if isinstance(s, str):
+                    raise TypeError(f"{name} mixes strings and other values ({name}[{i}] is a "
+                                    "string, others are not).")
+                sents.append(token_ids(s, f"{name}[{i}]"))
             out = "ids", sents
         if not allow_empty:
             for i, s in enumerate(out[1]):
@@ -372,6 +385,15 @@ class RNNTranslator(_BaseRNN):
         tv = Vocabulary(tgt, None if self.max_vocab is None else self.max_vocab - 1,
                         self.min_count)
         tv = Vocabulary.from_tokens([UNK, EOS, BOS] + [t for t in tv.tokens[2:] if t != BOS])
+        # a vocabulary of the special tokens only: nothing to learn, and a
+        # model whose kind (text or token ids) is unknown
+        if len(sv) < 3:
+            raise ValueError(f"X has no token seen at least min_count={self.min_count} times: "
+                             "the source vocabulary would hold only the special tokens.")
+        if len(tv) < 4:
+            raise ValueError("y has no token seen at least min_count="
+                             f"{self.min_count} times (or every target sentence is empty): "
+                             "the target vocabulary would hold only the special tokens.")
         return sv, tv
 
     # ------------------------------------------------------------------
@@ -456,6 +478,8 @@ class RNNTranslator(_BaseRNN):
         val = None
         if X_val is not None:
             vsk, vtk, vsrc, vtgt = self._encode_pairs(X_val, y_val, ("X_val", "y_val"))
+            if not vsrc:
+                raise ValueError("X_val is empty: it holds no sentence pair.")
             if (vsk, vtk) != (sk, tk):
                 raise ValueError("X_val, y_val must hold the same kinds of sentences as X, y.")
             val = ([sv.encode(s) for s in vsrc], [tv.encode(t) for t in vtgt], vtgt)
@@ -536,9 +560,52 @@ class RNNTranslator(_BaseRNN):
             return np.full(len(src_ids), int(self.max_output_length), dtype=np.intp)
         return np.array([2 * len(s) + 10 for s in src_ids], dtype=np.intp)
 
+    def _check_decoding_memory(self, layout, theta, src, maxlen, beam_size, n_threads):
+        """A ValueError, before any work, when decoding src would need more
+        memory than this machine has: greedy decoding's output buffer and
+        workspaces (per group of sentences), beam search's workspace of
+        beam_size hypotheses per sentence of a chunk, its candidates (about
+        48 bytes per hypothesis and target token at each step) and its
+        hypotheses, for as many chunks as run at once."""
+        budget = _threads.physical_memory()
+        if budget is None:
+            return
+        cfg = layout.config()
+        itemsize = theta.dtype.itemsize
+        n = len(src)
+        T = max(len(s) for s in src)
+        M = max(1, int(maxlen.max()))
+        V = layout.tgt_vocab
+        n_threads = max(1, int(n_threads))
+        if beam_size == 1:
+            k = min(n, max(1, _GREEDY_OUT_CELLS // M))      # one group
+            B = min(_seq2seq._GREEDY_CHUNK, max(16, -(-k // (2 * n_threads))), k)
+            nt = min(n_threads, -(-k // B))
+            need = k * M * 4 + nt * (cfg.workspace_size(B, T, 1, False) * itemsize
+                                     + cfg.index_workspace_size(B, T, 1, False) * 8)
+        else:
+            per = max(1, _seq2seq._CHUNK // beam_size)
+            nc = min(n, per)
+            R = nc * beam_size
+            chunk = (cfg.workspace_size(R, T, 1, False) * itemsize
+                     + cfg.index_workspace_size(R, T, 1, False) * 8
+                     + 48 * R * V + 16 * R * M + 8 * nc * M)
+            need = min(n_threads, -(-n // per)) * chunk
+        if need > budget:
+            raise ValueError(
+                f"translating these sentences with beam_size={beam_size} would need about "
+                f"{need / 2**30:.1f} GiB of memory (the longest source sentence has {T} "
+                f"tokens, translations may have up to {M}), more than this machine's "
+                f"{budget / 2**30:.1f} GiB. Use a smaller beam_size or max_output_length, "
+                "or translate the longest sentences apart.")
+
     def _translate_ids(self, layout, theta, src_ids, n_threads, beam_size=None):
         """Target id arrays (without the end token) of the source id arrays;
-        empty sources give empty translations."""
+        empty sources give empty translations.  The memory decoding needs is
+        checked first; greedy decoding runs in groups of sentences (of
+        similar limits) whose output buffer holds at most about
+        _GREEDY_OUT_CELLS tokens (each sentence's translation is the same
+        whatever the group)."""
         beam_size = int(self.beam_size if beam_size is None else beam_size)
         out = [np.zeros(0, np.int64)] * len(src_ids)
         keep = [i for i, s in enumerate(src_ids) if len(s)]
@@ -546,8 +613,21 @@ class RNNTranslator(_BaseRNN):
             return out
         src = [src_ids[i] for i in keep]
         maxlen = self._max_lengths(src)
+        self._check_decoding_memory(layout, theta, src, maxlen, beam_size, n_threads)
         if beam_size == 1:
-            res = _seq2seq.greedy(layout, theta, src, maxlen, n_threads)
+            if len(src) * int(maxlen.max()) <= _GREEDY_OUT_CELLS:
+                res = _seq2seq.greedy(layout, theta, src, maxlen, n_threads)
+            else:
+                res = [None] * len(src)
+                order = np.argsort(-maxlen, kind="stable")
+                g0 = 0
+                while g0 < len(order):
+                    group = order[g0:g0 + max(1, _GREEDY_OUT_CELLS // int(maxlen[order[g0]]))]
+                    got = _seq2seq.greedy(layout, theta, [src[i] for i in group],
+                                          maxlen[group], n_threads)
+                    for i, r in zip(group, got):
+                        res[i] = r
+                    g0 += len(group)
         else:
             res = _seq2seq.beam(layout, theta, src, maxlen, beam_size,
                                 float(self.length_penalty), n_threads)
@@ -609,13 +689,20 @@ class RNNTranslator(_BaseRNN):
         if len(X) != len(y):
             raise ValueError(f"X and y hold different numbers of sentences: {len(X)} and "
                              f"{len(y)}.")
-        hyp = self.predict(X)
+        if len(X) == 0:
+            raise ValueError("X and y are empty: there is no sentence to score.")
         _, tk = self._kinds()
+        ky, ref_tokens = self._sentences(y, "y", self.tgt_tokenizer, allow_empty=True)
+        if ky != tk and any(len(r) for r in ref_tokens):
+            raise ValueError(f"y holds {'strings' if ky == 'text' else 'token ids'}, but the "
+                             f"model's translations are "
+                             f"{'text' if tk == 'text' else 'token ids'}.")
+        hyp = self.predict(X)
         if tk == "ids":
             hyp = [" ".join(str(int(t)) for t in h) for h in hyp]
-            refs = [" ".join(str(int(t)) for t in r) for r in y]
+            refs = [" ".join(str(t) for t in r) for r in ref_tokens]
         else:
-            refs = [r if isinstance(r, str) else str(r) for r in y]
+            refs = list(y) if ky == "text" else [""] * len(ref_tokens)
         return corpus_bleu(list(hyp), refs)
 
     def attention_weights(self, x, y=None):
@@ -641,13 +728,22 @@ class RNNTranslator(_BaseRNN):
         check_is_fitted(self, "_theta")
         if self._layout.attention is None:
             raise ValueError("this model has no attention (attention=None).")
-        if y is None:
-            y = self.predict([x])[0]
         sk, tk = self._kinds()
-        _, src = self._sentences([x], "x", self.src_tokenizer)
-        _, tgt = self._sentences([y], "y", self.tgt_tokenizer, allow_empty=True)
+        kind, src = self._sentences([x], "x", self.src_tokenizer)
+        if kind != sk:
+            raise ValueError(f"x holds {'a string' if kind == 'text' else 'token ids'}, but "
+                             f"the model was fitted on {'text' if sk == 'text' else 'token ids'}.")
         sv, tv = self._vocabularies()
-        s_ids, t_ids = sv.encode(src[0]), tv.encode(tgt[0])
+        s_ids = sv.encode(src[0])
+        if y is None:           # the model's own translation, as predict([x]) has it
+            t_ids = self._translate_ids(self._layout, self._theta, [s_ids], 1)[0]
+        else:
+            kind, tgt = self._sentences([y], "y", self.tgt_tokenizer, allow_empty=True)
+            if kind != tk and len(tgt[0]):
+                raise ValueError(f"y holds {'a string' if kind == 'text' else 'token ids'}, "
+                                 f"but the model's translations are "
+                                 f"{'text' if tk == 'text' else 'token ids'}.")
+            t_ids = tv.encode(tgt[0])
         _, weights = _seq2seq.token_losses(self._layout, self._theta, [s_ids], [t_ids], 1,
                                            attention=True)
         return (weights[0], [sv.tokens[i] for i in s_ids],
@@ -682,7 +778,8 @@ class RNNTranslator(_BaseRNN):
         state_dict : dict of str to array
             As state_dict() returns it (see crnn/_seq2seq.py for the names).
         src_vocab, tgt_vocab : list
-            The token of each id, as src_vocab_ and tgt_vocab_.
+            The token of each id, as src_vocab_ and tgt_vocab_ (their special
+            tokens first, then at least one other; ValueError otherwise).
 
         Returns
         -------
@@ -691,10 +788,14 @@ class RNNTranslator(_BaseRNN):
         if src_vocab is None or tgt_vocab is None:
             raise ValueError("a translator's weights need their vocabularies: "
                              "load_state_dict(state_dict, src_vocab=..., tgt_vocab=...).")
-        sv, tv = Vocabulary.from_tokens(src_vocab), Vocabulary.from_tokens(tgt_vocab)
-        if tv.tokens[2:3] != [BOS]:
-            raise ValueError(f"tgt_vocab must start {UNK!r}, {EOS!r}, {BOS!r}.")
-        self._validate_hyperparams()
+        vocabs = []
+        for name, vocab in (("src_vocab", src_vocab), ("tgt_vocab", tgt_vocab)):
+            if isinstance(vocab, (str, bytes)):
+                raise TypeError(f"{name} is the list of tokens, not a string.")
+            vocabs.append([t.item() if isinstance(t, np.generic) else t for t in vocab])
+        dtype = self._validate_hyperparams()
+        self._check_vocabularies(*vocabs, ("src_vocab", "tgt_vocab"), dtype)
+        sv, tv = Vocabulary.from_tokens(vocabs[0]), Vocabulary.from_tokens(vocabs[1])
         layout = self._make_layout(len(sv), len(tv))
         theta = self._theta_from_state_dict(state_dict, layout)
         attrs = TrainState.new(layout, theta).attributes(early_stopping=False)
@@ -705,15 +806,32 @@ class RNNTranslator(_BaseRNN):
         self.__dict__.update(attrs)
         return self
 
+    def _check_vocabularies(self, src_vocab, tgt_vocab, names, dtype):
+        """Source and target vocabularies (of a model file, or given to
+        load_state_dict): "<unk>", "<eos>" (and "<bos>" for the target), then
+        at least one token, all distinct, strings (single characters for a
+        "char" tokenizer) or token ids in [0, 2**63 - 1]; ValueError
+        otherwise."""
+        for vocab, name, specials, tokenizer in (
+                (src_vocab, names[0], (UNK, EOS), self.src_tokenizer),
+                (tgt_vocab, names[1], (UNK, EOS, BOS), self.tgt_tokenizer)):
+            check_vocabulary(vocab, name, specials,
+                             tokenizer if isinstance(tokenizer, str) else None)
+        if dtype == np.float32 and len(src_vocab) >= 2**24:
+            raise ValueError(f"{names[0]} has {len(src_vocab)} tokens, too many for float32 "
+                             "token ids (at most 2**24).")
+
     def _check_fitted_targets(self, attrs):
         layout = attrs["_layout"]
         for name, size in (("src_vocab_", layout.src_vocab), ("tgt_vocab_", layout.tgt_vocab)):
             vocab = attrs[name]
             if not isinstance(vocab, list) or len(vocab) != size:
                 raise ValueError(f"{name} is not a list of the network's {size} tokens.")
-            Vocabulary.from_tokens(vocab)
-        if attrs["tgt_vocab_"][2] != BOS:
-            raise ValueError(f"tgt_vocab_ does not have {BOS!r} at id 2.")
+        self._check_vocabularies(attrs["src_vocab_"], attrs["tgt_vocab_"],
+                                 ("src_vocab_", "tgt_vocab_"), attrs["_theta"].dtype)
+        if not attrs["_return_sequences"]:
+            raise ValueError("a translator has an output per target token "
+                             "(_return_sequences).")
 
     def _derived_attributes(self, attrs):
         pass                                  # nothing cached from the weights
