@@ -614,6 +614,10 @@ def _text_generate(args):
         raise CLIError(str(exc)) from None
     except OSError as exc:
         raise CLIError(f"{args.model}: cannot be read ({exc.strerror or exc})") from None
+    if model._kind() == "ids":
+        raise CLIError(f"{args.model} is a language model over token ids (trained on integer "
+                       "arrays); crnn text generate writes text. Use "
+                       "RNNLanguageModel.generate in Python for its ids.")
     out = model.generate(args.n_tokens, prompt=args.prompt, temperature=args.temperature,
                          top_k=args.top_k, top_p=args.top_p, random_state=args.random_state)
     sep = "" if model.tokenizer == "char" or not args.prompt else " "

@@ -14,7 +14,6 @@ time being predicted, known in advance) and its target is z_{t+1}.
 import copy
 import datetime
 import numbers
-import os
 import re
 import warnings
 import zoneinfo
@@ -24,6 +23,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from . import _threads
 from ._estimators import RNNRegressor, check_int
 from ._io import ModelFileMixin
 
@@ -512,14 +512,6 @@ def auto_difference(ys, season, max_d=2):
     return int(np.ceil(np.median(choices)))
 
 
-def _physical_memory():
-    """Bytes of memory of this machine (None where it cannot be read)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):       # not POSIX
-        return None
-
-
 def _check_finite(zs, xs):
     if not all(np.all(np.isfinite(v)) for v in list(zs) + list(xs)):
         raise ValueError("y or X has values too large to difference and scale in float64 "
@@ -868,7 +860,7 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         n_windows = sum(max(n - W, 0) for n in n_z)
         # float64 windows (inputs and targets) and the network's copy of them
         need = n_windows * W * (2 * k + m) * (8 + np.dtype(self.dtype).itemsize)
-        have = _physical_memory()
+        have = _threads.physical_memory()
         if have is not None and need > have:
             raise ValueError(
                 f"window_length={W} cuts the series into {n_windows:,} training windows of "

@@ -105,6 +105,16 @@ def cpu_count():
     return _CPU_COUNT
 
 
+def physical_memory():
+    """Bytes of memory of this machine (None where it cannot be read): what
+    requests whose buffers are sized before they run (long forecasts,
+    translation) are checked against before any allocation."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):       # not POSIX
+        return None
+
+
 def max_n_threads():
     """The most threads the kernels use: omp_get_max_threads() when
     OMP_NUM_THREADS is set (the user's word, even above the core count),

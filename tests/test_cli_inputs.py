@@ -402,3 +402,17 @@ def test_the_demo_refuses_zero_threads_before_running(capsys, monkeypatch):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 1 and err == ["crnn: error: --n-jobs must be a number of threads, or "
                                "negative (-1: all cores, -2: all but one); got 0"], err
+
+
+def test_text_generate_refuses_a_model_over_token_ids(tmp_path, capsys):
+    """A language model trained on id arrays generates an int array: the
+    command, which writes text, says so instead of failing on it."""
+    from crnn import RNNLanguageModel
+    docs = [np.array([5, 7, 9, 5, 7]), np.array([9, 5, 7, 9])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lm = RNNLanguageModel(hidden_size=4, embedding_dim=3, seq_length=4, max_iter=1,
+                              random_state=0).fit(docs)
+    path = tmp_path / "ids.crnnlm"
+    lm.save(path)
+    _refused(["text", "generate", str(path), "-n", "5"], capsys, "over token ids")

@@ -427,7 +427,7 @@ def test_simulated_paths_run_in_chunks_with_the_same_draws(monkeypatch):
 def test_a_fit_too_large_for_memory_is_refused_and_changes_nothing(monkeypatch):
     f = _small().fit(_series(40))
     before = f.predict(3)
-    monkeypatch.setattr(fc, "_physical_memory", lambda: 1000)
+    monkeypatch.setattr(fc._threads, "physical_memory", lambda: 1000)
     with pytest.raises(ValueError, match="more than this machine's"):
         f.fit(_series(60))
     monkeypatch.undo()
