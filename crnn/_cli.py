@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import math
 import os
+import stat
 import sys
 import tempfile
 import warnings
@@ -219,6 +220,7 @@ def _read(args):
         import pandas as pd
     except ImportError:
         raise CLIError("crnn forecast reads CSV files with pandas: pip install pandas") from None
+    _check_input(args.csv)
     try:
         df = pd.read_csv(args.csv)
     except FileNotFoundError:
@@ -522,7 +524,20 @@ def text_main(argv):
         return 1
 
 
+def _check_input(path):
+    """Refuse a device (/dev/zero, a terminal) or socket as an input file
+    before reading it: it need never end.  Regular files and pipes (a
+    shell's <(zcat corpus.gz)) are read."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return                          # the reader says what is wrong
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode):
+        raise CLIError(f"{path}: is a device or socket, not a file")
+
+
 def _read_text(path):
+    _check_input(path)
     try:
         with open(path, encoding="utf-8-sig") as f:       # a byte-order mark is no text
             return f.read()

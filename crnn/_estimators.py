@@ -279,13 +279,14 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
             )
         self._validate_extra_params()
         self._simd(check_cpu=False)         # the CPU is checked where kernels run
-        if self.random_state is not None and not isinstance(
-            self.random_state, (numbers.Integral, np.random.RandomState)
-        ):
+        rs = self.random_state
+        if rs is not None and not isinstance(rs, np.random.RandomState) and (
+                isinstance(rs, bool) or not isinstance(rs, numbers.Integral)
+                or not 0 <= rs < 2**32):
             raise ValueError(
                 f"The 'random_state' parameter of {type(self).__name__} must be None, "
-                f"an int or a numpy RandomState. Got {self.random_state!r} instead."
-            )
+                f"an int in [0, 2**32 - 1] or a numpy RandomState (scikit-learn's rule). "
+                f"Got {rs!r} instead.")
         return self._dtype()
 
     def _validate_extra_params(self):
@@ -843,25 +844,40 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
             if type(v) is not int or not low <= v < 2**53:
                 raise ValueError(f"{name} is {v!r}; expected an integer in [{low}, 2**53).")
 
-        def real(name, allow_none=False):
-            v = attrs[name]
-            if not ((allow_none and v is None) or type(v) is float):
-                raise ValueError(f"{name} is {v!r}; expected a float.")
+        # what training can produce: finite losses and rates (a rate of 0 at
+        # the end of a cosine schedule), the best loss +inf before any
+        # epoch and the best score -inf, scores never NaN
+        def ok(x, kind):
+            return (np.isfinite(x) or (kind == "+inf" and x == np.inf)
+                    or (kind == "-inf" and x == -np.inf) or (kind == "inf" and np.isinf(x)))
 
-        def reals(name):
+        def real(name, kind="finite", low=None):
             v = attrs[name]
-            if type(v) is not list or any(type(x) is not float for x in v):
-                raise ValueError(f"{name} is not a list of floats.")
+            if not (v is None or (type(v) is float and ok(v, kind)
+                                  and (low is None or v >= low))):
+                raise ValueError(f"{name} is {v!r}; expected None or a "
+                                 f"{'non-negative ' if low is not None else ''}float "
+                                 f"({kind}).")
+
+        def reals(name, kind="finite", low=None):
+            v = attrs[name]
+            if type(v) is not list or any(type(x) is not float or not ok(x, kind)
+                                          or (low is not None and x < low) for x in v):
+                raise ValueError(f"{name} is not a list of {kind} floats"
+                                 f"{' >= 0' if low is not None else ''}.")
 
         for name in ("_opt_step", "_no_improvement_count", "n_iter_", "t_"):
             count(name)
         for name in ("n_features_in_", "n_outputs_"):
             count(name, 1)
-        for name in ("loss_", "best_loss_", "best_validation_score_", "_learning_rate"):
-            real(name, allow_none=True)
-        for name in ("loss_curve_", "learning_rate_curve_", "validation_scores_",
-                     "validation_loss_curve_"):
-            reals(name)
+        real("loss_")
+        real("best_loss_", "+inf")
+        real("best_validation_score_", "-inf")
+        real("_learning_rate", low=0.0)
+        reals("loss_curve_")
+        reals("learning_rate_curve_", low=0.0)
+        reals("validation_scores_", "inf")
+        reals("validation_loss_curve_", "inf")
         if self._layout_io_shape(layout) != (attrs["n_features_in_"], attrs["n_outputs_"]):
             raise ValueError(f"the network ({self._describe(layout)}) does not match "
                              f"n_features_in_={attrs['n_features_in_']} and "
@@ -878,6 +894,16 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
                 raise ValueError(f"{name} does not match the weights' shape and dtype.")
             if not all_finite(arr):
                 raise ValueError(f"{name} contains NaN or infinity.")
+        # training never commits weights near the float range (their forward
+        # pass overflows: crnn._training._may_overflow), nor a negative
+        # second moment
+        with np.errstate(all="ignore"):
+            if not float(np.max(np.abs(theta), initial=0.0)) < np.sqrt(np.finfo(theta.dtype).max):
+                raise ValueError("_theta holds weights beyond the square root of the float "
+                                 "range, which training never commits (its predictions "
+                                 "would overflow).")
+        if np.any(attrs["_opt_v"] < 0):
+            raise ValueError("_opt_v (the optimizer's second moments) holds negative values.")
         if type(attrs["_return_sequences"]) is not bool:
             raise ValueError("_return_sequences is not a bool.")
         if not isinstance(attrs["_random_state"], np.random.RandomState):
@@ -1519,6 +1545,15 @@ class RNNClassifier(ClassifierMixin, _StepperMixin, _BaseRNN):
         classes = attrs["classes_"]
         if not isinstance(classes, np.ndarray):
             raise ValueError("classes_ is not an array.")
+        # labels as fit makes them: no NaN (fit refuses it in y), nothing
+        # complex, nothing but str, int, float and bool
+        if classes.dtype.kind == "c" or classes.dtype.kind not in "biufUSO?":
+            raise ValueError(f"classes_ has dtype {classes.dtype}.")
+        items = classes.tolist() if classes.ndim == 1 else []
+        if any(not isinstance(c, (str, int, float, bool)) or (isinstance(c, float) and c != c)
+               for c in items):
+            raise ValueError("classes_ holds NaN or values that are not str, int, float or "
+                             "bool labels.")
         try:
             self._target_info_from_outputs(attrs["n_outputs_"], classes)
         except TypeError as exc:            # labels that do not compare

@@ -62,6 +62,9 @@ def _json_name(v):
 # series x P paths x steps x k columns; 2 GiB in float64): larger requests are
 # refused before any work, not left to fail in an allocation
 _MAX_STEPS = 1_000_000
+# regular differences at most (undoing d of them keeps d levels of the
+# series; and each doubles the range of the noise)
+_MAX_DIFFERENCE = 10
 _MAX_VALUES = 2 ** 28
 # simulated paths run in chunks of about this many values each
 _CHUNK_VALUES = 2 ** 22
@@ -542,7 +545,8 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         standardised over all series.
     difference : int or "auto", default=0
         Regular differences taken before training (1 for a trend, 2 for a
-        changing trend); undone on output.  "auto": as many (at most 2) as
+        changing trend; at most 10, each one doubles the noise's range);
+        undone on output.  "auto": as many (at most 2) as
         make the series level-stationary by the KPSS test at 5%, chosen at
         fit (``difference_``).
     seasonal_period : int, optional
@@ -683,7 +687,8 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         """The forecaster's own parameters (the network's: _check_network)."""
         W = check_int(self, "window_length", 1)
         auto = isinstance(self.difference, str) and self.difference == "auto"
-        d = "auto" if auto else check_int(self, "difference", 0, also=" or 'auto'")
+        d = "auto" if auto else check_int(self, "difference", 0, _MAX_DIFFERENCE,
+                                          also=" or 'auto'")
         s = check_int(self, "seasonal_period", 1, allow_none=True) or 0
         if not (self.scale is None or (isinstance(self.scale, str)
                                        and self.scale == "standard")):
@@ -1368,8 +1373,9 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
                                       "n_covariates_")}
         for n, v in ints.items():
             low = 1 if n in ("_W", "n_series_", "n_columns_") else 0
-            if type(v) is not int or not low <= v <= 2**31 - 1:
-                raise ValueError(f"{n} is {v!r}; expected an int in [{low}, 2147483647].")
+            high = _MAX_DIFFERENCE if n == "_d" else 2**31 - 1
+            if type(v) is not int or not low <= v <= high:
+                raise ValueError(f"{n} is {v!r}; expected an int in [{low}, {high}].")
         S, k, m = ints["n_series_"], ints["n_columns_"], ints["n_covariates_"]
         net = attrs["model_"]
         layout = getattr(net, "_layout", None)

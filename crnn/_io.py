@@ -65,6 +65,7 @@ MAX_MANIFEST_BYTES = 64 << 20       # model.json, counted as it is read (inflate
 MAX_JSON_DEPTH = 32                 # nesting of JSON arrays and objects
 MAX_JSON_CONTAINERS = 1 << 18       # JSON arrays and objects (~200 bytes each at most)
 MAX_JSON_VALUES = 1 << 21           # JSON values in all (~60 bytes each at most)
+MAX_LAYERS = 1024                   # a network's layers (num_layers' own bound)
 _READ_CHUNK = 1 << 16
 
 
@@ -407,6 +408,9 @@ def _layout(v, where):
     except ValueError as exc:
         raise ModelFileError(f"{where}: an invalid network description ({exc}).") from exc
     ints = (layout.num_layers, layout.hidden, layout.n_features, layout.n_outputs)
+    if type(layout.num_layers) is int and layout.num_layers > MAX_LAYERS:
+        raise ModelFileError(f"{where}: a network of {layout.num_layers} layers (a model "
+                             f"file holds at most {MAX_LAYERS}).")
     if (layout.cell not in GATES or layout.nonlinearity not in ("tanh", "relu")
             or layout.ndir not in (1, 2)
             or not all(type(n) is int and 1 <= n < 2**31 for n in ints)
@@ -428,6 +432,9 @@ def _seq2seq_layout(v, where):
             from exc
     ints = (layout.num_layers, layout.hidden, layout.src_vocab, layout.tgt_vocab,
             layout.embedding_dim)
+    if type(layout.num_layers) is int and layout.num_layers > MAX_LAYERS:
+        raise ModelFileError(f"{where}: a network of {layout.num_layers} layers (a model "
+                             f"file holds at most {MAX_LAYERS}).")
     if (layout.ndir not in (1, 2) or not all(type(n) is int and 1 <= n < 2**31 for n in ints)
             or type(layout.attention_dim) is not int
             or not (layout.attention_dim >= 1 if layout.attention == "bahdanau"
@@ -562,9 +569,13 @@ def _destination(path):
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"save writes to a path (str, bytes or os.PathLike), not a "
                         f"{type(path).__name__}.")
-    path = os.path.abspath(os.fspath(path))
+    path = os.fspath(path)
     if isinstance(path, bytes):
         path = os.fsdecode(path)
+    if path.endswith(("/", os.sep)) or (os.altsep and path.endswith(os.altsep)):
+        raise IsADirectoryError(errno.EISDIR, "a directory name (it ends with a separator); "
+                                "save writes a file", path)
+    path = os.path.abspath(path)
     if os.path.islink(path):
         path = os.path.realpath(path)
     try:
@@ -594,8 +605,13 @@ def _create_aside(path):
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except (FileNotFoundError, NotADirectoryError):
         mode = None
+    # the name's start, shortened so that the temporary name stays within
+    # the 255 bytes a file name may have wherever the destination's fits
+    stem = base
+    while len(os.fsencode(f".{stem}.{'0' * 16}.tmp")) > 255:
+        stem = stem[:-1]
     for _ in range(100):
-        tmp = os.path.join(directory, f".{base}.{secrets.token_hex(8)}.tmp")
+        tmp = os.path.join(directory, f".{stem}.{secrets.token_hex(8)}.tmp")
         try:
             fd = os.open(tmp, flags, 0o666 if mode is None else 0o600)
         except FileExistsError:
@@ -627,18 +643,30 @@ def _check_directory(fp, path):
     tail_len = min(size, 22 + 65535)        # end record + the longest comment
     fp.seek(size - tail_len)
     tail = fp.read(tail_len)
-    at = tail.rfind(b"PK\x05\x06")
+    # the end record as zipfile finds it: at the very end (no comment), else
+    # the last signature in the tail
+    if len(tail) >= 22 and tail[-22:-18] == b"PK\x05\x06" and tail[-2:] == b"\0\0":
+        at = len(tail) - 22
+    else:
+        at = tail.rfind(b"PK\x05\x06")
     if at < 0 or at + 22 > len(tail):
         return                              # zipfile says what is wrong
     entries, cd_size = struct.unpack("<xxxxxxxxxxHI", tail[at:at + 16])
-    at64 = at - 20                          # a zip64 locator precedes it
-    if at64 >= 0 and tail[at64:at64 + 4] == b"PK\x06\x07":
-        (offset,) = struct.unpack("<Q", tail[at64 + 8:at64 + 16])
-        if offset + 56 <= size:
-            fp.seek(offset)
-            rec = fp.read(56)
-            if rec[:4] == b"PK\x06\x06":
-                entries, cd_size = struct.unpack("<QQ", rec[32:48])
+    end = size - tail_len + at                # where the end record starts
+    if end >= 20:                           # a zip64 locator may precede it
+        fp.seek(end - 20)
+        locator = fp.read(20)
+        if locator[:4] == b"PK\x06\x07":
+            # the zip64 end record: zipfile reads the 56 bytes before the
+            # locator; the locator's offset names another place.  Both count.
+            (offset,) = struct.unpack("<Q", locator[8:16])
+            for where in {end - 76, offset}:
+                if 0 <= where and where + 56 <= size:
+                    fp.seek(where)
+                    rec = fp.read(56)
+                    if rec[:4] == b"PK\x06\x06":
+                        n, cd = struct.unpack("<QQ", rec[32:48])
+                        entries, cd_size = max(entries, n), max(cd_size, cd)
     if entries > MAX_MEMBERS or cd_size > MAX_CENTRAL_DIRECTORY:
         raise ModelFileError(f"{path}: a zip archive of {entries} members in a "
                              f"{cd_size}-byte directory, more than a crnn model file has "
@@ -760,9 +788,17 @@ def _array_reader(zf, manifest, path):
                              f"{_names(names - set(members))}, missing members "
                              f"{_names(set(members) - names)}.")
 
+    read = set()
+
     def read_array(name, where):
         if not isinstance(name, str) or name not in members:
             raise ModelFileError(f"{where} refers to {_short(name)}, which the file lacks.")
+        # crnn writes one member per array: a member referred to twice would
+        # be read (and cost its size) again for every reference
+        if name in read:
+            raise ModelFileError(f"{where} refers to {name} a second time; each array of a "
+                                 "model file is one member.")
+        read.add(name)
         if not isinstance(members[name], str):
             raise ModelFileError(f"{path}: member {name}'s checksum is {_short(members[name])}.")
         info = zf.getinfo(name)

@@ -8,6 +8,7 @@ nn.Embedding(n_features, embedding_dim)`` for a token network with an
 embedding (then the LSTM's input size is embedding_dim).  The kernels read
 the same offset table (the embedding's offset last).
 """
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -26,7 +27,7 @@ class TensorTable:
     @cached_property
     def n_params(self):
         name, off, shape, _ = self.tensors()[-1]
-        return off + int(np.prod(shape))
+        return off + math.prod(shape)
 
     @cached_property
     def weight_mask(self):
@@ -34,14 +35,14 @@ class TensorTable:
         mask = np.zeros(self.n_params, dtype=np.uint8)
         for _, off, shape, is_w in self.tensors():
             if is_w:
-                mask[off:off + int(np.prod(shape))] = 1
+                mask[off:off + math.prod(shape)] = 1
         mask.setflags(write=False)
         return mask
 
     def views(self, theta):
         """Name -> view into theta with the tensor's shape."""
         return {
-            name: theta[off:off + int(np.prod(shape))].reshape(shape)
+            name: theta[off:off + math.prod(shape)].reshape(shape)
             for name, off, shape, _ in self.tensors()
         }
 
@@ -89,7 +90,7 @@ class Layout(TensorTable):
                     ("bias_hh", (G * H,), False),
                 ):
                     out.append((f"rnn.{name}{sfx}", off, shape, is_w))
-                    off += int(np.prod(shape))
+                    off += math.prod(shape)
         W = self.ndir * H
         out.append(("head.weight", off, (self.n_outputs, W), True))
         off += self.n_outputs * W
@@ -116,11 +117,11 @@ class Layout(TensorTable):
         H = self.hidden
         for name, off, shape, _ in self.tensors():
             if name == "embedding.weight":
-                theta[off:off + int(np.prod(shape))] = rng.standard_normal(int(np.prod(shape)))
+                theta[off:off + math.prod(shape)] = rng.standard_normal(math.prod(shape))
                 continue
             fan = H if name.startswith("rnn.") else self.ndir * H
             bound = 1.0 / np.sqrt(fan)
-            size = int(np.prod(shape))
+            size = math.prod(shape)
             values = rng.uniform(-bound, bound, size=size)
             if self.cell == "lstm" and name.startswith("rnn.bias_ih"):
                 values[H:2 * H] += forget_bias

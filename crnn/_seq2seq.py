@@ -14,6 +14,7 @@ Vt)``; C = ndir * H, Din = E + C and Dout = H + C with Bahdanau attention,
 else E and H.  tests/seq2seq_reference.py writes the same model in numpy and
 PyTorch.
 """
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -88,7 +89,7 @@ class Seq2SeqLayout(TensorTable):
         out, off = [], 0
         for name, shape, is_w in shapes:
             out.append((name, off, shape, is_w))
-            off += int(np.prod(shape))
+            off += math.prod(shape)
         return out
 
     @cached_property
@@ -124,7 +125,7 @@ class Seq2SeqLayout(TensorTable):
         H, C, A = self.hidden, self.memory_dim, self.attention_dim
         fans = {"bridge": C, "combine": C + H}
         for name, off, shape, _ in self.tensors():
-            size = int(np.prod(shape))
+            size = math.prod(shape)
             part = theta[off:off + size]
             if name.endswith("embedding.weight"):
                 part[:] = rng.standard_normal(size)

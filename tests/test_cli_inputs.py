@@ -416,3 +416,12 @@ def test_text_generate_refuses_a_model_over_token_ids(tmp_path, capsys):
     path = tmp_path / "ids.crnnlm"
     lm.save(path)
     _refused(["text", "generate", str(path), "-n", "5"], capsys, "over token ids")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_device_as_input_is_refused_before_it_is_read(tmp_path, capsys, no_training):
+    """text train /dev/zero read for 12 s and 4.9 GB before 'out of memory'."""
+    _refused(["text", "train", "/dev/zero", "--out", str(tmp_path / "m.crnnlm")], capsys,
+             "is a device or socket, not a file")
+    _refused(["forecast", "/dev/zero", "--column", "x"], capsys,
+             "is a device or socket, not a file")

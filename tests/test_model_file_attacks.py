@@ -3,6 +3,7 @@ bombs, deep nesting, odd paths; and save() under concurrency, planted links
 and restrictive permissions.  tests/test_model_file_fuzz.py mutates every
 field of every estimator's file."""
 import hashlib
+import io
 import json
 import os
 import stat
@@ -439,3 +440,99 @@ def test_save_writes_through_a_link_and_never_over_a_directory_or_device(saved, 
         assert stat.S_ISFIFO(os.lstat(tmp_path / "fifo").st_mode)
     with pytest.raises(TypeError, match="not a int"):
         m.save(3)
+
+
+def test_save_to_a_long_name_and_refusal_of_a_directory_name(saved, tmp_path):
+    _, m, X, _, _, _ = saved
+    long = tmp_path / ("m" * 245 + ".crnn")         # 251 bytes: a valid name
+    m.save(long)
+    assert np.array_equal(crnn.load(long).predict(X), m.predict(X))
+    with pytest.raises(IsADirectoryError, match="ends with a separator"):
+        m.save(str(tmp_path / "newfile") + os.sep)
+    assert not (tmp_path / "newfile").exists()
+
+
+@pytest.mark.parametrize("edit,message", [
+    # a layout whose parameter count overflowed int64 matched a small weight
+    # vector and the packing read out of bounds (SIGSEGV)
+    (lambda m: m["attributes"]["_layout"].update(
+        cell="lstm", hidden=1981478912, n_features=298, n_outputs=1383666999),
+     "weights are not|does not match"),
+    (lambda m: m["attributes"]["_layout"].update(num_layers=2147483647), "1024"),
+    (lambda m: m["attributes"].update(_learning_rate=-1.0), "_learning_rate"),
+    (lambda m: m["attributes"].update(_learning_rate=float("nan")), "_learning_rate"),
+    (lambda m: m["attributes"].update(loss_=float("inf")), "loss_"),
+    (lambda m: m["attributes"].update(loss_curve_=[float("nan")]), "loss_curve_"),
+    (lambda m: m["params"].update(random_state=-1), "random_state"),
+    (lambda m: m["params"].update(random_state=2**40), "random_state"),
+    # one member referred to from many places is read once per reference
+    (lambda m: m["attributes"].update(
+        validation_scores_=[m["attributes"]["_theta"]] * 3), "a second time"),
+])
+def test_values_training_never_produces_are_refused(saved, tmp_path, edit, message):
+    with pytest.raises(ModelFileError, match=message):
+        crnn.load(_edited(saved, tmp_path, edit))
+
+
+def test_weights_and_moments_training_never_commits_are_refused(saved, tmp_path):
+    _, m, _, _, text, members = saved
+    man = json.loads(text)
+
+    def replaced(attr, values):
+        arr = getattr(m, attr)
+        buf = io.BytesIO()
+        np.save(buf, np.full_like(arr, values))
+        name = man["attributes"][attr]["file"]
+        changed = dict(members, **{name: buf.getvalue()})
+        man2 = json.loads(text)
+        man2["members"][name] = hashlib.sha256(buf.getvalue()).hexdigest()
+        return _write(tmp_path / f"{attr}.crnn", json.dumps(man2), changed)
+    with pytest.raises(ModelFileError, match="beyond the square root"):
+        crnn.load(replaced("_theta", 3e38))       # predictions were NaN
+    with pytest.raises(ModelFileError, match="negative"):
+        crnn.load(replaced("_opt_v", -1.0))
+
+
+@pytest.mark.parametrize("bad", [np.array([0.0, np.nan]), np.array([0 + 1j, 1 + 0j])],
+                         ids=["nan", "complex"])
+def test_class_labels_fit_would_refuse_are_refused(tmp_path, bad):
+    """classes_ [0.0, nan] loaded and predicted NaN labels."""
+    from crnn import RNNClassifier
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(12, 4, 2)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = RNNClassifier(hidden_size=3, max_iter=1, random_state=0).fit(
+            X, np.array([0.0, 1.0] * 6))
+    path = tmp_path / "c.crnn"
+    m.save(path)
+    with zipfile.ZipFile(path) as zf:
+        man = json.loads(zf.read("model.json"))
+        members = {n: zf.read(n) for n in zf.namelist() if n != "model.json"}
+    name = man["attributes"]["classes_"]["file"]
+    buf = io.BytesIO()
+    np.save(buf, bad)
+    members[name] = buf.getvalue()
+    man["members"][name] = hashlib.sha256(buf.getvalue()).hexdigest()
+    with pytest.raises(ModelFileError, match="classes_"):
+        crnn.load(_write(tmp_path / "bad.crnn", json.dumps(man), members))
+
+
+def test_a_zip64_locator_pointing_elsewhere_does_not_hide_the_directory_size(tmp_path):
+    """zipfile reads the zip64 end record just before its locator; the
+    locator's own offset can name a small decoy record.  Both are checked
+    (a decoy let a 1,000,000-member file cost 4.3 s and 700 MB)."""
+    entries = 50_000
+    entry = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 0, 0, 0, 0, 0, 0, 1, 0,
+                        0, 0, 0, 0, 0) + b"x"
+    decoy = b"PK\x06\x06" + struct.pack("<QHHIIQQQQ", 44, 45, 45, 0, 0, 1, 1, 47, 56)
+    central = entry * entries
+    real = b"PK\x06\x06" + struct.pack("<QHHIIQQQQ", 44, 45, 45, 0, 0, entries, entries,
+                                       len(central), 56)
+    locator = b"PK\x06\x07" + struct.pack("<IQI", 0, 0, 1)      # -> the decoy at 0
+    # the classic end record claims one small entry, as the decoy does
+    end = b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, 1, 1, 47, 0xFFFFFFFF, 0)
+    bad = tmp_path / "z64.crnn"
+    bad.write_bytes(decoy + central + real + locator + end)
+    with pytest.raises(ModelFileError, match="50000 members"):
+        crnn.load(bad)
