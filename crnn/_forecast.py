@@ -109,6 +109,26 @@ def _tz_record(tz, name="y"):
         f"convert the index first, e.g. {name}.tz_convert('Europe/Berlin').")
 
 
+def _same_names(a, b):
+    """Column names equal, NaN matching NaN (pandas keeps a None name as NaN)."""
+    return len(a) == len(b) and all(
+        x == y or (isinstance(x, float) and isinstance(y, float) and x != x and y != y)
+        for x, y in zip(a, b))
+
+
+def _frame_columns(metas, name, what):
+    """The column names of the DataFrames among a list's series (None when
+    none is one); a ValueError when they differ between DataFrames (each
+    series' columns are read by position)."""
+    cols = [mt["columns"] for mt in metas if mt and "columns" in mt]
+    for i, c in enumerate(cols[1:], 1):
+        if not _same_names(c, cols[0]):
+            raise ValueError(f"the DataFrames in {name} have different {what + ' ' if what else ''}"
+                             f"columns ({cols[0]} and {c}); each series' columns are read by "
+                             "position, so they must be the same, in the same order.")
+    return cols[0] if cols else None
+
+
 def _tz_object(kind, name):
     """The time zone that _tz_record described (ValueError if there is none)."""
     if not isinstance(name, str) or not 0 < len(name) <= 255:
@@ -121,6 +141,11 @@ def _tz_object(kind, name):
         return datetime.timezone(datetime.timedelta(microseconds=int(name)))
     if not _TZ_NAME.match(name):
         raise ValueError(f"{name!r} is not a time zone name.")
+    if name.lower() in ("localtime", "posixrules") or name.lower().startswith(("right/",
+                                                                             "posix/")):
+        # the loading machine's own zone, or leap-second / POSIX-rule
+        # variants: not the zone the series was recorded in
+        raise ValueError(f"the time zone {name!r} is not an IANA zone name.")
     if kind == "pytz":
         try:
             import pytz
@@ -205,6 +230,18 @@ def _index_info(index, n, name="y"):
         step = int(steps[0]) if n >= 2 else int(index.freq.n)
         return {"kind": "period", "last": int(ordinals[-1]), "freq": index.freqstr,
                 "step": step}
+    if pd.api.types.is_float_dtype(index):
+        # whole numbers stored as floats (years read as 1990.0): an integer
+        # index; anything else cannot be continued (it was numbered 0, 1, ...
+        # as if it were labels of no kind, a forecast labelled 10 after 1999.0)
+        v = np.asarray(index, dtype=np.float64)
+        if not (np.all(np.isfinite(v)) and np.all(v == np.round(v))
+                and np.all(np.abs(v) < 2**53)):
+            raise ValueError(f"{name}'s index holds numbers that are not whole, so the "
+                             "forecast cannot continue its labels; give whole numbers or "
+                             f"dates, reset it ({name}.reset_index(drop=True)), or pass a "
+                             "numpy array.")
+        index = pd.Index(v.astype(np.int64), name=index.name)
     integer = isinstance(index, pd.RangeIndex) or (
         pd.api.types.is_integer_dtype(index) and not pd.api.types.is_bool_dtype(index))
     if integer:
@@ -576,10 +613,12 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
     frequency and time zone, DST changes included; a PeriodIndex, a
     TimedeltaIndex, an evenly spaced integer index).  Such an index must be
     strictly increasing (no duplicate, unsorted or missing labels) and
-    evenly spaced; other indexes (strings, floats) are replaced by a
-    RangeIndex counting on from the series' length.  X is positional: its
-    index is not read, and its columns must be those of fit, in the same
-    order (the forecaster checks their number, not their names).
+    evenly spaced (whole numbers stored as floats count as integers); other
+    indexes (strings, categories) are replaced by a RangeIndex counting on
+    from the series' length.  X and y are positional: X's index is not
+    read, and DataFrames' columns are read by position, so a DataFrame X
+    (or y at predict) must have the columns of fit in the same order, and
+    the DataFrames of a list the same columns (checked by name).
 
     Attributes
     ----------
@@ -732,7 +771,7 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
                 self._names_seen = None
             return [np.zeros((n + extra, 0)) for n in lengths]
         xs, metas, _, _ = _series_list(X, name, with_meta=False)
-        cols = next((mt["columns"] for mt in metas if mt and "columns" in mt), None)
+        cols = _frame_columns(metas, name, "covariate")
         if m is not None and xs[0].shape[1] != m:
             given = f" ({', '.join(map(repr, cols))})" if cols else ""
             raise ValueError(f"{name} has {xs[0].shape[1]} covariate column(s){given}; the "
@@ -742,7 +781,7 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
             self._names_seen = cols
         elif m is not None and cols is not None \
                 and getattr(self, "covariate_names_", None) is not None \
-                and list(cols) != list(self.covariate_names_):
+                and not _same_names(cols, self.covariate_names_):
             # the columns are used by position: other names (or the same in
             # another order) would be a silently wrong forecast
             raise ValueError(f"{name} has the covariate columns {cols}; the model was fitted "
@@ -830,6 +869,7 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         W, d, s = self._check_params()
         self._check_network()
         ys, metas, flats, is_list = _series_list(y, "y")
+        _frame_columns(metas, "y", "")        # one set of columns for all series
         xs = self._covariates(X, [len(v) for v in ys], "X", record=True)
         names = self.__dict__.pop("_names_seen", None)
         if d == "auto":
@@ -1050,6 +1090,14 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
             if ys[0].shape[1] != self.n_columns_:
                 raise ValueError(f"y has {ys[0].shape[1]} column(s); the model was fitted on "
                                  f"{self.n_columns_}.")
+            # columns are read by position: a DataFrame y with other names
+            # (or these in another order) would be forecast under wrong labels
+            given = _frame_columns(metas, "y", "")
+            fitted = _frame_columns(self._metas, "y", "")
+            if given is not None and fitted is not None and not _same_names(given, fitted):
+                raise ValueError(f"y has the columns {given}; the model was fitted on "
+                                 f"{fitted}, in that order. Pass y with the same columns, in "
+                                 "the same order, as at fit.")
             self._check_request(len(ys), steps, self.n_columns_, n_paths)
             if m and X is None:
                 raise ValueError(f"The model was fitted with {m} covariate(s): pass X with "
@@ -1365,8 +1413,7 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         cov_names = attrs["covariate_names_"]
         if cov_names is not None and not (
                 isinstance(cov_names, list) and len(cov_names) == attrs["n_covariates_"]
-                and all(isinstance(c, (str, int, float)) and not isinstance(c, bool)
-                        for c in cov_names)):
+                and all(c is None or isinstance(c, (str, int, float)) for c in cov_names)):
             raise ValueError("covariate_names_ is not None or a list of one name per "
                              "covariate.")
         ints = {n: attrs[n] for n in ("_W", "_d", "_s", "n_series_", "n_columns_",
@@ -1469,6 +1516,7 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
                 _future_index(mt["index"], 1)
             except ValueError as exc:
                 raise ValueError(f"_metas[{i}]: {exc}") from None
+        _frame_columns(metas, "_metas", "")      # one set of columns for all series
         curve = attrs["loss_curve_"]
         if not (isinstance(curve, list) and all(type(x) is float for x in curve)
                 and np.array_equal(np.asarray(curve, dtype=np.float64),

@@ -771,8 +771,9 @@ def _read_manifest(zf, path):
         from ._version import __version__
         raise ModelFileError(
             f"{path} has model file format version {_short(version)}, written by crnn "
-            f"{_short(manifest.get('crnn_version', '?'), quote=False)}; this crnn ({__version__}) reads format "
-            f"version {FORMAT_VERSION} and older. Upgrade crnn to load it.")
+            f"{_short(manifest.get('crnn_version', '?'), quote=False)}; this crnn "
+            f"({__version__}) reads format version {FORMAT_VERSION} and older. Upgrade crnn "
+            "to load it.")
     for key, kind in (("class", str), ("params", dict), ("attributes", dict),
                       ("members", dict)):
         if not isinstance(manifest.get(key), kind):

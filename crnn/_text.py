@@ -58,6 +58,9 @@ def token_ids(seq, where):
     if isinstance(seq, (str, bytes)):
         raise TypeError(f"{where} is a {type(seq).__name__}, not a 1D array of integer "
                         "token ids (text and token ids cannot be mixed).")
+    if isinstance(seq, (list, tuple)) and any(isinstance(v, (bool, np.bool_)) for v in seq):
+        # numpy would turn [True, 1] into [1, 1]
+        raise TypeError(f"{where} holds a bool, not an integer token id.")
     try:
         a = np.asarray(seq)
     except (TypeError, ValueError) as exc:

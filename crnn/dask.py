@@ -224,7 +224,10 @@ def _needs_classes(estimator):
 
 def _all_labels(y):
     if isinstance(y, db.Bag):
-        return np.unique(np.concatenate([np.ravel(np.asarray(v)) for v in y.compute()]))
+        labels = [np.ravel(np.asarray(v)) for v in y.compute()]
+        if not labels:
+            raise ValueError("y has no samples (every partition is empty).")
+        return np.unique(np.concatenate(labels))
     if isinstance(y, da.Array):
         return da.unique(y.ravel()).compute()
     return np.unique(np.asarray(y))

@@ -424,6 +424,9 @@ def test_predict_and_fit_incremental_skip_empty_chunks(client, classifier):
         cdask.fit_incremental(RNNClassifier(hidden_size=4, n_jobs=1),
                               empty.map(lambda i: seqs[i]), empty.map(lambda i: labels[i]),
                               classes=["down", "up"])
+    with pytest.raises(ValueError, match="no samples"):       # classes read from y
+        cdask.fit_incremental(RNNClassifier(hidden_size=4, n_jobs=1),
+                              empty.map(lambda i: seqs[i]), empty.map(lambda i: labels[i]))
     none = da.from_array(X, chunks=(40, 10, 3))[da.from_array(np.zeros(len(X), bool),
                                                               chunks=40)]
     none.compute_chunk_sizes()

@@ -548,3 +548,79 @@ def test_covariate_columns_by_name_in_another_order_are_refused(tmp_path):
             zf.writestr(m, b)
     with pytest.raises(crnn.ModelFileError, match="covariate_names_"):
         crnn.load(old)
+
+
+def _tiny():
+    return RNNForecaster(window_length=4, hidden_size=4, max_iter=1, random_state=0,
+                         calibration_size=None)
+
+
+def test_every_dataframe_of_a_list_is_checked_by_name():
+    """Only the first DataFrame of a list of covariates was compared: a
+    swapped second one was used by position (issue 24, second probe)."""
+    n = 30
+    y = np.sin(np.arange(n) / 3.0)
+    X = pd.DataFrame({"a": np.arange(n, dtype=float), "b": np.cos(np.arange(n) / 4.0)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="different covariate columns"):
+            _tiny().fit([y, y], [X, X[["b", "a"]]])
+        m = _tiny().fit([y, y], [X, X])
+    Xf = pd.DataFrame({"a": [30.0, 31, 32], "b": [0.0, 1, 2]})
+    a, b = m.predict(3, X=[Xf, Xf])
+    np.testing.assert_array_equal(a, b)
+    full = pd.concat([X, Xf], ignore_index=True)
+    for call in (lambda: m.predict(3, X=[Xf, Xf[["b", "a"]]]),
+                 lambda: m.predict_interval(3, X=[Xf, Xf[["b", "a"]]], method="simulate"),
+                 lambda: m.predict(3, y=[y, y], X=[full, full[["b", "a"]]])):
+        with pytest.raises(ValueError, match="different covariate columns"):
+            call()
+
+
+def test_the_columns_of_y_at_predict_are_checked_by_name():
+    rng = np.random.default_rng(0)
+    n = 30
+    Y = pd.DataFrame({"p": np.sin(np.arange(n) / 3.0) * 10 + 100, "q": rng.normal(size=n)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = _tiny().fit(Y)
+    m.predict(1, y=Y)
+    with pytest.raises(ValueError, match=r"y has the columns \['q', 'p'\]"):
+        m.predict(1, y=Y[["q", "p"]])
+    with pytest.raises(ValueError, match="y has the columns"):
+        m.predict(1, y=Y.rename(columns={"p": "u", "q": "v"}))
+    m.predict(1, y=Y.to_numpy())                # arrays are positional
+
+
+def test_a_float_index_of_whole_numbers_continues_and_others_are_refused():
+    y = np.sin(np.arange(10) / 3.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        years = _tiny().fit(pd.Series(y, index=np.arange(1990.0, 2000.0)))
+        assert years.predict(2).index.tolist() == [2000, 2001]    # labelled 10, 11 before
+        with pytest.raises(ValueError, match="not whole"):
+            _tiny().fit(pd.Series(y, index=np.arange(10) / 2.0))
+        with pytest.raises(ValueError, match="decreasing"):
+            _tiny().fit(pd.Series(y, index=np.arange(10.0)[::-1]))
+
+
+@pytest.mark.parametrize("columns", [[True, False], pd.Index([None, "x"])], ids=["bool", "nan"])
+def test_odd_column_names_survive_a_model_file(tmp_path, columns):
+    """Bool names were saved but refused at load; a None (NaN) name loaded
+    but then never matched itself."""
+    n = 30
+    y = np.sin(np.arange(n + 3) / 3.0)
+    X = pd.DataFrame(np.c_[np.cos(np.arange(n + 3) / 4.0), np.arange(n + 3.0) % 7],
+                     columns=columns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = _tiny().fit(y[:n], X=X.iloc[:n])
+    m.save(tmp_path / "m.crnn")
+    g = crnn.load(tmp_path / "m.crnn")
+    np.testing.assert_array_equal(g.predict(3, X=X.iloc[n:]), m.predict(3, X=X.iloc[n:]))
+
+
+@pytest.mark.parametrize("zone", ["localtime", "posixrules", "right/UTC", "posix/Europe/Paris"])
+def test_machine_local_time_zones_in_a_file_are_refused(zone):
+    with pytest.raises(ValueError, match="not an IANA zone name"):
+        fc._tz_object("zoneinfo", zone)

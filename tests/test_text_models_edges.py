@@ -471,3 +471,10 @@ def test_transcriber_crafted_alphabets_are_refused(tmp_path, edit, message):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ModelFileError, match=message):
         crnn.load(_rewrite(path, tmp_path / "bad.crnn", edit))
+
+
+def test_lm_a_bool_among_python_int_ids_is_refused():
+    """numpy turned [True, 1] into [1, 1]: a bool became token id 1."""
+    with pytest.raises(TypeError, match="bool"):
+        RNNLanguageModel(hidden_size=4, num_layers=1, seq_length=5,
+                         max_iter=1).fit([[True, 1] * 4])
