@@ -284,6 +284,26 @@ def _may_overflow(layout, theta):
         return not float(np.max(np.abs(theta))) < np.sqrt(np.finfo(theta.dtype).max)
 
 
+def _outputs_finite(work, theta, samples, extra):
+    """Whether the network's outputs at theta are finite on a batch: a
+    forward pass only (about a third of a training step), from zero states
+    (stateful training's carried states are not rewritten).  Workspaces
+    without a prediction engine (the encoder-decoder's) recompute the
+    batch's loss instead."""
+    engine = getattr(work, "engine", None)
+    if engine is None:
+        extra = {k: v for k, v in extra.items() if k != "states"}
+        return bool(np.isfinite(work.train_batch(theta, samples, 0, **extra)))
+    data = extra.get("data") or work.data
+    samples = np.asarray(samples, dtype=np.intp)
+    out = engine.predict(theta, data, work.n_threads, idx=samples)
+    if engine.seq:      # a row per step, only those of the batch's samples set
+        rows = np.concatenate([np.arange(data.start[s], data.start[s] + data.lens[s])
+                               for s in samples])
+        return all_finite(out[rows])
+    return all_finite(out[samples])
+
+
 def diverged(what, value):
     raise ValueError(
         f"Training produced a non-finite {what} ({value}); the model is left as it was "
@@ -405,19 +425,13 @@ class EpochLoop:
                           ("optimizer state", state.opt_v)):
             if not all_finite(arr):
                 diverged(what, "inf or nan")
-        if last is not None and _may_overflow(state.layout, theta):
+        if last is not None and _may_overflow(state.layout, theta) \
+                and not _outputs_finite(work, theta, *last):
             # finite weights can still overflow a forward pass: an Elman
             # ReLU network's states grow without bound (an absurd learning
             # rate committed weights whose predictions were all inf), and
-            # any network's do once its weights near the float range.  The
-            # last batch at the committed weights must have a finite loss
-            # (its initial states zero: stateful training's carried states
-            # are not rewritten).
-            samples, extra = last
-            extra = {k: v for k, v in extra.items() if k != "states"}
-            loss = work.train_batch(theta, samples, 0, **extra)
-            if not np.isfinite(loss):
-                diverged("loss at the final weights", loss)
+            # any network's do once its weights near the float range
+            diverged("prediction at the final weights", "inf or nan")
 
     def _end_epoch(self, state, loss, n, validate, best_theta, t0):
         validation = None if validate is None else validate(state.theta)

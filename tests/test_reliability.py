@@ -451,7 +451,7 @@ def test_weights_whose_predictions_overflow_are_never_committed(lr):
     m.set_params(learning_rate_init=lr, warm_start=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        with pytest.raises(ValueError, match="non-finite loss at the final weights"):
+        with pytest.raises(ValueError, match="non-finite prediction at the final weights"):
             m.fit(X, y)
     np.testing.assert_array_equal(m._theta, before)          # left as it was
     fresh = RNNRegressor(cell="rnn", nonlinearity="relu", solver="sgd",
