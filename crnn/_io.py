@@ -559,19 +559,21 @@ def save(estimator, path):
         raise
 
 
+def _path_str(path, what):
+    """A str, bytes or os.PathLike path as a str (a TypeError otherwise)."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"{what} a path (str, bytes or os.PathLike), not a "
+                        f"{type(path).__name__}.")
+    path = os.fspath(path)
+    return os.fsdecode(path) if isinstance(path, bytes) else path
+
+
 def _destination(path):
     """The file ``save`` replaces: ``path``, or where a symbolic link there
     points (the link stays, as when any program writes through it).  An
     existing directory, FIFO, socket or device is refused: renaming a file
     over it would replace it."""
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"save writes to a path (str, bytes or os.PathLike), not a "
-                        f"{type(path).__name__}.")
-    path = os.fspath(path)
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
+    path = _path_str(path, "save writes to")
     if path.endswith(("/", os.sep)) or (os.altsep and path.endswith(os.altsep)):
         raise IsADirectoryError(errno.EISDIR, "a directory name (it ends with a separator); "
                                 "save writes a file", path)
@@ -863,14 +865,7 @@ def load(path, expected=None):
     FileNotFoundError, IsADirectoryError
         When there is no file at ``path``, or a directory.
     """
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"crnn.load reads a model file from a path (str, bytes or "
-                        f"os.PathLike), not a {type(path).__name__}.")
-    shown = os.fspath(path)
-    if isinstance(shown, bytes):
-        shown = os.fsdecode(shown)
+    shown = _path_str(path, "crnn.load reads a model file from")
     with _open_regular(shown) as fp:
         _check_directory(fp, shown)
         try:
