@@ -280,8 +280,11 @@ def _may_overflow(layout, theta):
     dtype's largest value."""
     if getattr(layout, "cell", None) == "rnn" and getattr(layout, "nonlinearity", None) == "relu":
         return True
-    with np.errstate(all="ignore"):
-        return not float(np.max(np.abs(theta))) < np.sqrt(np.finfo(theta.dtype).max)
+    # theta . theta overflows when a weight passes the square root (and may
+    # a little before: then the check merely runs): one pass, no temporary,
+    # after every partial_fit call
+    with np.errstate(over="ignore", invalid="ignore"):
+        return not np.isfinite(np.dot(theta, theta))
 
 
 def _outputs_finite(work, theta, samples, extra):
