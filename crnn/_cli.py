@@ -11,12 +11,11 @@ all (an existing file there is replaced only once the new one is complete),
 and never over the input file.
 """
 import argparse
-import contextlib
+import io
 import math
 import os
 import stat
 import sys
-import tempfile
 import warnings
 
 import numpy as np
@@ -133,27 +132,15 @@ def _write_atomic(path, write, binary=False):
                     as f:
                 write(f)
             return
-        target = os.path.realpath(path)       # through a symbolic link, keeping it
-        if os.path.exists(target):
-            mode = os.stat(target).st_mode & 0o7777
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp",
-                                   dir=os.path.dirname(target))
-        try:
-            with open(fd, "wb" if binary else "w", **({} if binary else {"newline": ""})) \
-                    as f:
+        from ._io import replacing           # model files' atomic replacement
+        with replacing(path) as f:
+            if binary:
                 write(f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, mode)
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+            else:
+                text = io.TextIOWrapper(f, newline="")
+                write(text)
+                text.flush()
+                text.detach()                 # f stays open for replacing's fsync
     except OSError as exc:
         raise CLIError(f"{path}: cannot write ({exc.strerror or exc})") from None
 

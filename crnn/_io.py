@@ -539,17 +539,24 @@ def save(estimator, path):
     }
     text = json.dumps(manifest, allow_nan=True).encode()
     _check_extent(text, f"{name}.save")
+    with replacing(path) as f, zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr(MANIFEST, text)
+        for n, b in enc.arrays.items():
+            zf.writestr(n, b)
+
+
+@contextlib.contextmanager
+def replacing(path):
+    """A binary file to write ``path``'s new contents into: written aside
+    under a new name, flushed to disk, and renamed over the destination
+    (_destination: through a link there) when the block ends without an
+    error (atomic on POSIX and Windows); removed otherwise, the old file
+    untouched.  save's writes, and the command line's outputs."""
     path = _destination(path)
-    # a complete file or none: written aside under a new name, then renamed
-    # over the destination (atomic on POSIX and Windows)
     fd, tmp = _create_aside(path)
     try:
-        with os.fdopen(fd, "wb") as f, \
-                zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
-            zf.writestr(MANIFEST, text)
-            for n, b in enc.arrays.items():
-                zf.writestr(n, b)
-            zf.close()
+        with os.fdopen(fd, "wb") as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
