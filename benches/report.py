@@ -2,6 +2,7 @@
 
     python benches/report.py                 # every case, 1 thread and all cores
     python benches/report.py --cases small mid --threads 2 --rounds 9
+    python benches/report.py --isa avx2      # crnn and torch both at AVX2 (benches/isa.py)
 
 Within a case the three implementations run in interleaved rounds (crnn,
 torch, numpy, crnn, torch, ...), so a noisy shared machine slows them alike;
@@ -23,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from impls import CASES, IMPLS, MODES, flops, sgemm_gflops, thread_counts, torch_available  # noqa: E402
+import isa  # noqa: E402
 
 
 def cpu_name():
@@ -74,7 +76,10 @@ def main(argv=None):
     ap.add_argument("--no-numpy", action="store_true", help="skip the (slow) numpy loop")
     ap.add_argument("--cell", default="rnn", choices=["rnn", "gru", "lstm"],
                     help="recurrent cell (the numpy loop exists for the Elman rnn only)")
+    ap.add_argument("--isa", choices=list(isa.ISAS), default=None,
+                    help="pin crnn and torch to this SIMD level (default: each its best)")
     args = ap.parse_args(argv)
+    isa.pin(args.isa)
 
     import crnn
     impls = ["crnn"] + (["torch"] if torch_available() else []) + \
@@ -86,11 +91,12 @@ def main(argv=None):
         tv = "not installed"
     print(f"CPU: {cpu_name()}, {os.cpu_count()} logical cores; crnn {crnn.__version__}, "
           f"torch {tv}, numpy {np.__version__}; {args.rounds} interleaved rounds, float32; "
-          f"cell {args.cell}\n")
+          f"cell {args.cell}")
+    print(f"SIMD: {isa.describe()}\n")
 
     sgemm = {t: sgemm_gflops(t) for t in args.threads}
     head = ("| case (D, H, B, T) | thr | mode | crnn ms | torch ms | numpy ms | torch/crnn "
-            "| numpy/crnn | crnn GFLOP/s | sgemm GFLOP/s |")
+            "| numpy/crnn | crnn GFLOP/s | torch GFLOP/s | sgemm GFLOP/s |")
     print(head)
     print("|---" * (head.count("|") - 1) + "|")
     for case in args.cases:
@@ -105,6 +111,8 @@ def main(argv=None):
                 for other in ("torch", "numpy"):
                     row.append(f"{t[other] / c:.1f}x" if other in t else "-")
                 row.append(f"{flops(mode, case, args.cell) / c / 1e9:.1f}")
+                row.append(f"{flops(mode, case, args.cell) / t['torch'] / 1e9:.1f}"
+                           if "torch" in t else "-")
                 row.append(f"{sgemm[threads]:.0f}")
                 print("| " + " | ".join(row) + " |", flush=True)
     return 0

@@ -3,7 +3,6 @@ import os
 import platform
 import sys
 
-_SIMD = {0: "none (recurrent products through BLAS)", 1: "AVX2 + FMA", 2: "AVX-512"}
 _OPENMP_SPECS = {201107: "3.1", 201307: "4.0", 201511: "4.5", 201811: "5.0", 202011: "5.1",
                  202111: "5.2"}
 
@@ -14,7 +13,7 @@ def config_info():
     import scipy
     import sklearn
 
-    from . import _kernels, _openmp
+    from . import _isa, _kernels, _openmp
     from ._threads import cpu_count, effective_n_threads, threadpool_controller
     from ._version import __version__
 
@@ -22,7 +21,7 @@ def config_info():
     libs = threadpool_controller().info()
     openmp_libs = [lib for lib in libs if lib.get("user_api") == "openmp"]
     blas_libs = [lib for lib in libs if lib.get("user_api") == "blas"]
-    level = _kernels.simd_level()
+    cpu, level = _kernels.cpu_isa_level(), _kernels.isa_level()
     return {
         "crnn": __version__,
         "python": sys.version.split()[0],
@@ -38,7 +37,8 @@ def config_info():
         },
         "threads": {"n_jobs=None": effective_n_threads(None), "usable cores": cpu_count(),
                     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
-        "simd": f"{level}: {_SIMD.get(level, '?')}",
+        "simd": {"level": level, "name": _isa.NAMES[level], "cpu": _isa.NAMES[cpu],
+                 _isa.ENV: _isa.RAW},
         "blas": [{k: lib.get(k) for k in ("internal_api", "version", "num_threads",
                                           "threading_layer", "architecture", "filepath")}
                  for lib in blas_libs],
@@ -48,7 +48,8 @@ def config_info():
 def show_config(file=None):
     """Print the version of crnn and of its dependencies, the compiler and
     OpenMP runtime its kernels were built with, the threads it will use, the
-    SIMD level detected on this CPU and the BLAS in use (as
+    SIMD level the kernels run at (the CPU's best, capped by the environment
+    variable ``CRNN_MAX_SIMD``) and the BLAS in use (as
     numpy.show_config / sklearn.show_versions do).
 
     Parameters
@@ -78,7 +79,10 @@ def show_config(file=None):
     t = info["threads"]
     line("threads", f"{t['n_jobs=None']} (n_jobs=None), usable cores {t['usable cores']}, "
          f"OMP_NUM_THREADS={t['OMP_NUM_THREADS']}")
-    line("SIMD level", info["simd"])
+    simd = info["simd"]
+    cap = simd[_isa.ENV]
+    line("SIMD level", f"{simd['level']}: {simd['name']} (CPU: {simd['cpu']}; "
+         f"{_isa.ENV}={cap if cap is not None else 'unset'})")
     for lib in info["blas"]:
         line("BLAS", f"{lib['internal_api']} {lib['version']} ({lib['threading_layer']}, "
              f"{lib['architecture']}), {lib['filepath']}")

@@ -32,6 +32,10 @@ import numpy as np
 from crnn_blas cimport gemm
 from crnn_omp cimport crnn_ftz_enter, crnn_ftz_leave, omp_get_num_threads
 from crnn_net cimport *
+from crnn_isa cimport isa_init, isa_ran_levels, crnn_isa_level, crnn_isa_cpu
+
+# the SIMD cap (CRNN_MAX_SIMD), before any kernel of this module can run
+isa_init()
 
 cdef extern from *:
     """
@@ -1492,10 +1496,21 @@ def debug_build():
 
 
 def simd_level():
-    """The CPU's best SIMD level for the recurrent product: 2 AVX-512,
-    1 AVX2+FMA, 0 none (BLAS).  A Config runs at this level unless told a
-    lower one."""
+    """The SIMD level of the recurrent product: 2 AVX-512, 1 AVX2+FMA, 0 none
+    (BLAS): the CPU's best, capped by CRNN_MAX_SIMD.  A Config runs at this
+    level unless told a lower one."""
     return crnn_simd_detect()
+
+
+def isa_level():
+    """The level every kernel family runs at (crnn._isa.LEVELS: 0 none,
+    1 AVX2, 2 AVX-512, 3 AVX-512 + BF16): the CPU's, capped by CRNN_MAX_SIMD."""
+    return crnn_isa_level()
+
+
+def cpu_isa_level():
+    """The level the CPU (and OS) could run, whatever the cap."""
+    return crnn_isa_cpu()
 
 
 # predict's input projections of gated cells go through Z in blocks of steps
@@ -1881,3 +1896,10 @@ def predict(Config cfg, const floating[::1] theta, const floating[:, ::1] X,
 
 
 include "_seq2seq.pxi"
+
+
+def isa_ran():
+    """The SIMD levels (crnn._isa.LEVELS) this module's kernels have run at
+    since it loaded, per family: {"products": packed float products,
+    "bf16": bfloat16 products, "vector": element-wise loops}.  For tests."""
+    return isa_ran_levels()

@@ -14,6 +14,10 @@ from libc.math cimport sqrt, pow, isfinite
 import numpy as np
 
 from crnn_codes cimport SOLVER_SGD, SOLVER_ADAM
+from crnn_isa cimport isa_init, isa_ran_levels
+
+# the SIMD cap (CRNN_MAX_SIMD), before any kernel of this module can run
+isa_init()
 
 cdef enum:
     CHUNK = 16384
@@ -149,3 +153,10 @@ def apply_update(floating[::1] theta, floating[:, ::1] grads, floating[::1] m,
     for c in range(nch):
         wsq += part[c]
     return norm, wsq
+
+
+def isa_ran():
+    """The SIMD levels (crnn._isa.LEVELS) this module's kernels have run at
+    since it loaded, per family: {"products": packed float products,
+    "bf16": bfloat16 products, "vector": element-wise loops}.  For tests."""
+    return isa_ran_levels()

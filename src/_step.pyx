@@ -15,6 +15,10 @@ cimport numpy as cnp
 
 from crnn_codes cimport CELL_GRU, CELL_LSTM
 from crnn_net cimport *
+from crnn_isa cimport isa_init, isa_ran_levels
+
+# the SIMD cap (CRNN_MAX_SIMD), before any kernel of this module can run
+isa_init()
 from crnn_omp cimport crnn_ftz_enter, crnn_ftz_leave, omp_get_num_threads
 
 cnp.import_array()
@@ -523,3 +527,10 @@ cdef class StepKernel:
                              <const double*> bzp, S, <const double*> xp, <const double*> h0,
                              <const double*> c0, <double*> hNp, <double*> cNp, <double*> zb,
                              <double*> rb, <double*> op, sm, tid, nth)
+
+
+def isa_ran():
+    """The SIMD levels (crnn._isa.LEVELS) this module's kernels have run at
+    since it loaded, per family: {"products": packed float products,
+    "bf16": bfloat16 products, "vector": element-wise loops}.  For tests."""
+    return isa_ran_levels()

@@ -35,16 +35,11 @@
 
 #define CRNN_BF_PW 32          /* columns per panel: as float32 (128 bytes) */
 
-/* 1 when this build has the kernels and the CPU and OS run them */
+/* 1 when this build has the kernels, the CPU and OS run them and
+ * CRNN_MAX_SIMD allows them (crnn_isa.h's level 3) */
 static int crnn_bf16_detect(void)
 {
-#if CRNN_HAVE_SIMD
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
-           && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
-#else
-    return 0;
-#endif
+    return crnn_isa_level() >= CRNN_ISA_AVX512_BF16;
 }
 
 /* elements (float-sized, so the float32 buffers fit it) of a packed matrix
@@ -281,6 +276,7 @@ static int crnn_rgemm_bf16(long M, long u0, long u1, long G, long Hs, long K, co
 {
 #if CRNN_HAVE_SIMD
     const long KP = (K + 1) / 2;
+    crnn_isa_note(CRNN_RAN_BF16, CRNN_ISA_AVX512_BF16);
     uint32_t stackbuf[CRNN_BF_STACK / sizeof(uint32_t)];
     uint32_t *Aw = stackbuf;
     if (M <= 0 || u1 <= u0)
@@ -318,6 +314,7 @@ static int crnn_gemm_bf16(int transA, int transB, long M, long N, long K, const 
 #if CRNN_HAVE_SIMD
     if (!(beta == 0.0f || beta == 1.0f))
         return 0;
+    crnn_isa_note(CRNN_RAN_BF16, CRNN_ISA_AVX512_BF16);
     if (M <= 0 || N <= 0)
         return 1;
     if (K <= 0) {

@@ -16,9 +16,13 @@
  * The sigmoid of the GRU and LSTM gates uses the same exp.
  *
  * NaN propagates and the sign of zero is kept.  The loops are compiled
- * several times (function multi-versioning) for baseline x86-64, AVX2+FMA
- * and AVX-512, and the best version is picked when the module loads, so a
- * portable wheel still runs wide SIMD code.  The float64 versions of the cell
+ * three times (crnn_isa.h's CRNN_VERSIONS) for baseline x86-64, AVX2+FMA
+ * and AVX-512, and each call runs the version of the module's SIMD level
+ * (the CPU's best, capped by CRNN_MAX_SIMD), so a portable wheel still runs
+ * wide SIMD code.  (GCC's target_clones did this before, but its
+ * "arch=haswell" version is chosen by CPU model, Intel Haswell only: AMD
+ * Zen 2/3 and later Intel cores without AVX-512 ran the baseline SSE2
+ * loops.)  The float64 versions of the cell
  * kernels use libm (full double precision).
  */
 #ifndef CRNN_FAST_H
@@ -33,17 +37,38 @@
 #define restrict __restrict
 #endif
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
-    defined(__linux__) && !defined(CRNN_NO_CLONES)
-#define CRNN_CLONES __attribute__((target_clones("default", "arch=haswell", "arch=x86-64-v4")))
-#else
-#define CRNN_CLONES
-#endif
+#include "crnn_isa.h"       /* CRNN_VERSIONS, CRNN_PICK: a version per SIMD level */
 
 /* float <-> bits through a union: GCC turns it into register moves that it
  * can vectorize (memcpy bit casts left whole loops scalar once several were
  * inlined into one). */
 typedef union { float f; int32_t i; uint32_t u; } crnn_f32bits;
+
+/* c ? a : b with no branch: a mask from the comparison.  GCC turns some
+ * ternaries of these functions into branches, and a loop with branches
+ * vectorizes only where the ISA has mask registers (AVX-512): with AVX2 the
+ * cells ran one float at a time.  Same value as the ternary, bit for bit. */
+static inline float crnn_selectf(int c, float a, float b)
+{
+    crnn_f32bits ab, bb, res;
+    const uint32_t m = 0u - (uint32_t)(c != 0);
+    ab.f = a;
+    bb.f = b;
+    res.u = (ab.u & m) | (bb.u & ~m);
+    return res.f;
+}
+
+/* the same for double */
+typedef union { double f; uint64_t u; } crnn_f64bits;
+static inline double crnn_selectd(int c, double a, double b)
+{
+    crnn_f64bits ab, bb, res;
+    const uint64_t m = 0u - (uint64_t)(c != 0);
+    ab.f = a;
+    bb.f = b;
+    res.u = (ab.u & m) | (bb.u & ~m);
+    return res.f;
+}
 
 /* exp(t) for |t| <= 87 (NaN propagates): Cody-Waite range reduction
  * exp(t) = 2^n exp(r), |r| <= ln2/2, a degree-6 polynomial for exp(r)
@@ -70,7 +95,7 @@ static inline float crnn_expf(float t)
 /* exp(-a) for a >= 0, a clamped to 87 (NaN propagates) */
 static inline float crnn_exp_negf(float a)
 {
-    return crnn_expf(-(a > 87.0f ? 87.0f : a));
+    return crnn_expf(-crnn_selectf(a > 87.0f, 87.0f, a));
 }
 
 static inline float crnn_tanhf(float x)
@@ -86,9 +111,9 @@ static inline float crnn_tanhf(float x)
         ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z
           + 1.33314422036e-1f) * z - 3.33332819422e-1f) * z * ax + ax;
     /* large arguments: (1 - e) / (1 + e), e = exp(-2|x|) <= 0.29 */
-    const float e = crnn_exp_negf(2.0f * (ax > 10.0f ? 10.0f : ax));   /* NaN stays NaN */
+    const float e = crnn_exp_negf(2.0f * crnn_selectf(ax > 10.0f, 10.0f, ax));   /* NaN stays NaN */
     const float large = (1.0f - e) / (1.0f + e);
-    res.f = ax < 0.625f ? small : large;
+    res.f = crnn_selectf(ax < 0.625f, small, large);
     res.u |= sign;                                     /* tanh is odd: restore the sign */
     return res.f;
 }
@@ -100,56 +125,77 @@ static inline float crnn_tanhf(float x)
  * flush-to-zero would make it. */
 static inline float crnn_sigmoidf(float x)
 {
-    const float q = 1.0f / (1.0f + crnn_expf(x > 87.0f ? -87.0f : (x < -87.0f ? 87.0f : -x)));
-    return x < -87.0f ? 0.0f : q;                      /* NaN stays NaN */
+    const float t = crnn_selectf(x > 87.0f, -87.0f, crnn_selectf(x < -87.0f, 87.0f, -x));
+    const float q = 1.0f / (1.0f + crnn_expf(t));
+    return crnn_selectf(x < -87.0f, 0.0f, q);          /* NaN stays NaN */
 }
 
 /* z[i, j] <- tanh(z[i, j] + b[j]) on rows x H, row stride ld */
-CRNN_CLONES static void crnn_tanh_bias_f32(float *z, long rows, long H, long ld,
-                                           const float *b)
-{
-    for (long i = 0; i < rows; i++) {
-        float *restrict r = z + i * ld;
-        for (long j = 0; j < H; j++)
-            r[j] = crnn_tanhf(r[j] + b[j]);
+#define CRNN_DEF_TANH_BIAS_F32(NAME, T, ATTR)                                      \
+    ATTR static void NAME(float *z, long rows, long H, long ld, const float *b)\
+    {                                                                        \
+        for (long i = 0; i < rows; i++) {                                    \
+            float *restrict r = z + i * ld;                                  \
+            for (long j = 0; j < H; j++)                                     \
+                r[j] = crnn_tanhf(r[j] + b[j]);                              \
+        }                                                                    \
     }
+CRNN_VERSIONS(CRNN_DEF_TANH_BIAS_F32, crnn_tanh_bias_f32, float)
+static void crnn_tanh_bias_f32(float *z, long rows, long H, long ld, const float *b)
+{
+    CRNN_PICK(crnn_tanh_bias_f32, (z, rows, H, ld, b));
 }
 
 /* z[i, j] <- max(z[i, j] + b[j], 0) */
-CRNN_CLONES static void crnn_relu_bias_f32(float *z, long rows, long H, long ld,
-                                           const float *b)
-{
-    for (long i = 0; i < rows; i++) {
-        float *restrict r = z + i * ld;
-        for (long j = 0; j < H; j++) {
-            const float v = r[j] + b[j];
-            r[j] = v > 0.0f ? v : 0.0f;
-        }
+#define CRNN_DEF_RELU_BIAS_F32(NAME, T, ATTR)                                      \
+    ATTR static void NAME(float *z, long rows, long H, long ld, const float *b)\
+    {                                                                        \
+        for (long i = 0; i < rows; i++) {                                    \
+            float *restrict r = z + i * ld;                                  \
+            for (long j = 0; j < H; j++) {                                   \
+                const float v = r[j] + b[j];                                 \
+                r[j] = v > 0.0f ? v : 0.0f;                                  \
+            }                                                                \
+        }                                                                    \
     }
+CRNN_VERSIONS(CRNN_DEF_RELU_BIAS_F32, crnn_relu_bias_f32, float)
+static void crnn_relu_bias_f32(float *z, long rows, long H, long ld, const float *b)
+{
+    CRNN_PICK(crnn_relu_bias_f32, (z, rows, H, ld, b));
 }
 
 /* g[i, j] <- g[i, j] * (1 - y[i, j]^2): the tanh derivative from the output */
-CRNN_CLONES static void crnn_tanh_grad_f32(float *g, long ldg, const float *y, long ldy,
-                                           long rows, long H)
-{
-    for (long i = 0; i < rows; i++) {
-        float *restrict gr = g + i * ldg;
-        const float *restrict yr = y + i * ldy;
-        for (long j = 0; j < H; j++)
-            gr[j] = gr[j] * (1.0f - yr[j] * yr[j]);
+#define CRNN_DEF_TANH_GRAD_F32(NAME, T, ATTR)                                                 \
+    ATTR static void NAME(float *g, long ldg, const float *y, long ldy, long rows, long H)\
+    {                                                                                   \
+        for (long i = 0; i < rows; i++) {                                               \
+            float *restrict gr = g + i * ldg;                                           \
+            const float *restrict yr = y + i * ldy;                                     \
+            for (long j = 0; j < H; j++)                                                \
+                gr[j] = gr[j] * (1.0f - yr[j] * yr[j]);                                 \
+        }                                                                               \
     }
+CRNN_VERSIONS(CRNN_DEF_TANH_GRAD_F32, crnn_tanh_grad_f32, float)
+static void crnn_tanh_grad_f32(float *g, long ldg, const float *y, long ldy, long rows, long H)
+{
+    CRNN_PICK(crnn_tanh_grad_f32, (g, ldg, y, ldy, rows, H));
 }
 
 /* g[i, j] <- y[i, j] > 0 ? g[i, j] : 0 */
-CRNN_CLONES static void crnn_relu_grad_f32(float *g, long ldg, const float *y, long ldy,
-                                           long rows, long H)
-{
-    for (long i = 0; i < rows; i++) {
-        float *restrict gr = g + i * ldg;
-        const float *restrict yr = y + i * ldy;
-        for (long j = 0; j < H; j++)
-            gr[j] = yr[j] > 0.0f ? gr[j] : 0.0f;
+#define CRNN_DEF_RELU_GRAD_F32(NAME, T, ATTR)                                                 \
+    ATTR static void NAME(float *g, long ldg, const float *y, long ldy, long rows, long H)\
+    {                                                                                   \
+        for (long i = 0; i < rows; i++) {                                               \
+            float *restrict gr = g + i * ldg;                                           \
+            const float *restrict yr = y + i * ldy;                                     \
+            for (long j = 0; j < H; j++)                                                \
+                gr[j] = yr[j] > 0.0f ? gr[j] : 0.0f;                                    \
+        }                                                                               \
     }
+CRNN_VERSIONS(CRNN_DEF_RELU_GRAD_F32, crnn_relu_grad_f32, float)
+static void crnn_relu_grad_f32(float *g, long ldg, const float *y, long ldy, long rows, long H)
+{
+    CRNN_PICK(crnn_relu_grad_f32, (g, ldg, y, ldy, rows, H));
 }
 
 /* Softmax cross-entropy of one row of n float32 logits with target class c:
@@ -158,56 +204,74 @@ CRNN_CLONES static void crnn_relu_grad_f32(float *g, long ldg, const float *y, l
  * gradient), with 16 partial maxima and sums so that the loops vectorize;
  * the log-sum-exp is accumulated in float, as the vector exp is. */
 #define CRNN_XENT_LANES 16
-CRNN_CLONES static double crnn_xent_row_f32(float *restrict z, long n, int c, float ws)
-{
-    float m[CRNN_XENT_LANES], s[CRNN_XENT_LANES];
-    const long nb = n - n % CRNN_XENT_LANES;
-    const float zc = z[c];
-    float mx = z[0];
-    long j, k;
-    for (k = 0; k < CRNN_XENT_LANES; k++)
-        m[k] = z[0];
-    for (j = 0; j < nb; j += CRNN_XENT_LANES)
-        for (k = 0; k < CRNN_XENT_LANES; k++)
-            m[k] = z[j + k] > m[k] ? z[j + k] : m[k];
-    for (k = 0; k < CRNN_XENT_LANES; k++)
-        mx = m[k] > mx ? m[k] : mx;
-    for (j = nb; j < n; j++)
-        mx = z[j] > mx ? z[j] : mx;
-    for (k = 0; k < CRNN_XENT_LANES; k++)
-        s[k] = 0.0f;
-    for (j = 0; j < nb; j += CRNN_XENT_LANES)
-        for (k = 0; k < CRNN_XENT_LANES; k++) {
-            const float e = crnn_exp_negf(mx - z[j + k]);
-            z[j + k] = e;
-            s[k] += e;
-        }
-    double total = 0.0;
-    for (k = 0; k < CRNN_XENT_LANES; k++)
-        total += s[k];
-    for (j = nb; j < n; j++) {
-        const float e = crnn_exp_negf(mx - z[j]);
-        z[j] = e;
-        total += e;
+#define CRNN_DEF_XENT_ROW_F32(NAME, T, ATTR)                               \
+    ATTR static double NAME(float *restrict z, long n, int c, float ws)\
+    {                                                                \
+        float m[CRNN_XENT_LANES], s[CRNN_XENT_LANES];                \
+        const long nb = n - n % CRNN_XENT_LANES;                     \
+        const float zc = z[c];                                       \
+        float mx = z[0];                                             \
+        long j, k;                                                   \
+        for (k = 0; k < CRNN_XENT_LANES; k++)                        \
+            m[k] = z[0];                                             \
+        for (j = 0; j < nb; j += CRNN_XENT_LANES)                    \
+            for (k = 0; k < CRNN_XENT_LANES; k++)                    \
+                m[k] = z[j + k] > m[k] ? z[j + k] : m[k];            \
+        for (k = 0; k < CRNN_XENT_LANES; k++)                        \
+            mx = m[k] > mx ? m[k] : mx;                              \
+        for (j = nb; j < n; j++)                                     \
+            mx = z[j] > mx ? z[j] : mx;                              \
+        for (k = 0; k < CRNN_XENT_LANES; k++)                        \
+            s[k] = 0.0f;                                             \
+        for (j = 0; j < nb; j += CRNN_XENT_LANES)                    \
+            for (k = 0; k < CRNN_XENT_LANES; k++) {                  \
+                const float e = crnn_exp_negf(mx - z[j + k]);        \
+                z[j + k] = e;                                        \
+                s[k] += e;                                           \
+            }                                                        \
+        double total = 0.0;                                          \
+        for (k = 0; k < CRNN_XENT_LANES; k++)                        \
+            total += s[k];                                           \
+        for (j = nb; j < n; j++) {                                   \
+            const float e = crnn_exp_negf(mx - z[j]);                \
+            z[j] = e;                                                \
+            total += e;                                              \
+        }                                                            \
+        const float scale = (float)(ws / total);                     \
+        for (j = 0; j < n; j++)                                      \
+            z[j] *= scale;                                           \
+        z[c] -= ws;                                                  \
+        return (double)mx + log(total) - (double)zc;                 \
     }
-    const float scale = (float)(ws / total);
-    for (j = 0; j < n; j++)
-        z[j] *= scale;
-    z[c] -= ws;
-    return (double)mx + log(total) - (double)zc;
+CRNN_VERSIONS(CRNN_DEF_XENT_ROW_F32, crnn_xent_row_f32, float)
+static double crnn_xent_row_f32(float *restrict z, long n, int c, float ws)
+{
+    return CRNN_PICK(crnn_xent_row_f32, (z, n, c, ws));
 }
 
 /* Test hooks: tanh / sigmoid of a whole array with the vector kernels. */
-CRNN_CLONES static void crnn_tanh_array_f32(float *x, long n)
+#define CRNN_DEF_TANH_ARRAY_F32(NAME, T, ATTR)     \
+    ATTR static void NAME(float *x, long n)  \
+    {                                        \
+        for (long j = 0; j < n; j++)         \
+            x[j] = crnn_tanhf(x[j]);         \
+    }
+CRNN_VERSIONS(CRNN_DEF_TANH_ARRAY_F32, crnn_tanh_array_f32, float)
+static void crnn_tanh_array_f32(float *x, long n)
 {
-    for (long j = 0; j < n; j++)
-        x[j] = crnn_tanhf(x[j]);
+    CRNN_PICK(crnn_tanh_array_f32, (x, n));
 }
 
-CRNN_CLONES static void crnn_sigmoid_array_f32(float *x, long n)
+#define CRNN_DEF_SIGMOID_ARRAY_F32(NAME, T, ATTR)     \
+    ATTR static void NAME(float *x, long n)     \
+    {                                           \
+        for (long j = 0; j < n; j++)            \
+            x[j] = crnn_sigmoidf(x[j]);         \
+    }
+CRNN_VERSIONS(CRNN_DEF_SIGMOID_ARRAY_F32, crnn_sigmoid_array_f32, float)
+static void crnn_sigmoid_array_f32(float *x, long n)
 {
-    for (long j = 0; j < n; j++)
-        x[j] = crnn_sigmoidf(x[j]);
+    CRNN_PICK(crnn_sigmoid_array_f32, (x, n));
 }
 
 /* ---- gated cells ---------------------------------------------------------
@@ -366,8 +430,14 @@ static inline double crnn_sigmoid(double x)
             dzz[j] = g * (hp[j] - ng) * zg * (1 - zg);                                   \
             dn[j] = dan * rg;                                                            \
             da[j] = dan;                                                                 \
-            dp[j] = add_dhp ? dp[j] + g * zg : g * zg;                                   \
         }                                                                                \
+        /* apart, branch outside: a select in the loop kept it scalar (AVX2) */          \
+        if (add_dhp)                                                                     \
+            for (long j = j0; j < j1; j++)                                               \
+                dp[j] = dp[j] + dhi[j] * zz[j];                                          \
+        else                                                                             \
+            for (long j = j0; j < j1; j++)                                               \
+                dp[j] = dhi[j] * zz[j];                                                  \
     }                                                                                    \
     ATTR static void NAME(long M, long j0, long j1, long H, const T *Z, long ldz,        \
                           const T *hprev, long ldhp, const T *dh, long ldh, T *dZ,       \
@@ -382,13 +452,46 @@ static inline double crnn_sigmoid(double x)
         }                                                                                \
     }
 
-CRNN_DEF_LSTM_FWD(crnn_lstm_fwd_f32, float, crnn_tanhf, crnn_sigmoidf, CRNN_CLONES)
+/* float32: a version per SIMD level (crnn_isa.h); float64: libm, one version */
+CRNN_VERSIONS(CRNN_DEF_LSTM_FWD, crnn_lstm_fwd_f32, float, crnn_tanhf, crnn_sigmoidf)
 CRNN_DEF_LSTM_FWD(crnn_lstm_fwd_f64, double, tanh, crnn_sigmoid, )
-CRNN_DEF_LSTM_BWD(crnn_lstm_bwd_f32, float, crnn_tanhf, CRNN_CLONES)
+CRNN_VERSIONS(CRNN_DEF_LSTM_BWD, crnn_lstm_bwd_f32, float, crnn_tanhf)
 CRNN_DEF_LSTM_BWD(crnn_lstm_bwd_f64, double, tanh, )
-CRNN_DEF_GRU_FWD(crnn_gru_fwd_f32, float, crnn_tanhf, crnn_sigmoidf, CRNN_CLONES)
+CRNN_VERSIONS(CRNN_DEF_GRU_FWD, crnn_gru_fwd_f32, float, crnn_tanhf, crnn_sigmoidf)
 CRNN_DEF_GRU_FWD(crnn_gru_fwd_f64, double, tanh, crnn_sigmoid, )
-CRNN_DEF_GRU_BWD(crnn_gru_bwd_f32, float, CRNN_CLONES)
+CRNN_VERSIONS(CRNN_DEF_GRU_BWD, crnn_gru_bwd_f32, float)
 CRNN_DEF_GRU_BWD(crnn_gru_bwd_f64, double, )
+
+static void crnn_lstm_fwd_f32(long M, long j0, long j1, long H, float *Z, long ldz,
+                              const float *R, long ldr, const float *bz, const float *cprev,
+                              long ldcp, float *c, long ldc, float *h, long ldh)
+{
+    CRNN_PICK(crnn_lstm_fwd_f32, (M, j0, j1, H, Z, ldz, R, ldr, bz, cprev, ldcp, c, ldc, h, ldh));
+}
+
+static void crnn_lstm_bwd_f32(long M, long j0, long j1, long H, const float *Z, long ldz,
+                              const float *c, long ldc, const float *cprev, long ldcp,
+                              const float *dh, long ldh, float *dc, long lddc, float *dZ,
+                              long lddz)
+{
+    CRNN_PICK(crnn_lstm_bwd_f32,
+              (M, j0, j1, H, Z, ldz, c, ldc, cprev, ldcp, dh, ldh, dc, lddc, dZ, lddz));
+}
+
+static void crnn_gru_fwd_f32(long M, long j0, long j1, long H, float *Z, long ldz,
+                             const float *R, long ldr, const float *bz, const float *bhn,
+                             const float *hprev, long ldhp, float *h, long ldh)
+{
+    CRNN_PICK(crnn_gru_fwd_f32, (M, j0, j1, H, Z, ldz, R, ldr, bz, bhn, hprev, ldhp, h, ldh));
+}
+
+static void crnn_gru_bwd_f32(long M, long j0, long j1, long H, const float *Z, long ldz,
+                             const float *hprev, long ldhp, const float *dh, long ldh,
+                             float *dZ, long lddz, float *dAn, long ldan, float *dhp,
+                             long lddhp, int add_dhp)
+{
+    CRNN_PICK(crnn_gru_bwd_f32, (M, j0, j1, H, Z, ldz, hprev, ldhp, dh, ldh, dZ, lddz, dAn,
+                                 ldan, dhp, lddhp, add_dhp));
+}
 
 #endif

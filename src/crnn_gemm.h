@@ -31,24 +31,16 @@
 
 #define CRNN_PW_BYTES 128
 
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(CRNN_NO_SIMD)
-#define CRNN_HAVE_SIMD 1
-#else
-#define CRNN_HAVE_SIMD 0
-#endif
+#include "crnn_isa.h"        /* CRNN_HAVE_SIMD, the level and its cap */
 
-/* 2: AVX-512F, 1: AVX2 + FMA, 0: none.  No state: the caller keeps the
- * level it runs at (crnn._kernels.Config) and passes it to every call. */
+/* 2: AVX-512, 1: AVX2 + FMA, 0: none: crnn_isa_level() (the CPU's best,
+ * capped by CRNN_MAX_SIMD) without the bfloat16 level.  No other state: the
+ * caller keeps the level it runs at (crnn._kernels.Config) and passes it to
+ * every call. */
 static int crnn_simd_detect(void)
 {
-#if CRNN_HAVE_SIMD
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f"))
-        return 2;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return 1;
-#endif
-    return 0;
+    const int level = crnn_isa_level();
+    return level > CRNN_ISA_AVX512 ? CRNN_ISA_AVX512 : level;
 }
 
 /* ---- packing ------------------------------------------------------------
@@ -310,11 +302,13 @@ CRNN_DEFINE_TGEMM(crnn_tgemm_f64_avx2, double, crnn_f64x4, 4, 4, "avx2,fma", 3, 
  * nothing) when there is no kernel, so the caller falls back to BLAS. */
 #if CRNN_HAVE_SIMD
 #define CRNN_DISPATCH(T, SUFFIX)                                                        \
-    switch (level) {                                                        \
+    switch (level) {                                                                    \
     case 2:                                                                             \
+        crnn_isa_note(CRNN_RAN_PRODUCTS, 2);                                            \
         crnn_rgemm_##SUFFIX##_avx512(M, u0, u1, G, Hs, K, A, lda, Bp, C, ldc, beta0);   \
         return 1;                                                                       \
     case 1:                                                                             \
+        crnn_isa_note(CRNN_RAN_PRODUCTS, 1);                                            \
         crnn_rgemm_##SUFFIX##_avx2(M, u0, u1, G, Hs, K, A, lda, Bp, C, ldc, beta0);     \
         return 1;                                                                       \
     }
@@ -351,6 +345,7 @@ CRNN_DEFINE_RGEMM_DISPATCH(double, f64)
 #define CRNN_GEMM_MC 96
 #if CRNN_HAVE_SIMD
 #define CRNN_TGEMM_CALL(SUFFIX)                                                         \
+    crnn_isa_note(CRNN_RAN_PRODUCTS, level >= 2 ? 2 : 1);                               \
     if (level >= 2)                                                                     \
         crnn_tgemm_##SUFFIX##_avx512(mn, N, kn, Ap, mn, Bp, C + m0 * ldc, ldc, beta0);  \
     else                                                                                \

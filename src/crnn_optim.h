@@ -10,7 +10,8 @@
  * one rounding to the parameter type at the end; scalar Cython loops did the
  * same at 5 ns per parameter (the Adam step of a streaming LSTM's 330,000
  * weights cost more than its forward pass).  Compiled for baseline x86-64,
- * AVX2+FMA and AVX-512, the best picked when the module loads (CRNN_CLONES).
+ * AVX2+FMA and AVX-512 (crnn_isa.h's CRNN_VERSIONS), each call running the
+ * version of the module's SIMD level.
  * Indices are ptrdiff_t: S * P may pass 2^31 where long has 32 bits.
  */
 #ifndef CRNN_OPTIM_H
@@ -18,7 +19,7 @@
 
 #include <math.h>
 #include <stddef.h>
-#include "crnn_fast.h"        /* CRNN_CLONES, restrict on MSVC */
+#include "crnn_fast.h"        /* CRNN_VERSIONS, CRNN_PICK, restrict on MSVC */
 
 /* No FMA contraction in these loops: every clone (and the scalar code before
  * them) rounds each product and sum, so a given random_state trains the same
@@ -81,7 +82,7 @@
 #define CRNN_OPT_GRAD(j)                                                               \
     const double w = theta[j];                                                         \
     const double gs = gscale * g[j];                                                   \
-    const double gj = wmask[j] ? gs + alpha * w : gs;
+    const double gj = crnn_selectd(wmask[j], gs + alpha * w, gs);  /* no branch: AVX2 */
 
 /* The updates, one loop each (no reduction in it: it vectorizes). */
 #define CRNN_DEF_OPTIM(SUFFIX, T, ATTR)                                                \
@@ -128,12 +129,108 @@
         }                                                                              \
     }
 
-CRNN_DEF_REDUCE(crnn_reduce_f32, float, CRNN_CLONES)
-CRNN_DEF_REDUCE(crnn_reduce_f64, double, CRNN_CLONES)
-CRNN_DEF_WSQ(crnn_wsq_f32, float, CRNN_CLONES)
-CRNN_DEF_WSQ(crnn_wsq_f64, double, CRNN_CLONES)
-CRNN_DEF_OPTIM(f32, float, CRNN_CLONES)
-CRNN_DEF_OPTIM(f64, double, CRNN_CLONES)
+CRNN_VERSIONS(CRNN_DEF_REDUCE, crnn_reduce_f32, float)
+CRNN_VERSIONS(CRNN_DEF_REDUCE, crnn_reduce_f64, double)
+CRNN_VERSIONS(CRNN_DEF_WSQ, crnn_wsq_f32, float)
+CRNN_VERSIONS(CRNN_DEF_WSQ, crnn_wsq_f64, double)
+/* CRNN_DEF_OPTIM names its three functions from a suffix */
+#define CRNN_DEF_OPTIM_V(SUFFIX, T, ATTR) CRNN_DEF_OPTIM(SUFFIX, T, ATTR)
+CRNN_VERSIONS(CRNN_DEF_OPTIM_V, f32, float)
+CRNN_VERSIONS(CRNN_DEF_OPTIM_V, f64, double)
+
+/* the optimizer's updates are named crnn_<solver>_<suffix>: versions
+ * crnn_adam_f32_v0 ... */
+#if CRNN_MULTIVERSION
+#define CRNN_OPTIM_CASES(PREFIX, SUF, ARGS)                                             \
+    case 2: crnn_isa_note(CRNN_RAN_VECTOR, 2); PREFIX##SUF##_v2 ARGS; break;            \
+    case 1: crnn_isa_note(CRNN_RAN_VECTOR, 1); PREFIX##SUF##_v1 ARGS; break;            \
+    default: crnn_isa_note(CRNN_RAN_VECTOR, 0); PREFIX##SUF##_v0 ARGS; break;
+#else
+#define CRNN_OPTIM_CASES(PREFIX, SUF, ARGS)                                             \
+    default: crnn_isa_note(CRNN_RAN_VECTOR, 0); PREFIX##SUF##_v0 ARGS; break;
+#endif
+
+static double crnn_reduce_f32(float *grads, ptrdiff_t S, ptrdiff_t P, ptrdiff_t lo, ptrdiff_t hi)
+{
+    return CRNN_PICK(crnn_reduce_f32, (grads, S, P, lo, hi));
+}
+
+static double crnn_wsq_f32(const float *theta, const unsigned char *wmask, ptrdiff_t lo,
+                            ptrdiff_t hi)
+{
+    return CRNN_PICK(crnn_wsq_f32, (theta, wmask, lo, hi));
+}
+
+static void crnn_adam_f32(float *theta, const float *g, float *m, float *v,
+                           const unsigned char *wmask, ptrdiff_t lo, ptrdiff_t hi,
+                           double gscale, double alpha, double beta1, double beta2,
+                           double eps, double lr_bc1, double bc2_sqrt)
+{
+    switch (crnn_isa_vec) {
+    CRNN_OPTIM_CASES(crnn_adam_, f32, (theta, g, m, v, wmask, lo, hi, gscale, alpha, beta1,
+                                        beta2, eps, lr_bc1, bc2_sqrt))
+    }
+}
+
+static void crnn_sgd_f32(float *theta, const float *g, const unsigned char *wmask,
+                          ptrdiff_t lo, ptrdiff_t hi, double gscale, double alpha, double lr)
+{
+    switch (crnn_isa_vec) {
+    CRNN_OPTIM_CASES(crnn_sgd_, f32, (theta, g, wmask, lo, hi, gscale, alpha, lr))
+    }
+}
+
+static void crnn_momentum_f32(float *theta, const float *g, float *m,
+                               const unsigned char *wmask, ptrdiff_t lo, ptrdiff_t hi,
+                               double gscale, double alpha, double lr, double momentum,
+                               int nesterov, int first)
+{
+    switch (crnn_isa_vec) {
+    CRNN_OPTIM_CASES(crnn_momentum_, f32, (theta, g, m, wmask, lo, hi, gscale, alpha, lr,
+                                            momentum, nesterov, first))
+    }
+}
+
+static double crnn_reduce_f64(double *grads, ptrdiff_t S, ptrdiff_t P, ptrdiff_t lo, ptrdiff_t hi)
+{
+    return CRNN_PICK(crnn_reduce_f64, (grads, S, P, lo, hi));
+}
+
+static double crnn_wsq_f64(const double *theta, const unsigned char *wmask, ptrdiff_t lo,
+                            ptrdiff_t hi)
+{
+    return CRNN_PICK(crnn_wsq_f64, (theta, wmask, lo, hi));
+}
+
+static void crnn_adam_f64(double *theta, const double *g, double *m, double *v,
+                           const unsigned char *wmask, ptrdiff_t lo, ptrdiff_t hi,
+                           double gscale, double alpha, double beta1, double beta2,
+                           double eps, double lr_bc1, double bc2_sqrt)
+{
+    switch (crnn_isa_vec) {
+    CRNN_OPTIM_CASES(crnn_adam_, f64, (theta, g, m, v, wmask, lo, hi, gscale, alpha, beta1,
+                                        beta2, eps, lr_bc1, bc2_sqrt))
+    }
+}
+
+static void crnn_sgd_f64(double *theta, const double *g, const unsigned char *wmask,
+                          ptrdiff_t lo, ptrdiff_t hi, double gscale, double alpha, double lr)
+{
+    switch (crnn_isa_vec) {
+    CRNN_OPTIM_CASES(crnn_sgd_, f64, (theta, g, wmask, lo, hi, gscale, alpha, lr))
+    }
+}
+
+static void crnn_momentum_f64(double *theta, const double *g, double *m,
+                               const unsigned char *wmask, ptrdiff_t lo, ptrdiff_t hi,
+                               double gscale, double alpha, double lr, double momentum,
+                               int nesterov, int first)
+{
+    switch (crnn_isa_vec) {
+    CRNN_OPTIM_CASES(crnn_momentum_, f64, (theta, g, m, wmask, lo, hi, gscale, alpha, lr,
+                                            momentum, nesterov, first))
+    }
+}
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
