@@ -21,6 +21,7 @@ chunk to chunk, torch.set_num_threads(threads).
     python benches/char_lm.py --quality --minutes 20      # the 20-minute run
     python benches/char_lm.py --torch-quality             # the same in PyTorch
     python benches/char_lm.py --speed                     # throughput, generation
+    python benches/char_lm.py --speed --isa avx2          # both libraries at AVX2
 
 Needs torch==2.13.0 for the comparisons.
 
@@ -35,10 +36,17 @@ import math
 import os
 import time
 
+import sys
+
 import numpy as np
 
-from crnn import RNNLanguageModel
-from crnn._text import Vocabulary, stream_batches
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import isa  # noqa: E402
+
+isa.from_argv()            # --isa: before crnn (here) and torch are imported
+
+from crnn import RNNLanguageModel  # noqa: E402
+from crnn._text import Vocabulary, stream_batches  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
                     "tinyshakespeare.txt")
@@ -397,7 +405,10 @@ def main():
                    help="training throughput with a large vocabulary")
     p.add_argument("--vocab", type=int, default=50_000)
     p.add_argument("--vocab-chunks", type=int, default=20)
+    p.add_argument("--isa", choices=list(isa.ISAS), default=None,
+                   help="pin crnn and torch to this SIMD level (applied at import)")
     args = p.parse_args()
+    print(f"SIMD: {isa.describe()}")
     if args.torch_quality:
         quality_torch(args)
         return

@@ -1,6 +1,7 @@
 """Variable-length batches: crnn against torch packed and padded sequences.
 
     python benches/ragged.py                 # rnn, gru, lstm; 1 thread and all cores
+    python benches/ragged.py --isa avx2      # crnn and torch both at AVX2 (benches/isa.py)
 
 B = 64 sequences of T = 200 steps at most, lengths uniform in [T/4, T],
 D = 32 features, H = 128, many-to-one regression, float32.  crnn takes the
@@ -18,6 +19,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from impls import RAGGED, RAGGED_IMPLS, ragged_flops, thread_counts, torch_available  # noqa: E402
 from report import time_interleaved  # noqa: E402
+import isa  # noqa: E402
 
 
 def main(argv=None):
@@ -26,9 +28,13 @@ def main(argv=None):
     ap.add_argument("--cells", nargs="*", default=["rnn", "gru", "lstm"])
     ap.add_argument("--threads", nargs="*", type=int, default=list(thread_counts()))
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--isa", choices=list(isa.ISAS), default=None,
+                    help="pin crnn and torch to this SIMD level (default: each its best)")
     args = ap.parse_args(argv)
+    isa.pin(args.isa)
     impls = list(RAGGED_IMPLS) if torch_available() else ["crnn"]
-    print(f"ragged batch {RAGGED}, lengths U[T/4, T]; milliseconds\n")
+    print(f"ragged batch {RAGGED}, lengths U[T/4, T]; milliseconds")
+    print(f"SIMD: {isa.describe()}\n")
     print("| cell | thr | mode | crnn ms | torch packed ms | torch padded ms | packed/crnn "
           "| padded/crnn | crnn GFLOP/s |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -62,6 +62,8 @@ def show_config(file=None):
     info : dict
         The same facts, as a dict.
     """
+    from . import _isa
+
     info = config_info()
     out = file or sys.stdout
 

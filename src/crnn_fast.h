@@ -430,15 +430,11 @@ static inline double crnn_sigmoid(double x)
             dzz[j] = g * (hp[j] - ng) * zg * (1 - zg);                                   \
             dn[j] = dan * rg;                                                            \
             da[j] = dan;                                                                 \
+            dp[j] = add_dhp ? dp[j] + g * zg : g * zg;                                   \
         }                                                                                \
-        /* apart, branch outside: a select in the loop kept it scalar (AVX2) */          \
-        if (add_dhp)                                                                     \
-            for (long j = j0; j < j1; j++)                                               \
-                dp[j] = dp[j] + dhi[j] * zz[j];                                          \
-        else                                                                             \
-            for (long j = j0; j < j1; j++)                                               \
-                dp[j] = dhi[j] * zz[j];                                                  \
     }                                                                                    \
+    /* add_dhp a constant in each loop (the row function is inlined): a select  \
+     * on a run-time flag kept the loop scalar at AVX2 */                        \
     ATTR static void NAME(long M, long j0, long j1, long H, const T *Z, long ldz,        \
                           const T *hprev, long ldhp, const T *dh, long ldh, T *dZ,       \
                           long lddz, T *dAn, long ldan, T *dhp, long lddhp, int add_dhp) \
@@ -446,9 +442,14 @@ static inline double crnn_sigmoid(double x)
         for (long i = 0; i < M; i++) {                                                   \
             const T *z = Z + i * ldz;                                                    \
             T *d = dZ + i * lddz;                                                        \
-            NAME##_row(j0, j1, z, z + H, z + 2 * H, z + 3 * H, hprev + i * ldhp,         \
-                       dh + i * ldh, d, d + H, d + 2 * H, dAn + i * ldan,                \
-                       dhp + i * lddhp, add_dhp);                                        \
+            if (add_dhp)                                                                 \
+                NAME##_row(j0, j1, z, z + H, z + 2 * H, z + 3 * H, hprev + i * ldhp,     \
+                           dh + i * ldh, d, d + H, d + 2 * H, dAn + i * ldan,            \
+                           dhp + i * lddhp, 1);                                          \
+            else                                                                         \
+                NAME##_row(j0, j1, z, z + H, z + 2 * H, z + 3 * H, hprev + i * ldhp,     \
+                           dh + i * ldh, d, d + H, d + 2 * H, dAn + i * ldan,            \
+                           dhp + i * lddhp, 0);                                          \
         }                                                                                \
     }
 
