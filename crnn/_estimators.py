@@ -464,7 +464,7 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
             pool, validate = self._holdout(engine, data, target, weights, rng, n_threads,
                                            early_stopping)
         work = engine.trainer(data, target, min(self.batch_size, len(pool)), n_threads, dtype,
-                              weights)
+                              weights, keep=incremental)
         if weights is not None and not np.any(work.sample_weights[pool] > 0):
             raise ValueError("The training samples' weights are all zero; at least one "
                              "sample needs a non-zero weight.")
@@ -485,7 +485,10 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
                 self._snapshot(engine, early_stopping,
                                dict(target_info, n_features_in_=data.n_features)),
                 {} if sample_weight is None else {"sample_weight": sample_weight})
-        loop.run(state, work, pool, rng, validate)
+        try:
+            loop.run(state, work, pool, rng, validate)
+        finally:
+            work.release()
 
         wpack = (state.theta, engine.packed_weights(state.theta))
         # commit: from here on nothing can fail (the history lists grow in place)

@@ -385,7 +385,7 @@ class RNNLanguageModel(_BaseRNN):
 
         engine = self._engine(layout, True)
         n_threads = effective_n_threads(self.n_jobs)
-        work = engine.trainer(chunk(0), target, n_streams, n_threads, dtype)
+        work = engine.trainer(chunk(0), target, n_streams, n_threads, dtype, keep=incremental)
         shape = (layout.num_layers, n_streams, layout.hidden)
         lstm = layout.cell == "lstm"
 
@@ -426,7 +426,10 @@ class RNNLanguageModel(_BaseRNN):
             loop.monitor = EpochMonitor(self, X, None, "partial_fit" if incremental else "fit",
                                         loop.n_epochs,
                                         self._snapshot(engine, early_stopping, fitted_info))
-        loop.run(state, work, np.arange(n_chunks * n_streams, dtype=np.intp), rng, validate)
+        try:
+            loop.run(state, work, np.arange(n_chunks * n_streams, dtype=np.intp), rng, validate)
+        finally:
+            work.release()
         wpack = (state.theta, engine.packed_weights(state.theta))
         attrs = state.attributes(early_stopping, commit=True)
         attrs.update(fitted_info, _random_state=rng, _wpack=wpack)

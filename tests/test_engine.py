@@ -238,3 +238,144 @@ def test_show_config_and_info():
     out = subprocess.run([sys.executable, "-m", "crnn", "--info"], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0 and "SIMD level:" in out.stdout, out.stderr
+
+
+# ---- partial_fit keeps its training buffers for the next call --------------
+
+def _scratch(est):
+    return est.__dict__["_engine_cache"]._scratch
+
+
+def _data(n=12, T=7, D=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(n, T, D)).astype(np.float32),
+            rng.normal(size=n).astype(np.float32))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_partial_fit_reuses_its_buffers_and_fit_drops_them(cell):
+    from crnn import RNNRegressor
+    X, y = _data()
+    est = RNNRegressor(cell=cell, hidden_size=40, batch_size=12, n_jobs=2, random_state=0)
+    est.partial_fit(X, y)
+    kept = dict(_scratch(est))
+    assert {"ws", "iws", "grads", "wpack"} <= set(kept)
+    est.partial_fit(X, y)
+    for name, arr in kept.items():
+        assert _scratch(est)[name] is arr, name       # the same memory, not a new one
+    est.fit(X, y)
+    assert _scratch(est) == {}                          # fit holds nothing after it
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_reused_buffers_are_never_read_before_written(n_jobs):
+    """Kept buffers poisoned with NaN between calls, different batch shapes
+    in between: every partial_fit gives bit for bit the weights of a run
+    that allocates fresh buffers each time."""
+    from crnn import RNNRegressor
+    batches = [_data(12, 7, seed=1), _data(12, 7, seed=2), _data(5, 9, seed=3),
+               _data(12, 7, seed=4), _data(12, 7, seed=5)]
+    make = lambda: RNNRegressor(cell="lstm", hidden_size=24, batch_size=12, n_jobs=n_jobs,  # noqa: E731
+                                random_state=0)
+    kept, fresh = make(), make()
+    for X, y in batches:
+        kept.partial_fit(X, y)
+        for arr in _scratch(kept).values():
+            if arr.dtype.kind == "f":
+                arr.fill(np.nan)
+            else:
+                arr.fill(-1)
+        fresh.partial_fit(X, y)
+        _scratch(fresh).clear()
+        np.testing.assert_array_equal(kept._theta, fresh._theta)
+    assert np.all(np.isfinite(kept._theta))
+
+
+def test_estimators_sharing_an_engine_train_at_once_on_their_own_buffers():
+    """Copies get engines of their own (the engine is not part of an
+    estimator's state); were two estimators to share one (and so its
+    scratch), partial_fit on both from two threads at once still gives each
+    the weights of a sequential run."""
+    import copy
+    import threading
+
+    from crnn import RNNRegressor
+    X, y = _data(32, 60, seed=7)
+    base = RNNRegressor(cell="gru", hidden_size=64, batch_size=32, n_jobs=1, random_state=0)
+    base.partial_fit(X, y)
+    ref = copy.deepcopy(base)
+    for _ in range(20):
+        ref.partial_fit(X, y)
+    a, b = copy.copy(base), copy.copy(base)
+    a._engine(a._layout)
+    b._engine(b._layout)
+    assert a.__dict__["_engine_cache"] is not b.__dict__["_engine_cache"]
+    # deep copies: a shallow one would share base's RandomState, whose draws
+    # (the batch order) would then depend on the threads' interleaving
+    a, b = copy.deepcopy(base), copy.deepcopy(base)
+    a._engine(a._layout)
+    b.__dict__["_engine_cache"] = a.__dict__["_engine_cache"]     # the worst case
+    errors = []
+
+    def train(est):
+        try:
+            for _ in range(20):
+                est.partial_fit(X, y)
+        except Exception as e:          # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=train, args=(e,)) for e in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    np.testing.assert_array_equal(a._theta, ref._theta)
+    np.testing.assert_array_equal(b._theta, ref._theta)
+
+
+def test_language_model_partial_fit_reuses_its_buffers():
+    from crnn import RNNLanguageModel
+    text = "the quick brown fox jumps over the lazy dog. " * 20
+    lm = RNNLanguageModel(hidden_size=16, seq_length=10, batch_size=4, random_state=0)
+    lm.partial_fit(text)
+    ws = _scratch(lm)["ws"]
+    lm.partial_fit(text)
+    assert _scratch(lm)["ws"] is ws
+    lm.fit(text)
+    assert _scratch(lm) == {}
+
+
+def test_engine_pickles_without_its_scratch():
+    import pickle
+
+    from crnn import RNNRegressor
+    X, y = _data()
+    est = RNNRegressor(hidden_size=8, batch_size=12, random_state=0).partial_fit(X, y)
+    eng = est.__dict__["_engine_cache"]
+    assert eng._scratch
+    assert pickle.loads(pickle.dumps(eng))._scratch == {}
+    assert pickle.loads(pickle.dumps(est)).__dict__.get("_engine_cache", eng)._scratch in (
+        {}, eng._scratch)
+    loaded = pickle.loads(pickle.dumps(est))
+    if "_engine_cache" in loaded.__dict__:      # rebuilt on load, with nothing kept
+        assert _scratch(loaded) == {}
+
+
+def test_scratch_is_taken_exclusively():
+    """A buffer handed out is no longer in the scratch (a second taker gets
+    None and allocates its own); one of another shape or dtype is dropped."""
+    layout = Layout("lstm", "tanh", 1, 1, 8, 3, 1)
+    eng = Engine(layout, False, LOSS_MSE)
+    a = np.empty((2, 5), np.float32)
+    eng.keep_scratch({"ws": a})
+    assert eng.take_scratch("ws", (2, 5), np.dtype(np.float32)) is a
+    assert eng.take_scratch("ws", (2, 5), np.dtype(np.float32)) is None
+    eng.keep_scratch({"ws": a})
+    assert eng.take_scratch("ws", (2, 6), np.dtype(np.float32)) is None
+    assert eng.take_scratch("ws", (2, 5), np.dtype(np.float32)) is None     # dropped
+    eng.keep_scratch({"ws": a})
+    assert eng.take_scratch("ws", (2, 5), np.dtype(np.float64)) is None
+    eng.keep_scratch({"ws": a, "grads": a})
+    eng.clear_scratch()
+    assert eng._scratch == {}
