@@ -32,7 +32,8 @@ import numpy as np
 from crnn_blas cimport gemm
 from crnn_omp cimport crnn_ftz_enter, crnn_ftz_leave, omp_get_num_threads
 from crnn_net cimport *
-from crnn_isa cimport isa_init, isa_ran_levels, crnn_isa_level, crnn_isa_cpu
+from crnn_isa cimport (isa_init, isa_ran_levels, crnn_isa_level, crnn_isa_cpu, crnn_isa_vec,
+                      CRNN_MULTIVERSION)
 
 # the SIMD cap (CRNN_MAX_SIMD), before any kernel of this module can run
 isa_init()
@@ -1511,6 +1512,16 @@ def isa_level():
 def cpu_isa_level():
     """The level the CPU (and OS) could run, whatever the cap."""
     return crnn_isa_cpu()
+
+
+def vector_level():
+    """The version of the element-wise loops this module calls: 0 baseline,
+    1 AVX2, 2 AVX-512 (always 0 in builds without per-level versions: not
+    GCC on x86-64 Linux)."""
+    return crnn_isa_vec
+
+
+MULTIVERSION = bool(CRNN_MULTIVERSION)
 
 
 # predict's input projections of gated cells go through Z in blocks of steps

@@ -7,6 +7,7 @@ cdef extern from "crnn_isa.h" nogil:
     void crnn_isa_set_cap(int cap)
     int crnn_isa_ran_mask(int family)
     int crnn_isa_vec
+    int CRNN_MULTIVERSION
     int CRNN_RAN_PRODUCTS
     int CRNN_RAN_BF16
     int CRNN_RAN_VECTOR

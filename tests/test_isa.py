@@ -19,6 +19,12 @@ from crnn import _isa, _kernels
 CPU = _kernels.cpu_isa_level()
 CAPS = ["none", "avx2", "avx512", "avx512_bf16"]
 
+
+def vec_for(level):
+    """The element-wise version a process at `level` runs (builds without
+    per-level versions run the baseline one)."""
+    return min(level, 2) if _kernels.MULTIVERSION else 0
+
 CHILD = r"""
 import json, sys
 import numpy as np
@@ -29,6 +35,7 @@ rng = np.random.default_rng(0)
 X = rng.normal(size=(24, 9, 3)).astype(np.float32)
 y = rng.normal(size=24).astype(np.float32)
 out = {"isa_level": _kernels.isa_level(), "simd_level": _kernels.simd_level(),
+       "vector_level": _kernels.vector_level(),
        "bf16": _kernels.bf16_supported(), "config": crnn._show.config_info()["simd"]}
 preds = {}
 for cell in ("lstm", "gru", "rnn"):
@@ -90,7 +97,8 @@ def test_unknown_value_refused_at_import():
 
 def test_uncapped_runs_the_cpus_best(uncapped):
     assert uncapped["isa_level"] == CPU
-    vec = min(CPU, 2)
+    vec = vec_for(CPU)
+    assert uncapped["vector_level"] == vec
     ran = uncapped["ran"]
     assert ran["kernels"]["vector"] == [vec] and ran["optim"]["vector"] == [vec]
     assert ran["step"]["vector"] == [vec]
@@ -107,7 +115,8 @@ def test_capped_process_runs_the_capped_kernels(cap, uncapped):
                              "cpu": _isa.NAMES[CPU], "CRNN_MAX_SIMD": cap}
     ran = got["ran"]
     # every family ran at the capped level and at no other
-    vec = min(level, 2)
+    vec = vec_for(level)
+    assert got["vector_level"] == vec
     for module in ("kernels", "optim", "step"):
         assert ran[module]["vector"] == [vec], (module, ran)
     assert ran["kernels"]["products"] == ([] if level == 0 else [min(level, 2)])
