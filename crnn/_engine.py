@@ -16,6 +16,7 @@ share the work:
 
 The estimators never see a workspace, a shard or a thread split.
 """
+import os
 import threading
 from typing import NamedTuple
 
@@ -40,8 +41,19 @@ MIN_UNITS_PER_THREAD = 32
 PREDICT_WS_BYTES = 32 * 2**20
 PREDICT_MAX_CHUNK = 256
 # guards every engine's scratch (TrainWorkspace buffers kept for the next
-# partial_fit): a take or a give-back is a dict operation under it
+# partial_fit): a take or a give-back is a dict operation under it.  A child
+# forked while another thread held it gets a new one (else its first
+# partial_fit would wait forever).
 _SCRATCH_LOCK = threading.Lock()
+
+
+def _new_scratch_lock():
+    global _SCRATCH_LOCK
+    _SCRATCH_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_scratch_lock)
 
 
 class ThreadPlan(NamedTuple):

@@ -4,6 +4,7 @@ Python validates, allocates and picks the thread count; the kernels
 (crnn._kernels, crnn._optim) do every computation over time steps and
 samples.  The training loop here only walks over mini-batches.
 """
+import copy
 import ctypes
 import numbers
 import operator
@@ -310,7 +311,7 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
                 f"compute_dtype='bfloat16' keeps float32 weights (mixed precision): it needs "
                 f"dtype=numpy.float32, got {self.dtype!r}.")
         if check_cpu and not _kernels.bf16_supported():
-            raise ValueError(_kernels.BF16_UNSUPPORTED)
+            raise ValueError(_kernels.bf16_unsupported_message())
         return _kernels.SIMD_BF16_LEVEL
 
     def _dtype(self):
@@ -465,27 +466,27 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
                                            early_stopping)
         work = engine.trainer(data, target, min(self.batch_size, len(pool)), n_threads, dtype,
                               weights, keep=incremental)
-        if weights is not None and not np.any(work.sample_weights[pool] > 0):
-            raise ValueError("The training samples' weights are all zero; at least one "
-                             "sample needs a non-zero weight.")
-        n_epochs = 1 if incremental else int(self.max_iter)
-        loop = EpochLoop(
-            make_solver(self),
-            LearningRate(self.learning_rate, self.learning_rate_init, self.power_t,
-                         self.max_iter),
-            n_epochs, self.tol, self.n_iter_no_change, shuffle=self.shuffle,
-            verbose=self.verbose, max_iter=None if incremental else self.max_iter,
-            epoch0=0 if incremental else state.n_iter,
-            dropout=engine.dropout > 0 and layout.num_layers > 1,
-            incremental=incremental,
-        )
-        if wants_callbacks(self):
-            loop.monitor = EpochMonitor(
-                self, X, y, "partial_fit" if incremental else "fit", n_epochs,
-                self._snapshot(engine, early_stopping,
-                               dict(target_info, n_features_in_=data.n_features)),
-                {} if sample_weight is None else {"sample_weight": sample_weight})
-        try:
+        try:        # the workspace's buffers go back to the engine however this ends
+            if weights is not None and not np.any(work.sample_weights[pool] > 0):
+                raise ValueError("The training samples' weights are all zero; at least one "
+                                 "sample needs a non-zero weight.")
+            n_epochs = 1 if incremental else int(self.max_iter)
+            loop = EpochLoop(
+                make_solver(self),
+                LearningRate(self.learning_rate, self.learning_rate_init, self.power_t,
+                             self.max_iter),
+                n_epochs, self.tol, self.n_iter_no_change, shuffle=self.shuffle,
+                verbose=self.verbose, max_iter=None if incremental else self.max_iter,
+                epoch0=0 if incremental else state.n_iter,
+                dropout=engine.dropout > 0 and layout.num_layers > 1,
+                incremental=incremental,
+            )
+            if wants_callbacks(self):
+                loop.monitor = EpochMonitor(
+                    self, X, y, "partial_fit" if incremental else "fit", n_epochs,
+                    self._snapshot(engine, early_stopping,
+                                   dict(target_info, n_features_in_=data.n_features)),
+                    {} if sample_weight is None else {"sample_weight": sample_weight})
             loop.run(state, work, pool, rng, validate)
         finally:
             work.release()
@@ -515,7 +516,10 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
                 f"current parameters and data need {self._describe(layout)}. Use fit "
                 "with warm_start=False to start a new network."
             )
-        rng = self._random_state if incremental else check_random_state(self.random_state)
+        # a copy: a call that fails (divergence) must not advance the fitted
+        # model's RandomState; the commit stores the advanced copy
+        rng = (copy.deepcopy(self._random_state) if incremental
+               else check_random_state(self.random_state))
         state = TrainState.of(self, dtype)
         if not incremental:
             state.reset_optimizer()

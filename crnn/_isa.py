@@ -32,3 +32,4 @@ def parse(value):
 
 RAW = os.environ.get(ENV)
 CAP = parse(RAW)
+VALUE = None if RAW is None else RAW.strip()      # as shown (show_config, messages)

@@ -385,7 +385,6 @@ class RNNLanguageModel(_BaseRNN):
 
         engine = self._engine(layout, True)
         n_threads = effective_n_threads(self.n_jobs)
-        work = engine.trainer(chunk(0), target, n_streams, n_threads, dtype, keep=incremental)
         shape = (layout.num_layers, n_streams, layout.hidden)
         lstm = layout.cell == "lstm"
 
@@ -426,6 +425,9 @@ class RNNLanguageModel(_BaseRNN):
             loop.monitor = EpochMonitor(self, X, None, "partial_fit" if incremental else "fit",
                                         loop.n_epochs,
                                         self._snapshot(engine, early_stopping, fitted_info))
+        # taken last: nothing can fail between taking the kept buffers and the
+        # finally that gives them back
+        work = engine.trainer(chunk(0), target, n_streams, n_threads, dtype, keep=incremental)
         try:
             loop.run(state, work, np.arange(n_chunks * n_streams, dtype=np.intp), rng, validate)
         finally:

@@ -38,7 +38,7 @@ def config_info():
         "threads": {"n_jobs=None": effective_n_threads(None), "usable cores": cpu_count(),
                     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
         "simd": {"level": level, "name": _isa.NAMES[level], "cpu": _isa.NAMES[cpu],
-                 _isa.ENV: _isa.RAW},
+                 _isa.ENV: _isa.VALUE},
         "blas": [{k: lib.get(k) for k in ("internal_api", "version", "num_threads",
                                           "threading_layer", "architecture", "filepath")}
                  for lib in blas_libs],

@@ -115,7 +115,7 @@ cdef class Config:
         # SIMD_BF16 (bfloat16 products) only where the CPU has them
         if simd == SIMD_BF16:
             if not crnn_bf16_detect():
-                raise ValueError(BF16_UNSUPPORTED)
+                raise ValueError(bf16_unsupported_message())
         else:
             simd = best if simd < 0 or simd > best else simd
         if not (0 <= dropout < 1):
@@ -1537,8 +1537,20 @@ BF16_UNSUPPORTED = (
 
 
 def bf16_supported():
-    """True where this build and CPU run the bfloat16 products."""
+    """True where this build and CPU run the bfloat16 products (and
+    CRNN_MAX_SIMD allows them)."""
     return bool(crnn_bf16_detect())
+
+
+def bf16_unsupported_message():
+    """Why bfloat16 compute is refused here: the CPU or build, or the cap."""
+    if crnn_isa_cpu() >= 3 and crnn_isa_level() < 3:
+        from crnn import _isa
+        return (f"bfloat16 compute needs SIMD level avx512_bf16, which this CPU has, but "
+                f"{_isa.ENV}={_isa.VALUE!r} caps crnn at {_isa.NAMES[crnn_isa_level()]}: "
+                f"unset {_isa.ENV} (or set it to avx512_bf16) before importing crnn, or use "
+                "compute_dtype=None (float32)")
+    return BF16_UNSUPPORTED
 
 
 def packed_gemm(int level, bint trans_a, bint trans_b, const floating[:, ::1] A,
@@ -1553,7 +1565,7 @@ def packed_gemm(int level, bint trans_a, bint trans_b, const floating[:, ::1] A,
     cdef int ok
     if level == SIMD_BF16:
         if floating is not float or not crnn_bf16_detect():
-            raise ValueError(BF16_UNSUPPORTED)
+            raise ValueError(bf16_unsupported_message())
     elif not 1 <= level <= crnn_simd_detect():
         raise ValueError(f"no SIMD level {level} on this CPU")
     if (B.shape[1] if trans_b else B.shape[0]) != K or C.shape[0] != M or C.shape[1] != N:
@@ -1585,7 +1597,7 @@ def bf16_rgemm(const float[:, ::1] A, const float[:, ::1] W, float[:, ::1] C, Py
     cdef Py_ssize_t M = A.shape[0], K = A.shape[1], Hs = C.shape[1] // G, PW = 32
     cdef unsigned int[::1] packed
     if not crnn_bf16_detect():
-        raise ValueError(BF16_UNSUPPORTED)
+        raise ValueError(bf16_unsupported_message())
     if W.shape[0] != G * Hs or W.shape[1] != K or C.shape[0] != M or C.shape[1] != G * Hs \
             or not (0 <= u0 <= u1 <= Hs) or u0 % PW or K < 1 or M < 1:
         raise ValueError("shapes do not match")

@@ -97,7 +97,10 @@ def _models():
         series, cov = 50 + np.sin(np.arange(60) / 3.0), None
 
     def use_fc(m):
-        if cov is not None and m.n_covariates_:
+        # a file whose attributes were emptied loads unfitted: predict then
+        # refuses it (NotFittedError); reading n_covariates_ first must not
+        # fail before that
+        if cov is not None and getattr(m, "n_covariates_", 0):
             fc = m.predict(6, X=cov.iloc[60:])
             lo, hi = m.predict_interval(6, X=cov.iloc[60:])
         else:

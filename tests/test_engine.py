@@ -379,3 +379,77 @@ def test_scratch_is_taken_exclusively():
     eng.keep_scratch({"ws": a, "grads": a})
     eng.clear_scratch()
     assert eng._scratch == {}
+
+
+def test_a_failed_partial_fit_leaves_the_random_state_and_the_buffers():
+    """A partial_fit that diverges leaves the model as it was, its
+    RandomState included (the next call equals a copy's that never saw the
+    failure); one refused after the workspace was made gives the kept
+    buffers back."""
+    import copy
+    import warnings
+
+    from crnn import RNNClassifier, RNNRegressor
+    X, y = _data(12, 6, seed=3)
+    est = RNNRegressor(cell="lstm", hidden_size=24, batch_size=4, n_jobs=2, random_state=0,
+                       shuffle=True)
+    est.partial_fit(X, y)
+    ref = copy.deepcopy(est)
+    est.set_params(learning_rate_init=1e30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="non-finite"):
+            est.partial_fit(X, y * 1e30)
+    est.set_params(learning_rate_init=1e-3)
+    np.testing.assert_array_equal(est._theta, ref._theta)
+    est.partial_fit(X, y)
+    ref.partial_fit(X, y)
+    np.testing.assert_array_equal(est._theta, ref._theta)
+
+    yc = np.array([0, 1] * 6)
+    clf = RNNClassifier(hidden_size=40, batch_size=12, random_state=0,
+                        class_weight={0: 1.0, 1: 0.0})
+    clf.partial_fit(X, yc, classes=[0, 1])
+    kept = dict(_scratch(clf))
+    with pytest.raises(ValueError, match="weights are all zero"):
+        clf.partial_fit(X[1::2], yc[1::2])
+    assert set(_scratch(clf)) == set(kept)
+
+
+def test_a_child_forked_while_the_scratch_lock_is_held_trains():
+    """os.fork while another thread holds the scratch lock: the child gets a
+    new lock and its partial_fit finishes (it waited forever before)."""
+    import os
+    import time
+
+    from crnn import _engine
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork")
+    X, y = _data(8, 5, seed=4)
+    with _engine._SCRATCH_LOCK:
+        pid = os.fork()
+        if pid == 0:                                    # pragma: no cover - the child
+            code = 1
+            try:
+                import warnings
+
+                from crnn import RNNRegressor
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")      # the fork's single-thread warning
+                    est = RNNRegressor(hidden_size=8, batch_size=8, random_state=0)
+                    est.partial_fit(X, y)
+                    est.partial_fit(X, y)
+                code = 0
+            finally:
+                os._exit(code)
+    deadline = time.monotonic() + 60
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung in partial_fit")
+        time.sleep(0.05)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

@@ -87,6 +87,20 @@ def test_parse():
             _isa.parse(bad)
 
 
+def test_value_shown_as_parsed():
+    """show_config shows the value stripped, as it was parsed."""
+    env = dict(os.environ, CRNN_MAX_SIMD=" AVX2\n")
+    code = ("import crnn, io, json; b = io.StringIO(); i = crnn.show_config(file=b); "
+            "print(json.dumps([i['simd'], b.getvalue()]))")
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    simd, text = json.loads(res.stdout.strip().splitlines()[-1])
+    assert simd["CRNN_MAX_SIMD"] == "AVX2" and simd["level"] == min(1, CPU)
+    line = [ln for ln in text.splitlines() if ln.startswith("SIMD level:")]
+    assert len(line) == 1 and line[0].endswith("CRNN_MAX_SIMD=AVX2)")
+
+
 def test_unknown_value_refused_at_import():
     env = dict(os.environ, CRNN_MAX_SIMD="avx3")
     res = subprocess.run([sys.executable, "-c", "import crnn"], env=env, capture_output=True,
@@ -128,6 +142,8 @@ def test_capped_process_runs_the_capped_kernels(cap, uncapped):
         assert got["bf16_fit"] == "ok" and got["ran_after_bf16"]["bf16"] == [3]
     else:
         assert "bfloat16 compute needs" in got["bf16_fit"]
+        # where the CPU has it, the message blames the cap, not the CPU
+        assert ("CRNN_MAX_SIMD" in got["bf16_fit"]) == (CPU == 3), got["bf16_fit"]
     # the same functions and models, to the rounding of the vector math
     x = np.linspace(-12, 12, 4001).astype(np.float32)
     np.testing.assert_allclose(got["tanh"], np.tanh(x.astype(np.float64)), rtol=4e-7,
