@@ -281,7 +281,6 @@ class TrainWorkspace:
                  keep=False):
         cfg = engine.cfg
         self.engine = engine
-        self.keep = bool(keep)
         empty = self._empty
         self.data = data
         self.n_threads = n_threads
@@ -291,6 +290,7 @@ class TrainWorkspace:
         self.plan = plan_threads(engine.layout, self.batch, n_threads, dtype.itemsize)
         self.n_shards = 1 if self.plan.hidden_split else self.plan.n_workers
         self.shard_rows = -(-self.batch // self.n_shards)
+        self.keep = bool(keep)
         self.ws = empty("ws", (self.n_shards,
                                cfg.workspace_size(self.shard_rows, self.T, True, self.varlen)),
                         dtype)
