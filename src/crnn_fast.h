@@ -249,26 +249,21 @@ static double crnn_xent_row_f32(float *restrict z, long n, int c, float ws)
     return CRNN_PICK(crnn_xent_row_f32, (z, n, c, ws));
 }
 
-/* Test hooks: tanh / sigmoid of a whole array with the vector kernels. */
-#define CRNN_DEF_TANH_ARRAY_F32(NAME, T, ATTR)     \
+/* Test hooks: tanh / sigmoid of a whole array with the vector kernels
+ * (FN applied in place). */
+#define CRNN_DEF_MAP_F32(NAME, FN, ATTR)     \
     ATTR static void NAME(float *x, long n)  \
     {                                        \
         for (long j = 0; j < n; j++)         \
-            x[j] = crnn_tanhf(x[j]);         \
+            x[j] = FN(x[j]);                 \
     }
-CRNN_VERSIONS(CRNN_DEF_TANH_ARRAY_F32, crnn_tanh_array_f32, float)
+CRNN_VERSIONS(CRNN_DEF_MAP_F32, crnn_tanh_array_f32, crnn_tanhf)
+CRNN_VERSIONS(CRNN_DEF_MAP_F32, crnn_sigmoid_array_f32, crnn_sigmoidf)
 static void crnn_tanh_array_f32(float *x, long n)
 {
     CRNN_PICK(crnn_tanh_array_f32, (x, n));
 }
 
-#define CRNN_DEF_SIGMOID_ARRAY_F32(NAME, T, ATTR)     \
-    ATTR static void NAME(float *x, long n)     \
-    {                                           \
-        for (long j = 0; j < n; j++)            \
-            x[j] = crnn_sigmoidf(x[j]);         \
-    }
-CRNN_VERSIONS(CRNN_DEF_SIGMOID_ARRAY_F32, crnn_sigmoid_array_f32, float)
 static void crnn_sigmoid_array_f32(float *x, long n)
 {
     CRNN_PICK(crnn_sigmoid_array_f32, (x, n));

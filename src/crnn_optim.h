@@ -138,99 +138,44 @@ CRNN_VERSIONS(CRNN_DEF_WSQ, crnn_wsq_f64, double)
 CRNN_VERSIONS(CRNN_DEF_OPTIM_V, f32, float)
 CRNN_VERSIONS(CRNN_DEF_OPTIM_V, f64, double)
 
-/* the optimizer's updates are named crnn_<solver>_<suffix>: versions
- * crnn_adam_f32_v0 ... */
-#if CRNN_MULTIVERSION
-#define CRNN_OPTIM_CASES(PREFIX, SUF, ARGS)                                             \
-    case 2: crnn_isa_note(CRNN_RAN_VECTOR, 2); PREFIX##SUF##_v2 ARGS; break;            \
-    case 1: crnn_isa_note(CRNN_RAN_VECTOR, 1); PREFIX##SUF##_v1 ARGS; break;            \
-    default: crnn_isa_note(CRNN_RAN_VECTOR, 0); PREFIX##SUF##_v0 ARGS; break;
-#else
-#define CRNN_OPTIM_CASES(PREFIX, SUF, ARGS)                                             \
-    default: crnn_isa_note(CRNN_RAN_VECTOR, 0); PREFIX##SUF##_v0 ARGS; break;
-#endif
-
-static double crnn_reduce_f32(float *grads, ptrdiff_t S, ptrdiff_t P, ptrdiff_t lo, ptrdiff_t hi)
-{
-    return CRNN_PICK(crnn_reduce_f32, (grads, S, P, lo, hi));
-}
-
-static double crnn_wsq_f32(const float *theta, const unsigned char *wmask, ptrdiff_t lo,
-                            ptrdiff_t hi)
-{
-    return CRNN_PICK(crnn_wsq_f32, (theta, wmask, lo, hi));
-}
-
-static void crnn_adam_f32(float *theta, const float *g, float *m, float *v,
-                           const unsigned char *wmask, ptrdiff_t lo, ptrdiff_t hi,
-                           double gscale, double alpha, double beta1, double beta2,
-                           double eps, double lr_bc1, double bc2_sqrt)
-{
-    switch (crnn_isa_vec) {
-    CRNN_OPTIM_CASES(crnn_adam_, f32, (theta, g, m, v, wmask, lo, hi, gscale, alpha, beta1,
-                                        beta2, eps, lr_bc1, bc2_sqrt))
+/* The functions the module calls, for one parameter type: each runs the
+ * version of the module's level (CRNN_PICK; the versions above are named
+ * crnn_<name>_<suffix>_v<level>). */
+#define CRNN_DEF_OPTIM_DISPATCH(SUF, T)                                                 \
+    static double crnn_reduce_##SUF(T *grads, ptrdiff_t S, ptrdiff_t P, ptrdiff_t lo,  \
+                                    ptrdiff_t hi)                                      \
+    {                                                                                  \
+        return CRNN_PICK(crnn_reduce_##SUF, (grads, S, P, lo, hi));                    \
+    }                                                                                  \
+    static double crnn_wsq_##SUF(const T *theta, const unsigned char *wmask,           \
+                                 ptrdiff_t lo, ptrdiff_t hi)                           \
+    {                                                                                  \
+        return CRNN_PICK(crnn_wsq_##SUF, (theta, wmask, lo, hi));                      \
+    }                                                                                  \
+    static void crnn_adam_##SUF(T *theta, const T *g, T *m, T *v,                      \
+                                const unsigned char *wmask, ptrdiff_t lo, ptrdiff_t hi, \
+                                double gscale, double alpha, double beta1, double beta2, \
+                                double eps, double lr_bc1, double bc2_sqrt)            \
+    {                                                                                  \
+        CRNN_PICK(crnn_adam_##SUF, (theta, g, m, v, wmask, lo, hi, gscale, alpha, beta1, \
+                                    beta2, eps, lr_bc1, bc2_sqrt));                    \
+    }                                                                                  \
+    static void crnn_sgd_##SUF(T *theta, const T *g, const unsigned char *wmask,       \
+                               ptrdiff_t lo, ptrdiff_t hi, double gscale, double alpha, \
+                               double lr)                                              \
+    {                                                                                  \
+        CRNN_PICK(crnn_sgd_##SUF, (theta, g, wmask, lo, hi, gscale, alpha, lr));       \
+    }                                                                                  \
+    static void crnn_momentum_##SUF(T *theta, const T *g, T *m,                        \
+                                    const unsigned char *wmask, ptrdiff_t lo,          \
+                                    ptrdiff_t hi, double gscale, double alpha,         \
+                                    double lr, double momentum, int nesterov, int first) \
+    {                                                                                  \
+        CRNN_PICK(crnn_momentum_##SUF, (theta, g, m, wmask, lo, hi, gscale, alpha, lr, \
+                                        momentum, nesterov, first));                   \
     }
-}
-
-static void crnn_sgd_f32(float *theta, const float *g, const unsigned char *wmask,
-                          ptrdiff_t lo, ptrdiff_t hi, double gscale, double alpha, double lr)
-{
-    switch (crnn_isa_vec) {
-    CRNN_OPTIM_CASES(crnn_sgd_, f32, (theta, g, wmask, lo, hi, gscale, alpha, lr))
-    }
-}
-
-static void crnn_momentum_f32(float *theta, const float *g, float *m,
-                               const unsigned char *wmask, ptrdiff_t lo, ptrdiff_t hi,
-                               double gscale, double alpha, double lr, double momentum,
-                               int nesterov, int first)
-{
-    switch (crnn_isa_vec) {
-    CRNN_OPTIM_CASES(crnn_momentum_, f32, (theta, g, m, wmask, lo, hi, gscale, alpha, lr,
-                                            momentum, nesterov, first))
-    }
-}
-
-static double crnn_reduce_f64(double *grads, ptrdiff_t S, ptrdiff_t P, ptrdiff_t lo, ptrdiff_t hi)
-{
-    return CRNN_PICK(crnn_reduce_f64, (grads, S, P, lo, hi));
-}
-
-static double crnn_wsq_f64(const double *theta, const unsigned char *wmask, ptrdiff_t lo,
-                            ptrdiff_t hi)
-{
-    return CRNN_PICK(crnn_wsq_f64, (theta, wmask, lo, hi));
-}
-
-static void crnn_adam_f64(double *theta, const double *g, double *m, double *v,
-                           const unsigned char *wmask, ptrdiff_t lo, ptrdiff_t hi,
-                           double gscale, double alpha, double beta1, double beta2,
-                           double eps, double lr_bc1, double bc2_sqrt)
-{
-    switch (crnn_isa_vec) {
-    CRNN_OPTIM_CASES(crnn_adam_, f64, (theta, g, m, v, wmask, lo, hi, gscale, alpha, beta1,
-                                        beta2, eps, lr_bc1, bc2_sqrt))
-    }
-}
-
-static void crnn_sgd_f64(double *theta, const double *g, const unsigned char *wmask,
-                          ptrdiff_t lo, ptrdiff_t hi, double gscale, double alpha, double lr)
-{
-    switch (crnn_isa_vec) {
-    CRNN_OPTIM_CASES(crnn_sgd_, f64, (theta, g, wmask, lo, hi, gscale, alpha, lr))
-    }
-}
-
-static void crnn_momentum_f64(double *theta, const double *g, double *m,
-                               const unsigned char *wmask, ptrdiff_t lo, ptrdiff_t hi,
-                               double gscale, double alpha, double lr, double momentum,
-                               int nesterov, int first)
-{
-    switch (crnn_isa_vec) {
-    CRNN_OPTIM_CASES(crnn_momentum_, f64, (theta, g, m, wmask, lo, hi, gscale, alpha, lr,
-                                            momentum, nesterov, first))
-    }
-}
+CRNN_DEF_OPTIM_DISPATCH(f32, float)
+CRNN_DEF_OPTIM_DISPATCH(f64, double)
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
