@@ -16,7 +16,22 @@ predict on a re-cut window per step.
     python benches/forecasting.py --accuracy
     python benches/forecasting.py --speed
 
-Needs statsmodels (accuracy) and torch==2.13.0 (speed comparison).
+Defaults (issue 26): ``--defaults`` scores ``RNNForecaster(random_state=0)``
+as a new user would call it, on 24 public series of several frequencies,
+lengths and kinds (statsmodels and aeon ship them offline) and 2 simulated
+random walks standing in for prices, against the baselines users reach for:
+naive, seasonal naive, drift, and statsforecast's AutoETS, AutoARIMA and
+AutoTheta.  Rolling origin: 3 origins, each forecasting one season ahead (5
+steps for annual and non-seasonal series), the last ending at the series'
+end; every model refitted at every origin on the history before it, given
+as a plain numpy array (crnn reads the season from the data); MASE scaled by
+the in-sample seasonal-naive MAE of that history, and sMAPE.
+
+    python benches/forecasting.py --defaults        # about 10 minutes on 2 cores
+    python benches/forecasting.py --defaults --only airline lynx
+
+Needs statsmodels (accuracy), aeon and statsforecast (defaults) and
+torch==2.13.0 (speed comparison).
 """
 import argparse
 import time
@@ -251,12 +266,147 @@ def speed(n_series=1000, T=200, steps=24, window=24, hidden=32):
           f"({one * n_series / ours:.0f}x ours; timed on {few} series)")
 
 
+# ---------------------------------------------------------------------------
+# defaults against the strongest baselines (issue 26)
+
+
+def public_series():
+    """name -> (series, season length, horizon, kind)."""
+    import statsmodels.api as sm
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")         # aeon deprecates some loaders
+        return _public_series(sm)
+
+
+def _public_series(sm):
+    import aeon.datasets as A
+    out = {}
+    out["airline"] = (A.load_airline(), 12, 12, "monthly")
+    co2 = sm.datasets.co2.load_pandas().data["co2"].resample("MS").mean().interpolate()
+    out["co2"] = (co2.to_numpy(), 12, 12, "monthly")
+    el = sm.datasets.elnino.load_pandas().data.drop(columns="YEAR").to_numpy().ravel()
+    out["elnino"] = (el, 12, 12, "monthly")
+    out["shampoo"] = (A.load_shampoo_sales(), 12, 6, "monthly, short")
+    out["lynx"] = (A.load_lynx(), 1, 5, "annual")
+    out["nile"] = (sm.datasets.nile.load_pandas().data["volume"].to_numpy(), 1, 5, "annual")
+    out["sunspots"] = (sm.datasets.sunspots.load_pandas().data["SUNACTIVITY"].to_numpy(), 1,
+                       5, "annual")
+    mac = sm.datasets.macrodata.load_pandas().data
+    for col in ("realgdp", "realcons", "realinv", "cpi", "m1", "unemp", "tbilrate", "pop"):
+        out[col] = (mac[col].to_numpy(), 4, 4, "quarterly")
+    for name, row in zip(("us consumption", "us income", "us production", "us savings",
+                          "us unemployment"), A.load_uschange()):
+        out[name] = (row, 4, 4, "quarterly, growth rates")
+    dan = sm.datasets.danish_data.load_pandas().data
+    for col in ("lrm", "ibo"):
+        out[f"danish {col}"] = (dan[col].to_numpy(), 4, 4, "quarterly, short")
+    ii = sm.datasets.interest_inflation.load_pandas().data
+    out["german inflation"] = (ii["Dp"].to_numpy(), 4, 4, "quarterly")
+    out["solar"] = (A.load_solar(), 48, 48, "half-hourly")
+    rng = np.random.default_rng(26)
+    for j in range(2):
+        out[f"random walk {j + 1}"] = (100 * np.exp(np.cumsum(0.01 * rng.standard_normal(
+            500))), 1, 5, "daily prices (simulated)")
+    return out
+
+
+def _statsforecast(model, y, h, m):
+    import pandas as pd
+    from statsforecast import StatsForecast
+    df = pd.DataFrame({"unique_id": 0, "ds": np.arange(len(y)), "y": y.astype(float)})
+    sf = StatsForecast(models=[model], freq=1, n_jobs=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fc = sf.forecast(df=df, h=h)
+    return fc.iloc[:, -1].to_numpy()
+
+
+def defaults(only=None):
+    from statsforecast.models import AutoARIMA, AutoETS, AutoTheta
+    from crnn import _baselines
+
+    def crnn_default(y, h, m, **kw):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            f = RNNForecaster(random_state=0, **kw).fit(y)
+        crnn_default.configs.append(f.config_["model"] if f.config_["model"] != "rnn" else
+                                    "rnn d={difference} D={seasonal_difference}".format(
+                                        **f.config_))
+        return np.asarray(f.predict(h))
+    crnn_default.configs = []
+
+    def base(kind):
+        def run(y, h, m):
+            p = _baselines.fit_params(kind, [y[:, None]], m)
+            st = _baselines.state(kind, p, y[:, None], m)
+            return _baselines.forecast(kind, p, st, h, m)[:, 0]
+        return run
+
+    methods = {
+        "RNNForecaster()": crnn_default,
+        "RNNForecaster(baselines=False)": lambda y, h, m: crnn_default(y, h, m,
+                                                                        baselines=False),
+        "naive": base("naive"),
+        "seasonal naive": lambda y, h, m: base("seasonal_naive")(y, h, max(m, 1)),
+        "drift": base("drift"),
+        "AutoETS": lambda y, h, m: _statsforecast(AutoETS(season_length=m), y, h, m),
+        "AutoARIMA": lambda y, h, m: _statsforecast(AutoARIMA(season_length=m), y, h, m),
+        "AutoTheta": lambda y, h, m: _statsforecast(AutoTheta(season_length=m), y, h, m),
+    }
+    mase = {k: [] for k in methods}
+    smape = {k: [] for k in methods}
+    times = {k: 0.0 for k in methods}
+    data = public_series()
+    names = [n for n in data if not only or n in only]
+    print(f"{'series':<20}{'n':>5}{'m':>4}{'h':>4}  " +
+          "".join(f"{k[:14]:>15}" for k in methods) + "  crnn's choice")
+    for name in names:
+        y, m, h, kind = data[name]
+        y = np.asarray(y, dtype=np.float64)
+        n = len(y)
+        origins_ = [n - 3 * h, n - 2 * h, n - h]
+        row = {}
+        crnn_default.configs.clear()
+        for k, fn in methods.items():
+            e_abs, e_s = [], []
+            t0 = time.perf_counter()
+            for o in origins_:
+                train, truth = y[:o], y[o:o + h]
+                pred = np.asarray(fn(train, h, m), dtype=np.float64)
+                lag = m if o > m else 1
+                sc = np.mean(np.abs(train[lag:] - train[:-lag]))
+                e_abs.append(np.mean(np.abs(truth - pred)) / (sc if sc > 0 else 1.0))
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    a = 200 * np.abs(truth - pred) / (np.abs(truth) + np.abs(pred))
+                e_s.append(np.mean(np.where(np.isfinite(a), a, 0.0)))
+            times[k] += time.perf_counter() - t0
+            row[k] = np.mean(e_abs)
+            mase[k].append(row[k])
+            smape[k].append(np.mean(e_s))
+        choice = ", ".join(dict.fromkeys(crnn_default.configs[:3]))
+        print(f"{name:<20}{n:>5}{m:>4}{h:>4}  " + "".join(f"{row[k]:>15.3f}" for k in methods)
+              + f"  {choice}", flush=True)
+    print("\nover the series: geometric-mean MASE, mean sMAPE %, series where the model "
+          "beats seasonal naive, seconds")
+    sn = np.array(mase["seasonal naive"])
+    for k in methods:
+        v = np.array(mase[k])
+        print(f"  {k:<32}{np.exp(np.mean(np.log(np.maximum(v, 1e-12)))):>8.3f}"
+              f"{np.mean(smape[k]):>9.2f}{f'{int(np.sum(v < sn))}/{len(v)}':>8}"
+              f"{times[k]:>9.1f}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--accuracy", action="store_true")
     p.add_argument("--speed", action="store_true")
+    p.add_argument("--defaults", action="store_true")
+    p.add_argument("--only", nargs="*")
     args = p.parse_args()
+    if args.defaults:
+        defaults(args.only)
+        return
     both = not (args.accuracy or args.speed)
     if args.speed or both:
         speed()

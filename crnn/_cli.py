@@ -42,11 +42,32 @@ def _need(ok, option, value, what):
         raise CLIError(f"{option} must be {what}; got {value!r}")
 
 
+def _auto_int(text):
+    """argparse type: an int, or the word auto."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int or auto, got {text!r}") from None
+
+
+def _auto_int_none(text):
+    """argparse type: an int, auto, or none."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return _auto_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected an int, auto or none, got {text!r}") \
+            from None
+
+
 def _check_int(args, name, low, high=None, option=None, allow_none=False):
-    """args.<name> an int in [low, high] (None when allowed)."""
+    """args.<name> an int in [low, high] (None when allowed; auto passes)."""
     v = getattr(args, name)
     option = option or "--" + name.replace("_", "-")
-    if v is None and allow_none:
+    if (v is None and allow_none) or v == "auto":
         return
     if high is None:
         _need(v >= low, option, v, "positive" if low == 1 else f"at least {low}")
@@ -188,11 +209,20 @@ def _parser():
     p.add_argument("--method", choices=["conformal", "simulate"], default="conformal",
                    help="interval method (default conformal; see "
                         "RNNForecaster.predict_interval)")
-    p.add_argument("--window-length", type=int, default=24, help="default 24")
-    p.add_argument("--difference", type=int, default=0,
-                   help="regular differences (1 for a trend; default 0)")
-    p.add_argument("--seasonal-period", type=int, default=None,
-                   help="seasonal difference at this lag (e.g. 12 for monthly data)")
+    p.add_argument("--window-length", type=_auto_int, default="auto",
+                   help="an int, or auto (default: chosen with the rest, see "
+                        "RNNForecaster)")
+    p.add_argument("--difference", type=_auto_int, default="auto",
+                   help="regular differences (1 for a trend), or auto (default: chosen on "
+                        "the validation tail)")
+    p.add_argument("--seasonal-period", type=_auto_int_none, default="auto",
+                   help="seasonal difference at this lag (e.g. 12 for monthly data), none, "
+                        "or auto (default: the season read from the dates or the data, "
+                        "its difference chosen on the validation tail)")
+    p.add_argument("--no-baselines", action="store_true",
+                   help="always forecast with the network (default: a naive, seasonal "
+                        "naive, drift or damped-trend forecast is used when it validates "
+                        "better)")
     p.add_argument("--cell", choices=["rnn", "gru", "lstm"], default="gru")
     p.add_argument("--hidden-size", type=int, default=32)
     p.add_argument("--max-iter", type=int, default=200, help="training epochs (default 200)")
@@ -397,10 +427,12 @@ def _forecast(args):
     # series keeps two windows of training data before it
     need = int(np.ceil(args.coverage / (1 - args.coverage))) if 0 < args.coverage < 1 else 0
     tail = steps + need + 10
-    n_z = len(y) - args.difference - (args.seasonal_period or 0)
-    calibration = tail if n_z - tail >= 2 * args.window_length + 1 else 0.2
+    W = 24 if args.window_length == "auto" else args.window_length
+    d = 1 if args.difference == "auto" else args.difference
+    s = args.seasonal_period if isinstance(args.seasonal_period, int) else 0
+    calibration = tail if len(y) - d - s - tail >= 2 * W + 1 else 0.2
     f = RNNForecaster(window_length=args.window_length, difference=args.difference,
-                      calibration_size=calibration,
+                      calibration_size=calibration, baselines=not args.no_baselines,
                       seasonal_period=args.seasonal_period, cell=args.cell,
                       hidden_size=args.hidden_size, max_iter=args.max_iter,
                       learning_rate_init=args.learning_rate_init,

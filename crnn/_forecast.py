@@ -25,6 +25,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _threads
 from ._estimators import RNNRegressor, check_int
+from . import _baselines
+from ._baselines import _KPSS_5PCT, kpss_statistic  # noqa: F401  (public here)
 from ._io import ModelFileMixin
 
 # RNNRegressor's training parameters that the forecaster passes through
@@ -515,27 +517,6 @@ def location_scale(z):
     return u.mean(axis=0) * a, np.maximum(sd, 1e-12) * a
 
 
-# the KPSS test's 5% critical value for level stationarity (Kwiatkowski et al.
-# 1992, table 1)
-_KPSS_5PCT = 0.463
-
-
-def kpss_statistic(y):
-    """KPSS statistic of level stationarity of a 1-D series, with the
-    Bartlett-window long-run variance at lag trunc(4 (T / 100) ** 0.25)
-    (the "short" lag of Kwiatkowski et al., as pmdarima's ndiffs uses)."""
-    y = np.asarray(y, dtype=np.float64)
-    T = len(y)
-    e = y - y.mean()
-    s2 = e @ e / T
-    if s2 <= 0:
-        return 0.0
-    lags = int(4 * (T / 100) ** 0.25)
-    for lag in range(1, min(lags, T - 1) + 1):
-        s2 += 2 * (1 - lag / (lags + 1)) * (e[lag:] @ e[:-lag]) / T
-    return float(np.sum(np.cumsum(e) ** 2) / (T * T * s2)) if s2 > 0 else np.inf
-
-
 def auto_difference(ys, season, max_d=2):
     """Regular differences that make the series level-stationary by the KPSS
     test at 5% (after the seasonal difference, if any), per column, the
@@ -572,33 +553,52 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
 
     Parameters
     ----------
-    window_length : int, default=24
+    window_length : int or "auto", default="auto"
         Steps of history in each training window, and the warm-up length of
-        a forecast.
+        a forecast.  "auto": twice the season length, at least 12, and at
+        most half of the shortest training history (after the validation
+        tail and the differences), so that short series still fit.
     cell, hidden_size, num_layers : as RNNRegressor (default "gru", 32, 1)
     scale : {"standard", None}, default="standard"
         Standardise each (differenced) series by its mean and standard
         deviation (per column); undone on output.  Covariates are
         standardised over all series.
-    difference : int or "auto", default=0
+    difference : int or "auto", default="auto"
         Regular differences taken before training (1 for a trend, 2 for a
         changing trend; at most 10, each one doubles the noise's range);
-        undone on output.  "auto": as many (at most 2) as
-        make the series level-stationary by the KPSS test at 5%, chosen at
-        fit (``difference_``).
-    seasonal_period : int, optional
-        Take one seasonal difference at this lag first (12 for monthly data
-        with a yearly pattern).
+        undone on output.  "auto": 0 or 1, chosen with the rest of the
+        configuration on the validation tail (see Notes); without a tail,
+        as many (at most 2) as make the series level-stationary by the KPSS
+        test at 5%.
+    seasonal_period : int, "auto" or None, default="auto"
+        An int: take one seasonal difference at this lag first (12 for
+        monthly data with a yearly pattern); it is also the season length of
+        the baselines and of the validation score.  "auto": the season
+        length is read from the index's frequency (monthly 12, quarterly 4,
+        weekly 52, daily 7, business-daily 5, hourly 24), else from the
+        autocorrelation of the first differences; whether to take the
+        seasonal difference is chosen on the validation tail.  None: no
+        season.
     calibration_size : float or int, default=0.2
-        Tail of each series held out at fit time to measure out-of-sample
-        forecast errors for every horizon (a fraction of its length, or a
-        number of steps), for ``predict_interval(method="conformal")``.  The
-        final model is then trained on the whole series, so a fit trains
-        twice.  None or 0: no calibration (only method="simulate" intervals,
-        from in-sample residuals).  Measuring the errors forecasts from every
-        origin of the tail to its end: a fit whose calibration forecasts would
-        hold more than 2**28 values (the forecast bound, see ``predict``) is
-        refused; use an int number of steps for long series.
+        Tail of each series held out at fit time (a fraction of its length,
+        or a number of steps).  Every candidate configuration is trained on
+        the rest and forecasts the tail from each of its origins: the scores
+        choose the configuration, and the chosen one's out-of-sample errors
+        at every horizon calibrate ``predict_interval(method="conformal")``.
+        The final model is then trained on the whole series.  None or 0: no
+        validation (the "auto" parameters follow fixed rules, the network is
+        used, and only method="simulate" intervals exist, from in-sample
+        residuals).  Measuring the errors forecasts from every origin of the
+        tail to its end: a fit whose validation forecasts would hold more
+        than 2**28 values (the forecast bound, see ``predict``) is refused;
+        use an int number of steps for long series.
+    baselines : bool, default=True
+        Let simple forecasters compete with the network on the validation
+        tail: the naive (random walk), seasonal naive, drift, and a damped
+        trend on the seasonally adjusted series (``crnn._baselines``).  When
+        one scores better than every network configuration it makes the
+        forecasts (``config_["model"]``), for the training series and for
+        any history given to ``predict``.  False: the network always.
     nonlinearity, dropout, forget_bias, solver, learning_rate,
     learning_rate_init, power_t, batch_size, max_iter, alpha, clip_norm,
     bptt_truncate, momentum, nesterovs_momentum, beta_1, beta_2, epsilon,
@@ -608,6 +608,18 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
 
     Notes
     -----
+    Automatic configuration (the default): the candidates are the network
+    with no difference, one regular difference, one seasonal difference and
+    both (the ones the "auto" parameters leave open; an int or None fixes
+    its part), and the baselines.  Each is fitted on every series but its
+    ``calibration_size`` tail and forecasts the tail from every origin in it;
+    its score is the mean absolute error over the first max(season, 6)
+    horizons, divided by each series' in-sample seasonal-naive error (MASE),
+    averaged over the series.  The lowest score wins, for all series of the
+    fit together; ``config_`` records the choice and every candidate's
+    score.  The network of the best network configuration is always trained
+    (``model_``), also when a baseline wins.
+
     The rows of a series are consecutive time steps.  A pandas series keeps
     its index: the forecast continues it (a DatetimeIndex with its
     frequency and time zone, DST changes included; a PeriodIndex, a
@@ -642,19 +654,27 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
     calibration_errors_ : list of ndarray
         Absolute out-of-sample errors per horizon (in units of each series'
         scale), entry h - 1 for horizon h; empty without calibration.
+    config_ : dict
+        What the fit chose: ``model`` ("rnn" or a baseline's name),
+        ``window_length``, ``difference``, ``seasonal_difference`` (its lag,
+        0 for none) of the network, ``seasonal_period`` (the season length,
+        1 for none), ``selected`` (whether a validation tail decided), and
+        ``candidates``: one dict per candidate with its ``score`` (None when
+        it could not be validated on these series).
     """
 
     def __init__(
         self,
         *,
-        window_length=24,
+        window_length="auto",
         cell="gru",
         hidden_size=32,
         num_layers=1,
         scale="standard",
-        difference=0,
-        seasonal_period=None,
+        difference="auto",
+        seasonal_period="auto",
         calibration_size=0.2,
+        baselines=True,
         nonlinearity="tanh",
         dropout=0.0,
         forget_bias=1.0,
@@ -691,6 +711,7 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         self.difference = difference
         self.seasonal_period = seasonal_period
         self.calibration_size = calibration_size
+        self.baselines = baselines
         self.nonlinearity = nonlinearity
         self.dropout = dropout
         self.forget_bias = forget_bias
@@ -723,12 +744,18 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
     # parameters
 
     def _check_params(self):
-        """The forecaster's own parameters (the network's: _check_network)."""
-        W = check_int(self, "window_length", 1)
-        auto = isinstance(self.difference, str) and self.difference == "auto"
-        d = "auto" if auto else check_int(self, "difference", 0, _MAX_DIFFERENCE,
-                                          also=" or 'auto'")
-        s = check_int(self, "seasonal_period", 1, allow_none=True) or 0
+        """The forecaster's own parameters (the network's: _check_network):
+        (window_length, difference, seasonal lag, baseline kinds), each an
+        int or "auto"; the seasonal lag is 0 for None."""
+        def auto(v):
+            return isinstance(v, str) and v == "auto"
+
+        W = "auto" if auto(self.window_length) else \
+            check_int(self, "window_length", 1, also=" or 'auto'")
+        d = "auto" if auto(self.difference) else \
+            check_int(self, "difference", 0, _MAX_DIFFERENCE, also=" or 'auto'")
+        s = "auto" if auto(self.seasonal_period) else \
+            check_int(self, "seasonal_period", 1, allow_none=True, also=" or 'auto'") or 0
         if not (self.scale is None or (isinstance(self.scale, str)
                                        and self.scale == "standard")):
             raise ValueError("The 'scale' parameter of RNNForecaster must be 'standard' or "
@@ -744,7 +771,10 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
                 raise ValueError("The 'calibration_size' parameter of RNNForecaster must be "
                                  "a float in [0, 1), an int in [0, 2147483647], or None. Got "
                                  f"{c!r} instead.")
-        return W, d, s
+        if not isinstance(self.baselines, (bool, np.bool_)):
+            raise ValueError("The 'baselines' parameter of RNNForecaster must be a bool. Got "
+                             f"{self.baselines!r} instead.")
+        return W, d, s, (_baselines.KINDS if self.baselines else ())
 
     def _network(self):
         return RNNRegressor(return_sequences=True, bidirectional=False,
@@ -866,22 +896,68 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         return self
 
     def _fit(self, y, X):
-        W, d, s = self._check_params()
+        W, d, s, kinds = self._check_params()
         self._check_network()
         ys, metas, flats, is_list = _series_list(y, "y")
         _frame_columns(metas, "y", "")        # one set of columns for all series
         xs = self._covariates(X, [len(v) for v in ys], "X", record=True)
         names = self.__dict__.pop("_names_seen", None)
-        if d == "auto":
-            d = auto_difference(ys, s)
-        self._W, self._d, self._s = W, d, s
-        self._check_fit_size(ys, xs)
+        m = self._season_length(ys, metas, s)
+        cuts = [self._cut(len(v)) for v in ys]
+        cands = self._network_candidates(ys, cuts, W, d, s, m)
+        self._check_fit_size(ys, xs, cuts, cands)
+        part = self._validated_series(ys, cuts, cands[0])
+        if part and len(cands) + len(kinds) > 1:
+            cands = [c for c in cands if all(
+                len(ys[i]) - cuts[i] >= c[0] + 1 + c[1] + c[2] for i in part)]
+            kinds = [k for k in kinds if all(
+                len(ys[i]) - cuts[i] >= max(_baselines.min_length(k, m), 3) for i in part)]
+        config = {"model": "rnn", "window_length": 0, "difference": 0,
+                  "seasonal_difference": 0, "seasonal_period": m, "selected": bool(part),
+                  "candidates": []}
+        errors, residuals, best = [], None, None
+        if part:
+            hsel = max(m, 6)
+            results = []                    # (score, entry, errors, residuals, what)
+            for kind in kinds:
+                e, r, sc = self._validate_baseline(kind, ys, cuts, part, m, hsel)
+                results.append((sc, {"model": kind, "score": sc}, e, r, kind))
+            for c in cands:
+                self._W, self._d, self._s = c
+                zs, xsz = self._prepare(ys, xs, fit_scalers=True)
+                e, r, sc = self._validate_network(ys, zs, xsz, cuts, part, m, hsel)
+                results.append((sc, {"model": "rnn", "window_length": c[0], "difference": c[1],
+                                     "seasonal_difference": c[2], "score": sc}, e, r, c))
+            config["candidates"] = [r[1] for r in results]
+            win = min(range(len(results)), key=lambda j: results[j][0])
+            _, _, errors, residuals, best = results[win]
+            nets = [r for r in results if r[1]["model"] == "rnn"]
+            net_cfg = min(nets, key=lambda r: r[0])[4]
+        else:
+            if self.calibration_size:
+                warnings.warn("The series are too short to hold out a calibration tail of "
+                              f"calibration_size={self.calibration_size} with "
+                              f"window_length={cands[0][0]}; conformal intervals are "
+                              "unavailable and the configuration is not validated.",
+                              UserWarning, stacklevel=3)
+            net_cfg = self._rule_candidate(ys, cands, d, s)
+            best = net_cfg
+        self._W, self._d, self._s = net_cfg
         zs, xsz = self._prepare(ys, xs, fit_scalers=True)
-        errors, residuals = self._calibrate(ys, zs, xsz)
         inputs, targets = self._windows(zs, xsz)
         net = self._network().fit(inputs, targets)
-        if residuals is None:               # in-sample one-step residuals
-            residuals = (targets - net.predict(inputs)).reshape(-1, targets.shape[-1])
+        if isinstance(best, str):           # a baseline won
+            config["model"] = best
+            self._bparams = _baselines.fit_params(best, ys, m)
+            self._bstate = [_baselines.state(best, self._bparams, v, m) for v in ys]
+            self._bscale = [_baselines.scale(v) for v in ys]
+        else:
+            self._bparams, self._bstate, self._bscale = np.zeros(0), [], []
+            if residuals is None:           # in-sample one-step residuals
+                residuals = (targets - net.predict(inputs)).reshape(-1, targets.shape[-1])
+        config.update(window_length=net_cfg[0], difference=net_cfg[1],
+                      seasonal_difference=net_cfg[2])
+        self.config_ = config
         self.model_ = net
         self.n_series_ = len(ys)
         self.n_columns_ = ys[0].shape[1]
@@ -890,31 +966,191 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         self.loss_curve_ = net.loss_curve_
         self.calibration_errors_ = errors
         self._residuals = np.asarray(residuals, dtype=np.float64)
-        tail = W + d + s
+        tail = sum(net_cfg)
         self._history = [v[-tail:].copy() for v in ys]
         self._history_x = [x[-tail:].copy() for x in xs]
         self._metas, self._flat, self._is_list = metas, flats[0], is_list
 
-    def _check_fit_size(self, ys, xs):
-        """Refuse, before any work, a fit whose training windows cannot fit
-        in this machine's memory or whose calibration forecasts exceed the
-        forecast bound (_MAX_VALUES)."""
+    # ------------------------------------------------------------------
+    # the automatic configuration
+
+    @staticmethod
+    def _season_length(ys, metas, s):
+        """The season length: the seasonal lag given, 1 for None, else read
+        from each series' index frequency or autocorrelation (the most
+        common value over the series, the shortest on a tie)."""
+        if s != "auto":
+            return s or 1
+        votes = []
+        for v, mt in zip(ys, metas):
+            info = mt["index"] if isinstance(mt, dict) else None
+            got = None
+            if isinstance(info, dict) and info.get("kind") in ("datetime", "period"):
+                got = _baselines.season_from_freq(info.get("freq"))
+            votes.append(got if got is not None else _baselines.season_from_acf(v))
+        values, counts = np.unique(votes, return_counts=True)
+        return int(values[np.argmax(counts)])
+
+    def _cut(self, n):
+        """Steps of a series of n observations held out for validation."""
+        c = self.calibration_size
+        if not c:
+            return 0
+        n_cal = int(np.ceil(c * n)) if not isinstance(c, numbers.Integral) else int(c)
+        return min(n_cal, n)
+
+    def _network_candidates(self, ys, cuts, W, d, s, m):
+        """The network configurations (window, differences, seasonal lag) the
+        parameters leave open, simplest first, each with its window; those
+        the shortest series cannot train on are left out (all of them: the
+        first, whose fit then reports the series as too short)."""
+        lags = [s] if s != "auto" else ([0, m] if m > 1 else [0])
+        ds = [d] if d != "auto" else [0, 1]
+        shortest = min(len(v) - c if len(v) - c >= 2 else len(v) for v, c in zip(ys, cuts))
+        out = []
+        for lag in lags:
+            for dd in ds:
+                if W == "auto":
+                    w = max(1, min(max(2 * m, 12), (shortest - dd - lag - 1) // 2))
+                else:
+                    w = W
+                out.append((w, dd, lag))
+        fits = [c for c in out if all(len(v) >= sum(c) + 1 for v in ys)]
+        return fits or out[:1]
+
+    def _validated_series(self, ys, cuts, cand):
+        """The series whose tail the candidates are scored on: those with a
+        tail that leave the simplest network a window to train on."""
+        return [i for i, (v, c) in enumerate(zip(ys, cuts))
+                if c and len(v) - c >= sum(cand) + 1]
+
+    def _rule_candidate(self, ys, cands, d, s):
+        """Without a validation tail: the simplest candidate, with the KPSS
+        test's regular differences when difference="auto"."""
+        w, dd, lag = cands[0]
+        if d == "auto":
+            dd = auto_difference(ys, lag)
+            if self.window_length == "auto":
+                shortest = min(len(v) for v in ys)
+                w = max(1, min(w, (shortest - dd - lag - 1) // 2))
+            if not all(len(v) >= w + dd + lag + 1 for v in ys):
+                dd = cands[0][1]
+        return (w, dd, lag)
+
+    @staticmethod
+    def _mase_scale(head, m):
+        """Each column's in-sample seasonal-naive MAE (naive when the head
+        is not longer than a season), 1 where it is 0."""
+        lag = m if len(head) > m else 1
+        if len(head) <= lag:
+            return np.ones(head.shape[1])
+        sc = np.mean(np.abs(head[lag:] - head[:-lag]), axis=0)
+        return np.where(sc > 0, sc, 1.0)
+
+    @staticmethod
+    def _reduce(preds, ys, cuts, part, units, m, hsel):
+        """Validation forecasts -> (absolute errors by horizon in units of
+        each series' unit, one-step residuals in those units, the score: the
+        MASE over the first hsel horizons averaged over series).  preds[j]
+        is (cut, cut, k): row r the forecast from origin n - cut + r (NaN
+        past the end)."""
+        steps = max(cuts[i] for i in part)
+        by_h = [[] for _ in range(steps)]
+        one_step, scores = [], []
+        for j, i in enumerate(part):
+            y, c = ys[i], cuts[i]
+            n = len(y)
+            head = y[:n - c]
+            msc = RNNForecaster._mase_scale(head, m)
+            tot, cnt = 0.0, 0
+            for r in range(c):
+                o = n - c + r
+                n_true = n - o
+                err = np.abs(y[o:] - preds[j][r, :n_true])
+                e = err / units[j]
+                for h in range(n_true):
+                    by_h[h].append(e[h].mean())
+                one_step.append((y[o] - preds[j][r, 0]) / units[j])
+                hh = min(n_true, hsel)
+                tot += float((err[:hh] / msc).mean(axis=1).sum())
+                cnt += hh
+            scores.append(tot / cnt)
+        with np.errstate(over="ignore", invalid="ignore"):
+            score = float(np.mean(scores))
+        if not np.isfinite(score):
+            score = float("inf")
+        return [np.asarray(e) for e in by_h], np.asarray(one_step), score
+
+    def _validate_baseline(self, kind, ys, cuts, part, m, hsel):
+        """A baseline's validation: parameters from the heads, forecasts
+        from every origin of each tail."""
+        heads = [ys[i][:len(ys[i]) - cuts[i]] for i in part]
+        params = _baselines.fit_params(kind, heads, m)
+        preds, units = [], []
+        for i in part:
+            y, c = ys[i], cuts[i]
+            n = len(y)
+            f = _baselines.rolling(kind, params, y, np.arange(n - c, n), c, m, n - c)
+            for r in range(c):              # past the end
+                f[r, c - r:] = np.nan
+            preds.append(f)
+            units.append(_baselines.scale(y))
+        return self._reduce(preds, ys, cuts, part, units, m, hsel)
+
+    def _validate_network(self, ys, zs, xsz, cuts, part, m, hsel):
+        """The network's validation (the current _W, _d, _s): trained on all
+        but each tail, it forecasts every tail from each of its origins."""
         W, d, s = self._W, self._d, self._s
+        heads = [(zs[i][:len(zs[i]) - cuts[i]], xsz[i][:len(zs[i]) - cuts[i] + 1])
+                 for i in part]
+        inputs, targets = self._windows([h[0] for h in heads], [h[1] for h in heads])
+        net = self._network().fit(inputs, targets)
+        # one stream per origin o (history z[:o]), forecast to the series' end
+        meta = [(i, o) for i in part for o in range(len(zs[i]) - cuts[i], len(zs[i]))]
+        steps = max(cuts[i] for i in part)
+        mm = xsz[0].shape[1]
+        z_hist = np.stack([zs[i][o - W:o] for i, o in meta])
+        x_hist = np.stack([xsz[i][o - W + 1:o + 1] for i, o in meta])
+        x_future = np.zeros((len(meta), steps, mm))
+        for j, (i, o) in enumerate(meta):
+            x = xsz[i][o + 1:o + steps]
+            x_future[j, :len(x)] = x
+        zf = self._run(net, z_hist, x_hist, x_future, steps)
+        preds, j = [], 0
+        k = ys[0].shape[1]
+        for i in part:
+            c = cuts[i]
+            f = np.full((c, c, k), np.nan)
+            for r in range(c):
+                o = len(zs[i]) - c + r
+                n_true = c - r
+                history = ys[i][:o + d + s]
+                with np.errstate(over="ignore", invalid="ignore"):
+                    f[r, :n_true] = undifference(zf[j, :n_true] * self._std[i] + self._mean[i],
+                                                 history, d, s)
+                j += 1
+            preds.append(f)
+        return self._reduce(preds, ys, cuts, part, [self._std[i] for i in part], m, hsel)
+
+    def _check_fit_size(self, ys, xs, cuts, cands):
+        """Refuse, before any work, a fit whose training windows cannot fit
+        in this machine's memory or whose validation forecasts exceed the
+        forecast bound (_MAX_VALUES)."""
         k, m = ys[0].shape[1], xs[0].shape[1]
-        n_z = [len(v) - d - s for v in ys]
-        n_windows = sum(max(n - W, 0) for n in n_z)
-        # float64 windows (inputs and targets) and the network's copy of them
-        need = n_windows * W * (2 * k + m) * (8 + np.dtype(self.dtype).itemsize)
-        have = _threads.physical_memory()
-        if have is not None and need > have:
-            raise ValueError(
-                f"window_length={W} cuts the series into {n_windows:,} training windows of "
-                f"{W} steps: {need / 2**30:,.1f} GiB, more than this machine's "
-                f"{have / 2**30:,.1f} GiB of memory. Use a shorter window_length or "
-                "shorter series.")
-        if not self.calibration_size or min(n_z) < W + 1:
+        for W, d, s in cands:
+            n_z = [len(v) - d - s for v in ys]
+            n_windows = sum(max(n - W, 0) for n in n_z)
+            # float64 windows (inputs and targets) and the network's copy of them
+            need = n_windows * W * (2 * k + m) * (8 + np.dtype(self.dtype).itemsize)
+            have = _threads.physical_memory()
+            if have is not None and need > have:
+                raise ValueError(
+                    f"window_length={W} cuts the series into {n_windows:,} training windows "
+                    f"of {W} steps: {need / 2**30:,.1f} GiB, more than this machine's "
+                    f"{have / 2**30:,.1f} GiB of memory. Use a shorter window_length or "
+                    "shorter series.")
+        if not any(cuts):
             return
-        cuts = [self._split_calibration(n) for n in n_z]
         values = sum(cuts) * max(cuts) * (k + m)
         if values > _MAX_VALUES:
             raise ValueError(
@@ -929,55 +1165,6 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         """The regular differences used (an int, also when difference="auto")."""
         check_is_fitted(self, "model_")
         return self._d
-
-    def _split_calibration(self, n):
-        c = self.calibration_size
-        if not c:
-            return 0
-        n_cal = int(np.ceil(c * n)) if not isinstance(c, numbers.Integral) else int(c)
-        return n_cal if n - n_cal >= self._W + 1 else 0
-
-    def _calibrate(self, ys, zs, xsz):
-        """Out-of-sample absolute errors per horizon (scaled per series), and
-        one-step residuals in the model's space, from a network trained on
-        all but each series' tail."""
-        if not self.calibration_size:
-            return [], None
-        cuts = [self._split_calibration(len(z)) for z in zs]
-        if not any(cuts):
-            warnings.warn("The series are too short to hold out a calibration tail of "
-                          f"calibration_size={self.calibration_size} with "
-                          f"window_length={self._W}; conformal intervals are unavailable.",
-                          UserWarning, stacklevel=3)
-            return [], None
-        heads = [(z[:len(z) - c], x[:len(z) - c + 1]) for z, x, c in zip(zs, xsz, cuts) if c]
-        inputs, targets = self._windows([h[0] for h in heads], [h[1] for h in heads])
-        net = self._network().fit(inputs, targets)
-        # one stream per origin o (history z[:o]), forecast to the series' end
-        W, d, s = self._W, self._d, self._s
-        meta = [(i, o) for i, (z, c) in enumerate(zip(zs, cuts)) for o in range(len(z) - c,
-                                                                               len(z))]
-        steps = max(cuts)
-        m = xsz[0].shape[1]
-        z_hist = np.stack([zs[i][o - W:o] for i, o in meta])
-        x_hist = np.stack([xsz[i][o - W + 1:o + 1] for i, o in meta])
-        x_future = np.zeros((len(meta), steps, m))
-        for j, (i, o) in enumerate(meta):
-            x = xsz[i][o + 1:o + steps]
-            x_future[j, :len(x)] = x
-        zf = self._run(net, z_hist, x_hist, x_future, steps)
-        by_h = [[] for _ in range(steps)]
-        one_step = []
-        for j, (i, o) in enumerate(meta):
-            n_true = len(zs[i]) - o
-            history = ys[i][:o + d + s]
-            yf = undifference(zf[j, :n_true] * self._std[i] + self._mean[i], history, d, s)
-            truth = ys[i][o + d + s:o + d + s + n_true]
-            err = np.abs(truth - yf) / self._std[i]
-            for h in range(n_true):
-                by_h[h].append(err[h].mean())
-            one_step.append(zs[i][o] - zf[j, 0])
-        return [np.asarray(e) for e in by_h], np.asarray(one_step)
 
     # ------------------------------------------------------------------
     # the recursion
@@ -1104,13 +1291,18 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
                                  "their values for the history and the forecast steps.")
             xs = self._covariates(X, [len(v) for v in ys], "X", extra=steps, m=m) \
                 if m else None
-            need = self._W + self._d + self._s
+            kind = self._kind()
+            if kind == "rnn":
+                need = self._W + self._d + self._s
+                why = "window_length + difference + seasonal_period"
+            else:
+                need = _baselines.min_length(kind, self.config_["seasonal_period"])
+                why = f"the {kind} forecast chosen at fit"
             for i, v in enumerate(ys):
                 if len(v) < need:
                     raise ValueError(
                         f"y{f'[{i}]' if len(ys) > 1 else ''} has {len(v)} observations; a "
-                        f"forecast needs at least {need} (window_length + difference + "
-                        "seasonal_period).")
+                        f"forecast needs at least {need} ({why}).")
         for mt in metas:                    # labels pandas cannot make: refused now
             if mt is not None:
                 try:
@@ -1155,20 +1347,52 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
                                         self._s)
         return out.reshape(S, P, steps, k)
 
+    def _kind(self):
+        """The model that forecasts: "rnn" or a baseline's name."""
+        config = getattr(self, "config_", None)
+        return config["model"] if config else "rnn"
+
     def _forecast(self, y, X, steps, n_paths=0, rng=None):
         ys, xs, metas, flat, is_list, steps = self._histories(y, X, steps, n_paths)
-        scalers = self._scalers_for(ys, y is not None)
-        z, x_hist, x_future, H, mu, sd = self._stack(ys, xs, scalers, steps)
-        if n_paths:
-            out = self._simulate(z, x_hist, x_future, H, mu, sd, steps, n_paths, rng)
+        kind = self._kind()
+        if kind != "rnn":
+            out, scalers = self._forecast_baseline(kind, ys, y is not None, steps, n_paths,
+                                                   rng)
         else:
-            zf = self._run(self.model_, z, x_hist, x_future, steps)
-            with np.errstate(over="ignore", invalid="ignore"):
-                out = undifference(zf * sd + mu, H, self._d, self._s)
-        if not np.all(np.isfinite(out)):
+            scalers = self._scalers_for(ys, y is not None)
+            z, x_hist, x_future, H, mu, sd = self._stack(ys, xs, scalers, steps)
+            if n_paths:
+                out = self._simulate(z, x_hist, x_future, H, mu, sd, steps, n_paths, rng)
+            else:
+                zf = self._run(self.model_, z, x_hist, x_future, steps)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    out = undifference(zf * sd + mu, H, self._d, self._s)
+        if not all(np.all(np.isfinite(f)) for f in out):
             raise ValueError("The forecast overflows float64: the series' values or their "
                              "differences are too close to the largest float.")
         return list(out), ys, metas, flat, is_list, scalers, steps
+
+    def _forecast_baseline(self, kind, ys, given, steps, n_paths, rng):
+        """The chosen baseline's forecasts (or n_paths sample paths, the
+        one-step validation residuals resampled as innovations) of every
+        history, and each one's (0, unit) for the conformal intervals."""
+        m = self.config_["seasonal_period"]
+        if given:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                states = [_baselines.state(kind, self._bparams, v, m) for v in ys]
+            units = [_baselines.scale(v) for v in ys]
+        else:
+            states, units = self._bstate, self._bscale
+        out = []
+        with np.errstate(over="ignore", invalid="ignore"):
+            for st, u in zip(states, units):
+                if n_paths:
+                    idx = rng.integers(0, len(self._residuals), size=(n_paths, steps))
+                    out.append(_baselines.simulate(kind, self._bparams, st, steps, m,
+                                                   self._residuals[idx] * u))
+                else:
+                    out.append(_baselines.forecast(kind, self._bparams, st, steps, m))
+        return out, [(np.zeros_like(u), u) for u in units]
 
     # ------------------------------------------------------------------
     # output shaping
@@ -1327,13 +1551,14 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         scores : dict
             ``horizon`` (1..steps) and, per horizon, ``mae``, ``rmse``,
             ``mase`` (the MAE over the in-sample MAE of the seasonal-naive
-            forecast at ``seasonal_period``, naive without it, on the first
-            training set; averaged over series) and ``smape`` (percent,
+            forecast at the season length (``seasonal_period``, or the one
+            "auto" reads from the first training sets; naive without one), on
+            the first training set; averaged over series) and ``smape`` (percent,
             0-200); ``n_origins``.
         """
         self._check_params()
         self._check_network()
-        ys, _, _, _ = _series_list(y, "y")
+        ys, metas, _, _ = _series_list(y, "y")
         xs = None if X is None else self._covariates(X, [len(v) for v in ys], "X")
         for name, v, low in (("steps", steps, 1), ("initial_window", initial_window, 1),
                              ("stride", stride, 1)):
@@ -1343,7 +1568,8 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         if not origins:
             raise ValueError(f"no origin leaves {steps} observations after initial_window="
                              f"{initial_window} (shortest series: {min(len(v) for v in ys)}).")
-        period = self.seasonal_period or 1
+        period = self._season_length([v[:initial_window] for v in ys], metas,
+                                     self._check_params()[2])
         naive = []
         for v in ys:
             train = v[:initial_window]
@@ -1395,9 +1621,88 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
     _FITTED_ATTRIBUTES = frozenset({
         "_W", "_d", "_s", "_mean", "_std", "_x_mean", "_x_std", "_residuals", "_history",
         "_history_x", "_metas", "_flat", "_is_list", "model_", "n_series_", "n_columns_",
-        "n_covariates_", "loss_curve_", "calibration_errors_", "covariate_names_"})
-    # absent from the files of crnn versions before it was recorded
-    _OPTIONAL_FITTED_ATTRIBUTES = frozenset({"covariate_names_"})
+        "n_covariates_", "loss_curve_", "calibration_errors_", "covariate_names_", "config_",
+        "_bparams", "_bstate", "_bscale"})
+    # absent from the files of crnn versions before they were recorded
+    _OPTIONAL_FITTED_ATTRIBUTES = frozenset({"covariate_names_", "config_", "_bparams",
+                                             "_bstate", "_bscale"})
+    # absent from the files of crnn versions before the automatic choice,
+    # whose forecasters were the network alone
+    _OPTIONAL_PARAMS = {"baselines": False}
+    _CONFIG_KEYS = frozenset({"model", "window_length", "difference", "seasonal_difference",
+                              "seasonal_period", "selected", "candidates"})
+
+    @classmethod
+    def _check_config(cls, config, W, d, s, S, k, attrs):
+        """A model file's config_ and baseline state: one consistent choice
+        (ValueError otherwise)."""
+        if not (isinstance(config, dict) and set(config) == cls._CONFIG_KEYS):
+            raise ValueError(f"config_ is not a dict with the keys {sorted(cls._CONFIG_KEYS)}.")
+        kind = config["model"]
+        if kind not in ("rnn",) + _baselines.KINDS:
+            raise ValueError(f"config_['model'] is {kind!r}; expected 'rnn' or one of "
+                             f"{_baselines.KINDS}.")
+        for key, v in (("window_length", W), ("difference", d), ("seasonal_difference", s)):
+            if type(config[key]) is not int or config[key] != v:
+                raise ValueError(f"config_[{key!r}] is {config[key]!r}, not the network's {v}.")
+        m = config["seasonal_period"]
+        if type(m) is not int or not 1 <= m <= 2**31 - 1:
+            raise ValueError(f"config_['seasonal_period'] is {m!r}; expected an int >= 1.")
+        if type(config["selected"]) is not bool:
+            raise ValueError("config_['selected'] is not a bool.")
+        cands = config["candidates"]
+        names = ("rnn",) + _baselines.KINDS
+        ok = isinstance(cands, list)
+        for c in cands if ok else ():
+            ok = isinstance(c, dict) and c.get("model") in names and set(c) == (
+                {"model", "score", "window_length", "difference", "seasonal_difference"}
+                if c["model"] == "rnn" else {"model", "score"}) and (
+                c["score"] is None or type(c["score"]) is float) and all(
+                type(c[n]) is int for n in ("window_length", "difference",
+                                            "seasonal_difference") if n in c)
+            if not ok:
+                break
+        if not ok:
+            raise ValueError("config_['candidates'] is not a list of candidate dicts, each "
+                             "with its model, configuration and score.")
+        params, states, scales = attrs["_bparams"], attrs["_bstate"], attrs["_bscale"]
+        if kind == "rnn":
+            if not (isinstance(params, np.ndarray) and params.shape == (0,)
+                    and states == [] and scales == []):
+                raise ValueError("_bparams, _bstate and _bscale are not empty for a network's "
+                                 "forecaster.")
+            return
+        if not (isinstance(params, np.ndarray) and params.dtype == np.float64
+                and params.shape == ((3,) if kind == "damped" else (0,))
+                and np.all(np.isfinite(params))):
+            raise ValueError(f"_bparams is not the {kind} forecast's parameters.")
+        if kind == "damped":
+            a, b, phi = params
+            if not (0 < a <= 1 and 0 <= b <= a and 0 < phi <= 1):
+                raise ValueError(f"_bparams {params.tolist()} are not damped-trend "
+                                 "parameters (0 < alpha <= 1, 0 <= beta <= alpha, 0 < phi "
+                                 "<= 1).")
+        rows = {"naive": 1, "seasonal_naive": m, "drift": 2, "damped": 3 + m}[kind]
+
+        def finite(v, shape):
+            return isinstance(v, np.ndarray) and v.dtype == np.float64 and \
+                v.shape == shape and bool(np.all(np.isfinite(v)))
+
+        if not (isinstance(states, list) and len(states) == S
+                and all(finite(v, (rows, k)) for v in states)):
+            raise ValueError(f"_bstate is not {S} finite float64 array(s) of shape "
+                             f"{(rows, k)} (the {kind} forecast's state).")
+        if kind == "damped":
+            for v in states:
+                mult = v[2]
+                if not (np.all((mult == 0) | (mult == 1))
+                        and np.all(np.where(mult == 1, v[3:] > 0, True))):
+                    raise ValueError("_bstate holds damped-trend states whose seasonal "
+                                     "indices are not multiplicative (> 0) or additive.")
+        if not (isinstance(scales, list) and len(scales) == S
+                and all(finite(v, (k,)) and np.all(v > 0) for v in scales)):
+            raise ValueError(f"_bscale is not {S} positive finite float64 array(s) of "
+                             f"shape ({k},).")
 
     def _restore_fitted(self, attrs):
         """Check a model file's fitted attributes describe one consistent
@@ -1409,7 +1714,8 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         if not required <= set(attrs) <= names:
             raise ValueError(f"fitted attributes unknown: {sorted(set(attrs) - names)}, "
                              f"missing: {sorted(required - set(attrs))}.")
-        attrs = {"covariate_names_": None, **attrs}
+        attrs = {"covariate_names_": None, "_bparams": np.zeros(0), "_bstate": [],
+                 "_bscale": [], **attrs}
         cov_names = attrs["covariate_names_"]
         if cov_names is not None and not (
                 isinstance(cov_names, list) and len(cov_names) == attrs["n_covariates_"]
@@ -1424,6 +1730,12 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
             if type(v) is not int or not low <= v <= high:
                 raise ValueError(f"{n} is {v!r}; expected an int in [{low}, {high}].")
         S, k, m = ints["n_series_"], ints["n_columns_"], ints["n_covariates_"]
+        if "config_" not in attrs:          # a file from before the automatic choice
+            attrs["config_"] = {"model": "rnn", "window_length": ints["_W"],
+                                "difference": ints["_d"], "seasonal_difference": ints["_s"],
+                                "seasonal_period": max(ints["_s"], 1), "selected": False,
+                                "candidates": []}
+        self._check_config(attrs["config_"], ints["_W"], ints["_d"], ints["_s"], S, k, attrs)
         net = attrs["model_"]
         layout = getattr(net, "_layout", None)
         if not isinstance(net, RNNRegressor) or not hasattr(net, "_theta") or \

@@ -482,11 +482,14 @@ def _build(desc, dec, where, expected=None, shown=None):
     # names and structure first: no value is decoded for a file whose
     # parameters or attributes are not this class's
     known = set(cls._get_param_names())
-    if set(desc["params"]) != known:
+    # parameters a class added later, absent from older files: the value that
+    # keeps an older model's behaviour
+    added = getattr(cls, "_OPTIONAL_PARAMS", {})
+    if not known - set(added) <= set(desc["params"]) <= known:
         raise ModelFileError(
             f"{shown}: the parameters of its {cls.__name__} are not those of this crnn's "
             f"(unknown: {_names(set(desc['params']) - known)}, "
-            f"missing: {_names(known - set(desc['params']))}).")
+            f"missing: {_names(known - set(added) - set(desc['params']))}).")
     fitted = cls._FITTED_ATTRIBUTES
     # attributes a class added later, absent from older files
     required = fitted - getattr(cls, "_OPTIONAL_FITTED_ATTRIBUTES", frozenset())
@@ -497,6 +500,7 @@ def _build(desc, dec, where, expected=None, shown=None):
             f"missing: {_names(required - set(desc['attributes']))}.")
     at = f"{where}." if where else ""
     params = {k: dec.value(v, f"parameter {at}{k}") for k, v in desc["params"].items()}
+    params = {**added, **params}
     attrs = {k: dec.value(v, f"attribute {at}{k}") for k, v in desc["attributes"].items()}
     try:
         estimator = cls(**params)

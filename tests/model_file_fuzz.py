@@ -110,7 +110,8 @@ def _models():
         finite(lo)
         finite(hi)
 
-    fc = crnn.RNNForecaster(window_length=6, hidden_size=3, max_iter=2, random_state=0)
+    fc = crnn.RNNForecaster(window_length=6, hidden_size=3, max_iter=2, random_state=0,
+                            difference=0, seasonal_period=None)
     if cov is not None:
         fc.fit(series, X=cov.iloc[:60])
     else:

@@ -385,6 +385,7 @@ def test_bf16_in_the_language_model_transcriber_and_forecaster():
         t = np.arange(300)
         series = np.sin(2 * np.pi * t / 25) + 0.05 * np.random.default_rng(0).normal(size=300)
         fc = RNNForecaster(window_length=25, hidden_size=32, max_iter=30, random_state=0,
+                           difference=0, seasonal_period=None, baselines=False,
                            calibration_size=None, compute_dtype="bfloat16").fit(series)
         f16 = fc.predict(25)
         assert np.sqrt(np.mean((np.ravel(f16) - np.sin(2 * np.pi * np.arange(300, 325) / 25))

@@ -75,7 +75,8 @@ def test_the_console_script_is_installed_and_help_explains_every_option():
      "no regular frequency"),
     ("data", ["{p}", "--column", "sales", "--steps", "0"], "--steps must be positive"),
     ("empty", ["{p}", "--column", "sales"], "cannot be read as CSV"),
-    ("short", ["{p}", "--column", "sales", "--max-iter", "1"], "has 5 observations"),
+    ("short", ["{p}", "--column", "sales", "--max-iter", "1", "--window-length", "24"],
+     "has 5 observations"),
     ("future", ["{p}", "--column", "sales"], "empty trailing rows"),
     ("data", ["{p}", "--column", "sales", "--covariates", "promo"], "values for the forecast"),
 ])
