@@ -11,7 +11,10 @@ end-of-document token as input and also scores its end, one token in
 ~3,500).  Reference floors on this split: a unigram model 3.30 nats/char,
 the bigram model 2.48 (both fitted on the training text).
 
-The PyTorch model is the same network: one-hot input (F.one_hot) into
+The PyTorch model is the same network: one-hot input (crnn's
+embedding_dim=None, pinned here so that the speed figures of issues 11, 15
+and 25 stay comparable; RNNLanguageModel's default is an embedding since
+issue 26: benches/lm_defaults.py) (F.one_hot) into
 nn.LSTM(V, H, L, batch_first=True, dropout=...) and nn.Linear(H, V) (V = 67:
 the 65 characters and crnn's unknown and end tokens), Adam at the same
 learning rate and schedule (CosineAnnealingLR), gradient-norm clipping at 5,
@@ -134,7 +137,7 @@ def quality(args):
     train, val = load()
     uni, big = ngram_floors(train, val)
     print(f"floors: unigram {uni:.3f}, bigram {big:.3f} nats/char")
-    model = RNNLanguageModel(hidden_size=args.hidden, num_layers=args.layers,
+    model = RNNLanguageModel(hidden_size=args.hidden, num_layers=args.layers, embedding_dim=None,
                              seq_length=args.seq_length, batch_size=args.batch_size,
                              learning_rate_init=args.lr, n_jobs=args.threads,
                              dropout=args.dropout, learning_rate=args.schedule,
@@ -212,7 +215,7 @@ def quality_torch(args):
 def speed(args):
     import torch
     train, val = load()
-    model = RNNLanguageModel(hidden_size=args.hidden, num_layers=args.layers,
+    model = RNNLanguageModel(hidden_size=args.hidden, num_layers=args.layers, embedding_dim=None,
                              seq_length=args.seq_length, batch_size=args.batch_size,
                              learning_rate_init=args.lr, n_jobs=args.threads, random_state=0)
     n_chars = args.speed_chars

@@ -20,15 +20,19 @@ Defaults (issue 26): ``--defaults`` scores ``RNNForecaster(random_state=0)``
 as a new user would call it, on 24 public series of several frequencies,
 lengths and kinds (statsmodels and aeon ship them offline) and 2 simulated
 random walks standing in for prices, against the baselines users reach for:
-naive, seasonal naive, drift, and statsforecast's AutoETS, AutoARIMA and
-AutoTheta.  Rolling origin: 3 origins, each forecasting one season ahead (5
-steps for annual and non-seasonal series), the last ending at the series'
-end; every model refitted at every origin on the history before it, given
-as a plain numpy array (crnn reads the season from the data); MASE scaled by
-the in-sample seasonal-naive MAE of that history, and sMAPE.
+naive, seasonal naive, drift, statsforecast's AutoETS, AutoARIMA and
+AutoTheta, and the same network trained by PyTorch; also crnn's 5-network
+ensemble and its network alone.  Rolling origin: 3 origins, each
+forecasting one season ahead (5 steps for annual and non-seasonal series, 6
+for the 36-point shampoo series), the last ending at the series' end;
+every model refitted at every origin on the history before it, given as a
+plain numpy array (crnn reads the season from the data); MASE scaled by the
+in-sample seasonal-naive MAE of that history, and sMAPE.
 
     python benches/forecasting.py --defaults        # about 10 minutes on 2 cores
     python benches/forecasting.py --defaults --only airline lynx
+    python benches/forecasting.py --defaults --plot docs/img/forecast_defaults.png
+    python benches/forecasting.py --coverage        # intervals on simulated processes
 
 Needs statsmodels (accuracy), aeon and statsforecast (defaults) and
 torch==2.13.0 (speed comparison).
@@ -310,6 +314,38 @@ def _public_series(sm):
     return out
 
 
+def _plot_defaults(names, mase, path):
+    """Geometric-mean MASE per method, and crnn's MASE per series against
+    each statistical model's (below the diagonal: crnn is better)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.8))
+    geo = {k: float(np.exp(np.mean(np.log(np.maximum(v, 1e-12))))) for k, v in mase.items()}
+    order = sorted(geo, key=geo.get)
+    a.barh(order[::-1], [geo[k] for k in order[::-1]],
+           color=["tab:red" if k.startswith("RNNForecaster") else "tab:gray"
+                  for k in order[::-1]])
+    a.set_xlabel(f"geometric-mean MASE over {len(names)} series (lower is better)")
+    a.set_title("RNNForecaster at its defaults against the baselines")
+    mine = np.array(mase["RNNForecaster()"])
+    for k, marker in (("AutoETS", "o"), ("AutoARIMA", "s"), ("AutoTheta", "^"),
+                      ("seasonal naive", "x")):
+        if k in mase:
+            b.scatter(mase[k], mine, marker=marker, label=k, alpha=0.75)
+    lo, hi = 0.8 * min(min(v) for v in mase.values()), 1.2 * max(max(v) for v in mase.values())
+    b.plot([lo, hi], [lo, hi], color="black", lw=0.8)
+    b.set_xscale("log")
+    b.set_yscale("log")
+    b.set_xlabel("the baseline's MASE on a series")
+    b.set_ylabel("RNNForecaster()'s MASE on that series")
+    b.set_title("per series (below the line: crnn is better)")
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    print(f"wrote {path}")
+
+
 def _statsforecast(model, y, h, m):
     import pandas as pd
     from statsforecast import StatsForecast
@@ -321,7 +357,7 @@ def _statsforecast(model, y, h, m):
     return fc.iloc[:, -1].to_numpy()
 
 
-def defaults(only=None):
+def defaults(only=None, keep=None, plot=None):
     from statsforecast.models import AutoARIMA, AutoETS, AutoTheta
     from crnn import _baselines
 
@@ -335,6 +371,47 @@ def defaults(only=None):
         return np.asarray(f.predict(h))
     crnn_default.configs = []
 
+    def torch_same(y, h, m):
+        """The network crnn chose without baselines (its window and
+        differences), trained by PyTorch as crnn trains it: a GRU of 32 units
+        and a linear head on every step of every window, Adam at 1e-3,
+        batches of 32, 200 epochs, gradient norm clipped at 5; forecast
+        recursively after a warm-up over the last window."""
+        import torch
+        from crnn._forecast import difference, undifference
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            c = RNNForecaster(random_state=0, baselines=False).fit(y).config_
+        W, d, D = c["window_length"], c["difference"], c["seasonal_difference"]
+        y2 = y[:, None]
+        z = difference(y2, d, D)[:, 0]
+        mu, sd = z.mean(), max(z.std(), 1e-12)
+        z = (z - mu) / sd
+        torch.manual_seed(0)
+        gru, head = torch.nn.GRU(1, 32, batch_first=True), torch.nn.Linear(32, 1)
+        params = list(gru.parameters()) + list(head.parameters())
+        opt = torch.optim.Adam(params, lr=1e-3)
+        win = np.lib.stride_tricks.sliding_window_view(z, W + 1)
+        xs = torch.tensor(win[:, :-1, None], dtype=torch.float32)
+        ys = torch.tensor(win[:, 1:, None], dtype=torch.float32)
+        g = torch.Generator().manual_seed(0)
+        for _ in range(200):
+            for idx in torch.randperm(len(xs), generator=g).split(32):
+                opt.zero_grad()
+                out, _ = gru(xs[idx])
+                loss = torch.mean((head(out) - ys[idx]) ** 2)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 5.0)
+                opt.step()
+        with torch.no_grad():
+            out, state = gru(torch.tensor(z[None, -W:, None], dtype=torch.float32))
+            preds = [head(out[:, -1])]
+            for _ in range(h - 1):
+                out, state = gru(preds[-1][:, None], state)
+                preds.append(head(out[:, -1]))
+        zf = torch.cat(preds, 1).numpy()[0].astype(np.float64) * sd + mu
+        return undifference(zf[:, None], y2[-(W + d + D):], d, D)[:, 0]
+
     def base(kind):
         def run(y, h, m):
             p = _baselines.fit_params(kind, [y[:, None]], m)
@@ -344,8 +421,11 @@ def defaults(only=None):
 
     methods = {
         "RNNForecaster()": crnn_default,
+        "RNNForecaster(n_estimators=5)": lambda y, h, m: crnn_default(y, h, m,
+                                                                       n_estimators=5),
         "RNNForecaster(baselines=False)": lambda y, h, m: crnn_default(y, h, m,
                                                                         baselines=False),
+        "torch, same network": torch_same,
         "naive": base("naive"),
         "seasonal naive": lambda y, h, m: base("seasonal_naive")(y, h, max(m, 1)),
         "drift": base("drift"),
@@ -353,6 +433,8 @@ def defaults(only=None):
         "AutoARIMA": lambda y, h, m: _statsforecast(AutoARIMA(season_length=m), y, h, m),
         "AutoTheta": lambda y, h, m: _statsforecast(AutoTheta(season_length=m), y, h, m),
     }
+    if keep:
+        methods = {k: v for k, v in methods.items() if k in keep}
     mase = {k: [] for k in methods}
     smape = {k: [] for k in methods}
     times = {k: 0.0 for k in methods}
@@ -386,14 +468,62 @@ def defaults(only=None):
         choice = ", ".join(dict.fromkeys(crnn_default.configs[:3]))
         print(f"{name:<20}{n:>5}{m:>4}{h:>4}  " + "".join(f"{row[k]:>15.3f}" for k in methods)
               + f"  {choice}", flush=True)
+    if plot:
+        _plot_defaults(names, mase, plot)
     print("\nover the series: geometric-mean MASE, mean sMAPE %, series where the model "
           "beats seasonal naive, seconds")
-    sn = np.array(mase["seasonal naive"])
+    sn = np.array(mase["seasonal naive"]) if "seasonal naive" in mase else None
     for k in methods:
         v = np.array(mase[k])
         print(f"  {k:<32}{np.exp(np.mean(np.log(np.maximum(v, 1e-12)))):>8.3f}"
-              f"{np.mean(smape[k]):>9.2f}{f'{int(np.sum(v < sn))}/{len(v)}':>8}"
+              f"{np.mean(smape[k]):>9.2f}"
+              f"{f'{int(np.sum(v < sn))}/{len(v)}' if sn is not None else '-':>8}"
               f"{times[k]:>9.1f}")
+
+
+def coverage(reps=40, n=240, h=12, nominal=0.9):
+    """Interval coverage of RNNForecaster() at its defaults on simulated
+    processes: for each process, `reps` independent series of n points, a
+    fit on the first n - h, the fraction of the last h values inside the
+    nominal interval (conformal and simulated)."""
+    rng = np.random.default_rng(26)
+
+    def ar1(k):
+        e = rng.standard_normal(k)
+        y = np.zeros(k)
+        for t in range(1, k):
+            y[t] = 0.7 * y[t - 1] + e[t]
+        return y
+
+    def seasonal(k):
+        t = np.arange(k)
+        return 10 + 3 * np.sin(2 * np.pi * t / 12) + ar1(k)
+
+    processes = {
+        "AR(1), phi 0.7": ar1,
+        "random walk": lambda k: np.cumsum(rng.standard_normal(k)),
+        "trend + noise": lambda k: 0.1 * np.arange(k) + rng.standard_normal(k),
+        "season 12 + AR(1)": seasonal,
+    }
+    print(f"\ncoverage of the {nominal:.0%} interval, {reps} series of {n} points per "
+          f"process, horizons 1-{h}")
+    for name, gen in processes.items():
+        inside = {"conformal": [], "simulate": []}
+        chosen = []
+        for _ in range(reps):
+            y = gen(n)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                f = RNNForecaster(random_state=0).fit(y[:n - h])
+            chosen.append(f.config_["model"])
+            for method in inside:
+                lo, hi = f.predict_interval(h, coverage=nominal, method=method,
+                                            random_state=0)
+                truth = y[n - h:]
+                inside[method].append((truth >= lo) & (truth <= hi))
+        picks = ", ".join(f"{k} {chosen.count(k)}" for k in dict.fromkeys(chosen))
+        print(f"  {name:<22} conformal {np.mean(inside['conformal']):6.1%}  simulate "
+              f"{np.mean(inside['simulate']):6.1%}   (chosen: {picks})", flush=True)
 
 
 def main():
@@ -402,10 +532,16 @@ def main():
     p.add_argument("--accuracy", action="store_true")
     p.add_argument("--speed", action="store_true")
     p.add_argument("--defaults", action="store_true")
-    p.add_argument("--only", nargs="*")
+    p.add_argument("--coverage", action="store_true")
+    p.add_argument("--only", nargs="*", help="series (--defaults)")
+    p.add_argument("--methods", nargs="*", help="methods (--defaults), by their names")
+    p.add_argument("--plot", help="write the --defaults figure to this image file")
     args = p.parse_args()
-    if args.defaults:
-        defaults(args.only)
+    if args.defaults or args.coverage:
+        if args.defaults:
+            defaults(args.only, args.methods, args.plot)
+        if args.coverage:
+            coverage()
         return
     both = not (args.accuracy or args.speed)
     if args.speed or both:

@@ -96,8 +96,9 @@ def season_from_acf(y, max_lag=400):
     averaged): the shortest lag >= 2 that is a local peak, above 0.25 and
     3 / sqrt(n) (the white-noise bound at 0.3%), at least 0.3 above the
     deepest dip before it (a season's trough: a trend's slowly decaying
-    autocorrelation has none), and within 80% of the highest such peak; 1
-    when there is none.  The series is read after removing a
+    autocorrelation has none), and within 80% of the highest such peak (or
+    the calendar period next to it, when its autocorrelation is as high);
+    1 when there is none.  The series is read after removing a
     straight line (a smooth season survives that, where differencing would
     drown it in noise), and, when that shows no peak, after one difference
     (a season on a wandering level).  Lags up to a third of the series (at
@@ -144,7 +145,21 @@ def _acf_peak(x, max_lag):
     if not peaks:
         return 1
     top = max(v for _, v in peaks)
-    return next(lag for lag, v in peaks if v >= 0.8 * top)
+    lag = next(lag for lag, v in peaks if v >= 0.8 * top)
+    # a flat top (a smooth season sampled finely, e.g. half-hourly data with
+    # r at lags 47 and 48 equal to 2 digits) is read as the calendar's period
+    # next to it when that one is as high
+    for p in _CALENDAR:
+        if p != lag and abs(p - lag) <= max(1, lag // 50) and p <= L \
+                and r[p - 1] >= r[lag - 1] - 0.02:
+            return p
+    return lag
+
+
+# the periods of calendars and clocks: a week in days or business days,
+# a year in quarters, months or weeks, a day in hours, half-hours, quarter
+# hours or 5 minutes, a week in hours or half-hours
+_CALENDAR = (4, 5, 7, 12, 24, 48, 52, 96, 168, 288, 336)
 
 
 def scale(y):

@@ -508,7 +508,9 @@ def _text_parser():
     t.add_argument("--num-layers", type=int, default=2)
     t.add_argument("--cell", choices=["rnn", "gru", "lstm"], default="lstm")
     t.add_argument("--tokenizer", choices=["char", "word"], default="char")
-    t.add_argument("--embedding-dim", type=int, default=None)
+    t.add_argument("--embedding-dim", type=_auto_int_none, default="auto",
+                   help="embedding width, auto (default: the hidden size) or none "
+                        "(one-hot input)")
     t.add_argument("--max-vocab", type=int, default=None)
     t.add_argument("--seq-length", type=int, default=100)
     t.add_argument("--batch-size", type=int, default=32)

@@ -555,8 +555,8 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
     ----------
     window_length : int or "auto", default="auto"
         Steps of history in each training window, and the warm-up length of
-        a forecast.  "auto": twice the season length, at least 12, and at
-        most half of the shortest training history (after the validation
+        a forecast.  "auto": the season length, at least 12, and at most
+        half of the shortest training history (after the validation
         tail and the differences), so that short series still fit.
     cell, hidden_size, num_layers : as RNNRegressor (default "gru", 32, 1)
     scale : {"standard", None}, default="standard"
@@ -599,6 +599,16 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         one scores better than every network configuration it makes the
         forecasts (``config_["model"]``), for the training series and for
         any history given to ``predict``.  False: the network always.
+    n_estimators : int, default=1
+        Networks trained on the chosen configuration, each from its own seed
+        (the first from ``random_state``, the others from seeds drawn from
+        it), whose forecasts are combined by their median, as N-BEATS
+        combines its members; simulated paths are shared out among them.
+        The configuration is chosen, and the conformal intervals calibrated,
+        with the first network alone, so a fit costs n_estimators - 1 more
+        trainings on the whole series.  On benches/forecasting.py --defaults
+        five networks did not improve the default's accuracy (see
+        docs/performance.md), so the default is one.
     nonlinearity, dropout, forget_bias, solver, learning_rate,
     learning_rate_init, power_t, batch_size, max_iter, alpha, clip_norm,
     bptt_truncate, momentum, nesterovs_momentum, beta_1, beta_2, epsilon,
@@ -661,6 +671,9 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         1 for none), ``selected`` (whether a validation tail decided), and
         ``candidates``: one dict per candidate with its ``score`` (None when
         it could not be validated on these series).
+    estimators_ : list of RNNRegressor
+        The ensemble's networks, ``model_`` first (``n_estimators`` of them
+        when the network forecasts, else ``model_`` alone).
     """
 
     def __init__(
@@ -675,6 +688,7 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         seasonal_period="auto",
         calibration_size=0.2,
         baselines=True,
+        n_estimators=1,
         nonlinearity="tanh",
         dropout=0.0,
         forget_bias=1.0,
@@ -712,6 +726,7 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         self.seasonal_period = seasonal_period
         self.calibration_size = calibration_size
         self.baselines = baselines
+        self.n_estimators = n_estimators
         self.nonlinearity = nonlinearity
         self.dropout = dropout
         self.forget_bias = forget_bias
@@ -771,6 +786,7 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
                 raise ValueError("The 'calibration_size' parameter of RNNForecaster must be "
                                  "a float in [0, 1), an int in [0, 2147483647], or None. Got "
                                  f"{c!r} instead.")
+        check_int(self, "n_estimators", 1, 1000)
         if not isinstance(self.baselines, (bool, np.bool_)):
             raise ValueError("The 'baselines' parameter of RNNForecaster must be a bool. Got "
                              f"{self.baselines!r} instead.")
@@ -946,6 +962,11 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         zs, xsz = self._prepare(ys, xs, fit_scalers=True)
         inputs, targets = self._windows(zs, xsz)
         net = self._network().fit(inputs, targets)
+        self._members = []
+        if not isinstance(best, str):       # the network forecasts: its other members
+            for seed in self._member_seeds(self.n_estimators):
+                self._members.append(self._network().set_params(random_state=seed)
+                                     .fit(inputs, targets))
         if isinstance(best, str):           # a baseline won
             config["model"] = best
             self._bparams = _baselines.fit_params(best, ys, m)
@@ -970,6 +991,26 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         self._history = [v[-tail:].copy() for v in ys]
         self._history_x = [x[-tail:].copy() for x in xs]
         self._metas, self._flat, self._is_list = metas, flats[0], is_list
+
+    def _member_seeds(self, n):
+        """Seeds of the ensemble's members after the first: drawn from
+        random_state (None: none)."""
+        if n <= 1:
+            return []
+        rs = self.random_state
+        if rs is None:
+            return [None] * (n - 1)
+        if isinstance(rs, np.random.RandomState):
+            return [int(v) for v in rs.randint(2**31 - 1, size=n - 1)]
+        state = np.random.SeedSequence(int(rs)).generate_state(n - 1)
+        return [int(v) % (2**31 - 1) for v in state]
+
+    @property
+    def estimators_(self):
+        """The ensemble's networks: ``model_`` and the others (one network
+        when a baseline forecasts)."""
+        check_is_fitted(self, "model_")
+        return [self.model_] + list(getattr(self, "_members", []))
 
     # ------------------------------------------------------------------
     # the automatic configuration
@@ -999,6 +1040,9 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         n_cal = int(np.ceil(c * n)) if not isinstance(c, numbers.Integral) else int(c)
         return min(n_cal, n)
 
+    # window_length="auto": this many seasons (at least 12 steps)
+    _WINDOW_SEASONS = 1
+
     def _network_candidates(self, ys, cuts, W, d, s, m):
         """The network configurations (window, differences, seasonal lag) the
         parameters leave open, simplest first, each with its window; those
@@ -1011,7 +1055,8 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         for lag in lags:
             for dd in ds:
                 if W == "auto":
-                    w = max(1, min(max(2 * m, 12), (shortest - dd - lag - 1) // 2))
+                    w = max(1, min(max(int(self._WINDOW_SEASONS * m), 12),
+                                   (shortest - dd - lag - 1) // 2))
                 else:
                     w = W
                 out.append((w, dd, lag))
@@ -1060,26 +1105,26 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         for j, i in enumerate(part):
             y, c = ys[i], cuts[i]
             n = len(y)
-            head = y[:n - c]
-            msc = RNNForecaster._mase_scale(head, m)
-            tot, cnt = 0.0, 0
-            for r in range(c):
-                o = n - c + r
-                n_true = n - o
-                err = np.abs(y[o:] - preds[j][r, :n_true])
-                e = err / units[j]
-                for h in range(n_true):
-                    by_h[h].append(e[h].mean())
-                one_step.append((y[o] - preds[j][r, 0]) / units[j])
-                hh = min(n_true, hsel)
-                tot += float((err[:hh] / msc).mean(axis=1).sum())
-                cnt += hh
-            scores.append(tot / cnt)
+            msc = RNNForecaster._mase_scale(y[:n - c], m)
+            # truth[r, h] = y[n - c + r + h] where that exists (r + h < c)
+            r_, h_ = np.meshgrid(np.arange(c), np.arange(c), indexing="ij")
+            valid = r_ + h_ < c
+            truth = y[np.minimum(n - c + r_ + h_, n - 1)]
+            with np.errstate(over="ignore", invalid="ignore"):
+                err = np.abs(truth - preds[j])                  # (origin, horizon, k)
+                e = (err / units[j]).mean(axis=2)
+                for h in range(c):
+                    by_h[h].append(e[:c - h, h])
+                one_step.append((y[n - c:] - preds[j][:, 0]) / units[j])
+                sel = valid & (h_ < hsel)
+                scores.append(float((err / msc).mean(axis=2)[sel].mean()))
+        by_h = [np.concatenate(v) for v in by_h]
+        one_step = np.concatenate(one_step)
         with np.errstate(over="ignore", invalid="ignore"):
             score = float(np.mean(scores))
         if not np.isfinite(score):
             score = float("inf")
-        return [np.asarray(e) for e in by_h], np.asarray(one_step), score
+        return by_h, one_step, score
 
     def _validate_baseline(self, kind, ys, cuts, part, m, hsel):
         """A baseline's validation: parameters from the heads, forecasts
@@ -1333,6 +1378,7 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         bounded; the draws are those of one call for all streams."""
         S, W, k = z.shape
         m = x_hist.shape[2]
+        nets = self.estimators_
         out = np.empty((S * P, steps, k))
         per_stream = steps * (3 * k + m + 1) + (W + H.shape[1]) * (k + m)
         rows = max(1, _CHUNK_VALUES // per_stream)
@@ -1340,11 +1386,19 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
             b = min(a + rows, S * P)
             series = np.arange(a, b) // P
             idx = rng.integers(0, len(self._residuals), size=(b - a, steps))
-            zf = self._run(self.model_, z[series], x_hist[series], x_future[series], steps,
-                           noise=self._residuals[idx])
-            with np.errstate(over="ignore", invalid="ignore"):
-                out[a:b] = undifference(zf * sd[series] + mu[series], H[series], self._d,
-                                        self._s)
+            noise = self._residuals[idx]
+            # path p of each series runs on member p % n_members
+            member = (np.arange(a, b) % P) % len(nets)
+            for j, net in enumerate(nets):
+                rows_j = np.flatnonzero(member == j)
+                if not len(rows_j):
+                    continue
+                sj = series[rows_j]
+                zf = self._run(net, z[sj], x_hist[sj], x_future[sj], steps,
+                               noise=noise[rows_j])
+                with np.errstate(over="ignore", invalid="ignore"):
+                    out[a + rows_j] = undifference(zf * sd[sj] + mu[sj], H[sj], self._d,
+                                                   self._s)
         return out.reshape(S, P, steps, k)
 
     def _kind(self):
@@ -1364,9 +1418,12 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
             if n_paths:
                 out = self._simulate(z, x_hist, x_future, H, mu, sd, steps, n_paths, rng)
             else:
-                zf = self._run(self.model_, z, x_hist, x_future, steps)
-                with np.errstate(over="ignore", invalid="ignore"):
-                    out = undifference(zf * sd + mu, H, self._d, self._s)
+                outs = []
+                for net in self.estimators_:
+                    zf = self._run(net, z, x_hist, x_future, steps)
+                    with np.errstate(over="ignore", invalid="ignore"):
+                        outs.append(undifference(zf * sd + mu, H, self._d, self._s))
+                out = outs[0] if len(outs) == 1 else np.median(np.stack(outs), axis=0)
         if not all(np.all(np.isfinite(f)) for f in out):
             raise ValueError("The forecast overflows float64: the series' values or their "
                              "differences are too close to the largest float.")
@@ -1622,13 +1679,13 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         "_W", "_d", "_s", "_mean", "_std", "_x_mean", "_x_std", "_residuals", "_history",
         "_history_x", "_metas", "_flat", "_is_list", "model_", "n_series_", "n_columns_",
         "n_covariates_", "loss_curve_", "calibration_errors_", "covariate_names_", "config_",
-        "_bparams", "_bstate", "_bscale"})
+        "_bparams", "_bstate", "_bscale", "_members"})
     # absent from the files of crnn versions before they were recorded
     _OPTIONAL_FITTED_ATTRIBUTES = frozenset({"covariate_names_", "config_", "_bparams",
-                                             "_bstate", "_bscale"})
+                                             "_bstate", "_bscale", "_members"})
     # absent from the files of crnn versions before the automatic choice,
     # whose forecasters were the network alone
-    _OPTIONAL_PARAMS = {"baselines": False}
+    _OPTIONAL_PARAMS = {"baselines": False, "n_estimators": 1}
     _CONFIG_KEYS = frozenset({"model", "window_length", "difference", "seasonal_difference",
                               "seasonal_period", "selected", "candidates"})
 
@@ -1715,7 +1772,7 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
             raise ValueError(f"fitted attributes unknown: {sorted(set(attrs) - names)}, "
                              f"missing: {sorted(required - set(attrs))}.")
         attrs = {"covariate_names_": None, "_bparams": np.zeros(0), "_bstate": [],
-                 "_bscale": [], **attrs}
+                 "_bscale": [], "_members": [], **attrs}
         cov_names = attrs["covariate_names_"]
         if cov_names is not None and not (
                 isinstance(cov_names, list) and len(cov_names) == attrs["n_covariates_"]
@@ -1737,12 +1794,21 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
                                 "candidates": []}
         self._check_config(attrs["config_"], ints["_W"], ints["_d"], ints["_s"], S, k, attrs)
         net = attrs["model_"]
-        layout = getattr(net, "_layout", None)
-        if not isinstance(net, RNNRegressor) or not hasattr(net, "_theta") or \
-                (net.n_features_in_, net.n_outputs_) != (k + m, k) or not net._fitted_seq() \
-                or getattr(layout, "ndir", None) != 1 or getattr(layout, "tokens", True):
-            raise ValueError(f"model_ is not a fitted per-step, one-directional RNNRegressor "
-                             f"with {k + m} inputs and {k} outputs.")
+        members = attrs["_members"]
+        want = self.n_estimators - 1 if attrs["config_"]["model"] == "rnn" else 0
+        if not (isinstance(members, list) and len(members) == want):
+            raise ValueError(f"_members is not a list of {want} network(s) (n_estimators="
+                             f"{self.n_estimators}, model {attrs['config_']['model']!r}).")
+        for name, v in [("model_", net)] + [(f"_members[{i}]", v)
+                                            for i, v in enumerate(members)]:
+            layout = getattr(v, "_layout", None)
+            if not isinstance(v, RNNRegressor) or not hasattr(v, "_theta") or \
+                    (v.n_features_in_, v.n_outputs_) != (k + m, k) or not v._fitted_seq() \
+                    or getattr(layout, "ndir", None) != 1 or getattr(layout, "tokens", True) \
+                    or v._theta.dtype != net._theta.dtype:
+                raise ValueError(f"{name} is not a fitted per-step, one-directional "
+                                 f"RNNRegressor with {k + m} inputs and {k} outputs (in the "
+                                 "first network's dtype).")
         tail = ints["_W"] + ints["_d"] + ints["_s"]
 
         def finite_array(v, shape):

@@ -404,6 +404,20 @@ def test_the_demo_refuses_zero_threads_before_running(capsys, monkeypatch):
                                "negative (-1: all cores, -2: all but one); got 0"], err
 
 
+def test_the_demo_runs_each_estimator_at_its_defaults(capsys):
+    """python -m crnn --quick: three sections, each estimator called with
+    random_state alone (and the quick epoch budget), and its baselines."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rc = main(["--quick", "--n-jobs", "1"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    for line in ("RNNForecaster()", "seasonal naive (last year)", "RNNClassifier()",
+                 "logistic regression (64 pixels)", "RNNLanguageModel()", "bigram (add-one)"):
+        assert line in out, out
+    assert "candidates on the last 20% and chose" in out
+
+
 def test_text_generate_refuses_a_model_over_token_ids(tmp_path, capsys):
     """A language model trained on id arrays generates an int array: the
     command, which writes text, says so instead of failing on it."""

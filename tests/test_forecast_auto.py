@@ -191,7 +191,7 @@ def test_every_open_candidate_is_scored_and_the_lowest_score_wins():
         (net["window_length"], net["difference"], net["seasonal_difference"])
     assert (f._W, f._d, f._s) == (net["window_length"], net["difference"],
                                   net["seasonal_difference"])
-    assert c["window_length"] == 24                  # 2 x the season
+    assert c["window_length"] == 12                  # one season (at least 12)
     json.dumps(c)                                     # plain JSON
 
 
@@ -371,11 +371,85 @@ def test_a_file_from_before_the_automatic_choice_loads_as_a_network(tmp_path):
     f.save(tmp_path / "new.crnn")
 
     def old(man):
-        for name in ("config_", "_bparams", "_bstate", "_bscale"):
+        for name in ("config_", "_bparams", "_bstate", "_bscale", "_members"):
             man["attributes"].pop(name)
         man["params"].pop("baselines")
+        man["params"].pop("n_estimators")
         man["params"].update(window_length=6, difference=0, seasonal_period=None)
     _edit(tmp_path / "new.crnn", tmp_path / "old.crnn", old)
     g = crnn.load(tmp_path / "old.crnn")
     assert g.config_["model"] == "rnn" and g.config_["window_length"] == 6
     np.testing.assert_array_equal(g.predict(4), f.predict(4))
+
+
+# ---------------------------------------------------------------------------
+# ensembles
+
+
+def _network_only(**kw):
+    return RNNForecaster(window_length=8, difference=0, seasonal_period=None, baselines=False,
+                         max_iter=3, hidden_size=6, dtype=np.float64, **kw)
+
+
+def _single(f, net):
+    """The forecaster with one of its networks alone."""
+    g = crnn.RNNForecaster.__new__(crnn.RNNForecaster)
+    g.__dict__.update(f.__dict__)
+    g.model_, g._members = net, []
+    return g
+
+
+def test_the_ensemble_forecast_is_the_median_of_its_networks():
+    y = np.sin(np.arange(80) / 4) + 0.1 * np.random.default_rng(12).normal(size=80)
+    f = _quiet(_network_only(n_estimators=3, random_state=0).fit, y)
+    assert len(f.estimators_) == 3 and f.estimators_[0] is f.model_
+    thetas = [n._theta for n in f.estimators_]
+    assert not np.array_equal(thetas[0], thetas[1]) and not np.array_equal(thetas[1],
+                                                                           thetas[2])
+    each = np.stack([_single(f, n).predict(6) for n in f.estimators_])
+    np.testing.assert_array_equal(f.predict(6), np.median(each, axis=0))
+    # the first network is the one-network forecaster's
+    one = _quiet(_network_only(random_state=0).fit, y)
+    np.testing.assert_array_equal(one.model_._theta, f.model_._theta)
+    np.testing.assert_array_equal(one.predict(6), each[0])
+    # the same seed, the same ensemble
+    again = _quiet(_network_only(n_estimators=3, random_state=0).fit, y)
+    np.testing.assert_array_equal(again.predict(6), f.predict(6))
+    # paths are shared out among the networks: with no noise, path p is
+    # network p % 3's forecast
+    f._residuals = np.zeros_like(f._residuals)
+    paths = f._forecast(None, None, 6, n_paths=6, rng=np.random.default_rng(0))[0][0]
+    for p in range(6):
+        np.testing.assert_allclose(paths[p, :, 0], each[p % 3], rtol=1e-12, atol=1e-12)
+
+
+def test_no_extra_networks_when_a_baseline_forecasts():
+    y = np.tile([1.0, 4, 2, 8, 5], 16)
+    f = _quiet(RNNForecaster(max_iter=2, n_estimators=4, random_state=0).fit, y)
+    assert f.config_["model"] == "seasonal_naive" and len(f.estimators_) == 1
+
+
+def test_an_ensemble_file_loads_and_forecasts_identically(tmp_path):
+    y = np.sin(np.arange(70) / 4)
+    f = _quiet(_network_only(n_estimators=2, random_state=1).fit, y)
+    f.save(tmp_path / "e.crnn")
+    g = crnn.load(tmp_path / "e.crnn")
+    np.testing.assert_array_equal(g.predict(5), f.predict(5))
+    _edit(tmp_path / "e.crnn", tmp_path / "bad.crnn",
+          lambda man: man["attributes"].update(_members=[]))
+    with pytest.raises(crnn.ModelFileError, match="_members"):
+        crnn.load(tmp_path / "bad.crnn")
+
+
+@pytest.mark.parametrize("value", [0, -1, 1001, 2.0, "3", None, True])
+def test_n_estimators_is_checked(value):
+    with pytest.raises(ValueError, match="n_estimators"):
+        RNNForecaster(n_estimators=value).fit(np.arange(30.0))
+
+
+def test_a_flat_autocorrelation_top_is_read_as_the_calendar_period():
+    """Half-hourly solar-like data: r at lags 47 and 48 agree to 2 digits."""
+    t = np.arange(300)
+    day = np.clip(np.sin(2 * np.pi * (t % 48) / 48 - np.pi / 2 + 1.2), 0, None)
+    y = day * (1 + 0.05 * np.random.default_rng(13).normal(size=300))
+    assert B.season_from_acf(y) == 48

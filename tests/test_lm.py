@@ -65,7 +65,7 @@ def _torch_nll(model, inputs, targets):
     sd = {k: torch.from_numpy(np.asarray(v, dtype=np.float64))
           for k, v in model.state_dict().items()}
     V, H, L = len(model.vocab_), model.hidden_size, model.num_layers
-    E = model.embedding_dim
+    E = sd["embedding.weight"].shape[1] if "embedding.weight" in sd else 0
     cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[model.cell]
     rnn = cls(E or V, H, L, batch_first=True).double()
     head = nn.Linear(H, V).double()
@@ -257,6 +257,8 @@ def test_unknown_tokens_and_bad_input():
         model.score([np.array([1, 2, 3])])
     for params, match in (({"seq_length": 0}, "seq_length"), ({"tokenizer": "bpe"}, "tokenizer"),
                           ({"embedding_dim": 0}, "embedding_dim"),
+                          ({"embedding_dim": "wide"}, "embedding_dim"),
+                          ({"embedding_dim": 2.5}, "embedding_dim"),
                           ({"max_vocab": 2}, "max_vocab"), ({"min_count": 0}, "min_count")):
         with pytest.raises(ValueError, match=match):
             small(**params).fit(TEXT)
@@ -345,3 +347,39 @@ def test_callbacks_see_every_epoch_and_can_stop():
     assert seen[2][1] == pytest.approx(model.score("the red owl sings."), rel=1e-6)
     assert seen[0][1] != seen[2][1]
     assert "_callback_fit_ctx" not in model.__dict__
+
+
+def test_the_default_input_is_an_embedding_as_wide_as_the_hidden_layers():
+    """Issue 26: one-hot input columns start ten times weaker than an
+    embedding's rows and learned slowly; the default is the embedding."""
+    model = small().fit(TEXT)
+    sd = model.state_dict()
+    assert model.embedding_dim == "auto"
+    assert sd["embedding.weight"].shape == (len(model.vocab_), 24)
+    assert sd["rnn.weight_ih_l0"].shape == (4 * 24, 24)
+    one_hot = small(embedding_dim=None).fit(TEXT).state_dict()
+    assert "embedding.weight" not in one_hot
+    assert one_hot["rnn.weight_ih_l0"].shape == (4 * 24, len(model.vocab_))
+    assert small(embedding_dim=7).fit(TEXT).state_dict()["embedding.weight"].shape[1] == 7
+
+
+def test_a_file_of_a_one_hot_model_loads_as_one_hot(tmp_path):
+    model = small(embedding_dim=None).fit(TEXT)
+    model.save(tmp_path / "m.crnnlm")
+    back = crnn.load(tmp_path / "m.crnnlm")
+    assert back.embedding_dim is None and "embedding.weight" not in back.state_dict()
+    assert back.score(TEXT[:200]) == model.score(TEXT[:200])
+
+
+@pytest.mark.parametrize("option, width", [([], 16), (["--embedding-dim", "none"], 0),
+                                           (["--embedding-dim", "5"], 5)])
+def test_the_command_line_embedding_option(tmp_path, capsys, option, width):
+    from crnn.__main__ import main
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(generated_corpus(200, 4), encoding="utf-8")
+    out = tmp_path / "m.crnnlm"
+    assert main(["text", "train", str(corpus), "--out", str(out), "--epochs", "1",
+                 "--hidden-size", "16", "--num-layers", "1", "--seq-length", "20",
+                 *option]) == 0
+    sd = crnn.load(out).state_dict()
+    assert (sd["embedding.weight"].shape[1] if "embedding.weight" in sd else 0) == width
