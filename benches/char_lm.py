@@ -315,14 +315,16 @@ def word(args):
           f"ratio {t_crnn / t_torch:.2f}x")
 
 
-def torch_embedding_lm(V, E, H, threads, lr):
+def torch_embedding_lm(V, E, H, threads, lr, layers=1):
     """nn.Embedding + nn.LSTM + nn.Linear with Adam: a function training one
-    epoch over stream batches (n_chunks, B, L), the state carried."""
+    epoch over stream batches (n_chunks, B, L), the state carried; its
+    ``modules`` are (embedding, lstm, head)."""
     import torch
     from torch import nn
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    emb, rnn, head = nn.Embedding(V, E), nn.LSTM(E, H, batch_first=True), nn.Linear(H, V)
+    emb, rnn, head = nn.Embedding(V, E), nn.LSTM(E, H, layers, batch_first=True), \
+        nn.Linear(H, V)
     params = [*emb.parameters(), *rnn.parameters(), *head.parameters()]
     opt = torch.optim.Adam(params, lr=lr)
 
@@ -339,6 +341,7 @@ def torch_embedding_lm(V, E, H, threads, lr):
             torch.nn.utils.clip_grad_norm_(params, 5.0)
             opt.step()
 
+    epoch.modules = (emb, rnn, head)
     return epoch
 
 

@@ -43,7 +43,7 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from char_lm import DATA, pieces  # noqa: E402
+from char_lm import DATA, pieces, torch_embedding_lm  # noqa: E402
 
 from crnn import RNNLanguageModel  # noqa: E402
 from crnn._text import Vocabulary, stream_batches  # noqa: E402
@@ -118,31 +118,16 @@ def crnn_run(text, variant, epochs):
 
 def torch_run(text, epochs, threads):
     import torch
-    from torch import nn
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
     train, val = text[:N_TRAIN], text[N_TRAIN:]
     vocab = Vocabulary([list(train)])                   # as RNNLanguageModel builds it
     V = len(vocab)
     ids = vocab.encode(list(train), end=True)
     x, y = stream_batches(ids, 32, 100)
-    emb, rnn, head = nn.Embedding(V, 128), nn.LSTM(128, 128, 2, batch_first=True), \
-        nn.Linear(128, V)
-    params = list(emb.parameters()) + list(rnn.parameters()) + list(head.parameters())
-    opt = torch.optim.Adam(params, lr=1e-3)
+    epoch = torch_embedding_lm(V, 128, 128, threads, 1e-3, layers=2)
+    emb, rnn, head = epoch.modules
     t0 = time.perf_counter()
     for _ in range(epochs):
-        state = None
-        for k in range(x.shape[0]):
-            if state is not None:
-                state = tuple(s.detach() for s in state)
-            out, state = rnn(emb(torch.from_numpy(x[k])), state)
-            loss = nn.functional.cross_entropy(head(out).reshape(-1, V),
-                                               torch.from_numpy(y[k]).reshape(-1))
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            opt.step()
+        epoch(x, y)
     seconds = time.perf_counter() - t0
     total, count = 0.0, 0
     with torch.no_grad():
