@@ -114,8 +114,8 @@ def season_from_acf(y, max_lag=400):
     # a random walk's wanders in slow waves that look like seasons
     stationary = all(kpss_statistic(col) < _KPSS_TREND_5PCT for col in line.T)
     steps = _detrend(np.diff(y, axis=0))        # growth that speeds up: its line too
-    for x in ((line, steps) if stationary else (steps,)):
-        lag = _acf_peak(x, max_lag)
+    for x, first in (((line, 1), (steps, 2)) if stationary else ((steps, 2),)):
+        lag = _acf_peak(x, max_lag, first)
         if lag > 1:
             return lag
     return 1
@@ -129,16 +129,19 @@ def _detrend(y):
     return u - np.outer(t, (t @ u) / (t @ t))
 
 
-def _acf_peak(x, max_lag):
+def _acf_peak(x, max_lag, first=1):
+    """The season the autocorrelation of x shows (1: none); troughs count
+    from lag ``first`` (2 for differences, whose lag-1 autocorrelation is
+    pulled down to -1/2 by the differencing of any noise)."""
     n = len(x)
     L = min(n // 3, max_lag)
-    if L < 3:
+    if L < first + 2:
         return 1
     r = np.mean([acf(col, L + 1) for col in x.T], axis=0)      # r[j] = lag j + 1
-    low = np.minimum.accumulate(r)                              # the deepest dip so far
+    low = np.minimum.accumulate(np.where(np.arange(L + 1) >= first - 1, r, np.inf))
     floor = max(0.25, 3.0 / np.sqrt(n))
     peaks = []
-    for lag in range(2, L + 1):
+    for lag in range(first + 1, L + 1):
         v = r[lag - 1]
         if v > r[lag - 2] and v >= r[lag] and v > floor and v - low[lag - 2] >= 0.3:
             peaks.append((lag, v))
@@ -168,10 +171,22 @@ def scale(y):
     largest magnitude (and 1e-300): the unit of the baselines' errors."""
     y = np.asarray(y, dtype=np.float64)
     big = np.abs(y).max(axis=0)
+    floor = np.maximum(big * 1e-12, 1e-300)
     if len(y) < 2:
-        return np.maximum(big * 1e-12, 1e-300)
-    mae = np.abs(np.diff(y, axis=0)).mean(axis=0)
-    return np.maximum(mae, np.maximum(big * 1e-12, 1e-300))
+        return floor
+    return np.maximum(mean_abs_change(y, 1), floor)
+
+
+def mean_abs_change(y, lag):
+    """Per column, the mean of |y[t] - y[t - lag]|, computed relative to the
+    column's largest magnitude (no overflow for values near 1.8e308: the
+    changes of finite values can exceed it), capped at the largest float."""
+    big = np.abs(y).max(axis=0)
+    unit = np.where((big > 0) & np.isfinite(big), big, 1.0)
+    u = y / unit
+    m = np.abs(u[lag:] - u[:-lag]).mean(axis=0)
+    with np.errstate(over="ignore"):
+        return np.minimum(m * unit, np.finfo(np.float64).max)
 
 
 def _seasonal(x, m):

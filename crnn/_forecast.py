@@ -923,6 +923,9 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         cands = self._network_candidates(ys, cuts, W, d, s, m)
         self._check_fit_size(ys, xs, cuts, cands)
         part = self._validated_series(ys, cuts, cands[0])
+        # a baseline forecasts every series of the fit, so each must be long
+        # enough for it (not only those with a validation tail)
+        kinds = [k for k in kinds if all(len(v) >= _baselines.min_length(k, m) for v in ys)]
         if part and len(cands) + len(kinds) > 1:
             cands = [c for c in cands if all(
                 len(ys[i]) - cuts[i] >= c[0] + 1 + c[1] + c[2] for i in part)]
@@ -1089,7 +1092,7 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         lag = m if len(head) > m else 1
         if len(head) <= lag:
             return np.ones(head.shape[1])
-        sc = np.mean(np.abs(head[lag:] - head[:-lag]), axis=0)
+        sc = _baselines.mean_abs_change(head, lag)
         return np.where(sc > 0, sc, 1.0)
 
     @staticmethod
@@ -1576,6 +1579,9 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
             upper = [np.quantile(p, hi, axis=0) for p in paths]
         else:
             raise ValueError(f"method must be 'conformal' or 'simulate'; got {method!r}.")
+        if not all(np.all(np.isfinite(v)) for v in lower + upper):
+            raise ValueError("The interval overflows float64: the series' values or their "
+                             "errors are too close to the largest float.")
         return (self._output(lower, metas, flat, is_list, steps, "lower"),
                 self._output(upper, metas, flat, is_list, steps, "upper"))
 

@@ -453,3 +453,43 @@ def test_a_flat_autocorrelation_top_is_read_as_the_calendar_period():
     day = np.clip(np.sin(2 * np.pi * (t % 48) / 48 - np.pi / 2 + 1.2), 0, None)
     y = day * (1 + 0.05 * np.random.default_rng(13).normal(size=300))
     assert B.season_from_acf(y) == 48
+
+
+def test_a_baseline_is_only_chosen_when_every_series_is_long_enough_for_it():
+    """A series too short for a validation tail used to get the seasonal
+    naive chosen on the others: a 2-row state, an IndexError at predict, a
+    file that did not load (issue 26, hostile probe)."""
+    pattern = np.array([1.0, 4, 2, 8, 5])
+    ys = [np.tile(pattern, 16), 2 * np.tile(pattern, 16), np.array([3.0, 7.0])]
+    f = _quiet(RNNForecaster(max_iter=2, random_state=0).fit, ys)
+    m = f.config_["seasonal_period"]
+    assert m == 5 and f.config_["model"] != "seasonal_naive"
+    assert "seasonal_naive" not in [c["model"] for c in f.config_["candidates"]]
+    out = f.predict(7)
+    assert all(np.all(np.isfinite(v)) for v in out)
+    lo, hi = f.predict_interval(3)
+    lo, hi = f.predict_interval(3, method="simulate", random_state=0)
+    assert all(np.all(np.isfinite(v)) for v in lo + hi)
+
+
+def test_values_near_the_largest_float_keep_a_finite_unit(tmp_path):
+    y = 1.7e308 * np.tile([0.1, 0.4, 0.2, 0.8, 0.5], 10)
+    assert np.isfinite(B.scale(y[:, None])).all()
+    assert B.mean_abs_change(y[:, None], 1)[0] == pytest.approx(
+        1.7e308 * np.mean(np.abs(np.diff(y / 1.7e308))), rel=1e-12)
+    f = _quiet(RNNForecaster(max_iter=2, random_state=0).fit, y)
+    lo, hi = f.predict_interval(2, coverage=0.8)
+    assert np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))
+    f.save(tmp_path / "big.crnn")
+    np.testing.assert_array_equal(crnn.load(tmp_path / "big.crnn").predict(3), f.predict(3))
+
+
+def test_differencing_noise_is_not_read_as_a_season():
+    """Differences of noise have r_1 = -1/2: that dip is no season's trough
+    (a saturating curve read as seasons of 2-7 in a third of the seeds)."""
+    hits = 0
+    for seed in range(60):
+        e = np.random.default_rng(seed).standard_normal(72)
+        t = np.arange(72.0)
+        hits += B.season_from_acf(100 * (1 - np.exp(-t / 20)) + 0.5 * e) != 1
+    assert hits <= 6
