@@ -252,18 +252,19 @@ _PHIS = (0.8, 0.9, 0.95, 0.98)
 _GRID = np.array([(a, a * b, p) for a in _ALPHAS for b in _BETAS for p in _PHIS])
 
 
-def _holt(x, alpha, beta, phi):
+def _holt(x, alpha, beta, phi, history=True):
     """Damped Holt over x (n, k), parameters broadcast to (g, 1): the levels
-    and slopes after each step, (n, g, k) each, and the one-step squared
-    error summed over steps (g, k)."""
+    and slopes after each step, (n, g, k) each (None without history), and
+    the one-step squared error summed over steps (g, k)."""
     n, k = x.shape
     g = np.broadcast_shapes(np.shape(alpha), np.shape(beta), np.shape(phi))[0]
-    lev = np.empty((n, g, k))
-    slo = np.empty((n, g, k))
+    lev = np.empty((n, g, k)) if history else None
+    slo = np.empty((n, g, k)) if history else None
     q = min(n - 1, 4)
     b = np.broadcast_to((x[q] - x[0]) / q if q else np.zeros(k), (g, k)).copy()
     lv = np.broadcast_to(x[0], (g, k)).copy()
-    lev[0], slo[0] = lv, b
+    if history:
+        lev[0], slo[0] = lv, b
     sse = np.zeros((g, k))
     for t in range(1, n):
         pred = lv + phi * b
@@ -271,7 +272,8 @@ def _holt(x, alpha, beta, phi):
         sse += e * e
         lv = pred + alpha * e
         b = phi * b + beta * e
-        lev[t], slo[t] = lv, b
+        if history:
+            lev[t], slo[t] = lv, b
     return lev, slo, sse
 
 
@@ -288,7 +290,7 @@ def fit_params(kind, ys, m):
             continue
         x, _, _ = _adjust(y, m)
         sc = scale(x)
-        _, _, sse = _holt(x, a, b, p)
+        _, _, sse = _holt(x, a, b, p, history=False)   # the grid: errors only
         with np.errstate(over="ignore", invalid="ignore"):
             v = (sse / sc ** 2).sum(axis=1)
         total += np.where(np.isfinite(v), v, np.inf)

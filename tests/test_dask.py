@@ -23,16 +23,7 @@ from sklearn.model_selection import (GridSearchCV, KFold, RandomizedSearchCV,  #
 import crnn  # noqa: E402
 import crnn.dask as cdask  # noqa: E402
 from crnn import RNNClassifier, RNNRegressor  # noqa: E402
-from crnn import RNNForecaster as _RNNForecaster  # noqa: E402
-
-# The fixed network configuration these tests were written for (the
-# defaults before issue 26's automatic choice: no differencing, no season, the
-# network alone); tests/test_forecast_auto.py covers the automatic choice.
-FIXED = dict(difference=0, seasonal_period=None, baselines=False)
-
-
-def RNNForecaster(**kw):
-    return _RNNForecaster(**{**FIXED, **kw})
+from forecast_helpers import RNNForecaster  # noqa: E402
 
 # the functions this module runs on the workers (client.run) travel by value
 cloudpickle.register_pickle_by_value(sys.modules[__name__])

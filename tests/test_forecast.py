@@ -8,15 +8,7 @@ from sklearn.base import clone
 
 import crnn
 from crnn import RNNForecaster as _RNNForecaster
-
-# The fixed network configuration these tests were written for (the
-# defaults before issue 26's automatic choice: no differencing, no season, the
-# network alone); tests/test_forecast_auto.py covers the automatic choice.
-FIXED = dict(difference=0, seasonal_period=None, baselines=False)
-
-
-def RNNForecaster(**kw):
-    return _RNNForecaster(**{**FIXED, **kw})
+from forecast_helpers import RNNForecaster
 from crnn._forecast import difference, undifference
 
 
