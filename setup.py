@@ -34,7 +34,7 @@ DEBUG = _env_flag("CRNN_BOUNDSCHECK")
 NATIVE = _env_flag("CRNN_NATIVE")
 WANT_OPENMP = _env_flag("CRNN_OPENMP", "1")
 
-MODULES = ["_kernels", "_step", "_optim", "_openmp"]
+MODULES = ["_kernels", "_step", "_optim", "_openmp", "_smoothing"]
 
 
 def _try_compile(compiler, cflags, ldflags):

@@ -32,8 +32,11 @@ in-sample seasonal-naive MAE of that history, and sMAPE.
     python benches/forecasting.py --defaults        # about 10 minutes on 2 cores
     python benches/forecasting.py --defaults --only airline lynx
     python benches/forecasting.py --defaults --plot docs/img/forecast_defaults.png
-    python benches/forecasting.py --defaults --heldout   # 18 series never tuned on
+    python benches/forecasting.py --defaults --heldout   # 16 series never tuned on
+    python benches/forecasting.py --defaults --unseen    # 13 more, never used to choose
     python benches/forecasting.py --coverage        # intervals on simulated processes
+    python benches/forecasting.py --walks           # against the random walk on prices
+    python benches/forecasting.py --global-cost     # the choice's price, 1,000 series
 
 Needs statsmodels (accuracy), aeon and statsforecast (defaults) and
 torch==2.13.0 (speed comparison).
@@ -384,6 +387,58 @@ def heldout_series():
     return out
 
 
+def _pmdarima_data(name):
+    """A series of pmdarima's datasets, read from the package's files
+    without importing pmdarima (its compiled parts need numpy < 2): the
+    loaders of its datasets/ folder hold the values as literals."""
+    import importlib.util
+    import os
+    spec = importlib.util.find_spec("pmdarima")
+    if spec is None:
+        raise SystemExit("--unseen needs pmdarima's data files: pip install pmdarima "
+                         "--no-deps")
+    folder = os.path.join(os.path.dirname(spec.origin), "datasets")
+    if name in ("dated", "msft"):
+        import pandas as pd
+        import tarfile
+        with tarfile.open(os.path.join(folder, "data", f"{name}.tar.gz")) as tar:
+            frame = pd.read_csv(tar.extractfile(f"{name}.csv"))
+        return frame["y" if name == "dated" else "Close"].to_numpy(dtype=np.float64)
+    with open(os.path.join(folder, f"{name}.py")) as fh:
+        src = fh.read().replace("from ..compat import DTYPE", "DTYPE = float")
+    scope = {"__name__": f"pmdarima_data_{name}"}
+    exec(compile(src, f"pmdarima/datasets/{name}.py", "exec"), scope)
+    return np.asarray(scope[f"load_{name}"](), dtype=np.float64)
+
+
+def unseen_series():
+    """name -> (series, season length, horizon, kind): a third set, fixed
+    before its first run and never used to choose anything (issue 26's
+    check of the incumbent rule): pmdarima's datasets (the R forecast
+    package's classics), aeon's PBS pharmaceutical sales, and the fertility
+    rates of four countries from statsmodels."""
+    import aeon.datasets as A
+    import statsmodels.api as sm
+    out = {}
+    out["wineind"] = (_pmdarima_data("wineind"), 12, 12, "monthly")
+    for name in ("woolyrnq", "ausbeer", "austres"):
+        v = _pmdarima_data(name)
+        out[name] = (v[np.isfinite(v)], 4, 4, "quarterly")     # ausbeer ends in a NaN
+    out["heartrate"] = (_pmdarima_data("heartrate"), 1, 5, "every 0.5 s")
+    out["taylor"] = (_pmdarima_data("taylor")[-1344:], 48, 48, "half-hourly, 4 weeks")
+    out["dated"] = (_pmdarima_data("dated"), 7, 7, "daily")
+    out["msft"] = (_pmdarima_data("msft")[-750:], 1, 5, "daily prices, 3 years")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pbs = A.load_PBS_dataset()
+    out["PBS"] = (np.asarray(pbs, dtype=np.float64), 12, 12, "monthly")
+    fert = sm.datasets.fertility.load_pandas().data.set_index("Country Name")
+    for country in ("United States", "India", "Brazil", "Japan"):
+        v = fert.loc[country].iloc[3:].astype(float).dropna().to_numpy()
+        out[f"fertility {country}"] = (v, 1, 5, "annual")
+    return out
+
+
 def _statsforecast(model, y, h, m):
     import pandas as pd
     from statsforecast import StatsForecast
@@ -395,7 +450,7 @@ def _statsforecast(model, y, h, m):
     return fc.iloc[:, -1].to_numpy()
 
 
-def defaults(only=None, keep=None, plot=None, heldout=False):
+def defaults(only=None, keep=None, plot=None, heldout=False, unseen=False):
     from statsforecast.models import AutoARIMA, AutoETS, AutoTheta
     from crnn import _baselines
 
@@ -467,6 +522,7 @@ def defaults(only=None, keep=None, plot=None, heldout=False):
         "naive": base("naive"),
         "seasonal naive": lambda y, h, m: base("seasonal_naive")(y, h, max(m, 1)),
         "drift": base("drift"),
+        "crnn's exp. smoothing": base("ets"),
         "AutoETS": lambda y, h, m: _statsforecast(AutoETS(season_length=m), y, h, m),
         "AutoARIMA": lambda y, h, m: _statsforecast(AutoARIMA(season_length=m), y, h, m),
         "AutoTheta": lambda y, h, m: _statsforecast(AutoTheta(season_length=m), y, h, m),
@@ -476,7 +532,7 @@ def defaults(only=None, keep=None, plot=None, heldout=False):
     mase = {k: [] for k in methods}
     smape = {k: [] for k in methods}
     times = {k: 0.0 for k in methods}
-    data = heldout_series() if heldout else public_series()
+    data = heldout_series() if heldout else unseen_series() if unseen else public_series()
     names = [n for n in data if not only or n in only]
     print(f"{'series':<20}{'n':>5}{'m':>4}{'h':>4}  " +
           "".join(f"{k[:14]:>15}" for k in methods) + "  crnn's choice")
@@ -564,6 +620,61 @@ def coverage(reps=40, n=240, h=12, nominal=0.9):
               f"{np.mean(inside['simulate']):6.1%}   (chosen: {picks})", flush=True)
 
 
+def walks(reps=30, n=500, h=5):
+    """The defaults on simulated prices (geometric random walks of n days,
+    3 origins x h steps): their MAE against the random walk's (the naive
+    forecast, the honest best for prices), as the ratio of the geometric
+    means over the series, and the worst series' ratio."""
+    rng = np.random.default_rng(260)
+    ours, naive, picks = [], [], []
+    for _ in range(reps):
+        y = 100 * np.exp(np.cumsum(0.01 * rng.standard_normal(n)))
+        a, b = [], []
+        for o in (n - 3 * h, n - 2 * h, n - h):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                f = RNNForecaster(random_state=0).fit(y[:o])
+            picks.append(f.config_["model"])
+            a.append(np.mean(np.abs(np.asarray(f.predict(h)) - y[o:o + h])))
+            b.append(np.mean(np.abs(y[o - 1] - y[o:o + h])))
+        ours.append(np.mean(a))
+        naive.append(np.mean(b))
+    ours, naive = np.array(ours), np.array(naive)
+    geo = float(np.exp(np.mean(np.log(ours)) - np.mean(np.log(naive))))
+    chosen = ", ".join(f"{k} {picks.count(k)}" for k in dict.fromkeys(picks))
+    print(f"\n{reps} geometric random walks of {n} days, 3 origins x {h} steps: MAE of "
+          f"RNNForecaster() / the random walk's = {geo:.3f} (geometric means; worst series "
+          f"{np.max(ours / naive):.2f})\n  chosen: {chosen}")
+
+
+def global_cost(n_series=1000, T=200, epochs=10):
+    """The price of the automatic choice on one global model: the defaults
+    against the work of the defaults before issue 26 (window 24, no
+    differences, the network alone, with its calibration tail), both
+    trained for the same epochs, on the series of speed()."""
+    rng = np.random.default_rng(0)
+    t = np.arange(T)
+    ys = [np.sin(2 * np.pi * (t + rng.integers(24)) / 24) * rng.uniform(1, 3)
+          + 0.1 * rng.normal(size=T) for _ in range(n_series)]
+    runs = {
+        "before issue 26 (window 24, the network)": dict(
+            window_length=24, difference=0, seasonal_period=None, baselines=False),
+        "the automatic defaults": {},
+    }
+    times = {}
+    for name, kw in runs.items():
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            f = RNNForecaster(max_iter=epochs, random_state=0, **kw).fit(ys)
+        times[name] = time.perf_counter() - t0
+        c = f.config_
+        print(f"  {name:<42} {times[name]:7.1f} s  (chose {c['model']}, window "
+              f"{c['window_length']}, season {c['seasonal_period']})", flush=True)
+    a, b = times.values()
+    print(f"  ratio {b / a:.2f}x ({n_series} series x {T} points, {epochs} epochs)")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -576,12 +687,24 @@ def main():
     p.add_argument("--plot", help="write the --defaults figure to this image file")
     p.add_argument("--heldout", action="store_true",
                    help="--defaults on the series the defaults were not tuned on")
+    p.add_argument("--unseen", action="store_true",
+                   help="--defaults on a third set, never used to choose anything "
+                        "(needs pmdarima's data files: pip install pmdarima --no-deps)")
+    p.add_argument("--walks", action="store_true",
+                   help="the defaults against the random walk on 30 simulated prices")
+    p.add_argument("--global-cost", action="store_true",
+                   help="the automatic defaults' fit time on 1,000 series against the "
+                        "defaults before issue 26")
     args = p.parse_args()
-    if args.defaults or args.coverage:
+    if args.defaults or args.coverage or args.walks or args.global_cost:
         if args.defaults:
-            defaults(args.only, args.methods, args.plot, args.heldout)
+            defaults(args.only, args.methods, args.plot, args.heldout, args.unseen)
         if args.coverage:
             coverage()
+        if args.walks:
+            walks()
+        if args.global_cost:
+            global_cost()
         return
     both = not (args.accuracy or args.speed)
     if args.speed or both:

@@ -10,22 +10,40 @@ history ``y`` of shape (n, k) at a time, each column on its own, in float64:
 - ``naive``: the last value;
 - ``seasonal_naive``: the value one season back (season length m);
 - ``drift``: the last value plus h times the mean step of the history;
+- ``ets``: exponential smoothing chosen per series by AICc (level, damped
+  trend, additive season; on the logarithm for a multiplicative model), in
+  ``crnn._ets``: the candidate the others must beat by a margin (INCUMBENT);
 - ``damped``: Holt's linear trend with a damped slope (additive errors),
   on the series divided by (or, when it has values <= 0, less) classical
   seasonal indices when the autocorrelation at lag m shows a season (the M4
   competition's seasonality test at 90%).  Its smoothing parameters (alpha,
   beta, phi) are chosen from a grid by the one-step squared error summed over
   every series of a fit (each scaled by its own naive error), so that a
-  fitted set applies to new histories as the network's weights do.
+  fitted set applies to new histories as the network's weights do.  No
+  longer a candidate (``ets`` holds it, with parameters per series); kept
+  so that the forecasters that chose it keep forecasting.
 
 A baseline's *state* at the end of a history (what its forecasts read) is a
 float64 array of shape (r, k): ``naive`` [last]; ``seasonal_naive`` the last
 m values; ``drift`` [last, slope]; ``damped`` [level, slope, multiplicative
-(1.0 or 0.0), the m seasonal indices of the next m steps].
+(1.0 or 0.0), the m seasonal indices of the next m steps]; ``ets`` its
+models' state (``crnn._ets``: 8 + m rows), the models chosen on the history
+itself.
 """
 import numpy as np
 
-KINDS = ("naive", "seasonal_naive", "drift", "damped")
+from . import _ets
+
+# every kind a fitted forecaster may hold, and those a fit compares
+KINDS = ("naive", "seasonal_naive", "drift", "damped", "ets")
+CANDIDATES = ("naive", "seasonal_naive", "drift", "ets")
+# the candidate the others must beat by a margin: their validation score
+# must be below INCUMBENT_EDGE times its score.  A choice among several
+# candidates on one short tail favours the luckiest (the winner's curse);
+# the statistical model, chosen on the whole history by its own criterion,
+# is the safer default (benches/forecasting.py --defaults, docs/performance.md)
+INCUMBENT = "ets"
+INCUMBENT_EDGE = 0.8
 
 # pandas frequency names (without multiplier) -> season length in steps: the
 # year for yearly to weekly data, the week for daily, the day for hourly and
@@ -301,6 +319,8 @@ def state(kind, params, y, m):
     """The baseline's state at the end of the history y (n, k)."""
     y = np.asarray(y, dtype=np.float64)
     n, k = y.shape
+    if kind == "ets":
+        return _ets.state(y, m)
     if kind == "naive":
         return y[-1:].copy()
     if kind == "seasonal_naive":
@@ -314,9 +334,17 @@ def state(kind, params, y, m):
     return np.concatenate([lev[-1], slo[-1], mult[None].astype(np.float64), nxt])
 
 
+def states(kind, params, ys, m, n_threads=1):
+    """state() of each history of a list (the ets models chosen in one
+    pass over all of them, on n_threads)."""
+    if kind == "ets":
+        return _ets.states([np.asarray(y, dtype=np.float64) for y in ys], m, n_threads)
+    return [state(kind, params, y, m) for y in ys]
+
+
 def min_length(kind, m):
     """The shortest history the baseline forecasts from."""
-    return {"naive": 1, "seasonal_naive": m, "drift": 2, "damped": 2}[kind]
+    return {"naive": 1, "seasonal_naive": m, "drift": 2, "damped": 2, "ets": 2}[kind]
 
 
 def forecast(kind, params, st, steps, m):
@@ -328,6 +356,8 @@ def forecast(kind, params, st, steps, m):
         return st[(h[:, 0] - 1) % m]
     if kind == "drift":
         return st[0] + h * st[1]
+    if kind == "ets":
+        return _ets.forecast(st, steps, m)
     _, _, phi = params
     damp = np.cumsum(phi ** h, axis=0)                 # phi + ... + phi^h
     x = st[0] + damp * st[1]
@@ -350,6 +380,8 @@ def simulate(kind, params, st, steps, m, noise):
         for t in range(steps):
             out[:, m + t] = out[:, t] + noise[:, t]
         return out[:, m:]
+    if kind == "ets":
+        return _ets.simulate(st, steps, m, noise)
     alpha, beta, phi = params
     lv = np.broadcast_to(st[0], (P, k)).copy()
     b = np.broadcast_to(st[1], (P, k)).copy()
@@ -363,6 +395,23 @@ def simulate(kind, params, st, steps, m, noise):
         lv = pred + alpha * e
         b = phi * b + beta * e
         out[:, t] = np.where(mult, x * ph, x + ph)
+    return out
+
+
+def rolling_tails(kind, ys, cuts, m, n_threads=1):
+    """Validation forecasts (c, c, k) of each history y of ys from every
+    origin of its last c = cuts[i] steps, the parameters (or the ets models)
+    chosen on the heads y[:n - c], NaN past the end of the series."""
+    if kind == "ets":
+        out = _ets.rolling(ys, cuts, max(cuts), m, n_threads)
+        out = [f[:, :c] for f, c in zip(out, cuts)]
+    else:
+        params = fit_params(kind, [y[:len(y) - c] for y, c in zip(ys, cuts)], m)
+        out = [rolling(kind, params, y, np.arange(len(y) - c, len(y)), c, m, len(y) - c)
+               for y, c in zip(ys, cuts)]
+    for f, c in zip(out, cuts):
+        for r in range(c):                  # past the end
+            f[r, c - r:] = np.nan
     return out
 
 

@@ -220,9 +220,9 @@ def _parser():
                         "or auto (default: the season read from the dates or the data, "
                         "its difference chosen on the validation tail)")
     p.add_argument("--no-baselines", action="store_true",
-                   help="always forecast with the network (default: a naive, seasonal "
-                        "naive, drift or damped-trend forecast is used when it validates "
-                        "better)")
+                   help="always forecast with the network (default: exponential "
+                        "smoothing, or a naive, seasonal naive or drift forecast, is used "
+                        "when it validates better)")
     p.add_argument("--cell", choices=["rnn", "gru", "lstm"], default="gru")
     p.add_argument("--hidden-size", type=int, default=32)
     p.add_argument("--max-iter", type=int, default=200, help="training epochs (default 200)")
@@ -514,7 +514,7 @@ def _text_parser():
     t.add_argument("--max-vocab", type=int, default=None)
     t.add_argument("--seq-length", type=int, default=100)
     t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--learning-rate-init", type=float, default=2e-3)
+    t.add_argument("--learning-rate-init", type=float, default=1e-3)
     t.add_argument("--dropout", type=float, default=0.0)
     t.add_argument("--validation-fraction", type=float, default=0.1,
                    help="the text's tail held out and scored after every epoch; the best "

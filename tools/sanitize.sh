@@ -33,7 +33,7 @@ if [ ${#tests[@]} -eq 0 ]; then
     tests=(tests/test_kernels.py tests/test_engine.py tests/test_streaming.py
            tests/test_varlen.py tests/test_reliability.py tests/test_training.py
            "tests/test_isa.py::test_capped_process_runs_the_capped_kernels[avx2]"
-           tests/test_seq2seq_kernels.py tests/test_ctc_kernels.py
+           tests/test_seq2seq_kernels.py tests/test_ctc_kernels.py tests/test_ets.py
            tests/test_bf16.py::test_rounding_is_the_hardware_rounding
            tests/test_bf16.py::test_general_product_matches_numpy
            tests/test_bf16.py::test_packed_product_matches_numpy
