@@ -92,18 +92,21 @@ def _can_season(n, m):
     return m > 1 and n >= 2 * m + 2
 
 
-def fit(columns, m, n_threads=1):
+def fit(columns, m, n_threads=1, positive=None):
     """The chosen model of each 1-D history in ``columns`` (finite float64
-    arrays, at least 2 values each): one spec per column."""
+    arrays, at least 2 values each): one spec per column.  A logarithmic
+    (multiplicative) model is a candidate for the columns whose values are
+    all positive, or for those ``positive`` marks (a list of bools: the
+    caller knows the whole series, of which these are the heads)."""
     m = max(int(m), 1)
     k = len(columns)
     units, scaled, pos = [], [], []
-    for x in columns:
+    for i, x in enumerate(columns):
         big = float(np.max(np.abs(x)))
         u = big if big > 0 else 1.0
         units.append(u)
         scaled.append(x / u)
-        pos.append(bool(np.all(x > 0)))
+        pos.append(bool(np.all(x > 0)) and (positive is None or bool(positive[i])))
     best = [None] * k
     best_aic = np.full(k, np.inf)
     for log in (False, True):
@@ -115,7 +118,9 @@ def fit(columns, m, n_threads=1):
             if not idx:
                 continue
             xs = [np.log(scaled[i]) if log else scaled[i] for i in idx]
-            inits = np.array([_initial(x, m, trend, season) for x in xs])
+            # without a season the filter runs with one (zero) term
+            mk = m if season else 1
+            inits = np.array([_initial(x, mk, trend, season) for x in xs])
             offs = np.concatenate([[0], np.cumsum([len(x) for x in xs])]).astype(np.intp)
             P = _GRIDS[(trend, season)]
             sse = _smoothing.sse_grid(np.concatenate(xs), offs, inits, P, n_threads)
@@ -133,7 +138,8 @@ def fit(columns, m, n_threads=1):
                 if aic < best_aic[i]:
                     best_aic[i] = aic
                     best[i] = np.concatenate([[float(log), float(trend), float(season)],
-                                              P[:, g], [units[i]], inits[j]])
+                                              P[:, g], [units[i]], inits[j],
+                                              np.zeros(m - mk)])
     for i in range(k):
         if best[i] is None:                 # too short for any criterion
             best[i] = _fallback(scaled[i], m, units[i])
@@ -143,13 +149,16 @@ def fit(columns, m, n_threads=1):
 def _fallback(x, m, unit):
     """Simple exponential smoothing with the grid's best alpha, for
     histories too short for the criterion (or whose every filter
-    diverged): the last value when even that fails."""
-    init = _initial(x, m, False, False)
+    diverged); on a tie (two values: every alpha errs the same) or when
+    every filter diverged, the largest alpha, which forecasts about the
+    last value."""
+    init = _initial(x, 1, False, False)
     P = _GRIDS[(False, False)]
     sse = _smoothing.sse_grid(x, np.array([0, len(x)], dtype=np.intp), init[None], P)[0]
     sse = np.where(np.isfinite(sse), sse, np.inf)
-    g = int(np.argmin(sse)) if np.isfinite(sse).any() else len(_ALPHAS) - 1
-    return np.concatenate([[0.0, 0.0, 0.0], P[:, g], [unit], init])
+    G = P.shape[1]
+    g = G - 1 - int(np.argmin(sse[::-1]))           # the last of the best
+    return np.concatenate([[0.0, 0.0, 0.0], P[:, g], [unit], init, np.zeros(m - 1)])
 
 
 def _filter(x, spec):
@@ -166,11 +175,9 @@ def _filter(x, spec):
 
 def _state_at(spec, L, B, Sh, o, m):
     """The state after the first o steps of a filtered history."""
-    s0 = spec[10:]
-    nxt = np.empty(m)
-    for h in range(m):                  # the term of phase (o + h) % m
-        t = o - 1 - ((o - 1 - (o + h)) % m)     # the last step of that phase
-        nxt[h] = Sh[t] if t >= 0 else s0[(o + h) % m]
+    hs = np.arange(m)                   # the term of phase (o + h) % m:
+    t = o - 1 - ((-1 - hs) % m)         # the last step of that phase
+    nxt = np.where(t >= 0, Sh[np.maximum(t, 0)], spec[10:][(o + hs) % m])
     return np.concatenate([[spec[0], spec[7]], spec[3:7],
                            [L[o - 1], B[o - 1]], nxt])
 
@@ -180,8 +187,9 @@ def _forecast_from(spec, L, B, Sh, origins, steps, m):
     origin o (after its first o steps): _state_at and forecast, for many
     origins at once."""
     o = origins[:, None]
-    t = o - 1 - ((-1 - np.arange(m))[None, :] % m)          # (origins, m)
-    nxt = np.where(t >= 0, Sh[np.maximum(t, 0)], spec[10:][(o + np.arange(m)) % m])
+    hs = np.arange(min(m, steps))                   # the seasonal terms read
+    t = o - 1 - ((-1 - hs)[None, :] % m)            # (origins, min(m, steps))
+    nxt = np.where(t >= 0, Sh[np.maximum(t, 0)], spec[10:][(o + hs) % m])
     log, phi, unit = spec[0], spec[6], spec[7]
     h = np.arange(1, steps + 1)
     damp = np.cumsum(phi ** h)
@@ -256,7 +264,10 @@ def rolling(ys, cuts, steps, m, n_threads=1):
     every origin o in n - c .. n - 1 (history y[:o]): (c, steps, k) each."""
     m = max(int(m), 1)
     heads = [y[:len(y) - c, j] for y, c in zip(ys, cuts) for j in range(y.shape[1])]
-    specs = fit(heads, m, n_threads)
+    # a logarithm only for the series positive to their end: a head's model
+    # must filter its tail
+    positive = [bool(np.all(y[:, j] > 0)) for y in ys for j in range(y.shape[1])]
+    specs = fit(heads, m, n_threads, positive)
     out, s = [], 0
     for y, c in zip(ys, cuts):
         n, k = y.shape

@@ -961,9 +961,11 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
                                      "seasonal_difference": c[2], "score": sc}, e, r, c))
             config["candidates"] = [r[1] for r in results]
             # the others must beat the incumbent (ets) by a margin
-            edge = [_baselines.INCUMBENT_EDGE if r[4] == _baselines.INCUMBENT else 1.0
-                    for r in results]
-            win = min(range(len(results)), key=lambda j: results[j][0] * edge[j])
+            # (and it wins a tie)
+            inc = [r[4] == _baselines.INCUMBENT for r in results]
+            edge = [_baselines.INCUMBENT_EDGE if v else 1.0 for v in inc]
+            win = min(range(len(results)),
+                      key=lambda j: (results[j][0] * edge[j], not inc[j]))
             _, _, errors, residuals, best = results[win]
             nets = [r for r in results if r[1]["model"] == "rnn"]
             net_cfg = min(nets, key=lambda r: r[0])[4]

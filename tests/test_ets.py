@@ -121,9 +121,10 @@ def test_the_chosen_parameters_and_model_minimise_the_criterion():
     assert spec[7] == u
 
 
-def test_forecasts_and_rolling_forecasts_are_the_recursion_continued():
+@pytest.mark.parametrize("m, c", [(6, 10), (12, 5)])
+def test_forecasts_and_rolling_forecasts_are_the_recursion_continued(m, c):
     rng = np.random.default_rng(4)
-    n, m = 80, 6
+    n = 80
     t = np.arange(n)
     y = (20 + 0.2 * t + 2 * np.sin(2 * np.pi * t / m) + rng.normal(scale=0.3, size=n))
     spec = _ets.fit([y], m)[0]
@@ -138,10 +139,9 @@ def test_forecasts_and_rolling_forecasts_are_the_recursion_continued():
                                rtol=1e-10)
     # rolling: the models chosen on the head, the filter continued over the
     # tail, a forecast from every origin of the tail (NaN past the end)
-    c = 10
     f = B.rolling_tails("ets", [y[:, None]], [c], m)[0]
     head = _ets.fit([y[:n - c]], m)[0]
-    for r in (0, 4, 9):
+    for r in (0, c // 2, c - 1):
         o = n - c + r
         _, lev, slo, sea = _loop(y[:o] / head[7], head[8], head[9], head[10:], *head[3:7])
         hh = np.arange(1, c - r + 1)
@@ -171,6 +171,30 @@ def test_each_column_and_series_gets_its_own_model():
     assert st[0].shape == (_ets.STATE_ROWS + 7, 2) and st[1].shape == (_ets.STATE_ROWS + 7, 1)
     assert np.ptp(st[0][8:, 0]) == 0 and np.ptp(st[0][8:, 1]) > 1    # no season / a season
     np.testing.assert_array_equal(st[0][:, 1], st[1][:, 0])          # the same column
+
+
+def test_a_head_is_not_given_a_logarithm_its_tail_cannot_take():
+    t = np.arange(120)
+    y = 10 * np.exp(0.02 * t + 0.3 * np.sin(2 * np.pi * t / 12))
+    assert _ets.fit([y[:96]], 12)[0][0] == 1.0           # positive: the logarithm
+    y[-5] = 0.0
+    f = B.rolling_tails("ets", [y[:, None]], [24], 12)[0]
+    valid = np.arange(24)[:, None] + np.arange(24)[None, :] < 24
+    assert np.all(np.isfinite(f[valid]))
+    # so one zero in one series' tail does not rule the smoothing out of a fit
+    rng = np.random.default_rng(1)
+    ys = [10 * np.exp(0.02 * t + 0.3 * np.sin(2 * np.pi * t / 12)
+                      + rng.normal(0, 0.05, 120)) for _ in range(4)]
+    ys[3][-5] = 0.0
+    fc = _quiet(RNNForecaster(max_iter=2, random_state=0, seasonal_period=12).fit, ys)
+    score = {c["model"]: c["score"] for c in fc.config_["candidates"]}
+    assert np.isfinite(score["ets"])
+
+
+def test_a_two_point_history_is_forecast_near_its_last_value():
+    for x in ([100.0, 0.0], [0.0, 100.0], [10.0, 20.0]):
+        f = _ets.forecast(_ets.state(np.array(x)[:, None], 4), 3, 4)[:, 0]
+        np.testing.assert_allclose(f, x[0] + 0.99 * (x[1] - x[0]), rtol=1e-12)
 
 
 def test_short_constant_and_huge_series_forecast_finitely():
