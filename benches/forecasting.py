@@ -564,12 +564,19 @@ def defaults(only=None, keep=None, plot=None, heldout=False, unseen=False):
               + f"  {choice}", flush=True)
     if plot:
         _plot_defaults(names, mase, plot)
+    # a series some method forecasts exactly (MASE 0: PBS's last three
+    # years are zeros, which the naive repeats) has no logarithm: it is left
+    # out of the geometric means and named
+    exact = [j for j in range(len(names)) if any(mase[k][j] == 0 for k in methods)]
+    keep_ = [j for j in range(len(names)) if j not in exact]
     print("\nover the series: geometric-mean MASE, mean sMAPE %, series where the model "
-          "beats seasonal naive, seconds")
+          "beats seasonal naive, seconds"
+          + (f" (geometric means without {', '.join(names[j] for j in exact)}, where a "
+             "method's MASE is 0)" if exact else ""))
     sn = np.array(mase["seasonal naive"]) if "seasonal naive" in mase else None
     for k in methods:
         v = np.array(mase[k])
-        print(f"  {k:<32}{np.exp(np.mean(np.log(np.maximum(v, 1e-12)))):>8.3f}"
+        print(f"  {k:<32}{np.exp(np.mean(np.log(v[keep_]))):>8.3f}"
               f"{np.mean(smape[k]):>9.2f}"
               f"{f'{int(np.sum(v < sn))}/{len(v)}' if sn is not None else '-':>8}"
               f"{times[k]:>9.1f}")

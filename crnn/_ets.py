@@ -43,8 +43,7 @@ _PHIS = np.array([0.8, 0.9, 0.95, 0.98, 1.0])
 # (trend, season) in the order they are tried (the first wins a tie)
 _VARIANTS = ((False, False), (False, True), (True, False), (True, True))
 
-STATE_ROWS = 8          # + m seasonal terms
-SPEC_ROWS = 10          # + m initial seasonal terms
+STATE_ROWS = 8          # + m seasonal terms (the state layout in the module docstring)
 
 
 def _grid(trend, season):

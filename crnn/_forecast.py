@@ -632,11 +632,11 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
     seasonal-naive error (MASE), averaged over the series.  The exponential
     smoothing is the incumbent: another candidate wins only with a score
     below 0.8 times its score (``_baselines.INCUMBENT_EDGE``), and the
-    lowest such score wins.  The margin guards against the winner's curse:
-    the best of eight scores on one short tail is partly luck, while the
-    smoothing models are chosen on the whole history by their own criterion
-    (on benches/forecasting.py's series, choosing by the bare score was
-    worse; see docs/performance.md).  The choice is made once for all
+    lowest such score wins (the incumbent wins a tie).  The margin guards
+    against the winner's curse: the best of up to eight scores on one short
+    tail is partly luck, while the smoothing models are chosen on the whole
+    history by their own criterion (on benches/forecasting.py's series,
+    choosing by the bare score was worse; see docs/performance.md).  The choice is made once for all
     series of the fit (the smoothing's models and parameters are each
     series' own); ``config_`` records it and every candidate's bare score.
     The network of the best network configuration is always trained
