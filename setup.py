@@ -13,7 +13,6 @@ CRNN_BOUNDSCHECK=1 debug build for hunting memory errors: Cython
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import textwrap

@@ -23,7 +23,7 @@
 # crnn/_layout.py).
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
-from libc.math cimport tanh, tanhf, exp, log, sqrt, isfinite
+from libc.math cimport tanh, exp, log, isfinite
 from libc.string cimport memset, memcpy
 from libc.stdint cimport int32_t
 

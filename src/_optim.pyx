@@ -13,7 +13,7 @@ from libc.math cimport sqrt, pow, isfinite
 
 import numpy as np
 
-from crnn_codes cimport SOLVER_SGD, SOLVER_ADAM
+from crnn_codes cimport SOLVER_ADAM
 from crnn_isa cimport isa_init, isa_ran_levels
 
 # the SIMD cap (CRNN_MAX_SIMD), before any kernel of this module can run

@@ -6,7 +6,7 @@ from cython cimport floating
 from cython.parallel cimport parallel, threadid
 from libc.math cimport exp, isfinite
 from libc.stdint cimport int64_t
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 
 import threading
 
@@ -211,7 +211,7 @@ cdef class StepKernel:
         cdef const Net* n = &self.net
         # a Config pickles as its constructor's arguments: the same Net here
         (cell, L, ndir, H, D, O, seq, loss, trunc, offs, n_params, simd,
-         dropout, tokens, embed) = cfg.__reduce__()[1]
+         _dropout, tokens, embed) = cfg.__reduce__()[1]
         self._offs = np.array(offs, dtype=np.intp)
         if net_init(&self.net, cell, L, ndir, H, D, O, seq, loss, trunc, simd, 0.0,
                     &self._offs[0], tokens, embed) != 0:
