@@ -35,6 +35,7 @@ in-sample seasonal-naive MAE of that history, and sMAPE.
     python benches/forecasting.py --defaults --heldout   # 16 series never tuned on
     python benches/forecasting.py --defaults --unseen    # 13 more, never used to choose
     python benches/forecasting.py --coverage        # intervals on simulated processes
+    python benches/forecasting.py --rules           # the choice rules compared
     python benches/forecasting.py --walks           # against the random walk on prices
     python benches/forecasting.py --global-cost     # the choice's price, 1,000 series
 
@@ -627,6 +628,78 @@ def coverage(reps=40, n=240, h=12, nominal=0.9):
               f"{np.mean(inside['simulate']):6.1%}   (chosen: {picks})", flush=True)
 
 
+def rules(sets=("tuned", "held-out")):
+    """How the choice rule was chosen (issue 26): on each set, every
+    candidate's validation score (``config_``) and test forecast at every
+    origin (the network's configurations refitted one by one, the
+    statistical ones from crnn._baselines), and the geometric-mean MASE of
+    the rules that choose among them."""
+    from crnn import _baselines as B
+
+    def mase(y, o, h, m, f):
+        train, truth = y[:o], y[o:o + h]
+        lag = m if o > m else 1
+        sc = np.mean(np.abs(train[lag:] - train[:-lag]))
+        return float(np.mean(np.abs(truth - np.ravel(f))) / (sc if sc > 0 else 1.0))
+
+    def key(c):
+        return ("rnn", c["window_length"], c["difference"], c["seasonal_difference"]) \
+            if c["model"] == "rnn" else c["model"]
+
+    def lowest(cands, edge=1.0, pool=None):
+        ok = [c for c in cands if pool is None or pool(c)]
+        return min(ok, key=lambda c: (c["score"] * (edge if c["model"] == "ets" else 1.0),
+                                      c["model"] != "ets"))
+
+    def ets_or_net(k):
+        return lambda cands: lowest(cands, k, lambda c: c["model"] in ("ets", "rnn"))
+
+    rule_fns = {
+        "the lowest score": lowest,
+        "the smoothing alone": lambda cands: next(c for c in cands if c["model"] == "ets"),
+        "the network alone (its best configuration)":
+            lambda cands: lowest(cands, pool=lambda c: c["model"] == "rnn"),
+        **{f"the network if below {k} x the smoothing (no simple baselines)": ets_or_net(k)
+           for k in (0.7, 0.8, 0.9)},
+        **{f"the smoothing unless another scores below {k} x it": (
+            lambda cands, k=k: lowest(cands, k)) for k in (0.7, 0.8, 0.9)},
+    }
+    for name in sets:
+        data = heldout_series() if name == "held-out" else public_series()
+        scores = {r: [] for r in rule_fns}
+        for series, (y, m_true, h, _) in data.items():
+            y = np.asarray(y, dtype=np.float64)
+            n = len(y)
+            per = {r: [] for r in rule_fns}
+            for o in (n - 3 * h, n - 2 * h, n - h):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    f = RNNForecaster(random_state=0).fit(y[:o])
+                    cands = [c for c in f.config_["candidates"] if c["score"] is not None]
+                    m = f.config_["seasonal_period"]
+                    fc = {}
+                    for c in cands:
+                        if c["model"] == "rnn":
+                            g = RNNForecaster(random_state=0, baselines=False,
+                                              window_length=c["window_length"],
+                                              difference=c["difference"],
+                                              seasonal_period=c["seasonal_difference"] or None)
+                            fc[key(c)] = np.asarray(g.fit(y[:o]).predict(h))
+                        else:
+                            hist = y[:o, None]
+                            p = B.fit_params(c["model"], [hist], m)
+                            st = B.state(c["model"], p, hist, m)
+                            fc[key(c)] = B.forecast(c["model"], p, st, h, m)[:, 0]
+                for r, fn in rule_fns.items():
+                    per[r].append(mase(y, o, h, m_true, fc[key(fn(cands))]))
+            for r in rule_fns:
+                scores[r].append(np.mean(per[r]))
+            print(f"  {name}: {series} done", flush=True)
+        print(f"\n{name} ({len(data)} series): geometric-mean MASE of each rule")
+        for r, v in scores.items():
+            print(f"  {r:<62}{np.exp(np.mean(np.log(np.maximum(v, 1e-12)))):>8.3f}")
+
+
 def walks(reps=30, n=500, h=5):
     """The defaults on simulated prices (geometric random walks of n days,
     3 origins x h steps): their MAE against the random walk's (the naive
@@ -697,17 +770,21 @@ def main():
     p.add_argument("--unseen", action="store_true",
                    help="--defaults on a third set, never used to choose anything "
                         "(needs pmdarima's data files: pip install pmdarima --no-deps)")
+    p.add_argument("--rules", action="store_true",
+                   help="the choice rules compared on the tuned and held-out sets")
     p.add_argument("--walks", action="store_true",
                    help="the defaults against the random walk on 30 simulated prices")
     p.add_argument("--global-cost", action="store_true",
                    help="the automatic defaults' fit time on 1,000 series against the "
                         "defaults before issue 26")
     args = p.parse_args()
-    if args.defaults or args.coverage or args.walks or args.global_cost:
+    if args.defaults or args.coverage or args.walks or args.global_cost or args.rules:
         if args.defaults:
             defaults(args.only, args.methods, args.plot, args.heldout, args.unseen)
         if args.coverage:
             coverage()
+        if args.rules:
+            rules()
         if args.walks:
             walks()
         if args.global_cost:
