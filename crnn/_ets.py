@@ -172,23 +172,29 @@ def _filter(x, spec):
                            np.ascontiguousarray(spec[8:]), alpha, beta, gamma, phi)
 
 
+def _next_terms(spec, Sh, origins, count, m):
+    """The seasonal terms of the first ``count`` steps after each origin o
+    (after its first o steps) of a filtered history, (len(origins), count):
+    the term of phase (o + h) % m was last updated at the last step of that
+    phase before o, or is still its initial value."""
+    o = origins[:, None]
+    hs = np.arange(count)
+    t = o - 1 - ((-1 - hs)[None, :] % m)
+    return np.where(t >= 0, Sh[np.maximum(t, 0)], spec[10:][(o + hs) % m])
+
+
 def _state_at(spec, L, B, Sh, o, m):
     """The state after the first o steps of a filtered history."""
-    hs = np.arange(m)                   # the term of phase (o + h) % m:
-    t = o - 1 - ((-1 - hs) % m)         # the last step of that phase
-    nxt = np.where(t >= 0, Sh[np.maximum(t, 0)], spec[10:][(o + hs) % m])
-    return np.concatenate([[spec[0], spec[7]], spec[3:7],
-                           [L[o - 1], B[o - 1]], nxt])
+    return np.concatenate([[spec[0], spec[7]], spec[3:7], [L[o - 1], B[o - 1]],
+                           _next_terms(spec, Sh, np.array([o]), m, m)[0]])
 
 
 def _forecast_from(spec, L, B, Sh, origins, steps, m):
     """Forecasts (len(origins), steps) of a filtered history from each
-    origin o (after its first o steps): _state_at and forecast, for many
-    origins at once."""
+    origin o: _state_at and forecast for many origins at once, reading
+    only the min(m, steps) seasonal terms the horizons use."""
     o = origins[:, None]
-    hs = np.arange(min(m, steps))                   # the seasonal terms read
-    t = o - 1 - ((-1 - hs)[None, :] % m)            # (origins, min(m, steps))
-    nxt = np.where(t >= 0, Sh[np.maximum(t, 0)], spec[10:][(o + hs) % m])
+    nxt = _next_terms(spec, Sh, origins, min(m, steps), m)
     log, phi, unit = spec[0], spec[6], spec[7]
     h = np.arange(1, steps + 1)
     damp = np.cumsum(phi ** h)
@@ -200,10 +206,7 @@ def _forecast_from(spec, L, B, Sh, origins, steps, m):
 def state(y, m, n_threads=1):
     """The chosen models' state at the end of the history y (n, k), each
     column's model chosen on y itself: (8 + m, k)."""
-    m = max(int(m), 1)
-    specs = fit([y[:, c] for c in range(y.shape[1])], m, n_threads)
-    return np.stack([_state_at(sp, *_filter(y[:, c], sp), len(y), m)
-                     for c, sp in enumerate(specs)], axis=1)
+    return states([y], m, n_threads)[0]
 
 
 def states(ys, m, n_threads=1):

@@ -3,13 +3,13 @@ crnn._smoothing kernel), against plain loops written here."""
 import io
 import json
 import warnings
-import zipfile
 
 import numpy as np
 import pytest
 
 import crnn
 from crnn import RNNForecaster, _baselines as B, _ets, _smoothing
+from forecast_helpers import rewrite_model_file
 
 
 def _loop(x, l0, b0, s0, alpha, beta, gamma, phi):
@@ -255,17 +255,14 @@ def test_an_ets_forecaster_file_forecasts_identically(ets_forecaster):
 
 def _tamper(path, out, row, value):
     """The file with one entry of the first series' smoothing state changed."""
-    with zipfile.ZipFile(path) as z:
-        members = {n: z.read(n) for n in z.namelist()}
-    name = json.loads(members["model.json"])["attributes"]["_bstate"][0]["file"]
-    arr = np.load(io.BytesIO(members[name]), allow_pickle=False).copy()
-    arr[row, 0] = value
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=False)
-    members[name] = buf.getvalue()
-    with zipfile.ZipFile(out, "w") as z:
-        for n, b in members.items():
-            z.writestr(n, b)
+    def edit(members):
+        name = json.loads(members["model.json"])["attributes"]["_bstate"][0]["file"]
+        arr = np.load(io.BytesIO(members[name]), allow_pickle=False).copy()
+        arr[row, 0] = value
+        buf = io.BytesIO()
+        np.save(buf, arr, allow_pickle=False)
+        members[name] = buf.getvalue()
+    rewrite_model_file(path, out, edit)
 
 
 @pytest.mark.parametrize("row, value", [(0, 2.0), (1, 0.0), (1, -1.0), (2, 1.5), (3, -0.1),

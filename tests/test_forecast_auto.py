@@ -4,13 +4,13 @@ choice on the validation tail and what config_ records, and the chosen
 baseline through predict, intervals, new histories and model files."""
 import json
 import warnings
-import zipfile
 
 import numpy as np
 import pytest
 
 import crnn
 from crnn import RNNForecaster, _baselines as B
+from forecast_helpers import rewrite_model_file
 
 pd = pytest.importorskip("pandas")
 
@@ -318,14 +318,12 @@ def test_a_baseline_forecaster_file_forecasts_identically(damped):
 
 
 def _edit(path, out, fn):
-    with zipfile.ZipFile(path) as z:
-        members = {n: z.read(n) for n in z.namelist()}
-    man = json.loads(members["model.json"])
-    fn(man)
-    members["model.json"] = json.dumps(man).encode()
-    with zipfile.ZipFile(out, "w") as z:
-        for n, b in members.items():
-            z.writestr(n, b)
+    """The file with its manifest changed by fn."""
+    def edit(members):
+        man = json.loads(members["model.json"])
+        fn(man)
+        members["model.json"] = json.dumps(man).encode()
+    rewrite_model_file(path, out, edit)
 
 
 class _config:
