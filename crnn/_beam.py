@@ -12,13 +12,9 @@ import numbers
 
 import numpy as np
 
+from ._params import check_int_arg
+
 __all__ = ["beam_search"]
-
-
-def _check_int(value, name, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
-    return int(value)
 
 
 def _topk_rows(x, k):
@@ -138,11 +134,11 @@ def beam_search(step, n_sentences, *, beam_size, bos, eos, max_len, length_penal
     """
     if not callable(step):
         raise ValueError(f"step must be callable; got {type(step).__name__}.")
-    n = _check_int(n_sentences, "n_sentences", 0)
-    beam_size = _check_int(beam_size, "beam_size", 1)
-    max_len = _check_int(max_len, "max_len", 1)
-    bos = _check_int(bos, "bos", 0)
-    eos = _check_int(eos, "eos", 0)
+    n = check_int_arg(n_sentences, "n_sentences", 0)
+    beam_size = check_int_arg(beam_size, "beam_size", 1)
+    max_len = check_int_arg(max_len, "max_len", 1)
+    bos = check_int_arg(bos, "bos", 0)
+    eos = check_int_arg(eos, "eos", 0)
     if (isinstance(length_penalty, bool) or not isinstance(length_penalty, numbers.Real)
             or not math.isfinite(length_penalty) or length_penalty < 0):
         raise ValueError(f"length_penalty must be a finite number >= 0; got "

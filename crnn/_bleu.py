@@ -15,6 +15,8 @@ import numbers
 import re
 from collections import Counter
 
+from ._params import check_int_arg
+
 # sacrebleu.metrics.bleu.BLEU.SMOOTH_DEFAULTS (Chen & Cherry, WMT 2014)
 SMOOTH_DEFAULTS = {"none": None, "floor": 0.1, "add-k": 1, "exp": None}
 
@@ -44,12 +46,6 @@ def tokenize_13a(line):
 
 _TOKENIZERS = {"13a": tokenize_13a, "none": lambda line: line,
                "char": lambda line: " ".join(line)}
-
-
-def _check_int(value, name, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
-    return int(value)
 
 
 def _check_corpus(hypotheses, references):
@@ -129,7 +125,7 @@ def corpus_bleu(hypotheses, references, max_n=4, smooth=None, tokenize="13a",
         BLEU in [0, 100].
     """
     hypotheses, references = _check_corpus(hypotheses, references)
-    max_n = _check_int(max_n, "max_n", 1)
+    max_n = check_int_arg(max_n, "max_n", 1)
     smooth = "exp" if smooth is None else smooth
     if smooth not in SMOOTH_DEFAULTS:
         raise ValueError("smooth must be None, 'exp', 'none', 'floor' or 'add-k'; got "
@@ -265,8 +261,8 @@ def corpus_chrf(hypotheses, references, char_order=6, word_order=0, beta=2):
         chrF in [0, 100].
     """
     hypotheses, references = _check_corpus(hypotheses, references)
-    char_order = _check_int(char_order, "char_order", 1)
-    word_order = _check_int(word_order, "word_order", 0)
+    char_order = check_int_arg(char_order, "char_order", 1)
+    word_order = check_int_arg(word_order, "word_order", 0)
     if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not beta > 0:
         raise ValueError(f"beta must be a number > 0; got {beta!r}.")
 

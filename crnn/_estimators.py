@@ -8,9 +8,7 @@ import ctypes
 import numbers
 import operator
 import os
-import threading
 import warnings
-import weakref
 
 import numpy as np
 from scipy import sparse
@@ -22,36 +20,26 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ._callbacks import CallbackSupportMixin, EpochMonitor, wants_callbacks, with_callbacks
+from ._callbacks import CallbackSupportMixin, with_callbacks
+from ._docstrings import document_parameters
 from ._data import (fast_float_array, from_array, from_list, is_sequence_list,
                     per_step_targets, refuse_non_numbers)
 from . import _kernels
 from ._engine import Engine, sample_rows
 from ._io import ModelFileMixin
 from ._layout import LOSS_MSE, LOSS_XENT, Layout
+from ._params import INT_MAX, Interval, Options, Satisfies, is_int, validate_params
+from ._params import check_int  # noqa: F401  (its old import path)
 from ._threads import effective_n_threads
-from ._training import EpochLoop, LearningRate, TrainState, all_finite, make_solver
+from ._fitting import FitPlan, run_fit
+from ._fitting import fit_lock as _fit_lock
+from ._training import LearningRate, TrainState, all_finite
 
 _SOLVERS = ("sgd", "adam")
 _CELLS = ("rnn", "gru", "lstm")
 _NONLINEARITIES = ("tanh", "relu")
 # the parameter names of each estimator class (sklearn's _get_param_names)
 _PARAM_NAMES = {}
-# one lock per estimator instance: fits of one model from several threads run
-# one after the other (each would otherwise train a copy and the last commit
-# would silently drop the other's work)
-_FIT_LOCKS = weakref.WeakKeyDictionary()
-_FIT_LOCKS_GUARD = threading.Lock()
-
-
-def _fit_lock(estimator):
-    lock = _FIT_LOCKS.get(estimator)
-    if lock is None:
-        with _FIT_LOCKS_GUARD:
-            lock = _FIT_LOCKS.setdefault(estimator, threading.RLock())
-    return lock
-
-
 # the kernels compute sizes and offsets in C long: 32 bits on Windows
 _C_LONG_BITS = 8 * ctypes.sizeof(ctypes.c_long)
 _MAX_PARAMS = 2 ** (_C_LONG_BITS - 1) - 1
@@ -79,19 +67,10 @@ def _check_model_size(layout, dtype):
             f"machine's {have / 2**30:.1f} GiB of memory.")
 
 
-def check_int(owner, name, low, high=2**31 - 1, allow_none=False, also=""):
-    """The parameter owner.name as an int in [low, high] (None when allowed
-    and given); a ValueError naming it otherwise.  The kernels count in C
-    ints, so larger values are parameter errors.  also: other accepted values
-    for the message (e.g. " or 'auto'")."""
-    v = getattr(owner, name)
-    if v is None and allow_none:
-        return None
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not low <= v <= high:
-        raise ValueError(
-            f"The '{name}' parameter of {type(owner).__name__} must be an int in the range "
-            f"[{low}, {high}]{' or None' if allow_none else ''}{also}. Got {v!r} instead.")
-    return int(v)
+def _class_weight_dict(cw):
+    return isinstance(cw, dict) and all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v) and v >= 0
+        for v in cw.values())
 
 
 def _softmax(z):
@@ -203,94 +182,51 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
         self.__dict__["_validated_params"] = values
         return dtype
 
+    _parameter_constraints = {
+        "cell": [Options(_CELLS)],
+        "hidden_size": [Interval("int", 1, 2**20)],
+        "num_layers": [Interval("int", 1, 1024)],
+        "nonlinearity": [Options(_NONLINEARITIES)],
+        "bidirectional": ["boolean"],
+        "dropout": [Interval("real", 0, 1, closed="left")],
+        "forget_bias": [Interval("real", -np.inf, np.inf)],
+        "return_sequences": ["boolean"],
+        "solver": [Options(_SOLVERS)],
+        "learning_rate": [Options(LearningRate.KINDS)],
+        "learning_rate_init": [Interval("real", 0, np.inf, closed="neither")],
+        "power_t": [Interval("real", 0, np.inf, closed="left")],
+        "batch_size": [Interval("int", 1, INT_MAX)],
+        "max_iter": [Interval("int", 1, INT_MAX)],
+        "alpha": [Interval("real", 0, np.inf, closed="left")],
+        "clip_norm": [Interval("real", 0, np.inf, closed="neither"), None],
+        "bptt_truncate": [Interval("int", 0, INT_MAX), None],
+        "momentum": [Interval("real", 0, 1)],
+        "nesterovs_momentum": ["boolean"],
+        "beta_1": [Interval("real", 0, 1, closed="left")],
+        "beta_2": [Interval("real", 0, 1, closed="left")],
+        "epsilon": [Interval("real", 0, np.inf, closed="neither")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval("real", 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval("int", 1, INT_MAX)],
+        "tol": [Interval("real", 0, np.inf, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state", None],
+        "verbose": [Interval("int", 0, INT_MAX)],
+        "warm_start": ["boolean"],
+        "n_jobs": [Satisfies(lambda v: is_int(v) and v != 0, "a non-zero int"), None],
+        "dtype": ["dtype"],
+        "compute_dtype": [Options({"bfloat16"}), None],
+    }
+
     def _validate_hyperparams_now(self):
-        def integer(name, low, allow_none=False, high=2**31 - 1):
-            check_int(self, name, low, high, allow_none)
-
-        def real(name, low, high=np.inf, low_open=False, high_open=False, allow_none=False):
-            v = getattr(self, name)
-            if v is None and allow_none:
-                return
-            ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)
-            if ok:
-                ok = (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
-            if not ok:
-                lb = "(" if low_open or low == -np.inf else "["
-                rb = ")" if high_open or high == np.inf else "]"
-                raise ValueError(
-                    f"The '{name}' parameter of {type(self).__name__} must be a float in "
-                    f"the range {lb}{low}, {high}{rb}{' or None' if allow_none else ''}. "
-                    f"Got {v!r} instead."
-                )
-
-        def options(name, allowed):
-            v = getattr(self, name)
-            if not isinstance(v, str) or v not in allowed:
-                raise ValueError(
-                    f"The '{name}' parameter of {type(self).__name__} must be one of "
-                    f"{sorted(allowed)}. Got {v!r} instead."
-                )
-
-        def boolean(name):
-            v = getattr(self, name)
-            if not isinstance(v, (bool, np.bool_)):
-                raise ValueError(
-                    f"The '{name}' parameter of {type(self).__name__} must be a bool. "
-                    f"Got {v!r} instead."
-                )
-
-        options("cell", _CELLS)
-        integer("hidden_size", 1, high=2**20)
-        integer("num_layers", 1, high=1024)
-        options("nonlinearity", _NONLINEARITIES)
-        boolean("bidirectional")
-        real("dropout", 0, 1, high_open=True)
-        real("forget_bias", -np.inf)
-        boolean("return_sequences")
-        options("solver", _SOLVERS)
-        options("learning_rate", LearningRate.KINDS)
-        real("learning_rate_init", 0, low_open=True)
-        real("power_t", 0)
-        integer("batch_size", 1)
-        integer("max_iter", 1)
-        real("alpha", 0)
-        real("clip_norm", 0, low_open=True, allow_none=True)
-        integer("bptt_truncate", 0, allow_none=True)
-        real("momentum", 0, 1)
-        boolean("nesterovs_momentum")
-        real("beta_1", 0, 1, high_open=True)
-        real("beta_2", 0, 1, high_open=True)
-        real("epsilon", 0, low_open=True)
-        boolean("early_stopping")
-        real("validation_fraction", 0, 1, low_open=True, high_open=True)
-        integer("n_iter_no_change", 1)
-        real("tol", 0)
-        boolean("shuffle")
-        integer("verbose", 0)
-        boolean("warm_start")
-        if self.n_jobs is not None and (
-            isinstance(self.n_jobs, bool)
-            or not isinstance(self.n_jobs, numbers.Integral)
-            or self.n_jobs == 0
-        ):
-            raise ValueError(
-                f"The 'n_jobs' parameter of {type(self).__name__} must be None or a "
-                f"non-zero int. Got {self.n_jobs!r} instead."
-            )
-        self._validate_extra_params()
+        validate_params(self)               # each parameter as declared
+        self._check_param_rules()
         self._simd(check_cpu=False)         # the CPU is checked where kernels run
-        rs = self.random_state
-        if rs is not None and not isinstance(rs, np.random.RandomState) and (
-                isinstance(rs, bool) or not isinstance(rs, numbers.Integral)
-                or not 0 <= rs < 2**32):
-            raise ValueError(
-                f"The 'random_state' parameter of {type(self).__name__} must be None, "
-                f"an int in [0, 2**32 - 1] or a numpy RandomState (scikit-learn's rule). "
-                f"Got {rs!r} instead.")
         return self._dtype()
 
-    def _validate_extra_params(self):
-        """Parameters of one estimator class only (none here)."""
+    def _check_param_rules(self):
+        """Rules beyond one parameter's declared values (none here; see
+        _simd for compute_dtype with dtype)."""
 
     def _simd(self, check_cpu=True):
         """The kernels' SIMD level for compute_dtype: -1 (the CPU's best,
@@ -420,85 +356,51 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
     # training
 
     def _fit(self, X, y, incremental, **kwargs):
-        """fit / partial_fit: one at a time per instance (see _FIT_LOCKS)."""
-        with _fit_lock(self):
-            return self._fit_locked(X, y, incremental, **kwargs)
+        """fit / partial_fit: the shared runner (crnn._fitting.run_fit)."""
+        return run_fit(self, X, y, incremental, **kwargs)
 
-    def _fit_locked(self, X, y, incremental, *, classes=None, sample_weight=None, X_val=None,
-                    y_val=None, sample_weight_val=None):
-        dtype = self._validate_hyperparams()
-        if incremental and self.early_stopping:
-            raise ValueError("partial_fit does not support early_stopping=True.")
-        if (X_val is None) != (y_val is None):
-            raise ValueError(f"{'X_val' if y_val is None else 'y_val'} is provided, but "
-                             f"{'y_val' if y_val is None else 'X_val'} was not provided.")
-        if X_val is not None and not self.early_stopping:
-            raise ValueError(
-                "X_val and y_val are passed to fit while early_stopping is False; set "
-                "early_stopping=True to use them for early stopping.")
-        if sample_weight_val is not None and X_val is None:
-            raise ValueError("sample_weight_val is provided, but X_val was not provided.")
-        fitted = hasattr(self, "_theta")
-        continue_from_fitted = fitted and (incremental or self.warm_start)
-        if continue_from_fitted and bool(self.return_sequences) != self._fitted_seq():
+    def _plan_fit(self, ctx, X, y, *, classes=None, sample_weight=None, X_val=None,
+                  y_val=None, sample_weight_val=None):
+        """The data of a fit (see crnn._fitting): X and y checked against the
+        fitted model when it continues, per-target weights, the network, and
+        the held-out samples or X_val for early stopping."""
+        dtype = ctx.dtype
+        if ctx.continue_from_fitted and bool(self.return_sequences) != self._fitted_seq():
             raise ValueError(
                 f"return_sequences={self.return_sequences} differs from the fitted model's "
                 f"({self._fitted_seq()}); use fit with warm_start=False to train a new "
                 "network.")
-        data = self._check_X(X, dtype, reset=not continue_from_fitted)
-        target, target_info = self._check_targets(data, y, dtype, incremental, classes,
-                                                  continue_from_fitted)
-        weights = self._target_weights(data, target, target_info, sample_weight, incremental)
+        data = self._check_X(X, dtype, reset=not ctx.continue_from_fitted)
+        target, target_info = self._check_targets(data, y, dtype, ctx.incremental, classes,
+                                                  ctx.continue_from_fitted)
+        weights = self._target_weights(data, target, target_info, sample_weight,
+                                       ctx.incremental)
         layout = self._make_layout(data.n_features, target_info["n_outputs_"])
-
-        state, rng = self._start_state(layout, dtype, incremental, continue_from_fitted)
-
-        early_stopping = self.early_stopping and not incremental
+        _, rng = ctx.start(layout)
         engine = self._engine(layout, self.return_sequences)
-        n_threads = effective_n_threads(self.n_jobs)
         if X_val is not None:
             pool = np.arange(data.n_samples, dtype=np.intp)
             validate = self._validation_set(engine, X_val, y_val, sample_weight_val, dtype,
-                                            target_info, n_threads)
+                                            target_info, ctx.n_threads)
         else:
-            pool, validate = self._holdout(engine, data, target, weights, rng, n_threads,
-                                           early_stopping)
-        work = engine.trainer(data, target, min(self.batch_size, len(pool)), n_threads, dtype,
-                              weights, keep=incremental)
-        try:        # the workspace's buffers go back to the engine however this ends
-            if weights is not None and not np.any(work.sample_weights[pool] > 0):
-                raise ValueError("The training samples' weights are all zero; at least one "
-                                 "sample needs a non-zero weight.")
-            n_epochs = 1 if incremental else int(self.max_iter)
-            loop = EpochLoop(
-                make_solver(self),
-                LearningRate(self.learning_rate, self.learning_rate_init, self.power_t,
-                             self.max_iter),
-                n_epochs, self.tol, self.n_iter_no_change, shuffle=self.shuffle,
-                verbose=self.verbose, max_iter=None if incremental else self.max_iter,
-                epoch0=0 if incremental else state.n_iter,
-                dropout=engine.dropout > 0 and layout.num_layers > 1,
-                incremental=incremental,
-            )
-            if wants_callbacks(self):
-                loop.monitor = EpochMonitor(
-                    self, X, y, "partial_fit" if incremental else "fit", n_epochs,
-                    self._snapshot(engine, early_stopping,
-                                   dict(target_info, n_features_in_=data.n_features)),
-                    {} if sample_weight is None else {"sample_weight": sample_weight})
-            loop.run(state, work, pool, rng, validate)
-        finally:
-            work.release()
+            pool, validate = self._holdout(engine, data, target, weights, rng, ctx.n_threads,
+                                           ctx.early_stopping)
 
-        wpack = (state.theta, engine.packed_weights(state.theta))
-        # commit: from here on nothing can fail (the history lists grow in place)
-        attrs = state.attributes(early_stopping, commit=True)
-        attrs.update(target_info, n_features_in_=data.n_features, _random_state=rng,
-                     _wpack=wpack, _return_sequences=bool(self.return_sequences))
-        self.__dict__.update(attrs)
-        if loop.monitor is not None:
-            loop.monitor.close()            # the root task ends with the fitted model
-        return self
+        def open_work():
+            work = engine.trainer(data, target, min(self.batch_size, len(pool)),
+                                  ctx.n_threads, dtype, weights, keep=ctx.incremental)
+            if weights is not None and not np.any(work.sample_weights[pool] > 0):
+                work.release()
+                raise ValueError("The training samples' weights are all zero; at least "
+                                 "one sample needs a non-zero weight.")
+            return work
+
+        return FitPlan(
+            open_work, pool,
+            dict(target_info, n_features_in_=data.n_features,
+                 _return_sequences=bool(self.return_sequences)),
+            validate=validate, shuffle=self.shuffle, engine=engine,
+            callback_metadata={} if sample_weight is None else {"sample_weight": sample_weight})
 
     def _start_state(self, layout, dtype, incremental, continue_from_fitted):
         """(TrainState, rng) a fit starts from: a copy of the fitted model
@@ -523,19 +425,6 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
         if not incremental:
             state.reset_optimizer()
         return state, rng
-
-    @staticmethod
-    def _snapshot(engine, early_stopping, fitted_info):
-        """For callbacks: state -> the fitted attributes of the model at that
-        state (copies), with fitted_info (what the data set)."""
-        def snapshot(st):
-            attrs = st.attributes(early_stopping)
-            for name in ("_theta", "_opt_m", "_opt_v"):
-                attrs[name] = attrs[name].copy()
-            attrs.update(fitted_info,
-                         _wpack=(attrs["_theta"], engine.packed_weights(attrs["_theta"])))
-            return attrs
-        return snapshot
 
     def _target_weights(self, data, target, target_info, sample_weight, incremental):
         """A float64 weight per target row (None: no weighting): sample_weight
@@ -984,116 +873,6 @@ _NETWORK_DOC = """\
     (``return_sequences=True``).
 """
 
-_PARAMETERS_DOC = """\
-    Parameters
-    ----------
-    cell : {"rnn", "gru", "lstm"}, default="rnn"
-        Recurrent cell: Elman, GRU (gates r, z, n; b_hn inside the reset
-        product) or LSTM (gates i, f, g, o), as torch.nn.RNN / GRU / LSTM.
-    hidden_size : int, default=32
-        Hidden units per layer (and direction).
-    num_layers : int, default=1
-        Stacked recurrent layers.
-    nonlinearity : {"tanh", "relu"}, default="tanh"
-        The Elman cell's nonlinearity (GRU and LSTM ignore it).
-    bidirectional : bool, default=False
-        Run a second recurrence backwards in time in every layer (PyTorch's
-        convention: the next layer reads both directions concatenated; the
-        many-to-one head reads the forward state after the last step and the
-        backward state after its last step, time 0).
-    dropout : float in [0, 1), default=0.0
-        Dropout on the outputs of every recurrent layer but the last, in
-        training only, as ``nn.RNN(dropout=p)`` (kept values are scaled by
-        1 / (1 - p)); no effect with one layer.  The masks come from
-        random_state and do not depend on n_jobs.
-    forget_bias : float, default=1.0
-        Added to the LSTM forget gate's input bias at initialisation, as
-        Keras's ``unit_forget_bias`` (Jozefowicz et al. 2015); 0 gives
-        PyTorch's initialisation.  Other cells ignore it.
-    return_sequences : bool, default=False
-        False: one prediction per sequence.  True: a prediction at every
-        step (targets per step).
-    solver : {"adam", "sgd"}, default="adam"
-        torch.optim.Adam / torch.optim.SGD update rules.
-    learning_rate : {"constant", "invscaling", "adaptive", "cosine"}, default="constant"
-        Schedule of the step size, for either solver: "constant" keeps
-        learning_rate_init; "invscaling" uses ``learning_rate_init / (t_ +
-        1) ** power_t`` for each epoch (t_: samples seen before it);
-        "adaptive" keeps learning_rate_init while the training loss (or the
-        validation score) improves, and each time n_iter_no_change epochs in
-        a row fail to improve it by tol divides the rate by 5 instead of
-        stopping, until the rate is at most 1e-6 (scikit-learn MLP's rules);
-        "cosine" decays it to zero over max_iter epochs,
-        ``learning_rate_init * (1 + cos(pi * epoch / max_iter)) / 2``
-        (torch.optim.lr_scheduler.CosineAnnealingLR).  The rate of every
-        epoch is in ``learning_rate_curve_``.
-    learning_rate_init : float, default=1e-3
-    power_t : float, default=0.5
-        Exponent of the "invscaling" schedule.
-    batch_size : int, default=32
-        Mini-batch size, clipped to the number of samples.
-    max_iter : int, default=200
-        Epochs.
-    alpha : float, default=0.0
-        L2 penalty on the weight matrices (not the biases), as in
-        scikit-learn's MLP: ``alpha / 2 * ||W||^2`` divided by the batch's
-        total weight of loss terms (its number of samples, or of steps with
-        return_sequences), i.e. torch's ``weight_decay = alpha /
-        batch_size`` on the weights.
-    clip_norm : float or None, default=5.0
-        Clip the global gradient 2-norm of each batch to this value
-        (torch.nn.utils.clip_grad_norm_); None turns clipping off.
-    bptt_truncate : int or None, default=None
-        Truncated BPTT: the gradient reaching a layer's state h_t (from the
-        loss or the layer above) is carried back through at most this many
-        steps of the recurrence.  None: full BPTT.
-    momentum : float, default=0.9
-        SGD momentum.
-    nesterovs_momentum : bool, default=True
-        Nesterov's momentum for SGD.
-    beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
-        Adam's parameters.
-    early_stopping : bool, default=False
-        Score a validation set after each epoch (``validation_fraction`` of
-        the data held out, stratified for many-to-one classification, or
-        fit's X_val), stop when its score has not improved by ``tol`` for
-        ``n_iter_no_change`` epochs, and keep the weights of the best epoch.
-    validation_fraction : float, default=0.1
-    n_iter_no_change : int, default=10
-    tol : float, default=1e-4
-        Without early stopping, training stops when the training loss has
-        not improved by ``tol`` for ``n_iter_no_change`` epochs.
-    shuffle : bool, default=True
-        Shuffle samples every epoch.
-    random_state : int, RandomState or None, default=None
-        Weight initialisation, shuffling, dropout masks and the validation
-        split.  A given random_state and n_jobs give the same model bit for
-        bit.
-    verbose : int, default=0
-        1: one line per epoch (loss, validation loss and score, seconds).
-        For a progress bar, use ``set_callbacks(ProgressBar())``
-        (scikit-learn >= 1.9).
-    warm_start : bool, default=False
-        fit continues from the current weights (with a new optimizer and
-        schedule).
-    n_jobs : int or None, default=None
-        Threads of the kernels, counted as scikit-learn does: None uses
-        every core available to the process (CPU affinity and container
-        quotas respected; OMP_NUM_THREADS overrides), -1 too, -2 all but
-        one.
-    dtype : numpy.float32 or numpy.float64, default=numpy.float32
-        Precision of the weights and of all computation.
-    compute_dtype : None or "bfloat16", default=None
-        None: compute in ``dtype``.  "bfloat16" (with float32 ``dtype``):
-        mixed precision on CPUs with AVX512-BF16 (AMD Zen 4 and later,
-        Intel Cooper Lake, Sapphire Rapids and later; a clear error
-        elsewhere): every matrix product of the network, forward and
-        backward, multiplies bfloat16-rounded operands and sums in float32;
-        weights, optimizer state, cells, losses and gradient sums stay
-        float32.  Like ``n_jobs`` it applies to predict as set at the time,
-        so a model trained either way predicts either way.
-"""
-
 _ATTRIBUTES_DOC = """\
     n_features_in_ : int
         Features per time step.
@@ -1130,7 +909,9 @@ _REGRESSOR_DOC = f"""Recurrent network (Elman, GRU or LSTM cells) for regression
     n_timesteps[, n_outputs]), or a list of (n_timesteps_i[, n_outputs])
     arrays for a list of sequences.
 
-{_PARAMETERS_DOC}
+    Parameters
+    ----------
+
     Attributes
     ----------
 {_ATTRIBUTES_DOC}
@@ -1163,7 +944,9 @@ _CLASSIFIER_DOC = f"""Recurrent network (Elman, GRU or LSTM cells) for classific
     prediction, ``o_t = softmax(V s_t)``).  The validation score is the
     accuracy.
 
-{_PARAMETERS_DOC}    class_weight : dict, "balanced" or None, default=None
+    Parameters
+    ----------
+    class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the loss, multiplying sample_weight, as
         LogisticRegression's: a dict {{label: weight}} (missing labels weigh
         1), or "balanced": n_samples / (n_classes * count of the class) over
@@ -1190,6 +973,7 @@ _CLASSIFIER_DOC = f"""Recurrent network (Elman, GRU or LSTM cells) for classific
 """
 
 
+@document_parameters
 class RNNRegressor(RegressorMixin, _StepperMixin, _BaseRNN):
     __doc__ = _REGRESSOR_DOC
 
@@ -1390,8 +1174,14 @@ or tuple (h_0, c_0), default=None
         return tags
 
 
+@document_parameters
 class RNNClassifier(ClassifierMixin, _StepperMixin, _BaseRNN):
     __doc__ = _CLASSIFIER_DOC
+
+    _parameter_constraints = _BaseRNN._parameter_constraints | {
+        "class_weight": [None, Options({"balanced"}), Satisfies(
+            _class_weight_dict, "a dict of non-negative finite weights")],
+    }
 
     _loss_code = LOSS_XENT
 
@@ -1608,17 +1398,6 @@ class RNNClassifier(ClassifierMixin, _StepperMixin, _BaseRNN):
         """Per-row results -> per sample, or per step as (n_samples, n_timesteps,
         ...) / a list for a list of sequences."""
         return data.split_rows(rows) if self._fitted_seq() else rows
-
-    def _validate_extra_params(self):
-        cw = self.class_weight
-        if cw is None or (isinstance(cw, str) and cw == "balanced"):
-            return
-        if not isinstance(cw, dict) or not all(
-                isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)
-                and v >= 0 for v in cw.values()):
-            raise ValueError(
-                f"The 'class_weight' parameter of {type(self).__name__} must be None, "
-                f"'balanced' or a dict of non-negative finite weights. Got {cw!r} instead.")
 
     def _target_weights(self, data, codes, target_info, sample_weight, incremental):
         w = super()._target_weights(data, codes, target_info, sample_weight, incremental)

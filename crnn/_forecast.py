@@ -24,7 +24,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import _threads
-from ._estimators import RNNRegressor, check_int
+from ._docstrings import document_parameters
+from ._estimators import RNNRegressor
+from ._params import INT_MAX, Interval, Options, validate_params, without
 from . import _baselines, _ets
 from ._baselines import _KPSS_5PCT, kpss_statistic  # noqa: F401  (public here)
 from ._io import ModelFileMixin
@@ -542,6 +544,7 @@ def _check_finite(zs, xs):
 # ---------------------------------------------------------------------------
 
 
+@document_parameters
 class RNNForecaster(ModelFileMixin, BaseEstimator):
     """Recursive multi-step forecasting with a recurrent network.
 
@@ -558,7 +561,6 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         a forecast.  "auto": the season length, at least 12, and at most
         half of the shortest training history (after the validation
         tail and the differences), so that short series still fit.
-    cell, hidden_size, num_layers : as RNNRegressor (default "gru", 32, 1)
     scale : {"standard", None}, default="standard"
         Standardise each (differenced) series by its mean and standard
         deviation (per column); undone on output.  Covariates are
@@ -613,12 +615,6 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         trainings on the whole series.  On benches/forecasting.py --defaults
         five networks did not improve the default's accuracy (see
         docs/performance.md), so the default is one.
-    nonlinearity, dropout, forget_bias, solver, learning_rate,
-    learning_rate_init, power_t, batch_size, max_iter, alpha, clip_norm,
-    bptt_truncate, momentum, nesterovs_momentum, beta_1, beta_2, epsilon,
-    early_stopping, validation_fraction, n_iter_no_change, tol, shuffle,
-    random_state, verbose, n_jobs, dtype, compute_dtype : as RNNRegressor
-        Training parameters of the network.
 
     Notes
     -----
@@ -687,6 +683,18 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         The ensemble's networks, ``model_`` first (``n_estimators`` of them
         when the network forecasts, else ``model_`` alone).
     """
+
+    _parameter_constraints = without(RNNRegressor._parameter_constraints, "bidirectional",
+                                     "return_sequences", "warm_start") | {
+        "window_length": [Interval("int", 1, INT_MAX), Options({"auto"})],
+        "scale": [Options({"standard"}), None],
+        "difference": [Interval("int", 0, _MAX_DIFFERENCE), Options({"auto"})],
+        "seasonal_period": [Interval("int", 1, INT_MAX), Options({"auto"}), None],
+        "calibration_size": [Interval("real_not_int", 0, 1, closed="left"),
+                             Interval("int", 0, INT_MAX), None],
+        "baselines": ["boolean"],
+        "n_estimators": [Interval("int", 1, 1000)],
+    }
 
     def __init__(
         self,
@@ -771,38 +779,18 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
     # parameters
 
     def _check_params(self):
-        """The forecaster's own parameters (the network's: _check_network):
-        (window_length, difference, seasonal lag, baseline kinds), each an
-        int or "auto"; the seasonal lag is 0 for None."""
-        def auto(v):
-            return isinstance(v, str) and v == "auto"
+        """The forecaster's parameters, as declared (the network's rules
+        beyond that: _check_network) -> (window_length, difference, seasonal
+        lag, baseline kinds), each an int or "auto"; the seasonal lag is 0
+        for None."""
+        validate_params(self)
 
-        W = "auto" if auto(self.window_length) else \
-            check_int(self, "window_length", 1, also=" or 'auto'")
-        d = "auto" if auto(self.difference) else \
-            check_int(self, "difference", 0, _MAX_DIFFERENCE, also=" or 'auto'")
-        s = "auto" if auto(self.seasonal_period) else \
-            check_int(self, "seasonal_period", 1, allow_none=True, also=" or 'auto'") or 0
-        if not (self.scale is None or (isinstance(self.scale, str)
-                                       and self.scale == "standard")):
-            raise ValueError("The 'scale' parameter of RNNForecaster must be 'standard' or "
-                             f"None. Got {self.scale!r} instead.")
-        c = self.calibration_size
-        if c is not None:
-            ok = isinstance(c, numbers.Real) and not isinstance(c, (bool, np.bool_))
-            if ok and isinstance(c, numbers.Integral):
-                ok = 0 <= c <= 2**31 - 1
-            elif ok:                        # NaN fails both comparisons
-                ok = bool(np.isfinite(c) and 0 <= c < 1)
-            if not ok:
-                raise ValueError("The 'calibration_size' parameter of RNNForecaster must be "
-                                 "a float in [0, 1), an int in [0, 2147483647], or None. Got "
-                                 f"{c!r} instead.")
-        check_int(self, "n_estimators", 1, 1000)
-        if not isinstance(self.baselines, (bool, np.bool_)):
-            raise ValueError("The 'baselines' parameter of RNNForecaster must be a bool. Got "
-                             f"{self.baselines!r} instead.")
-        return W, d, s, (_baselines.CANDIDATES if self.baselines else ())
+        def value(name, default=None):
+            v = getattr(self, name)
+            return v if isinstance(v, str) else (default if v is None else int(v))
+
+        return (value("window_length"), value("difference"), value("seasonal_period", 0),
+                _baselines.CANDIDATES if self.baselines else ())
 
     def _network(self):
         return RNNRegressor(return_sequences=True, bidirectional=False,

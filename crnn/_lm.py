@@ -14,14 +14,17 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._callbacks import EpochMonitor, wants_callbacks, with_callbacks
+from ._docstrings import document_parameters
+from ._callbacks import with_callbacks
 from ._data import SeqData
-from ._estimators import _BaseRNN, _check_model_size, _fit_lock, check_int
+from ._estimators import _BaseRNN, _check_model_size
+from ._params import INT_MAX, Interval, Options, without
 from ._layout import LOSS_XENT, Layout
 from ._text import (EOS, UNK, Vocabulary, check_sampling, check_vocabulary, sample_next,
                     stream_batches, token_ids, tokenizer_function)
+from ._fitting import FitPlan, run_fit
 from ._threads import effective_n_threads
-from ._training import EpochLoop, LearningRate, TrainState, make_solver
+from ._training import TrainState
 
 # evaluation (score, validation, prompts) runs the network over at most
 # about this many logits at once
@@ -31,6 +34,7 @@ _EVAL_LOGITS = 8 * 2**20
 MAX_GENERATE = 2**24
 
 
+@document_parameters
 class RNNLanguageModel(_BaseRNN):
     """Recurrent language model: next-token prediction and text generation.
 
@@ -99,16 +103,18 @@ class RNNLanguageModel(_BaseRNN):
         five corpora of benches/lm_defaults.py it keeps the default within
         0.04 nats/char of PyTorch's same model; 2e-3 did better on four and
         0.134 worse on the fifth, a held-out text of another kind.
-    nonlinearity, dropout, solver, learning_rate,
-    power_t, batch_size, max_iter, alpha, clip_norm,
-    momentum, nesterovs_momentum, beta_1, beta_2, epsilon, early_stopping,
-    validation_fraction, n_iter_no_change, tol, random_state, verbose,
-    warm_start, n_jobs, dtype, compute_dtype
-        As in RNNClassifier; ``batch_size`` is the number of parallel
-        streams, ``max_iter`` the number of epochs.  With
-        ``early_stopping`` the last ``validation_fraction`` of the tokens
-        (or ``X_val``) is held out and scored after every epoch.  Batches
-        run in the order of the text (no shuffling: the state is carried).
+    batch_size : int, default=32
+        The number of parallel streams the text is cut into (fewer when the
+        text is too short); batches run in the order of the text, with no
+        shuffling, since the state is carried from one chunk to the next.
+    max_iter : int, default=200
+        Epochs: passes over the text.  They are a budget: running out of
+        them raises no ConvergenceWarning.
+    early_stopping : bool, default=False
+        Hold out the last ``validation_fraction`` of the tokens (or score
+        fit's ``X_val``) after every epoch, stop when its mean
+        log-likelihood per token has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, and keep the best epoch's weights.
 
     Attributes
     ----------
@@ -146,6 +152,14 @@ class RNNLanguageModel(_BaseRNN):
     bptt_truncate = None
     shuffle = False
     _FITTED_ATTRIBUTES = _BaseRNN._FITTED_ATTRIBUTES | {"vocab_"}
+    _parameter_constraints = without(_BaseRNN._parameter_constraints, "bidirectional",
+                                     "return_sequences", "bptt_truncate", "shuffle") | {
+        "tokenizer": [Options({"char", "word"}), callable],
+        "seq_length": [Interval("int", 1, INT_MAX)],
+        "embedding_dim": [Interval("int", 1, 2**20), Options({"auto"}), None],
+        "max_vocab": [Interval("int", 3, INT_MAX), None],
+        "min_count": [Interval("int", 1, INT_MAX)],
+    }
 
     def __init__(
         self,
@@ -222,14 +236,6 @@ class RNNLanguageModel(_BaseRNN):
 
     # ------------------------------------------------------------------
     # parameters and text
-
-    def _validate_extra_params(self):
-        tokenizer_function(self.tokenizer)
-        check_int(self, "seq_length", 1)
-        if not (isinstance(self.embedding_dim, str) and self.embedding_dim == "auto"):
-            check_int(self, "embedding_dim", 1, 2**20, allow_none=True, also=" or 'auto'")
-        check_int(self, "max_vocab", 3, allow_none=True)
-        check_int(self, "min_count", 1)
 
     def _embedding_width(self):
         """The embedding's width (0: one-hot)."""
@@ -313,8 +319,7 @@ class RNNLanguageModel(_BaseRNN):
         -------
         self : RNNLanguageModel
         """
-        with _fit_lock(self):
-            return self._fit_text(X, X_val, incremental=False)
+        return run_fit(self, X, None, False, X_val=X_val)
 
     @with_callbacks
     def partial_fit(self, X, y=None):
@@ -331,18 +336,13 @@ class RNNLanguageModel(_BaseRNN):
         -------
         self : RNNLanguageModel
         """
-        with _fit_lock(self):
-            return self._fit_text(X, None, incremental=True)
+        return run_fit(self, X, None, True)
 
-    def _fit_text(self, X, X_val, incremental):
-        dtype = self._validate_hyperparams()
-        if incremental and self.early_stopping:
-            raise ValueError("partial_fit does not support early_stopping=True.")
-        if X_val is not None and not self.early_stopping:
-            raise ValueError("X_val is passed to fit while early_stopping is False; set "
-                             "early_stopping=True to use it for early stopping.")
-        fitted = hasattr(self, "_theta")
-        continue_from_fitted = fitted and (incremental or self.warm_start)
+    def _plan_fit(self, ctx, X, y, *, X_val=None):
+        """The text of a fit (see crnn._fitting): the vocabulary (built, or
+        the fitted one when training continues), the streams of chunks, and
+        the held-out tail of X or X_val for early stopping."""
+        dtype, continue_from_fitted = ctx.dtype, ctx.continue_from_fitted
         if continue_from_fitted:
             ids = self._encode(X, "X")
             vocab = self._vocabulary()
@@ -361,8 +361,7 @@ class RNNLanguageModel(_BaseRNN):
             raise ValueError(f"a vocabulary of {len(vocab)} tokens is too large for float32 "
                              "token ids (at most 2**24); use dtype=numpy.float64.")
         layout = self._make_layout(len(vocab))
-        state, rng = self._start_state(layout, dtype, incremental, continue_from_fitted)
-        early_stopping = self.early_stopping and not incremental
+        ctx.start(layout)
         L = int(self.seq_length)
         val_ids = None
         if X_val is not None:
@@ -376,7 +375,7 @@ class RNNLanguageModel(_BaseRNN):
             if len(val_ids) < 2:
                 raise ValueError("X_val holds no tokens: its text is empty (at least one "
                                  "token is needed to score it).")
-        elif early_stopping:
+        elif ctx.early_stopping:
             n_val = int(round(len(ids) * self.validation_fraction))
             if n_val < 2 or len(ids) - n_val < L + 1:
                 raise ValueError(
@@ -401,7 +400,7 @@ class RNNLanguageModel(_BaseRNN):
             return data
 
         engine = self._engine(layout, True)
-        n_threads = effective_n_threads(self.n_jobs)
+        n_threads = ctx.n_threads
         shape = (layout.num_layers, n_streams, layout.hidden)
         lstm = layout.cell == "lstm"
 
@@ -424,38 +423,16 @@ class RNNLanguageModel(_BaseRNN):
 
             validate = validate_streams
 
-        loop = EpochLoop(
-            make_solver(self),
-            LearningRate(self.learning_rate, self.learning_rate_init, self.power_t,
-                         self.max_iter),
-            1 if incremental else int(self.max_iter), self.tol, self.n_iter_no_change,
-            shuffle=False, verbose=self.verbose,
-            max_iter=None,       # epochs over a text are a budget: no ConvergenceWarning
-            epoch0=0 if incremental else state.n_iter,
-            dropout=engine.dropout > 0 and layout.num_layers > 1,
-            incremental=incremental, batches=batches,
-        )
-        fitted_info = dict(n_features_in_=len(vocab), n_outputs_=len(vocab),
-                           vocab_=self.vocab_ if continue_from_fitted else list(vocab.tokens),
-                           _return_sequences=True)
-        if wants_callbacks(self):
-            loop.monitor = EpochMonitor(self, X, None, "partial_fit" if incremental else "fit",
-                                        loop.n_epochs,
-                                        self._snapshot(engine, early_stopping, fitted_info))
-        # taken last: nothing can fail between taking the kept buffers and the
-        # finally that gives them back
-        work = engine.trainer(chunk(0), target, n_streams, n_threads, dtype, keep=incremental)
-        try:
-            loop.run(state, work, np.arange(n_chunks * n_streams, dtype=np.intp), rng, validate)
-        finally:
-            work.release()
-        wpack = (state.theta, engine.packed_weights(state.theta))
-        attrs = state.attributes(early_stopping, commit=True)
-        attrs.update(fitted_info, _random_state=rng, _wpack=wpack)
-        self.__dict__.update(attrs)
-        if loop.monitor is not None:
-            loop.monitor.close()
-        return self
+        return FitPlan(
+            lambda: engine.trainer(chunk(0), target, n_streams, n_threads, dtype,
+                                   keep=ctx.incremental),
+            np.arange(n_chunks * n_streams, dtype=np.intp),
+            dict(n_features_in_=len(vocab), n_outputs_=len(vocab),
+                 vocab_=self.vocab_ if continue_from_fitted else list(vocab.tokens),
+                 _return_sequences=True),
+            validate=validate, batches=batches, shuffle=False,
+            warn_max_iter=False,     # epochs over a text are a budget: no ConvergenceWarning
+            engine=engine)
 
     # ------------------------------------------------------------------
     # evaluation

@@ -235,6 +235,10 @@ class Seq2SeqWork:
             idx, didx, dec_enc, off, BOS_ID, EOS_ID, self.ws, self.iws, self.T, self.K,
             self.B, self.n_threads, self.wpack, seed)
 
+    def release(self):
+        """The end of a fit (crnn._fitting): the workspaces are this
+        object's own and go with it, so there is nothing to give back."""
+
 
 # the target vocabulary's ids of the start and end tokens (crnn._text's
 # Vocabulary: 0 unknown, 1 end; the translator puts its start token at 2)

@@ -7,14 +7,17 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted
 
 from . import _ctc, _kernels
+from ._docstrings import document_parameters
 from ._callbacks import with_callbacks
 from ._engine import CtcTargets
-from ._estimators import _BaseRNN, check_int
+from ._estimators import _BaseRNN
+from ._params import Interval, Satisfies, without
 from ._threads import effective_n_threads
 
 LOSS_CTC = _kernels.LOSS_CODES["ctc"]
 
 
+@document_parameters
 class RNNTranscriber(_BaseRNN):
     """Recurrent network trained with the CTC loss: it reads a sequence of
     frames and writes a transcript, with no frame alignment needed.
@@ -51,13 +54,11 @@ class RNNTranscriber(_BaseRNN):
         input is too short for its transcript.  True: such a sample is kept
         and contributes a loss and gradient of zero, as
         ``torch.nn.CTCLoss(zero_infinity=True)``.
-    nonlinearity, dropout, forget_bias, solver, learning_rate, \
-learning_rate_init, power_t, batch_size, max_iter, alpha, clip_norm, \
-momentum, nesterovs_momentum, beta_1, beta_2, epsilon, early_stopping, \
-validation_fraction, n_iter_no_change, tol, shuffle, random_state, verbose, \
-warm_start, n_jobs, dtype, compute_dtype
-        As in RNNClassifier.  The early-stopping score is 1 - the character
-        error rate of greedy decoding on the held-out samples.
+    early_stopping : bool, default=False
+        Score ``validation_fraction`` of the samples held out (or fit's
+        ``X_val``, ``y_val``) after every epoch: 1 - the character error
+        rate of greedy decoding; stop when it has not improved by ``tol``
+        for ``n_iter_no_change`` epochs, and keep the best epoch's weights.
 
     Attributes
     ----------
@@ -86,6 +87,13 @@ best_validation_score_, n_features_in_
     return_sequences = True
     bptt_truncate = None
     _FITTED_ATTRIBUTES = _BaseRNN._FITTED_ATTRIBUTES | {"alphabet_"}
+    _parameter_constraints = without(_BaseRNN._parameter_constraints,
+                                     "return_sequences", "bptt_truncate") | {
+        "alphabet": [None, Satisfies(lambda a: isinstance(a, str) or hasattr(a, "__len__"),
+                                     "a str or a sequence of symbols")],
+        "beam_size": [Interval("int", 1, 4096)],
+        "zero_infinity": ["boolean"],
+    }
 
     def __init__(
         self,
@@ -163,11 +171,7 @@ best_validation_score_, n_features_in_
     # ------------------------------------------------------------------
     # parameters and targets
 
-    def _validate_extra_params(self):
-        check_int(self, "beam_size", 1, 4096)
-        if not isinstance(self.zero_infinity, (bool, np.bool_)):
-            raise ValueError(f"The 'zero_infinity' parameter of {type(self).__name__} must be "
-                             f"a bool. Got {self.zero_infinity!r} instead.")
+    def _check_param_rules(self):
         if self.alphabet is not None:
             _ctc.check_alphabet(self.alphabet)
 

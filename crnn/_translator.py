@@ -8,7 +8,6 @@ forcing), greedy decoding and the steps of beam search run in the kernels
 (src/_seq2seq.pxi).  The training loop, solvers, model files and parameter
 checks are the other estimators'.
 """
-import numbers
 import re
 
 import numpy as np
@@ -16,14 +15,17 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import _seq2seq, _threads
-from ._callbacks import EpochMonitor, wants_callbacks, with_callbacks
-from ._estimators import _BaseRNN, _check_model_size, _fit_lock, check_int
+from ._docstrings import document_parameters
+from ._callbacks import with_callbacks
+from ._estimators import _BaseRNN, _check_model_size
+from ._params import INT_MAX, Interval, Options, without
 from ._layout import LOSS_XENT
 from ._seq2seq import Pairs, Seq2SeqLayout, Seq2SeqWork
 from ._text import (EOS, UNK, WORD_PATTERN, Vocabulary, check_vocabulary, token_ids,
                     tokenizer_function)
+from ._fitting import FitPlan, run_fit
 from ._threads import effective_n_threads
-from ._training import EpochLoop, LearningRate, TrainState, make_solver
+from ._training import TrainState
 
 BOS = "<bos>"
 # "word" tokens that follow the previous token without a space carry this
@@ -84,6 +86,7 @@ def detokenize(tokens, tokenizer):
     return "".join(out)
 
 
+@document_parameters
 class RNNTranslator(_BaseRNN):
     """Sequence-to-sequence translation: an encoder-decoder with attention.
 
@@ -128,7 +131,11 @@ class RNNTranslator(_BaseRNN):
     num_layers : int, default=1
         Encoder layers (the decoder is one cell).
     bidirectional_encoder : bool, default=True
+        Run the encoder's layers in both directions (the decoder reads each
+        source token's two states concatenated).
     attention : {"bahdanau", "luong"} or None, default="bahdanau"
+        The decoder's attention over the encoder's outputs (see above);
+        None: none, the decoder starts from the encoder's final states only.
     attention_dim : int or None, default=None
         Width of Bahdanau's scoring layer (None: hidden_size).
     embedding_dim : int, default=64
@@ -152,18 +159,27 @@ class RNNTranslator(_BaseRNN):
         Beam search ranks finished hypotheses by total log-probability /
         length ** length_penalty (the end token counted; 0: raw
         log-probability, which favours short translations).
-    dropout, forget_bias, solver, learning_rate, learning_rate_init, power_t,
-    batch_size, max_iter, alpha, clip_norm, momentum, nesterovs_momentum,
-    beta_1, beta_2, epsilon, early_stopping, validation_fraction,
-    n_iter_no_change, tol, shuffle, random_state, verbose, warm_start,
-    n_jobs, dtype
-        As in RNNClassifier: ``batch_size`` sentence pairs per update,
-        ``max_iter`` epochs, ``dropout`` between encoder layers.  The loss is
-        the mean over the batch's target tokens; the L2 penalty ``alpha``
-        is divided by that count.  With ``early_stopping`` a
-        ``validation_fraction`` of the pairs (or ``X_val``, ``y_val``) is
-        held out, and the validation score is its BLEU (greedy decoding),
-        the validation loss its mean token cross-entropy.
+    dropout : float in [0, 1), default=0.0
+        Dropout between the encoder's layers, in training only (no effect
+        with one layer).
+    forget_bias : float, default=0.0
+        Added to the LSTM forget gates' input bias at initialisation (0:
+        PyTorch's initialisation); the GRU ignores it.
+    batch_size : int, default=32
+        Sentence pairs per update.  The loss is the mean over the batch's
+        target tokens.
+    max_iter : int, default=200
+        Epochs over the pairs.  They are a budget: running out of them
+        raises no ConvergenceWarning.
+    alpha : float, default=0.0
+        L2 penalty on the weight matrices (not the biases), ``alpha / 2 *
+        ||W||^2`` divided by the batch's number of target tokens.
+    early_stopping : bool, default=False
+        Hold out a random ``validation_fraction`` of the pairs (or score
+        fit's ``X_val``, ``y_val``) after every epoch: the validation score
+        is its BLEU (greedy decoding), the validation loss its mean token
+        cross-entropy; stop when the score has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, and keep the best epoch's weights.
 
     Attributes
     ----------
@@ -201,6 +217,22 @@ class RNNTranslator(_BaseRNN):
     return_sequences = True
     bptt_truncate = None
     _FITTED_ATTRIBUTES = _BaseRNN._FITTED_ATTRIBUTES | {"src_vocab_", "tgt_vocab_"}
+    _parameter_constraints = without(
+        _BaseRNN._parameter_constraints, "nonlinearity", "bidirectional", "return_sequences",
+        "bptt_truncate", "compute_dtype") | {
+        "src_tokenizer": [Options({"char", "word"}), callable],
+        "tgt_tokenizer": [Options({"char", "word"}), callable],
+        "cell": [Options({"gru", "lstm"})],
+        "bidirectional_encoder": ["boolean"],
+        "attention": [Options({"bahdanau", "luong"}), None],
+        "attention_dim": [Interval("int", 1, 2**20), None],
+        "embedding_dim": [Interval("int", 1, 2**20)],
+        "max_vocab": [Interval("int", 4, INT_MAX), None],
+        "min_count": [Interval("int", 1, INT_MAX)],
+        "max_output_length": [Interval("int", 1, MAX_OUTPUT_LENGTH), None],
+        "beam_size": [Interval("int", 1, 2**16)],
+        "length_penalty": [Interval("real", 0, np.inf, closed="left")],
+    }
     _layout_class = Seq2SeqLayout
 
     def __init__(
@@ -293,30 +325,6 @@ class RNNTranslator(_BaseRNN):
         """No compute_dtype here: the encoder-decoder kernels compute in
         ``dtype`` (bfloat16 products cover the RNN estimators only)."""
         return -1
-
-    def _validate_extra_params(self):
-        tokenizer_function(self.src_tokenizer)
-        tokenizer_function(self.tgt_tokenizer)
-        if self.cell not in ("gru", "lstm"):
-            raise ValueError(f"The 'cell' parameter of RNNTranslator must be one of ['gru', "
-                             f"'lstm']. Got {self.cell!r} instead.")
-        if not isinstance(self.bidirectional_encoder, (bool, np.bool_)):
-            raise ValueError("The 'bidirectional_encoder' parameter of RNNTranslator must be "
-                             f"a bool. Got {self.bidirectional_encoder!r} instead.")
-        if self.attention not in _seq2seq.ATTENTIONS:
-            raise ValueError("The 'attention' parameter of RNNTranslator must be 'bahdanau', "
-                             f"'luong' or None. Got {self.attention!r} instead.")
-        check_int(self, "attention_dim", 1, 2**20, allow_none=True)
-        check_int(self, "embedding_dim", 1, 2**20)
-        check_int(self, "max_vocab", 4, allow_none=True)
-        check_int(self, "min_count", 1)
-        check_int(self, "max_output_length", 1, MAX_OUTPUT_LENGTH, allow_none=True)
-        check_int(self, "beam_size", 1, 2**16)
-        lp = self.length_penalty
-        if isinstance(lp, bool) or not isinstance(lp, numbers.Real) or not np.isfinite(lp) \
-                or lp < 0:
-            raise ValueError("The 'length_penalty' parameter of RNNTranslator must be a "
-                             f"finite float >= 0. Got {lp!r} instead.")
 
     def _make_layout(self, src_vocab, tgt_vocab):
         att = self.attention
@@ -417,8 +425,7 @@ class RNNTranslator(_BaseRNN):
         -------
         self : RNNTranslator
         """
-        with _fit_lock(self):
-            return self._fit_pairs(X, y, X_val, y_val, incremental=False)
+        return run_fit(self, X, y, False, X_val=X_val, y_val=y_val)
 
     @with_callbacks
     def partial_fit(self, X, y):
@@ -434,8 +441,7 @@ class RNNTranslator(_BaseRNN):
         -------
         self : RNNTranslator
         """
-        with _fit_lock(self):
-            return self._fit_pairs(X, y, None, None, incremental=True)
+        return run_fit(self, X, y, True, y_val=None)
 
     def _encode_pairs(self, X, y, names):
         sk, src = self._sentences(X, names[0], self.src_tokenizer)
@@ -445,20 +451,16 @@ class RNNTranslator(_BaseRNN):
                              f"{len(src)} and {len(tgt)}.")
         return sk, tk, src, tgt
 
-    def _fit_pairs(self, X, y, X_val, y_val, incremental):
-        dtype = self._validate_hyperparams()
-        if incremental and self.early_stopping:
-            raise ValueError("partial_fit does not support early_stopping=True.")
-        if (X_val is None) != (y_val is None):
-            raise ValueError("X_val and y_val must be given together.")
-        if X_val is not None and not self.early_stopping:
-            raise ValueError("X_val is passed to fit while early_stopping is False; set "
-                             "early_stopping=True to use it for early stopping.")
+    def _plan_fit(self, ctx, X, y, *, X_val=None, y_val=None):
+        """The sentence pairs of a fit (see crnn._fitting): the vocabularies
+        (built, or the fitted ones when training continues), and held-out
+        pairs (a random validation_fraction of them, or X_val, y_val) scored
+        by greedy BLEU for early stopping."""
+        dtype = ctx.dtype
         sk, tk, src, tgt = self._encode_pairs(X, y, ("X", "y"))
         if not src:
             raise ValueError("X is empty: it holds no sentence pair.")
-        fitted = hasattr(self, "_theta")
-        continue_from_fitted = fitted and (incremental or self.warm_start)
+        continue_from_fitted = ctx.continue_from_fitted
         if continue_from_fitted:
             if (sk, tk) != self._kinds():
                 raise ValueError("X and y must hold the same kinds of sentences (text or "
@@ -472,9 +474,8 @@ class RNNTranslator(_BaseRNN):
         src_ids = [sv.encode(s) for s in src]
         tgt_ids = [tv.encode(t) for t in tgt]
         layout = self._make_layout(len(sv), len(tv))
-        state, rng = self._start_state(layout, dtype, incremental, continue_from_fitted)
-        early_stopping = self.early_stopping and not incremental
-        n_threads = effective_n_threads(self.n_jobs)
+        _, rng = ctx.start(layout)
+        n_threads = ctx.n_threads
         val = None
         if X_val is not None:
             vsk, vtk, vsrc, vtgt = self._encode_pairs(X_val, y_val, ("X_val", "y_val"))
@@ -483,7 +484,7 @@ class RNNTranslator(_BaseRNN):
             if (vsk, vtk) != (sk, tk):
                 raise ValueError("X_val, y_val must hold the same kinds of sentences as X, y.")
             val = ([sv.encode(s) for s in vsrc], [tv.encode(t) for t in vtgt], vtgt)
-        elif early_stopping:
+        elif ctx.early_stopping:
             n_val = int(round(len(src) * self.validation_fraction))
             if n_val < 1 or len(src) - n_val < 1:
                 raise ValueError(f"The validation set is too small: {len(src)} pairs cannot "
@@ -497,8 +498,6 @@ class RNNTranslator(_BaseRNN):
             src_ids = [src_ids[i] for i in keep]
             tgt_ids = [tgt_ids[i] for i in keep]
         pairs = Pairs(src_ids, tgt_ids, dtype)
-        work = Seq2SeqWork(layout, pairs, int(self.batch_size), n_threads, dtype,
-                           dropout=float(self.dropout))
 
         validate = None
         if val is not None:
@@ -512,37 +511,16 @@ class RNNTranslator(_BaseRNN):
 
             validate = validate_pairs
 
-        loop = EpochLoop(
-            make_solver(self),
-            LearningRate(self.learning_rate, self.learning_rate_init, self.power_t,
-                         self.max_iter),
-            1 if incremental else int(self.max_iter), self.tol, self.n_iter_no_change,
-            shuffle=bool(self.shuffle), verbose=self.verbose,
-            max_iter=None,       # epochs over a corpus are a budget: no ConvergenceWarning
-            epoch0=0 if incremental else state.n_iter,
-            dropout=float(self.dropout) > 0 and layout.num_layers > 1,
-            incremental=incremental,
-        )
-        fitted_info = dict(n_features_in_=len(sv), n_outputs_=len(tv),
-                           src_vocab_=self.src_vocab_ if continue_from_fitted else list(sv.tokens),
-                           tgt_vocab_=self.tgt_vocab_ if continue_from_fitted else list(tv.tokens),
-                           _return_sequences=True)
-        if wants_callbacks(self):
-            def snapshot(st):
-                attrs = st.attributes(early_stopping)
-                for name in ("_theta", "_opt_m", "_opt_v"):
-                    attrs[name] = attrs[name].copy()
-                attrs.update(fitted_info)
-                return attrs
-            loop.monitor = EpochMonitor(self, X, y, "partial_fit" if incremental else "fit",
-                                        loop.n_epochs, snapshot)
-        loop.run(state, work, np.arange(pairs.n, dtype=np.intp), rng, validate)
-        attrs = state.attributes(early_stopping, commit=True)
-        attrs.update(fitted_info, _random_state=rng)
-        self.__dict__.update(attrs)
-        if loop.monitor is not None:
-            loop.monitor.close()
-        return self
+        return FitPlan(
+            lambda: Seq2SeqWork(layout, pairs, int(self.batch_size), n_threads, dtype,
+                                dropout=float(self.dropout)),
+            np.arange(pairs.n, dtype=np.intp),
+            dict(n_features_in_=len(sv), n_outputs_=len(tv),
+                 src_vocab_=self.src_vocab_ if continue_from_fitted else list(sv.tokens),
+                 tgt_vocab_=self.tgt_vocab_ if continue_from_fitted else list(tv.tokens),
+                 _return_sequences=True),
+            validate=validate, shuffle=bool(self.shuffle),
+            warn_max_iter=False)     # epochs over a corpus are a budget: no ConvergenceWarning
 
     # ------------------------------------------------------------------
     # translation

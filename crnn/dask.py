@@ -32,7 +32,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._estimators import _fit_lock
+from ._fitting import fit_lock as _fit_lock
 from ._forecast import _pandas
 
 try:

@@ -1,0 +1,177 @@
+"""Declared parameters: what each estimator accepts, checked in one place.
+
+Every estimator class declares ``_parameter_constraints``, a dict from each
+``__init__`` parameter to the list of constraints it may satisfy (any one
+is enough), in scikit-learn's vocabulary (``utils/_param_validation.py``):
+an ``Interval`` of ints or floats, ``Options`` among strings, ``"boolean"``,
+``None``, ``callable``, ``"random_state"``, ``"dtype"`` or a ``Satisfies``
+predicate.  Subclasses extend or override their parent's by dict union, as
+scikit-learn's MLPRegressor does.  ``validate_params`` checks an estimator's
+values against its declaration and raises scikit-learn's message::
+
+    The 'hidden_size' parameter of RNNClassifier must be an int in the
+    range [1, 1048576]. Got 0 instead.
+
+Rules that tie several parameters together (bfloat16 needs float32
+weights) stay in the estimators' code.  ``check_int`` is the one integer
+check: of an estimator's parameter, or (``check_int_arg``) of a function's
+argument.
+"""
+import numbers
+
+import numpy as np
+
+__all__ = ["Interval", "Options", "Satisfies", "check_int", "check_int_arg", "is_int",
+           "validate_params"]
+
+INT_MAX = 2**31 - 1
+
+
+def is_int(v, low=None, high=None):
+    """v is an int (not a bool) in [low, high] (None: unbounded)."""
+    return (isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+            and (low is None or v >= low) and (high is None or v <= high))
+
+
+class Interval:
+    """Numbers of a kind ("int", "real" or "real_not_int") in a range.
+    closed: which ends belong to it ("both", "left", "right", "neither");
+    an infinite end never does.  Reals must be finite."""
+
+    def __init__(self, kind, low, high, closed="both"):
+        self.kind, self.low, self.high, self.closed = kind, low, high, closed
+
+    def accepts(self, v):
+        if isinstance(v, (bool, np.bool_)):
+            return False
+        if self.kind == "int":
+            if not isinstance(v, numbers.Integral):
+                return False
+        elif not isinstance(v, numbers.Real) or not np.isfinite(v) or (
+                self.kind == "real_not_int" and isinstance(v, numbers.Integral)):
+            return False
+        low_in = self.closed in ("both", "left")
+        high_in = self.closed in ("both", "right")
+        return ((v >= self.low if low_in else v > self.low)
+                and (v <= self.high if high_in else v < self.high))
+
+    def __str__(self):
+        lo = "[" if self.closed in ("both", "left") and np.isfinite(self.low) else "("
+        hi = "]" if self.closed in ("both", "right") and np.isfinite(self.high) else ")"
+        what = "an int" if self.kind == "int" else "a float"
+        return f"{what} in the range {lo}{self.low}, {self.high}{hi}"
+
+
+class Options:
+    """One of a set of strings."""
+
+    def __init__(self, options):
+        self.options = frozenset(options)
+
+    def accepts(self, v):
+        return isinstance(v, str) and v in self.options
+
+    def __str__(self):
+        if len(self.options) == 1:
+            return repr(next(iter(self.options)))
+        return f"one of {sorted(self.options)}"
+
+
+class Satisfies:
+    """Values for which predicate(value) is true, described as `what`."""
+
+    def __init__(self, predicate, what):
+        self.predicate, self.what = predicate, what
+
+    def accepts(self, v):
+        return bool(self.predicate(v))
+
+    def __str__(self):
+        return self.what
+
+
+def _random_state(v):
+    return isinstance(v, np.random.RandomState) or is_int(v, 0, 2**32 - 1)
+
+
+def _dtype(v):
+    if v is None:                        # numpy reads None as float64
+        return False
+    try:
+        return np.dtype(v) in (np.dtype(np.float32), np.dtype(np.float64))
+    except TypeError:
+        return False
+
+
+_NAMED = {
+    "boolean": Satisfies(lambda v: isinstance(v, (bool, np.bool_)), "a bool"),
+    "random_state": Satisfies(_random_state, "an int in [0, 2**32 - 1] or a numpy "
+                                             "RandomState (scikit-learn's rule)"),
+    "dtype": Satisfies(_dtype, "numpy.float32 or numpy.float64"),
+}
+_NONE = Satisfies(lambda v: v is None, "None")
+_CALLABLE = Satisfies(callable, "a callable")
+
+
+def _constraint(c):
+    if c is None:
+        return _NONE
+    if c is callable:
+        return _CALLABLE
+    if isinstance(c, str):
+        return _NAMED[c]
+    return c
+
+
+def _describe(constraints):
+    words = [str(_constraint(c)) for c in constraints]
+    # None last reads best ("an int in the range [1, 10] or None")
+    words.sort(key=lambda w: w == "None")
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def check_value(owner_name, name, value, constraints):
+    """A ValueError naming owner_name's parameter `name` unless value meets
+    one of the constraints."""
+    if not any(_constraint(c).accepts(value) for c in constraints):
+        raise ValueError(f"The '{name}' parameter of {owner_name} must be "
+                         f"{_describe(constraints)}. Got {value!r} instead.")
+
+
+def validate_params(estimator):
+    """Check every declared parameter of the estimator (in the order of the
+    declaration)."""
+    owner = type(estimator).__name__
+    for name, constraints in type(estimator)._parameter_constraints.items():
+        check_value(owner, name, getattr(estimator, name), constraints)
+
+
+def check_int(owner, name, low, high=INT_MAX, allow_none=False, also=()):
+    """The parameter owner.name as an int in [low, high] (None when allowed
+    and given); the declared-parameter ValueError otherwise.  The kernels
+    count in C ints, so larger values are parameter errors.  also: strings
+    that are accepted too (e.g. ("auto",)), returned as they are."""
+    v = getattr(owner, name)
+    if (v is None and allow_none) or (isinstance(v, str) and v in also):
+        return v
+    constraints = [Interval("int", low, high)] + ([Options(also)] if also else []) + (
+        [None] if allow_none else [])
+    check_value(type(owner).__name__, name, v, constraints)
+    return int(v)
+
+
+def check_int_arg(value, name, low, high=None):
+    """A function's argument as an int >= low (and <= high when given); a
+    ValueError naming it otherwise."""
+    if not is_int(value, low, high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be an integer {bound}; got {value!r}.")
+    return int(value)
+
+
+def without(constraints, *names):
+    """A parent's declaration less the parameters a subclass fixes."""
+    missing = set(names) - set(constraints)
+    if missing:
+        raise KeyError(f"no declared parameter {sorted(missing)}")
+    return {k: v for k, v in constraints.items() if k not in names}
