@@ -1,6 +1,7 @@
 # Connectionist Temporal Classification (Graves, Fernandez, Gomez &
 # Schmidhuber, ICML 2006): the loss and its gradient, fused with the head's
-# softmax, and prefix beam search.  Included by _kernels.pyx.
+# softmax, and prefix beam search.  Included by _kernels.pyx; its uses of
+# the core are the cimport from crnn._kernels below.
 #
 # A sequence has T frames of logits z_t (O classes, one of them the blank b)
 # and a labeling l_1..l_L (no blanks).  The extended labeling l' (S = 2L + 1)
@@ -21,8 +22,18 @@
 # sequence contributes a loss of 0 and a zero gradient, otherwise a loss of
 # +inf and a gradient of NaN on its frames.
 
-from libc.math cimport log1p, INFINITY, NAN
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+from libc.math cimport exp, log, log1p, INFINITY, NAN
+from libc.stdint cimport int32_t
 from libc.stdlib cimport malloc, free, qsort
+from libc.string cimport memcpy
+
+import numpy as np
+
+from crnn_net cimport Net, _split
+# what CTC uses of the core, and nothing else (src/crnn/_kernels.pxd)
+from crnn._kernels cimport Seqs
 
 
 cdef struct CtcTargets:

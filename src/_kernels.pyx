@@ -38,17 +38,6 @@ from crnn_isa cimport (isa_init, isa_ran_levels, crnn_isa_level, crnn_isa_cpu, c
 # the SIMD cap (CRNN_MAX_SIMD), before any kernel of this module can run
 isa_init()
 
-cdef extern from *:
-    """
-    #ifdef CRNN_DEBUG
-        #define CRNN_DEBUG_BUILD 1
-    #else
-        #define CRNN_DEBUG_BUILD 0
-    #endif
-    """
-    bint CRNN_DEBUG_BUILD
-
-
 from crnn_codes cimport (CELL_TANH, CELL_RELU, CELL_GRU, CELL_LSTM, LOSS_MSE, LOSS_XENT,
                          LOSS_CTC, SOLVER_SGD, SOLVER_ADAM)
 
@@ -63,32 +52,9 @@ SOLVER_CODES = {"sgd": SOLVER_SGD, "adam": SOLVER_ADAM}
 cdef enum:
     CRNN_PROJ_BLOCK_BYTES = 262144
 
-# workspace slots (offsets into a shard's workspace, in elements)
-cdef enum:
-    WS_X0 = 0
-    WS_Y = 1
-    WS_Z = 2
-    WS_C = 3
-    WS_R = 4
-    WS_DYA = 5
-    WS_DYB = 6
-    WS_DZ = 7
-    WS_DAN = 8
-    WS_DC = 9
-    WS_LOGITS = 10
-    WS_HSEL = 11
-    WS_DHSEL = 12
-    WS_RINGA = 13
-    WS_RINGB = 14
-    WS_RINGZ = 15
-    WS_RINGC = 16
-    WS_BSUM = 17
-    WS_HPREV = 18
-    WS_XD = 19
-    WS_XE = 20
-    WS_DXE = 21
-    WS_TOTAL = 22
-    WS_NSLOTS = 23
+# The workspace slots WS_*, the structs Seqs and States, _iws_size,
+# _packed_block and CRNN_DEBUG_BUILD are declared in src/crnn/_kernels.pxd,
+# this module's interface to the parts it includes (_ctc.pxi, _seq2seq.pxi).
 
 
 cdef class Config:
@@ -162,20 +128,10 @@ cdef class Config:
         return lay[WS_TOTAL]
 
 
-cdef inline Py_ssize_t _iws_size(Py_ssize_t T) noexcept nogil:
-    """Index workspace of a shard of at most T steps: bs[0..T-1], off[0..T]."""
-    return 2 * T + 1
-
-
 def panel(Py_ssize_t itemsize):
     """Elements in one panel of packed weights: hidden-unit slices of a
     thread team start at multiples of it."""
     return CRNN_PW_BYTES // itemsize
-
-
-cdef inline Py_ssize_t _packed_block(const Net* n, Py_ssize_t itemsize) noexcept nogil:
-    """Elements of one packed W_hh (one layer, direction and pass)."""
-    return crnn_packed_size(n.H, n.G, n.H, itemsize)
 
 
 cdef inline Py_ssize_t _ring_slots(const Net* n, Py_ssize_t T, bint varlen) noexcept nogil:
@@ -298,18 +254,18 @@ cdef void _pack_all(const Net* n, const floating* theta, floating* wpack, bint t
     cdef const floating* w_hh
     _split(nb, tid, nt, 1, &b0, &b1)
     for item in range(n.L * n.ndir):
-        w_hh = theta + n.offs[4 * item + 1]
+        w_hh = theta + _off_w_hh(n, item)
         for which in range(npass):
             # forward: B = W_hh^T (K = H, G gates); backward: B = W_hh (K = G*H)
             _pack(n.simd, w_hh, n.H, which == 0, n.H if which == 0 else n.G * n.H,
                   n.G if which == 0 else 1, n.H, n.H, b0, b1, wpack + (item * npass + which) * pb)
         if not train and not (_onehot0(n) and item < n.ndir):
             Din = _dlayer0(n) if item < n.ndir else W
-            _pack(n.simd, theta + n.offs[4 * item], Din, True, Din, n.G, n.H, n.H, b0, b1,
+            _pack(n.simd, theta + _off_w_ih(n, item), Din, True, Din, n.G, n.H, n.H, b0, b1,
                   wpack + _ih_offset(n, item, sizeof(floating)))
     if not train:
         _split((n.O + PW - 1) // PW, tid, nt, 1, &b0, &b1)
-        _pack(n.simd, theta + n.offs[4 * n.L * n.ndir], W, True, W, 1, n.O, n.O, b0, b1,
+        _pack(n.simd, theta + _off_w_out(n), W, True, W, 1, n.O, n.O, b0, b1,
               wpack + _head_offset(n, sizeof(floating)))
     _sync(nt)
 
@@ -346,16 +302,7 @@ cdef struct Bufs:
 # initial states, and the reverse direction's, which a sequence starts from
 # at its own last step.
 
-cdef struct Seqs:
-    Py_ssize_t B                  # sequences
-    Py_ssize_t T                  # steps of the longest
-    Py_ssize_t R                  # packed rows, the sum of the lengths
-    bint uniform                  # all have T steps
-    Py_ssize_t* bs                # bs[t], t < T
-    Py_ssize_t* off               # off[t], t <= T
-    const Py_ssize_t* idx         # sample of each row
-    const Py_ssize_t* start       # first data row of each sample (X, per-step targets)
-    const Py_ssize_t* lens        # steps of each sample
+# (struct Seqs: see src/crnn/_kernels.pxd)
 
 
 cdef void _seqs_init(Seqs* q, const Py_ssize_t* idx, Py_ssize_t B, const Py_ssize_t* start,
@@ -448,11 +395,11 @@ cdef void _layer_forward(const Net* n, int l, int d, const floating* theta,
     direction, or NULL (BLAS)."""
     cdef Py_ssize_t H = n.H, W = n.ndir * n.H, B = q.B, R = q.R
     cdef Py_ssize_t G = n.G, GH = n.G * n.H, ZW = _zwidth(n)
-    cdef Py_ssize_t k = 4 * (l * n.ndir + d)
-    cdef const floating* w_ih = theta + n.offs[k]
-    cdef const floating* w_hh = theta + n.offs[k + 1]
-    cdef const floating* b_ih = theta + n.offs[k + 2]
-    cdef const floating* b_hh = theta + n.offs[k + 3]
+    cdef Py_ssize_t item = l * n.ndir + d
+    cdef const floating* w_ih = theta + _off_w_ih(n, item)
+    cdef const floating* w_hh = theta + _off_w_hh(n, item)
+    cdef const floating* b_ih = theta + _off_b_ih(n, item)
+    cdef const floating* b_hh = theta + _off_b_hh(n, item)
     cdef floating* y0 = Y + B * W + d * H        # block 0, own columns
     cdef floating* pad = Y + (0 if d == 0 else (B + R) * W) + d * H
     cdef floating* Z = <floating*> b.Z
@@ -612,7 +559,7 @@ cdef void _bptt_init(const Net* n, int l, int d, const floating* theta, const fl
     c.g0 = dY + d * H
     c.cpad = <const floating*> b.C + (0 if d == 0 else (B + R) * H) \
         if n.cell == CELL_LSTM else NULL
-    c.w_hh = theta + n.offs[4 * (l * n.ndir + d) + 1]
+    c.w_hh = theta + _off_w_hh(n, l * n.ndir + d)
     if n.G > 1:
         c.dzb = b.dZ
         c.lddz = n.G * H
@@ -819,13 +766,13 @@ cdef void _weight_grads(const Net* n, int l, int d, const floating* theta, float
     for d == 0, added for d == 1; none when dX is NULL), split by rows."""
     cdef Py_ssize_t H = n.H, W = n.ndir * n.H, B = q.B, R = q.R, T = q.T
     cdef Py_ssize_t G = n.G, GH = n.G * n.H, lddz = c.lddz, j0 = c.j0, j1 = c.j1
-    cdef Py_ssize_t k = 4 * (l * n.ndir + d)
+    cdef Py_ssize_t item = l * n.ndir + d
     cdef bint gru = n.cell == CELL_GRU
-    cdef const floating* w_ih = theta + n.offs[k]
-    cdef floating* g_wih = grad + n.offs[k]
-    cdef floating* g_whh = grad + n.offs[k + 1]
-    cdef floating* g_bih = grad + n.offs[k + 2]
-    cdef floating* g_bhh = grad + n.offs[k + 3]
+    cdef const floating* w_ih = theta + _off_w_ih(n, item)
+    cdef floating* g_wih = grad + _off_w_ih(n, item)
+    cdef floating* g_whh = grad + _off_w_hh(n, item)
+    cdef floating* g_bih = grad + _off_b_ih(n, item)
+    cdef floating* g_bhh = grad + _off_b_hh(n, item)
     cdef const floating* y0 = <const floating*> c.y0
     cdef const floating* pad = <const floating*> c.pad
     cdef floating* dzb = <floating*> c.dzb
@@ -961,8 +908,8 @@ cdef void _head_forward(const Net* n, const floating* theta, const floating* Yto
     row's logits then do not depend on the other rows) or NULL (BLAS).
     """
     cdef Py_ssize_t H = n.H, W = n.ndir * n.H, B = q.B
-    cdef const floating* w_out = theta + n.offs[4 * n.L * n.ndir]
-    cdef const floating* b_out = theta + n.offs[4 * n.L * n.ndir + 1]
+    cdef const floating* w_out = theta + _off_w_out(n)
+    cdef const floating* b_out = theta + _off_b_out(n)
     cdef const floating* hin
     cdef const floating* y0 = Ytop + B * W
     cdef Py_ssize_t i, j
@@ -1058,17 +1005,16 @@ cdef void _head_backward(const Net* n, const floating* theta, floating* grad,
     """Gradients of the head; dLoss/dh of the top layer into dYtop.  Must be
     entered after every thread's rows of dlogits are final."""
     cdef Py_ssize_t H = n.H, W = n.ndir * n.H, B = q.B
-    cdef Py_ssize_t ko = 4 * n.L * n.ndir
-    cdef const floating* w_out = theta + n.offs[ko]
+    cdef const floating* w_out = theta + _off_w_out(n)
     cdef Py_ssize_t rows = q.R if n.seq else B
     cdef const floating* hin = Ytop + B * W if n.seq else Hsel
     cdef Py_ssize_t c0, c1, o0, o1, r0, r1, t, i
     # dW_out = dlogits^T h (own columns), db_out (own outputs)
     _split(W, tid, nt, 1, &c0, &c1)
     _mm(n.simd, True, False, <int> n.O, <int> (c1 - c0), <int> rows, dlogits,
-         <int> n.O, hin + c0, <int> W, <floating> 1.0, grad + n.offs[ko] + c0, <int> W)
+         <int> n.O, hin + c0, <int> W, <floating> 1.0, grad + _off_w_out(n) + c0, <int> W)
     _split(n.O, tid, nt, 1, &o0, &o1)
-    _colsum_add(grad + n.offs[ko + 1] + o0, dlogits + o0, rows, o1 - o0, n.O)
+    _colsum_add(grad + _off_b_out(n) + o0, dlogits + o0, rows, o1 - o0, n.O)
     # dh = dlogits W_out (own rows)
     _split(rows, tid, nt, 1, &r0, &r1)
     if n.seq:
@@ -1118,7 +1064,7 @@ cdef void _embed_gather(const Net* n, const floating* theta, floating* ws,
     if n.E == 0:
         return
     _split(q.R, tid, nt, 1, &r0, &r1)
-    _embed_rows(theta + n.offs[4 * n.L * n.ndir + 2], n.E, ws + lay[WS_X0], 1, r0, r1,
+    _embed_rows(theta + _off_embed(n), n.E, ws + lay[WS_X0], 1, r0, r1,
                 ws + lay[WS_XE])
     _sync(nt)
 
@@ -1131,7 +1077,7 @@ cdef void _embed_scatter(const Net* n, floating* grad, const floating* ws,
     cdef Py_ssize_t r, e, e0, e1, E = n.E
     cdef const floating* ids = ws + lay[WS_X0]
     cdef const floating* dx = ws + lay[WS_DXE]
-    cdef floating* g = grad + n.offs[4 * n.L * n.ndir + 2]
+    cdef floating* g = grad + _off_embed(n)
     cdef floating* gr
     _split(E, tid, nt, 1, &e0, &e1)
     for r in range(R):
@@ -1161,14 +1107,15 @@ cdef int _check_input(const Net* n, const floating[:, ::1] X) except -1:
     return 0
 
 
-cdef struct States:
-    # initial / final states of every layer and direction, (L * ndir, N, H)
-    # arrays indexed by sample; NULL: none
-    const void* h0
-    const void* c0
-    void* hN
-    void* cN
-    Py_ssize_t N
+# (struct States: see src/crnn/_kernels.pxd)
+
+
+cdef int _check_state_shape(const Net* n, Py_ssize_t N, const floating[:, :, ::1] a,
+                            str name) except -1:
+    """a (any of h0, c0, hN, cN; None: absent) has shape (L * ndir, N, H)."""
+    if a is not None and (a.shape[0] != n.L * n.ndir or a.shape[1] != N or a.shape[2] != n.H):
+        raise ValueError(f"{name} must have shape ({n.L * n.ndir}, {N}, {n.H})")
+    return 0
 
 
 cdef int _init_states(const Net* n, Py_ssize_t N, const floating[:, :, ::1] h0,
@@ -1182,10 +1129,13 @@ cdef int _init_states(const Net* n, Py_ssize_t N, const floating[:, :, ::1] h0,
     st.hN = NULL
     st.cN = NULL
     st.N = N
-    for arr, name in ((h0, "h0"), (c0, "c0"), (hN, "hN"), (cN, "cN")):
-        if arr is not None and (arr.shape[0] != n.L * n.ndir or arr.shape[1] != N
-                                or arr.shape[2] != n.H):
-            raise ValueError(f"{name} must have shape ({n.L * n.ndir}, {N}, {n.H})")
+    # one typed call per array: a loop over a tuple of them left the loop
+    # variable's memoryview type to Cython's inference (const or writable,
+    # varying between Cython versions), which could refuse a read-only h0
+    _check_state_shape(n, N, h0, "h0")
+    _check_state_shape(n, N, c0, "c0")
+    _check_state_shape(n, N, hN, "hN")
+    _check_state_shape(n, N, cN, "cN")
     if (c0 is not None or cN is not None) and n.cell != CELL_LSTM:
         raise ValueError("only the LSTM has cell states")
     if c0 is not None and h0 is None:
@@ -1478,18 +1428,10 @@ cdef void _predict_chunk(const Net* n, const floating* theta, const floating* X,
 
 # ---------------------------------------------------------------------------
 # Python entry points
-
-def fast_tanh_f32(float[::1] x):
-    """tanh of x in place with the kernels' float32 vector tanh (test hook)."""
-    if x.shape[0]:
-        crnn_tanh_array_f32(&x[0], x.shape[0])
-
-
-def fast_sigmoid_f32(float[::1] x):
-    """Sigmoid of x in place with the kernels' float32 vector version (test hook)."""
-    if x.shape[0]:
-        crnn_sigmoid_array_f32(&x[0], x.shape[0])
-
+#
+# Test-only entry points that run a kernel on arrays a test gives (the
+# vector tanh and sigmoid, the general and bfloat16 products) live in the
+# test-only module crnn._kernel_hooks (src/_kernel_hooks.pyx), not here.
 
 def debug_build():
     """True for a CRNN_BOUNDSCHECK=1 build."""
@@ -1551,61 +1493,6 @@ def bf16_unsupported_message():
                 f"unset {_isa.ENV} (or set it to avx512_bf16) before importing crnn, or use "
                 "compute_dtype=None (float32)")
     return BF16_UNSUPPORTED
-
-
-def packed_gemm(int level, bint trans_a, bint trans_b, const floating[:, ::1] A,
-                const floating[:, ::1] B, floating[:, ::1] C, double beta=0.0):
-    """C = op(A) op(B) + beta C (beta 0 or 1) through the general product of
-    the backward pass at SIMD `level`: crnn_gemm.h's (1 or 2) or, float32
-    only, crnn_bf16.h's (SIMD_BF16_LEVEL: bfloat16 operands, float32 sums).
-    For tests."""
-    cdef Py_ssize_t M = A.shape[1] if trans_a else A.shape[0]
-    cdef Py_ssize_t K = A.shape[0] if trans_a else A.shape[1]
-    cdef Py_ssize_t N = B.shape[0] if trans_b else B.shape[1]
-    cdef int ok
-    if level == SIMD_BF16:
-        if floating is not float or not crnn_bf16_detect():
-            raise ValueError(bf16_unsupported_message())
-    elif not 1 <= level <= crnn_simd_detect():
-        raise ValueError(f"no SIMD level {level} on this CPU")
-    if (B.shape[1] if trans_b else B.shape[0]) != K or C.shape[0] != M or C.shape[1] != N:
-        raise ValueError("shapes do not match")
-    if M == 0 or N == 0:
-        return
-    cdef const floating* ap = &A[0, 0] if K > 0 else NULL
-    cdef const floating* bp = &B[0, 0] if K > 0 else NULL
-    with nogil:
-        if floating is float:
-            if level == SIMD_BF16:
-                ok = crnn_gemm_bf16(trans_a, trans_b, M, N, K, ap, A.shape[1], bp, B.shape[1],
-                                    <float> beta, &C[0, 0], C.shape[1])
-            else:
-                ok = crnn_gemm_f32(level, trans_a, trans_b, M, N, K, ap, A.shape[1], bp,
-                                   B.shape[1], <float> beta, &C[0, 0], C.shape[1])
-        else:
-            ok = crnn_gemm_f64(level, trans_a, trans_b, M, N, K, ap, A.shape[1], bp,
-                               B.shape[1], beta, &C[0, 0], C.shape[1])
-    if not ok:
-        raise ValueError("beta must be 0 or 1")
-
-
-def bf16_rgemm(const float[:, ::1] A, const float[:, ::1] W, float[:, ::1] C, Py_ssize_t G,
-               Py_ssize_t u0, Py_ssize_t u1, bint beta0=True):
-    """C[:, g*Hs + u] (+)= A W[g*Hs + u, :]^T for u in [u0, u1) (Hs = C's
-    columns / G) through crnn_pack_bf16 and crnn_rgemm_bf16, the time loop's
-    packed product, for tests."""
-    cdef Py_ssize_t M = A.shape[0], K = A.shape[1], Hs = C.shape[1] // G, PW = 32
-    cdef unsigned int[::1] packed
-    if not crnn_bf16_detect():
-        raise ValueError(bf16_unsupported_message())
-    if W.shape[0] != G * Hs or W.shape[1] != K or C.shape[0] != M or C.shape[1] != G * Hs \
-            or not (0 <= u0 <= u1 <= Hs) or u0 % PW or K < 1 or M < 1:
-        raise ValueError("shapes do not match")
-    packed = np.zeros(crnn_bf16_packed_size(K, G, Hs), dtype=np.uint32)
-    with nogil:
-        crnn_pack_bf16(&W[0, 0], K, True, K, G, Hs, Hs, 0, (Hs + PW - 1) // PW, &packed[0])
-        crnn_rgemm_bf16(M, u0, u1, G, Hs, K, &A[0, 0], K, &packed[0], &C[0, 0], C.shape[1],
-                        beta0)
 
 
 def pack_weights(Config cfg, const floating[::1] theta, floating[::1] wpack, bint train,

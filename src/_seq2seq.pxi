@@ -28,6 +28,31 @@
 # attention keys, Tcap steps of A), zero past the sentence's own length.
 # Parallelism: the batch split (one shard per thread, a gradient row per
 # shard); every GEMM is a BLAS call on the shard's rows.
+#
+# What this part uses of the core is the cimport from crnn._kernels below
+# (declared in src/crnn/_kernels.pxd): the encoder's layers and their
+# workspace, called once per shard or call, never per step.  The cells and
+# gate GEMMs it shares with the core are crnn_net.pxd's inline functions.
+
+from cython cimport floating
+from cython.parallel cimport parallel, prange, threadid
+from libc.math cimport tanh, exp, log
+from libc.stdint cimport int32_t
+from libc.string cimport memset, memcpy
+
+import numpy as np
+
+from crnn_blas cimport gemm
+from crnn_codes cimport CELL_GRU, CELL_LSTM, LOSS_XENT
+from crnn_net cimport (Net, net_init, crnn_simd_detect, crnn_tanh_array_f32,
+                       crnn_xent_row_f32, _gate_gemm, _lstm_fwd, _lstm_bwd, _gru_fwd,
+                       _gru_bwd)
+from crnn_omp cimport crnn_ftz_enter, crnn_ftz_leave, omp_get_num_threads
+from crnn._kernels cimport (CRNN_DEBUG_BUILD, WS_X0, WS_Y, WS_DYA, WS_DYB, WS_TOTAL,
+                            WS_NSLOTS, Seqs, _iws_size, _packed_block, _ws_layout,
+                            _seqs_init, _gather, _embed_gather, _forward_layers,
+                            _backward_layers, _pack_all, _colsum_add, _check_input,
+                            _check_seqs)
 
 cdef enum:
     ATT_NONE = 0

@@ -36,20 +36,19 @@ cdef void _step_layers(const Net* n, const floating* theta, const floating* pk,
     (3 L + 1 entries), or NULL for BLAS; bz: summed biases per layer (G*H).
     h0, c0: (L, S, H) or NULL for zeros; hN, cN: (L, S, H) outputs."""
     cdef Py_ssize_t H = n.H, G = n.G, GH = n.G * n.H, ZW = _zwidth(n), O = n.O
-    cdef Py_ssize_t l, i, j, g, Din, k, ldz, j0, j1
+    cdef Py_ssize_t l, i, j, g, Din, ldz, j0, j1
     cdef const floating* xin = x
     cdef const floating* hp
     cdef const floating* cp
     cdef const floating* wp
     cdef floating* z
     cdef floating* hl
-    cdef const floating* w_out = theta + n.offs[4 * n.L]
-    cdef const floating* b_out = theta + n.offs[4 * n.L + 1]
+    cdef const floating* w_out = theta + _off_w_out(n)
+    cdef const floating* b_out = theta + _off_b_out(n)
     cdef unsigned int csr = crnn_ftz_enter()
     cdef double mx, se
     _split(H, tid, nt, _lanes(theta[0]), &j0, &j1)
-    for l in range(n.L):
-        k = 4 * l
+    for l in range(n.L):                # layer l is item l: one direction
         Din = _dlayer0(n) if l == 0 else H
         hl = hN + l * S * H
         hp = h0 + l * S * H if h0 != NULL else NULL
@@ -62,16 +61,19 @@ cdef void _step_layers(const Net* n, const floating* theta, const floating* pk,
         # input projection (token ids: a column of W_ih per stream); the
         # recurrent one onto it (Elman) or into R
         if l == 0 and _onehot0(n):
-            _token_gather(S, j0, j1, G, H, n.D, xin, 1, theta + n.offs[k], z, ldz)
+            _token_gather(S, j0, j1, G, H, n.D, xin, 1, theta + _off_w_ih(n, l), z, ldz)
         else:
             _proj(n.simd, S, j0, j1, G, H, Din, xin, Din,
-                  pk + pofs[3 * l] if pk != NULL else NULL, theta + n.offs[k], z, ldz, True)
+                  pk + pofs[3 * l] if pk != NULL else NULL, theta + _off_w_ih(n, l), z, ldz,
+                  True)
         if hp != NULL:
             wp = pk + pofs[3 * l + 1] if pk != NULL else NULL
             if G == 1:
-                _proj(n.simd, S, j0, j1, 1, H, H, hp, H, wp, theta + n.offs[k + 1], z, ldz, False)
+                _proj(n.simd, S, j0, j1, 1, H, H, hp, H, wp, theta + _off_w_hh(n, l), z, ldz,
+                      False)
             else:
-                _proj(n.simd, S, j0, j1, G, H, H, hp, H, wp, theta + n.offs[k + 1], Rb, GH, True)
+                _proj(n.simd, S, j0, j1, G, H, H, hp, H, wp, theta + _off_w_hh(n, l), Rb, GH,
+                      True)
         elif G > 1:
             for i in range(S):
                 for g in range(G):
@@ -90,7 +92,7 @@ cdef void _step_layers(const Net* n, const floating* theta, const floating* pk,
                 for i in range(S):                                 # as h_prev: zeros
                     memset(hl + i * H + j0, 0, (j1 - j0) * sizeof(floating))
                 hp = hl
-            _gru_fwd(S, j0, j1, H, z, ZW, Rb, GH, bz + l * GH, theta + n.offs[k + 3] + 2 * H,
+            _gru_fwd(S, j0, j1, H, z, ZW, Rb, GH, bz + l * GH, theta + _off_b_hh(n, l) + 2 * H,
                      hp, H, hl, H)
         _sync(nt)                       # the next layer and the head read every unit
         xin = hl
@@ -166,7 +168,7 @@ cdef void _sample_loop(const Net* n, const floating* theta, const floating* pk,
             out[i] = tok
             xbuf[0] = <floating> tok
             if n.E > 0:
-                _embed_rows(theta + n.offs[4 * n.L + 2], n.E, xbuf, 1, 0, 1, xe)
+                _embed_rows(theta + _off_embed(n), n.E, xbuf, 1, 0, 1, xe)
         _sync(nt)                       # the token is everyone's input
         if i + 1 == count:
             break
@@ -247,19 +249,18 @@ cdef class StepKernel:
         if self.use_packed:
             for l in range(n.L):
                 Din = _dlayer0(n) if l == 0 else n.H
-                for k, K in ((0, Din), (1, n.H)):
+                for k, K, off in ((0, Din, _off_w_ih(n, l)), (1, n.H, _off_w_hh(n, l))):
                     if not (l == 0 and k == 0 and _onehot0(n)):
-                        self._pack(self.theta[n.offs[4 * l + k]:], K, n.G, n.H,
+                        self._pack(self.theta[off:], K, n.G, n.H,
                                    self.packed[self.pofs[3 * l + k]:])
-            self._pack(self.theta[n.offs[4 * n.L]:], n.H, 1, n.O, self.packed[self.pofs[3 * n.L]:])
+            self._pack(self.theta[_off_w_out(n):], n.H, 1, n.O, self.packed[self.pofs[3 * n.L]:])
         self.bz = np.empty(n.L * n.G * n.H, dtype=self.dtype)
         t = self.theta
         for l in range(n.L):
-            k = 4 * l
             for g in range(n.G):
                 for j in range(n.H):
-                    self.bz[(l * n.G + g) * n.H + j] = t[n.offs[k + 2] + g * n.H + j] + (
-                        0 if (n.cell == CELL_GRU and g == 2) else t[n.offs[k + 3] + g * n.H + j])
+                    self.bz[(l * n.G + g) * n.H + j] = t[_off_b_ih(n, l) + g * n.H + j] + (
+                        0 if (n.cell == CELL_GRU and g == 2) else t[_off_b_hh(n, l) + g * n.H + j])
         self.Zb = np.empty(n_streams * max(_zwidth(n), 1), dtype=self.dtype)
         self.Rb = np.empty(n_streams * n.G * n.H, dtype=self.dtype)
         self.n_streams = n_streams
@@ -316,7 +317,7 @@ cdef class StepKernel:
         shape[0] = self.n_streams
         shape[1] = n.E
         cdef cnp.ndarray out = cnp.PyArray_EMPTY(2, shape, cnp.PyArray_TYPE(self.theta), 0)
-        cdef Py_ssize_t off = n.offs[4 * n.L + 2]
+        cdef Py_ssize_t off = _off_embed(n)
         if self.is_float:
             _embed_rows(<const float*> cnp.PyArray_DATA(self.theta) + off, n.E,
                         <const float*> cnp.PyArray_DATA(ids), 1, 0, self.n_streams,

@@ -106,7 +106,7 @@ cdef struct Net:
                     # projection gathers a column of W_ih, its gradient scatters
     int E           # token input through an embedding of E columns (0: none,
                     # the one-hot form above): layer 0 reads row `token` of
-                    # the (D x E) embedding, whose offset is offs[4 L ndir + 2]
+                    # the (D x E) embedding, at _off_embed(n)
     const Py_ssize_t* offs
 
 
@@ -137,6 +137,47 @@ cdef inline int net_init(Net* n, int cell, int num_layers, int ndir, int hidden,
     n.E = embed
     n.offs = offs
     return 0
+
+
+# Where each tensor starts in the flat parameter vector: n.offs holds, in
+# the order of PyTorch's state_dict (crnn/_layout.py), four entries per
+# layer and direction, item = layer * ndir + direction (weight_ih, weight_hh,
+# bias_ih, bias_hh), then the head's weight and bias, then with an
+# embedding (n.E > 0) its weight.
+
+cdef inline Py_ssize_t _off_w_ih(const Net* n, Py_ssize_t item) noexcept nogil:
+    """W_ih of layer/direction `item` ((G H) x Din)."""
+    return n.offs[4 * item]
+
+
+cdef inline Py_ssize_t _off_w_hh(const Net* n, Py_ssize_t item) noexcept nogil:
+    """W_hh of layer/direction `item` ((G H) x H)."""
+    return n.offs[4 * item + 1]
+
+
+cdef inline Py_ssize_t _off_b_ih(const Net* n, Py_ssize_t item) noexcept nogil:
+    """b_ih of layer/direction `item` (G H)."""
+    return n.offs[4 * item + 2]
+
+
+cdef inline Py_ssize_t _off_b_hh(const Net* n, Py_ssize_t item) noexcept nogil:
+    """b_hh of layer/direction `item` (G H)."""
+    return n.offs[4 * item + 3]
+
+
+cdef inline Py_ssize_t _off_w_out(const Net* n) noexcept nogil:
+    """The head's W_out (O x ndir H)."""
+    return n.offs[4 * n.L * n.ndir]
+
+
+cdef inline Py_ssize_t _off_b_out(const Net* n) noexcept nogil:
+    """The head's b_out (O)."""
+    return n.offs[4 * n.L * n.ndir + 1]
+
+
+cdef inline Py_ssize_t _off_embed(const Net* n) noexcept nogil:
+    """The embedding (D x E; only when n.E > 0)."""
+    return n.offs[4 * n.L * n.ndir + 2]
 
 
 cdef inline Py_ssize_t _din0(const Net* n) noexcept nogil:

@@ -12,7 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 import reference as ref
 from kernel_helpers import BF16, kernel_loss_grad, kernel_predict, make_layout, simd
-from crnn import RNNClassifier, RNNRegressor, _kernels
+from crnn import RNNClassifier, RNNRegressor, _kernel_hooks, _kernels
 
 needs_bf16 = pytest.mark.skipif(not _kernels.bf16_supported(),
                                 reason="this CPU has no AVX512-BF16")
@@ -39,8 +39,8 @@ def test_rounding_is_the_hardware_rounding():
                         3.3895e38, 65504.0], np.float32)
     x = np.concatenate([bits.view(np.float32), special])
     out = np.zeros((x.size, 1), np.float32)
-    _kernels.packed_gemm(BF16, False, False, x[:, None].copy(), np.ones((1, 1), np.float32),
-                         out)
+    _kernel_hooks.packed_gemm(BF16, False, False, x[:, None].copy(),
+                              np.ones((1, 1), np.float32), out)
     want = ref.bf16(x)
     np.testing.assert_array_equal(out[:, 0], want + np.float32(0))   # -0 + 0 is +0
     w = want[bits.size:]
@@ -64,7 +64,7 @@ def test_general_product_matches_numpy(trans_a, trans_b, shape, beta):
     B = rng.standard_normal((N, K) if trans_b else (K, N)).astype(np.float32)
     C0 = rng.standard_normal((M, N)).astype(np.float32)
     C = C0.copy()
-    _kernels.packed_gemm(BF16, trans_a, trans_b, A, B, C, beta)
+    _kernel_hooks.packed_gemm(BF16, trans_a, trans_b, A, B, C, beta)
     a, b = (A.T if trans_a else A), (B.T if trans_b else B)
     want = ref.bf16_matmul(a, b) + beta * C0
     err = np.abs(C - want) / (_bound(a, b) + np.abs(C0) + 1e-30)
@@ -73,7 +73,7 @@ def test_general_product_matches_numpy(trans_a, trans_b, shape, beta):
     if K >= 16:
         assert np.abs(C - (a @ b + beta * C0)).max() > 10 * np.abs(C - want).max()
     with pytest.raises(ValueError, match="beta"):
-        _kernels.packed_gemm(BF16, trans_a, trans_b, A, B, C, 0.5)
+        _kernel_hooks.packed_gemm(BF16, trans_a, trans_b, A, B, C, 0.5)
 
 
 @needs_bf16
@@ -88,7 +88,7 @@ def test_packed_product_matches_numpy(M, G, Hs, K, u0, u1):
     A = rng.standard_normal((M, K)).astype(np.float32)
     W = rng.standard_normal((G * Hs, K)).astype(np.float32)
     C = np.full((M, G * Hs), 7.0, np.float32)
-    _kernels.bf16_rgemm(A, W, C, G, u0, u1, True)
+    _kernel_hooks.bf16_rgemm(A, W, C, G, u0, u1, True)
     cols = np.concatenate([g * Hs + np.arange(u0, u1) for g in range(G)])
     others = np.setdiff1d(np.arange(G * Hs), cols)
     assert np.all(C[:, others] == 7.0)
@@ -96,7 +96,7 @@ def test_packed_product_matches_numpy(M, G, Hs, K, u0, u1):
     err = np.abs(C - want)[:, cols] / _bound(A, W.T)[:, cols]
     assert err.max() < 1e-6 * max(1.0, np.sqrt(K))
     C2 = C.copy()
-    _kernels.bf16_rgemm(A, W, C2, G, u0, u1, False)
+    _kernel_hooks.bf16_rgemm(A, W, C2, G, u0, u1, False)
     np.testing.assert_allclose(C2[:, cols], 2 * C[:, cols], rtol=1e-6)
 
 
@@ -117,10 +117,10 @@ def test_row_blocks_of_every_size(product):
     def run(a):
         C = np.zeros((a.shape[0], G * Hs), np.float32)
         if product == "packed":
-            _kernels.bf16_rgemm(np.ascontiguousarray(a), W, C, G, 0, Hs, True)
+            _kernel_hooks.bf16_rgemm(np.ascontiguousarray(a), W, C, G, 0, Hs, True)
         else:
             at = product == "general_at"
-            _kernels.packed_gemm(BF16, at, True, np.ascontiguousarray(a.T if at else a), W, C)
+            _kernel_hooks.packed_gemm(BF16, at, True, np.ascontiguousarray(a.T if at else a), W, C)
         return C
 
     full = run(A)

@@ -29,7 +29,7 @@ CHILD = r"""
 import json, sys
 import numpy as np
 import crnn
-from crnn import RNNRegressor, _kernels, _optim, _step
+from crnn import RNNRegressor, _kernel_hooks, _kernels, _optim, _step
 
 rng = np.random.default_rng(0)
 X = rng.normal(size=(24, 9, 3)).astype(np.float32)
@@ -45,13 +45,14 @@ for cell in ("lstm", "gru", "rnn"):
     est.stepper(n_streams=3).step(X[:3, 0])
 x = np.linspace(-12, 12, 4001).astype(np.float32)
 t = x.copy()
-_kernels.fast_tanh_f32(t)
+_kernel_hooks.fast_tanh_f32(t)
 s = x.copy()
-_kernels.fast_sigmoid_f32(s)
+_kernel_hooks.fast_sigmoid_f32(s)
 out["tanh"] = t.tolist()
 out["sigmoid"] = s.tolist()
 out["preds"] = preds
-out["ran"] = {"kernels": _kernels.isa_ran(), "optim": _optim.isa_ran(), "step": _step.isa_ran()}
+out["ran"] = {"kernels": _kernels.isa_ran(), "optim": _optim.isa_ran(), "step": _step.isa_ran(),
+             "hooks": _kernel_hooks.isa_ran()}
 try:
     RNNRegressor(hidden_size=8, max_iter=1, compute_dtype="bfloat16").fit(X, y)
     out["bf16_fit"] = "ok"
@@ -115,7 +116,7 @@ def test_uncapped_runs_the_cpus_best(uncapped):
     assert uncapped["vector_level"] == vec
     ran = uncapped["ran"]
     assert ran["kernels"]["vector"] == [vec] and ran["optim"]["vector"] == [vec]
-    assert ran["step"]["vector"] == [vec]
+    assert ran["step"]["vector"] == [vec] and ran["hooks"]["vector"] == [vec]
     assert ran["kernels"]["products"] == ([] if CPU == 0 else [min(CPU, 2)])
     assert uncapped["config"]["CRNN_MAX_SIMD"] is None
 
@@ -131,7 +132,9 @@ def test_capped_process_runs_the_capped_kernels(cap, uncapped):
     # every family ran at the capped level and at no other
     vec = vec_for(level)
     assert got["vector_level"] == vec
-    for module in ("kernels", "optim", "step"):
+    # (hooks: the test-only crnn._kernel_hooks, which ran the tanh and sigmoid
+    # below: its own copy of the kernels, capped the same way)
+    for module in ("kernels", "optim", "step", "hooks"):
         assert ran[module]["vector"] == [vec], (module, ran)
     assert ran["kernels"]["products"] == ([] if level == 0 else [min(level, 2)])
     assert ran["step"]["products"] == ([] if level == 0 else [min(level, 2)])

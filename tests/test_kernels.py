@@ -1,6 +1,8 @@
 """The kernels against the plain-numpy reference and finite differences."""
 import dataclasses
 import itertools
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ import pytest
 import reference as ref
 from kernel_helpers import (SIMD_IDS, SIMD_LEVELS, flatten, kernel_loss_grad,
                             kernel_predict, make_layout, pack, simd)
-from crnn import _kernels
+from crnn import _kernel_hooks, _kernels
 from crnn._layout import LOSS_MSE, LOSS_XENT, Layout
 
 B, T, D, H, O = 6, 7, 3, 5, 4
@@ -265,13 +267,13 @@ def test_vector_tanh_is_accurate_to_a_few_ulp():
                   np.inf, -np.inf], np.float32),
     ])
     got = x.copy()
-    _kernels.fast_tanh_f32(got)
+    _kernel_hooks.fast_tanh_f32(got)
     want = np.tanh(x.astype(np.float64))
     ulp = np.spacing(np.abs(want).astype(np.float32)).astype(np.float64)
     assert np.max(np.abs(got - want) / ulp) < 2.0
     assert got[-2] == 1.0 and got[-1] == -1.0 and np.signbit(got[-9])
     nan = np.array([np.nan, 0.5], np.float32)
-    _kernels.fast_tanh_f32(nan)
+    _kernel_hooks.fast_tanh_f32(nan)
     assert np.isnan(nan[0]) and abs(nan[1] - np.tanh(0.5)) < 2 * np.spacing(np.float32(0.46))
 
 
@@ -442,6 +444,80 @@ def test_predict_rejects_bad_states():
                        states=(np.zeros((1, N, H)), np.zeros((1, N, H))))
 
 
+def _read_only(*arrays):
+    out = []
+    for a in arrays:
+        if a is not None:
+            a = a.copy()
+            a.flags.writeable = False
+        out.append(a)
+    return out
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_read_only_initial_states_give_the_same_answer(cell):
+    """Initial states the caller cannot write (h0, c0 read-only: a
+    np.broadcast_to, a memory-mapped file) are accepted by predict and
+    train_step and give exactly the writable arrays' results."""
+    layout, params, X, y, idx, arch = _problem(31, num_layers=2, bidirectional=True,
+                                               nonlinearity="tanh", seq=True, loss="mse",
+                                               cell=cell)
+    rng = np.random.default_rng(3)
+    shape = (4, X.shape[0], H)
+    h0 = rng.normal(size=shape) * 0.5
+    c0 = rng.normal(size=shape) * 0.5 if cell == "lstm" else None
+    results = []
+    for h, c in ((h0, c0), _read_only(h0, c0)):
+        hN = np.zeros(shape)
+        out = kernel_predict(layout, params, X, seq=True, states=(h, c, hN, None))
+        loss, grads = kernel_loss_grad(layout, params, X, y, idx, loss="mse", seq=True,
+                                       states=(h, c, None, None))
+        results.append((out, hN, loss, grads))
+    (out, hN, loss, grads), (out_ro, hN_ro, loss_ro, grads_ro) = results
+    np.testing.assert_array_equal(out_ro, out)
+    np.testing.assert_array_equal(hN_ro, hN)
+    assert loss_ro == loss
+    for name in grads:
+        np.testing.assert_array_equal(grads_ro[name], grads[name], err_msg=name)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_estimator_predict_from_read_only_initial_state(cell):
+    """The estimator passes a read-only initial_state of its own dtype on to
+    the kernels as it is (no copy): the same predictions and final states as
+    from writable arrays; the stepper too."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from crnn import RNNRegressor
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(7, 6, 3)).astype(np.float32)
+    y = rng.normal(size=7).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = RNNRegressor(cell=cell, hidden_size=6, num_layers=2, max_iter=2, batch_size=4,
+                           random_state=0).fit(X, y)
+    h = rng.normal(size=(2, 7, 6)).astype(np.float32)
+    parts = [h, rng.normal(size=h.shape).astype(np.float32)] if cell == "lstm" else [h]
+
+    def state(arrays):
+        return tuple(arrays) if cell == "lstm" else arrays[0]
+
+    def flat(st):
+        return list(st) if cell == "lstm" else [st]
+    want, want_state = est.predict(X, initial_state=state(parts), return_state=True)
+    got, got_state = est.predict(X, initial_state=state(_read_only(*parts)), return_state=True)
+    np.testing.assert_array_equal(got, want)
+    for g, w in zip(flat(got_state), flat(want_state)):
+        np.testing.assert_array_equal(g, w)
+    stepper = est.stepper(n_streams=7)
+    want_y, want_next = stepper.step(X[:, 0], state(parts))
+    got_y, got_next = stepper.step(X[:, 0], state(_read_only(*parts)))
+    np.testing.assert_array_equal(got_y, want_y)
+    for g, w in zip(flat(got_next), flat(want_next)):
+        np.testing.assert_array_equal(g, w)
+
 # ---------------------------------------------------------------------------
 # variable-length batches: the same as running each sequence alone
 
@@ -545,14 +621,14 @@ def test_vector_sigmoid_is_accurate():
     x = np.concatenate([np.linspace(-100, 100, 200_001, dtype=np.float32),
                         np.array([0.0, np.inf, -np.inf], np.float32)])
     got = x.copy()
-    _kernels.fast_sigmoid_f32(got)
+    _kernel_hooks.fast_sigmoid_f32(got)
     want = 1 / (1 + np.exp(-x.astype(np.float64)))
     ok = want > 1e-37                 # below that flush-to-zero territory
     ulp = np.spacing(want[ok].astype(np.float32)).astype(np.float64)
     assert np.max(np.abs(got[ok] - want[ok]) / ulp) < 4.0
     assert got[-2] == 1.0 and got[-1] == 0.0 and got[-3] == 0.5
     nan = np.array([np.nan], np.float32)
-    _kernels.fast_sigmoid_f32(nan)
+    _kernel_hooks.fast_sigmoid_f32(nan)
     assert np.isnan(nan[0])
 
 
@@ -967,20 +1043,20 @@ def test_general_product_matches_numpy(dtype, level, trans_a, trans_b, shape):
     for beta in (0.0, 1.0):
         C0 = rng.standard_normal((M, N)).astype(dtype)
         C = C0.copy()
-        _kernels.packed_gemm(level, trans_a, trans_b, A, B, C, beta)
+        _kernel_hooks.packed_gemm(level, trans_a, trans_b, A, B, C, beta)
         want = a.astype(np.float64) @ b.astype(np.float64) + beta * C0
         bound = np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64) + np.abs(C0)
         assert np.all(np.abs(C - want) <= tol * max(1, np.sqrt(K)) * (bound + 1e-300))
     # a row slice or a column slice of the problem gives the same bits
     C = np.zeros((M, N), dtype)
-    _kernels.packed_gemm(level, trans_a, trans_b, A, B, C)
+    _kernel_hooks.packed_gemm(level, trans_a, trans_b, A, B, C)
     if M > 1:
         part = np.zeros((M - 1, N), dtype)
-        _kernels.packed_gemm(level, trans_a, trans_b,
-                             np.ascontiguousarray(A[:, 1:] if trans_a else A[1:]), B, part)
+        _kernel_hooks.packed_gemm(level, trans_a, trans_b,
+                                  np.ascontiguousarray(A[:, 1:] if trans_a else A[1:]), B, part)
         np.testing.assert_array_equal(part, C[1:])
     with pytest.raises(ValueError, match="beta"):
-        _kernels.packed_gemm(level, trans_a, trans_b, A, B, C, 0.5)
+        _kernel_hooks.packed_gemm(level, trans_a, trans_b, A, B, C, 0.5)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -1000,8 +1076,8 @@ def test_row_blocks_of_every_size(dtype, level, trans_a):
 
     def product(a):
         C = np.zeros((a.shape[0], N), dtype)
-        _kernels.packed_gemm(level, trans_a, False, np.ascontiguousarray(a.T if trans_a else a),
-                             B, C)
+        _kernel_hooks.packed_gemm(level, trans_a, False,
+                                  np.ascontiguousarray(a.T if trans_a else a), B, C)
         return C
 
     full = product(A)
@@ -1013,3 +1089,74 @@ def test_row_blocks_of_every_size(dtype, level, trans_a):
         for s in (0, R - M):
             np.testing.assert_array_equal(product(A[s:s + M]), full[s:s + M],
                                           err_msg=f"rows {s}..{s + M}")
+
+
+# ---------------------------------------------------------------------------
+# the module's structure
+
+
+def test_test_hooks_live_outside_the_production_module():
+    """The kernels' test-only entry points are in crnn._kernel_hooks, not in
+    crnn._kernels (whose Python functions the estimators and tools use)."""
+    for name in ("fast_tanh_f32", "fast_sigmoid_f32", "packed_gemm", "bf16_rgemm"):
+        assert not hasattr(_kernels, name), name
+        assert callable(getattr(_kernel_hooks, name)), name
+
+
+SRC = Path(__file__).resolve().parent.parent / "src"
+
+
+def _names(path):
+    """The identifiers of a Cython file outside comments and strings, counted."""
+    import collections
+    import tokenize
+    with open(path, encoding="utf-8") as f:
+        return collections.Counter(tok.string for tok in tokenize.generate_tokens(f.readline)
+                                   if tok.type == tokenize.NAME)
+
+
+def _core_cimports(text):
+    """The names of a part's `from crnn._kernels cimport (...)`."""
+    m = re.search(r"^from crnn\._kernels cimport (?:\(([^)]*)\)|(.*)$)", text, re.M)
+    assert m, "the part does not cimport the core's interface"
+    return {w for w in re.split(r"[\s,]+", m.group(1) or m.group(2)) if w}
+
+
+@pytest.mark.skipif(not (SRC / "_kernels.pyx").exists(),
+                    reason="needs the source tree (not an installed wheel)")
+def test_included_parts_use_only_the_core_interface():
+    """src/_seq2seq.pxi and src/_ctc.pxi are included into crnn._kernels, so
+    they could call any private function of the core.  They use only what
+    src/crnn/_kernels.pxd declares (Cython checks the core's definitions
+    against it), each cimports exactly the core names it uses, and the .pxd
+    declares nothing that no part uses."""
+    core = (SRC / "_kernels.pyx").read_text()
+    pxd_path = SRC / "crnn" / "_kernels.pxd"
+    pxd = pxd_path.read_text()
+    top = re.compile(r"^(?:cdef|cpdef|def|ctypedef)\s[^=(:]*?\b(\w+)\s*[(:]|^(\w+)\s*=", re.M)
+    block = re.compile(r"^cdef (?:enum|extern)\b[^\n]*:\n((?:[ ]+\S[^\n]*\n|[ ]*\n)*)", re.M)
+    member = re.compile(r"^\s+(\w+)\s*=|^\s+(?:\w+\s+)+\**(\w+)\s*(?:\(|$)", re.M)
+
+    def defined(text):
+        """Module-level definitions: functions, structs, classes, names
+        assigned, and the members of enum and extern blocks."""
+        text = re.sub(r'"""[\s\S]*?"""', "", re.sub(r"#[^\n]*", "", text))
+        found = {a or b for a, b in top.findall(text)}
+        for body in block.findall(text):
+            found |= {a or b for a, b in member.findall(body)}
+        return found - {"enum", "struct", "class", "extern"}
+    core_defs = defined(core) - {"np"}
+    interface = defined(pxd)
+    assert {"_ws_layout", "_forward_layers", "Seqs", "WS_TOTAL"} <= interface
+    pxd_names = _names(pxd_path)
+    used_by_parts = set()
+    for part in ("_seq2seq.pxi", "_ctc.pxi"):
+        names = set(_names(SRC / part))
+        used = names & (core_defs | interface)
+        assert used <= interface, (part, sorted(used - interface))
+        assert _core_cimports((SRC / part).read_text()) == used, part
+        used_by_parts |= used
+    # the WS_* slots are one enum; a struct can be there for a signature
+    unused = {n for n in interface - used_by_parts
+              if not n.startswith("WS_") and pxd_names[n] < 2}
+    assert not unused, sorted(unused)

@@ -39,5 +39,6 @@ if [ ${#tests[@]} -eq 0 ]; then
            tests/test_bf16.py::test_packed_product_matches_numpy
            tests/test_bf16.py::test_row_blocks_of_every_size)
 fi
-python3 -c "import crnn._kernels as k; assert k.debug_build(), 'not the debug build'"
+# the kernels' tests also call the test-only crnn._kernel_hooks: built here too
+python3 -c "import crnn._kernels as k, crnn._kernel_hooks; assert k.debug_build(), 'not the debug build'"
 python3 -m pytest -q -p no:cacheprovider -x "${tests[@]}"
