@@ -49,7 +49,7 @@ import isa  # noqa: E402
 isa.from_argv()            # --isa: before crnn (here) and torch are imported
 
 from crnn import RNNLanguageModel  # noqa: E402
-from crnn._text import Vocabulary, stream_batches  # noqa: E402
+from crnn._text.tokens import Vocabulary, stream_batches  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
                     "tinyshakespeare.txt")
@@ -276,7 +276,7 @@ def word(args):
                              hidden_size=256, num_layers=1, seq_length=35, batch_size=32,
                              learning_rate_init=2e-3, n_jobs=args.threads, random_state=0)
     vpieces = pieces(val, args.batch_size)
-    from crnn._text import tokenizer_function
+    from crnn._text.tokens import tokenizer_function
     words = tokenizer_function("word")
     vocab = Vocabulary([words(train)], max_vocab=10_000)
     tr = vocab.encode(words(train), end=True)
@@ -349,7 +349,7 @@ def vocab_speed(args):
     """Training throughput with a large vocabulary (random token ids: the
     head GEMM and the cross-entropy dominate): crnn against nn.Embedding +
     nn.LSTM + nn.Linear + cross_entropy, same batch, threads and Adam."""
-    from crnn._text import UNK, EOS
+    from crnn._text.tokens import UNK, EOS
     V, E, H, B, L = args.vocab, 128, 256, 32, 35
     rng = np.random.default_rng(0)
     ids = rng.integers(2, V, size=B * L * args.vocab_chunks + 1)

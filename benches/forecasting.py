@@ -453,7 +453,7 @@ def _statsforecast(model, y, h, m):
 
 def defaults(only=None, keep=None, plot=None, heldout=False, unseen=False):
     from statsforecast.models import AutoARIMA, AutoETS, AutoTheta
-    from crnn import _baselines
+    from crnn._forecasting import baselines as _baselines
 
     def crnn_default(y, h, m, **kw):
         with warnings.catch_warnings():
@@ -472,7 +472,7 @@ def defaults(only=None, keep=None, plot=None, heldout=False, unseen=False):
         batches of 32, 200 epochs, gradient norm clipped at 5; forecast
         recursively after a warm-up over the last window."""
         import torch
-        from crnn._forecast import difference, undifference
+        from crnn._forecasting.forecaster import difference, undifference
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             c = RNNForecaster(random_state=0, baselines=False).fit(y).config_
@@ -632,9 +632,9 @@ def rules(sets=("tuned", "held-out")):
     """How the choice rule was chosen (issue 26): on each set, every
     candidate's validation score (``config_``) and test forecast at every
     origin (the network's configurations refitted one by one, the
-    statistical ones from crnn._baselines), and the geometric-mean MASE of
+    statistical ones from crnn._forecasting.baselines), and the geometric-mean MASE of
     the rules that choose among them."""
-    from crnn import _baselines as B
+    from crnn._forecasting import baselines as B
 
     def mase(y, o, h, m, f):
         train, truth = y[:o], y[o:o + h]

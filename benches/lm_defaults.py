@@ -46,7 +46,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from char_lm import DATA, pieces, torch_embedding_lm  # noqa: E402
 
 from crnn import RNNLanguageModel  # noqa: E402
-from crnn._text import Vocabulary, stream_batches  # noqa: E402
+from crnn._text.tokens import Vocabulary, stream_batches  # noqa: E402
 
 N_TRAIN, N_VAL = 300_000, 30_000
 

@@ -69,7 +69,7 @@ def run_crnn(X, y, Xt, yt, args):
 
 
 def cer(refs, hyps):
-    from crnn._ctc import character_error_rate
+    from crnn._speech.ctc import character_error_rate
     return character_error_rate(list(refs), [str(h) for h in hyps])
 
 

@@ -1,15 +1,15 @@
 """English -> French translation on the machine's gettext catalogs: crnn's
 RNNTranslator against the same encoder-decoder in PyTorch.
 
-Data: crnn._translation_data.gettext_pairs("fr") (about 34k pairs of short
+Data: crnn.datasets.gettext_pairs("fr") (about 34k pairs of short
 interface messages), shuffled by a fixed permutation (numpy default_rng(0)),
 the first 90% for training and the rest for test (``--limit N``: only the
 first N pairs of the permutation, then the same 90/10 split).  About 10k of
 the pairs have a target equal to the source up to case (untranslated names:
 "Besme" -> "besme"); ``--drop-copies`` leaves them out (about 24k remain).
 
-Both libraries train the same model (the one of tests/seq2seq_reference.py):
-"word" tokens (crnn._translator.word_tokens, the joiner mark on tokens that
+Both libraries train the same model (the one of tests/support/seq2seq_reference.py):
+"word" tokens (crnn._translation.translator.word_tokens, the joiner mark on tokens that
 touch the previous one) and the vocabularies RNNTranslator builds, source
 and target embeddings, a bidirectional one-layer encoder, the bridge
 s_0 = tanh(W [h_fwd; h_bwd] + b), a decoder cell with Bahdanau (or Luong, or
@@ -54,7 +54,7 @@ def load_split(limit=None, lang="fr", drop_copies=False):
     exits with a message when there are none.  drop_copies: leave out the
     pairs whose target is the source up to case (untranslated names,
     "Besme" -> "besme"; about 10k of the 34k), before the permutation."""
-    from crnn._translation_data import gettext_pairs
+    from crnn.datasets import gettext_pairs
     try:
         pairs = gettext_pairs(lang=lang)
     except FileNotFoundError as exc:
@@ -79,8 +79,8 @@ def load_split(limit=None, lang="fr", drop_copies=False):
 def vocabularies(src_tokens, tgt_tokens):
     """The vocabularies RNNTranslator builds (max_vocab=None, min_count=1),
     as RNNTranslator._new_vocabularies does."""
-    from crnn._text import EOS, UNK, Vocabulary
-    from crnn._translator import BOS
+    from crnn._text.tokens import EOS, UNK, Vocabulary
+    from crnn._translation.translator import BOS
     sv = Vocabulary(src_tokens)
     tv = Vocabulary(tgt_tokens)
     tv = Vocabulary.from_tokens([UNK, EOS, BOS] + [t for t in tv.tokens[2:] if t != BOS])
@@ -310,8 +310,8 @@ def load_crnn_weights(model, crnn_model):
 
 def run_crnn(args, data, tok):
     from crnn import RNNTranslator
-    from crnn._translator import detokenize
-    from crnn._threads import effective_n_threads
+    from crnn._translation.translator import detokenize
+    from crnn._nn.threads import effective_n_threads
     tr_src, tr_tgt, te_src, te_tgt = data
     model = RNNTranslator(cell=args.cell, hidden_size=args.hidden, embedding_dim=args.embed,
                           attention=args.attention, batch_size=args.batch,
@@ -366,8 +366,8 @@ def run_crnn(args, data, tok):
         kernel_s.append(time.perf_counter() - t0)
     # the same decoding as a Python loop over the steps, one step-kernel call
     # per step for all live sentences (the beam-search path with one beam)
-    from crnn import _seq2seq
-    from crnn._threads import blas_single_threaded
+    from crnn._nn import seq2seq as _seq2seq
+    from crnn._nn.threads import blas_single_threaded
     loop_s = []
     maxlen = model._max_lengths(ids)
     for _ in range(3):
@@ -391,7 +391,7 @@ def run_crnn(args, data, tok):
 
 def run_torch(args, data, tok):
     import torch
-    from crnn._translator import BOS, detokenize
+    from crnn._translation.translator import BOS, detokenize
     tr_src, tr_tgt, te_src, te_tgt = data
     sv, tv = tok["sv"], tok["tv"]
     bos, eos = tv.index[BOS], 1
@@ -426,7 +426,7 @@ def run_torch(args, data, tok):
 def step_loop_decode(args, tok, crnn_model, crnn_res, te_src):
     """PyTorch's step loop decoding crnn's trained model: N_DECODE sentences,
     best of 3, and how many outputs equal crnn's kernel's."""
-    from crnn._translator import BOS
+    from crnn._translation.translator import BOS
     sv, tv = tok["sv"], tok["tv"]
     model = torch_model(len(sv), len(tv), args.embed, args.hidden, args.hidden, args.cell,
                         args.attention)
@@ -511,7 +511,7 @@ def main(argv=None):
     if any(b < 1 for b in args.beam):
         p.error("--beam sizes must be >= 1")
 
-    from crnn._translator import word_tokens
+    from crnn._translation.translator import word_tokens
     data = load_split(args.limit, drop_copies=args.drop_copies)
     tr_src, tr_tgt, te_src, te_tgt = data
     src_tok = [word_tokens(s) for s in tr_src]

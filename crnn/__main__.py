@@ -203,7 +203,7 @@ def main(argv=None):
         return 0
 
     from ._openmp import openmp_enabled
-    from ._threads import effective_n_threads
+    from ._nn.threads import effective_n_threads
     from . import __version__
 
     print(f"crnn {__version__}: OpenMP {'on' if openmp_enabled() else 'off'}, "

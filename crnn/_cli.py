@@ -153,7 +153,7 @@ def _write_atomic(path, write, binary=False):
                     as f:
                 write(f)
             return
-        from ._io import replacing           # model files' atomic replacement
+        from ._io.model_files import replacing           # model files' atomic replacement
         with replacing(path) as f:
             if binary:
                 write(f)
@@ -420,7 +420,7 @@ def forecast_main(argv):
 
 def _forecast(args):
     _check_forecast_args(args)
-    from ._forecast import RNNForecaster
+    from ._forecasting.forecaster import RNNForecaster
     y, X, Xf, steps = _read(args)
     # a calibration tail long enough for conformal intervals at every horizon
     # (at least ceil(c / (1 - c)) out-of-sample errors per horizon), if the
@@ -591,7 +591,7 @@ def _text_train(args):
     import time
 
     _check_train_args(args)
-    from ._lm import RNNLanguageModel
+    from ._text.language_model import RNNLanguageModel
     text = _read_text(args.input)
     if not text:
         raise CLIError(f"{args.input}: the file is empty")
@@ -638,8 +638,8 @@ def _check_generate_args(args):
 
 def _text_generate(args):
     _check_generate_args(args)
-    from ._io import ModelFileError, load
-    from ._lm import RNNLanguageModel
+    from ._io.model_files import ModelFileError, load
+    from ._text.language_model import RNNLanguageModel
     if os.path.isdir(args.model):
         raise CLIError(f"{args.model}: is a directory, not a model file")
     try:

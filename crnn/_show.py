@@ -14,7 +14,7 @@ def config_info():
     import sklearn
 
     from . import _isa, _kernels, _openmp
-    from ._threads import cpu_count, effective_n_threads, threadpool_controller
+    from ._nn.threads import cpu_count, effective_n_threads, threadpool_controller
     from ._version import __version__
 
     build = _openmp.build_info()

@@ -32,8 +32,8 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._fitting import fit_lock as _fit_lock
-from ._forecast import _pandas
+from ._base.fitting import fit_lock as _fit_lock
+from ._forecasting.forecaster import _pandas
 
 try:
     import dask
@@ -81,7 +81,7 @@ def _n_workers():
         from distributed import default_client
         return max(1, len(default_client().scheduler_info(n_workers=-1)["workers"]))
     except (ImportError, ValueError, TypeError):
-        from ._threads import cpu_count
+        from ._nn.threads import cpu_count
         return cpu_count()
 
 

@@ -15,7 +15,7 @@
 # where the bracketed skip s-2 -> s is allowed iff l'_s is a label that
 # differs from l'_{s-2}.  alpha is kept for all frames; beta is rolled
 # backwards with the gradient of each frame written as it goes.  The
-# notation and the reference are tests/ctc_reference.py.
+# notation and the reference are tests/support/ctc_reference.py.
 #
 # A labeling needs T >= L + (number of repeated neighbours) frames; below
 # that the loss is infinite.  As torch.nn.CTCLoss: with zero_infinity the
@@ -287,7 +287,7 @@ def ctc_loss(const floating[:, ::1] logits, const Py_ssize_t[::1] start,
 #     any other label k:     g + k   p_nb += p(g) y_t(k)
 # to candidates; contributions to one prefix are merged; the beam_size
 # candidates with the highest p_b + p_nb are kept (ties: first made first),
-# the order of tests/ctc_reference.py's prefix_beam_search.
+# the order of tests/support/ctc_reference.py's prefix_beam_search.
 
 cdef struct Cand:
     double score

@@ -2,7 +2,7 @@
 # _kernels.pyx: the encoder is that module's layers, run by the same
 # functions as every other network).
 #
-# Model (tests/seq2seq_reference.py is its independent numpy reference):
+# Model (tests/support/seq2seq_reference.py is its independent numpy reference):
 # the encoder is a token network with an embedding (Net with tokens = 1,
 # E > 0, seq = 1; its head is unused); its top layer's outputs h_j (C = ndir
 # * H columns) are the attention's memory, and e = [h^f at the last step;

@@ -121,7 +121,7 @@ cdef Py_ssize_t _pick(const floating* z, Py_ssize_t V, double temperature, doubl
     """A token drawn from softmax(z / temperature) over ids 1..V-1 (id 0,
     the unknown token, never) with the uniform draw u in [0, 1): the first
     id whose cumulative probability passes u times the total (as
-    crnn._text.sample_next); temperature 0: the first most likely id."""
+    crnn._text.tokens.sample_next); temperature 0: the first most likely id."""
     cdef Py_ssize_t j, best = 1
     cdef double mx, total = 0, c = 0, target
     for j in range(2, V):
@@ -209,7 +209,7 @@ cdef class StepKernel:
     def __init__(self, cfg, theta, int n_streams, bint softmax, int n_threads=1):
         """cfg: the network's crnn._kernels.Config (its shape, codes and SIMD
         level are copied); n_threads: the team that splits the hidden
-        units (crnn._engine.plan_threads picks it)."""
+        units (crnn._nn.engine.plan_threads picks it)."""
         cdef const Net* n = &self.net
         # a Config pickles as its constructor's arguments: the same Net here
         (cell, L, ndir, H, D, O, seq, loss, trunc, offs, n_params, simd,
@@ -265,7 +265,7 @@ cdef class StepKernel:
         self.Rb = np.empty(n_streams * n.G * n.H, dtype=self.dtype)
         self.n_streams = n_streams
         self.softmax = softmax
-        self.n_threads = max(1, n_threads)     # crnn._engine.plan_threads decides
+        self.n_threads = max(1, n_threads)     # crnn._nn.engine.plan_threads decides
         self._scratch_lock = threading.Lock()
         self.state_shape[0] = n.L
         self.state_shape[1] = n_streams

@@ -30,14 +30,14 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export PYTHONPATH="$work" CRNN_SANITIZE=1
 tests=("$@")
 if [ ${#tests[@]} -eq 0 ]; then
-    tests=(tests/test_kernels.py tests/test_engine.py tests/test_streaming.py
-           tests/test_varlen.py tests/test_reliability.py tests/test_training.py
-           "tests/test_isa.py::test_capped_process_runs_the_capped_kernels[avx2]"
-           tests/test_seq2seq_kernels.py tests/test_ctc_kernels.py tests/test_ets.py
-           tests/test_bf16.py::test_rounding_is_the_hardware_rounding
-           tests/test_bf16.py::test_general_product_matches_numpy
-           tests/test_bf16.py::test_packed_product_matches_numpy
-           tests/test_bf16.py::test_row_blocks_of_every_size)
+    tests=(tests/kernels/test_kernels.py tests/nn/test_engine.py tests/nn/test_streaming.py
+           tests/nn/test_varlen.py tests/base/test_reliability.py tests/nn/test_training.py
+           "tests/kernels/test_isa.py::test_capped_process_runs_the_capped_kernels[avx2]"
+           tests/kernels/test_seq2seq_kernels.py tests/kernels/test_ctc_kernels.py tests/forecasting/test_ets.py
+           tests/kernels/test_bf16.py::test_rounding_is_the_hardware_rounding
+           tests/kernels/test_bf16.py::test_general_product_matches_numpy
+           tests/kernels/test_bf16.py::test_packed_product_matches_numpy
+           tests/kernels/test_bf16.py::test_row_blocks_of_every_size)
 fi
 # the kernels' tests also call the test-only crnn._kernel_hooks: built here too
 python3 -c "import crnn._kernels as k, crnn._kernel_hooks; assert k.debug_build(), 'not the debug build'"

@@ -3,7 +3,7 @@
 # (src/_seq2seq.pxi) and CTC (src/_ctc.pxi).  Those parts use the core's
 # private functions only through what is declared here: each begins with a
 # `from crnn._kernels cimport (...)` of exactly the names it uses, and
-# tests/test_kernels.py::test_included_parts_use_only_the_core_interface
+# tests/kernels/test_kernels.py::test_included_parts_use_only_the_core_interface
 # fails when a part names a core definition missing here, or when this file
 # declares something no part uses.
 #

@@ -1,0 +1,2 @@
+"""Forecasting: RNNForecaster, and the statistical candidates it chooses among
+(exponential smoothing, naive baselines)."""

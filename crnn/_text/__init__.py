@@ -1,0 +1,2 @@
+"""Language models: RNNLanguageModel, and the tokenizers and vocabularies that
+the translator shares."""

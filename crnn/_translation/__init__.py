@@ -1,0 +1,2 @@
+"""Translation: RNNTranslator over the attention encoder-decoder kernels, beam
+search and BLEU."""
