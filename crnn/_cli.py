@@ -20,6 +20,8 @@ import warnings
 
 import numpy as np
 
+from ._base.params import is_int
+
 # the longest forecast the command computes: the forecaster feeds each step
 # back (one network step per horizon, and n_paths parallel paths of that
 # length for simulated intervals), and a recursion this long has long since
@@ -63,16 +65,16 @@ def _auto_int_none(text):
             from None
 
 
-def _check_int(args, name, low, high=None, option=None, allow_none=False):
-    """args.<name> an int in [low, high] (None when allowed; auto passes)."""
+def _check_int_option(args, name, low, high=None, option=None, allow_none=False):
+    """The option args.<name> (argparse made it an int) in [low, high] (None
+    when allowed; auto passes), in the command line's words."""
     v = getattr(args, name)
     option = option or "--" + name.replace("_", "-")
     if (v is None and allow_none) or v == "auto":
         return
-    if high is None:
-        _need(v >= low, option, v, "positive" if low == 1 else f"at least {low}")
-    else:
-        _need(low <= v <= high, option, v, f"between {low} and {high}")
+    _need(is_int(v, low, high), option, v,
+          ("positive" if low == 1 else f"at least {low}") if high is None
+          else f"between {low} and {high}")
 
 
 def _check_float(args, name, what, ok, option=None, allow_none=False):
@@ -386,11 +388,11 @@ def _check_forecast_args(args):
         _need(args.steps > 0, "--steps", args.steps, "positive")
         _need(args.steps <= MAX_STEPS, "--steps", args.steps, f"at most {MAX_STEPS}")
     _check_float(args, "coverage", "between 0 and 1 (e.g. 0.9)", lambda c: 0 < c < 1)
-    _check_int(args, "window_length", 1)
-    _check_int(args, "difference", 0)
-    _check_int(args, "seasonal_period", 1, allow_none=True)
-    _check_int(args, "hidden_size", 1)
-    _check_int(args, "max_iter", 1)
+    _check_int_option(args, "window_length", 1)
+    _check_int_option(args, "difference", 0)
+    _check_int_option(args, "seasonal_period", 1, allow_none=True)
+    _check_int_option(args, "hidden_size", 1)
+    _check_int_option(args, "max_iter", 1)
     _check_float(args, "learning_rate_init", "a positive number", lambda v: v > 0)
     _check_seed(args)
     _check_n_jobs(args)
@@ -575,9 +577,9 @@ def _read_text(path):
 def _check_train_args(args):
     """Every option checked before the text is read (and so before training)."""
     for name in ("epochs", "hidden_size", "num_layers", "seq_length", "batch_size"):
-        _check_int(args, name, 1)
-    _check_int(args, "embedding_dim", 1, allow_none=True)
-    _check_int(args, "max_vocab", 3, allow_none=True)
+        _check_int_option(args, name, 1)
+    _check_int_option(args, "embedding_dim", 1, allow_none=True)
+    _check_int_option(args, "max_vocab", 3, allow_none=True)
     _check_float(args, "learning_rate_init", "a positive number", lambda v: v > 0)
     _check_float(args, "dropout", "in [0, 1)", lambda v: 0 <= v < 1)
     _check_float(args, "validation_fraction", "in [0, 1) (0: none)", lambda v: 0 <= v < 1)
@@ -631,7 +633,7 @@ def _check_generate_args(args):
     _need(0 <= args.n_tokens <= MAX_TOKENS, "-n/--n-tokens", args.n_tokens,
           f"between 0 and {MAX_TOKENS:,}")
     _check_float(args, "temperature", "a number >= 0 (0: greedy)", lambda v: v >= 0)
-    _check_int(args, "top_k", 1, allow_none=True)
+    _check_int_option(args, "top_k", 1, allow_none=True)
     _check_float(args, "top_p", "in (0, 1]", lambda v: 0 < v <= 1, allow_none=True)
     _check_seed(args)
 

@@ -23,7 +23,8 @@ from .. import _kernels
 from .._nn.engine import Engine, sample_rows
 from .._io.model_files import ModelFileMixin
 from .._nn.layout import LOSS_XENT, Layout
-from .params import INT_MAX, Interval, Options, Satisfies, is_int, validate_params
+from .params import (INT_MAX, Interval, Options, Satisfies, is_int, store_params,
+                     validate_params)
 from .._nn.threads import effective_n_threads
 from .fitting import FitPlan, run_fit
 from .fitting import fit_lock as _fit_lock
@@ -103,39 +104,7 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
         dtype=np.float32,
         compute_dtype=None,
     ):
-        self.cell = cell
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.nonlinearity = nonlinearity
-        self.bidirectional = bidirectional
-        self.dropout = dropout
-        self.forget_bias = forget_bias
-        self.return_sequences = return_sequences
-        self.solver = solver
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.alpha = alpha
-        self.clip_norm = clip_norm
-        self.bptt_truncate = bptt_truncate
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.n_jobs = n_jobs
-        self.dtype = dtype
-        self.compute_dtype = compute_dtype
+        store_params(self, locals())
 
     # ------------------------------------------------------------------
     # validation

@@ -22,7 +22,7 @@ import numbers
 import numpy as np
 
 __all__ = ["Interval", "Options", "Satisfies", "check_int", "check_int_arg", "is_int",
-           "validate_params"]
+           "store_params", "validate_params", "without"]
 
 INT_MAX = 2**31 - 1
 
@@ -175,3 +175,14 @@ def without(constraints, *names):
     if missing:
         raise KeyError(f"no declared parameter {sorted(missing)}")
     return {k: v for k, v in constraints.items() if k not in names}
+
+
+def store_params(estimator, values):
+    """An estimator's __init__ body: each parameter of that __init__ stored,
+    as given, under its own name (scikit-learn's rule: __init__ does nothing
+    else).  values: the __init__'s locals() as its first statement, which
+    hold its arguments only (the one that called it: a subclass's own
+    __init__ that calls super().__init__(**kwargs) stores the rest itself)."""
+    for name, value in values.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)

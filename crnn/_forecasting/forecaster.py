@@ -26,20 +26,11 @@ from sklearn.utils.validation import check_is_fitted
 from .._nn import threads as _threads
 from .._base.docstrings import document_parameters
 from .._sequence.estimators import RNNRegressor
-from .._base.params import INT_MAX, Interval, Options, validate_params, without
+from .._base.params import (INT_MAX, Interval, Options, store_params, validate_params,
+                            without)
 from . import baselines as _baselines, ets as _ets
 from .baselines import _KPSS_5PCT, kpss_statistic  # noqa: F401  (public here)
 from .._io.model_files import ModelFileMixin
-
-# RNNRegressor's training parameters that the forecaster passes through
-# (bidirectional and return_sequences are fixed by forecasting itself)
-_PASSED = ("cell", "hidden_size", "num_layers", "nonlinearity", "dropout", "forget_bias",
-           "solver", "learning_rate", "learning_rate_init", "power_t", "batch_size",
-           "max_iter", "alpha", "clip_norm", "bptt_truncate", "momentum",
-           "nesterovs_momentum", "beta_1", "beta_2", "epsilon", "early_stopping",
-           "validation_fraction", "n_iter_no_change", "tol", "shuffle", "random_state",
-           "verbose", "n_jobs", "dtype", "compute_dtype")
-
 
 # ---------------------------------------------------------------------------
 # input handling: one series, a multivariate series, or a list of them
@@ -544,6 +535,14 @@ def _check_finite(zs, xs):
 # ---------------------------------------------------------------------------
 
 
+def _network_params():
+    """RNNRegressor's parameters that the forecaster passes through: those
+    both declare (bidirectional, return_sequences and warm_start are fixed
+    by forecasting itself)."""
+    return [p for p in RNNForecaster._parameter_constraints
+            if p in RNNRegressor._parameter_constraints]
+
+
 @document_parameters
 class RNNForecaster(ModelFileMixin, BaseEstimator):
     """Recursive multi-step forecasting with a recurrent network.
@@ -737,43 +736,7 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         dtype=np.float32,
         compute_dtype=None,
     ):
-        self.window_length = window_length
-        self.cell = cell
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.scale = scale
-        self.difference = difference
-        self.seasonal_period = seasonal_period
-        self.calibration_size = calibration_size
-        self.baselines = baselines
-        self.n_estimators = n_estimators
-        self.nonlinearity = nonlinearity
-        self.dropout = dropout
-        self.forget_bias = forget_bias
-        self.solver = solver
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.alpha = alpha
-        self.clip_norm = clip_norm
-        self.bptt_truncate = bptt_truncate
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.verbose = verbose
-        self.n_jobs = n_jobs
-        self.dtype = dtype
-        self.compute_dtype = compute_dtype
+        store_params(self, locals())
 
     # ------------------------------------------------------------------
     # parameters
@@ -794,7 +757,7 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
 
     def _network(self):
         return RNNRegressor(return_sequences=True, bidirectional=False,
-                            **{name: getattr(self, name) for name in _PASSED})
+                            **{name: getattr(self, name) for name in _network_params()})
 
     def _check_network(self):
         """The network's parameters, with errors that name the forecaster."""

@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from .._base.callbacks import with_callbacks
 from .._base.docstrings import document_parameters
 from .._base.estimator import _BaseRNN
-from .._base.params import Options, Satisfies
+from .._base.params import Options, Satisfies, store_params
 from .._nn.data import per_step_targets
 from .._nn.layout import LOSS_MSE, LOSS_XENT
 
@@ -424,42 +424,7 @@ class RNNClassifier(ClassifierMixin, _StepperMixin, _BaseRNN):
         compute_dtype=None,
         class_weight=None,
     ):
-        super().__init__(
-            cell=cell,
-            hidden_size=hidden_size,
-            num_layers=num_layers,
-            nonlinearity=nonlinearity,
-            bidirectional=bidirectional,
-            dropout=dropout,
-            forget_bias=forget_bias,
-            return_sequences=return_sequences,
-            solver=solver,
-            learning_rate=learning_rate,
-            learning_rate_init=learning_rate_init,
-            power_t=power_t,
-            batch_size=batch_size,
-            max_iter=max_iter,
-            alpha=alpha,
-            clip_norm=clip_norm,
-            bptt_truncate=bptt_truncate,
-            momentum=momentum,
-            nesterovs_momentum=nesterovs_momentum,
-            beta_1=beta_1,
-            beta_2=beta_2,
-            epsilon=epsilon,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            n_iter_no_change=n_iter_no_change,
-            tol=tol,
-            shuffle=shuffle,
-            random_state=random_state,
-            verbose=verbose,
-            warm_start=warm_start,
-            n_jobs=n_jobs,
-            dtype=dtype,
-            compute_dtype=compute_dtype,
-        )
-        self.class_weight = class_weight
+        store_params(self, locals())
 
     def _check_targets(self, data, y, dtype, incremental, classes, continue_from_fitted):
         if y is None:

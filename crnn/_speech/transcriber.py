@@ -13,7 +13,7 @@ from .._base.docstrings import document_parameters
 from .._base.callbacks import with_callbacks
 from .._nn.engine import CtcTargets
 from .._base.estimator import _BaseRNN
-from .._base.params import Interval, Satisfies, without
+from .._base.params import Interval, Satisfies, store_params, without
 from .._nn.threads import effective_n_threads
 
 LOSS_CTC = _kernels.LOSS_CODES["ctc"]
@@ -135,40 +135,7 @@ best_validation_score_, n_features_in_
         dtype=np.float32,
         compute_dtype=None,
     ):
-        self.cell = cell
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.bidirectional = bidirectional
-        self.alphabet = alphabet
-        self.beam_size = beam_size
-        self.zero_infinity = zero_infinity
-        self.nonlinearity = nonlinearity
-        self.dropout = dropout
-        self.forget_bias = forget_bias
-        self.solver = solver
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.alpha = alpha
-        self.clip_norm = clip_norm
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.n_jobs = n_jobs
-        self.dtype = dtype
-        self.compute_dtype = compute_dtype
+        store_params(self, locals())
 
     # ------------------------------------------------------------------
     # parameters and targets

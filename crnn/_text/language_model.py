@@ -18,7 +18,7 @@ from .._base.docstrings import document_parameters
 from .._base.callbacks import with_callbacks
 from .._nn.data import SeqData
 from .._base.estimator import _BaseRNN, _check_model_size
-from .._base.params import INT_MAX, Interval, Options, without
+from .._base.params import INT_MAX, Interval, Options, store_params, without
 from .._nn.layout import LOSS_XENT, Layout
 from .tokens import (EOS, UNK, Vocabulary, check_sampling, check_vocabulary, sample_next,
                     stream_batches, token_ids, tokenizer_function)
@@ -144,13 +144,12 @@ class RNNLanguageModel(_BaseRNN):
     """
 
     _loss_code = LOSS_XENT
-    # what a language model fixes (read by the checks shared with the other
-    # estimators): one direction (generation steps forward), an output per
-    # step, truncation by chunks, batches in the order of the text
-    bidirectional = False
+    # what a language model fixes, as the shared engine reads it (_BaseRNN._engine,
+    # _fitted_seq): an output per step, truncation by chunks.  It has no
+    # bidirectional or shuffle: its own _make_layout runs one direction
+    # (generation steps forward) and its _plan_fit walks the text in order.
     return_sequences = True
     bptt_truncate = None
-    shuffle = False
     _FITTED_ATTRIBUTES = _BaseRNN._FITTED_ATTRIBUTES | {"vocab_"}
     _parameter_constraints = without(_BaseRNN._parameter_constraints, "bidirectional",
                                      "return_sequences", "bptt_truncate", "shuffle") | {
@@ -199,40 +198,7 @@ class RNNLanguageModel(_BaseRNN):
         dtype=np.float32,
         compute_dtype=None,
     ):
-        self.tokenizer = tokenizer
-        self.cell = cell
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.seq_length = seq_length
-        self.embedding_dim = embedding_dim
-        self.max_vocab = max_vocab
-        self.min_count = min_count
-        self.nonlinearity = nonlinearity
-        self.dropout = dropout
-        self.forget_bias = forget_bias
-        self.solver = solver
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.alpha = alpha
-        self.clip_norm = clip_norm
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.n_jobs = n_jobs
-        self.dtype = dtype
-        self.compute_dtype = compute_dtype
+        store_params(self, locals())
 
     # ------------------------------------------------------------------
     # parameters and text

@@ -20,7 +20,7 @@ from .._nn import threads as _threads
 from .._base.docstrings import document_parameters
 from .._base.callbacks import with_callbacks
 from .._base.estimator import _BaseRNN, _check_model_size
-from .._base.params import INT_MAX, Interval, Options, without
+from .._base.params import INT_MAX, Interval, Options, store_params, without
 from .._nn.layout import LOSS_XENT
 from .._nn.seq2seq import Pairs, Seq2SeqLayout, Seq2SeqWork
 from .._text.tokens import (EOS, UNK, WORD_PATTERN, Vocabulary, check_vocabulary, token_ids,
@@ -213,9 +213,8 @@ class RNNTranslator(_BaseRNN):
     """
 
     _loss_code = LOSS_XENT
-    # what the shared checks read and a translator fixes
-    nonlinearity = "tanh"
-    bidirectional = False
+    # what a translator fixes, as the shared engine reads it (_BaseRNN._engine,
+    # _fitted_seq); its own _make_layout builds the encoder-decoder
     return_sequences = True
     bptt_truncate = None
     _FITTED_ATTRIBUTES = _BaseRNN._FITTED_ATTRIBUTES | {"src_vocab_", "tgt_vocab_"}
@@ -280,45 +279,7 @@ class RNNTranslator(_BaseRNN):
         n_jobs=None,
         dtype=np.float32,
     ):
-        self.src_tokenizer = src_tokenizer
-        self.tgt_tokenizer = tgt_tokenizer
-        self.cell = cell
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.bidirectional_encoder = bidirectional_encoder
-        self.attention = attention
-        self.attention_dim = attention_dim
-        self.embedding_dim = embedding_dim
-        self.max_vocab = max_vocab
-        self.min_count = min_count
-        self.max_output_length = max_output_length
-        self.beam_size = beam_size
-        self.length_penalty = length_penalty
-        self.dropout = dropout
-        self.forget_bias = forget_bias
-        self.solver = solver
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.alpha = alpha
-        self.clip_norm = clip_norm
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.n_jobs = n_jobs
-        self.dtype = dtype
+        store_params(self, locals())
 
     # ------------------------------------------------------------------
     # parameters, sentences, vocabularies
