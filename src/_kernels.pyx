@@ -20,7 +20,7 @@
 # Gates follow PyTorch: GRU (r, z, n) with b_hn inside the reset product,
 # LSTM (i, f, g, o).  Parameters live in one flat vector; `offs` gives the
 # offset of every tensor in the order of PyTorch's state_dict (see
-# crnn/_layout.py).
+# crnn/_nn/layout.py).
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport tanh, exp, log, isfinite
@@ -41,7 +41,7 @@ isa_init()
 from crnn_codes cimport (CELL_TANH, CELL_RELU, CELL_GRU, CELL_LSTM, LOSS_MSE, LOSS_XENT,
                          LOSS_CTC, SOLVER_SGD, SOLVER_ADAM)
 
-# the codes for Python (crnn/_layout.py, crnn/_training.py)
+# the codes for Python (crnn/_nn/layout.py, crnn/_nn/training.py)
 CELL_CODES = {("rnn", "tanh"): CELL_TANH, ("rnn", "relu"): CELL_RELU, ("gru", None): CELL_GRU,
               ("lstm", None): CELL_LSTM}
 LOSS_CODES = {"mse": LOSS_MSE, "xent": LOSS_XENT, "ctc": LOSS_CTC}

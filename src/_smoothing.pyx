@@ -1,5 +1,5 @@
 # Exponential smoothing filters for the forecaster's "ets" candidate
-# (crnn/_ets.py): the additive-error state space recursion with a level, a
+# (crnn/_forecasting/ets.py): the additive-error state space recursion with a level, a
 # damped slope and m seasonal terms,
 #
 #     base = l + phi * b,   e_t = x_t - base - s[t % m],

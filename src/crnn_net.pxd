@@ -140,7 +140,7 @@ cdef inline int net_init(Net* n, int cell, int num_layers, int ndir, int hidden,
 
 
 # Where each tensor starts in the flat parameter vector: n.offs holds, in
-# the order of PyTorch's state_dict (crnn/_layout.py), four entries per
+# the order of PyTorch's state_dict (crnn/_nn/layout.py), four entries per
 # layer and direction, item = layer * ndir + direction (weight_ih, weight_hh,
 # bias_ih, bias_hh), then the head's weight and bias, then with an
 # embedding (n.E > 0) its weight.

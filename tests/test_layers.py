@@ -5,7 +5,10 @@ crnn, such as _base/params.py) may be imported from anywhere."""
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "crnn"
+import crnn
+
+# the package that runs the tests: the source tree's, or an installed wheel's
+PACKAGE = Path(crnn.__file__).resolve().parent
 # lower numbers are lower layers
 RANKS = {
     "_kernels": 0, "_step": 0, "_optim": 0, "_smoothing": 0, "_openmp": 0, "_isa": 0,
@@ -77,6 +80,12 @@ def test_imports_go_down_the_layers():
             if RANKS[there] >= RANKS[here]:
                 wrong.append(f"crnn/{'/'.join(parts)}.py imports crnn.{'.'.join(target)}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_nothing_in_crnn_imports_the_test_hooks():
+    for path, parts in _modules():
+        for target in _imports(path, parts):
+            assert "_kernel_hooks" not in target, f"crnn/{'/'.join(parts)}.py imports it"
 
 
 def test_the_old_module_paths_only_re_export_what_pickles_name():

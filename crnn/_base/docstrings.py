@@ -21,7 +21,7 @@ SHARED_TEXT = """\
         Recurrent cell: Elman, GRU (gates r, z, n; b_hn inside the reset
         product) or LSTM (gates i, f, g, o), as torch.nn.RNN / GRU / LSTM.
     hidden_size : int, default=32
-        Hidden units per layer (and direction).
+        Hidden units per layer (per direction in a bidirectional layer).
     num_layers : int, default=1
         Stacked recurrent layers.
     nonlinearity : {"tanh", "relu"}, default="tanh"
@@ -68,8 +68,8 @@ SHARED_TEXT = """\
     alpha : float, default=0.0
         L2 penalty on the weight matrices (not the biases), as in
         scikit-learn's MLP: ``alpha / 2 * ||W||^2`` divided by the batch's
-        total weight of loss terms (its number of samples, or of steps with
-        return_sequences), i.e. torch's ``weight_decay = alpha /
+        total weight of loss terms (its samples, or its steps where every
+        step has a target), i.e. torch's ``weight_decay = alpha /
         batch_size`` on the weights.
     clip_norm : float or None, default=5.0
         Clip the global gradient 2-norm of each batch to this value
@@ -184,9 +184,24 @@ def _shared_entry(name, default):
     return f"    {name} : {head}, default={text}", body
 
 
+def _check_own_default(cls, entry, signature):
+    """An own entry's "default=..." must be the signature's default (a
+    TypeError at import otherwise: documentation that lies)."""
+    names, kind, _ = entry
+    if not kind or ", default=" not in kind or len(names) > 1:
+        return
+    text = kind.rpartition(", default=")[2]
+    named, default = _parse_default(text), signature[names[0]].default
+    if named is not default and not (type(named) is type(default) and named == default):
+        raise TypeError(f"{cls.__name__}'s docstring gives {names[0]} the default {text}; "
+                        f"its signature's is {default!r}")
+
+
 def document_parameters(cls):
     """Rebuild cls's Parameters section (see the module docstring)."""
     doc = cls.__doc__
+    if doc is None:                       # python -OO strips docstrings
+        return cls
     marker = "    Parameters\n    ----------\n"
     if marker not in doc:
         raise TypeError(f"{cls.__name__}'s docstring has no Parameters section")
@@ -206,6 +221,8 @@ def document_parameters(cls):
         if p in done:
             continue
         entry = by_name.get(p)
+        if entry is not None:
+            _check_own_default(cls, entry, signature)
         if entry is not None and (entry[2] or len(entry[0]) > 1 or p not in SHARED):
             names, kind, body = entry
             lines.append(f"    {', '.join(names)}" + (f" : {kind}" if kind else ""))

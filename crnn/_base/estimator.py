@@ -1,8 +1,11 @@
-"""scikit-learn estimators over the Cython kernels.
+"""_BaseRNN: what every network estimator shares.
 
+Parameters (declared, crnn._base.params), the input checks, the network's
+layout and engine, the data of a fit (_plan_fit, run by crnn._base.fitting),
+prediction, state dicts and the fitted attributes a model file restores.
 Python validates, allocates and picks the thread count; the kernels
 (crnn._kernels, crnn._optim) do every computation over time steps and
-samples.  The training loop here only walks over mini-batches.
+samples.
 """
 import ctypes
 import operator
@@ -163,6 +166,12 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
         "compute_dtype": [Options({"bfloat16"}), None],
     }
 
+    def _validate_params(self):
+        """Every parameter against _parameter_constraints (crnn's
+        declarations: scikit-learn's BaseEstimator._validate_params reads
+        only its own constraint classes)."""
+        validate_params(self)
+
     def _validate_hyperparams_now(self):
         validate_params(self)               # each parameter as declared
         self._check_param_rules()
@@ -207,7 +216,7 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
         return dt
 
     def _check_X(self, X, dtype, reset, n_features=None, name="X"):
-        """X -> SeqData (one row per time step, see crnn/_data.py).
+        """X -> SeqData (one row per time step, see crnn/_nn/data.py).
 
         X: an array (n_samples, n_timesteps, n_features), a 2D array
         (n_samples, n_timesteps) of univariate series, or a list of

@@ -77,8 +77,9 @@ class FitPlan:
     """An estimator's data, as the runner trains on it.
 
     open_work: () -> a training workspace (``train_batch``, ``grads``,
-    ``batch``, ``n_threads``, ``batch_weight``, ``release``), taken last and
-    released whatever happens; pool: the samples an epoch walks; validate:
+    ``batch``, ``n_threads``, ``batch_weight``, ``release``), taken last;
+    once it has returned one, the runner releases it whatever happens (a
+    factory that fails gives back what it took itself); pool: the samples an epoch walks; validate:
     theta -> (score, loss) on held-out data, or None; fitted_info: fitted
     attributes the data set (classes, vocabularies, n_features_in_, ...);
     batches: the epoch's batches (crnn._nn.training.EpochLoop), None for

@@ -2,27 +2,29 @@
 
 Every estimator class declares ``_parameter_constraints``, a dict from each
 ``__init__`` parameter to the list of constraints it may satisfy (any one
-is enough), in scikit-learn's vocabulary (``utils/_param_validation.py``):
-an ``Interval`` of ints or floats, ``Options`` among strings, ``"boolean"``,
-``None``, ``callable``, ``"random_state"``, ``"dtype"`` or a ``Satisfies``
+is enough), modelled on scikit-learn's (``utils/_param_validation.py``,
+whose module is private, so crnn has its own small set): an ``Interval`` of
+ints or floats, ``Options`` among strings, ``"boolean"``, ``None``,
+``callable``, ``"random_state"``, ``"dtype"`` or a ``Satisfies``
 predicate.  Subclasses extend or override their parent's by dict union, as
 scikit-learn's MLPRegressor does.  ``validate_params`` checks an estimator's
-values against its declaration and raises scikit-learn's message::
+values against its declaration (the estimators' ``_validate_params``, the
+name scikit-learn's BaseEstimator gives it) and raises scikit-learn's
+message::
 
     The 'hidden_size' parameter of RNNClassifier must be an int in the
     range [1, 1048576]. Got 0 instead.
 
 Rules that tie several parameters together (bfloat16 needs float32
-weights) stay in the estimators' code.  ``check_int`` is the one integer
-check: of an estimator's parameter, or (``check_int_arg``) of a function's
-argument.
+weights) stay in the estimators' code.  ``is_int`` is the one integer test;
+``check_int_arg`` checks a function's integer argument with it.
 """
 import numbers
 
 import numpy as np
 
-__all__ = ["Interval", "Options", "Satisfies", "check_int", "check_int_arg", "is_int",
-           "store_params", "validate_params", "without"]
+__all__ = ["Interval", "Options", "Satisfies", "check_int_arg", "is_int", "store_params",
+           "validate_params", "without"]
 
 INT_MAX = 2**31 - 1
 
@@ -144,20 +146,6 @@ def validate_params(estimator):
     owner = type(estimator).__name__
     for name, constraints in type(estimator)._parameter_constraints.items():
         check_value(owner, name, getattr(estimator, name), constraints)
-
-
-def check_int(owner, name, low, high=INT_MAX, allow_none=False, also=()):
-    """The parameter owner.name as an int in [low, high] (None when allowed
-    and given); the declared-parameter ValueError otherwise.  The kernels
-    count in C ints, so larger values are parameter errors.  also: strings
-    that are accepted too (e.g. ("auto",)), returned as they are."""
-    v = getattr(owner, name)
-    if (v is None and allow_none) or (isinstance(v, str) and v in also):
-        return v
-    constraints = [Interval("int", low, high)] + ([Options(also)] if also else []) + (
-        [None] if allow_none else [])
-    check_value(type(owner).__name__, name, v, constraints)
-    return int(v)
 
 
 def check_int_arg(value, name, low, high=None):

@@ -604,6 +604,15 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         any history given to ``predict`` (the exponential smoothing models
         are then chosen again on that history).  False: the network
         always.
+    early_stopping : bool, default=False
+        The network's early stopping: after each epoch, score the training
+        windows held out (``validation_fraction`` of them), stop when the
+        score has not improved by ``tol`` for ``n_iter_no_change`` epochs,
+        and keep the best epoch's weights.  (The choice among candidates
+        uses the ``calibration_size`` tail, whatever this is.)
+    validation_fraction : float in (0, 1), default=0.1
+        Share of the training windows the network holds out with
+        ``early_stopping``.
     n_estimators : int, default=1
         Networks trained on the chosen configuration, each from its own seed
         (the first from ``random_state``, the others from seeds drawn from
@@ -746,7 +755,7 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         beyond that: _check_network) -> (window_length, difference, seasonal
         lag, baseline kinds), each an int or "auto"; the seasonal lag is 0
         for None."""
-        validate_params(self)
+        self._validate_params()
 
         def value(name, default=None):
             v = getattr(self, name)
@@ -754,6 +763,12 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
 
         return (value("window_length"), value("difference"), value("seasonal_period", 0),
                 _baselines.CANDIDATES if self.baselines else ())
+
+    def _validate_params(self):
+        """Every parameter against _parameter_constraints (crnn's
+        declarations: scikit-learn's BaseEstimator._validate_params reads
+        only its own constraint classes)."""
+        validate_params(self)
 
     def _network(self):
         return RNNRegressor(return_sequences=True, bidirectional=False,

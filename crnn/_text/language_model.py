@@ -107,9 +107,13 @@ class RNNLanguageModel(_BaseRNN):
         The number of parallel streams the text is cut into (fewer when the
         text is too short); batches run in the order of the text, with no
         shuffling, since the state is carried from one chunk to the next.
-    max_iter : int, default=200
+    max_iter : int, default=10
         Epochs: passes over the text.  They are a budget: running out of
         them raises no ConvergenceWarning.
+    random_state : int, RandomState or None, default=None
+        Weight initialisation and dropout masks (the text is walked in
+        order and its tail held out: nothing else is random).  A given
+        random_state and n_jobs give the same model bit for bit.
     early_stopping : bool, default=False
         Hold out the last ``validation_fraction`` of the tokens (or score
         fit's ``X_val``) after every epoch, stop when its mean

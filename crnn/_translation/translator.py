@@ -128,6 +128,8 @@ class RNNTranslator(_BaseRNN):
         "char": characters.  A callable takes a string and returns a list of
         strings (translations joined by single spaces).  Case is kept.
     cell : {"gru", "lstm"}, default="gru"
+        The encoder's and the decoder's cell: GRU (gates r, z, n) or LSTM
+        (gates i, f, g, o), as torch.nn.GRU / LSTM.
     hidden_size : int, default=128
         Units of the decoder and of each encoder direction.
     num_layers : int, default=1
@@ -170,7 +172,7 @@ class RNNTranslator(_BaseRNN):
     batch_size : int, default=32
         Sentence pairs per update.  The loss is the mean over the batch's
         target tokens.
-    max_iter : int, default=200
+    max_iter : int, default=10
         Epochs over the pairs.  They are a budget: running out of them
         raises no ConvergenceWarning.
     alpha : float, default=0.0
@@ -717,7 +719,7 @@ class RNNTranslator(_BaseRNN):
         Parameters
         ----------
         state_dict : dict of str to array
-            As state_dict() returns it (see crnn/_seq2seq.py for the names).
+            As state_dict() returns it (see crnn/_nn/seq2seq.py for the names).
         src_vocab, tgt_vocab : list
             The token of each id, as src_vocab_ and tgt_vocab_ (their special
             tokens first, then at least one other; ValueError otherwise).

@@ -10,7 +10,7 @@ import pytest
 
 import crnn
 from crnn._base import params as _params
-from crnn._base.params import Interval, Options, Satisfies, check_int, check_int_arg
+from crnn._base.params import Interval, Options, Satisfies, check_int_arg
 
 ESTIMATORS = [crnn.RNNRegressor, crnn.RNNClassifier, crnn.RNNTranscriber,
               crnn.RNNLanguageModel, crnn.RNNTranslator, crnn.RNNForecaster]
@@ -43,6 +43,24 @@ def test_a_value_of_no_accepted_type_names_the_parameter(cls):
                                              r"must be .* Got .* instead\."):
             est.fit(*_fit_args(cls))
         assert not hasattr(est, "_theta") and not hasattr(est, "model_")
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
+def test_validate_params_is_the_declared_check(cls):
+    """scikit-learn's name for the check runs crnn's declarations."""
+    cls()._validate_params()
+    with pytest.raises(ValueError, match="'max_iter' parameter"):
+        cls(max_iter=0)._validate_params()
+
+
+def test_import_works_without_docstrings(tmp_path):
+    """python -OO strips docstrings: the shared documentation must not be
+    needed to import crnn."""
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-OO", "-c", "import crnn; crnn.RNNLanguageModel()"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
@@ -96,18 +114,8 @@ def test_messages_list_every_accepted_kind_with_none_last():
 
 
 def test_the_one_integer_checker():
-    class Owner:
-        n = 5
-        auto = "auto"
-        none = None
-        flag = True
-    assert check_int(Owner(), "n", 1, 10) == 5
-    assert check_int(Owner(), "auto", 1, also=("auto",)) == "auto"
-    assert check_int(Owner(), "none", 1, allow_none=True) is None
-    for name, kw in (("n", dict(low=6)), ("flag", dict(low=0)), ("none", dict(low=0)),
-                     ("auto", dict(low=0))):
-        with pytest.raises(ValueError, match=f"The '{name}' parameter of Owner"):
-            check_int(Owner(), name, **kw)
+    assert _params.is_int(np.int64(3), 1, 3) and not _params.is_int(True)
+    assert not _params.is_int(3.0) and not _params.is_int(np.bool_(True))
     assert check_int_arg(np.int32(3), "k", 1) == 3
     with pytest.raises(ValueError, match=r"k must be an integer >= 1; got 0"):
         check_int_arg(0, "k", 1)
@@ -155,3 +163,17 @@ def test_own_defaults_replace_the_shared_ones():
     assert "forget_bias : float, default=0.0" in doc
     assert "learning_rate_init : float, default=1e-3" in crnn.RNNRegressor.__doc__
     assert 'cell : {"rnn", "gru", "lstm"}, default="gru"' in crnn.RNNForecaster.__doc__
+
+
+def test_a_documented_default_that_lies_is_refused():
+    from crnn._base.docstrings import document_parameters
+
+    class Est:
+        __doc__ = ("An estimator.\n\n    Parameters\n    ----------\n"
+                   "    max_iter : int, default=200\n        Epochs.\n")
+
+        def __init__(self, *, max_iter=10):
+            pass
+
+    with pytest.raises(TypeError, match="gives max_iter the default 200"):
+        document_parameters(Est)

@@ -1,5 +1,5 @@
 """A pickle and a model file of each estimator, written before issue 27
-moved the modules into folders (tests/data/before_the_move, made at commit
+moved the modules into folders (tests/io/data/before_the_move, made at commit
 b6d63ab by fitting tiny models), load after the move and predict what they
 predicted then.  Pickles name the old module paths (crnn._estimators,
 crnn._layout, crnn._lm, ...): the thin modules left at those paths keep

@@ -253,7 +253,7 @@ def _mix64(x):
 
 
 def dropout_masks(seed, p, sample_ids, T, width, num_layers):
-    """The documented dropout masks (crnn/_kernels.pyx, _dropout): entry j of
+    """The documented dropout masks (src/_kernels.pyx, _dropout): entry j of
     step t of sample s between layers l - 1 and l is dropped when
     mix(mix(mix(mix(seed + l) + s) + t) + j) / 2**64 < p; kept entries are
     scaled by 1 / (1 - p).  Returns masks[l - 1] of shape (B, T, width)."""

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import crnn
 warnings.simplefilter("ignore")
-out = "tests/data/before_the_move"
+out = "tests/io/data/before_the_move"
 rng = np.random.RandomState(0)
 X = rng.normal(size=(12, 5, 2)).astype(np.float32)
 small = dict(hidden_size=4, max_iter=2, random_state=0)
