@@ -48,7 +48,7 @@ SHARED_TEXT = """\
     learning_rate : {"constant", "invscaling", "adaptive", "cosine"}, default="constant"
         Schedule of the step size, for either solver: "constant" keeps
         learning_rate_init; "invscaling" uses ``learning_rate_init / (t_ +
-        1) ** power_t`` for each epoch (t_: samples seen before it);
+        1) ** power_t`` for each epoch (``t_``: samples seen before it);
         "adaptive" keeps learning_rate_init while the training loss (or the
         validation score) improves, and each time n_iter_no_change epochs in
         a row fail to improve it by tol divides the rate by 5 instead of
@@ -73,7 +73,7 @@ SHARED_TEXT = """\
         batch_size`` on the weights.
     clip_norm : float or None, default=5.0
         Clip the global gradient 2-norm of each batch to this value
-        (torch.nn.utils.clip_grad_norm_); None turns clipping off.
+        (``torch.nn.utils.clip_grad_norm_``); None turns clipping off.
     bptt_truncate : int or None, default=None
         Truncated BPTT: the gradient reaching a layer's state h_t (from the
         loss or the layer above) is carried back through at most this many

@@ -693,7 +693,7 @@ or list of arrays of shape (n_timesteps_i, n_features) or (n_timesteps_i,)
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes) or list of ndarrays
-            Columns in the order of classes_; per step with return_sequences
+            Columns in the order of ``classes_``; per step with return_sequences
             ((n_samples, n_timesteps, n_classes), or a list of
             (n_timesteps_i, n_classes) arrays for a list X).
         state : ndarray or tuple (h_n, c_n)

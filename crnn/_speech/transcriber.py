@@ -65,12 +65,12 @@ class RNNTranscriber(_BaseRNN):
     Attributes
     ----------
     alphabet_ : list
-        The symbols; output column k + 1 is alphabet_[k], column 0 the
+        The symbols; output column k + 1 is ``alphabet_[k]``, column 0 the
         blank.
     classes_ : list
-        ["<blank>"] + alphabet_: the columns of predict_proba.
+        ``["<blank>"] + alphabet_``: the columns of predict_proba.
     n_outputs_ : int
-        len(alphabet_) + 1.
+        ``len(alphabet_) + 1``.
     loss_curve_, loss_, n_iter_, t_, best_loss_, validation_scores_, \
 best_validation_score_, n_features_in_
         As in RNNClassifier; the loss is torch.nn.CTCLoss's "mean": each
@@ -316,9 +316,9 @@ shape (n_samples, n_frames, n_features)
 
         Returns
         -------
-        log_proba : list of ndarrays of shape (n_frames_i, n_outputs_)
-            Column 0 is the blank, column k + 1 alphabet_[k] (classes_); an
-            array (n_samples, n_frames, n_outputs_) for a 3D X.
+        log_proba : list of ndarrays of shape (n_frames_i, ``n_outputs_``)
+            Column 0 is the blank, column k + 1 ``alphabet_[k]`` (``classes_``); an
+            array (n_samples, n_frames, ``n_outputs_``) for a 3D X.
         """
         raw, data, _ = self._forward(X)
         z = raw.astype(np.float64)
@@ -337,9 +337,9 @@ shape (n_samples, n_frames, n_features)
 
         Returns
         -------
-        proba : list of ndarrays of shape (n_frames_i, n_outputs_)
-            Column 0 is the blank, column k + 1 alphabet_[k] (classes_); an
-            array (n_samples, n_frames, n_outputs_) for a 3D X.
+        proba : list of ndarrays of shape (n_frames_i, ``n_outputs_``)
+            Column 0 is the blank, column k + 1 ``alphabet_[k]`` (``classes_``); an
+            array (n_samples, n_frames, ``n_outputs_``) for a 3D X.
         """
         logp = self.predict_log_proba(X)
         return [np.exp(p) for p in logp] if isinstance(logp, list) else np.exp(logp)

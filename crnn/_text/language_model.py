@@ -563,7 +563,7 @@ class RNNLanguageModel(_BaseRNN):
         Returns
         -------
         proba : ndarray of shape (n_tokens,) for one prefix, or
-            (n_prefixes, n_tokens); column i is the probability of vocab_[i].
+            (n_prefixes, n_tokens); column i is the probability of ``vocab_[i]``.
         """
         prefixes, single = self._prefixes(prefix)
         last, _ = self._prefix_states(prefixes)
@@ -575,7 +575,7 @@ class RNNLanguageModel(_BaseRNN):
 
     def predict(self, prefix):
         """The most likely next token after each prefix (an entry of
-        vocab_; "<eos>" when the document most likely ends).
+        ``vocab_``; "<eos>" when the document most likely ends).
 
         Parameters
         ----------
@@ -689,7 +689,7 @@ class RNNLanguageModel(_BaseRNN):
             As state_dict() returns it: ``embedding.weight`` (with
             embedding_dim), ``rnn.*`` and ``head.*``.
         vocab : list
-            The token of each id, as vocab_ (starting "<unk>", "<eos>", then
+            The token of each id, as ``vocab_`` (starting "<unk>", "<eos>", then
             at least one token; ValueError otherwise).
 
         Returns

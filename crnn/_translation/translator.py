@@ -721,7 +721,7 @@ class RNNTranslator(_BaseRNN):
         state_dict : dict of str to array
             As state_dict() returns it (see crnn/_nn/seq2seq.py for the names).
         src_vocab, tgt_vocab : list
-            The token of each id, as src_vocab_ and tgt_vocab_ (their special
+            The token of each id, as ``src_vocab_`` and ``tgt_vocab_`` (their special
             tokens first, then at least one other; ValueError otherwise).
 
         Returns
