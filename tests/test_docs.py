@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 import crnn
-import crnn.dask
 import crnn.datasets
 import crnn.metrics
 import crnn.plotting
@@ -36,7 +35,6 @@ def _public():
                 and not n.startswith("_")}
     return {
         "crnn": set(crnn.__all__) - {"__version__"},
-        "crnn.dask": set(crnn.dask.__all__),
         "crnn.datasets": set(crnn.datasets.__all__),
         "crnn.metrics": set(crnn.metrics.__all__),
         "crnn.plotting": plotting,
@@ -44,4 +42,11 @@ def _public():
 
 
 def test_every_public_name_has_an_api_page():
-    assert _listed() == _public()
+    listed, public = _listed(), _public()
+    try:
+        import crnn.dask
+    except ImportError:              # dask absent: crnn.dask does not import
+        listed.pop("crnn.dask")
+    else:
+        public["crnn.dask"] = set(crnn.dask.__all__)
+    assert listed == public
