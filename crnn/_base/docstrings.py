@@ -175,11 +175,16 @@ def _format_default(v):
     return repr(v)
 
 
+def _names_default(text, default):
+    """The "default=" text of a docstring names this default value."""
+    named = _parse_default(text)
+    return named is default or (type(named) is type(default) and named == default)
+
+
 def _shared_entry(name, default):
     kind, body = SHARED[name]
     head, _, text = kind.partition(", default=")
-    named = _parse_default(text)
-    if named is not default and not (type(named) is type(default) and named == default):
+    if not _names_default(text, default):
         text = _format_default(default)
     return f"    {name} : {head}, default={text}", body
 
@@ -191,8 +196,8 @@ def _check_own_default(cls, entry, signature):
     if not kind or ", default=" not in kind or len(names) > 1:
         return
     text = kind.rpartition(", default=")[2]
-    named, default = _parse_default(text), signature[names[0]].default
-    if named is not default and not (type(named) is type(default) and named == default):
+    default = signature[names[0]].default
+    if not _names_default(text, default):
         raise TypeError(f"{cls.__name__}'s docstring gives {names[0]} the default {text}; "
                         f"its signature's is {default!r}")
 

@@ -119,14 +119,13 @@ def check_fit_arguments(estimator, incremental, X_val, y_val, sample_weight_val)
         raise ValueError("sample_weight_val is provided, but X_val was not provided.")
 
 
-def run_fit(estimator, X, y, incremental, *, X_val=None, y_val=NO_Y_VAL,
+def run_fit(est, X, y, incremental, *, X_val=None, y_val=NO_Y_VAL,
             sample_weight_val=None, **kwargs):
     """fit (incremental False) or partial_fit (True) of a network estimator.
 
     kwargs go to the estimator's ``_plan_fit`` with X_val, y_val (when its
     fit takes one) and sample_weight_val.  Returns the estimator."""
-    with fit_lock(estimator):
-        est = estimator
+    with fit_lock(est):
         dtype = est._validate_hyperparams()
         check_fit_arguments(est, incremental, X_val, y_val, sample_weight_val)
         if y_val is not NO_Y_VAL:
