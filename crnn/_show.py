@@ -61,6 +61,18 @@ def show_config(file=None):
     -------
     info : dict
         The same facts, as a dict.
+
+    Examples
+    --------
+    >>> import crnn
+    >>> info = crnn.show_config()  # doctest: +ELLIPSIS, +NORMALIZE_WHITESPACE
+    crnn: ...
+    threads: ...
+    SIMD level: ...
+    >>> info["crnn"] == crnn.__version__
+    True
+    >>> sorted(info["simd"])
+    ['CRNN_MAX_SIMD', 'cpu', 'level', 'name']
     """
     from . import _isa
 

@@ -112,6 +112,28 @@ def predict(estimator, X, *, method="predict", npartitions=None, **params):
     -------
     dask array (lazy; chunks along samples as X's), dask bag (lazy; one item
     per sequence) for a bag, or a list (computed) for a list.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dask.array as da
+    >>> from distributed import Client
+    >>> from crnn import RNNRegressor
+    >>> from crnn.dask import predict
+    >>> X = np.random.default_rng(0).normal(size=(64, 10, 3))
+    >>> y = X[:, :, 0].sum(axis=1)
+    >>> reg = RNNRegressor(hidden_size=8, max_iter=5, random_state=0).fit(X, y)
+    >>> client = Client(processes=False, n_workers=1, threads_per_worker=1)
+    >>> X_large = da.from_array(X, chunks=(16, 10, 3))   # e.g. da.from_zarr(...)
+    >>> pred = predict(reg, X_large)                     # lazy, chunked as X_large
+    >>> pred.chunks
+    ((16, 16, 16, 16),)
+    >>> bool(np.allclose(pred.compute(), reg.predict(X)))
+    True
+    >>> sequences = [X[0, :4], X[1, :7], X[2]]           # of different lengths
+    >>> len(predict(reg, sequences))                     # a list in, a list back
+    3
+    >>> client.close()
     """
     fn = _method(estimator, method)
     if params.get("return_state"):
@@ -275,6 +297,22 @@ def fit_incremental(estimator, X, y, epochs=1, shuffle=True, random_state=None, 
         The trained estimator.  If a chunk fails to compute or to train, the
         estimator is left as it was before this call.  A Ctrl-C stops after
         the current batch and keeps what was trained (as ``fit`` does).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dask.array as da
+    >>> from crnn import RNNClassifier
+    >>> from crnn.dask import fit_incremental
+    >>> rng = np.random.default_rng(0)
+    >>> X = da.from_array(rng.normal(size=(256, 10, 3)), chunks=(64, 10, 3))
+    >>> y = (X[:, -1, 0] > 0).astype(int)                # lazy too
+    >>> clf = fit_incremental(RNNClassifier(hidden_size=8, random_state=0), X, y,
+    ...                       epochs=2, random_state=0)
+    >>> clf.n_iter_, clf.t_        # 4 chunks x 2 epochs, a partial_fit call each
+    (8, 512)
+    >>> clf.classes_
+    array([0, 1])
     """
     if not callable(getattr(estimator, "partial_fit", None)):
         raise TypeError(f"{type(estimator).__name__} has no partial_fit.")
@@ -416,6 +454,23 @@ def collect_series(df, *, series_id, target, time=None):
     -------
     dict
         {series id: pandas Series or DataFrame}, in sorted id order.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import dask.dataframe as dd
+    >>> from crnn.dask import collect_series
+    >>> df = pd.DataFrame({
+    ...     "store": ["b", "a", "b", "a", "b", "a"],
+    ...     "day": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-02",
+    ...                            "2024-01-01", "2024-01-03", "2024-01-03"]),
+    ...     "sales": [5.0, 2.0, 6.0, 1.0, 7.0, 3.0]})
+    >>> series = collect_series(dd.from_pandas(df, npartitions=2), series_id="store",
+    ...                         target="sales", time="day")
+    >>> list(series)
+    ['a', 'b']
+    >>> series["a"].tolist(), series["a"].index.freqstr     # ordered by day
+    ([1.0, 2.0, 3.0], 'D')
     """
     ddf = _to_dask_frame(df)
     cols = _check_frame(ddf, series_id, target, time)
@@ -447,6 +502,28 @@ def fit_forecaster(forecaster, df, *, series_id, target, time=None):
         Fitted; its training series are those of ``collect_series`` in
         sorted id order, so ``forecaster.predict(steps)`` lists their
         forecasts in that order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> import dask.dataframe as dd
+    >>> from crnn import RNNForecaster
+    >>> from crnn.dask import fit_forecaster
+    >>> rng = np.random.default_rng(0)
+    >>> season = np.sin(np.arange(48) * np.pi / 6)
+    >>> df = pd.DataFrame({
+    ...     "store": np.repeat(["a", "b", "c"], 48),
+    ...     "month": np.tile(pd.date_range("2020-01-01", periods=48, freq="MS"), 3),
+    ...     "sales": np.concatenate([k + season + rng.normal(scale=0.1, size=48)
+    ...                              for k in (10, 20, 30)])})
+    >>> fc = fit_forecaster(RNNForecaster(hidden_size=8, max_iter=5, random_state=0),
+    ...                     dd.from_pandas(df, npartitions=2), series_id="store",
+    ...                     target="sales", time="month")
+    >>> fc.n_series_
+    3
+    >>> [f.index[0].strftime("%Y-%m") for f in fc.predict(2)]   # stores a, b, c
+    ['2024-01', '2024-01', '2024-01']
     """
     series = collect_series(df, series_id=series_id, target=target, time=time)
     return forecaster.fit(list(series.values()))
@@ -510,6 +587,29 @@ def forecast(forecaster, df, steps, *, series_id, target, time=None, shuffle=Tru
         Columns: series_id, time (the dates or index values after each
         history) or "step" (1..steps) without a time column, and the target
         column(s); ``steps`` rows per series.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> import dask.dataframe as dd
+    >>> from crnn import RNNForecaster
+    >>> from crnn.dask import fit_forecaster, forecast
+    >>> rng = np.random.default_rng(0)
+    >>> season = np.sin(np.arange(48) * np.pi / 6)
+    >>> df = dd.from_pandas(pd.DataFrame({
+    ...     "store": np.repeat(["a", "b", "c"], 48),
+    ...     "month": np.tile(pd.date_range("2020-01-01", periods=48, freq="MS"), 3),
+    ...     "sales": np.concatenate([k + season + rng.normal(scale=0.1, size=48)
+    ...                              for k in (10, 20, 30)])}), npartitions=2)
+    >>> fc = fit_forecaster(RNNForecaster(hidden_size=8, max_iter=5, random_state=0), df,
+    ...                     series_id="store", target="sales", time="month")
+    >>> out = forecast(fc, df, 3, series_id="store", target="sales", time="month")
+    >>> result = out.compute().sort_values(["store", "month"])
+    >>> list(result.columns), len(result)
+    (['store', 'month', 'sales'], 9)
+    >>> result["month"].dt.strftime("%Y-%m").unique().tolist()
+    ['2024-01', '2024-02', '2024-03']
     """
     check_is_fitted(forecaster, "model_")
     if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps <= 0:

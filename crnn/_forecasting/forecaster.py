@@ -623,6 +623,10 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
         trainings on the whole series.  On benches/forecasting.py --defaults
         five networks did not improve the default's accuracy (see
         docs/performance.md), so the default is one.
+    verbose : int, default=0
+        1: one line per epoch of each network's training (loss, validation
+        loss and score, seconds), candidates included.  (The forecaster
+        takes no scikit-learn callbacks: it has no ``set_callbacks``.)
 
     Notes
     -----
@@ -690,6 +694,25 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
     estimators_ : list of RNNRegressor
         The ensemble's networks, ``model_`` first (``n_estimators`` of them
         when the network forecasts, else ``model_`` alone).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> from crnn import RNNForecaster
+    >>> rng = np.random.default_rng(0)
+    >>> months = pd.date_range("2015-01-01", periods=96, freq="MS")
+    >>> y = pd.Series(10 + np.sin(np.arange(96) * np.pi / 6) + rng.normal(scale=0.2, size=96),
+    ...               index=months)
+    >>> fc = RNNForecaster(hidden_size=8, max_iter=5, random_state=0).fit(y)
+    >>> fc.config_["seasonal_period"]          # read from the monthly index
+    12
+    >>> forecast = fc.predict(3)
+    >>> list(forecast.index.strftime("%Y-%m"))
+    ['2023-01', '2023-02', '2023-03']
+    >>> lower, upper = fc.predict_interval(3, coverage=0.8)
+    >>> bool(((lower < forecast) & (forecast < upper)).all())
+    True
     """
 
     _parameter_constraints = without(RNNRegressor._parameter_constraints, "bidirectional",

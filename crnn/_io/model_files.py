@@ -56,7 +56,7 @@ _BUILTIN_TYPES = {"float": float, "int": int, "bool": bool, "str": str}
 # What a model file may cost to open.  A file is untrusted input: these bounds
 # are checked before anything they bound is built, so a crafted file is
 # refused or loaded within a bounded cost whatever it claims or inflates to
-# (README, "Model files": the threat model; benches/hostile_files.py measures
+# (docs/user_guide/saving.md: the threat model; benches/hostile_files.py measures
 # it).  save() refuses a model beyond them rather than write a file that would
 # not load.  The model.json of a word-level language model with a
 # 100,000-word vocabulary is about 1 MB, 100,000 values, 4 deep.
@@ -846,8 +846,10 @@ def load(path, expected=None):
 
     Returns
     -------
-    estimator : RNNRegressor or RNNClassifier
-        A new estimator, with the saved parameters and, if it was fitted, its
+    estimator : crnn estimator
+        A new estimator of the saved class (RNNRegressor, RNNClassifier,
+        RNNForecaster, RNNLanguageModel, RNNTranslator or RNNTranscriber),
+        with the saved parameters and, if it was fitted, its
         weights, optimizer state and history: it predicts bit for bit as the
         saved one and continues its training with ``partial_fit`` or
         ``warm_start``.
@@ -863,6 +865,24 @@ def load(path, expected=None):
         half-loaded.
     FileNotFoundError, IsADirectoryError
         When there is no file at ``path``, or a directory.
+
+    Examples
+    --------
+    >>> import os
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import crnn
+    >>> X = np.random.default_rng(0).normal(size=(32, 5, 2))
+    >>> y = (X[:, -1, 0] > 0).astype(int)
+    >>> clf = crnn.RNNClassifier(hidden_size=8, max_iter=3, random_state=0).fit(X, y)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "model.crnn")
+    ...     clf.save(path)
+    ...     loaded = crnn.load(path)
+    >>> type(loaded).__name__
+    'RNNClassifier'
+    >>> bool(np.array_equal(loaded.predict_proba(X), clf.predict_proba(X)))   # bit for bit
+    True
     """
     shown = _path_str(path, "crnn.load reads a model file from")
     with _open_regular(shown) as fp:

@@ -33,6 +33,33 @@ class Stepper:
     Computation is in the estimator's dtype; it uses the estimator's n_jobs
     threads (split over hidden units) only when the weights outgrow one
     core's cache (crnn._nn.engine.plan_threads), and one thread otherwise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from crnn import RNNRegressor
+    >>> X = np.random.default_rng(0).normal(size=(64, 10, 3))
+    >>> y = X[:, :, 0].sum(axis=1)
+    >>> reg = RNNRegressor(cell="gru", hidden_size=16, max_iter=5, random_state=0).fit(X, y)
+    >>> stepper = reg.stepper()
+    >>> state = None                       # zeros
+    >>> for x_t in X[0]:                   # one observation at a time
+    ...     y_t, state = stepper.step(x_t, state)
+    >>> type(y_t).__name__, state.shape    # (num_layers, n_streams, hidden_size)
+    ('float', (1, 1, 16))
+    >>> bool(np.isclose(y_t, reg.predict(X[:1])[0], rtol=1e-4, atol=1e-4))
+    True
+
+    Several streams step together, each with its own state:
+
+    >>> stepper = reg.stepper(n_streams=4)
+    >>> state = None
+    >>> for t in range(X.shape[1]):
+    ...     y_t, state = stepper.step(X[:4, t], state)
+    >>> y_t.shape, state.shape
+    ((4,), (1, 4, 16))
+    >>> bool(np.allclose(y_t, reg.predict(X[:4]), rtol=1e-4, atol=1e-4))
+    True
     """
 
     def __init__(self, estimator, n_streams=1):

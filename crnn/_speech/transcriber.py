@@ -83,6 +83,25 @@ best_validation_score_, n_features_in_
     of any lengths; no computation is spent on padding.  A sequence needs
     at least one frame.  An empty transcript is allowed: it teaches the
     model to emit only blanks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from crnn import RNNTranscriber
+    >>> rng = np.random.default_rng(0)
+    >>> y = ["".join(rng.choice(list("abc"), size=rng.integers(2, 5))) for _ in range(60)]
+    >>> def frames(word):        # each symbol: two frames of its pattern, then a pause
+    ...     rows = [k for c in word for k in ("abc".index(c),) * 2 + (3,)]
+    ...     return np.eye(4)[rows] + rng.normal(scale=0.1, size=(len(rows), 4))
+    >>> X = [frames(w) for w in y]            # sequences of different lengths
+    >>> ts = RNNTranscriber(hidden_size=16, num_layers=1, learning_rate_init=1e-2,
+    ...                     batch_size=16, max_iter=40, random_state=0).fit(X, y)
+    >>> ts.classes_
+    ['<blank>', 'a', 'b', 'c']
+    >>> ts.predict([frames("cab"), frames("bba")])
+    array(['cab', 'bba'], dtype=object)
+    >>> bool(ts.score(X, y) > 0.9)           # 1 - the character error rate
+    True
     """
 
     _loss_code = LOSS_CTC

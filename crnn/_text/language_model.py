@@ -145,6 +145,23 @@ class RNNLanguageModel(_BaseRNN):
     document as one more token.  The validation of early stopping scores
     the held-out text as ``batch_size`` contiguous streams, as char-rnn
     does.
+
+    Examples
+    --------
+    >>> from crnn import RNNLanguageModel
+    >>> text = "the cat sat on the mat. " * 20
+    >>> lm = RNNLanguageModel(hidden_size=32, num_layers=1, seq_length=20, batch_size=4,
+    ...                       max_iter=60, random_state=0).fit(text)
+    >>> lm.vocab_[:2], len(lm.vocab_)        # the special tokens, then 11 characters
+    (['<unk>', '<eos>'], 13)
+    >>> lm.predict("the c")
+    'a'
+    >>> lm.predict_proba(["the c", "the m"]).shape
+    (2, 13)
+    >>> bool(lm.perplexity(text) < 2)
+    True
+    >>> len(lm.generate(30, prompt="the ", random_state=0))
+    30
     """
 
     _loss_code = LOSS_XENT

@@ -123,6 +123,18 @@ def corpus_bleu(hypotheses, references, max_n=4, smooth=None, tokenize="13a",
     -------
     float
         BLEU in [0, 100].
+
+    Examples
+    --------
+    >>> from crnn.metrics import corpus_bleu
+    >>> hypotheses = ["the cat sat on the mat", "a dog barked at the postman"]
+    >>> references = ["the cat sat on the mat", "the dog barked at the postman"]
+    >>> round(corpus_bleu(hypotheses, references), 1)
+    88.1
+    >>> several = [["the cat sat on the mat"],        # one or more references per segment
+    ...            ["the dog barked at the postman", "a dog barked at the postman"]]
+    >>> round(corpus_bleu(hypotheses, several), 1)
+    100.0
     """
     hypotheses, references = _check_corpus(hypotheses, references)
     max_n = check_int_arg(max_n, "max_n", 1)
@@ -259,6 +271,16 @@ def corpus_chrf(hypotheses, references, char_order=6, word_order=0, beta=2):
     -------
     float
         chrF in [0, 100].
+
+    Examples
+    --------
+    >>> from crnn.metrics import corpus_chrf
+    >>> hypotheses = ["the cat sat on the mat", "a dog barked at the postman"]
+    >>> references = ["the cat sat on the mat", "the dog barked at the postman"]
+    >>> round(corpus_chrf(hypotheses, references), 1)
+    92.6
+    >>> round(corpus_chrf(hypotheses, references, word_order=2), 1)     # chrF++
+    92.2
     """
     hypotheses, references = _check_corpus(hypotheses, references)
     char_order = check_int_arg(char_order, "char_order", 1)

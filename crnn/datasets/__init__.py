@@ -40,6 +40,18 @@ def make_adding_problem(n_samples=1000, n_timesteps=100, random_state=None,
     -------
     X : ndarray of shape (n_samples, n_timesteps, 2)
     y : ndarray of shape (n_samples,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from crnn.datasets import make_adding_problem
+    >>> X, y = make_adding_problem(n_samples=100, n_timesteps=50, random_state=0)
+    >>> X.shape, y.shape, X.dtype
+    ((100, 50, 2), (100,), dtype('float32'))
+    >>> X[:, :, 1].sum(axis=1)[:5]          # two marked steps per sequence
+    array([2., 2., 2., 2., 2.], dtype=float32)
+    >>> bool(np.allclose(y, (X[:, :, 0] * X[:, :, 1]).sum(axis=1)))
+    True
     """
     n_samples = int(n_samples)
     n_timesteps = int(n_timesteps)

@@ -72,6 +72,14 @@ def spoken_digit_voices(accents=None, variants=None):
     -------
     voices : list of str
         Sorted by accent, then variant.
+
+    Examples
+    --------
+    >>> from crnn.datasets import spoken_digit_voices
+    >>> len(spoken_digit_voices())          # 7 accents x 97 variants
+    679
+    >>> spoken_digit_voices(accents=["en-us", "en-029"], variants=["f2", "m1"])
+    ['en-us+f2', 'en-us+m1', 'en-029+f2', 'en-029+m1']
     """
     accents = ACCENTS if accents is None else tuple(accents)
     variants = VARIANTS if variants is None else tuple(variants)
@@ -94,6 +102,17 @@ def split_voices(voices, n_test_variants, random_state=None):
     Returns
     -------
     train_voices, test_voices : list of str
+
+    Examples
+    --------
+    >>> from crnn.datasets import spoken_digit_voices, split_voices
+    >>> voices = spoken_digit_voices()
+    >>> train, test = split_voices(voices, n_test_variants=10, random_state=0)
+    >>> len(train), len(test)               # 87 and 10 variants, in each of 7 accents
+    (609, 70)
+    >>> variant = lambda voice: voice.split("+")[1]
+    >>> {variant(v) for v in train} & {variant(v) for v in test}
+    set()
     """
     variants = sorted({_variant(v) for v in voices})
     n_test_variants = int(n_test_variants)
@@ -196,6 +215,16 @@ def make_spoken_digits(n_samples, *, voices=None, min_digits=3, max_digits=8, n_
         The digits, without spaces ("31415").
     voices : list of str
         Only with return_voices.
+
+    Examples
+    --------
+    >>> from crnn.datasets import make_spoken_digits, spoken_digit_voices
+    >>> voices = spoken_digit_voices(accents=["en-us"], variants=["f2", "m1"])
+    >>> X, y = make_spoken_digits(3, voices=voices, max_digits=4, random_state=0)
+    >>> y
+    ['033', '7935', '2476']
+    >>> len(X), X[0].shape[1], X[0].dtype    # 13 MFCCs with their deltas per frame
+    (3, 39, dtype('float32'))
     """
     n_samples = int(n_samples)
     if n_samples < 1:

@@ -111,6 +111,29 @@ def gettext_pairs(lang="fr", localedir="/usr/share/locale", min_words=1, max_wor
     -------
     list of (str, str)
         The (English, ``lang``) pairs.
+
+    Examples
+    --------
+    ``gettext_pairs("fr")`` reads the catalogs installed on the machine.
+    Here, a catalog of three messages written with babel:
+
+    >>> import os
+    >>> import tempfile
+    >>> from babel.messages.catalog import Catalog
+    >>> from babel.messages.mofile import write_mo
+    >>> from crnn.datasets import gettext_pairs
+    >>> catalog = Catalog(locale="fr")
+    >>> for english, french in [("_Open File", "_Ouvrir le fichier"),   # an accelerator
+    ...                         ("Save %s", "Enregistrer %s"),          # a placeholder
+    ...                         ("Quit", "Quitter")]:
+    ...     message = catalog.add(english, french)
+    >>> with tempfile.TemporaryDirectory() as localedir:
+    ...     os.makedirs(os.path.join(localedir, "fr", "LC_MESSAGES"))
+    ...     with open(os.path.join(localedir, "fr", "LC_MESSAGES", "demo.mo"), "wb") as f:
+    ...         write_mo(f, catalog)
+    ...     pairs = gettext_pairs("fr", localedir=localedir)
+    >>> sorted(pairs)
+    [('Open File', 'Ouvrir le fichier'), ('Quit', 'Quitter')]
     """
     if not isinstance(lang, str) or not lang or os.sep in lang:
         raise ValueError(f"lang must be a locale directory name such as 'fr'; got {lang!r}.")
@@ -174,6 +197,15 @@ def make_number_phrases(n_samples, low=0, high=10**6, random_state=None, exclude
     english, french : list of str
         ``num2words(x, lang="en")`` and ``num2words(x, lang="fr")``, e.g.
         "ninety-seven" and "quatre-vingt-dix-sept".
+
+    Examples
+    --------
+    >>> from crnn.datasets import make_number_phrases
+    >>> english, french = make_number_phrases(3, high=100, random_state=0)
+    >>> english
+    ['eleven', 'twenty-six', 'fifteen']
+    >>> french
+    ['onze', 'vingt-six', 'quinze']
     """
     try:
         from num2words import num2words
@@ -242,6 +274,15 @@ def make_dates(n_samples, random_state=None, languages=("en", "fr", "de", "es"))
         The written dates.
     targets : list of str
         The same dates in ISO 8601, "YYYY-MM-DD".
+
+    Examples
+    --------
+    >>> from crnn.datasets import make_dates
+    >>> sources, targets = make_dates(4, random_state=0, languages=["en"])
+    >>> sources
+    ['29 November 2086', 'April 14, 2019', '02.09.2016', '24 August 2025']
+    >>> targets
+    ['2086-11-29', '2019-04-14', '2016-09-02', '2025-08-24']
     """
     try:
         from babel import Locale, UnknownLocaleError
