@@ -1,6 +1,6 @@
 """What a hostile model file costs to open: peak memory and time of
 ``crnn.load`` on crafted files, each in a fresh process, against a normal
-load (README, "Model files"; issue 24).
+load (docs/user_guide/saving.md; issue 24).
 
     python benches/hostile_files.py [--out results.md]
 

@@ -16,6 +16,8 @@ extensions = [
     "sphinx.ext.mathjax",
     "numpydoc",
     "myst_parser",
+    "sphinx_gallery.gen_gallery",
+    "matplotlib.sphinxext.plot_directive",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
@@ -42,4 +44,37 @@ intersphinx_mapping = {} if os.environ.get("CRNN_DOCS_OFFLINE") else {
 html_theme = "pydata_sphinx_theme"
 html_title = f"crnn {release}"
 html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}
+html_context = {"default_mode": "auto"}
+html_static_path = ["_static"]
+html_favicon = "_static/favicon.svg"
 myst_heading_anchors = 4
+
+# The gallery: every examples/**/plot_*.py runs as the site is built (small
+# sizes: seconds each on two cores), and its figures and output go on its
+# page.  An example that raises fails the build.
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",
+    "abort_on_example_error": True,
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "within_subsection_order": "FileNameSortKey",
+    "subsection_order": [
+        "../examples/sequences", "../examples/forecasting", "../examples/text",
+        "../examples/speech", "../examples/performance",
+    ],
+    "reset_modules": ("matplotlib",),
+    "matplotlib_animations": False,
+    # the execution-time tables load jQuery and DataTables from CDNs: the site
+    # must work offline (tools/check_pages.py fails on any outside request)
+    "write_computation_times": False,
+}
+
+# matplotlib's plot directive: the figures of the speed and accuracy reference
+# (performance.md) are drawn at build time by the scripts in docs/plots/.
+plot_include_source = False
+plot_html_show_source_link = True
+plot_html_show_formats = False
+plot_formats = [("png", 100)]
+plot_basedir = "plots"

@@ -50,3 +50,90 @@ def test_every_public_name_has_an_api_page():
     else:
         public["crnn.dask"] = set(crnn.dask.__all__)
     assert listed == public
+
+
+# --- tools/check_pages.py: the headless-Chromium check of the built site ---
+
+def _check_pages():
+    import importlib.util
+    import shutil
+    path = Path(__file__).resolve().parents[1] / "tools" / "check_pages.py"
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path.exists() or chromium is None:
+        pytest.skip("tools/check_pages.py or Chromium is not here")
+    spec = importlib.util.spec_from_file_location("check_pages", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod, chromium
+
+
+_PNG = bytes.fromhex(  # a 1x1 PNG
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+
+
+def test_check_pages_finds_each_kind_of_problem(tmp_path):
+    """The checker passes a clean page and names every problem of broken ones,
+    so CI's run of it on the built site can fail."""
+    mod, chromium = _check_pages()
+    (tmp_path / "fig.png").write_bytes(_PNG)
+    (tmp_path / "favicon.ico").write_bytes(_PNG)
+    ok = '<html><body><img src="fig.png"><script>console.log("fine")</script></body></html>'
+    pages = {
+        "good.html": ok,
+        "console.html": '<html><body><script>console.error("boom")</script></body></html>',
+        "throws.html": '<html><body><script>undefinedName()</script></body></html>',
+        "image.html": '<html><body><img src="missing.png"></body></html>',
+        "outside.html": '<html><body><script src="https://example.invalid/x.js"></script>'
+                        '</body></html>',
+    }
+    (tmp_path / "auto_examples").mkdir()
+    pages["auto_examples/plot_nofigure.html"] = ok.replace("fig.png", "../fig.png")
+    for name, html in pages.items():
+        (tmp_path / name).write_text(html)
+    n, n_images, n_figures, failures = mod.check(tmp_path, chromium)
+    assert n == len(pages)
+    assert set(failures) == set(pages) - {"good.html"}
+    text = {k: " ".join(v) for k, v in failures.items()}
+    assert "console.error: boom" in text["console.html"]
+    assert "undefinedName" in text["throws.html"]
+    assert "image not rendered: missing.png" in text["image.html"]
+    assert "request leaves the site: https://example.invalid/x.js" in text["outside.html"]
+    assert failures["auto_examples/plot_nofigure.html"] == [
+        "gallery example without a rendered figure"]
+    assert n_figures == 0 and n_images == 2
+
+
+# --- the user guide's code: every ```python block runs, in page order ---
+
+GUIDE = API.parent / "user_guide"
+
+
+def _python_blocks(page):
+    """The ```python blocks of a MyST page, less those whose first line is
+    '# not run' (a cluster address, a shell, Ctrl-C)."""
+    blocks, block = [], None
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if block is None:
+            if line.strip() == "```python":
+                block = []
+        elif line.strip() == "```":
+            if not block or block[0].strip() != "# not run":
+                blocks.append("\n".join(block))
+            block = None
+        else:
+            block.append(line)
+    assert block is None, f"{page.name}: an unclosed code block"
+    return blocks
+
+
+@pytest.mark.parametrize("page", sorted(p.name for p in GUIDE.glob("*.md")))
+def test_user_guide_code_runs(page, tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib").use("Agg")
+    monkeypatch.chdir(tmp_path)            # files a page writes land here
+    namespace = {"__name__": f"user_guide_{page[:-3]}"}
+    for k, code in enumerate(_python_blocks(GUIDE / page)):
+        try:
+            exec(compile(code, f"{page}, block {k + 1}", "exec"), namespace)
+        except Exception as exc:
+            raise AssertionError(f"{page}, code block {k + 1} fails: {exc!r}\n{code}") from exc
