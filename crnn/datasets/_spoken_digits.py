@@ -71,7 +71,8 @@ def spoken_digit_voices(accents=None, variants=None):
     Returns
     -------
     voices : list of str
-        Sorted by accent, then variant.
+        Grouped by accent, in the order of ``accents``, then by variant in
+        the order of ``variants`` (the defaults are each sorted).
 
     Examples
     --------

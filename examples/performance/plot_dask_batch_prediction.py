@@ -21,10 +21,7 @@ or another chunked store instead of memory.
 # ----------------
 # A small GRU classifier that tells whether the first channel of a
 # sequence drifts up or down (its sum is positive), trained in memory.
-#
-# Import crnn before starting a ``LocalCluster``: the cluster's nanny sets
-# ``OMP_NUM_THREADS=1`` in this process, and crnn fixes its thread count
-# when it is first imported.
+
 import time
 import warnings
 

@@ -11,7 +11,8 @@ step per call; the caller carries the recurrent state between calls.
 Here a GRU learns to predict the next value of a clean sine wave from a
 noisy one (a denoising one-step-ahead filter).  We then stream a new
 signal through the stepper frame by frame, check that the streamed outputs
-are exactly those of a batch ``predict`` over the whole signal, and time a
+are those of a batch ``predict`` over the whole signal (to float32
+rounding), and time a
 step.
 """
 

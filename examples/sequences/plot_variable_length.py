@@ -10,7 +10,8 @@ many-to-one head reads each sequence's own last state.
 
 The task: estimate the frequency of a noisy sine wave from 10 to 100 of
 its samples.  A longer recording holds more cycles, so the estimate should
-get better with the length; we check that the network learned this.
+get better with the length; the error per length below shows whether the
+network learned this.
 """
 
 # %%

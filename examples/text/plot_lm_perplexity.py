@@ -19,7 +19,8 @@ as it stands, and how to compare them.
 # The docstrings of a few dozen standard-library modules and of their
 # classes and functions (:func:`inspect.getdoc`), shuffled; each docstring
 # is a document.  80,000 characters for training and the next 15,000 held
-# out.
+# out.  (The docstrings are the running Python's, so the numbers below move
+# a little from one Python version to another.)
 import importlib
 import inspect
 import re
