@@ -7,15 +7,19 @@
   (numbers in English words to French, dates in many formats to ISO).
 - ``gettext_pairs``: English -> another language's sentence pairs from the
   gettext catalogs installed on the machine.
+- ``make_texture_mosaics``: images of textured regions with a label per
+  pixel, for scene labelling (scikit-image's bundled photographs).
 """
 import numpy as np
 from sklearn.utils import check_random_state
 
 from ._spoken_digits import make_spoken_digits, spoken_digit_voices, split_voices
+from ._textures import make_texture_mosaics
 from ._translation import gettext_pairs, make_dates, make_number_phrases
 
 __all__ = ["gettext_pairs", "make_adding_problem", "make_dates", "make_number_phrases",
-           "make_spoken_digits", "spoken_digit_voices", "split_voices"]
+           "make_spoken_digits", "make_texture_mosaics", "spoken_digit_voices",
+           "split_voices"]
 
 
 def make_adding_problem(n_samples=1000, n_timesteps=100, random_state=None,
