@@ -122,6 +122,14 @@ def make_texture_mosaics(n_images=100, size=64, *, textures=None, n_regions=(2, 
     for name in textures:
         if not isinstance(name, str) or name not in TEXTURES:
             raise ValueError(f"unknown texture {name!r}; the textures are {list(TEXTURES)}.")
+    if len(set(textures)) != len(textures):
+        raise ValueError(f"textures names a texture twice: {textures!r}.")
+    try:
+        floating = np.dtype(dtype).kind == "f"
+    except TypeError:
+        floating = False
+    if not floating:
+        raise ValueError(f"dtype must be a floating-point type; got {dtype!r}.")
     if (not isinstance(n_regions, (tuple, list)) or len(n_regions) != 2):
         raise ValueError(f"n_regions must be a pair (low, high); got {n_regions!r}.")
     low = check_int_arg(n_regions[0], "n_regions[0]", 1, 64)

@@ -95,6 +95,9 @@ def test_reproducible_and_halves_differ():
     ({"n_regions": 3}, "pair"),
     ({"n_regions": (0, 2)}, r"n_regions\[0\]"),
     ({"half": "validation"}, "half"),
+    ({"textures": ["brick", "grass", "brick"]}, "twice"),
+    ({"dtype": np.int32}, "floating-point"),
+    ({"dtype": "not a type"}, "dtype"),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
