@@ -5,16 +5,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 from _tables import numbers, table
 
-# model name in the tables -> label on the figure
-MODELS = {
-    "RNNForecaster(random_state=0)": "crnn defaults",
-    "crnn's exponential smoothing alone": "crnn smoothing alone",
-    "RNNForecaster(baselines=False) (the network alone)": "crnn network alone",
-    "statsforecast AutoETS": "AutoETS",
-    "statsforecast AutoARIMA": "AutoARIMA",
-    "statsforecast AutoTheta": "AutoTheta",
-    "seasonal naive": "seasonal naive",
-}
+# model: its name in the tuned and held-out tables, its column in the unseen
+# set's table, and its label on the figure
+MODELS = [
+    ("RNNForecaster(random_state=0)", "crnn", "crnn defaults"),
+    ("crnn's exponential smoothing alone", "smoothing alone", "crnn smoothing alone"),
+    ("RNNForecaster(baselines=False) (the network alone)", "network alone",
+     "crnn network alone"),
+    ("statsforecast AutoETS", "AutoETS", "AutoETS"),
+    ("statsforecast AutoARIMA", "AutoARIMA", "AutoARIMA"),
+    ("statsforecast AutoTheta", "AutoTheta", "AutoTheta"),
+    ("seasonal naive", "s-naive", "seasonal naive"),
+]
 
 
 def per_model(rows):
@@ -26,20 +28,15 @@ heldout = per_model(table("4.1 Forecasting", 2))
 unseen_rows = table("4.1 Forecasting", 3)
 head = unseen_rows[0]
 mean_row = next(r for r in unseen_rows if r[0].startswith("geometric mean"))
-column = {"RNNForecaster(random_state=0)": "crnn",
-          "crnn's exponential smoothing alone": "smoothing alone",
-          "RNNForecaster(baselines=False) (the network alone)": "network alone",
-          "statsforecast AutoETS": "AutoETS", "statsforecast AutoARIMA": "AutoARIMA",
-          "statsforecast AutoTheta": "AutoTheta", "seasonal naive": "s-naive"}
-unseen = {m: numbers(mean_row[head.index(c)])[0] for m, c in column.items()}
+unseen = {m: numbers(mean_row[head.index(c)])[0] for m, c, _ in MODELS}
 
 sets = [("tuned (26 series)", tuned), ("held-out (16)", heldout),
          ("unseen (12; AutoARIMA 11)", unseen)]
 fig, ax = plt.subplots(figsize=(10, 4), layout="constrained")
 x = np.arange(len(MODELS))
-labels = [v.replace(" ", "\n", 1) for v in MODELS.values()]
+labels = [label.replace(" ", "\n", 1) for _, _, label in MODELS]
 for k, (name, scores) in enumerate(sets):
-    ax.bar(x + (k - 1) * 0.27, [scores[m] for m in MODELS], 0.27, label=name)
+    ax.bar(x + (k - 1) * 0.27, [scores[m] for m, _, _ in MODELS], 0.27, label=name)
 ax.axhline(1.0, color="0.3", lw=1)
 ax.set_xticks(x, labels)
 ax.set_ylabel("geometric-mean MASE")
