@@ -35,7 +35,7 @@ WANT_OPENMP = _env_flag("CRNN_OPENMP", "1")
 
 # crnn._kernel_hooks: test-only entry points into the kernels (src/_kernel_hooks.pyx);
 # it ships with the others because the suite also runs against installed wheels
-MODULES = ["_kernels", "_step", "_optim", "_openmp", "_smoothing", "_kernel_hooks"]
+MODULES = ["_kernels", "_step", "_optim", "_openmp", "_smoothing", "_conv", "_kernel_hooks"]
 
 
 def _try_compile(compiler, cflags, ldflags):

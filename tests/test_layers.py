@@ -11,7 +11,7 @@ import crnn
 PACKAGE = Path(crnn.__file__).resolve().parent
 # lower numbers are lower layers
 RANKS = {
-    "_kernels": 0, "_step": 0, "_optim": 0, "_smoothing": 0, "_openmp": 0, "_isa": 0,
+    "_kernels": 0, "_step": 0, "_optim": 0, "_smoothing": 0, "_conv": 0, "_openmp": 0, "_isa": 0,
     "_kernel_hooks": 0, "_version": 0, "plotting": 0,
     "_nn": 1,
     "_io": 2,
