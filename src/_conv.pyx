@@ -37,8 +37,13 @@ cdef enum:
     GRAD_CHUNKS = 16
 
 
+# strides, paddings and kernels beyond this are refused before any
+# arithmetic on them (sums of sizes then stay far from overflowing)
+cdef Py_ssize_t MAX_GEOM = 2 ** 31 - 1
+
+
 def _pair(value, name, int low):
-    """(a, b) from an int or a pair of ints, each at least `low`."""
+    """(a, b) from an int or a pair of ints, each in [low, 2**31 - 1]."""
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
@@ -48,6 +53,8 @@ def _pair(value, name, int low):
     for v in (a, b):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
             raise ValueError(f"{name} must be an int >= {low} or a pair of them, got {value!r}")
+        if v > MAX_GEOM:
+            raise ValueError(f"{name} must be at most 2**31 - 1, got {value!r}")
     return int(a), int(b)
 
 
@@ -67,9 +74,18 @@ cdef int _level(int simd) noexcept:
 def output_size(Py_ssize_t size, Py_ssize_t kernel, Py_ssize_t stride, Py_ssize_t padding):
     """floor((size + 2 padding - kernel) / stride) + 1, as torch (0 when the
     kernel does not fit)."""
-    if size + 2 * padding < kernel or stride < 1:
+    if size < 0 or kernel < 1 or stride < 1 or padding < 0 \
+            or max(size, kernel, stride, padding) > MAX_GEOM:
+        raise ValueError(f"output_size needs size >= 0, kernel >= 1, stride >= 1 and "
+                         f"padding >= 0, each below 2**31; got {(size, kernel, stride, padding)}")
+    if size + 2 * padding < kernel:
         return 0
     return (size + 2 * padding - kernel) // stride + 1
+
+
+def _shape4(a):
+    """The shape of a 4-D memoryview, as a tuple."""
+    return tuple(a.shape[:4])
 
 
 cdef ConvGeom _conv_geom(tuple xshape, tuple wshape, stride, padding,
@@ -118,13 +134,15 @@ def conv2d_forward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] 
     """Y = act(conv(X, weight) + bias): X (N, H, W, C), weight (KH, KW, C, F),
     bias (F,); act = ReLU or (relu False) none.  Returns Y (N, HO, WO, F).
     simd: the level of the products (-1: the best allowed)."""
-    cdef ConvGeom g = _conv_geom((X.shape[0], X.shape[1], X.shape[2], X.shape[3]), (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3]), stride, padding,
+    cdef ConvGeom g = _conv_geom(_shape4(X), _shape4(weight), stride, padding,
                                  sizeof(floating))
     cdef Py_ssize_t N = X.shape[0], task, n, t, ntask, kps
     cdef int level = _level(simd), nt = max(1, n_threads), tid
     cdef unsigned int csr
     cdef floating[:, :, :, ::1] Y
     cdef floating[:, ::1] col, acc
+    cdef unsigned char[:, ::1] wbad
+    cdef const unsigned char* wbadp = NULL
     cdef const floating* wp = NULL
     cdef floating[::1] wpk
     if bias.shape[0] != g.F:
@@ -144,6 +162,11 @@ def conv2d_forward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] 
     col = np.empty((nt, max(conv_col_size(&g), g.WO * g.KW * g.C)), dtype=dtype)
     kps = crnn_cpacked_size(level, g.KW * g.C, g.F, sizeof(floating))
     acc = np.empty((nt, g.WO * cgemm_width(level, g.F, sizeof(floating))), dtype=dtype)
+    # the (kernel row, filter) pairs with an inf or NaN weight, if any
+    bad = np.ascontiguousarray(~np.isfinite(np.asarray(weight)).all(axis=(1, 2)), dtype=np.uint8)
+    if bad.any():
+        wbad = bad
+        wbadp = &wbad[0, 0]
     for task in prange(ntask, nogil=True, schedule='dynamic', num_threads=nt,
                        use_threads_if=nt > 1):
         tid = threadid()
@@ -151,8 +174,8 @@ def conv2d_forward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] 
         t = task % g.ntile
         csr = crnn_ftz_enter()
         if wp != NULL:
-            conv_tile_forward_implicit(&g, level, &X[n, 0, 0, 0], wp, kps, &bias[0], relu, t,
-                                       &col[tid, 0], &acc[tid, 0], &Y[n, 0, 0, 0])
+            conv_tile_forward_implicit(&g, level, &X[n, 0, 0, 0], wp, kps, &bias[0], wbadp,
+                                       relu, t, &col[tid, 0], &acc[tid, 0], &Y[n, 0, 0, 0])
         else:
             conv_tile_forward(&g, level, &X[n, 0, 0, 0], &weight[0, 0, 0, 0], NULL, &bias[0],
                               relu, t, &col[tid, 0], &Y[n, 0, 0, 0])
@@ -168,11 +191,13 @@ def conv2d_backward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
     for ReLU's mask) and the gradient dY at Y, returns (dX, dweight, dbias);
     dX is None when input_grad is False (a first layer).  Weight and bias
     gradients are summed in a fixed order: the same for any n_threads."""
-    cdef ConvGeom g = _conv_geom((X.shape[0], X.shape[1], X.shape[2], X.shape[3]), (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3]), stride, padding,
+    cdef ConvGeom g = _conv_geom(_shape4(X), _shape4(weight), stride, padding,
                                  sizeof(floating))
     cdef Py_ssize_t N = X.shape[0], n, t, c, e, task, ntask, nch, lo, hi, i, j, M, oy0, oy1
     cdef Py_ssize_t KF = g.K * g.F, npix = g.HO * g.WO * g.F, FP, src
-    cdef int level = _level(simd), nt = max(1, n_threads), tid
+    cdef int level = _level(simd), tid
+    # no more threads than the most parallel loop has items
+    cdef int nt = <int> max(1, min(n_threads, max(N, GRAD_CHUNKS)))
     cdef unsigned int csr
     cdef floating[:, :, :, ::1] dZ
     cdef floating[:, ::1] col, parts, dzp
@@ -185,12 +210,12 @@ def conv2d_backward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
     cdef floating* part
     cdef floating s
     cdef tuple oshape = (N, g.HO, g.WO, g.F)
-    if (Y.shape[0], Y.shape[1], Y.shape[2], Y.shape[3]) != oshape or (dY.shape[0], dY.shape[1], dY.shape[2], dY.shape[3]) != oshape:
+    if _shape4(Y) != oshape or _shape4(dY) != oshape:
         raise ValueError(f"Y and dY must have the output's shape {oshape}, got "
-                         f"{(Y.shape[0], Y.shape[1], Y.shape[2], Y.shape[3])} and {(dY.shape[0], dY.shape[1], dY.shape[2], dY.shape[3])}")
+                         f"{_shape4(Y)} and {_shape4(dY)}")
     dtype = np.float32 if floating is float else np.float64
     dWarr = np.zeros(KF + g.F, dtype=dtype)
-    dXarr = np.zeros((X.shape[0], X.shape[1], X.shape[2], X.shape[3]), dtype=dtype) if input_grad else None
+    dXarr = np.zeros(_shape4(X), dtype=dtype) if input_grad else None
     if N > 0:
         # the gradient at the pre-activation: dY where the ReLU passed
         if relu:
@@ -276,7 +301,7 @@ def maxpool2d_forward(const floating[:, :, :, ::1] X, kernel, stride=None, paddi
     input each maximum came from (for the backward pass)."""
     cdef PoolGeom g
     cdef Py_ssize_t N = X.shape[0], r, n, oy
-    cdef int nt = max(1, n_threads)
+    cdef int nt
     kh, kw = _pair(kernel, "kernel", 1)
     sh, sw = _pair(kernel if stride is None else stride, "stride", 1)
     ph, pw = _pair(padding, "padding", 0)
@@ -286,6 +311,7 @@ def maxpool2d_forward(const floating[:, :, :, ::1] X, kernel, stride=None, paddi
         raise ValueError(f"pooling {kh}x{kw} with padding {(ph, pw)} does not fit an image of "
                          f"{X.shape[1]}x{X.shape[2]}x{X.shape[3]} (padding may be at most half "
                          "the kernel)")
+    nt = <int> max(1, min(n_threads, N * g.HO))
     dtype = np.float32 if floating is float else np.float64
     Yarr = np.empty((N, g.HO, g.WO, g.C), dtype=dtype)
     Aarr = np.empty((N, g.HO, g.WO, g.C), dtype=np.int32)
@@ -307,11 +333,13 @@ def maxpool2d_backward(const floating[:, :, :, ::1] dY, const int[:, :, :, ::1] 
     gradient dY at its output and maxpool2d_forward's arg."""
     cdef PoolGeom g
     cdef Py_ssize_t N = dY.shape[0], n
-    cdef int nt = max(1, n_threads)
-    if (arg.shape[0], arg.shape[1], arg.shape[2], arg.shape[3]) != (dY.shape[0], dY.shape[1], dY.shape[2], dY.shape[3]):
-        raise ValueError(f"arg has shape {(arg.shape[0], arg.shape[1], arg.shape[2], arg.shape[3])}, dY {(dY.shape[0], dY.shape[1], dY.shape[2], dY.shape[3])}")
-    if height < 1 or width < 1:
-        raise ValueError(f"the input size must be positive, got {(height, width)}")
+    cdef int nt = <int> max(1, min(n_threads, N))
+    if _shape4(arg) != _shape4(dY):
+        raise ValueError(f"arg has shape {_shape4(arg)}, dY {_shape4(dY)}")
+    if height < 1 or width < 1 or height > MAX_GEOM or width > MAX_GEOM \
+            or height * width >= 2 ** 31:
+        raise ValueError(f"the input size must be positive and below 2**31 pixels, got "
+                         f"{(height, width)}")
     a = np.asarray(arg)
     if a.size and (a.min() < 0 or a.max() >= height * width):
         raise ValueError("arg holds an index outside the input image")

@@ -16,6 +16,7 @@
 # products (crnn_gemm.h), so it does not depend on the tiling nor on the
 # thread that computes it.
 from cython cimport floating
+from libc.math cimport NAN
 from libc.string cimport memcpy, memset
 
 from crnn_net cimport _rgemm, _mm
@@ -236,9 +237,9 @@ cdef inline void _edge_rows(const ConvGeom* g, const floating* xr, Py_ssize_t ox
 
 cdef inline void conv_tile_forward_implicit(const ConvGeom* g, int level, const floating* x,
                                             const floating* wpk, Py_ssize_t kps,
-                                            const floating* bias, bint relu, Py_ssize_t t,
-                                            floating* ebuf, floating* acc,
-                                            floating* y) noexcept nogil:
+                                            const floating* bias, const unsigned char* wbad,
+                                            bint relu, Py_ssize_t t, floating* ebuf,
+                                            floating* acc, floating* y) noexcept nogil:
     """conv_tile_forward without im2col (an implicit GEMM), at a SIMD level
     (not 0).  For output row oy and kernel row ky, the input pixels under
     the kernel row of output pixel ox are KW * C contiguous numbers starting
@@ -248,6 +249,9 @@ cdef inline void conv_tile_forward_implicit(const ConvGeom* g, int level, const 
     bias.  Only the pixels whose kernel row crosses the left or right
     padding are copied (into ebuf, zeros filled in).  wpk: the kernel rows
     of Wm packed by cpack one ky at a time, kps elements apart.
+    A kernel row over the top or bottom padding adds nothing, except where
+    its weights hold an inf or NaN (wbad[ky * F + f], or wbad NULL: none):
+    there 0 * inf is NaN, as in the products of level 0 and of torch.
     Per output element the sum is the bias, then ky in order, each a chain
     over (kx, c): fixed, whatever the tile or thread."""
     cdef Py_ssize_t F = g.F, FP = cgemm_width(level, g.F, sizeof(floating)), KWC = g.KW * g.C
@@ -275,6 +279,11 @@ cdef inline void conv_tile_forward_implicit(const ConvGeom* g, int level, const 
         for ky in range(g.KH):
             iy = oy * g.SH - g.PH + ky
             if iy < 0 or iy >= g.H:
+                if wbad != NULL:
+                    for j in range(F):
+                        if wbad[ky * F + j]:
+                            for i in range(g.WO):
+                                acc[i * FP + j] = NAN
                 continue
             xr = x + iy * g.W * g.C
             bp = wpk + ky * kps
@@ -396,8 +405,12 @@ cdef inline void pool_image_backward(const PoolGeom* g, const floating* dy, cons
                                      floating* dx) noexcept nogil:
     """dx (one image) = the pooling's input gradient: each output's gradient
     added to the input its maximum came from, outputs in order."""
-    cdef Py_ssize_t C = g.C, p, c
-    memset(dx, 0, g.H * g.W * C * sizeof(floating))
+    cdef Py_ssize_t C = g.C, HW = g.H * g.W, p, c, a
+    memset(dx, 0, HW * C * sizeof(floating))
     for p in range(g.HO * g.WO):
         for c in range(C):
-            dx[arg[p * C + c] * C + c] += dy[p * C + c]
+            a = arg[p * C + c]
+            # the caller checked arg; checked again here, where another
+            # thread may have changed it since: never a write outside dx
+            if 0 <= a < HW:
+                dx[a * C + c] += dy[p * C + c]

@@ -303,3 +303,61 @@ def test_simd_cap_is_obeyed(cap, want):
     assert got["level"] == want
     # level 0 runs no packed product (BLAS): nothing recorded
     assert got["ran"] == ([want] if want > 0 else [])
+
+
+# ---------------------------------------------------------------------------
+# found by a hostile-input probe of the first version
+
+def test_huge_strides_and_paddings_are_refused():
+    """Values near 2**63 once overflowed the size arithmetic (a crash)."""
+    X = np.ones((1, 10, 10, 2), np.float32)
+    Wt, b = np.ones((1, 1, 2, 3), np.float32), np.zeros(3, np.float32)
+    for stride, padding in (((1, 2), (0, 2 ** 63 - 1)), ((1, 2 ** 63 - 1), (0, 2)),
+                            (1, (0, 2 ** 31))):
+        with pytest.raises(ValueError, match="at most 2\\*\\*31 - 1"):
+            _conv.conv2d_forward(X, Wt, b, stride, padding, False)
+    with pytest.raises(ValueError, match="at most 2\\*\\*31 - 1"):
+        _conv.maxpool2d_forward(X, 1, 1, (2 ** 63 - 1, 0))
+    with pytest.raises(ValueError, match="kernel >= 1"):
+        _conv.output_size(5, 0, 1, 0)
+    with pytest.raises(ValueError, match="below 2\\*\\*31 pixels"):
+        _conv.maxpool2d_backward(np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int32),
+                                 2 ** 32, 2 ** 32)
+    # a stride past the image is fine: one output pixel per axis
+    Y = _conv.conv2d_forward(X, Wt, b, (1, 2 ** 31 - 1), 0, False)
+    assert Y.shape == (1, 10, 1, 3)
+
+
+def test_thread_counts_are_capped_at_the_work():
+    """n_threads far above the work once reached OpenMP as asked (libgomp
+    then ran out of memory and exited the interpreter)."""
+    X, Wt, b = _problem(2, 6, 6, 3, 4, 3, 3, np.float32)
+    huge = 2 ** 31 - 1
+    Y = _conv.conv2d_forward(X, Wt, b, 1, 1, True, -1, huge)
+    ref = _conv.conv2d_forward(X, Wt, b, 1, 1, True, -1, 1)
+    np.testing.assert_array_equal(Y, ref)
+    for relu in (True, False):
+        got = _conv.conv2d_backward(X, Wt, Y, Y, 1, 1, relu, True, -1, huge)
+        want = _conv.conv2d_backward(X, Wt, Y, Y, 1, 1, relu, True, -1, 1)
+        for a, c in zip(got, want):
+            np.testing.assert_array_equal(a, c)
+    P, arg = _conv.maxpool2d_forward(X, 2, None, 0, huge)
+    assert _conv.maxpool2d_backward(P, arg, 6, 6, huge).shape == X.shape
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_non_finite_weights_over_the_padding_give_nan_at_every_level(level):
+    """0 * inf is NaN: a kernel row over the top padding with an inf weight
+    makes those outputs NaN, as level 0's products and torch do (the
+    implicit product once skipped such rows and gave finite values)."""
+    X = np.ones((1, 3, 3, 1), np.float32)
+    Wt = np.ones((3, 3, 1, 2), np.float32)
+    Wt[0, 1, 0, 0] = np.inf
+    Wt[2, 0, 0, 1] = np.nan
+    b = np.zeros(2, np.float32)
+    Y = _conv.conv2d_forward(X, Wt, b, 1, 1, False, level, 1)
+    with np.errstate(invalid="ignore"):
+        ref = conv2d(X, Wt, b, 1, 1, relu=False)
+    np.testing.assert_array_equal(np.isnan(Y), np.isnan(ref))
+    assert np.isnan(Y[0, 0, :, 0]).all() and np.isnan(Y[0, 2, :, 1]).all()
+    np.testing.assert_allclose(Y[~np.isnan(ref)], ref[~np.isnan(ref)])
