@@ -120,12 +120,14 @@ cdef class Config:
         return _iws_size(n_steps)
 
     def workspace_size(self, Py_ssize_t shard_rows, Py_ssize_t n_steps, bint train,
-                       bint varlen=False):
+                       bint varlen=False, bint input_grad=False):
         """Elements of workspace one shard of `shard_rows` sequences of at most
-        `n_steps` steps needs (varlen: the lengths may differ)."""
+        `n_steps` steps needs (varlen: the lengths may differ; input_grad:
+        train_step also returns dLoss/dX, through shard_rows * n_steps * D
+        more)."""
         cdef Py_ssize_t lay[WS_NSLOTS]
         _ws_layout(&self.net, shard_rows, n_steps, train, varlen, lay)
-        return lay[WS_TOTAL]
+        return lay[WS_TOTAL] + (shard_rows * n_steps * self.net.D if input_grad else 0)
 
 
 def panel(Py_ssize_t itemsize):
@@ -1056,6 +1058,20 @@ cdef void _gather(floating* X0, const floating* X, Py_ssize_t D, const Seqs* q,
     _sync(nt)
 
 
+cdef void _scatter_rows(floating* X, const floating* X0, Py_ssize_t D, const Seqs* q,
+                        int tid, int nt) noexcept nogil:
+    """The inverse of _gather: row start[idx[i]] + t of X = packed row
+    off[t] + i of X0."""
+    cdef Py_ssize_t i, t, sample, i0, i1
+    _split(q.B, tid, nt, 1, &i0, &i1)
+    for i in range(i0, i1):
+        sample = q.idx[i]
+        for t in range(q.lens[sample]):
+            memcpy(X + (q.start[sample] + t) * D, X0 + (q.off[t] + i) * D,
+                   D * sizeof(floating))
+    _sync(nt)
+
+
 cdef void _embed_gather(const Net* n, const floating* theta, floating* ws,
                         const Py_ssize_t* lay, const Seqs* q, int tid, int nt) noexcept nogil:
     """With an embedding: layer 0's input rows, the embedding rows of the
@@ -1300,7 +1316,8 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
                          Py_ssize_t* iws, Py_ssize_t Tcap, Py_ssize_t Bmax, bint varlen,
                          const double* sw, double scale, unsigned long long seed,
                          const floating* wpack, const States* st, const CtcTargets* ct,
-                         double* ctcw, int tid, int nt) noexcept nogil:
+                         double* ctcw, floating* dx0, floating* dX, int tid,
+                         int nt) noexcept nogil:
     """Loss (this thread's part of the sum) and gradient of one shard (rows
     idx[0..B-1], sorted by decreasing length), run by a team of nt threads
     (nt = 1: one thread does it all).  sw: a weight per target row (CTC: per
@@ -1310,7 +1327,9 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
     forward and backward passes, or NULL.  Tcap, Bmax, varlen: the
     workspace's layout.  st: initial states to start from and final states
     to report, or NULL (zeros); no gradient flows into the initial states
-    (truncated backpropagation through time across calls)."""
+    (truncated backpropagation through time across calls).  dX: NULL, or
+    where dLoss/dX goes (the rows of X: this shard's samples' rows are
+    written), through dx0, R x D of workspace."""
     cdef Py_ssize_t lay[WS_NSLOTS]
     cdef unsigned int csr
     cdef Py_ssize_t ysz = (Tcap + 2) * Bmax * n.ndir * n.H
@@ -1348,7 +1367,9 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
     _head_backward(n, theta, grad, Ytop, dYcur, ws + lay[WS_LOGITS],
                    ws + lay[WS_HSEL], ws + lay[WS_DHSEL], &q, tid, nt)
     _backward_layers(n, theta, grad, ws, lay, &q, Tcap, Bmax, dYcur, dYnext, K, wpack, seed,
-                     tid, nt)
+                     dx0 if dX != NULL else NULL, tid, nt)
+    if dX != NULL:
+        _scatter_rows(dX, dx0, n.D, &q, tid, nt)
     crnn_ftz_leave(csr)
     return loss
 
@@ -1356,12 +1377,14 @@ cdef double _train_shard(const Net* n, const floating* theta, floating* grad,
 cdef void _backward_layers(const Net* n, const floating* theta, floating* grad, floating* ws,
                            const Py_ssize_t* lay, const Seqs* q, Py_ssize_t Tcap,
                            Py_ssize_t Bmax, floating* dYcur, floating* dYnext, Py_ssize_t K,
-                           const floating* wpack, unsigned long long seed, int tid,
-                           int nt) noexcept nogil:
+                           const floating* wpack, unsigned long long seed, floating* dx0,
+                           int tid, int nt) noexcept nogil:
     """BPTT through every layer, top first, from dLoss/d(top layer's
     outputs) in dYcur (the R packed rows; dYnext: a buffer as large), after
     a training _forward_layers; gradients added to grad (the embedding's
-    too).  K: _ring_slots of the shard."""
+    too).  K: _ring_slots of the shard.  dx0: where dLoss/d(the inputs)
+    goes, in the packed rows of WS_X0 (R x D), or NULL for none (the
+    network has no embedding then)."""
     cdef Py_ssize_t pb = _packed_block(n, sizeof(floating))
     cdef Py_ssize_t W = n.ndir * n.H, ysz = (Tcap + 2) * Bmax * n.ndir * n.H
     cdef Py_ssize_t ldx
@@ -1377,8 +1400,8 @@ cdef void _backward_layers(const Net* n, const floating* theta, floating* grad, 
             _bufs(n, ws, lay, q, Tcap, Bmax, True, l, d, &b)
             _layer_backward(n, l, d, theta, grad, Xin, ldx, ldx,
                             ws + lay[WS_Y] + l * ysz, dYcur,
-                            dYnext if l > 0 else (ws + lay[WS_DXE] if n.E > 0
-                                                  else <floating*> NULL), &b, q,
+                            dYnext if l > 0 else (ws + lay[WS_DXE] if n.E > 0 else dx0),
+                            &b, q,
                             last_only, 0 if last_only else K,
                             wpack + ((l * n.ndir + d) * 2 + 1) * pb if wpack != NULL else NULL,
                             tid, nt)
@@ -1541,7 +1564,7 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
                floating[:, :, ::1] hN=None, floating[:, :, ::1] cN=None,
                const int32_t[::1] ctc_labels=None, const Py_ssize_t[::1] ctc_lstart=None,
                const Py_ssize_t[::1] ctc_llen=None, double[:, ::1] ctc_ws=None,
-               bint zero_infinity=False):
+               bint zero_infinity=False, floating[:, ::1] dX=None):
     """Loss of a batch and its gradient, one row of `grads` per shard.
 
     Data: sample i is rows start[i] .. start[i] + lens[i] - 1 of X (one row
@@ -1578,6 +1601,11 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
     ctc_work_size(T_cap, longest labeling, n_outputs) doubles.
     zero_infinity: a labeling its sequence is too short to emit contributes
     0 (else the loss is inf and its gradient NaN, as torch.nn.CTCLoss).
+    dX: None, or an array of X's shape that receives dLoss/dX in the rows
+    of the batch's samples (other rows untouched): the gradient a layer
+    below the network (a convolutional front-end) trains on.  ws rows are
+    then sized with cfg.workspace_size(B_cap, T_cap, True, varlen, True).
+    Not for token inputs.
     Returns the (weighted) mean loss of the batch (without the L2 term).
     """
     cdef const Net* n = &cfg.net
@@ -1598,7 +1626,8 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
     cdef CtcTargets ct
     cdef const CtcTargets* ctp = NULL
     cdef double* cw = NULL
-    cdef Py_ssize_t Lmax = 0
+    cdef Py_ssize_t Lmax = 0, dxoff = 0
+    cdef floating* dxp = NULL
 
     _check_input(n, X)
     if P != cfg.n_params or grads.shape[1] != P:
@@ -1621,8 +1650,16 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
         Tmax = max(Tmax, _check_seqs(X.shape[0], start, lens, idx, shard_off[s],
                                      shard_off[s + 1]))
     if Tmax > T_cap or ws.shape[0] < S or iws.shape[0] < S or iws.shape[1] < _iws_size(T_cap) \
-            or ws.shape[1] < cfg.workspace_size(B_cap, T_cap, True, varlen):
+            or ws.shape[1] < cfg.workspace_size(B_cap, T_cap, True, varlen, dX is not None):
         raise ValueError("workspace too small")
+    if dX is not None:
+        if n.tokens:
+            raise ValueError("token inputs have no input gradient")
+        if dX.shape[0] != X.shape[0] or dX.shape[1] != X.shape[1]:
+            raise ValueError(f"dX must have X's shape {(X.shape[0], X.shape[1])}, got "
+                             f"{(dX.shape[0], dX.shape[1])}")
+        dxoff = cfg.workspace_size(B_cap, T_cap, True, varlen)
+        dxp = &dX[0, 0]
     if not varlen:
         for i in range(B):
             if lens[idx[i]] != T_cap:
@@ -1693,7 +1730,7 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
             part_loss[tid] = _train_shard(n, &theta[0], &grads[0, 0], P, &X[0, 0], &start[0],
                                           &lens[0], &idx[0], B, yp, lp, &ws[0, 0], &iws[0, 0],
                                           T_cap, B_cap, varlen, swp, scale, seed, wp, stp, ctp,
-                                          cw, tid, nth)
+                                          cw, &ws[0, dxoff], dxp, tid, nth)
     else:
         if wp != NULL:
             with nogil, parallel(num_threads=n_threads):
@@ -1706,7 +1743,7 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
                                         &lens[0], &idx[lo], hi - lo, yp, lp, &ws[s, 0],
                                         &iws[s, 0], T_cap, B_cap, varlen, swp, scale, seed, wp,
                                         stp, ctp, cw + s * ct.stride if cw != NULL else NULL,
-                                        0, 1)
+                                        &ws[s, dxoff], dxp, 0, 1)
     for s in range(part_loss.shape[0]):
         loss += part_loss[s]
     return loss * scale

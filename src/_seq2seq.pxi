@@ -732,7 +732,7 @@ cdef double _s2s_shard(const Net* n, const Dec* d, const floating* theta, floati
             for j in range(H):
                 dY[i * W + H + j] += tmp[b * C + H + j]
     _backward_layers(n, theta, grad, ws, lay, &q, Tcap, Bmax, dY, ws + lay[WS_DYB], 0,
-                     wpack, seed, 0, 1)
+                     wpack, seed, NULL, 0, 1)
     crnn_ftz_leave(csr)
     return loss
 

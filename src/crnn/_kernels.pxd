@@ -143,8 +143,8 @@ cdef void _forward_layers(const Net* n, const floating* theta, floating* ws,
 cdef void _backward_layers(const Net* n, const floating* theta, floating* grad, floating* ws,
                            const Py_ssize_t* lay, const Seqs* q, Py_ssize_t Tcap,
                            Py_ssize_t Bmax, floating* dYcur, floating* dYnext, Py_ssize_t K,
-                           const floating* wpack, unsigned long long seed, int tid,
-                           int nt) noexcept nogil
+                           const floating* wpack, unsigned long long seed, floating* dx0,
+                           int tid, int nt) noexcept nogil
 
 # the packed W_hh of every layer and direction (the encoder's); once per call
 cdef void _pack_all(const Net* n, const floating* theta, floating* wpack, bint train,

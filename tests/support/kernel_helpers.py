@@ -82,7 +82,8 @@ def shard(idx, lens, S):
 
 def kernel_loss_grad(layout, params, X, y, idx, *, loss, seq, trunc=None, n_threads=1,
                      dtype=np.float64, readonly=False, hidden_split=False, packed=False,
-                     weights=None, dropout=0.0, seed=0, states=None, tokens=False):
+                     weights=None, dropout=0.0, seed=0, states=None, tokens=False,
+                     input_grad=False):
     """(mean loss, {name: gradient}) of the batch X[idx] from train_step
     (batch split over n_threads shards, or one shard split over hidden units;
     recurrent products on packed weights, or through BLAS).
@@ -93,7 +94,8 @@ def kernel_loss_grad(layout, params, X, y, idx, *, loss, seq, trunc=None, n_thre
     dropout, seed: dropout between layers and the masks' seed.  states:
     (h0, c0, hN, cN) for train_step (any may be None; hN, cN are filled).
     tokens: X holds one column of token ids (a one-hot input of
-    layout.n_features columns)."""
+    layout.n_features columns).  input_grad: also return dLoss/dX, as the
+    rows of X (a third value; rows outside idx are NaN)."""
     theta = pack(layout, params, dtype)
     cfg = config(layout, seq, LOSS_MSE if loss == "mse" else LOSS_XENT, trunc, dropout, tokens)
     sw = None
@@ -120,16 +122,18 @@ def kernel_loss_grad(layout, params, X, y, idx, *, loss, seq, trunc=None, n_thre
     if readonly:
         for a in (theta, rows, yreg, ylab, order, start, lens):
             a.setflags(write=False)
-    ws = np.zeros((S, cfg.workspace_size(bmax, T, True, varlen)), dtype)
+    ws = np.zeros((S, cfg.workspace_size(bmax, T, True, varlen, input_grad)), dtype)
     iws = np.zeros((S, cfg.index_workspace_size(T)), np.intp)
     grads = np.zeros((S, layout.n_params), dtype)
     wpack = np.full(cfg.packed_size(True, np.dtype(dtype).itemsize) if packed else 0, np.nan,
                     dtype)
+    dX = np.full(rows.shape, np.nan, dtype) if input_grad else None
     value = _kernels.train_step(cfg, theta, grads, rows, start, lens, yreg, ylab, order, bounds,
                                 ws, iws, T, bmax, varlen, n_threads, hidden_split, wpack, sw,
-                                seed, *(states or ()))
+                                seed, *(states or (None,) * 4), dX=dX)
     g = grads.sum(axis=0)
-    return value, {k: v.copy() for k, v in layout.views(g).items()}
+    out = value, {k: v.copy() for k, v in layout.views(g).items()}
+    return out + (dX,) if input_grad else out
 
 
 def kernel_predict(layout, params, X, *, seq, n_threads=1, chunk=3, dtype=np.float64,
