@@ -83,6 +83,19 @@ def output_size(Py_ssize_t size, Py_ssize_t kernel, Py_ssize_t stride, Py_ssize_
     return (size + 2 * padding - kernel) // stride + 1
 
 
+def _buf(dict work, name, shape, dtype, bint zero=False):
+    """An array of this shape and dtype: work[name] when it has them (it is
+    then reused; else it is replaced), or a new one without work."""
+    a = None if work is None else work.get(name)
+    if a is None or a.shape != shape or a.dtype != dtype:
+        a = np.empty(shape, dtype=dtype)
+        if work is not None:
+            work[name] = a
+    if zero:
+        a.fill(0)
+    return a
+
+
 def _shape4(a):
     """The shape of a 4-D memoryview, as a tuple."""
     return tuple(a.shape[:4])
@@ -130,10 +143,13 @@ cdef object _packed(int level, const floating[:, :, :, ::1] Wt, const ConvGeom* 
 
 def conv2d_forward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] weight,
                    const floating[::1] bias, stride=1, padding=0, bint relu=True,
-                   int simd=-1, int n_threads=1):
+                   int simd=-1, int n_threads=1, dict work=None):
     """Y = act(conv(X, weight) + bias): X (N, H, W, C), weight (KH, KW, C, F),
     bias (F,); act = ReLU or (relu False) none.  Returns Y (N, HO, WO, F).
-    simd: the level of the products (-1: the best allowed)."""
+    simd: the level of the products (-1: the best allowed).  work: a dict
+    whose arrays this call reuses when their shapes fit (Y included: it
+    is overwritten by the next call with the same work), so that repeated
+    calls do not allocate and fault in fresh pages."""
     cdef ConvGeom g = _conv_geom(_shape4(X), _shape4(weight), stride, padding,
                                  sizeof(floating))
     cdef Py_ssize_t N = X.shape[0], task, n, t, ntask, kps
@@ -148,7 +164,7 @@ def conv2d_forward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] 
     if bias.shape[0] != g.F:
         raise ValueError(f"bias has {bias.shape[0]} entries for {g.F} filters")
     dtype = np.float32 if floating is float else np.float64
-    Yarr = np.empty((N, g.HO, g.WO, g.F), dtype=dtype)
+    Yarr = _buf(work, "Y", (N, g.HO, g.WO, g.F), dtype)
     if N == 0:
         return Yarr
     Y = Yarr
@@ -159,9 +175,9 @@ def conv2d_forward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] 
     ntask = N * g.ntile
     nt = <int> min(nt, ntask)
     # the im2col tile (level 0) or the pixels on the padding (conv_tile_forward_implicit)
-    col = np.empty((nt, max(conv_col_size(&g), g.WO * g.KW * g.C)), dtype=dtype)
+    col = _buf(work, "fcol", (nt, max(conv_col_size(&g), g.WO * g.KW * g.C)), dtype)
     kps = crnn_cpacked_size(level, g.KW * g.C, g.F, sizeof(floating))
-    acc = np.empty((nt, g.WO * cgemm_width(level, g.F, sizeof(floating))), dtype=dtype)
+    acc = _buf(work, "acc", (nt, g.WO * cgemm_width(level, g.F, sizeof(floating))), dtype)
     # the (kernel row, filter) pairs with an inf or NaN weight, if any
     bad = np.ascontiguousarray(~np.isfinite(np.asarray(weight)).all(axis=(1, 2)), dtype=np.uint8)
     if bad.any():
@@ -186,11 +202,12 @@ def conv2d_forward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] 
 def conv2d_backward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] weight,
                     const floating[:, :, :, ::1] Y, const floating[:, :, :, ::1] dY,
                     stride=1, padding=0, bint relu=True, bint input_grad=True, int simd=-1,
-                    int n_threads=1):
+                    int n_threads=1, dict work=None):
     """Gradients of conv2d_forward: from its input X, weight, output Y (used
     for ReLU's mask) and the gradient dY at Y, returns (dX, dweight, dbias);
     dX is None when input_grad is False (a first layer).  Weight and bias
-    gradients are summed in a fixed order: the same for any n_threads."""
+    gradients are summed in a fixed order: the same for any n_threads.
+    work: as conv2d_forward's (the returned arrays live in it then)."""
     cdef ConvGeom g = _conv_geom(_shape4(X), _shape4(weight), stride, padding,
                                  sizeof(floating))
     cdef Py_ssize_t N = X.shape[0], n, t, c, e, task, ntask, nch, lo, hi, i, j, M, oy0, oy1
@@ -214,12 +231,12 @@ def conv2d_backward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
         raise ValueError(f"Y and dY must have the output's shape {oshape}, got "
                          f"{_shape4(Y)} and {_shape4(dY)}")
     dtype = np.float32 if floating is float else np.float64
-    dWarr = np.zeros(KF + g.F, dtype=dtype)
-    dXarr = np.zeros(_shape4(X), dtype=dtype) if input_grad else None
+    dWarr = _buf(work, "dW", (KF + g.F,), dtype, N == 0)
+    dXarr = _buf(work, "dX", _shape4(X), dtype, N == 0) if input_grad else None
     if N > 0:
         # the gradient at the pre-activation: dY where the ReLU passed
         if relu:
-            dZarr = np.empty(oshape, dtype=dtype)
+            dZarr = _buf(work, "dZ", oshape, dtype)
             dZ = dZarr
             for n in prange(N, nogil=True, schedule='static', num_threads=nt,
                             use_threads_if=nt > 1 and N > 1):
@@ -233,10 +250,10 @@ def conv2d_backward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
         nch = min(ntask, GRAD_CHUNKS)
         # partial sums (K x FP, then the bias's F): rows of whole vectors
         FP = cgemm_width(level, g.F, sizeof(floating))
-        parts = np.zeros((nch, g.K * FP + g.F), dtype=dtype)
-        col = np.empty((nt, 1 if g.direct else conv_col_size(&g)), dtype=dtype)
-        dzp = np.empty((nt, max(1, crnn_cpacked_size(level, g.R * g.WO, g.F,
-                                                     sizeof(floating)))), dtype=dtype)
+        parts = _buf(work, "parts", (nch, g.K * FP + g.F), dtype, True)
+        col = _buf(work, "col", (nt, 1 if g.direct else conv_col_size(&g)), dtype)
+        dzp = _buf(work, "dzp", (nt, max(1, crnn_cpacked_size(level, g.R * g.WO, g.F,
+                                                              sizeof(floating)))), dtype)
         for c in prange(nch, nogil=True, schedule='dynamic', num_threads=nt,
                         use_threads_if=nt > 1 and nch > 1):
             tid = threadid()
@@ -294,7 +311,7 @@ def conv2d_backward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
 
 
 def maxpool2d_forward(const floating[:, :, :, ::1] X, kernel, stride=None, padding=0,
-                      int n_threads=1):
+                      int n_threads=1, dict work=None):
     """Max pooling of X (N, H, W, C), as torch.nn.MaxPool2d(kernel, stride,
     padding) (stride None: the kernel).  Returns (Y, arg): Y (N, HO, WO, C)
     and arg, int32 of Y's shape, the index iy * W + ix in its image of the
@@ -313,8 +330,8 @@ def maxpool2d_forward(const floating[:, :, :, ::1] X, kernel, stride=None, paddi
                          "the kernel)")
     nt = <int> max(1, min(n_threads, N * g.HO))
     dtype = np.float32 if floating is float else np.float64
-    Yarr = np.empty((N, g.HO, g.WO, g.C), dtype=dtype)
-    Aarr = np.empty((N, g.HO, g.WO, g.C), dtype=np.int32)
+    Yarr = _buf(work, "P", (N, g.HO, g.WO, g.C), dtype)
+    Aarr = _buf(work, "arg", (N, g.HO, g.WO, g.C), np.int32)
     cdef floating[:, :, :, ::1] Y = Yarr
     cdef int[:, :, :, ::1] arg = Aarr
     if N == 0:
@@ -328,7 +345,8 @@ def maxpool2d_forward(const floating[:, :, :, ::1] X, kernel, stride=None, paddi
 
 
 def maxpool2d_backward(const floating[:, :, :, ::1] dY, const int[:, :, :, ::1] arg,
-                       Py_ssize_t height, Py_ssize_t width, int n_threads=1):
+                       Py_ssize_t height, Py_ssize_t width, int n_threads=1,
+                       dict work=None):
     """The input gradient (N, height, width, C) of max pooling, from the
     gradient dY at its output and maxpool2d_forward's arg."""
     cdef PoolGeom g
@@ -349,7 +367,7 @@ def maxpool2d_backward(const floating[:, :, :, ::1] dY, const int[:, :, :, ::1] 
     g.HO = dY.shape[1]
     g.WO = dY.shape[2]
     dtype = np.float32 if floating is float else np.float64
-    dXarr = np.empty((N, height, width, g.C), dtype=dtype)
+    dXarr = _buf(work, "dP", (N, height, width, g.C), dtype)
     cdef floating[:, :, :, ::1] dX = dXarr
     if N == 0 or g.C == 0:
         dXarr[...] = 0

@@ -361,3 +361,26 @@ def test_non_finite_weights_over_the_padding_give_nan_at_every_level(level):
     np.testing.assert_array_equal(np.isnan(Y), np.isnan(ref))
     assert np.isnan(Y[0, 0, :, 0]).all() and np.isnan(Y[0, 2, :, 1]).all()
     np.testing.assert_allclose(Y[~np.isnan(ref)], ref[~np.isnan(ref)])
+
+
+def test_work_buffers_are_reused_and_change_nothing():
+    """With a work dict, the arrays of one call are reused by the next of
+    the same shapes (no fresh pages each step) and the results equal a
+    call without one; other shapes replace them."""
+    X, Wt, b = _problem(3, 9, 8, 4, 5, 3, 3, np.float64, seed=30)
+    work = {}
+    Y1 = _conv.conv2d_forward(X, Wt, b, 1, 1, True, -1, 2, work)
+    np.testing.assert_array_equal(Y1, _conv.conv2d_forward(X, Wt, b, 1, 1, True, -1, 2))
+    dY = _rng(31).standard_normal(Y1.shape)
+    got = _conv.conv2d_backward(X, Wt, Y1, dY, 1, 1, True, True, -1, 2, work)
+    want = _conv.conv2d_backward(X, Wt, Y1, dY, 1, 1, True, True, -1, 2)
+    for a, c in zip(got, want):
+        np.testing.assert_array_equal(a, c)
+    again = _conv.conv2d_backward(X, Wt, Y1, dY, 1, 1, True, True, -1, 2, work)
+    assert again[0] is got[0] and again[1].base is got[1].base
+    for a, c in zip(again, want):                    # accumulators start from zero again
+        np.testing.assert_array_equal(a, c)
+    Y2 = _conv.conv2d_forward(X[:2], Wt, b, 1, 1, True, -1, 2, work)
+    assert Y2.shape[0] == 2 and work["Y"] is Y2
+    P, arg = _conv.maxpool2d_forward(Y1, 2, None, 0, 2, work)
+    assert _conv.maxpool2d_forward(Y1, 2, None, 0, 2, work)[0] is P

@@ -1,0 +1,267 @@
+"""The convolutional front-end: a stack of 2-D convolutions (+ ReLU, optional
+max pooling) that turns each image (frame) into a feature vector, and the
+training step that runs it under a recurrent network.
+
+A front-end is described as a list of layers, each ``(filters, kernel,
+stride)`` or a dict with the keys ``filters``, ``kernel``, ``stride``
+(default 1), ``padding`` (default 0) and ``pool`` (a max-pooling kernel
+and stride after the ReLU, default none); kernel, stride, padding and pool
+are ints or (height, width) pairs.  Images are channels-last
+(H, W, C), and a frame's features are its last feature map flattened in
+(H, W, C) order.
+
+Parameters live in one flat vector, layer by layer: the weight in the
+kernels' layout (KH, KW, C, F), then the bias.  ``state_dict`` gives them
+in torch.nn.Conv2d's layout (F, C, KH, KW) under ``conv.{i}.weight`` and
+``conv.{i}.bias``.
+
+``ConvRNN.loss_grad`` is the joint training step: the convolutions of
+every frame of a batch of sequences (one kernel call per layer, OpenMP over
+images x tiles), the recurrent network and its head (one train_step call,
+which also returns the gradient at its input), then the convolutions'
+backward pass from that gradient.  Three kernel calls per layer and one for
+the network; the Python between them is bookkeeping on the batch.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import _conv, _kernels
+from .data import shard_batch
+from .engine import plan_threads
+from .threads import blas_single_threaded
+
+
+def _pair(v, name, low):
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
+        a, b = v
+    else:
+        a = b = v
+    for x in (a, b):
+        if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < low:
+            raise ValueError(f"{name} must be an int >= {low} or a pair of them, got {v!r}")
+    return int(a), int(b)
+
+
+@dataclass(frozen=True)
+class ConvLayer:
+    filters: int
+    kernel: tuple
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0)
+    pool: tuple = None          # max-pooling kernel (= stride), or None
+
+
+def parse_layers(conv):
+    """ConvLayers from the ``conv`` parameter's description (see the module
+    docstring); a clear error for anything else."""
+    if isinstance(conv, (str, bytes)) or not hasattr(conv, "__iter__"):
+        raise ValueError(f"conv must be a list of layers, got {conv!r}")
+    layers = []
+    for i, spec in enumerate(conv):
+        where = f"conv[{i}]"
+        if isinstance(spec, dict):
+            unknown = set(spec) - {"filters", "kernel", "stride", "padding", "pool"}
+            if unknown or "filters" not in spec or "kernel" not in spec:
+                raise ValueError(f"{where} needs the keys 'filters' and 'kernel' (and "
+                                 f"optionally 'stride', 'padding', 'pool'), got {spec!r}")
+            d = spec
+        elif isinstance(spec, (tuple, list)) and len(spec) in (2, 3):
+            d = dict(zip(("filters", "kernel", "stride"), spec))
+        else:
+            raise ValueError(f"{where} must be (filters, kernel, stride) or a dict, got "
+                             f"{spec!r}")
+        f = d["filters"]
+        if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or f < 1:
+            raise ValueError(f"{where}: filters must be a positive int, got {f!r}")
+        pool = d.get("pool")
+        layers.append(ConvLayer(int(f), _pair(d["kernel"], f"{where} kernel", 1),
+                                _pair(d.get("stride", 1), f"{where} stride", 1),
+                                _pair(d.get("padding", 0), f"{where} padding", 0),
+                                None if pool is None else _pair(pool, f"{where} pool", 1)))
+    if not layers:
+        raise ValueError("conv must hold at least one layer")
+    return tuple(layers)
+
+
+class ConvNet:
+    """A front-end for images of one shape (H, W, C): sizes, parameters,
+    forward and backward passes on the kernels of crnn._conv."""
+
+    def __init__(self, layers, image_shape):
+        self.layers = parse_layers(layers) if not all(isinstance(x, ConvLayer)
+                                                      for x in layers) else tuple(layers)
+        self.image_shape = tuple(int(s) for s in image_shape)
+        if len(self.image_shape) != 3 or min(self.image_shape) < 1:
+            raise ValueError(f"images must be (height, width, channels), got {image_shape!r}")
+        H, W, C = self.image_shape
+        self.shapes = [(H, W, C)]            # each layer's input, then the output
+        self.offsets = []                    # (weight, bias) offsets in the vector
+        pos = 0
+        for i, ly in enumerate(self.layers):
+            Ho = _conv.output_size(H, ly.kernel[0], ly.stride[0], ly.padding[0])
+            Wo = _conv.output_size(W, ly.kernel[1], ly.stride[1], ly.padding[1])
+            if ly.pool is not None:
+                Ho = _conv.output_size(Ho, ly.pool[0], ly.pool[0], 0)
+                Wo = _conv.output_size(Wo, ly.pool[1], ly.pool[1], 0)
+            if Ho < 1 or Wo < 1:
+                raise ValueError(f"conv[{i}] leaves no pixel of a {H}x{W} feature map (images "
+                                 f"of {self.image_shape[0]}x{self.image_shape[1]})")
+            nw = ly.kernel[0] * ly.kernel[1] * C * ly.filters
+            self.offsets.append((pos, pos + nw))
+            pos += nw + ly.filters
+            H, W, C = Ho, Wo, ly.filters
+            self.shapes.append((H, W, C))
+        self.n_params = pos
+        self.n_features = H * W * C
+        # each layer's arrays, reused from one batch to the next (fresh
+        # ones would be faulted in page by page on every step: a tenth of
+        # a training step's time on 96 x 96 frames)
+        self._work = [{} for _ in self.layers]
+
+    def __getstate__(self):
+        return {**self.__dict__, "_work": [{} for _ in self.layers]}
+
+    def weight(self, theta, i):
+        ly, (w0, b0) = self.layers[i], self.offsets[i]
+        C = self.shapes[i][2]
+        return (theta[w0:b0].reshape(ly.kernel[0], ly.kernel[1], C, ly.filters),
+                theta[b0:b0 + ly.filters])
+
+    def init(self, rng, dtype=np.float32):
+        """torch.nn.Conv2d's default: weights and biases uniform in
+        +-1/sqrt(fan_in)."""
+        theta = np.empty(self.n_params, dtype)
+        for i in range(len(self.layers)):
+            w, b = self.weight(theta, i)
+            bound = 1.0 / np.sqrt(w.shape[0] * w.shape[1] * w.shape[2])
+            w[...] = rng.uniform(-bound, bound, w.shape)
+            b[...] = rng.uniform(-bound, bound, b.shape)
+        return theta
+
+    def state_dict(self, theta, prefix="conv."):
+        out = {}
+        for i in range(len(self.layers)):
+            w, b = self.weight(theta, i)
+            out[f"{prefix}{i}.weight"] = np.ascontiguousarray(w.transpose(3, 2, 0, 1))
+            out[f"{prefix}{i}.bias"] = b.copy()
+        return out
+
+    def load_state_dict(self, sd, dtype=np.float32, prefix="conv."):
+        theta = np.empty(self.n_params, dtype)
+        for i in range(len(self.layers)):
+            w, b = self.weight(theta, i)
+            tw = np.asarray(sd[f"{prefix}{i}.weight"])
+            want = (w.shape[3], w.shape[2], w.shape[0], w.shape[1])
+            if tw.shape != want:
+                raise ValueError(f"{prefix}{i}.weight has shape {tw.shape}, the layer needs "
+                                 f"{want}")
+            w[...] = tw.transpose(2, 3, 1, 0)
+            b[...] = sd[f"{prefix}{i}.bias"]
+        return theta
+
+    def forward(self, theta, X, n_threads=1, simd=-1):
+        """Features (n, n_features) of the images X (n, H, W, C), and what
+        the backward pass needs.  Both live in this ConvNet's buffers until
+        its next forward pass: one training step at a time per ConvNet."""
+        cache = []
+        h = X
+        with blas_single_threaded():
+            for i, ly in enumerate(self.layers):
+                w, b = self.weight(theta, i)
+                work = self._work[i]
+                y = _conv.conv2d_forward(h, w, b, ly.stride, ly.padding, True, simd, n_threads,
+                                         work)
+                arg = None
+                out = y
+                if ly.pool is not None:
+                    out, arg = _conv.maxpool2d_forward(y, ly.pool, ly.pool, 0, n_threads, work)
+                cache.append((h, y, arg))
+                h = out
+        return h.reshape(len(X), -1), cache
+
+    def backward(self, theta, cache, dfeat, n_threads=1, simd=-1):
+        """The gradient (n_params,) from dLoss/dfeatures (n, n_features)."""
+        grad = np.empty(self.n_params, theta.dtype)
+        n = dfeat.shape[0]
+        d = np.ascontiguousarray(dfeat).reshape((n,) + self.shapes[-1])
+        with blas_single_threaded():
+            for i in range(len(self.layers) - 1, -1, -1):
+                ly = self.layers[i]
+                h, y, arg = cache[i]
+                work = self._work[i]
+                if arg is not None:
+                    d = _conv.maxpool2d_backward(d, arg, y.shape[1], y.shape[2], n_threads,
+                                                 work)
+                w, _ = self.weight(theta, i)
+                dX, dW, db = _conv.conv2d_backward(h, w, y, d, ly.stride, ly.padding, True,
+                                                   i > 0, simd, n_threads, work)
+                gw, gb = self.weight(grad, i)
+                gw[...] = dW
+                gb[...] = db
+                d = dX
+        return grad
+
+
+class ConvRNN:
+    """The joint training step of a front-end under a recurrent network: a
+    parameter vector [front-end, network] and one loss and gradient per
+    batch of frame sequences."""
+
+    def __init__(self, convnet, engine):
+        if engine.layout.n_features != convnet.n_features:
+            raise ValueError("the network's inputs must be the front-end's features")
+        self.conv = convnet
+        self.engine = engine
+        self.n_params = convnet.n_params + engine.layout.n_params
+        self._work = {}
+
+    def _buffers(self, S, bcap, T, varlen, rows, dtype):
+        """The network's workspace for one batch shape, reused while the
+        shape stays (the last one only)."""
+        key = (S, bcap, T, varlen, rows, np.dtype(dtype).str)
+        if key not in self._work:
+            cfg, eng = self.engine.cfg, self.engine
+            self._work = {key: (
+                np.empty((S, cfg.workspace_size(bcap, T, True, varlen, True)), dtype),
+                np.empty((S, cfg.index_workspace_size(T)), np.intp),
+                np.empty((S, eng.layout.n_params), dtype),
+                np.empty(eng.packed_size(True, np.dtype(dtype)), dtype),
+                np.empty((rows, self.conv.n_features), dtype))}
+        return self._work[key]
+
+    def loss_grad(self, theta, frames, lens, yreg=None, ylab=None, n_threads=1, simd=-1):
+        """(mean loss, gradient) of one batch: frames (rows, H, W, C), the
+        sequences' frames one after another with lengths lens; targets a
+        row per sequence (many-to-one) or per frame (return_sequences):
+        yreg (MSE) or ylab (int32 class codes, cross-entropy)."""
+        cv, eng = self.conv, self.engine
+        tc, tr = theta[:cv.n_params], theta[cv.n_params:]
+        lens = np.ascontiguousarray(lens, np.intp)
+        start = np.zeros(len(lens), np.intp)
+        start[1:] = np.cumsum(lens)[:-1]
+        feats, cache = cv.forward(tc, frames, n_threads, simd)
+        dtype = theta.dtype
+        B = len(lens)
+        uniform = bool(np.all(lens == lens[0]))
+        plan = plan_threads(eng.layout, B, n_threads, dtype.itemsize)
+        S = 1 if plan.hidden_split else plan.n_workers
+        idx, bounds = shard_batch(np.arange(B, dtype=np.intp), lens, S, uniform)
+        T = int(lens.max())
+        bcap = int(np.max(np.diff(bounds)))
+        cfg = eng.cfg
+        ws, iws, grads, wpack, dfeat = self._buffers(S, bcap, T, not uniform, len(feats), dtype)
+        if yreg is None:
+            yreg = np.zeros((0, 0), dtype)
+        if ylab is None:
+            ylab = np.zeros(0, np.int32)
+        with blas_single_threaded():
+            loss = _kernels.train_step(cfg, tr, grads, feats, start, lens, yreg, ylab, idx,
+                                       bounds, ws, iws, T, bcap, not uniform, n_threads,
+                                       plan.hidden_split, wpack, dX=dfeat)
+        grad = np.empty(self.n_params, dtype)
+        grad[cv.n_params:] = grads.sum(axis=0)
+        grad[:cv.n_params] = cv.backward(tc, cache, dfeat, n_threads, simd)
+        return loss, grad
