@@ -39,12 +39,12 @@ from crnn_isa cimport (isa_init, isa_ran_levels, crnn_isa_level, crnn_isa_cpu, c
 isa_init()
 
 from crnn_codes cimport (CELL_TANH, CELL_RELU, CELL_GRU, CELL_LSTM, LOSS_MSE, LOSS_XENT,
-                         LOSS_CTC, SOLVER_SGD, SOLVER_ADAM)
+                         LOSS_CTC, LOSS_GIVEN, SOLVER_SGD, SOLVER_ADAM)
 
 # the codes for Python (crnn/_nn/layout.py, crnn/_nn/training.py)
 CELL_CODES = {("rnn", "tanh"): CELL_TANH, ("rnn", "relu"): CELL_RELU, ("gru", None): CELL_GRU,
               ("lstm", None): CELL_LSTM}
-LOSS_CODES = {"mse": LOSS_MSE, "xent": LOSS_XENT, "ctc": LOSS_CTC}
+LOSS_CODES = {"mse": LOSS_MSE, "xent": LOSS_XENT, "ctc": LOSS_CTC, "given": LOSS_GIVEN}
 SOLVER_CODES = {"sgd": SOLVER_SGD, "adam": SOLVER_ADAM}
 
 # predict's input projections go through Z in blocks of about this many bytes
@@ -73,7 +73,7 @@ cdef class Config:
             raise ValueError(f"unknown cell code {cell}")
         if offs.shape[0] != 4 * num_layers * ndir + 2 + (1 if embedding_dim > 0 else 0):
             raise ValueError("offset table does not match the network shape")
-        if loss not in (LOSS_MSE, LOSS_XENT, LOSS_CTC):
+        if loss not in (LOSS_MSE, LOSS_XENT, LOSS_CTC, LOSS_GIVEN):
             raise ValueError(f"unknown loss code {loss}")
         if loss == LOSS_CTC and not seq:
             raise ValueError("the CTC loss needs an output per step (seq)")
@@ -961,7 +961,9 @@ cdef double _loss_grad(const Net* n, floating* logits, const Seqs* q, Py_ssize_t
 
     sw: a weight per target row (NULL: all 1).  scale is 1 / (the batch's
     total weight, times n.O for MSE): the batch loss is a weighted mean, of
-    squared errors (MSE) or of softmax cross-entropies.
+    squared errors (MSE) or of softmax cross-entropies.  LOSS_GIVEN: yreg
+    holds dLoss/dlogits itself (from a network stacked above; no weights,
+    scale 1), and the value is sum(logits * yreg), the loss's linear part.
     """
     cdef Py_ssize_t O = n.O
     cdef Py_ssize_t j, row, tr
@@ -975,7 +977,12 @@ cdef double _loss_grad(const Net* n, floating* logits, const Seqs* q, Py_ssize_t
         if sw != NULL:
             w = sw[tr]
         ws = w * scale
-        if n.loss == LOSS_MSE:
+        if n.loss == LOSS_GIVEN:
+            yt = yreg + tr * O
+            for j in range(O):
+                total += <double> z[j] * <double> yt[j]
+                z[j] = yt[j]
+        elif n.loss == LOSS_MSE:
             yt = yreg + tr * O
             for j in range(O):
                 diff = <double> z[j] - <double> yt[j]
@@ -1606,6 +1613,10 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
     below the network (a convolutional front-end) trains on.  ws rows are
     then sized with cfg.workspace_size(B_cap, T_cap, True, varlen, True).
     Not for token inputs.
+    Given output gradient (cfg's loss code LOSS_GIVEN): yreg holds
+    dLoss/d(head outputs), a row per target row, from a network stacked
+    above this one (with dX, a stack of networks trains by the chain rule);
+    the value returned is then sum(outputs * yreg).
     Returns the (weighted) mean loss of the batch (without the L2 term).
     """
     cdef const Net* n = &cfg.net
@@ -1682,11 +1693,15 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
                 if not (swp[j] >= 0 and isfinite(swp[j])):
                     raise ValueError("sample weights must be finite and non-negative")
                 terms += swp[j]
-    if n.loss == LOSS_MSE:
+    if n.loss == LOSS_MSE or n.loss == LOSS_GIVEN:
         if yreg.shape[0] != rows_y or yreg.shape[1] != n.O:
             raise ValueError("regression targets do not match X and the network")
         yp = &yreg[0, 0]
         scale = 1.0 / (terms * n.O) if terms > 0 else 0.0
+        if n.loss == LOSS_GIVEN:
+            if sample_weight is not None:
+                raise ValueError("a given output gradient takes no sample weights")
+            scale = 1.0
     elif ctc:
         if ctc_labels is None or ctc_lstart is None or ctc_llen is None or ctc_ws is None:
             raise ValueError("the CTC loss needs ctc_labels, ctc_lstart, ctc_llen and ctc_ws")

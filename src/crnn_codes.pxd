@@ -12,6 +12,7 @@ cdef enum LossCode:
     LOSS_MSE = 0        # mean squared error (torch.nn.MSELoss)
     LOSS_XENT = 1       # softmax cross-entropy (torch.nn.CrossEntropyLoss)
     LOSS_CTC = 2        # connectionist temporal classification (torch.nn.CTCLoss)
+    LOSS_GIVEN = 3      # none: dLoss/d(head outputs) is given (a network stacked above)
 
 cdef enum SolverCode:
     SOLVER_SGD = 0

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _conv, _kernels
-from .data import shard_batch
-from .engine import plan_threads
+from .data import SeqData, shard_batch
+from .engine import Engine, plan_threads
+from .layout import Layout
 from .threads import blas_single_threaded
 
 
@@ -205,6 +206,71 @@ class ConvNet:
         return grad
 
 
+class RNNStage:
+    """One recurrent network trained as a stage of a larger model: a batch
+    of sequences given as rows and lengths, the loss from targets or (the
+    engine's loss "given") the gradient at its outputs from the stage
+    above, and dLoss/d(its inputs) for the stage below.  Its buffers are
+    reused while the batch's shape stays."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.n_params = engine.layout.n_params
+        self._work = {}
+
+    def __getstate__(self):
+        return {**self.__dict__, "_work": {}}
+
+    def _buffers(self, S, bcap, T, varlen, rows, dtype):
+        key = (S, bcap, T, varlen, rows, np.dtype(dtype).str)
+        if key not in self._work:
+            cfg, eng = self.engine.cfg, self.engine
+            self._work = {key: (
+                np.empty((S, cfg.workspace_size(bcap, T, True, varlen, True)), dtype),
+                np.empty((S, cfg.index_workspace_size(T)), np.intp),
+                np.empty((S, eng.layout.n_params), dtype),
+                np.empty(eng.packed_size(True, np.dtype(dtype)), dtype),
+                np.empty((rows, eng.layout.n_features), dtype))}
+        return self._work[key]
+
+    def train(self, theta, rows, lens, yreg=None, ylab=None, n_threads=1):
+        """(loss, gradient, dLoss/drows) of one batch: rows (sum(lens), D),
+        the sequences one after another; targets a row per sequence or per
+        step (the engine's seq): yreg (MSE, or the given gradient) or ylab
+        (int32 classes).  dLoss/drows lives in this stage's buffers until
+        its next call."""
+        eng = self.engine
+        lens = np.ascontiguousarray(lens, np.intp)
+        start = np.zeros(len(lens), np.intp)
+        start[1:] = np.cumsum(lens)[:-1]
+        dtype = theta.dtype
+        B = len(lens)
+        uniform = bool(np.all(lens == lens[0]))
+        plan = plan_threads(eng.layout, B, n_threads, dtype.itemsize)
+        S = 1 if plan.hidden_split else plan.n_workers
+        idx, bounds = shard_batch(np.arange(B, dtype=np.intp), lens, S, uniform)
+        T = int(lens.max())
+        bcap = int(np.max(np.diff(bounds)))
+        ws, iws, grads, wpack, drows = self._buffers(S, bcap, T, not uniform, len(rows), dtype)
+        if yreg is None:
+            yreg = np.zeros((0, 0), dtype)
+        if ylab is None:
+            ylab = np.zeros(0, np.int32)
+        with blas_single_threaded():
+            loss = _kernels.train_step(eng.cfg, theta, grads, rows, start, lens, yreg, ylab,
+                                       idx, bounds, ws, iws, T, bcap, not uniform, n_threads,
+                                       plan.hidden_split, wpack, dX=drows)
+        return loss, grads.sum(axis=0), drows
+
+    def outputs(self, theta, rows, lens, n_threads=1):
+        """The head's outputs, a row per step (seq) or per sequence."""
+        lens = np.ascontiguousarray(lens, np.intp)
+        start = np.zeros(len(lens), np.intp)
+        start[1:] = np.cumsum(lens)[:-1]
+        data = SeqData(rows, start, lens, False)
+        return self.engine.predict(theta, data, n_threads)
+
+
 class ConvRNN:
     """The joint training step of a front-end under a recurrent network: a
     parameter vector [front-end, network] and one loss and gradient per
@@ -214,54 +280,96 @@ class ConvRNN:
         if engine.layout.n_features != convnet.n_features:
             raise ValueError("the network's inputs must be the front-end's features")
         self.conv = convnet
-        self.engine = engine
+        self.rnn = RNNStage(engine)
         self.n_params = convnet.n_params + engine.layout.n_params
-        self._work = {}
-
-    def _buffers(self, S, bcap, T, varlen, rows, dtype):
-        """The network's workspace for one batch shape, reused while the
-        shape stays (the last one only)."""
-        key = (S, bcap, T, varlen, rows, np.dtype(dtype).str)
-        if key not in self._work:
-            cfg, eng = self.engine.cfg, self.engine
-            self._work = {key: (
-                np.empty((S, cfg.workspace_size(bcap, T, True, varlen, True)), dtype),
-                np.empty((S, cfg.index_workspace_size(T)), np.intp),
-                np.empty((S, eng.layout.n_params), dtype),
-                np.empty(eng.packed_size(True, np.dtype(dtype)), dtype),
-                np.empty((rows, self.conv.n_features), dtype))}
-        return self._work[key]
 
     def loss_grad(self, theta, frames, lens, yreg=None, ylab=None, n_threads=1, simd=-1):
         """(mean loss, gradient) of one batch: frames (rows, H, W, C), the
         sequences' frames one after another with lengths lens; targets a
         row per sequence (many-to-one) or per frame (return_sequences):
         yreg (MSE) or ylab (int32 class codes, cross-entropy)."""
-        cv, eng = self.conv, self.engine
+        cv = self.conv
         tc, tr = theta[:cv.n_params], theta[cv.n_params:]
-        lens = np.ascontiguousarray(lens, np.intp)
-        start = np.zeros(len(lens), np.intp)
-        start[1:] = np.cumsum(lens)[:-1]
         feats, cache = cv.forward(tc, frames, n_threads, simd)
-        dtype = theta.dtype
-        B = len(lens)
-        uniform = bool(np.all(lens == lens[0]))
-        plan = plan_threads(eng.layout, B, n_threads, dtype.itemsize)
-        S = 1 if plan.hidden_split else plan.n_workers
-        idx, bounds = shard_batch(np.arange(B, dtype=np.intp), lens, S, uniform)
-        T = int(lens.max())
-        bcap = int(np.max(np.diff(bounds)))
-        cfg = eng.cfg
-        ws, iws, grads, wpack, dfeat = self._buffers(S, bcap, T, not uniform, len(feats), dtype)
-        if yreg is None:
-            yreg = np.zeros((0, 0), dtype)
-        if ylab is None:
-            ylab = np.zeros(0, np.int32)
-        with blas_single_threaded():
-            loss = _kernels.train_step(cfg, tr, grads, feats, start, lens, yreg, ylab, idx,
-                                       bounds, ws, iws, T, bcap, not uniform, n_threads,
-                                       plan.hidden_split, wpack, dX=dfeat)
-        grad = np.empty(self.n_params, dtype)
-        grad[cv.n_params:] = grads.sum(axis=0)
+        loss, grad_rnn, dfeat = self.rnn.train(tr, feats, lens, yreg, ylab, n_threads)
+        grad = np.empty(self.n_params, theta.dtype)
+        grad[cv.n_params:] = grad_rnn
         grad[:cv.n_params] = cv.backward(tc, cache, dfeat, n_threads, simd)
+        return loss, grad
+
+
+class SceneNet:
+    """Scene labelling as ReNet does it, on a convolutional front-end: the
+    feature map's rows swept by a bidirectional recurrent network (its head
+    a linear projection of each position), then its columns by another
+    (its head the per-position classifier), on (H, W, C) images.
+
+    Parameters: [front-end, row network, column network].  Labels are
+    predicted on the feature map's grid (h, w); ``logits`` gives them there
+    and the caller upsamples to the image.  The row network's outputs feed
+    the column network; its gradient comes back through the column
+    network's input gradient, and the row network is run forward twice per
+    training step (once to feed the columns, once inside its training call
+    with that gradient): a recomputation instead of a kept state."""
+
+    def __init__(self, conv_layers, image_shape, n_classes, cell="gru", hidden=(32, 32),
+                 projection=None):
+        self.conv = ConvNet(conv_layers, image_shape)
+        h, w, c = self.conv.shapes[-1]
+        self.grid = (h, w)
+        self.n_classes = int(n_classes)
+        p = int(projection or 2 * hidden[0])
+        nl = "tanh" if cell == "rnn" else None
+        self.row_layout = Layout(cell, nl, 1, 2, int(hidden[0]), c, p)
+        self.col_layout = Layout(cell, nl, 1, 2, int(hidden[1]), p, self.n_classes)
+        self.row = RNNStage(Engine(self.row_layout, True, _kernels.LOSS_CODES["given"]))
+        self.col = RNNStage(Engine(self.col_layout, True, _kernels.LOSS_CODES["xent"]))
+        self.n_params = self.conv.n_params + self.row.n_params + self.col.n_params
+
+    def split(self, theta):
+        a = self.conv.n_params
+        b = a + self.row.n_params
+        return theta[:a], theta[a:b], theta[b:]
+
+    def _rows(self, feats, n):
+        h, w = self.grid
+        return feats.reshape(n * h * w, -1), np.full(n * h, w, np.intp)
+
+    def _columns(self, out, n):
+        """(n, h, w, p) in row order -> the columns as sequences (n, w, h, p)."""
+        h, w = self.grid
+        cols = np.ascontiguousarray(out.reshape(n, h, w, -1).transpose(0, 2, 1, 3))
+        return cols.reshape(n * w * h, -1), np.full(n * w, h, np.intp)
+
+    def logits(self, theta, images, n_threads=1, simd=-1):
+        """Class scores (n, h, w, n_classes) on the feature grid."""
+        tc, tr, tk = self.split(theta)
+        n = len(images)
+        h, w = self.grid
+        feats, _ = self.conv.forward(tc, images, n_threads, simd)
+        out = self.row.outputs(tr, *self._rows(feats, n), n_threads)
+        z = self.col.outputs(tk, *self._columns(out, n), n_threads)
+        return np.ascontiguousarray(z.reshape(n, w, h, -1).transpose(0, 2, 1, 3))
+
+    def loss_grad(self, theta, images, labels, n_threads=1, simd=-1):
+        """(mean cross-entropy over the grid's positions, gradient): labels
+        (n, h, w) int32 class codes on the feature grid."""
+        tc, tr, tk = self.split(theta)
+        n = len(images)
+        h, w = self.grid
+        feats, cache = self.conv.forward(tc, images, n_threads, simd)
+        rows, rlens = self._rows(feats, n)
+        out = self.row.outputs(tr, rows, rlens, n_threads)
+        cols, clens = self._columns(out, n)
+        ylab = np.ascontiguousarray(np.asarray(labels).transpose(0, 2, 1).reshape(-1),
+                                    np.int32)
+        loss, g_col, dcols = self.col.train(tk, cols, clens, ylab=ylab, n_threads=n_threads)
+        dout = np.ascontiguousarray(dcols.reshape(n, w, h, -1).transpose(0, 2, 1, 3))
+        _, g_row, dfeat = self.row.train(tr, rows, rlens, yreg=dout.reshape(n * h * w, -1),
+                                         n_threads=n_threads)
+        grad = np.empty(self.n_params, theta.dtype)
+        a, b = self.conv.n_params, self.conv.n_params + self.row.n_params
+        grad[b:] = g_col
+        grad[a:b] = g_row
+        grad[:a] = self.conv.backward(tc, cache, dfeat.reshape(n, -1), n_threads, simd)
         return loss, grad

@@ -136,3 +136,130 @@ def test_state_dict_round_trip():
     sd["conv.1.weight"] = sd["conv.1.weight"][:, :3]
     with pytest.raises(ValueError, match="conv.1.weight has shape"):
         net.load_state_dict(sd)
+
+
+# ---------------------------------------------------------------------------
+# scene labelling: front-end, a bidirectional sweep over rows, another over
+# columns, a per-position classifier (SceneNet)
+
+def _torch_scene(torch, net, layers, cell, H1, H2, P, K):
+    nn = torch.nn
+    rnn = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}[cell]
+    c = net.conv.shapes[-1][2]
+
+    class Sweep(nn.Module):
+        def __init__(self, D, H, O):
+            super().__init__()
+            self.rnn = rnn(D, H, batch_first=True, bidirectional=True)
+            self.head = nn.Linear(2 * H, O)
+
+        def forward(self, x):
+            return self.head(self.rnn(x)[0])
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.ModuleList(nn.Conv2d(net.conv.shapes[i][2], ly.filters, ly.kernel,
+                                                ly.stride, ly.padding)
+                                      for i, ly in enumerate(layers))
+            self.row = Sweep(c, H1, P)
+            self.col = Sweep(P, H2, K)
+
+        def forward(self, images):
+            h = images.permute(0, 3, 1, 2)
+            for ly, conv in zip(layers, self.conv):
+                h = torch.relu(conv(h))
+                if ly.pool is not None:
+                    h = nn.functional.max_pool2d(h, ly.pool)
+            n, _, gh, gw = h.shape
+            rows = self.row(h.permute(0, 2, 3, 1).reshape(n * gh, gw, -1))
+            cols = rows.reshape(n, gh, gw, -1).permute(0, 2, 1, 3).reshape(n * gw, gh, -1)
+            z = self.col(cols).reshape(n, gw, gh, -1).permute(0, 2, 1, 3)
+            return z                                    # (n, gh, gw, K)
+
+    return Model().double()
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+def test_scene_step_matches_torch(cell, n_threads):
+    torch = pytest.importorskip("torch")
+    from crnn._nn.conv import SceneNet
+
+    torch.manual_seed(8)
+    conv = [dict(filters=4, kernel=3, padding=1, pool=2), (5, 3, 1)]
+    H1, H2, P, K = 5, 4, 6, 3
+    net = SceneNet(conv, (14, 12, 1), K, cell=cell, hidden=(H1, H2), projection=P)
+    assert net.grid == (5, 4)
+    model = _torch_scene(torch, net, net.conv.layers, cell, H1, H2, P, K)
+    sd = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+
+    def sub(prefix):
+        return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+
+    theta = np.concatenate([net.conv.load_state_dict(sd, np.float64),
+                            pack(net.row_layout, sub("row."), np.float64),
+                            pack(net.col_layout, sub("col."), np.float64)])
+    rng = np.random.default_rng(9)
+    images = rng.random((3, 14, 12, 1))
+    labels = rng.integers(0, K, size=(3, 5, 4)).astype(np.int32)
+    loss, grad = net.loss_grad(theta, images, labels, n_threads)
+    z = net.logits(theta, images, n_threads)
+
+    zt = model(torch.tensor(images))
+    np.testing.assert_allclose(z, zt.detach().numpy(), rtol=1e-10, atol=1e-12)
+    want = torch.nn.functional.cross_entropy(zt.reshape(-1, K),
+                                             torch.tensor(labels.reshape(-1)).long())
+    want.backward()
+    assert loss == pytest.approx(want.item(), rel=1e-10)
+    tg = {k: p.grad.numpy() for k, p in model.named_parameters()}
+    tc, tr, tk = net.split(grad)
+    for k, v in net.conv.state_dict(tc).items():
+        np.testing.assert_allclose(v, tg[k], rtol=1e-8, atol=1e-11, err_msg=k)
+    for prefix, layout, g in (("row.", net.row_layout, tr), ("col.", net.col_layout, tk)):
+        for k, v in layout.views(g).items():
+            np.testing.assert_allclose(v, tg[prefix + k], rtol=1e-8, atol=1e-11,
+                                       err_msg=prefix + k)
+
+
+def test_given_output_gradient_is_the_chain_rule():
+    """The 'given' loss: train_step back-propagates the gradient it is given
+    at the head's outputs; its value is sum(outputs * gradient)."""
+    from crnn._nn.conv import RNNStage
+    from crnn._nn.layout import Layout
+
+    rng = np.random.default_rng(10)
+    layout = Layout("gru", None, 1, 2, 4, 3, 2)
+    params = ref.init_params(rng, n_features=3, hidden=4, n_outputs=2, num_layers=1,
+                             bidirectional=True, dtype=np.float64, scale=0.6, cell="gru")
+    theta = pack(layout, params, np.float64)
+    stage = RNNStage(Engine(layout, True, _kernels.LOSS_CODES["given"]))
+    rows = rng.normal(size=(11, 3))
+    lens = np.array([5, 6])
+    G = rng.normal(size=(11, 2))
+    value, grad, drows = stage.train(theta, rows, lens, yreg=G)
+    out = stage.outputs(theta, rows, lens)
+    assert value == pytest.approx(float(np.sum(out * G)), rel=1e-12)
+    eps = 1e-6
+    for i in rng.choice(layout.n_params, 12, replace=False):
+        tp, tm = theta.copy(), theta.copy()
+        tp[i] += eps
+        tm[i] -= eps
+        fd = (np.sum(stage.outputs(tp, rows, lens) * G)
+              - np.sum(stage.outputs(tm, rows, lens) * G)) / (2 * eps)
+        assert abs(fd - grad[i]) < 1e-7 * max(1, abs(fd)), i
+    for r, j in ((0, 0), (7, 2), (10, 1)):
+        rp, rm = rows.copy(), rows.copy()
+        rp[r, j] += eps
+        rm[r, j] -= eps
+        fd = (np.sum(stage.outputs(theta, rp, lens) * G)
+              - np.sum(stage.outputs(theta, rm, lens) * G)) / (2 * eps)
+        assert abs(fd - drows[r, j]) < 1e-7 * max(1, abs(fd))
+    with pytest.raises(ValueError, match="no sample weights"):
+        _kernels.train_step(stage.engine.cfg, theta, np.zeros((1, layout.n_params)), rows,
+                            np.array([0, 5], np.intp), lens.astype(np.intp), G,
+                            np.zeros(0, np.int32), np.array([1, 0], np.intp),
+                            np.array([0, 2], np.intp),
+                            np.zeros((1, stage.engine.cfg.workspace_size(2, 6, True, True))),
+                            np.zeros((1, stage.engine.cfg.index_workspace_size(6)), np.intp),
+                            6, 2, True, 1, False, None, np.ones(11))
