@@ -27,23 +27,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _conv, _kernels
+from .._conv import _pair
 from .data import SeqData, shard_batch
 from .engine import Engine, plan_threads
 from .layout import Layout
 from .threads import blas_single_threaded
-
-
-def _pair(v, name, low):
-    if isinstance(v, (tuple, list)):
-        if len(v) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
-        a, b = v
-    else:
-        a = b = v
-    for x in (a, b):
-        if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < low:
-            raise ValueError(f"{name} must be an int >= {low} or a pair of them, got {v!r}")
-    return int(a), int(b)
 
 
 @dataclass(frozen=True)
