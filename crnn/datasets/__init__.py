@@ -9,15 +9,19 @@
   gettext catalogs installed on the machine.
 - ``make_texture_mosaics``: images of textured regions with a label per
   pixel, for scene labelling (scikit-image's bundled photographs).
+- ``make_car_racing``: camera frames of gymnasium's CarRacing-v3 and an
+  expert driver's steering at each, for steering from images.
 """
 import numpy as np
 from sklearn.utils import check_random_state
 
+from ._car_racing import make_car_racing
 from ._spoken_digits import make_spoken_digits, spoken_digit_voices, split_voices
 from ._textures import make_texture_mosaics
 from ._translation import gettext_pairs, make_dates, make_number_phrases
 
-__all__ = ["gettext_pairs", "make_adding_problem", "make_dates", "make_number_phrases",
+__all__ = ["gettext_pairs", "make_adding_problem", "make_car_racing", "make_dates",
+           "make_number_phrases",
            "make_spoken_digits", "make_texture_mosaics", "spoken_digit_voices",
            "split_voices"]
 
