@@ -1669,6 +1669,15 @@ def train_step(Config cfg, const floating[::1] theta, floating[:, ::1] grads,
         if dX.shape[0] != X.shape[0] or dX.shape[1] != X.shape[1]:
             raise ValueError(f"dX must have X's shape {(X.shape[0], X.shape[1])}, got "
                              f"{(dX.shape[0], dX.shape[1])}")
+        # each row's gradient is written by one sample: samples may not
+        # share rows (a sample twice in idx, or overlapping windows)
+        taken = np.zeros(X.shape[0], dtype=np.bool_)
+        for i in range(B):
+            lo = start[idx[i]]
+            if taken[lo:lo + lens[idx[i]]].any():
+                raise ValueError("with dX, the batch's samples must not share rows of X "
+                                 "(a sample twice in the batch, or overlapping sequences)")
+            taken[lo:lo + lens[idx[i]]] = True
         dxoff = cfg.workspace_size(B_cap, T_cap, True, varlen)
         dxp = &dX[0, 0]
     if not varlen:

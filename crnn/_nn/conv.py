@@ -80,8 +80,12 @@ class ConvNet:
     forward and backward passes on the kernels of crnn._conv."""
 
     def __init__(self, layers, image_shape):
-        self.layers = parse_layers(layers) if not all(isinstance(x, ConvLayer)
-                                                      for x in layers) else tuple(layers)
+        layers = list(layers) if not isinstance(layers, (str, bytes)) else layers
+        if isinstance(layers, list) and layers and all(isinstance(x, ConvLayer)
+                                                       for x in layers):
+            self.layers = tuple(layers)
+        else:
+            self.layers = parse_layers(layers)
         self.image_shape = tuple(int(s) for s in image_shape)
         if len(self.image_shape) != 3 or min(self.image_shape) < 1:
             raise ValueError(f"images must be (height, width, channels), got {image_shape!r}")
@@ -143,18 +147,23 @@ class ConvNet:
         for i in range(len(self.layers)):
             w, b = self.weight(theta, i)
             tw = np.asarray(sd[f"{prefix}{i}.weight"])
+            tb = np.asarray(sd[f"{prefix}{i}.bias"])
             want = (w.shape[3], w.shape[2], w.shape[0], w.shape[1])
-            if tw.shape != want:
-                raise ValueError(f"{prefix}{i}.weight has shape {tw.shape}, the layer needs "
-                                 f"{want}")
+            if tw.shape != want or tb.shape != b.shape:
+                raise ValueError(f"{prefix}{i}.weight and .bias have shapes {tw.shape} and "
+                                 f"{tb.shape}, the layer needs {want} and {b.shape}")
             w[...] = tw.transpose(2, 3, 1, 0)
-            b[...] = sd[f"{prefix}{i}.bias"]
+            b[...] = tb
         return theta
 
     def forward(self, theta, X, n_threads=1, simd=-1):
         """Features (n, n_features) of the images X (n, H, W, C), and what
         the backward pass needs.  Both live in this ConvNet's buffers until
         its next forward pass: one training step at a time per ConvNet."""
+        if X.ndim != 4 or tuple(X.shape[1:]) != self.image_shape:
+            shape = ", ".join(map(str, self.image_shape))
+            raise ValueError(f"images must have the shape (n, {shape}) this front-end was "
+                             f"made for; got {X.shape}")
         cache = []
         h = X
         with blas_single_threaded():
@@ -221,14 +230,18 @@ class RNNStage:
                 np.empty((rows, eng.layout.n_features), dtype))}
         return self._work[key]
 
-    def train(self, theta, rows, lens, yreg=None, ylab=None, n_threads=1):
+    def train(self, theta, rows, lens, yreg=None, ylab=None, n_threads=1, seed=0):
         """(loss, gradient, dLoss/drows) of one batch: rows (sum(lens), D),
         the sequences one after another; targets a row per sequence or per
         step (the engine's seq): yreg (MSE, or the given gradient) or ylab
-        (int32 classes).  dLoss/drows lives in this stage's buffers until
+        (int32 classes).  seed: the dropout masks (an engine with dropout:
+        draw one per step).  dLoss/drows lives in this stage's buffers until
         its next call."""
         eng = self.engine
         lens = np.ascontiguousarray(lens, np.intp)
+        if lens.ndim != 1 or len(lens) == 0 or lens.min() < 1 or lens.sum() != len(rows):
+            raise ValueError(f"lens must be positive sequence lengths that add up to the "
+                             f"{len(rows)} rows; got {lens.tolist()[:10]}")
         start = np.zeros(len(lens), np.intp)
         start[1:] = np.cumsum(lens)[:-1]
         dtype = theta.dtype
@@ -247,7 +260,7 @@ class RNNStage:
         with blas_single_threaded():
             loss = _kernels.train_step(eng.cfg, theta, grads, rows, start, lens, yreg, ylab,
                                        idx, bounds, ws, iws, T, bcap, not uniform, n_threads,
-                                       plan.hidden_split, wpack, dX=drows)
+                                       plan.hidden_split, wpack, seed=seed, dX=drows)
         return loss, grads.sum(axis=0), drows
 
     def outputs(self, theta, rows, lens, n_threads=1):
@@ -271,15 +284,20 @@ class ConvRNN:
         self.rnn = RNNStage(engine)
         self.n_params = convnet.n_params + engine.layout.n_params
 
-    def loss_grad(self, theta, frames, lens, yreg=None, ylab=None, n_threads=1, simd=-1):
+    def loss_grad(self, theta, frames, lens, yreg=None, ylab=None, n_threads=1, simd=-1,
+                  seed=0):
         """(mean loss, gradient) of one batch: frames (rows, H, W, C), the
         sequences' frames one after another with lengths lens; targets a
         row per sequence (many-to-one) or per frame (return_sequences):
-        yreg (MSE) or ylab (int32 class codes, cross-entropy)."""
+        yreg (MSE) or ylab (int32 class codes, cross-entropy).  seed: the
+        network's dropout masks."""
         cv = self.conv
         tc, tr = theta[:cv.n_params], theta[cv.n_params:]
+        if np.sum(lens) != len(frames):
+            raise ValueError(f"the sequence lengths add up to {int(np.sum(lens))} frames; "
+                             f"{len(frames)} were given")
         feats, cache = cv.forward(tc, frames, n_threads, simd)
-        loss, grad_rnn, dfeat = self.rnn.train(tr, feats, lens, yreg, ylab, n_threads)
+        loss, grad_rnn, dfeat = self.rnn.train(tr, feats, lens, yreg, ylab, n_threads, seed)
         grad = np.empty(self.n_params, theta.dtype)
         grad[cv.n_params:] = grad_rnn
         grad[:cv.n_params] = cv.backward(tc, cache, dfeat, n_threads, simd)
@@ -345,6 +363,9 @@ class SceneNet:
         tc, tr, tk = self.split(theta)
         n = len(images)
         h, w = self.grid
+        if np.shape(labels) != (n, h, w):
+            raise ValueError(f"labels must have the shape (n, {h}, {w}) of the feature grid; "
+                             f"got {np.shape(labels)}")
         feats, cache = self.conv.forward(tc, images, n_threads, simd)
         rows, rlens = self._rows(feats, n)
         out = self.row.outputs(tr, rows, rlens, n_threads)

@@ -152,3 +152,26 @@ def test_input_gradient_refusals():
     dX = np.zeros_like(X)
     _kernels.train_step(*args, big, iws, 4, 2, False, 1, dX=dX)
     assert np.abs(dX).max() > 0
+
+
+def test_input_gradient_refuses_samples_that_share_rows():
+    """Each row's gradient is written by one sample: a sample twice in the
+    batch, or overlapping windows, would lose contributions (found by a
+    review of the first version), so they are refused with dX."""
+    layout = make_layout(n_features=D, hidden=H, n_outputs=O, num_layers=1,
+                         bidirectional=False, nonlinearity="tanh")
+    params = ref.init_params(np.random.default_rng(0), n_features=D, hidden=H, n_outputs=O,
+                             num_layers=1, bidirectional=False, dtype=np.float64, scale=0.6)
+    cfg = config(layout, False, LOSS_MSE, None, 0.0, False)
+    theta = pack(layout, params, np.float64)
+    X = np.random.default_rng(1).normal(size=(8, D))
+    grads = np.zeros((1, layout.n_params))
+    iws = np.zeros((1, cfg.index_workspace_size(4)), np.intp)
+    ws = np.zeros((1, cfg.workspace_size(3, 4, True, False, True)))
+    for start, idx in (([0, 4], [0, 0]), ([0, 2], [0, 1])):
+        with pytest.raises(ValueError, match="must not share rows"):
+            _kernels.train_step(cfg, theta, grads, X, np.array(start, np.intp),
+                                np.array([4, 4], np.intp), np.zeros((2, O)),
+                                np.zeros(0, np.int32), np.array(idx, np.intp),
+                                np.array([0, 2], np.intp), ws, iws, 4, 3, False, 1,
+                                dX=np.zeros_like(X))

@@ -134,7 +134,7 @@ def test_state_dict_round_trip():
     assert sd["conv.0.weight"].shape == (4, 3, 3, 3) and sd["conv.1.weight"].shape == (5, 4, 3, 2)
     np.testing.assert_array_equal(net.load_state_dict(sd), theta)
     sd["conv.1.weight"] = sd["conv.1.weight"][:, :3]
-    with pytest.raises(ValueError, match="conv.1.weight has shape"):
+    with pytest.raises(ValueError, match="conv.1.weight and .bias have shapes"):
         net.load_state_dict(sd)
 
 
@@ -263,3 +263,42 @@ def test_given_output_gradient_is_the_chain_rule():
                             np.zeros((1, stage.engine.cfg.workspace_size(2, 6, True, True))),
                             np.zeros((1, stage.engine.cfg.index_workspace_size(6)), np.intp),
                             6, 2, True, 1, False, None, np.ones(11))
+
+
+def test_shapes_and_lengths_are_checked():
+    """Found by a review of the first version: frames outside every
+    sequence, images or labels of the wrong shape, a generator of layers,
+    dropout masks always drawn with one seed."""
+    from crnn._nn.conv import RNNStage, SceneNet
+
+    net = ConvNet((spec for spec in [(3, 3, 1), (2, 3, 1)]), (8, 7, 1))
+    assert len(net.layers) == 2
+    with pytest.raises(ValueError, match="at least one layer"):
+        ConvNet([], (8, 7, 1))
+    theta = net.init(np.random.default_rng(0), np.float64)
+    with pytest.raises(ValueError, match=r"shape \(n, 8, 7, 1\)"):
+        net.forward(theta, np.zeros((2, 7, 8, 1)))
+    sd = net.state_dict(theta)
+    sd["conv.1.bias"] = np.float64(0.5)
+    with pytest.raises(ValueError, match="bias have shapes"):
+        net.load_state_dict(sd)
+    layout = make_layout(n_features=net.n_features, hidden=3, n_outputs=1, num_layers=2,
+                         bidirectional=False, nonlinearity="tanh")
+    eng = Engine(layout, True, _kernels.LOSS_CODES["mse"], dropout=0.4)
+    step = ConvRNN(net, eng)
+    rng = np.random.default_rng(1)
+    full = np.concatenate([theta, rng.normal(size=layout.n_params) * 0.3])
+    frames = rng.normal(size=(8, 8, 7, 1))
+    with pytest.raises(ValueError, match="add up to 6 frames; 8 were given"):
+        step.loss_grad(full, frames, [3, 3], yreg=np.zeros((6, 1)))
+    with pytest.raises(ValueError, match="add up to the 8 rows"):
+        RNNStage(eng).train(full[net.n_params:], np.zeros((8, net.n_features)), [3, 3],
+                            yreg=np.zeros((6, 1)))
+    y = rng.normal(size=(8, 1))
+    losses = {seed: step.loss_grad(full, frames, [4, 4], yreg=y, seed=seed)[0]
+              for seed in (0, 1, 2)}
+    assert len(set(losses.values())) == 3                    # the seed reaches the masks
+    scene = SceneNet([(2, 3, 1)], (5, 7, 1), 3, hidden=(2, 2))
+    t = np.zeros(scene.n_params)
+    with pytest.raises(ValueError, match=r"labels must have the shape \(n, 3, 5\)"):
+        scene.loss_grad(t, np.zeros((2, 5, 7, 1)), np.zeros((2, 5, 3), np.int32))

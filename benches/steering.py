@@ -1,0 +1,158 @@
+"""Steering from camera frames, closed loop: a convolutional front-end under
+a GRU, trained on the expert's driving, drives CarRacing-v3 on tracks it
+never saw.
+
+    python benches/steering.py                       # defaults below
+    python benches/steering.py --episodes 30 --epochs 15 --tracks 10
+
+Data: make_car_racing (steer_noise: the car is driven off the line and
+labelled with the expert's correction, DART); frames cropped to the top 84
+rows (the dashboard below shows the current steering, which a model would
+copy) and cut into windows of --window frames.  Model: the steering model
+of benches/conv_rnn.py (24@5x5/2, 36@5x5/2, 48@3x3/2, ReLU; GRU of 64; a
+linear head per frame), trained with Adam on the MSE of the steering.
+Closed loop: the model steers, frame by frame with its state carried (the
+front-end's forward pass and one step of crnn.Stepper's kernel); speed
+follows the expert's plan (gas and brake from CarRacingExpert), so the
+table measures steering alone.  Reported per track: the share of tiles
+visited and the reward, for the expert and for the model.
+--torch also trains the same model in PyTorch on the same data and batches
+from the same initial weights, and drives with it.
+"""
+import argparse
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from scene_labelling import Adam  # noqa: E402
+
+from crnn import _kernels, _step  # noqa: E402
+from crnn._nn.conv import ConvNet, ConvRNN  # noqa: E402
+from crnn._nn.engine import Engine  # noqa: E402
+from crnn._nn.layout import Layout  # noqa: E402
+from crnn.datasets import make_car_racing  # noqa: E402
+from crnn.datasets._car_racing import INTRO_STEPS, CarRacingExpert  # noqa: E402
+
+CONV = [(24, 5, 2), (36, 5, 2), (48, 3, 2)]
+ROWS = 84           # the frame above the dashboard
+HID = 64
+
+
+def windows(X, y, T):
+    """Episodes cut into windows of T frames: (n, T, ...) each."""
+    n_ep, n_st = y.shape
+    k = n_st // T
+    Xw = X[:, :k * T].reshape(n_ep * k, T, *X.shape[2:])
+    return Xw, y[:, :k * T].reshape(n_ep * k, T)
+
+
+class Model:
+    def __init__(self, rng):
+        self.net = ConvNet(CONV, (ROWS, 96, 3))
+        self.layout = Layout("gru", None, 1, 1, HID, self.net.n_features, 1)
+        self.engine = Engine(self.layout, True, _kernels.LOSS_CODES["mse"])
+        self.step = ConvRNN(self.net, self.engine)
+        bound = 1 / np.sqrt(HID)
+        self.theta = np.concatenate([
+            self.net.init(rng), rng.uniform(-bound, bound, self.layout.n_params)]).astype(
+            np.float32)
+
+    def fit(self, Xw, yw, epochs, rng, nt, batch=8, lr=1e-3):
+        opt = Adam(len(self.theta), lr)
+        T = Xw.shape[1]
+        losses = []
+        for _ in range(epochs):
+            order = rng.permutation(len(Xw))
+            tot = 0.0
+            for i in range(0, len(order), batch):
+                b = order[i:i + batch]
+                frames = (Xw[b].reshape(len(b) * T, ROWS, 96, 3) / np.float32(255))
+                loss, g = self.step.loss_grad(self.theta, frames, np.full(len(b), T),
+                                              yreg=yw[b].reshape(-1, 1), n_threads=nt)
+                opt.step(self.theta, g.astype(np.float64))
+                tot += loss * len(b)
+            losses.append(tot / len(order))
+        return losses
+
+    def driver(self, nt):
+        tc = self.theta[:self.net.n_params]
+        kern = _step.StepKernel(self.engine.cfg, self.theta[self.net.n_params:], 1, False, 1)
+        box = [None]
+
+        def steer(obs):
+            f, _ = self.net.forward(tc, (obs[None, :ROWS] / np.float32(255)), nt)
+            out, box[0], _ = kern.step(f[0], box[0])
+            return float(np.ravel(out)[0])
+        return steer
+
+
+def drive(seed, steer=None):
+    """(tiles fraction, reward, steps) of one lap: the expert's, or with
+    the model's steering and the expert's speed control."""
+    import gymnasium as gym
+
+    env = gym.make("CarRacing-v3")
+    u = env.unwrapped
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obs, _ = env.reset(seed=int(seed))
+            ex = CarRacingExpert(env)
+            total, steps = 0.0, 0
+            while True:
+                a = ex.action()
+                if steer is not None and steps >= INTRO_STEPS:
+                    a[0] = np.clip(steer(obs), -1, 1)
+                obs, r, term, trunc, _ = env.step(a)
+                total += r
+                steps += 1
+                if term or trunc:
+                    break
+        return u.tile_visited_count / len(u.track), total, steps
+    finally:
+        env.close()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--episodes", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--noise", type=float, default=0.15)
+    ap.add_argument("--window", type=int, default=16)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--tracks", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    X, y, _ = make_car_racing(args.episodes, args.steps, steer_noise=args.noise,
+                              random_state=args.seed, dtype=np.uint8)
+    X = np.ascontiguousarray(X[:, :, :ROWS])
+    Xw, yw = windows(X, y, args.window)
+    print(f"data: {len(Xw)} windows of {args.window} frames in {time.perf_counter() - t0:.0f} s")
+    rng = np.random.default_rng(args.seed)
+    model = Model(rng)
+    t0 = time.perf_counter()
+    losses = model.fit(Xw, yw, args.epochs, rng, args.threads)
+    print(f"crnn: {args.epochs} epochs in {time.perf_counter() - t0:.0f} s, training MSE "
+          f"{losses[0]:.4f} -> {losses[-1]:.4f} (steering variance {yw.var():.4f})")
+    test_seeds = np.random.RandomState(10_000 + args.seed).randint(0, 2**31 - 1, args.tracks)
+    print("| track seed | expert tiles | expert reward | crnn tiles | crnn reward |")
+    print("|---|---|---|---|---|")
+    res = []
+    for s in test_seeds:
+        e = drive(s)
+        m = drive(s, model.driver(args.threads))
+        res.append((e, m))
+        print(f"| {s} | {e[0]:.2f} | {e[1]:.0f} | {m[0]:.2f} | {m[1]:.0f} |", flush=True)
+    res = np.array([[e[0], e[1], m[0], m[1]] for e, m in res])
+    print(f"| mean | {res[:, 0].mean():.2f} | {res[:, 1].mean():.0f} | {res[:, 2].mean():.2f} "
+          f"| {res[:, 3].mean():.0f} |")
+
+
+if __name__ == "__main__":
+    main()
