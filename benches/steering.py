@@ -17,7 +17,7 @@ follows the expert's plan (gas and brake from CarRacingExpert), so the
 table measures steering alone.  Reported per track: the share of tiles
 visited and the reward, for the expert and for the model.
 --torch also trains the same model in PyTorch on the same data and batches
-from the same initial weights, and drives with it.
+(the same order) from the same initial weights, and drives with it.
 """
 import argparse
 import os
@@ -90,6 +90,72 @@ class Model:
         return steer
 
 
+class TorchModel:
+    """The same model in PyTorch (Conv2d in channels_last, nn.GRU, nn.Linear,
+    torch.optim.Adam), from the crnn model's initial weights."""
+
+    def __init__(self, model, nt):
+        import torch
+
+        torch.set_num_threads(nt)
+        self.torch = torch
+        net = model.net
+
+        class M(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = torch.nn.ModuleList(
+                    torch.nn.Conv2d(net.shapes[i][2], ly.filters, ly.kernel, ly.stride)
+                    for i, ly in enumerate(net.layers))
+                self.rnn = torch.nn.GRU(net.n_features, HID, batch_first=True)
+                self.head = torch.nn.Linear(HID, 1)
+
+            def features(self, frames):
+                h = frames
+                for conv in self.conv:
+                    h = torch.relu(conv(h))
+                return h.permute(0, 2, 3, 1).reshape(h.shape[0], -1)
+
+        self.m = M()
+        sd = dict(net.state_dict(model.theta[:net.n_params]))
+        sd.update(model.layout.views(model.theta[net.n_params:]))
+        self.m.load_state_dict({k: torch.from_numpy(np.array(v, np.float32))
+                                for k, v in sd.items()})
+        self.m = self.m.to(memory_format=torch.channels_last)
+
+    def fit(self, Xw, yw, epochs, rng, batch=8, lr=1e-3):
+        torch = self.torch
+        opt = torch.optim.Adam(self.m.parameters(), lr=lr)
+        T = Xw.shape[1]
+        for _ in range(epochs):
+            order = rng.permutation(len(Xw))
+            for i in range(0, len(order), batch):
+                b = order[i:i + batch]
+                frames = torch.from_numpy(Xw[b].reshape(len(b) * T, ROWS, 96, 3)
+                                          / np.float32(255)).permute(0, 3, 1, 2)
+                f = self.m.features(frames).reshape(len(b), T, -1)
+                out = self.m.head(self.m.rnn(f)[0])
+                loss = torch.mean((out - torch.from_numpy(yw[b]).reshape(len(b), T, 1)) ** 2)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+
+    def driver(self, nt):
+        torch = self.torch
+        cell = torch.nn.GRUCell(self.m.rnn.input_size, HID)
+        with torch.no_grad():
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(cell, name).copy_(getattr(self.m.rnn, name + "_l0"))
+        box = [torch.zeros(1, HID)]
+
+        def steer(obs):
+            with torch.inference_mode():
+                x = torch.from_numpy(obs[None, :ROWS] / np.float32(255)).permute(0, 3, 1, 2)
+                box[0] = cell(self.m.features(x), box[0])
+                return float(self.m.head(box[0]))
+        return steer
+
+
 def drive(seed, steer=None):
     """(tiles fraction, reward, steps) of one lap: the expert's, or with
     the model's steering and the expert's speed control."""
@@ -127,6 +193,7 @@ def main():
     ap.add_argument("--tracks", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--torch", action="store_true", help="also the same model in PyTorch")
     args = ap.parse_args()
     t0 = time.perf_counter()
     X, y, _ = make_car_racing(args.episodes, args.steps, steer_noise=args.noise,
@@ -136,22 +203,30 @@ def main():
     print(f"data: {len(Xw)} windows of {args.window} frames in {time.perf_counter() - t0:.0f} s")
     rng = np.random.default_rng(args.seed)
     model = Model(rng)
+    tmodel = TorchModel(model, args.threads) if args.torch else None
     t0 = time.perf_counter()
-    losses = model.fit(Xw, yw, args.epochs, rng, args.threads)
+    losses = model.fit(Xw, yw, args.epochs, np.random.default_rng(args.seed + 1), args.threads)
     print(f"crnn: {args.epochs} epochs in {time.perf_counter() - t0:.0f} s, training MSE "
           f"{losses[0]:.4f} -> {losses[-1]:.4f} (steering variance {yw.var():.4f})")
+    if tmodel is not None:
+        t0 = time.perf_counter()
+        tmodel.fit(Xw, yw, args.epochs, np.random.default_rng(args.seed + 1))
+        print(f"torch: {args.epochs} epochs in {time.perf_counter() - t0:.0f} s")
     test_seeds = np.random.RandomState(10_000 + args.seed).randint(0, 2**31 - 1, args.tracks)
-    print("| track seed | expert tiles | expert reward | crnn tiles | crnn reward |")
-    print("|---|---|---|---|---|")
+    cols = ["expert", "crnn"] + (["torch"] if tmodel is not None else [])
+    print("| track seed | " + " | ".join(f"{c} tiles | {c} reward" for c in cols) + " |")
+    print("|---" * (1 + 2 * len(cols)) + "|")
     res = []
     for s in test_seeds:
-        e = drive(s)
-        m = drive(s, model.driver(args.threads))
-        res.append((e, m))
-        print(f"| {s} | {e[0]:.2f} | {e[1]:.0f} | {m[0]:.2f} | {m[1]:.0f} |", flush=True)
-    res = np.array([[e[0], e[1], m[0], m[1]] for e, m in res])
-    print(f"| mean | {res[:, 0].mean():.2f} | {res[:, 1].mean():.0f} | {res[:, 2].mean():.2f} "
-          f"| {res[:, 3].mean():.0f} |")
+        row = [drive(s), drive(s, model.driver(args.threads))]
+        if tmodel is not None:
+            row.append(drive(s, tmodel.driver(args.threads)))
+        res.append([v for r in row for v in r[:2]])
+        print(f"| {s} | " + " | ".join(f"{r[0]:.2f} | {r[1]:.0f}" for r in row) + " |",
+              flush=True)
+    res = np.array(res)
+    print("| mean | " + " | ".join(f"{res[:, 2 * i].mean():.2f} | {res[:, 2 * i + 1].mean():.0f}"
+                                   for i in range(len(cols))) + " |")
 
 
 if __name__ == "__main__":
