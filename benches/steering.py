@@ -15,7 +15,9 @@ Closed loop: the model steers, frame by frame with its state carried (the
 front-end's forward pass and one step of crnn.Stepper's kernel); speed
 follows the expert's plan (gas and brake from CarRacingExpert), so the
 table measures steering alone.  Reported per track: the share of tiles
-visited and the reward, for the expert and for the model.
+visited and the reward, for the expert and for the model.  Open loop: the
+steering MAE on the expert's own laps (no noise) of 3 other held-out
+tracks.
 --torch also trains the same model in PyTorch on the same data and batches
 (the same order) from the same initial weights, and drives with it.
 """
@@ -212,6 +214,18 @@ def main():
         t0 = time.perf_counter()
         tmodel.fit(Xw, yw, args.epochs, np.random.default_rng(args.seed + 1))
         print(f"torch: {args.epochs} epochs in {time.perf_counter() - t0:.0f} s")
+    # open loop: the expert's own laps (no noise) on 3 held-out tracks, each
+    # model's steering frame by frame with its state carried
+    Xo, yo, _ = make_car_racing(3, args.steps, random_state=20_000 + args.seed,
+                                dtype=np.uint8)
+    models = [("crnn", model)] + ([("torch", tmodel)] if tmodel is not None else [])
+    for name, m in models:
+        err = []
+        for e in range(len(Xo)):
+            steer = m.driver(args.threads)
+            err.extend(abs(steer(frame) - label) for frame, label in zip(Xo[e], yo[e]))
+        print(f"open loop, {name}: steering MAE {np.mean(err):.4f} on {len(err)} frames of 3 "
+              f"held-out tracks (mean |steering| {np.abs(yo).mean():.4f})")
     test_seeds = np.random.RandomState(10_000 + args.seed).randint(0, 2**31 - 1, args.tracks)
     cols = ["expert", "crnn"] + (["torch"] if tmodel is not None else [])
     print("| track seed | " + " | ".join(f"{c} tiles | {c} reward" for c in cols) + " |")
