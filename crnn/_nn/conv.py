@@ -19,8 +19,13 @@ in torch.nn.Conv2d's layout (F, C, KH, KW) under ``conv.{i}.weight`` and
 every frame of a batch of sequences (one kernel call per layer, OpenMP over
 images x tiles), the recurrent network and its head (one train_step call,
 which also returns the gradient at its input), then the convolutions'
-backward pass from that gradient.  Three kernel calls per layer and one for
-the network; the Python between them is bookkeeping on the batch.
+backward pass from that gradient: a forward and a backward kernel call per
+convolution (and per pooling), one train_step for the network; the Python
+between them is bookkeeping on the batch.  ``SceneNet`` stacks two
+networks on a front-end (scene labelling).
+
+These objects reuse their buffers from one call to the next: one training
+step at a time per object (not shared between threads).
 """
 from dataclasses import dataclass
 
