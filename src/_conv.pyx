@@ -62,8 +62,7 @@ def simd_level(int simd=-1):
     """The level the products run at when asked for `simd` (-1: the best):
     at most the CPU's, capped by CRNN_MAX_SIMD (2 AVX-512, 1 AVX2, 0 none,
     BLAS)."""
-    cdef int best = crnn_simd_detect()
-    return best if simd < 0 or simd > best else simd
+    return _level(simd)
 
 
 cdef int _level(int simd) noexcept:
@@ -193,8 +192,8 @@ def conv2d_forward(const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] 
             conv_tile_forward_implicit(&g, level, &X[n, 0, 0, 0], wp, kps, &bias[0], wbadp,
                                        relu, t, &col[tid, 0], &acc[tid, 0], &Y[n, 0, 0, 0])
         else:
-            conv_tile_forward(&g, level, &X[n, 0, 0, 0], &weight[0, 0, 0, 0], NULL, &bias[0],
-                              relu, t, &col[tid, 0], &Y[n, 0, 0, 0])
+            conv_tile_forward(&g, &X[n, 0, 0, 0], &weight[0, 0, 0, 0], &bias[0], relu, t,
+                              &col[tid, 0], &Y[n, 0, 0, 0])
         crnn_ftz_leave(csr)
     return Yarr
 

@@ -188,13 +188,12 @@ cdef inline void col2im_add(const ConvGeom* g, const floating* col, Py_ssize_t o
                             dst[j] += src[j]
 
 
-cdef inline void conv_tile_forward(const ConvGeom* g, int level, const floating* x,
-                                   const floating* Wm, const floating* wpack,
+cdef inline void conv_tile_forward(const ConvGeom* g, const floating* x, const floating* Wm,
                                    const floating* bias, bint relu, Py_ssize_t t,
                                    floating* col, floating* y) noexcept nogil:
     """Output rows of tile t of one image: y (HO x WO x F, the whole image's)
-    = act(im2col(x) Wm + bias).  wpack: Wm packed by cpack at `level` (or
-    NULL: the product through BLAS, level 0)."""
+    = act(im2col(x) Wm + bias), the product through BLAS: the path of level
+    0 (the SIMD levels take conv_tile_forward_implicit)."""
     cdef Py_ssize_t oy0, oy1, M, F = g.F, i, j
     cdef const floating* A
     cdef floating* out
@@ -207,8 +206,7 @@ cdef inline void conv_tile_forward(const ConvGeom* g, int level, const floating*
         im2col(g, x, oy0, oy1, col)
         A = col
     out = y + oy0 * g.WO * F
-    if wpack == NULL or not cgemm(level, M, F, g.K, A, g.K, 1, wpack, out, F, True):
-        _mm(0, False, False, M, F, g.K, A, g.K, Wm, F, <floating> 0, out, F)
+    _mm(0, False, False, M, F, g.K, A, g.K, Wm, F, <floating> 0, out, F)
     for i in range(M):
         for j in range(F):
             v = out[i * F + j] + bias[j]

@@ -208,6 +208,13 @@ class ConvNet:
         return grad
 
 
+def _starts(lens):
+    """The first row of each of sequences laid one after another."""
+    start = np.zeros(len(lens), np.intp)
+    start[1:] = np.cumsum(lens)[:-1]
+    return start
+
+
 class RNNStage:
     """One recurrent network trained as a stage of a larger model: a batch
     of sequences given as rows and lengths, the loss from targets or (the
@@ -247,8 +254,7 @@ class RNNStage:
         if lens.ndim != 1 or len(lens) == 0 or lens.min() < 1 or lens.sum() != len(rows):
             raise ValueError(f"lens must be positive sequence lengths that add up to the "
                              f"{len(rows)} rows; got {lens.tolist()[:10]}")
-        start = np.zeros(len(lens), np.intp)
-        start[1:] = np.cumsum(lens)[:-1]
+        start = _starts(lens)
         dtype = theta.dtype
         B = len(lens)
         uniform = bool(np.all(lens == lens[0]))
@@ -271,8 +277,7 @@ class RNNStage:
     def outputs(self, theta, rows, lens, n_threads=1):
         """The head's outputs, a row per step (seq) or per sequence."""
         lens = np.ascontiguousarray(lens, np.intp)
-        start = np.zeros(len(lens), np.intp)
-        start[1:] = np.cumsum(lens)[:-1]
+        start = _starts(lens)
         data = SeqData(rows, start, lens, False)
         return self.engine.predict(theta, data, n_threads)
 

@@ -129,19 +129,22 @@ def test_input_gradient_matches_torch(cellnl, seq, bidirectional):
     np.testing.assert_allclose(dX.reshape(N, T, D), xt.grad.numpy(), rtol=1e-9, atol=1e-12)
 
 
-def test_input_gradient_refusals():
+def _one_layer():
+    """(cfg, theta, X (8 rows), grads, iws) of a small Elman network, for
+    calling train_step directly."""
     layout = make_layout(n_features=D, hidden=H, n_outputs=O, num_layers=1,
                          bidirectional=False, nonlinearity="tanh")
     params = ref.init_params(np.random.default_rng(0), n_features=D, hidden=H, n_outputs=O,
                              num_layers=1, bidirectional=False, dtype=np.float64, scale=0.6)
     cfg = config(layout, False, LOSS_MSE, None, 0.0, False)
-    theta = pack(layout, params, np.float64)
-    X = np.random.default_rng(1).normal(size=(8, D))
+    return (cfg, pack(layout, params, np.float64), np.random.default_rng(1).normal(size=(8, D)),
+            np.zeros((1, layout.n_params)), np.zeros((1, cfg.index_workspace_size(4)), np.intp))
+
+
+def test_input_gradient_refusals():
+    cfg, theta, X, grads, iws = _one_layer()
     start, lens = np.array([0, 4], np.intp), np.array([4, 4], np.intp)
-    yreg = np.zeros((2, O))
-    grads = np.zeros((1, layout.n_params))
-    iws = np.zeros((1, cfg.index_workspace_size(4)), np.intp)
-    args = (cfg, theta, grads, X, start, lens, yreg, np.zeros(0, np.int32),
+    args = (cfg, theta, grads, X, start, lens, np.zeros((2, O)), np.zeros(0, np.int32),
             np.array([0, 1], np.intp), np.array([0, 2], np.intp))
     small = np.zeros((1, cfg.workspace_size(2, 4, True, False)))
     with pytest.raises(ValueError, match="workspace too small"):
@@ -158,15 +161,7 @@ def test_input_gradient_refuses_samples_that_share_rows():
     """Each row's gradient is written by one sample: a sample twice in the
     batch, or overlapping windows, would lose contributions (found by a
     review of the first version), so they are refused with dX."""
-    layout = make_layout(n_features=D, hidden=H, n_outputs=O, num_layers=1,
-                         bidirectional=False, nonlinearity="tanh")
-    params = ref.init_params(np.random.default_rng(0), n_features=D, hidden=H, n_outputs=O,
-                             num_layers=1, bidirectional=False, dtype=np.float64, scale=0.6)
-    cfg = config(layout, False, LOSS_MSE, None, 0.0, False)
-    theta = pack(layout, params, np.float64)
-    X = np.random.default_rng(1).normal(size=(8, D))
-    grads = np.zeros((1, layout.n_params))
-    iws = np.zeros((1, cfg.index_workspace_size(4)), np.intp)
+    cfg, theta, X, grads, iws = _one_layer()
     ws = np.zeros((1, cfg.workspace_size(3, 4, True, False, True)))
     for start, idx in (([0, 4], [0, 0]), ([0, 2], [0, 1])):
         with pytest.raises(ValueError, match="must not share rows"):
