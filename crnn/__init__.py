@@ -8,8 +8,9 @@ from ._show import show_config
 from ._nn.stepper import Stepper
 from ._speech.transcriber import RNNTranscriber
 from ._translation.translator import RNNTranslator
+from ._vision.scene import RNNSceneLabeler
 from ._version import __version__
 
 __all__ = ["ModelFileError", "RNNClassifier", "RNNForecaster", "RNNLanguageModel",
-           "RNNRegressor", "RNNTranscriber", "RNNTranslator", "Stepper", "load", "register_skl2onnx", "show_config", "to_onnx",
+           "RNNRegressor", "RNNSceneLabeler", "RNNTranscriber", "RNNTranslator", "Stepper", "load", "register_skl2onnx", "show_config", "to_onnx",
            "__version__"]

@@ -42,6 +42,7 @@ import numpy as np
 from .._nn.layout import GATES, Layout
 from .registry import ESTIMATORS, estimator_class
 from .._nn.seq2seq import Seq2SeqLayout
+from .._nn.conv import SceneLayout
 
 FORMAT = "crnn-model"
 FORMAT_VERSION = 1
@@ -208,6 +209,10 @@ class _Encoder:
             return {"$": "Layout", **dataclasses.asdict(v)}
         if isinstance(v, Seq2SeqLayout):
             return {"$": "Seq2SeqLayout", **dataclasses.asdict(v)}
+        if isinstance(v, SceneLayout):
+            d = dataclasses.asdict(v)
+            d["conv"] = [list(t) for t in v.conv]
+            return {"$": "SceneLayout", **d}
         if isinstance(v, np.random.RandomState):
             kind, key, pos, has_gauss, gauss = v.get_state()
             return {"$": "RandomState", "bit_generator": kind,
@@ -355,6 +360,8 @@ class _Decoder:
             return _layout(v, where)
         if tag == "Seq2SeqLayout":
             return _seq2seq_layout(v, where)
+        if tag == "SceneLayout":
+            return _scene_layout(v, where)
         if tag == "RandomState":
             return self._random_state(v, where)
         raise ModelFileError(f"{where}: unknown value tag {_short(tag)}.")
@@ -431,6 +438,31 @@ def _seq2seq_layout(v, where):
                     else layout.attention_dim == 0) or layout.attention_dim >= 2**31):
         raise ModelFileError(f"{where}: an invalid encoder-decoder description {layout}.")
     return layout
+
+
+def _scene_layout(v, where):
+    fields = [f.name for f in dataclasses.fields(SceneLayout)]
+    if set(v) - {"$"} != set(fields):
+        raise ModelFileError(f"{where}: a scene-labelling network with fields "
+                             f"{sorted(set(v) - {'$'})}.")
+    conv = v["conv"]
+
+    def small(n, low):
+        return type(n) is int and low <= n < 2**31
+
+    # each layer: filters, kernel (2), stride (2) >= 1; padding (2) >= 0;
+    # pool (2) both 0 (none) or both >= 1
+    if not (isinstance(conv, list) and 1 <= len(conv) <= MAX_LAYERS and all(
+            isinstance(t, list) and len(t) == 9 and all(small(x, 1) for x in t[:5])
+            and all(small(x, 0) for x in t[5:])
+            and (t[7] == t[8] == 0 or (t[7] >= 1 and t[8] >= 1)) for t in conv)):
+        raise ModelFileError(f"{where}: an invalid front-end {_short(conv)}.")
+    ints = [v[k] for k in ("channels", "hidden", "projection", "n_classes")]
+    if not all(small(n, 1) for n in ints) or v["cell"] not in GATES \
+            or v["nonlinearity"] not in ("tanh", "relu"):
+        raise ModelFileError(f"{where}: an invalid scene-labelling network.")
+    return SceneLayout(tuple(tuple(t) for t in conv),
+                       *(v[k] for k in fields if k != "conv"))
 
 
 def _describe(estimator, enc, where):

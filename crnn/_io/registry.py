@@ -16,6 +16,7 @@ ESTIMATORS = {
     "RNNLanguageModel": "crnn._text.language_model:RNNLanguageModel",
     "RNNTranslator": "crnn._translation.translator:RNNTranslator",
     "RNNTranscriber": "crnn._speech.transcriber:RNNTranscriber",
+    "RNNSceneLabeler": "crnn._vision.scene:RNNSceneLabeler",
 }
 
 

@@ -27,7 +27,9 @@ networks on a front-end (scene labelling).
 These objects reuse their buffers from one call to the next: one training
 step at a time per object (not shared between threads).
 """
+import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -35,7 +37,7 @@ from .. import _conv, _kernels
 from .._conv import _pair
 from .data import SeqData, shard_batch
 from .engine import Engine, plan_threads
-from .layout import Layout
+from .layout import GATES, Layout, TensorTable
 from .threads import blas_single_threaded
 
 
@@ -78,6 +80,18 @@ def parse_layers(conv):
     if not layers:
         raise ValueError("conv must hold at least one layer")
     return tuple(layers)
+
+
+def layer_tuple(ly):
+    """A ConvLayer as 9 ints: filters, kernel, stride, padding (pairs), pool
+    (a pair, (0, 0) for none): how a SceneLayout (and a model file) holds it."""
+    pool = ly.pool or (0, 0)
+    return (ly.filters, *ly.kernel, *ly.stride, *ly.padding, *pool)
+
+
+def layer_from_tuple(t):
+    f, kh, kw, sh, sw, ph, pw, qh, qw = t
+    return ConvLayer(f, (kh, kw), (sh, sw), (ph, pw), None if qh == 0 else (qh, qw))
 
 
 class ConvNet:
@@ -314,6 +328,99 @@ class ConvRNN:
         return loss, grad
 
 
+@dataclass(frozen=True)
+class SceneLayout(TensorTable):
+    """Where each weight of a scene-labelling network (SceneNet) lives in
+    its parameter vector: the front-end (``conv``: layer_tuple of each
+    layer), then the row sweep (``row.rnn.*``, ``row.head.*``: a
+    bidirectional one-layer network and a projection to ``projection``
+    values per position), then the column sweep (``col.rnn.*``,
+    ``col.head.*``: the classifier).  It holds no image size: the same
+    weights label images of any size the front-end leaves a pixel of."""
+    conv: tuple             # layer_tuple of each layer
+    channels: int           # the images' channels
+    cell: str               # "rnn", "gru" or "lstm"
+    nonlinearity: str       # the Elman cell's ("tanh" or "relu")
+    hidden: int             # each sweep's hidden units per direction
+    projection: int         # the row sweep's outputs per position
+    n_classes: int
+
+    num_layers = 1          # each sweep is one bidirectional layer
+
+    def __post_init__(self):
+        if self.cell not in GATES or self.nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"cell {self.cell!r} and nonlinearity {self.nonlinearity!r}")
+        if not self.conv or any(len(t) != 9 for t in self.conv):
+            raise ValueError("conv must hold at least one layer of 9 ints")
+
+    @cached_property
+    def layers(self):
+        return tuple(layer_from_tuple(t) for t in self.conv)
+
+    @cached_property
+    def row_layout(self):
+        return Layout(self.cell, self._nl, 1, 2, self.hidden, self.conv[-1][0],
+                      self.projection)
+
+    @cached_property
+    def col_layout(self):
+        return Layout(self.cell, self._nl, 1, 2, self.hidden, self.projection,
+                      self.n_classes)
+
+    @property
+    def _nl(self):
+        return self.nonlinearity if self.cell == "rnn" else None
+
+    def tensors(self):
+        """(name, offset, shape, is_weight); the front-end's weights in the
+        kernels' layout (KH, KW, C, F)."""
+        return self._tensors
+
+    @cached_property
+    def _tensors(self):
+        out, off, c = [], 0, self.channels
+        for i, ly in enumerate(self.layers):
+            shape = (*ly.kernel, c, ly.filters)
+            out.append((f"conv.{i}.weight", off, shape, True))
+            off += math.prod(shape)
+            out.append((f"conv.{i}.bias", off, (ly.filters,), False))
+            off += ly.filters
+            c = ly.filters
+        for prefix, lay in (("row.", self.row_layout), ("col.", self.col_layout)):
+            for name, o, shape, is_w in lay.tensors():
+                out.append((prefix + name, off + o, shape, is_w))
+            off += lay.n_params
+        return out
+
+    @cached_property
+    def n_conv_params(self):
+        return self._tensors[2 * len(self.conv)][1]
+
+    def init_params(self, rng, dtype, forget_bias=0.0):
+        """torch's default initialisation of every part (Conv2d, the
+        recurrent layers, Linear), forget_bias added as Layout's."""
+        a = self.n_conv_params
+        b = a + self.row_layout.n_params
+        theta = np.empty(self.n_params, dtype)
+        views = self.views(theta)
+        for i in range(len(self.conv)):
+            w, bias = views[f"conv.{i}.weight"], views[f"conv.{i}.bias"]
+            bound = 1.0 / np.sqrt(w.shape[0] * w.shape[1] * w.shape[2])
+            w[...] = rng.uniform(-bound, bound, w.shape)
+            bias[...] = rng.uniform(-bound, bound, bias.shape)
+        theta[a:b] = self.row_layout.init_params(rng, dtype, forget_bias)
+        theta[b:] = self.col_layout.init_params(rng, dtype, forget_bias)
+        return theta
+
+    def torch_state_dict(self, theta):
+        """Copies of the weights under torch's names and shapes (Conv2d's
+        weight (F, C, KH, KW))."""
+        out = {}
+        for name, w in self.views(theta).items():
+            out[name] = np.ascontiguousarray(w.transpose(3, 2, 0, 1) if w.ndim == 4 else w)
+        return out
+
+
 class SceneNet:
     """Scene labelling as ReNet does it, on a convolutional front-end: the
     feature map's rows swept by a bidirectional recurrent network (its head
@@ -329,18 +436,27 @@ class SceneNet:
     with that gradient): a recomputation instead of a kept state."""
 
     def __init__(self, conv_layers, image_shape, n_classes, cell="gru", hidden=(32, 32),
-                 projection=None):
+                 projection=None, nonlinearity="tanh"):
         self.conv = ConvNet(conv_layers, image_shape)
         h, w, c = self.conv.shapes[-1]
         self.grid = (h, w)
         self.n_classes = int(n_classes)
         p = int(projection or 2 * hidden[0])
-        nl = "tanh" if cell == "rnn" else None
+        nl = nonlinearity if cell == "rnn" else None
         self.row_layout = Layout(cell, nl, 1, 2, int(hidden[0]), c, p)
         self.col_layout = Layout(cell, nl, 1, 2, int(hidden[1]), p, self.n_classes)
         self.row = RNNStage(Engine(self.row_layout, True, _kernels.LOSS_CODES["given"]))
         self.col = RNNStage(Engine(self.col_layout, True, _kernels.LOSS_CODES["xent"]))
         self.n_params = self.conv.n_params + self.row.n_params + self.col.n_params
+
+    @classmethod
+    def from_layout(cls, layout, image_shape):
+        """The network of a SceneLayout, for images of image_shape (H, W, C)."""
+        if tuple(image_shape)[2:] != (layout.channels,):
+            raise ValueError(f"images of {layout.channels} channel(s) expected, got shape "
+                             f"{tuple(image_shape)}")
+        return cls(layout.layers, image_shape, layout.n_classes, layout.cell,
+                   (layout.hidden, layout.hidden), layout.projection, layout.nonlinearity)
 
     def split(self, theta):
         a = self.conv.n_params

@@ -13,7 +13,8 @@ from crnn._base import params as _params
 from crnn._base.params import Interval, Options, Satisfies, check_int_arg
 
 ESTIMATORS = [crnn.RNNRegressor, crnn.RNNClassifier, crnn.RNNTranscriber,
-              crnn.RNNLanguageModel, crnn.RNNTranslator, crnn.RNNForecaster]
+              crnn.RNNLanguageModel, crnn.RNNTranslator, crnn.RNNForecaster,
+              crnn.RNNSceneLabeler]
 
 
 def _fit_args(cls):
@@ -25,6 +26,7 @@ def _fit_args(cls):
         crnn.RNNLanguageModel: ("some text",),
         crnn.RNNTranslator: (["a b"], ["c d"]),
         crnn.RNNForecaster: (np.arange(30.0),),
+        crnn.RNNSceneLabeler: (np.zeros((4, 8, 8, 1)), np.arange(256).reshape(4, 8, 8) % 2),
     }[cls]
 
 

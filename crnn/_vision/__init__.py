@@ -1,0 +1,1 @@
+"""Estimators that read images: scene labelling."""
