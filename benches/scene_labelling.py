@@ -17,9 +17,9 @@ Both are trained the same way: Adam (lr 3e-3), mini-batches of 16,
 float32, labels on the feature grid (each cell's centre pixel), and
 predictions upsampled to the image by nearest neighbour.
 
-This is the model-level experiment that the scene-labelling estimator
-(issue 29, still to come) builds on; docs/performance.md section 4.7 has
-its table.
+This is the model-level experiment under crnn.RNNSceneLabeler (which adds
+standardisation and bilinear upsampling; benches/scene_labeler.py runs it
+at its defaults); docs/performance.md section 4.7 has its table.
 """
 import argparse
 import time

@@ -17,7 +17,7 @@ RANKS = {
     "_io": 2,
     "_base": 3,
     "_sequence": 4, "_text": 4, "_speech": 4,
-    "_forecasting": 5, "_translation": 5,
+    "_forecasting": 5, "_translation": 5, "_vision": 5,
     "datasets": 6, "metrics": 6, "dask": 6, "_cli": 6, "_show": 6,
     "__init__": 7,
     "__main__": 8,

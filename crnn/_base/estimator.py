@@ -43,13 +43,17 @@ _C_LONG_BITS = 8 * ctypes.sizeof(ctypes.c_long)
 _MAX_PARAMS = 2 ** (_C_LONG_BITS - 1) - 1
 
 
-def _check_model_size(layout, dtype):
+def _check_model_size(layout, dtype, what=None):
     """A network whose weights and optimizer state (4 copies) cannot fit in
-    this machine's memory is a parameter error, not a failed allocation."""
+    this machine's memory is a parameter error, not a failed allocation.
+    what: how the message names the network (default: its hidden size,
+    layers and input features)."""
+    if what is None:
+        what = (f"hidden_size={layout.hidden}, num_layers={layout.num_layers} and "
+                f"{layout.n_features} input feature(s)")
     if layout.n_params > _MAX_PARAMS:
         raise ValueError(
-            f"hidden_size={layout.hidden}, num_layers={layout.num_layers} and "
-            f"{layout.n_features} input feature(s) make a network of {layout.n_params:,} "
+            f"{what} make a network of {layout.n_params:,} "
             f"parameters; the kernels' sizes are C longs, {_C_LONG_BITS} bits on this "
             f"platform, which hold at most {_MAX_PARAMS:,}.")
     need = 4 * layout.n_params * np.dtype(dtype).itemsize
@@ -59,8 +63,7 @@ def _check_model_size(layout, dtype):
         return
     if need > have:
         raise ValueError(
-            f"hidden_size={layout.hidden}, num_layers={layout.num_layers} and "
-            f"{layout.n_features} input feature(s) make a network of {layout.n_params:,} "
+            f"{what} make a network of {layout.n_params:,} "
             f"parameters: {need / 2**30:.1f} GiB with its optimizer state, more than this "
             f"machine's {have / 2**30:.1f} GiB of memory.")
 

@@ -64,7 +64,7 @@ def to_onnx(estimator, *, sequence_lens=False, opset=DEFAULT_OPSET, name=None):
 
     Parameters
     ----------
-    estimator : fitted RNNRegressor or RNNClassifier
+    estimator : fitted RNNRegressor, RNNClassifier or RNNSceneLabeler
     sequence_lens : bool, default=False
         Add the graph input ``sequence_lens`` (int32, shape (batch,)): the
         length of each sequence of a zero-padded batch.  Without it every
@@ -83,18 +83,28 @@ def to_onnx(estimator, *, sequence_lens=False, opset=DEFAULT_OPSET, name=None):
         fitted with return_sequences, per step (steps past a sequence's
         length are padding).  The graph computes in float32 whatever the
         estimator's dtype (a float64 model's weights are rounded).
+        An RNNSceneLabeler's graph takes images ``X`` (float32, (batch,
+        height, width, channels)) and gives ``label`` (batch, height,
+        width) and ``probabilities`` (batch, height, width, n_classes).
 
     Save it with ``onnx.save(model, "model.onnx")``; run it with
     ``onnxruntime.InferenceSession(model.SerializeToString())``.
     """
     from sklearn.utils.validation import check_is_fitted
     from .estimators import RNNClassifier, RNNRegressor
-    if not isinstance(estimator, (RNNRegressor, RNNClassifier)):
-        raise TypeError("to_onnx exports RNNRegressor and RNNClassifier, not "
-                        f"{type(estimator).__name__}.")
+    # estimators of the layers above (RNNSceneLabeler) export their own graph
+    own = getattr(type(estimator), "_onnx_graph", None)
+    if not (isinstance(estimator, (RNNRegressor, RNNClassifier)) or own is not None):
+        raise TypeError("to_onnx exports RNNRegressor, RNNClassifier and RNNSceneLabeler, "
+                        f"not {type(estimator).__name__}.")
     check_is_fitted(estimator, "_theta")
     if int(opset) < 14:
         raise ValueError(f"opset must be 14 or later (the RNN operators' layout); got {opset}.")
+    if own is not None:
+        if sequence_lens:
+            raise ValueError("sequence_lens is for sequence estimators; a scene labeller's "
+                             "graph takes images.")
+        return own(estimator, int(opset), name)
     onnx, helper, numpy_helper = _import_onnx()
     TP = onnx.TensorProto
 

@@ -315,7 +315,7 @@ class RNNTranslator(_BaseRNN):
             self.cell, int(self.num_layers), 2 if self.bidirectional_encoder else 1,
             int(self.hidden_size), int(src_vocab), int(tgt_vocab), int(self.embedding_dim),
             att, int(self.attention_dim or self.hidden_size) if att == "bahdanau" else 0)
-        _check_model_size(layout, self._dtype())
+        _check_model_size(layout, self._dtype(), f"These parameters ({self._describe(layout)})")
         return layout
 
     @staticmethod

@@ -9,6 +9,8 @@ classifies every position; the class probabilities are upsampled
 crnn._nn.conv's SceneNet; the training loop, solvers, parameter checks and
 model files are the other estimators'.
 """
+from collections.abc import Mapping
+
 import numpy as np
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
@@ -68,6 +70,11 @@ def grid_labels(masks, grid):
     iy = np.minimum(((np.arange(h) + 0.5) * H / h).astype(np.intp), H - 1)
     ix = np.minimum(((np.arange(w) + 0.5) * W / w).astype(np.intp), W - 1)
     return np.ascontiguousarray(masks[:, iy][:, :, ix], np.int32)
+
+
+def _is_text(labels):
+    return labels.dtype.kind in "US" or (labels.dtype.kind == "O" and labels.size > 0
+                                         and isinstance(labels.flat[0], str))
 
 
 def _softmax(z):
@@ -283,7 +290,7 @@ class RNNSceneLabeler(_BaseRNN):
         layout = SceneLayout(tuple(layer_tuple(ly) for ly in self._layers()), int(channels),
                              self.cell, self.nonlinearity, hidden,
                              int(self.projection_size or 2 * hidden), int(n_classes))
-        _check_model_size(layout, self._dtype())
+        _check_model_size(layout, self._dtype(), f"These parameters ({self._describe(layout)})")
         return layout
 
     @staticmethod
@@ -356,6 +363,12 @@ class RNNSceneLabeler(_BaseRNN):
         if y.shape != images.shape[:3]:
             raise ValueError(f"{name} must hold a label per pixel, shape {images.shape[:3]}; "
                              f"got {y.shape}.")
+        return self._labels(y, name)
+
+    @staticmethod
+    def _labels(y, name):
+        """y as an array of class labels: integers, strings or finite numbers."""
+        y = np.asarray(y)
         if y.dtype.kind not in "biuUO" and not (y.dtype.kind == "f" and np.all(np.isfinite(y))):
             raise ValueError(f"{name} must hold class labels (integers or strings, or finite "
                              f"numbers); got dtype {y.dtype}.")
@@ -423,16 +436,22 @@ class RNNSceneLabeler(_BaseRNN):
         masks = self._masks(y, images)
         n, H, W, C = images.shape
         cont = ctx.continue_from_fitted
+        if classes is not None:
+            classes = np.unique(self._labels(classes, "classes"))
         if cont:
             if C != self.n_features_in_:
                 raise ValueError(f"X has {C} channel(s); {type(self).__name__} is fitted "
                                  f"with {self.n_features_in_}.")
             cls = self.classes_
+            if classes is not None and not (classes.shape == cls.shape
+                                            and np.all(classes == cls)):
+                raise ValueError(f"classes={classes.tolist()[:10]} is not the same as at the "
+                                 f"first call of partial_fit: {cls.tolist()[:10]}.")
             mean, scale = self.input_mean_, self.input_scale_
         else:
             seen = np.unique(masks)
             if classes is not None:
-                cls = np.unique(np.asarray(classes))
+                cls = classes
                 missing = np.setdiff1d(seen, cls)
                 if len(missing):
                     raise ValueError(f"y holds labels not in classes: {missing.tolist()[:5]}.")
@@ -442,8 +461,13 @@ class RNNSceneLabeler(_BaseRNN):
                 raise ValueError(f"y holds one class ({cls.tolist()}); scene labelling "
                                  "needs at least two.")
             if self.standardize:
-                mean = images.mean(axis=(0, 1, 2))
-                scale = images.std(axis=(0, 1, 2))
+                with np.errstate(over="ignore", invalid="ignore"):
+                    mean = images.mean(axis=(0, 1, 2))
+                    scale = images.std(axis=(0, 1, 2))
+                if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(scale))):
+                    raise ValueError("X's values are too large to standardise (their mean "
+                                     "or standard deviation overflows float64); scale the "
+                                     "images down.")
                 scale[scale < 1e-12 * np.maximum(1.0, np.abs(mean))] = 1.0
             else:
                 mean, scale = np.zeros(C), np.ones(C)
@@ -461,7 +485,8 @@ class RNNSceneLabeler(_BaseRNN):
             if vimg.shape[3] != C:
                 raise ValueError(f"X_val has {vimg.shape[3]} channel(s); X has {C}.")
             vcodes = self._encode(self._masks(y_val, vimg, "y_val"), cls, "y_val")
-            validate = self._validation(layout, self._standardize(vimg, mean, scale, dtype),
+            validate = self._validation(layout, self._standardize(vimg, mean, scale, dtype,
+                                                                  "X_val"),
                                         vcodes, n_threads)
         elif ctx.early_stopping:
             if n < 3:
@@ -484,8 +509,13 @@ class RNNSceneLabeler(_BaseRNN):
             validate=validate, shuffle=bool(self.shuffle))
 
     @staticmethod
-    def _standardize(images, mean, scale, dtype):
-        return np.ascontiguousarray((images - mean) / scale, dtype=dtype)
+    def _standardize(images, mean, scale, dtype, name="X"):
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.ascontiguousarray((images - mean) / scale, dtype=dtype)
+        if not all_finite(out):
+            raise ValueError(f"{name}'s values, standardised, are beyond the range of "
+                             f"{np.dtype(dtype).name}.")
+        return out
 
     def _validation(self, layout, images, codes, n_threads):
         """theta -> (mean IoU at the pixels, mean cross-entropy on the grid)
@@ -504,14 +534,19 @@ class RNNSceneLabeler(_BaseRNN):
     # ------------------------------------------------------------------
     # prediction
 
+    _SNAPSHOT = ("_layout", "_theta", "input_mean_", "input_scale_", "classes_")
+
     def _fitted(self):
-        """One commit's (layout, weights): a fit committing from another
-        thread between the two reads is seen and read again."""
+        """One commit's (layout, weights, input mean, input scale, classes): a
+        fit commits them in one dict update, so two reads that agree saw
+        one commit (a fit committing from another thread between them is
+        seen, and they are read again)."""
         check_is_fitted(self, "_theta")
+        d = self.__dict__
         for _ in range(100):
-            layout, theta = self._layout, self._theta
-            if theta.shape == (layout.n_params,) and self._layout is layout:
-                return layout, theta
+            first = tuple(d[k] for k in self._SNAPSHOT)
+            if all(a is b for a, b in zip(first, (d[k] for k in self._SNAPSHOT))):
+                return first
         raise RuntimeError("the model kept changing while predict read it (a fit in "
                            "another thread); call predict again.")
 
@@ -546,9 +581,12 @@ class RNNSceneLabeler(_BaseRNN):
             (height, width, n_classes) arrays when X is a list of images of
             different sizes.
         """
-        layout, theta = self._fitted()
+        return self._predict_proba(X)[0]
+
+    def _predict_proba(self, X):
+        """(probabilities, the classes_ of the same fitted model)."""
+        layout, theta, mean, scale, classes = self._fitted()
         images = self._images(X, same_shape=False)
-        mean, scale = self.input_mean_, self.input_scale_
         n_threads = effective_n_threads(self.n_jobs)
         C = layout.channels
         shapes = [im.shape[-1] for im in images] if isinstance(images, list) \
@@ -572,7 +610,7 @@ class RNNSceneLabeler(_BaseRNN):
         if not all(all_finite(p) for p in (out if isinstance(out, list) else [out])):
             raise ValueError("The network's outputs contain NaN or infinity (images far "
                              "outside the training range overflow float precision).")
-        return out
+        return out, classes
 
     def predict(self, X):
         """The class of every pixel.
@@ -586,10 +624,10 @@ class RNNSceneLabeler(_BaseRNN):
         labels : ndarray of shape (n_images, height, width), or a list
             Labels from ``classes_``.
         """
-        proba = self.predict_proba(X)
+        proba, classes = self._predict_proba(X)
         if isinstance(proba, list):
-            return [self.classes_[p.argmax(-1)] for p in proba]
-        return self.classes_[proba.argmax(-1)]
+            return [classes[p.argmax(-1)] for p in proba]
+        return classes[proba.argmax(-1)]
 
     def score(self, X, y):
         """Mean intersection over union of the predicted and the true labels.
@@ -607,11 +645,16 @@ class RNNSceneLabeler(_BaseRNN):
         -------
         score : float
         """
-        pred = self.predict(X)
-        if isinstance(pred, list):
+        proba, classes = self._predict_proba(X)
+        if isinstance(proba, list):
             raise ValueError("score takes images of one shape (an array).")
+        pred = classes[proba.argmax(-1)]
         y = self._masks(y, pred[..., None], "y")
-        labels = np.union1d(np.unique(y), self.classes_)
+        if _is_text(y) != _is_text(classes):
+            raise ValueError(f"y holds {'strings' if _is_text(y) else 'numbers'} but the "
+                             f"model's classes_ are {'strings' if _is_text(classes) else 'numbers'}"
+                             "; labels of one kind cannot match the other's.")
+        labels = np.union1d(np.unique(y), classes)
         return mean_iou(y, pred, labels)
 
     # ------------------------------------------------------------------
@@ -634,7 +677,7 @@ class RNNSceneLabeler(_BaseRNN):
             w, h, projection).  The images go in standardised with
             ``input_mean_`` and ``input_scale_``.
         """
-        layout, theta = self._fitted()
+        layout, theta = self._fitted()[:2]
         return layout.torch_state_dict(theta)
 
     def load_state_dict(self, state_dict, classes=None, input_mean=None, input_scale=None):
@@ -657,12 +700,18 @@ class RNNSceneLabeler(_BaseRNN):
         self : RNNSceneLabeler
         """
         dtype = self._validate_hyperparams()
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict must be a dict of arrays (as state_dict() returns), "
+                            f"not {type(state_dict).__name__}.")
         sd = {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v))
-              for k, v in dict(state_dict).items()}
+              for k, v in state_dict.items()}
         for key, rank in (("conv.0.weight", 4), ("col.head.weight", 2)):
             if key not in sd or sd[key].ndim != rank:
                 raise ValueError(f"state_dict has no '{key}' entry of rank {rank}.")
         C, K = sd["conv.0.weight"].shape[1], sd["col.head.weight"].shape[0]
+        if C < 1 or K < 2:
+            raise ValueError(f"the weights read {C} channel(s) and {K} class(es); a scene "
+                             "labeller needs at least one channel and two classes.")
         layout = self._make_layout(C, K)
         expected = {name: shape for name, _, shape, _ in layout.tensors()}
         missing, unexpected = sorted(set(expected) - set(sd)), sorted(set(sd) - set(expected))
@@ -728,6 +777,11 @@ class RNNSceneLabeler(_BaseRNN):
         if attrs["n_outputs_"] != layout.n_classes or attrs["n_features_in_"] != \
                 layout.channels:
             raise ValueError("n_outputs_ and n_features_in_ do not match the network.")
+
+    def _onnx_graph(self, opset, name):
+        """crnn.to_onnx's graph of this model (crnn/_vision/onnx.py)."""
+        from .onnx import scene_to_onnx
+        return scene_to_onnx(self, opset, name)
 
     def _derived_attributes(self, attrs):
         pass                                  # nothing cached from the weights

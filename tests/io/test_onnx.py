@@ -136,7 +136,7 @@ def test_the_graph_names_its_inputs_and_outputs_and_opset():
 def test_bad_requests_are_refused():
     with pytest.raises(Exception, match="not fitted"):
         crnn.to_onnx(RNNRegressor())
-    with pytest.raises(TypeError, match="exports RNNRegressor and RNNClassifier, not object"):
+    with pytest.raises(TypeError, match="exports RNNRegressor, RNNClassifier and RNNSceneLabeler, not object"):
         crnn.to_onnx(object())
     lm = crnn.RNNLanguageModel(hidden_size=4, num_layers=1, seq_length=5, max_iter=1)
     with pytest.raises(TypeError, match="not RNNLanguageModel"):        # token input

@@ -269,3 +269,12 @@ def test_model_selection_with_scikit_learn():
                           {"hidden_size": [4, 8]}, cv=2).fit(en, fr)
     assert search.best_params_["hidden_size"] in (4, 8)
     assert len(search.predict(en[:3])) == 3
+
+
+def test_a_network_too_large_for_memory_is_a_value_error_naming_it():
+    """The size check named layout.n_features, which an encoder-decoder lacks
+    (an AttributeError before)."""
+    m = RNNTranslator(hidden_size=2**20, embedding_dim=2**20)
+    with pytest.raises(ValueError, match=r"These parameters \(1 encoder layer"):
+        m.fit(["a b c"] * 3, ["c d e"] * 3)
+    assert not hasattr(m, "_theta")

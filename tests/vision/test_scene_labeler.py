@@ -300,3 +300,64 @@ def test_learns_textures_context_helps():
     _fit(m, X, y)
     assert m.loss_curve_[-1] < m.loss_curve_[0]
     assert m.score(Xt, yt) > 0.6            # chance (one texture everywhere) is about 0.3
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+def test_onnx_graph_matches_predict_at_any_image_size(cell):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    X, y = _data()
+    m = _fit(_model(cell=cell, dtype=np.float32), X, np.array(["a", "b", "c"])[y])
+    session = ort.InferenceSession(crnn.to_onnx(m).SerializeToString())
+    rng = np.random.default_rng(4)
+    # the training size, another, and one whose feature grid is one column wide
+    for Xe in (X, rng.normal(size=(2, 21, 9, 2)), rng.normal(size=(1, 16, 6, 2))):
+        label, proba = session.run(None, {"X": Xe.astype(np.float32)})
+        np.testing.assert_allclose(proba, m.predict_proba(Xe), atol=2e-6)
+        assert np.array_equal(label.astype(str), m.predict(Xe))
+    with pytest.raises(ValueError, match="sequence_lens"):
+        crnn.to_onnx(m, sequence_lens=True)
+
+
+def test_what_a_hostile_probe_found_is_refused_cleanly():
+    X, y = _data()
+    # a network too large for memory: a ValueError naming it (was AttributeError)
+    with pytest.raises(ValueError, match="These parameters .* make a network of"):
+        _model(hidden_size=2**19).fit(X, y)
+    # values whose spread overflows, or that the dtype cannot hold
+    with pytest.raises(ValueError, match="too large to standardise"):
+        _model().fit(X * 1e300, y)
+    with pytest.raises(ValueError, match="beyond the range of float32"):
+        _model(standardize=False, dtype=np.float32).fit(X * 1e300, y)
+    # classes: numbers that are labels, and fixed after the first call
+    for bad in ([0, 1, np.nan], [0, 1, None]):
+        with pytest.raises(ValueError, match="classes"):
+            _model().partial_fit(X, y, classes=bad)
+    m = _model().partial_fit(X, y, classes=[0, 1, 2, 3])
+    assert list(m.classes_) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="not the same as at the first call"):
+        m.partial_fit(X, y, classes=[0, 1, 2, 3, 4])
+    # labels of another kind than the model's
+    with pytest.raises(ValueError, match="strings but the model's classes_ are numbers"):
+        m.score(X, np.array(["a", "b", "c"])[y])
+    # state dicts that describe no labeller
+    with pytest.raises(TypeError, match="dict of arrays"):
+        _model().load_state_dict([("conv.0.weight", np.zeros((4, 2, 3, 3)))])
+    sd = m.state_dict()
+    with pytest.raises(ValueError, match="at least one channel and two classes"):
+        _model().load_state_dict({**sd, "col.head.weight": np.zeros((1, 6)),
+                                  "col.head.bias": np.zeros(1)})
+
+
+def test_onnx_matches_where_the_grid_is_longer_than_the_image():
+    """Padding can make the feature grid longer than a one-pixel-high image:
+    ONNX's pytorch_half_pixel would differ there; half_pixel is crnn's."""
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    X, y = _data(H=6, W=6)
+    m = _fit(_model(conv=[{"filters": 3, "kernel": 1, "padding": 1}], dtype=np.float32), X, y)
+    session = ort.InferenceSession(crnn.to_onnx(m).SerializeToString())
+    for shape in ((2, 1, 5, 2), (1, 4, 1, 2), (1, 1, 1, 2)):
+        Xe = np.random.default_rng(5).normal(size=shape)
+        _, proba = session.run(None, {"X": Xe.astype(np.float32)})
+        np.testing.assert_allclose(proba, m.predict_proba(Xe), atol=2e-6)

@@ -1,0 +1,132 @@
+"""RNNSceneLabeler to ONNX (crnn.to_onnx dispatches here).
+
+The graph, for images X of shape (batch, height, width, channels), float32:
+
+- the standardisation (Sub, Div), then a Transpose to NCHW;
+- each layer a ``Conv`` (+ ``Relu``, + ``MaxPool`` where it pools);
+- the feature map's rows as sequences (time = its width, batch = images x
+  rows) through a bidirectional ``RNN`` / ``GRU`` / ``LSTM`` and the
+  projection (MatMul, Add); the columns of the result (time = its height)
+  through the second sweep and the classifier;
+- ``Softmax``, ``Resize`` (linear, half_pixel: torch's
+  ``interpolate(mode="bilinear", align_corners=False)``, and crnn's
+  upsampling where an image is one pixel high or wide) to the image's
+  size, outputs ``probabilities`` (batch, height, width, n_classes) and
+  ``label`` (batch, height, width).
+
+Batch, height and width are dynamic.  Shape arithmetic (the grid's height
+and width) is read from the feature map with Shape / Gather / Concat.
+"""
+import numpy as np
+
+from .._sequence.onnx import _OPS, _import_onnx, _label_tensor, _reorder
+
+
+def scene_to_onnx(estimator, opset, name):
+    onnx, helper, numpy_helper = _import_onnx()
+    TP = onnx.TensorProto
+    layout, theta, mean, scale, classes = estimator._fitted()
+    weights = {k: np.asarray(v, np.float32) for k, v in layout.torch_state_dict(theta).items()}
+    nodes, inits = [], []
+
+    def const(cname, arr):
+        inits.append(numpy_helper.from_array(np.asarray(arr), cname))
+        return cname
+
+    def node(op, inputs, outputs, **attrs):
+        nodes.append(helper.make_node(op, inputs, outputs, name=f"{op}_{len(nodes)}", **attrs))
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    x = node("Sub", ["X", const("input_mean", mean.astype(np.float32))],
+             ["X_centred"])
+    x = node("Div", [x, const("input_scale", scale.astype(np.float32))],
+             ["X_std"])
+    h = node("Transpose", [x], ["X_nchw"], perm=[0, 3, 1, 2])
+    for i, ly in enumerate(layout.layers):
+        h = node("Conv", [h, const(f"conv{i}_W", weights[f"conv.{i}.weight"]),
+                          const(f"conv{i}_B", weights[f"conv.{i}.bias"])], [f"conv{i}"],
+                 kernel_shape=list(ly.kernel), strides=list(ly.stride),
+                 pads=[ly.padding[0], ly.padding[1], ly.padding[0], ly.padding[1]])
+        h = node("Relu", [h], [f"relu{i}"])
+        if ly.pool is not None:
+            h = node("MaxPool", [h], [f"pool{i}"], kernel_shape=list(ly.pool),
+                     strides=list(ly.pool))
+    # the grid's sizes: (n, c, gh, gw) of the feature map
+    shape = node("Shape", [h], ["feat_shape"])
+    n, gh, gw = (node("Gather", [shape, const(f"idx_{k}", np.array([j], np.int64))],
+                      [f"dim_{k}"], axis=0) for k, j in (("n", 0), ("gh", 2), ("gw", 3)))
+
+    def sweep(prefix, seq, out_dim):
+        """seq (time, batch, features) -> (time, batch, out_dim)."""
+        H, cell = layout.hidden, layout.cell
+        W, R, B = [], [], []
+        for sfx in ("_l0", "_l0_reverse"):
+            W.append(_reorder(weights[f"{prefix}.rnn.weight_ih{sfx}"], cell, H))
+            R.append(_reorder(weights[f"{prefix}.rnn.weight_hh{sfx}"], cell, H))
+            B.append(np.concatenate([_reorder(weights[f"{prefix}.rnn.bias_ih{sfx}"], cell, H),
+                                     _reorder(weights[f"{prefix}.rnn.bias_hh{sfx}"], cell,
+                                              H)]))
+        attrs = {"hidden_size": H, "direction": "bidirectional"}
+        if cell == "gru":
+            attrs["linear_before_reset"] = 1
+        if cell == "rnn":
+            attrs["activations"] = [layout.nonlinearity.capitalize()] * 2
+        y = node(_OPS[cell], [seq, const(f"{prefix}_W", np.stack(W)),
+                              const(f"{prefix}_R", np.stack(R)),
+                              const(f"{prefix}_B", np.stack(B))], [f"{prefix}_Y"], **attrs)
+        y = node("Transpose", [y], [f"{prefix}_Yt"], perm=[0, 2, 1, 3])
+        y = node("Reshape", [y, const(f"{prefix}_shape", np.array([0, 0, -1], np.int64))],
+                 [f"{prefix}_H"])
+        y = node("MatMul", [y, const(f"{prefix}_head_Wt",
+                                     weights[f"{prefix}.head.weight"].T.copy())],
+                 [f"{prefix}_mm"])
+        return node("Add", [y, const(f"{prefix}_head_b", weights[f"{prefix}.head.bias"])],
+                    [f"{prefix}_out"])
+
+    c = layout.conv[-1][0]
+    P, K = layout.projection, layout.n_classes
+    # rows: (n, c, gh, gw) -> (gw, n, gh, c) -> (gw, n * gh, c)
+    rows = node("Transpose", [h], ["rows_t"], perm=[3, 0, 2, 1])
+    rows = node("Reshape", [rows, const("rows_shape", np.array([0, -1, c], np.int64))],
+                ["rows"])
+    r = sweep("row", rows, P)                                     # (gw, n * gh, P)
+    # columns: (gw, n, gh, P) -> (gh, n, gw, P) -> (gh, n * gw, P)
+    r4 = node("Concat", [gw, n, gh, const("P", np.array([P], np.int64))], ["r4_shape"],
+              axis=0)
+    r = node("Reshape", [r, r4], ["rows_4d"])
+    cols = node("Transpose", [r], ["cols_t"], perm=[2, 1, 0, 3])
+    cols = node("Reshape", [cols, const("cols_shape", np.array([0, -1, P], np.int64))],
+                ["cols"])
+    z = sweep("col", cols, K)                                     # (gh, n * gw, K)
+    z4 = node("Concat", [gh, n, gw, const("K", np.array([K], np.int64))], ["z4_shape"],
+              axis=0)
+    z = node("Reshape", [z, z4], ["logits_grid"])                 # (gh, n, gw, K)
+    p = node("Softmax", [z], ["proba_grid"], axis=-1)
+    p = node("Transpose", [p], ["proba_nchw"], perm=[1, 3, 0, 2])   # (n, K, gh, gw)
+    xs = node("Shape", ["X"], ["x_shape"])
+    hw = node("Slice", [xs, const("s1", np.array([1], np.int64)),
+                        const("s3", np.array([3], np.int64))], ["x_hw"])
+    sizes = node("Concat", [n, const("K_size", np.array([K], np.int64)), hw], ["sizes"],
+                 axis=0)
+    p = node("Resize", [p, "", "", sizes], ["proba_up"], mode="linear",
+             coordinate_transformation_mode="half_pixel")
+    node("Transpose", [p], ["probabilities"], perm=[0, 2, 3, 1])
+    idx = node("ArgMax", ["probabilities"], ["label_index"], axis=-1, keepdims=0)
+    labels = _label_tensor(classes, numpy_helper)
+    inits.append(labels)
+    node("Gather", ["classes", idx], ["label"], axis=0)
+
+    inputs = [helper.make_tensor_value_info("X", TP.FLOAT,
+                                            ["batch", "height", "width", layout.channels])]
+    outputs = [helper.make_tensor_value_info("label", labels.data_type,
+                                             ["batch", "height", "width"]),
+               helper.make_tensor_value_info("probabilities", TP.FLOAT,
+                                             ["batch", "height", "width", K])]
+    graph = helper.make_graph(nodes, name or type(estimator).__name__, inputs, outputs, inits)
+    from .._version import __version__
+    opsets = [helper.make_opsetid("", int(opset))]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="crnn",
+                              producer_version=__version__,
+                              ir_version=helper.find_min_ir_version_for(opsets))
+    onnx.checker.check_model(model)
+    return model
