@@ -20,6 +20,10 @@ steering MAE on the expert's own laps (no noise) of 3 other held-out
 tracks.
 --torch also trains the same model in PyTorch on the same data and batches
 (the same order) from the same initial weights, and drives with it.
+--estimator also trains crnn's estimator, RNNRegressor(conv=CONV,
+cell="gru", hidden_size=64, return_sequences=True, batch_size=8,
+max_iter=epochs), at its other defaults (Adam 1e-3, gradient clipping at 5,
+its own initial weights and batch order), and drives with its stepper().
 """
 import argparse
 import os
@@ -89,6 +93,31 @@ class Model:
             f, _ = self.net.forward(tc, (obs[None, :ROWS] / np.float32(255)), nt)
             out, box[0], _ = kern.step(f[0], box[0])
             return float(np.ravel(out)[0])
+        return steer
+
+
+class EstimatorModel:
+    """The same model as crnn's estimator: RNNRegressor with conv."""
+
+    def __init__(self, seed, nt):
+        from crnn import RNNRegressor
+        self.est = RNNRegressor(conv=CONV, cell="gru", hidden_size=HID, return_sequences=True,
+                                batch_size=8, random_state=seed, n_jobs=nt)
+
+    def fit(self, Xw, yw, epochs):
+        self.est.set_params(max_iter=epochs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")          # ConvergenceWarning at max_iter
+            self.est.fit(Xw / np.float32(255), yw)
+        return self.est.loss_curve_
+
+    def driver(self, nt):
+        stepper = self.est.stepper()
+        box = [None]
+
+        def steer(obs):
+            out, box[0] = stepper.step(obs[:ROWS] / np.float32(255), box[0])
+            return out
         return steer
 
 
@@ -196,6 +225,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--torch", action="store_true", help="also the same model in PyTorch")
+    ap.add_argument("--estimator", action="store_true",
+                    help="also crnn's RNNRegressor(conv=...) at its defaults")
     args = ap.parse_args()
     t0 = time.perf_counter()
     X, y, _ = make_car_racing(args.episodes, args.steps, steer_noise=args.noise,
@@ -214,11 +245,18 @@ def main():
         t0 = time.perf_counter()
         tmodel.fit(Xw, yw, args.epochs, np.random.default_rng(args.seed + 1))
         print(f"torch: {args.epochs} epochs in {time.perf_counter() - t0:.0f} s")
+    emodel = EstimatorModel(args.seed, args.threads) if args.estimator else None
+    if emodel is not None:
+        t0 = time.perf_counter()
+        elosses = emodel.fit(Xw, yw, args.epochs)
+        print(f"estimator: {args.epochs} epochs in {time.perf_counter() - t0:.0f} s, "
+              f"training MSE {elosses[0]:.4f} -> {elosses[-1]:.4f}")
     # open loop: the expert's own laps (no noise) on 3 held-out tracks, each
     # model's steering frame by frame with its state carried
     Xo, yo, _ = make_car_racing(3, args.steps, random_state=20_000 + args.seed,
                                 dtype=np.uint8)
-    models = [("crnn", model)] + ([("torch", tmodel)] if tmodel is not None else [])
+    models = [("crnn", model)] + ([("torch", tmodel)] if tmodel is not None else []) + (
+        [("estimator", emodel)] if emodel is not None else [])
     for name, m in models:
         err = []
         for e in range(len(Xo)):
@@ -227,14 +265,12 @@ def main():
         print(f"open loop, {name}: steering MAE {np.mean(err):.4f} on {len(err)} frames of 3 "
               f"held-out tracks (mean |steering| {np.abs(yo).mean():.4f})")
     test_seeds = np.random.RandomState(10_000 + args.seed).randint(0, 2**31 - 1, args.tracks)
-    cols = ["expert", "crnn"] + (["torch"] if tmodel is not None else [])
+    cols = ["expert"] + [name for name, _ in models]
     print("| track seed | " + " | ".join(f"{c} tiles | {c} reward" for c in cols) + " |")
     print("|---" * (1 + 2 * len(cols)) + "|")
     res = []
     for s in test_seeds:
-        row = [drive(s), drive(s, model.driver(args.threads))]
-        if tmodel is not None:
-            row.append(drive(s, tmodel.driver(args.threads)))
+        row = [drive(s)] + [drive(s, m.driver(args.threads)) for _, m in models]
         res.append([v for r in row for v in r[:2]])
         print(f"| {s} | " + " | ".join(f"{r[0]:.2f} | {r[1]:.0f}" for r in row) + " |",
               flush=True)

@@ -133,6 +133,17 @@ SHARED_TEXT = """\
         weights, optimizer state, cells, losses and gradient sums stay
         float32.  Like ``n_jobs`` it applies to predict as set at the time,
         so a model trained either way predicts either way.
+    conv : list of tuples or dicts, or None, default=None
+        A convolutional front-end, trained with the network: X then holds
+        a frame per step, (n_samples, n_timesteps, height, width[,
+        channels]) or a list of (n_timesteps_i, height, width[, channels])
+        arrays.  One entry per convolution, ``(filters, kernel, stride)``
+        or a dict with the keys ``filters``, ``kernel``, ``stride``
+        (default 1), ``padding`` (default 0) and ``pool`` (max pooling with
+        that kernel and stride after the ReLU); kernel, stride, padding and
+        pool are ints or (height, width) pairs.  Each frame's last feature
+        map, flattened in (height, width, channels) order, is the
+        network's input at its step.  None: X holds feature vectors.
 """
 
 _HEADER = re.compile(r"^    (\w[\w, ]*?)(?: : (.*))?$")

@@ -23,6 +23,7 @@ from .callbacks import CallbackSupportMixin
 from .._nn.data import (fast_float_array, from_array, from_list, is_sequence_list,
                     per_step_targets, refuse_non_numbers)
 from .. import _kernels
+from .._nn.conv import ConvEngine, ConvLayout
 from .._nn.engine import Engine, sample_rows
 from .._io.model_files import ModelFileMixin
 from .._nn.layout import LOSS_XENT, Layout
@@ -109,6 +110,7 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
         n_jobs=None,
         dtype=np.float32,
         compute_dtype=None,
+        conv=None,
     ):
         store_params(self, locals())
 
@@ -218,13 +220,15 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
             )
         return dt
 
-    def _check_X(self, X, dtype, reset, n_features=None, name="X"):
+    def _check_X(self, X, dtype, reset, n_features=None, name="X", layout=None):
         """X -> SeqData (one row per time step, see crnn/_nn/data.py).
 
         X: an array (n_samples, n_timesteps, n_features), a 2D array
         (n_samples, n_timesteps) of univariate series, or a list of
         sequences (n_timesteps_i, n_features) of any lengths.  Unless reset,
         the features per step must be n_features (default: n_features_in_).
+        layout: the network X is for, when it is not the fitted one (fit's
+        X_val: the network being trained; read by FramesMixin).
         """
         if is_sequence_list(X):
             data = from_list(X, dtype, name)
@@ -282,7 +286,7 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
     # ------------------------------------------------------------------
     # model state
 
-    def _make_layout(self, n_features, n_outputs):
+    def _make_layout(self, n_features, n_outputs, data=None):
         layout = Layout(
             self.cell, self.nonlinearity, int(self.num_layers), 2 if self.bidirectional else 1,
             int(self.hidden_size), int(n_features), int(n_outputs),
@@ -299,7 +303,8 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
         key = (layout, seq, self._loss_code, self.bptt_truncate, float(self.dropout), simd)
         engine = self.__dict__.get("_engine_cache")
         if engine is None or engine.key != key:
-            engine = Engine(layout, seq, self._loss_code, self.bptt_truncate, simd=simd,
+            cls = ConvEngine if isinstance(layout, ConvLayout) else Engine
+            engine = cls(layout, seq, self._loss_code, self.bptt_truncate, simd=simd,
                             dropout=self.dropout)
             self.__dict__["_engine_cache"] = engine
         return engine
@@ -332,7 +337,7 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
                                                   ctx.continue_from_fitted)
         weights = self._target_weights(data, target, target_info, sample_weight,
                                        ctx.incremental)
-        layout = self._make_layout(data.n_features, target_info["n_outputs_"])
+        layout = self._make_layout(data.n_features, target_info["n_outputs_"], data)
         _, rng = ctx.start(layout)
         engine = self._engine(layout, self.return_sequences)
         if X_val is not None:
@@ -470,6 +475,7 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
                         n_threads):
         """The validation function of a given validation set (fit's X_val)."""
         data = self._check_X(X_val, dtype, reset=False, n_features=engine.layout.n_features,
+                             layout=engine.layout,
                              name="X_val")
         target, info = self._check_targets(data, y_val, dtype, False,
                                            target_info.get("classes_"), False)
@@ -567,6 +573,13 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
         if "_theta" in self.__dict__:
             self._derived_attributes(self.__dict__)
 
+    def _state_dict_layout(self, sd, image_shape):
+        """(None, sd): networks without a front-end (see FramesMixin)."""
+        if image_shape is not None:
+            raise ValueError("image_shape is for models with a convolutional front-end "
+                             "(conv).")
+        return None, sd
+
     # ------------------------------------------------------------------
     # PyTorch interchange
 
@@ -609,6 +622,8 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
         self._validate_hyperparams()
         sd = {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else v)
               for k, v in dict(state_dict).items()}
+        image_shape = kwargs.pop("image_shape", None)
+        conv_layout, sd = self._state_dict_layout(sd, image_shape)
         for key in ("rnn.weight_ih_l0", "head.weight"):
             if key not in sd:
                 raise ValueError(f"state_dict has no '{key}' entry.")
@@ -616,11 +631,11 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
         w_out = np.asarray(sd["head.weight"])
         if w_ih.ndim != 2 or w_out.ndim != 2:
             raise ValueError("rnn.weight_ih_l0 and head.weight must be 2D arrays.")
-        layout = self._make_layout(w_ih.shape[1], w_out.shape[0])
+        layout = conv_layout or self._make_layout(w_ih.shape[1], w_out.shape[0])
         theta = self._theta_from_state_dict(sd, layout)
         attrs = TrainState.new(layout, theta).attributes(early_stopping=False)
         attrs.update(self._target_info_from_outputs(layout.n_outputs, **kwargs),
-                     n_features_in_=layout.n_features, best_loss_=None,
+                     n_features_in_=self._layout_io_shape(layout)[0], best_loss_=None,
                      _random_state=check_random_state(self.random_state),
                      _wpack=(theta, self._engine(layout, self.return_sequences)
                              .packed_weights(theta)),
@@ -772,7 +787,10 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
 
     @staticmethod
     def _layout_io_shape(layout):
-        """(n_features_in_, n_outputs_) of a network."""
+        """(n_features_in_, n_outputs_) of a network (under a front-end:
+        its frames' channels)."""
+        if isinstance(layout, ConvLayout):
+            return layout.image[2], layout.n_outputs
         return layout.n_features, layout.n_outputs
 
     def _derived_attributes(self, attrs):

@@ -538,7 +538,7 @@ def _check_finite(zs, xs):
 def _network_params():
     """RNNRegressor's parameters that the forecaster passes through: those
     both declare (bidirectional, return_sequences and warm_start are fixed
-    by forecasting itself)."""
+    by forecasting itself; a series has no frames for conv)."""
     return [p for p in RNNForecaster._parameter_constraints
             if p in RNNRegressor._parameter_constraints]
 
@@ -716,7 +716,7 @@ class RNNForecaster(ModelFileMixin, BaseEstimator):
     """
 
     _parameter_constraints = without(RNNRegressor._parameter_constraints, "bidirectional",
-                                     "return_sequences", "warm_start") | {
+                                     "return_sequences", "warm_start", "conv") | {
         "window_length": [Interval("int", 1, INT_MAX), Options({"auto"})],
         "scale": [Options({"standard"}), None],
         "difference": [Interval("int", 0, _MAX_DIFFERENCE), Options({"auto"})],

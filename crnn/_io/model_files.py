@@ -42,7 +42,7 @@ import numpy as np
 from .._nn.layout import GATES, Layout
 from .registry import ESTIMATORS, estimator_class
 from .._nn.seq2seq import Seq2SeqLayout
-from .._nn.conv import SceneLayout
+from .._nn.conv import ConvLayout, SceneLayout
 
 FORMAT = "crnn-model"
 FORMAT_VERSION = 1
@@ -205,6 +205,11 @@ class _Encoder:
                     return {"$": "builtin_type", "name": name}
         if estimator_class(type(v).__name__) is type(v):
             return {"$": "estimator", **_describe(v, self, where)}
+        if isinstance(v, ConvLayout):
+            d = dataclasses.asdict(v)
+            d["conv"] = [list(t) for t in v.conv]
+            d["image"] = list(v.image)
+            return {"$": "ConvLayout", **d}
         if isinstance(v, Layout):
             return {"$": "Layout", **dataclasses.asdict(v)}
         if isinstance(v, Seq2SeqLayout):
@@ -362,6 +367,8 @@ class _Decoder:
             return _seq2seq_layout(v, where)
         if tag == "SceneLayout":
             return _scene_layout(v, where)
+        if tag == "ConvLayout":
+            return _conv_layout(v, where)
         if tag == "RandomState":
             return self._random_state(v, where)
         raise ModelFileError(f"{where}: unknown value tag {_short(tag)}.")
@@ -440,29 +447,55 @@ def _seq2seq_layout(v, where):
     return layout
 
 
-def _scene_layout(v, where):
-    fields = [f.name for f in dataclasses.fields(SceneLayout)]
-    if set(v) - {"$"} != set(fields):
-        raise ModelFileError(f"{where}: a scene-labelling network with fields "
-                             f"{sorted(set(v) - {'$'})}.")
-    conv = v["conv"]
-
+def _front_end(conv, where):
+    """A front-end's layers from a file: 1 to MAX_LAYERS lists of 9 ints,
+    filters, kernel and stride >= 1, padding >= 0, pool both 0 (none) or
+    both >= 1, each below 2**31."""
     def small(n, low):
         return type(n) is int and low <= n < 2**31
 
-    # each layer: filters, kernel (2), stride (2) >= 1; padding (2) >= 0;
-    # pool (2) both 0 (none) or both >= 1
     if not (isinstance(conv, list) and 1 <= len(conv) <= MAX_LAYERS and all(
             isinstance(t, list) and len(t) == 9 and all(small(x, 1) for x in t[:5])
             and all(small(x, 0) for x in t[5:])
             and (t[7] == t[8] == 0 or (t[7] >= 1 and t[8] >= 1)) for t in conv)):
         raise ModelFileError(f"{where}: an invalid front-end {_short(conv)}.")
+    return tuple(tuple(t) for t in conv)
+
+
+def _conv_layout(v, where):
+    fields = [f.name for f in dataclasses.fields(ConvLayout)]
+    if set(v) - {"$"} != set(fields):
+        raise ModelFileError(f"{where}: a network under a front-end with fields "
+                             f"{sorted(set(v) - {'$'})}.")
+    conv = _front_end(v["conv"], where)
+    image = v["image"]
+    if not (isinstance(image, list) and len(image) == 3
+            and all(type(n) is int and 1 <= n < 2**16 for n in image)):
+        raise ModelFileError(f"{where}: an invalid frame shape {_short(image)}.")
+    # the network's own fields, checked as a plain network's
+    rnn = _layout({k: v[k] for k in v if k not in ("conv", "image")}, where)
+    try:
+        return ConvLayout(**dataclasses.asdict(rnn), conv=conv, image=tuple(image))
+    except ValueError as exc:
+        raise ModelFileError(f"{where}: an invalid network under a front-end ({exc}).") \
+            from exc
+
+
+def _scene_layout(v, where):
+    fields = [f.name for f in dataclasses.fields(SceneLayout)]
+    if set(v) - {"$"} != set(fields):
+        raise ModelFileError(f"{where}: a scene-labelling network with fields "
+                             f"{sorted(set(v) - {'$'})}.")
+    conv = _front_end(v["conv"], where)
+
+    def small(n, low):
+        return type(n) is int and low <= n < 2**31
+
     ints = [v[k] for k in ("channels", "hidden", "projection", "n_classes")]
     if not all(small(n, 1) for n in ints) or v["cell"] not in GATES \
             or v["nonlinearity"] not in ("tanh", "relu"):
         raise ModelFileError(f"{where}: an invalid scene-labelling network.")
-    return SceneLayout(tuple(tuple(t) for t in conv),
-                       *(v[k] for k in fields if k != "conv"))
+    return SceneLayout(conv, *(v[k] for k in fields if k != "conv"))
 
 
 def _describe(estimator, enc, where):

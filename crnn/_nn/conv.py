@@ -36,9 +36,17 @@ import numpy as np
 from .. import _conv, _kernels
 from .._conv import _pair
 from .data import SeqData, shard_batch
-from .engine import Engine, plan_threads
+from .engine import Engine, TrainWorkspace, plan_threads
 from .layout import GATES, Layout, TensorTable
 from .threads import blas_single_threaded
+
+
+# the most values one image's feature maps may take in any layer (its input
+# with the padding, its output before pooling, its im2col block at level 0):
+# 2**28 float32 values are 1 GiB.  A front-end beyond it (a padding of
+# thousands, say, from parameters or a crafted model file) is refused
+# before anything is allocated.
+MAX_IMAGE_WORK = 2**28
 
 
 @dataclass(frozen=True)
@@ -111,10 +119,20 @@ class ConvNet:
         H, W, C = self.image_shape
         self.shapes = [(H, W, C)]            # each layer's input, then the output
         self.offsets = []                    # (weight, bias) offsets in the vector
+        self.work_per_image = 0              # the most values of one image in a layer
         pos = 0
         for i, ly in enumerate(self.layers):
             Ho = _conv.output_size(H, ly.kernel[0], ly.stride[0], ly.padding[0])
             Wo = _conv.output_size(W, ly.kernel[1], ly.stride[1], ly.padding[1])
+            self.work_per_image = max(
+                self.work_per_image, (H + 2 * ly.padding[0]) * (W + 2 * ly.padding[1]) * C,
+                max(Ho, 0) * max(Wo, 0) * max(ly.filters, ly.kernel[0] * ly.kernel[1] * C))
+            if self.work_per_image > MAX_IMAGE_WORK:
+                raise ValueError(
+                    f"conv[{i}] would hold {self.work_per_image:,} values per image of "
+                    f"{self.image_shape[0]}x{self.image_shape[1]} (padding, kernel and "
+                    f"filters of its feature maps), more than the {MAX_IMAGE_WORK:,} a "
+                    "front-end may take.")
             if ly.pool is not None:
                 Ho = _conv.output_size(Ho, ly.pool[0], ly.pool[0], 0)
                 Wo = _conv.output_size(Wo, ly.pool[1], ly.pool[1], 0)
@@ -508,3 +526,175 @@ class SceneNet:
         grad[a:b] = g_row
         grad[:a] = self.conv.backward(tc, cache, dfeat.reshape(n, -1), n_threads, simd)
         return loss, grad
+
+
+# ---------------------------------------------------------------------------
+# frame sequences: a front-end under the sequence estimators' networks
+
+
+@dataclass(frozen=True)
+class ConvLayout(Layout):
+    """A recurrent network (Layout: its n_features are the front-end's
+    features) under a convolutional front-end for images of shape
+    ``image`` (H, W, C).  The front-end's weights come first in the
+    parameter vector (``conv.{i}.weight`` in the kernels' layout (KH, KW, C,
+    F), ``conv.{i}.bias``); the network's tensors follow, and the kernels'
+    offset table points past the front-end, so the kernels read the network
+    out of the whole vector."""
+    conv: tuple = ()        # layer_tuple of each layer
+    image: tuple = ()       # (H, W, C)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.conv or self.tokens:
+            raise ValueError("a ConvLayout needs at least one layer and dense input")
+        if self.convnet().n_features != self.n_features:
+            raise ValueError("n_features must be the front-end's features")
+
+    def convnet(self):
+        """A new ConvNet (its own buffers) for this front-end and image shape."""
+        return ConvNet([layer_from_tuple(t) for t in self.conv], self.image)
+
+    @cached_property
+    def n_conv_params(self):
+        return self.convnet().n_params
+
+    @cached_property
+    def rnn_layout(self):
+        """The network alone (its own parameter vector)."""
+        return Layout(self.cell, self.nonlinearity, self.num_layers, self.ndir, self.hidden,
+                      self.n_features, self.n_outputs)
+
+    @cached_property
+    def _tensors(self):
+        out, off, c = [], 0, self.image[2]
+        for i, t in enumerate(self.conv):
+            ly = layer_from_tuple(t)
+            shape = (*ly.kernel, c, ly.filters)
+            out.append((f"conv.{i}.weight", off, shape, True))
+            off += math.prod(shape)
+            out.append((f"conv.{i}.bias", off, (ly.filters,), False))
+            off += ly.filters
+            c = ly.filters
+        return out + [(n, o + off, s, w) for n, o, s, w in self.rnn_layout.tensors()]
+
+    def offsets(self):
+        return np.array([t[1] for t in self.tensors() if not t[0].startswith("conv.")],
+                        dtype=np.intp)
+
+    def init_params(self, rng, dtype, forget_bias=0.0):
+        """torch's Conv2d initialisation for the front-end, Layout's for the
+        network."""
+        cn = self.n_conv_params
+        theta = np.empty(self.n_params, dtype)
+        theta[:cn] = self.convnet().init(rng, dtype)
+        theta[cn:] = self.rnn_layout.init_params(rng, dtype, forget_bias)
+        return theta
+
+    def torch_state_dict(self, theta):
+        """Copies of the weights under torch's names and shapes (Conv2d's
+        weight (F, C, KH, KW))."""
+        return {name: np.ascontiguousarray(w.transpose(3, 2, 0, 1) if w.ndim == 4 else w)
+                for name, w in self.views(theta).items()}
+
+
+@dataclass
+class FrameData(SeqData):
+    """Sequences of images: ``frames`` (rows, H, W, C), one per step, with
+    the sequences' start and lens; ``rows`` holds the front-end's features
+    of the frames (ConvEngine computes them at the weights it is given,
+    for the samples it runs), None until then."""
+    frames: np.ndarray = None
+
+    @property
+    def n_features(self):
+        return self.frames.shape[3]            # the images' channels
+
+    @property
+    def image_shape(self):
+        return tuple(self.frames.shape[1:])
+
+    def sample_rows(self, samples):
+        """The rows (frames) of these samples, in order."""
+        samples = np.asarray(samples, np.intp)
+        if len(samples) == 0:
+            return np.zeros(0, np.intp)
+        return np.concatenate([np.arange(self.start[s], self.start[s] + self.lens[s])
+                               for s in samples]).astype(np.intp)
+
+
+# frames per front-end call in predict (bounds the feature maps' buffers)
+_FEATURE_CHUNK = 256
+
+
+class ConvEngine(Engine):
+    """Engine of a ConvLayout: predict and train on FrameData, the front-end
+    run at the weights of each call (theta[:n_conv_params])."""
+
+    def features(self, theta, data, samples=None, n_threads=1):
+        """Write the front-end's features of these samples' frames (all:
+        None) into data.rows (allocated at first use), in chunks."""
+        lay = self.layout
+        if data.rows is None or data.rows.dtype != theta.dtype:
+            data.rows = np.zeros((len(data.frames), lay.n_features), theta.dtype)
+        rows = (np.arange(len(data.frames), dtype=np.intp) if samples is None
+                else data.sample_rows(samples))
+        net = lay.convnet()
+        tc = theta[:lay.n_conv_params]
+        # at most _FEATURE_CHUNK frames, and about 2**26 values of feature maps
+        chunk = max(1, min(_FEATURE_CHUNK, 2**26 // max(1, net.work_per_image)))
+        for a in range(0, len(rows), chunk):
+            r = rows[a:a + chunk]
+            frames = data.frames[r[0]:r[-1] + 1] if r[-1] - r[0] + 1 == len(r) \
+                else data.frames[r]
+            data.rows[r] = net.forward(tc, np.ascontiguousarray(frames, theta.dtype),
+                                       n_threads)[0]
+        return data
+
+    def predict(self, theta, data, n_threads, wpack=None, states=None, idx=None):
+        if isinstance(data, FrameData):
+            self.features(theta, data, idx, n_threads)
+        return super().predict(theta, data, n_threads, wpack, states, idx)
+
+    def trainer(self, data, target, batch_size, n_threads, dtype, weights=None, keep=False):
+        if not keep:
+            self.clear_scratch()
+        if data.rows is None or data.rows.dtype != dtype:
+            data.rows = np.zeros((len(data.frames), self.layout.n_features), dtype)
+        return ConvTrainWorkspace(self, data, target, batch_size, n_threads, dtype, weights,
+                                  keep=keep)
+
+
+class ConvTrainWorkspace(TrainWorkspace):
+    """A TrainWorkspace whose batches start at the frames: the front-end's
+    forward pass for the batch's frames, the network's training step with
+    dLoss/d(features), then the front-end's backward pass, its gradient in
+    the first shard's row (the other rows' front-end part is zero)."""
+
+    def __init__(self, engine, data, target, batch_size, n_threads, dtype, weights=None,
+                 keep=False):
+        super().__init__(engine, data, target, batch_size, n_threads, dtype, weights, keep)
+        cfg = engine.cfg
+        self.ws = np.empty((self.n_shards, cfg.workspace_size(self.shard_rows, self.T, True,
+                                                              self.varlen, True)), dtype)
+        self.dX = np.empty_like(data.rows)
+        self.net = engine.layout.convnet()
+        self.n_conv = engine.layout.n_conv_params
+
+    def train_batch(self, theta, samples, seed=0, states=None, data=None):
+        if data is not None:
+            raise ValueError("stateful training over chunks is not available with a "
+                             "convolutional front-end")
+        d = self.data
+        rows = d.sample_rows(samples)
+        tc = theta[:self.n_conv]
+        with blas_single_threaded():
+            feats, cache = self.net.forward(tc, np.ascontiguousarray(d.frames[rows],
+                                                                     theta.dtype),
+                                            self.n_threads)
+        d.rows[rows] = feats
+        loss = super().train_batch(theta, samples, seed, states)
+        g = self.net.backward(tc, cache, self.dX[rows], self.n_threads)
+        self.grads[0, :self.n_conv] = g
+        self.grads[1:, :self.n_conv] = 0
+        return loss

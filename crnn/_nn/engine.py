@@ -322,6 +322,9 @@ class TrainWorkspace:
         else:
             self.sample_weights = data.lens if per_step else None
         self.batch_weight = 0.0
+        # dLoss/d(rows) of each batch's rows, or None (a convolutional
+        # front-end's workspace sets a buffer shaped like data.rows)
+        self.dX = None
 
     def _empty(self, name, shape, dtype):
         """An uninitialised buffer (the kernels write before they read),
@@ -363,5 +366,5 @@ class TrainWorkspace:
             self.engine.cfg, theta, self.grads, data.rows, data.start, data.lens, self.yreg,
             self.ylab, idx, bounds, self.ws, self.iws, self.T, self.shard_rows, self.varlen,
             self.n_threads, self.plan.hidden_split, self.wpack, self.weights, seed,
-            *(states or ()), **ctc,
+            *(states or ()), dX=self.dX, **ctc,
         )

@@ -74,6 +74,12 @@ class Stepper:
         self._gru = lay.cell == "gru"
         self._n_streams = n_streams
         self._n_features = lay.n_features
+        # a front-end (conv): each step's frames go through it first
+        self._conv = None
+        if hasattr(lay, "convnet"):
+            self._conv = (lay.convnet(), estimator._theta[:lay.n_conv_params],
+                          tuple(lay.image))
+            self._conv_threads = effective_n_threads(estimator.n_jobs)
         self.state_shape = (lay.num_layers, n_streams, lay.hidden)
         self.classes_ = getattr(estimator, "classes_", None)
         # a regressor whose y had no output axis predicts scalars
@@ -92,11 +98,16 @@ class Stepper:
         return (h, h.copy()) if self._lstm else h
 
     def _run(self, x, state):
-        if self._kernel.n_threads > 1 and _threads.fork_limited():
+        if (self._kernel.n_threads > 1 or getattr(self, "_conv_threads", 1) > 1) \
+                and _threads.fork_limited():
             self._kernel.n_threads = 1      # made before a fork: no team in this child
+            self._conv_threads = 1
         if not isinstance(x, np.ndarray):
             x = np.asarray(x)
-        single = x.ndim == 1 and self._n_streams == 1
+        if self._conv is not None:
+            single, x = self._features(x)
+        else:
+            single = x.ndim == 1 and self._n_streams == 1
         if state is None:
             out, h, c = self._kernel.step(x)
         elif self._lstm:
@@ -112,13 +123,35 @@ class Stepper:
             out, h, c = self._kernel.step(x, state)
         return single, out, ((h, c) if self._lstm else h)
 
+    def _features(self, x):
+        """(single, features): the front-end's features of a frame per
+        stream (n_streams, H, W[, C]), or of one frame (H, W[, C]) for one
+        stream.  The front-end's buffers are this stepper's: one step at a
+        time per stepper."""
+        net, tc, image = self._conv
+        single = self._n_streams == 1 and x.ndim in (2, 3) and x.shape[:2] == image[:2]
+        frames = x[None] if single else x
+        if frames.ndim == 3 and image[2] == 1:
+            frames = frames[..., None]
+        if frames.shape != (self._n_streams,) + image:
+            raise ValueError(f"a step takes a frame of shape {image} per stream "
+                             f"({self._n_streams}); got an array of shape {x.shape}.")
+        if frames.dtype.kind not in "biuf":
+            raise ValueError(f"frames must hold real numbers; got dtype {frames.dtype}.")
+        frames = np.ascontiguousarray(frames, self.dtype)
+        if not np.all(np.isfinite(frames)):
+            raise ValueError("frames contain NaN or infinity.")
+        return single, net.forward(tc, frames, self._conv_threads)[0]
+
     def step(self, x, state=None):
         """One time step.
 
         Parameters
         ----------
         x : array of shape (n_features,) (one stream) or (n_streams, n_features)
-            The observation of this step.
+            The observation of this step; for a model with a convolutional
+            front-end (``conv``), a frame (height, width[, channels]) or a
+            frame per stream (n_streams, height, width[, channels]).
         state : array, tuple (h, c) or None, default=None
             The state returned by the previous call (None: zeros).
 

@@ -17,6 +17,7 @@ from .._base.estimator import _BaseRNN
 from .._base.params import Options, Satisfies, store_params
 from .._nn.data import per_step_targets
 from .._nn.layout import LOSS_MSE, LOSS_XENT
+from .frames import CONV_CONSTRAINT, FramesMixin
 
 
 def _class_weight_dict(cw):
@@ -175,8 +176,10 @@ _CLASSIFIER_DOC = f"""Recurrent network (Elman, GRU or LSTM cells) for classific
 
 
 @document_parameters
-class RNNRegressor(RegressorMixin, _StepperMixin, _BaseRNN):
+class RNNRegressor(RegressorMixin, _StepperMixin, FramesMixin, _BaseRNN):
     __doc__ = _REGRESSOR_DOC
+
+    _parameter_constraints = _BaseRNN._parameter_constraints | CONV_CONSTRAINT
 
     _loss_code = LOSS_MSE
 
@@ -376,10 +379,10 @@ or tuple (h_0, c_0), default=None
 
 
 @document_parameters
-class RNNClassifier(ClassifierMixin, _StepperMixin, _BaseRNN):
+class RNNClassifier(ClassifierMixin, _StepperMixin, FramesMixin, _BaseRNN):
     __doc__ = _CLASSIFIER_DOC
 
-    _parameter_constraints = _BaseRNN._parameter_constraints | {
+    _parameter_constraints = _BaseRNN._parameter_constraints | CONV_CONSTRAINT | {
         "class_weight": [None, Options({"balanced"}), Satisfies(
             _class_weight_dict, "a dict of non-negative finite weights")],
     }
@@ -423,6 +426,7 @@ class RNNClassifier(ClassifierMixin, _StepperMixin, _BaseRNN):
         dtype=np.float32,
         compute_dtype=None,
         class_weight=None,
+        conv=None,
     ):
         store_params(self, locals())
 
@@ -534,7 +538,7 @@ class RNNClassifier(ClassifierMixin, _StepperMixin, _BaseRNN):
             raise ValueError("classes must be sorted (the order of head.weight's rows).")
         return {"n_outputs_": n_outputs, "classes_": classes}
 
-    def load_state_dict(self, state_dict, classes=None):
+    def load_state_dict(self, state_dict, classes=None, image_shape=None):
         """Set the weights from a PyTorch-style state dict.
 
         Parameters
@@ -551,7 +555,7 @@ class RNNClassifier(ClassifierMixin, _StepperMixin, _BaseRNN):
         self : RNNClassifier
             The estimator, ready for predict and partial_fit.
         """
-        return super().load_state_dict(state_dict, classes=classes)
+        return super().load_state_dict(state_dict, classes=classes, image_shape=image_shape)
 
     def _score_and_loss(self, raw, codes, weights=None):
         logp = _log_softmax(raw.astype(np.float64))

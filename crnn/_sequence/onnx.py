@@ -100,6 +100,9 @@ def to_onnx(estimator, *, sequence_lens=False, opset=DEFAULT_OPSET, name=None):
     check_is_fitted(estimator, "_theta")
     if int(opset) < 14:
         raise ValueError(f"opset must be 14 or later (the RNN operators' layout); got {opset}.")
+    if hasattr(estimator._layout, "convnet"):
+        raise ValueError("to_onnx does not export a convolutional front-end (conv) yet; "
+                         "the model's state_dict holds its weights in torch's layout.")
     if own is not None:
         if sequence_lens:
             raise ValueError("sequence_lens is for sequence estimators; a scene labeller's "

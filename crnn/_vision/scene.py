@@ -557,8 +557,10 @@ class RNNSceneLabeler(_BaseRNN):
         net = SceneNet.from_layout(layout, (H, W, C))
         out = np.empty((n, H, W, layout.n_classes), theta.dtype)
         gout = np.empty((n, *net.grid, layout.n_classes), theta.dtype) if grid else None
-        for a in range(0, n, _PREDICT_CHUNK):
-            b = min(n, a + _PREDICT_CHUNK)
+        # at most _PREDICT_CHUNK images, and about 2**26 values of feature maps
+        chunk = max(1, min(_PREDICT_CHUNK, 2**26 // max(1, net.conv.work_per_image)))
+        for a in range(0, n, chunk):
+            b = min(n, a + chunk)
             p = _softmax(net.logits(theta, np.ascontiguousarray(images[a:b]), n_threads))
             if grid:
                 gout[a:b] = p
