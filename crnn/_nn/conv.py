@@ -35,7 +35,7 @@ import numpy as np
 
 from .. import _conv, _kernels
 from .._conv import _pair
-from .data import SeqData, shard_batch
+from .data import SeqData, refuse_non_numbers, shard_batch
 from .engine import Engine, TrainWorkspace, plan_threads
 from .layout import GATES, Layout, TensorTable
 from .threads import blas_single_threaded
@@ -56,6 +56,33 @@ class ConvLayer:
     stride: tuple = (1, 1)
     padding: tuple = (0, 0)
     pool: tuple = None          # max-pooling kernel (= stride), or None
+
+
+def image_array(X, name, ndim, dtype, what):
+    """Images as a C-contiguous array of `dtype`, finite, with a channel
+    axis: ndim axes with it (an array of one axis less has one channel);
+    `what` names the shapes accepted, for the message."""
+    if hasattr(X, "toarray") or hasattr(X, "tocsr"):
+        raise TypeError(f"{name} is sparse; images must be dense arrays.")
+    refuse_non_numbers(X, name)
+    try:
+        A = np.asarray(X)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be an array of numbers: {exc}") from exc
+    if A.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold real numbers; got dtype {A.dtype}.")
+    if A.ndim == ndim - 1:
+        A = A[..., None]
+    if A.ndim != ndim:
+        raise ValueError(f"{name} must be {what}; got an array of shape {A.shape}.")
+    if min(A.shape) < 1:
+        raise ValueError(f"{name} has an empty axis: shape {A.shape}.")
+    with np.errstate(over="ignore"):
+        A = np.ascontiguousarray(A, dtype)
+    if not np.all(np.isfinite(A)):
+        raise ValueError(f"{name} contains NaN or infinity, or values beyond "
+                         f"{np.dtype(dtype).name}'s range.")
+    return A
 
 
 def parse_layers(conv):

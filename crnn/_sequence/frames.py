@@ -14,8 +14,7 @@ features of the frames it runs at the weights it is given.
 import numpy as np
 
 from .._base.params import Satisfies
-from .._nn.conv import ConvLayout, FrameData, layer_tuple, parse_layers
-from .._nn.data import refuse_non_numbers
+from .._nn.conv import ConvLayout, FrameData, image_array, layer_tuple, parse_layers
 
 
 def _is_layer_list(v):
@@ -90,31 +89,10 @@ class FramesMixin:
         """Frames as a C-contiguous array of `dtype` with the channel axis:
         ndim 5 (n, T, H, W, C) or 4 (T, H, W, C); one axis less is one
         channel."""
-        if hasattr(X, "toarray") or hasattr(X, "tocsr"):
-            raise TypeError(f"{name} is sparse; frames must be dense arrays.")
-        refuse_non_numbers(X, name)
-        try:
-            A = np.asarray(X)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{name} must be an array of numbers: {exc}") from exc
-        if A.dtype.kind not in "biuf":
-            raise ValueError(f"{name} must hold real numbers; got dtype {A.dtype}.")
-        if A.ndim == ndim - 1:
-            A = A[..., None]
-        if A.ndim != ndim:
-            what = ("(n_samples, n_timesteps, height, width[, channels]) or a list of "
-                    "(n_timesteps, height, width[, channels]) arrays") if ndim == 5 else \
-                "(n_timesteps, height, width[, channels])"
-            raise ValueError(f"With conv, {name} holds a frame per step: {what}; got shape "
-                             f"{A.shape}.")
-        if min(A.shape) < 1:
-            raise ValueError(f"{name} has an empty axis: shape {A.shape}.")
-        with np.errstate(over="ignore"):
-            A = np.ascontiguousarray(A, dtype)
-        if not np.all(np.isfinite(A)):
-            raise ValueError(f"{name} contains NaN or infinity, or values beyond "
-                             f"{np.dtype(dtype).name}'s range.")
-        return A
+        what = ("(n_samples, n_timesteps, height, width[, channels]) or a list of "
+                "(n_timesteps, height, width[, channels]) arrays") if ndim == 5 else \
+            "(n_timesteps, height, width[, channels])"
+        return image_array(X, name, ndim, dtype, f"a frame per step with conv, {what}")
 
     def _make_layout(self, n_features, n_outputs, data=None):
         if not isinstance(data, FrameData):

@@ -21,8 +21,7 @@ from .._base.docstrings import document_parameters
 from .._base.estimator import _BaseRNN, _check_model_size
 from .._base.fitting import FitPlan, run_fit
 from .._base.params import Interval, Satisfies, store_params, without
-from .._nn.conv import SceneLayout, SceneNet, layer_tuple, parse_layers
-from .._nn.data import refuse_non_numbers
+from .._nn.conv import SceneLayout, SceneNet, image_array, layer_tuple, parse_layers
 from .._nn.threads import effective_n_threads
 from .._nn.training import TrainState, all_finite
 
@@ -321,36 +320,15 @@ class RNNSceneLabeler(_BaseRNN):
                                  f"({sorted(shapes)[:3]}...); a fit trains on images of "
                                  "one shape (crop or resize them).")
             return imgs
-        A = self._image_array(X, name, 4)
-        if A.shape[0] == 0:
-            raise ValueError(f"{name} is empty: it holds no image.")
-        return A
+        return self._image_array(X, name, 4)        # no image: an empty axis
 
     @staticmethod
     def _image_array(X, name, ndim):
         """One image (ndim 3: (H, W[, C])) or a stack (ndim 4: (n, H, W[, C])),
         as float64, finite, with its channel axis."""
-        if hasattr(X, "toarray") or hasattr(X, "tocsr"):
-            raise TypeError(f"{name} is sparse; images must be dense arrays.")
-        refuse_non_numbers(X, name)
-        try:
-            A = np.asarray(X)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{name} must be an array of numbers: {exc}") from exc
-        if A.dtype.kind not in "biuf":
-            raise ValueError(f"{name} must hold real numbers; got dtype {A.dtype}.")
-        if A.ndim == ndim - 1:
-            A = A[..., None]
-        if A.ndim != ndim:
-            what = "an image (H, W) or (H, W, C)" if ndim == 3 else \
-                "images (n, H, W) or (n, H, W, C), or a list of images"
-            raise ValueError(f"{name} must be {what}; got an array of shape {A.shape}.")
-        if min(A.shape[-3:]) < 1:
-            raise ValueError(f"{name} has an empty axis: shape {A.shape}.")
-        A = np.asarray(A, np.float64)
-        if not np.all(np.isfinite(A)):
-            raise ValueError(f"{name} contains NaN or infinity.")
-        return A
+        what = "an image (H, W) or (H, W, C)" if ndim == 3 else \
+            "images (n, H, W) or (n, H, W, C), or a list of images"
+        return image_array(X, name, ndim, np.float64, what)
 
     def _masks(self, y, images, name="y"):
         """y -> labels (n, H, W) matching the images' pixels."""

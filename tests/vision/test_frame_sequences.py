@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import crnn
+from file_edits import rewrite_manifest
 from crnn import ModelFileError, RNNClassifier, RNNRegressor
 
 CONV = [(3, 3, 2), {"filters": 4, "kernel": 3, "padding": 1, "pool": 2}]
@@ -181,21 +182,6 @@ def test_model_file_round_trip_and_continued_training(tmp_path):
     assert np.array_equal(m2._theta, m._theta)
 
 
-def _rewrite(src, dst, edit):
-    import json
-    import zipfile
-    with zipfile.ZipFile(src) as z:
-        members = {n: z.read(n) for n in z.namelist()}
-    manifest = json.loads(members["model.json"])
-    edit(manifest)
-    with zipfile.ZipFile(dst, "w") as z:
-        z.writestr("model.json", json.dumps(manifest))
-        for n, b in members.items():
-            if n != "model.json":
-                z.writestr(n, b)
-    return dst
-
-
 @pytest.mark.parametrize("edit,message", [
     (lambda m: m["attributes"]["_layout"].update(image=[15, 9, 2]), "front-end's features"),
     (lambda m: m["attributes"]["_layout"].update(image=[11, 9, 3]), "does not match"),
@@ -212,7 +198,7 @@ def test_altered_files_are_refused(tmp_path, edit, message):
     path = tmp_path / "f.crnn"
     m.save(path)
     with pytest.raises(ModelFileError, match=message):
-        crnn.load(_rewrite(path, tmp_path / "bad.crnn", edit))
+        crnn.load(rewrite_manifest(path, tmp_path / "bad.crnn", edit))
 
 
 def test_state_dict_in_torchs_layout():
@@ -319,7 +305,7 @@ def test_a_crafted_front_end_that_would_exhaust_memory_is_refused(tmp_path):
     def edit(man):          # padding 40000 on 1 x 1 frames: 6.4e9 values per frame
         man["attributes"]["_layout"]["conv"][0][5:7] = [40000, 40000]
     with pytest.raises(ModelFileError, match="a front-end may take"):
-        crnn.load(_rewrite(path, tmp_path / "bad.crnn", edit))
+        crnn.load(rewrite_manifest(path, tmp_path / "bad.crnn", edit))
 
 
 def test_a_stepper_made_before_a_fork_steps_in_the_child():

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import crnn
+from file_edits import rewrite_manifest
 from crnn import ModelFileError, RNNSceneLabeler
 from crnn._vision.scene import grid_labels, mean_iou, upsample_bilinear
 
@@ -176,23 +177,6 @@ def test_model_file_round_trip_and_continued_training(tmp_path):
     assert np.array_equal(m2._theta, m._theta)
 
 
-def _rewrite(src, dst, edit):
-    import hashlib
-    import json
-    import zipfile
-    with zipfile.ZipFile(src) as z:
-        members = {n: z.read(n) for n in z.namelist()}
-    manifest = json.loads(members["model.json"])
-    edit(manifest)
-    with zipfile.ZipFile(dst, "w") as z:
-        z.writestr("model.json", json.dumps(manifest))
-        for n, b in members.items():
-            if n != "model.json":
-                z.writestr(n, b)
-    assert hashlib                       # checksums cover the arrays, which are unchanged
-    return dst
-
-
 def _labels(*items):
     return {"$": "object_array", "shape": [len(items)], "items": list(items)}
 
@@ -219,7 +203,7 @@ def test_altered_files_are_refused(tmp_path, edit, message):
     m = _fit(_model(), X, np.array(["a", "b", "c"])[y])
     path = tmp_path / "s.crnn"
     m.save(path)
-    bad = _rewrite(path, tmp_path / "bad.crnn", edit)
+    bad = rewrite_manifest(path, tmp_path / "bad.crnn", edit)
     with pytest.raises(ModelFileError, match=message):
         crnn.load(bad)
 
