@@ -74,10 +74,11 @@ class Stepper:
         self._gru = lay.cell == "gru"
         self._n_streams = n_streams
         self._n_features = lay.n_features
-        # a front-end (conv): each step's frames go through it first
-        self._conv = None
+        # a front-end (conv): each step's frames go through it first, with a
+        # copy of its weights (as the kernel holds the network's)
+        self._conv, self._conv_threads = None, 1
         if hasattr(lay, "convnet"):
-            self._conv = (lay.convnet(), estimator._theta[:lay.n_conv_params],
+            self._conv = (lay.convnet(), estimator._theta[:lay.n_conv_params].copy(),
                           tuple(lay.image))
             self._conv_threads = effective_n_threads(estimator.n_jobs)
         self.state_shape = (lay.num_layers, n_streams, lay.hidden)
@@ -98,7 +99,7 @@ class Stepper:
         return (h, h.copy()) if self._lstm else h
 
     def _run(self, x, state):
-        if (self._kernel.n_threads > 1 or getattr(self, "_conv_threads", 1) > 1) \
+        if (self._kernel.n_threads > 1 or self._conv_threads > 1) \
                 and _threads.fork_limited():
             self._kernel.n_threads = 1      # made before a fork: no team in this child
             self._conv_threads = 1

@@ -165,6 +165,11 @@ def test_stepper_runs_frame_by_frame_as_predict(cell):
     np.testing.assert_allclose(np.stack(got, 1), want, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="a frame of shape"):
         st.step(X[0, 0, :5])
+    # the stepper keeps the weights it was made with
+    first, _ = st.step(X[0, 0])
+    m.partial_fit(X, y)
+    assert np.array_equal(st.step(X[0, 0])[0], first)
+    assert not np.array_equal(m.stepper().step(X[0, 0])[0], first)
 
 
 def test_model_file_round_trip_and_continued_training(tmp_path):
