@@ -593,10 +593,17 @@ class _BaseRNN(CallbackSupportMixin, ModelFileMixin, BaseEstimator):
             submodules ``rnn = nn.RNN(n_features, hidden_size, num_layers,
             nonlinearity=..., batch_first=True, bidirectional=...)``
             (nn.GRU / nn.LSTM for those cells) and ``head =
-            nn.Linear(ndir * hidden_size, n_outputs)``.
+            nn.Linear(ndir * hidden_size, n_outputs)``; with a front-end
+            (``conv``), also ``conv``, an ``nn.ModuleList`` of ``nn.Conv2d``
+            (weights (F, C, KH, KW)), each followed by ReLU and, where the
+            layer pools, ``max_pool2d``, whose flattened (H, W, C) features
+            are the network's input.
         """
         check_is_fitted(self, "_theta")
-        return {k: v.copy() for k, v in self._layout.views(self._theta).items()}
+        lay, theta = self._layout, self._theta
+        if isinstance(lay, ConvLayout):
+            return lay.torch_state_dict(theta)
+        return {k: v.copy() for k, v in lay.views(theta).items()}
 
     def load_state_dict(self, state_dict, **kwargs):
         """Set the weights from a PyTorch-style state dict.

@@ -36,7 +36,7 @@ import numpy as np
 from .. import _conv, _kernels
 from .._conv import _pair
 from .data import SeqData, refuse_non_numbers, shard_batch
-from .engine import Engine, TrainWorkspace, plan_threads
+from .engine import Engine, TrainWorkspace, plan_threads, sample_rows
 from .layout import GATES, Layout, TensorTable
 from .threads import blas_single_threaded
 
@@ -373,8 +373,45 @@ class ConvRNN:
         return loss, grad
 
 
+class FrontEndTable:
+    """The front-end's part of a layout's tensor table (its ``conv``: a
+    layer_tuple per layer, on ``front_channels`` input channels): the
+    tensors ``conv.{i}.weight`` (kernels' layout (KH, KW, C, F)) and
+    ``conv.{i}.bias`` from offset 0, torch's initialisation, and torch's
+    layout of every tensor."""
+
+    def front_end_tensors(self):
+        """(tensors, their size): (name, offset, shape, is_weight) each."""
+        out, off, c = [], 0, self.front_channels
+        for i, t in enumerate(self.conv):
+            ly = layer_from_tuple(t)
+            shape = (*ly.kernel, c, ly.filters)
+            out.append((f"conv.{i}.weight", off, shape, True))
+            off += math.prod(shape)
+            out.append((f"conv.{i}.bias", off, (ly.filters,), False))
+            off += ly.filters
+            c = ly.filters
+        return out, off
+
+    def init_front_end(self, theta, rng):
+        """torch.nn.Conv2d's default in theta's front-end part: weights and
+        biases uniform in +-1/sqrt(fan_in)."""
+        views = self.views(theta)
+        for i in range(len(self.conv)):
+            w, b = views[f"conv.{i}.weight"], views[f"conv.{i}.bias"]
+            bound = 1.0 / np.sqrt(w.shape[0] * w.shape[1] * w.shape[2])
+            w[...] = rng.uniform(-bound, bound, w.shape)
+            b[...] = rng.uniform(-bound, bound, b.shape)
+
+    def torch_state_dict(self, theta):
+        """Copies of the weights under torch's names and shapes (Conv2d's
+        weight (F, C, KH, KW))."""
+        return {name: np.ascontiguousarray(w.transpose(3, 2, 0, 1) if w.ndim == 4 else w)
+                for name, w in self.views(theta).items()}
+
+
 @dataclass(frozen=True)
-class SceneLayout(TensorTable):
+class SceneLayout(FrontEndTable, TensorTable):
     """Where each weight of a scene-labelling network (SceneNet) lives in
     its parameter vector: the front-end (``conv``: layer_tuple of each
     layer), then the row sweep (``row.rnn.*``, ``row.head.*``: a
@@ -421,16 +458,13 @@ class SceneLayout(TensorTable):
         kernels' layout (KH, KW, C, F)."""
         return self._tensors
 
+    @property
+    def front_channels(self):
+        return self.channels
+
     @cached_property
     def _tensors(self):
-        out, off, c = [], 0, self.channels
-        for i, ly in enumerate(self.layers):
-            shape = (*ly.kernel, c, ly.filters)
-            out.append((f"conv.{i}.weight", off, shape, True))
-            off += math.prod(shape)
-            out.append((f"conv.{i}.bias", off, (ly.filters,), False))
-            off += ly.filters
-            c = ly.filters
+        out, off = self.front_end_tensors()
         for prefix, lay in (("row.", self.row_layout), ("col.", self.col_layout)):
             for name, o, shape, is_w in lay.tensors():
                 out.append((prefix + name, off + o, shape, is_w))
@@ -447,23 +481,10 @@ class SceneLayout(TensorTable):
         a = self.n_conv_params
         b = a + self.row_layout.n_params
         theta = np.empty(self.n_params, dtype)
-        views = self.views(theta)
-        for i in range(len(self.conv)):
-            w, bias = views[f"conv.{i}.weight"], views[f"conv.{i}.bias"]
-            bound = 1.0 / np.sqrt(w.shape[0] * w.shape[1] * w.shape[2])
-            w[...] = rng.uniform(-bound, bound, w.shape)
-            bias[...] = rng.uniform(-bound, bound, bias.shape)
+        self.init_front_end(theta, rng)
         theta[a:b] = self.row_layout.init_params(rng, dtype, forget_bias)
         theta[b:] = self.col_layout.init_params(rng, dtype, forget_bias)
         return theta
-
-    def torch_state_dict(self, theta):
-        """Copies of the weights under torch's names and shapes (Conv2d's
-        weight (F, C, KH, KW))."""
-        out = {}
-        for name, w in self.views(theta).items():
-            out[name] = np.ascontiguousarray(w.transpose(3, 2, 0, 1) if w.ndim == 4 else w)
-        return out
 
 
 class SceneNet:
@@ -560,7 +581,7 @@ class SceneNet:
 
 
 @dataclass(frozen=True)
-class ConvLayout(Layout):
+class ConvLayout(FrontEndTable, Layout):
     """A recurrent network (Layout: its n_features are the front-end's
     features) under a convolutional front-end for images of shape
     ``image`` (H, W, C).  The front-end's weights come first in the
@@ -592,17 +613,13 @@ class ConvLayout(Layout):
         return Layout(self.cell, self.nonlinearity, self.num_layers, self.ndir, self.hidden,
                       self.n_features, self.n_outputs)
 
+    @property
+    def front_channels(self):
+        return self.image[2]
+
     @cached_property
     def _tensors(self):
-        out, off, c = [], 0, self.image[2]
-        for i, t in enumerate(self.conv):
-            ly = layer_from_tuple(t)
-            shape = (*ly.kernel, c, ly.filters)
-            out.append((f"conv.{i}.weight", off, shape, True))
-            off += math.prod(shape)
-            out.append((f"conv.{i}.bias", off, (ly.filters,), False))
-            off += ly.filters
-            c = ly.filters
+        out, off = self.front_end_tensors()
         return out + [(n, o + off, s, w) for n, o, s, w in self.rnn_layout.tensors()]
 
     def offsets(self):
@@ -614,15 +631,9 @@ class ConvLayout(Layout):
         network."""
         cn = self.n_conv_params
         theta = np.empty(self.n_params, dtype)
-        theta[:cn] = self.convnet().init(rng, dtype)
+        self.init_front_end(theta, rng)
         theta[cn:] = self.rnn_layout.init_params(rng, dtype, forget_bias)
         return theta
-
-    def torch_state_dict(self, theta):
-        """Copies of the weights under torch's names and shapes (Conv2d's
-        weight (F, C, KH, KW))."""
-        return {name: np.ascontiguousarray(w.transpose(3, 2, 0, 1) if w.ndim == 4 else w)
-                for name, w in self.views(theta).items()}
 
 
 @dataclass
@@ -641,14 +652,6 @@ class FrameData(SeqData):
     def image_shape(self):
         return tuple(self.frames.shape[1:])
 
-    def sample_rows(self, samples):
-        """The rows (frames) of these samples, in order."""
-        samples = np.asarray(samples, np.intp)
-        if len(samples) == 0:
-            return np.zeros(0, np.intp)
-        return np.concatenate([np.arange(self.start[s], self.start[s] + self.lens[s])
-                               for s in samples]).astype(np.intp)
-
 
 # frames per front-end call in predict (bounds the feature maps' buffers)
 _FEATURE_CHUNK = 256
@@ -665,7 +668,7 @@ class ConvEngine(Engine):
         if data.rows is None or data.rows.dtype != theta.dtype:
             data.rows = np.zeros((len(data.frames), lay.n_features), theta.dtype)
         rows = (np.arange(len(data.frames), dtype=np.intp) if samples is None
-                else data.sample_rows(samples))
+                else sample_rows(data, samples))
         net = lay.convnet()
         tc = theta[:lay.n_conv_params]
         # at most _FEATURE_CHUNK frames, and about 2**26 values of feature maps
@@ -700,11 +703,8 @@ class ConvTrainWorkspace(TrainWorkspace):
 
     def __init__(self, engine, data, target, batch_size, n_threads, dtype, weights=None,
                  keep=False):
-        super().__init__(engine, data, target, batch_size, n_threads, dtype, weights, keep)
-        cfg = engine.cfg
-        self.ws = np.empty((self.n_shards, cfg.workspace_size(self.shard_rows, self.T, True,
-                                                              self.varlen, True)), dtype)
-        self.dX = np.empty_like(data.rows)
+        super().__init__(engine, data, target, batch_size, n_threads, dtype, weights, keep,
+                         input_grad=True)
         self.net = engine.layout.convnet()
         self.n_conv = engine.layout.n_conv_params
 
@@ -713,7 +713,7 @@ class ConvTrainWorkspace(TrainWorkspace):
             raise ValueError("stateful training over chunks is not available with a "
                              "convolutional front-end")
         d = self.data
-        rows = d.sample_rows(samples)
+        rows = sample_rows(d, samples)
         tc = theta[:self.n_conv]
         with blas_single_threaded():
             feats, cache = self.net.forward(tc, np.ascontiguousarray(d.frames[rows],

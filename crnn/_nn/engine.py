@@ -278,7 +278,7 @@ class TrainWorkspace:
     KEPT = ("ws", "iws", "grads", "wpack", "ctc_ws")
 
     def __init__(self, engine, data, target, batch_size, n_threads, dtype, weights=None,
-                 keep=False):
+                 keep=False, input_grad=False):
         cfg = engine.cfg
         self.engine = engine
         empty = self._empty
@@ -292,7 +292,8 @@ class TrainWorkspace:
         self.shard_rows = -(-self.batch // self.n_shards)
         self.keep = bool(keep)
         self.ws = empty("ws", (self.n_shards,
-                               cfg.workspace_size(self.shard_rows, self.T, True, self.varlen)),
+                               cfg.workspace_size(self.shard_rows, self.T, True, self.varlen,
+                                                  bool(input_grad))),
                         dtype)
         self.iws = empty("iws", (self.n_shards, cfg.index_workspace_size(self.T)), np.intp)
         self.grads = empty("grads", (self.n_shards, engine.layout.n_params), dtype)
@@ -322,9 +323,9 @@ class TrainWorkspace:
         else:
             self.sample_weights = data.lens if per_step else None
         self.batch_weight = 0.0
-        # dLoss/d(rows) of each batch's rows, or None (a convolutional
-        # front-end's workspace sets a buffer shaped like data.rows)
-        self.dX = None
+        # input_grad: dLoss/d(rows) of each batch's rows lands here (a
+        # convolutional front-end's workspace reads it)
+        self.dX = np.empty_like(data.rows) if input_grad else None
 
     def _empty(self, name, shape, dtype):
         """An uninitialised buffer (the kernels write before they read),

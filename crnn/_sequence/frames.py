@@ -118,29 +118,6 @@ class FramesMixin:
                           f"hidden_size={self.hidden_size}, num_layers={self.num_layers}")
         return layout
 
-    def state_dict(self):
-        """The weights, under PyTorch's names and shapes.
-
-        Returns
-        -------
-        state_dict : dict of str to ndarray
-            Copies of the weights, as the state_dict of a PyTorch module with
-            submodules ``rnn = nn.RNN(n_features, hidden_size, num_layers,
-            nonlinearity=..., batch_first=True, bidirectional=...)``
-            (nn.GRU / nn.LSTM for those cells) and ``head =
-            nn.Linear(ndir * hidden_size, n_outputs)``; with ``conv``, also
-            ``conv``, an ``nn.ModuleList`` of ``nn.Conv2d`` (weights (F, C,
-            KH, KW)), each followed by ReLU and, where the layer pools,
-            ``max_pool2d``, whose flattened (H, W, C) features are the
-            network's input.
-        """
-        from sklearn.utils.validation import check_is_fitted
-        check_is_fitted(self, "_theta")
-        lay, theta = self._layout, self._theta
-        if isinstance(lay, ConvLayout):
-            return lay.torch_state_dict(theta)
-        return super().state_dict()
-
     def _state_dict_layout(self, sd, image_shape):
         """The network a state dict describes, and the dict with its
         front-end in the kernels' layout (conv models need image_shape)."""

@@ -44,6 +44,44 @@ def _reorder(w, cell, H):
     return np.concatenate([w[g * H:(g + 1) * H] for g in _GATE_ORDER[cell]], axis=0)
 
 
+class GraphBuilder:
+    """The nodes and constants of a graph under construction: const() adds
+    an initializer, node() a node named after its operator and position."""
+
+    def __init__(self, helper, numpy_helper):
+        self.helper, self.numpy_helper = helper, numpy_helper
+        self.nodes, self.inits = [], []
+
+    def const(self, name, arr):
+        self.inits.append(self.numpy_helper.from_array(np.asarray(arr), name))
+        return name
+
+    def node(self, op, inputs, outputs, **attrs):
+        self.nodes.append(self.helper.make_node(op, inputs, outputs,
+                                                name=f"{op}_{len(self.nodes)}", **attrs))
+        return outputs[0] if len(outputs) == 1 else outputs
+
+
+def rnn_layer_params(weights, prefix, layer, ndir, cell, H, nonlinearity):
+    """(W, R, B, attributes) of the ONNX RNN / GRU / LSTM node of one layer,
+    from torch-named weights under `prefix` (e.g. "rnn."): the directions
+    stacked, the gates in ONNX's order, GRU's linear_before_reset (torch's
+    convention), the Elman cell's activation."""
+    W, R, B = [], [], []
+    for d in range(ndir):
+        sfx = f"_l{layer}" + ("_reverse" if d else "")
+        W.append(_reorder(weights[f"{prefix}weight_ih{sfx}"], cell, H))
+        R.append(_reorder(weights[f"{prefix}weight_hh{sfx}"], cell, H))
+        B.append(np.concatenate([_reorder(weights[f"{prefix}bias_ih{sfx}"], cell, H),
+                                 _reorder(weights[f"{prefix}bias_hh{sfx}"], cell, H)]))
+    attrs = {"hidden_size": H, "direction": "bidirectional" if ndir == 2 else "forward"}
+    if cell == "gru":
+        attrs["linear_before_reset"] = 1
+    if cell == "rnn":
+        attrs["activations"] = [nonlinearity.capitalize()] * ndir
+    return np.stack(W), np.stack(R), np.stack(B), attrs
+
+
 def _label_tensor(classes, numpy_helper):
     """classes_ as a constant tensor ArgMax indices can be looked up in."""
     classes = np.asarray(classes)
@@ -116,34 +154,17 @@ def to_onnx(estimator, *, sequence_lens=False, opset=DEFAULT_OPSET, name=None):
     seq = estimator._fitted_seq()
     weights = {k: np.asarray(v, dtype=np.float32)
                for k, v in layout.views(estimator._theta).items()}
-    nodes, inits = [], []
-
-    def const(name, arr):
-        inits.append(numpy_helper.from_array(np.asarray(arr), name))
-        return name
-
-    def node(op, inputs, outputs, **attrs):
-        nodes.append(helper.make_node(op, inputs, outputs, name=f"{op}_{len(nodes)}", **attrs))
-        return outputs[0] if len(outputs) == 1 else outputs
+    g = GraphBuilder(helper, numpy_helper)
+    nodes, inits, const, node = g.nodes, g.inits, g.const, g.node
 
     lens = "sequence_lens" if sequence_lens else ""
     h = node("Transpose", ["X"], ["X_tnd"], perm=[1, 0, 2])
     last_h = None
     for layer in range(layout.num_layers):
-        W, R, B = [], [], []
-        for d in range(ndir):
-            sfx = f"_l{layer}" + ("_reverse" if d else "")
-            W.append(_reorder(weights["rnn.weight_ih" + sfx], cell, H))
-            R.append(_reorder(weights["rnn.weight_hh" + sfx], cell, H))
-            B.append(np.concatenate([_reorder(weights["rnn.bias_ih" + sfx], cell, H),
-                                     _reorder(weights["rnn.bias_hh" + sfx], cell, H)]))
-        attrs = {"hidden_size": H, "direction": "bidirectional" if ndir == 2 else "forward"}
-        if cell == "gru":
-            attrs["linear_before_reset"] = 1
-        if cell == "rnn":
-            attrs["activations"] = [layout.nonlinearity.capitalize()] * ndir
-        inputs = [h, const(f"W_l{layer}", np.stack(W)), const(f"R_l{layer}", np.stack(R)),
-                  const(f"B_l{layer}", np.stack(B))] + ([lens] if lens else [])
+        W, R, B, attrs = rnn_layer_params(weights, "rnn.", layer, ndir, cell, H,
+                                          layout.nonlinearity)
+        inputs = [h, const(f"W_l{layer}", W), const(f"R_l{layer}", R),
+                  const(f"B_l{layer}", B)] + ([lens] if lens else [])
         y, last_h = node(_OPS[cell], inputs, [f"Y_l{layer}", f"Y_h_l{layer}"], **attrs)
         # (time, ndir, batch, H) -> (time, batch, ndir * H)
         y = node("Transpose", [y], [f"Y_l{layer}_t"], perm=[0, 2, 1, 3])

@@ -19,7 +19,7 @@ and width) is read from the feature map with Shape / Gather / Concat.
 """
 import numpy as np
 
-from .._sequence.onnx import _OPS, _import_onnx, _label_tensor, _reorder
+from .._sequence.onnx import _OPS, GraphBuilder, _import_onnx, _label_tensor, rnn_layer_params
 
 
 def scene_to_onnx(estimator, opset, name):
@@ -27,15 +27,8 @@ def scene_to_onnx(estimator, opset, name):
     TP = onnx.TensorProto
     layout, theta, mean, scale, classes = estimator._fitted()
     weights = {k: np.asarray(v, np.float32) for k, v in layout.torch_state_dict(theta).items()}
-    nodes, inits = [], []
-
-    def const(cname, arr):
-        inits.append(numpy_helper.from_array(np.asarray(arr), cname))
-        return cname
-
-    def node(op, inputs, outputs, **attrs):
-        nodes.append(helper.make_node(op, inputs, outputs, name=f"{op}_{len(nodes)}", **attrs))
-        return outputs[0] if len(outputs) == 1 else outputs
+    g = GraphBuilder(helper, numpy_helper)
+    nodes, inits, const, node = g.nodes, g.inits, g.const, g.node
 
     x = node("Sub", ["X", const("input_mean", mean.astype(np.float32))],
              ["X_centred"])
@@ -56,24 +49,12 @@ def scene_to_onnx(estimator, opset, name):
     n, gh, gw = (node("Gather", [shape, const(f"idx_{k}", np.array([j], np.int64))],
                       [f"dim_{k}"], axis=0) for k, j in (("n", 0), ("gh", 2), ("gw", 3)))
 
-    def sweep(prefix, seq, out_dim):
-        """seq (time, batch, features) -> (time, batch, out_dim)."""
-        H, cell = layout.hidden, layout.cell
-        W, R, B = [], [], []
-        for sfx in ("_l0", "_l0_reverse"):
-            W.append(_reorder(weights[f"{prefix}.rnn.weight_ih{sfx}"], cell, H))
-            R.append(_reorder(weights[f"{prefix}.rnn.weight_hh{sfx}"], cell, H))
-            B.append(np.concatenate([_reorder(weights[f"{prefix}.rnn.bias_ih{sfx}"], cell, H),
-                                     _reorder(weights[f"{prefix}.rnn.bias_hh{sfx}"], cell,
-                                              H)]))
-        attrs = {"hidden_size": H, "direction": "bidirectional"}
-        if cell == "gru":
-            attrs["linear_before_reset"] = 1
-        if cell == "rnn":
-            attrs["activations"] = [layout.nonlinearity.capitalize()] * 2
-        y = node(_OPS[cell], [seq, const(f"{prefix}_W", np.stack(W)),
-                              const(f"{prefix}_R", np.stack(R)),
-                              const(f"{prefix}_B", np.stack(B))], [f"{prefix}_Y"], **attrs)
+    def sweep(prefix, seq):
+        """seq (time, batch, features) -> (time, batch, the head's outputs)."""
+        W, R, B, attrs = rnn_layer_params(weights, f"{prefix}.rnn.", 0, 2, layout.cell,
+                                          layout.hidden, layout.nonlinearity)
+        y = node(_OPS[layout.cell], [seq, const(f"{prefix}_W", W), const(f"{prefix}_R", R),
+                                     const(f"{prefix}_B", B)], [f"{prefix}_Y"], **attrs)
         y = node("Transpose", [y], [f"{prefix}_Yt"], perm=[0, 2, 1, 3])
         y = node("Reshape", [y, const(f"{prefix}_shape", np.array([0, 0, -1], np.int64))],
                  [f"{prefix}_H"])
@@ -89,7 +70,7 @@ def scene_to_onnx(estimator, opset, name):
     rows = node("Transpose", [h], ["rows_t"], perm=[3, 0, 2, 1])
     rows = node("Reshape", [rows, const("rows_shape", np.array([0, -1, c], np.int64))],
                 ["rows"])
-    r = sweep("row", rows, P)                                     # (gw, n * gh, P)
+    r = sweep("row", rows)                                     # (gw, n * gh, P)
     # columns: (gw, n, gh, P) -> (gh, n, gw, P) -> (gh, n * gw, P)
     r4 = node("Concat", [gw, n, gh, const("P", np.array([P], np.int64))], ["r4_shape"],
               axis=0)
@@ -97,7 +78,7 @@ def scene_to_onnx(estimator, opset, name):
     cols = node("Transpose", [r], ["cols_t"], perm=[2, 1, 0, 3])
     cols = node("Reshape", [cols, const("cols_shape", np.array([0, -1, P], np.int64))],
                 ["cols"])
-    z = sweep("col", cols, K)                                     # (gh, n * gw, K)
+    z = sweep("col", cols)                                     # (gh, n * gw, K)
     z4 = node("Concat", [gh, n, gw, const("K", np.array([K], np.int64))], ["z4_shape"],
               axis=0)
     z = node("Reshape", [z, z4], ["logits_grid"])                 # (gh, n, gw, K)

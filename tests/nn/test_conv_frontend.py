@@ -143,41 +143,8 @@ def test_state_dict_round_trip():
 # columns, a per-position classifier (SceneNet)
 
 def _torch_scene(torch, net, layers, cell, H1, H2, P, K):
-    nn = torch.nn
-    rnn = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}[cell]
-    c = net.conv.shapes[-1][2]
-
-    class Sweep(nn.Module):
-        def __init__(self, D, H, O):
-            super().__init__()
-            self.rnn = rnn(D, H, batch_first=True, bidirectional=True)
-            self.head = nn.Linear(2 * H, O)
-
-        def forward(self, x):
-            return self.head(self.rnn(x)[0])
-
-    class Model(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.ModuleList(nn.Conv2d(net.conv.shapes[i][2], ly.filters, ly.kernel,
-                                                ly.stride, ly.padding)
-                                      for i, ly in enumerate(layers))
-            self.row = Sweep(c, H1, P)
-            self.col = Sweep(P, H2, K)
-
-        def forward(self, images):
-            h = images.permute(0, 3, 1, 2)
-            for ly, conv in zip(layers, self.conv):
-                h = torch.relu(conv(h))
-                if ly.pool is not None:
-                    h = nn.functional.max_pool2d(h, ly.pool)
-            n, _, gh, gw = h.shape
-            rows = self.row(h.permute(0, 2, 3, 1).reshape(n * gh, gw, -1))
-            cols = rows.reshape(n, gh, gw, -1).permute(0, 2, 1, 3).reshape(n * gw, gh, -1)
-            z = self.col(cols).reshape(n, gw, gh, -1).permute(0, 2, 1, 3)
-            return z                                    # (n, gh, gw, K)
-
-    return Model().double()
+    from torch_nets import SceneTwin
+    return SceneTwin(layers, net.conv.shapes[0][2], cell, H1, H2, P, K).double()
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])

@@ -28,3 +28,44 @@ class TorchNet(nn.Module):
             return self.head(out)
         last = torch.cat([h_n[-2], h_n[-1]], 1) if self.bidirectional else h_n[-1]
         return self.head(last)
+
+
+class SceneTwin(nn.Module):
+    """crnn's SceneNet in torch: Conv2d (+ ReLU, max_pool2d where a layer
+    pools) on channels-last images, then a bidirectional sweep over the
+    feature map's rows with a projection head ("row") and one over the
+    columns of its outputs with the classifier ("col"); forward gives the
+    logits on the grid, (n, h, w, n_classes)."""
+
+    def __init__(self, layers, channels, cell, hidden_row, hidden_col, projection, n_classes,
+                 nonlinearity="tanh"):
+        super().__init__()
+        rnn = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}[cell]
+        kw = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
+
+        class Sweep(nn.Module):
+            def __init__(self, D, H, O):
+                super().__init__()
+                self.rnn = rnn(D, H, batch_first=True, bidirectional=True, **kw)
+                self.head = nn.Linear(2 * H, O)
+
+            def forward(self, x):
+                return self.head(self.rnn(x)[0])
+
+        self.layers = list(layers)
+        c = [channels] + [ly.filters for ly in self.layers]
+        self.conv = nn.ModuleList(nn.Conv2d(c[i], ly.filters, ly.kernel, ly.stride, ly.padding)
+                                  for i, ly in enumerate(self.layers))
+        self.row = Sweep(c[-1], hidden_row, projection)
+        self.col = Sweep(projection, hidden_col, n_classes)
+
+    def forward(self, images):
+        h = images.permute(0, 3, 1, 2)
+        for ly, conv in zip(self.layers, self.conv):
+            h = torch.relu(conv(h))
+            if ly.pool is not None:
+                h = nn.functional.max_pool2d(h, ly.pool)
+        n, _, gh, gw = h.shape
+        rows = self.row(h.permute(0, 2, 3, 1).reshape(n * gh, gw, -1))
+        cols = rows.reshape(n, gh, gw, -1).permute(0, 2, 1, 3).reshape(n * gw, gh, -1)
+        return self.col(cols).reshape(n, gw, gh, -1).permute(0, 2, 1, 3)

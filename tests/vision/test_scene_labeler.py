@@ -38,43 +38,12 @@ def _fit(m, X, y, **kw):
 
 
 def _torch_twin(torch, m):
-    """The module state_dict() describes, loaded with m's weights."""
-    nn = torch.nn
-    layout = m._layout
-    rnn = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}[layout.cell]
-    kw = {"nonlinearity": layout.nonlinearity} if layout.cell == "rnn" else {}
-
-    class Sweep(nn.Module):
-        def __init__(self, D, O):
-            super().__init__()
-            self.rnn = rnn(D, layout.hidden, batch_first=True, bidirectional=True, **kw)
-            self.head = nn.Linear(2 * layout.hidden, O)
-
-        def forward(self, x):
-            return self.head(self.rnn(x)[0])
-
-    class Model(nn.Module):
-        def __init__(self):
-            super().__init__()
-            c = [layout.channels] + [ly.filters for ly in layout.layers]
-            self.conv = nn.ModuleList(nn.Conv2d(c[i], ly.filters, ly.kernel, ly.stride,
-                                                ly.padding)
-                                      for i, ly in enumerate(layout.layers))
-            self.row = Sweep(c[-1], layout.projection)
-            self.col = Sweep(layout.projection, layout.n_classes)
-
-        def forward(self, images):                       # (n, H, W, C), standardised
-            h = images.permute(0, 3, 1, 2)
-            for ly, conv in zip(layout.layers, self.conv):
-                h = torch.relu(conv(h))
-                if ly.pool is not None:
-                    h = nn.functional.max_pool2d(h, ly.pool)
-            n, _, gh, gw = h.shape
-            rows = self.row(h.permute(0, 2, 3, 1).reshape(n * gh, gw, -1))
-            cols = rows.reshape(n, gh, gw, -1).permute(0, 2, 1, 3).reshape(n * gw, gh, -1)
-            return self.col(cols).reshape(n, gw, gh, -1).permute(0, 2, 1, 3)   # logits
-
-    model = Model().double()
+    """The module state_dict() describes (tests/support/torch_nets.py), with
+    m's weights."""
+    from torch_nets import SceneTwin
+    lay = m._layout
+    model = SceneTwin(lay.layers, lay.channels, lay.cell, lay.hidden, lay.hidden,
+                      lay.projection, lay.n_classes, lay.nonlinearity).double()
     model.load_state_dict({k: torch.from_numpy(v) for k, v in m.state_dict().items()})
     return model
 
