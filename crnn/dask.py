@@ -5,7 +5,8 @@ estimators, so ``GridSearchCV`` / ``cross_val_score`` run on a cluster under
 ``joblib.parallel_config(backend="dask")``.  This module covers what plain
 Dask makes awkward:
 
-- :func:`predict` -- any prediction method over a chunked 3-D dask array (a
+- :func:`predict` -- any prediction method over a chunked dask array of
+  samples (3-D, or of frames with a convolutional front-end; a
   lazy dask array back), a dask bag of variable-length sequences (a lazy bag
   back) or a list of them (a list back), computed on the workers, the
   fitted model shipped once (one task of the graph that every block depends
@@ -75,6 +76,25 @@ def _apply_list(items, estimator, method, params):
     return list(out)
 
 
+def _array_ndims(estimator):
+    """(the dimensions a dask array of samples may have, what they mean):
+    frames, (n_samples, n_timesteps, height, width[, channels]), for a model
+    with a convolutional front-end (its conv parameter, or its fitted
+    network's), else (n_samples, n_timesteps[, n_features])."""
+    frames = getattr(estimator, "conv", None) is not None \
+        or hasattr(estimator.__dict__.get("_layout"), "convnet")
+    if frames:
+        return (4, 5), "4-D or 5-D (n_samples, n_timesteps, height, width[, channels]) " \
+                       "for a model with conv"
+    return (2, 3), "2-D or 3-D (n_samples, n_timesteps[, n_features])"
+
+
+def _check_ndim(X, estimator):
+    ndims, what = _array_ndims(estimator)
+    if X.ndim not in ndims:
+        raise ValueError(f"X must be {what}; got {X.ndim} dimension(s).")
+
+
 def _n_workers():
     """Workers of the current distributed client, else this machine's cores."""
     try:
@@ -96,6 +116,8 @@ def predict(estimator, X, *, method="predict", npartitions=None, **params):
         samples to one output per sample).
     X : dask array, numpy array, dask bag or list of arrays
         A 2-D or 3-D array of samples (n_samples, n_timesteps[, n_features]),
+        or, for a model with a convolutional front-end (``conv``), of
+        frames (n_samples, n_timesteps, height, width[, channels]),
         chunked along samples (chunks along the other axes are merged); a
         numpy array (or ``np.memmap``) is wrapped with ``dask.array.from_array``.
         A dask bag or a list of 2-D arrays: variable-length sequences.
@@ -163,9 +185,7 @@ def predict(estimator, X, *, method="predict", npartitions=None, **params):
 
 
 def _predict_array(fn, estimator, X, method, params):
-    if X.ndim not in (2, 3):
-        raise ValueError(f"X must be 2-D or 3-D (n_samples, n_timesteps[, n_features]); got "
-                         f"{X.ndim} dimension(s).")
+    _check_ndim(X, estimator)
     if any(np.isnan(c) for c in X.shape):
         raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first.")
     X = X.rechunk({i: -1 for i in range(1, X.ndim)})      # whole sequences per block
@@ -191,7 +211,7 @@ def _predict_array(fn, estimator, X, method, params):
 # ---------------------------------------------------------------------------
 # out-of-core training
 
-def _blocks(X, y, sample_weight):
+def _blocks(estimator, X, y, sample_weight):
     """X, y (and weights) -> a list of (X block, y block, w block) Delayed
     objects, one per chunk (array) or partition (bag)."""
     if isinstance(X, db.Bag):
@@ -211,9 +231,7 @@ def _blocks(X, y, sample_weight):
     if not isinstance(X, da.Array):
         raise TypeError("X must be a dask array, a numpy array (np.memmap included) or a dask "
                         f"bag; got {type(X).__name__}.")
-    if X.ndim not in (2, 3):
-        raise ValueError(f"X must be 2-D or 3-D (n_samples, n_timesteps[, n_features]); got "
-                         f"{X.ndim} dimension(s).")
+    _check_ndim(X, estimator)
     if np.isnan(X.shape[0]):
         raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first.")
     X = X.rechunk({i: -1 for i in range(1, X.ndim)})
@@ -274,7 +292,9 @@ def fit_incremental(estimator, X, y, epochs=1, shuffle=True, random_state=None, 
     estimator : estimator with ``partial_fit``
         Trained in place (it continues from its current state if fitted).
     X : dask array, numpy array / np.memmap, or dask bag
-        Samples (n_samples, n_timesteps[, n_features]) chunked along samples
+        Samples (n_samples, n_timesteps[, n_features]), or frames
+        (n_samples, n_timesteps, height, width[, channels]) for a model with
+        ``conv``, chunked along samples
         (a numpy array is wrapped with ``dask.array.from_array``); or a bag
         of variable-length sequences (y then a bag with the same partitions).
     y : dask array, numpy array, or dask bag
@@ -318,7 +338,7 @@ def fit_incremental(estimator, X, y, epochs=1, shuffle=True, random_state=None, 
         raise TypeError(f"{type(estimator).__name__} has no partial_fit.")
     if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
         raise ValueError(f"epochs must be a positive int; got {epochs!r}.")
-    blocks = _blocks(X, y, sample_weight)
+    blocks = _blocks(estimator, X, y, sample_weight)
     rng = check_random_state(random_state)
     fit_kwargs = {}
     if classes is not None:

@@ -144,6 +144,7 @@ SHARED_TEXT = """\
         pool are ints or (height, width) pairs.  Each frame's last feature
         map, flattened in (height, width, channels) order, is the
         network's input at its step.  None: X holds feature vectors.
+        With compute_dtype="bfloat16" the convolutions compute in float32.
 """
 
 _HEADER = re.compile(r"^    (\w[\w, ]*?)(?: : (.*))?$")

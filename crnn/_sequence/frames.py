@@ -35,10 +35,6 @@ class FramesMixin:
         super()._check_param_rules()
         if self.conv is not None:
             parse_layers(self.conv)
-            if self.compute_dtype is not None:
-                raise ValueError("compute_dtype='bfloat16' covers the recurrent network's "
-                                 "products, not the convolutional front-end: use "
-                                 "compute_dtype=None with conv.")
 
     def _network_for(self, reset, layout):
         """(frames expected, the network they are for or None): `layout`

@@ -20,6 +20,13 @@ convention), so the blocks are reordered here.  Batch and time are dynamic
 dimensions; with ``sequence_lens=True`` the graph takes a second input,
 ``sequence_lens`` (int32, one length per sequence), for zero-padded batches
 of sequences of different lengths.
+
+A model with a convolutional front-end (``conv``) takes frames, X of shape
+(batch, time, height, width, channels): the frames are reshaped to one
+batch of images, transposed to NCHW, run through ``Conv`` (+ ``Relu``, +
+``MaxPool``) per layer, and their last feature maps, flattened in (height,
+width, channels) order as crnn's kernels flatten them, are the recurrent
+layers' input per step.
 """
 import numpy as np
 
@@ -82,6 +89,41 @@ def rnn_layer_params(weights, prefix, layer, ndir, cell, H, nonlinearity):
     return np.stack(W), np.stack(R), np.stack(B), attrs
 
 
+def conv_nodes(g, h, layers, weights):
+    """The nodes of a convolutional front-end on NCHW images `h`: per layer
+    a ``Conv`` (torch-named weights ``conv.{i}.weight`` (F, C, KH, KW) and
+    ``.bias``), a ``Relu`` and, where the layer pools, a ``MaxPool`` whose
+    stride is its kernel.  Returns the last feature map's name."""
+    for i, ly in enumerate(layers):
+        h = g.node("Conv", [h, g.const(f"conv{i}_W", weights[f"conv.{i}.weight"]),
+                            g.const(f"conv{i}_B", weights[f"conv.{i}.bias"])], [f"conv{i}"],
+                   kernel_shape=list(ly.kernel), strides=list(ly.stride),
+                   pads=[ly.padding[0], ly.padding[1], ly.padding[0], ly.padding[1]])
+        h = g.node("Relu", [h], [f"relu{i}"])
+        if ly.pool is not None:
+            h = g.node("MaxPool", [h], [f"pool{i}"], kernel_shape=list(ly.pool),
+                       strides=list(ly.pool))
+    return h
+
+
+def _frame_features(g, layout, weights):
+    """Frames X (batch, time, H, W, C) -> the front-end's features
+    (batch, time, n_features), flattened in (H, W, C) order."""
+    H, W, C = layout.image
+    f = g.node("Reshape", ["X", g.const("frames_shape", np.array([-1, H, W, C], np.int64))],
+               ["frames"])
+    f = g.node("Transpose", [f], ["frames_nchw"], perm=[0, 3, 1, 2])
+    f = conv_nodes(g, f, layout.convnet().layers, weights)
+    f = g.node("Transpose", [f], ["features_nhwc"], perm=[0, 2, 3, 1])
+    bt = g.node("Slice", [g.node("Shape", ["X"], ["x_shape"]),
+                          g.const("bt_start", np.array([0], np.int64)),
+                          g.const("bt_end", np.array([2], np.int64))], ["batch_time"])
+    shape = g.node("Concat", [bt, g.const("n_features", np.array([layout.n_features],
+                                                                  np.int64))],
+                   ["features_shape"], axis=0)
+    return g.node("Reshape", [f, shape], ["features"])
+
+
 def _label_tensor(classes, numpy_helper):
     """classes_ as a constant tensor ArgMax indices can be looked up in."""
     classes = np.asarray(classes)
@@ -115,8 +157,9 @@ def to_onnx(estimator, *, sequence_lens=False, opset=DEFAULT_OPSET, name=None):
     Returns
     -------
     model : onnx.ModelProto
-        Inputs ``X`` (float32, (batch, time, n_features)) [and
-        ``sequence_lens``]; outputs ``predictions`` (regressor) or ``label``
+        Inputs ``X`` (float32, (batch, time, n_features), or frames
+        (batch, time, height, width, channels) for a model with ``conv``)
+        [and ``sequence_lens``]; outputs ``predictions`` (regressor) or ``label``
         and ``probabilities`` (classifier), per sequence or, for a model
         fitted with return_sequences, per step (steps past a sequence's
         length are padding).  The graph computes in float32 whatever the
@@ -138,9 +181,6 @@ def to_onnx(estimator, *, sequence_lens=False, opset=DEFAULT_OPSET, name=None):
     check_is_fitted(estimator, "_theta")
     if int(opset) < 14:
         raise ValueError(f"opset must be 14 or later (the RNN operators' layout); got {opset}.")
-    if hasattr(estimator._layout, "convnet"):
-        raise ValueError("to_onnx does not export a convolutional front-end (conv) yet; "
-                         "the model's state_dict holds its weights in torch's layout.")
     if own is not None:
         if sequence_lens:
             raise ValueError("sequence_lens is for sequence estimators; a scene labeller's "
@@ -152,13 +192,15 @@ def to_onnx(estimator, *, sequence_lens=False, opset=DEFAULT_OPSET, name=None):
     layout = estimator._layout
     H, ndir, cell = layout.hidden, layout.ndir, layout.cell
     seq = estimator._fitted_seq()
-    weights = {k: np.asarray(v, dtype=np.float32)
-               for k, v in layout.views(estimator._theta).items()}
+    frames = hasattr(layout, "convnet")
+    weights = {k: np.asarray(v, dtype=np.float32) for k, v in
+               (layout.torch_state_dict if frames else layout.views)(estimator._theta).items()}
     g = GraphBuilder(helper, numpy_helper)
     nodes, inits, const, node = g.nodes, g.inits, g.const, g.node
 
     lens = "sequence_lens" if sequence_lens else ""
-    h = node("Transpose", ["X"], ["X_tnd"], perm=[1, 0, 2])
+    h = node("Transpose", [_frame_features(g, layout, weights) if frames else "X"], ["X_tnd"],
+             perm=[1, 0, 2])
     last_h = None
     for layer in range(layout.num_layers):
         W, R, B, attrs = rnn_layer_params(weights, "rnn.", layer, ndir, cell, H,
@@ -201,8 +243,8 @@ def to_onnx(estimator, *, sequence_lens=False, opset=DEFAULT_OPSET, name=None):
             node("Identity", [logits], ["predictions"])
         outputs = [helper.make_tensor_value_info("predictions", TP.FLOAT, shape)]
 
-    inputs = [helper.make_tensor_value_info("X", TP.FLOAT,
-                                            ["batch", "time", layout.n_features])]
+    inputs = [helper.make_tensor_value_info("X", TP.FLOAT, ["batch", "time"] + (
+        list(layout.image) if frames else [layout.n_features]))]
     if sequence_lens:
         inputs.append(helper.make_tensor_value_info("sequence_lens", TP.INT32, ["batch"]))
     graph = helper.make_graph(nodes, name or type(estimator).__name__, inputs, outputs, inits)

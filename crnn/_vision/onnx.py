@@ -19,7 +19,8 @@ and width) is read from the feature map with Shape / Gather / Concat.
 """
 import numpy as np
 
-from .._sequence.onnx import _OPS, GraphBuilder, _import_onnx, _label_tensor, rnn_layer_params
+from .._sequence.onnx import (_OPS, GraphBuilder, _import_onnx, _label_tensor, conv_nodes,
+                              rnn_layer_params)
 
 
 def scene_to_onnx(estimator, opset, name):
@@ -35,15 +36,7 @@ def scene_to_onnx(estimator, opset, name):
     x = node("Div", [x, const("input_scale", scale.astype(np.float32))],
              ["X_std"])
     h = node("Transpose", [x], ["X_nchw"], perm=[0, 3, 1, 2])
-    for i, ly in enumerate(layout.layers):
-        h = node("Conv", [h, const(f"conv{i}_W", weights[f"conv.{i}.weight"]),
-                          const(f"conv{i}_B", weights[f"conv.{i}.bias"])], [f"conv{i}"],
-                 kernel_shape=list(ly.kernel), strides=list(ly.stride),
-                 pads=[ly.padding[0], ly.padding[1], ly.padding[0], ly.padding[1]])
-        h = node("Relu", [h], [f"relu{i}"])
-        if ly.pool is not None:
-            h = node("MaxPool", [h], [f"pool{i}"], kernel_shape=list(ly.pool),
-                     strides=list(ly.pool))
+    h = conv_nodes(g, h, layout.layers, weights)
     # the grid's sizes: (n, c, gh, gw) of the feature map
     shape = node("Shape", [h], ["feat_shape"])
     n, gh, gw = (node("Gather", [shape, const(f"idx_{k}", np.array([j], np.int64))],

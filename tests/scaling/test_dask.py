@@ -650,3 +650,35 @@ def test_forecast_without_time_keeps_the_frame_order_through_the_shuffle(client)
     for key, b in zip(keys, expected):
         np.testing.assert_allclose(out[out.sid == key].value.to_numpy(), b, rtol=1e-5,
                                    atol=1e-6)
+
+
+def test_frames_predict_and_fit_incremental_on_the_cluster(client):
+    """A model with a convolutional front-end takes 5-D (and 4-D, one
+    channel) dask arrays of frames: predict equals the in-memory predict,
+    and fit_incremental without shuffling equals partial_fit over the same
+    chunks in order, here."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(24, 3, 9, 8, 2)).astype(np.float32)
+    y = X[:, -1, 3:6, 3:6, 0].mean(axis=(1, 2))
+    conv = [(3, 3, 1), {"filters": 4, "kernel": 3, "pool": 2}]
+
+    def make():
+        return RNNRegressor(conv=conv, hidden_size=5, random_state=0, n_jobs=1)
+
+    dX = da.from_array(X, chunks=(8, 3, 9, 8, 2))
+    m = cdask.fit_incremental(make(), dX, da.from_array(y, chunks=8), epochs=2, shuffle=False)
+    ref = make()
+    for _ in range(2):
+        for a in range(0, 24, 8):
+            ref.partial_fit(X[a:a + 8], y[a:a + 8])
+    np.testing.assert_array_equal(m._theta, ref._theta)
+    pred = cdask.predict(m, dX)
+    assert pred.chunks == ((8, 8, 8),)
+    np.testing.assert_allclose(pred.compute(), m.predict(X), rtol=1e-6, atol=1e-7)
+    gray = make().fit(X[..., 0], y)                                # (n, T, H, W): 4-D
+    np.testing.assert_allclose(cdask.predict(gray, da.from_array(X[..., 0], chunks=(12, 3, 9, 8))),
+                               gray.predict(X[..., 0]), rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="4-D or 5-D .*for a model with conv"):
+        cdask.predict(m, da.zeros((4, 3, 2)))
+    with pytest.raises(ValueError, match="4-D or 5-D"):
+        cdask.fit_incremental(make(), da.zeros((4, 3, 2)), np.zeros(4))

@@ -230,7 +230,6 @@ def test_state_dict_in_torchs_layout():
     (lambda X, y: RNNRegressor(conv=[(3, 20, 1)]).fit(X, y), "leaves no pixel"),
     (lambda X, y: RNNRegressor(conv=[(3, 0, 1)]).fit(X, y), "kernel"),
     (lambda X, y: RNNRegressor(conv="big").fit(X, y), "'conv' parameter"),
-    (lambda X, y: RNNRegressor(conv=CONV, compute_dtype="bfloat16").fit(X, y), "front-end"),
     (lambda X, y: RNNRegressor(conv=CONV).fit(X, y[:3]), "different numbers of samples"),
 ])
 def test_bad_input_is_refused(call, message):
@@ -251,8 +250,6 @@ def test_a_fitted_model_reads_its_own_kind_of_input():
     # the parameter takes effect at the next fit; predict uses the fitted network
     m.set_params(conv=None)
     assert m.predict(X).shape == (5,)
-    with pytest.raises(ValueError, match="does not export a convolutional front-end"):
-        crnn.to_onnx(m)
     # a sequence model is unaffected
     plain = _fit(RNNRegressor(hidden_size=3, max_iter=1), X.reshape(5, 4, -1), y)
     with pytest.raises(ValueError, match="must be a 3D array"):
@@ -329,3 +326,82 @@ def test_a_stepper_made_before_a_fork_steps_in_the_child():
         p.kill()
     assert p.exitcode == 0, "the child did not finish"
     assert q.get(timeout=5) == want
+
+
+@pytest.mark.parametrize("cell, kind", [("gru", "reg_seq"), ("lstm", "clf"), ("rnn", "reg")])
+def test_onnx_graph_computes_predict(cell, kind):
+    """to_onnx's graph (frames reshaped to images, Conv / Relu / MaxPool,
+    the features flattened in (H, W, C) order, the recurrent layers, the
+    head), run by onnxruntime, gives predict / predict_proba; with
+    sequence_lens, on a zero-padded ragged batch too."""
+    ort = pytest.importorskip("onnxruntime")
+    rng = np.random.default_rng(6)
+    X = [rng.normal(size=(T,) + IMAGE) for T in (4, 2, 5, 3)]
+    kw = dict(conv=CONV, cell=cell, hidden_size=5, max_iter=2, random_state=0)
+    if kind == "clf":
+        m = _fit(RNNClassifier(bidirectional=True, num_layers=2, **kw), X,
+                 np.array(["a", "b", "c", "a"]))
+    else:
+        y = [rng.normal(size=(len(x), 2)) for x in X] if kind == "reg_seq" else np.arange(4.)
+        m = _fit(RNNRegressor(return_sequences=kind == "reg_seq", **kw), X, y)
+    padded = np.zeros((4, 5) + IMAGE, np.float32)
+    for i, x in enumerate(X):
+        padded[i, :len(x)] = x
+    lens = np.array([len(x) for x in X], np.int32)
+    model = crnn.to_onnx(m, sequence_lens=True)
+    assert [d.dim_param or d.dim_value for d in
+            model.graph.input[0].type.tensor_type.shape.dim] == ["batch", "time", 11, 9, 2]
+    run = ort.InferenceSession(model.SerializeToString()).run
+    out = run(None, {"X": padded, "sequence_lens": lens})
+    if kind == "clf":
+        np.testing.assert_allclose(out[1], m.predict_proba(X), atol=2e-5)
+        assert list(out[0].astype(str)) == list(m.predict(X))
+    elif kind == "reg_seq":
+        for i, p in enumerate(m.predict(X)):
+            np.testing.assert_allclose(out[0][i, :lens[i]], p, atol=2e-5)
+    else:
+        np.testing.assert_allclose(out[0], m.predict(X), atol=2e-5)
+    # equal lengths, without sequence_lens: a 5-D array
+    Xe = rng.normal(size=(3, 4) + IMAGE)
+    out = ort.InferenceSession(crnn.to_onnx(m).SerializeToString()).run(
+        None, {"X": Xe.astype(np.float32)})
+    ref = m.predict_proba(Xe) if kind == "clf" else m.predict(Xe)
+    np.testing.assert_allclose(out[-1], ref, atol=2e-5)
+
+
+def test_bfloat16_covers_the_network_behind_a_float32_front_end():
+    """compute_dtype='bfloat16' with conv: the front-end computes in float32
+    and the network's products take bfloat16 operands, so predict and one
+    SGD step of the network's weights are those of a bfloat16 model without
+    a front-end, fed the float32 front-end's features."""
+    from crnn import _kernels
+    if not _kernels.bf16_supported():
+        pytest.skip("the CPU has no AVX512-BF16")
+    X, y = _frames(n=6, seed=2), np.linspace(-1, 1, 6)
+    src = _fit(RNNRegressor(conv=CONV, hidden_size=6, max_iter=2, random_state=0), X, y)
+    sd = src.state_dict()
+    lay = src._layout
+    feats = lay.convnet().forward(src._theta[:lay.n_conv_params],
+                                  np.ascontiguousarray(X.reshape((-1,) + IMAGE), np.float32))[0]
+    feats = feats.reshape(6, 4, -1)
+    kw = dict(hidden_size=6, solver="sgd", momentum=0.0, learning_rate_init=0.1,
+              clip_norm=None, batch_size=6, shuffle=False, compute_dtype="bfloat16")
+    conv = RNNRegressor(conv=CONV, **kw).load_state_dict(sd, image_shape=IMAGE)
+    plain = RNNRegressor(**kw).load_state_dict(
+        {k: v for k, v in sd.items() if not k.startswith("conv.")})
+    p = conv.predict(X)
+    np.testing.assert_allclose(p, plain.predict(feats), rtol=1e-6, atol=1e-7)
+    # the products are bfloat16 ones: float32 ones give other predictions
+    assert np.abs(p - src.predict(X)).max() > 1e-5
+    f32 = RNNRegressor(conv=CONV, **{**kw, "compute_dtype": None}).load_state_dict(
+        sd, image_shape=IMAGE)
+    for m, data in ((conv, X), (plain, feats), (f32, X)):
+        m.partial_fit(data, y)
+    after, want, ref = conv.state_dict(), plain.state_dict(), f32.state_dict()
+    for k, v in want.items():
+        np.testing.assert_allclose(after[k], v, rtol=1e-5, atol=1e-7, err_msg=k)
+    # the front-end learns from the bfloat16 network's gradient
+    for k in ("conv.0.weight", "conv.1.bias"):
+        step, step32 = after[k] - sd[k], ref[k] - sd[k]
+        assert np.abs(step).max() > 0 and not np.array_equal(step, step32)
+        np.testing.assert_allclose(step, step32, atol=0.05 * np.abs(step32).max())
