@@ -23,7 +23,8 @@ Models:
   same standardised images, per-pixel cross-entropy, Adam (lr 1e-3),
   mini-batches of 16, as many epochs as the estimator runs (its max_iter).
 
-docs/performance.md section 4.7 has the table.
+docs/performance.md section 4.7 has the table; --plot draws the labelled
+mosaics of its figure (docs/img/scene_mosaics.png).
 """
 import argparse
 import time
@@ -101,12 +102,47 @@ def unet(Xtr, ytr, Xte, K, epochs, seed, threads):
     return pred.numpy(), dt
 
 
+def plot_mosaics(path, Xte, yte, preds, K, n=4):
+    """The first n test mosaics: the image, the true labels and each
+    model's labels (pixels labelled wrongly hatched in black)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [("image", None), ("truth", yte)] + list(preds.items())
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.9 * n, 1.9 * len(rows)), squeeze=False)
+    for j in range(n):
+        img = Xte[j]
+        img = (img - img.min()) / max(np.ptp(img), 1e-12)
+        for i, (name, lab) in enumerate(rows):
+            ax = axes[i, j]
+            if lab is None:
+                ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray")
+            else:
+                ax.imshow(lab[j], cmap="tab10", vmin=0, vmax=9, interpolation="nearest")
+                if name != "truth":
+                    wrong = np.ma.masked_where(lab[j] == yte[j], np.zeros(lab[j].shape))
+                    ax.imshow(wrong, cmap="gray", vmin=0, vmax=1, alpha=0.75,
+                              interpolation="nearest")
+                    iou = 100 * mean_iou(yte[j:j + 1], lab[j:j + 1], range(K))
+                    ax.set_title(f"{name}: mIoU {iou:.0f}", fontsize=8)
+            if j == 0 and (lab is None or name == "truth"):
+                ax.set_title(name, fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    print(f"figure: {path}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--models", nargs="+", default=["crnn", "unet"], choices=["crnn", "unet"])
+    ap.add_argument("--plot", metavar="PNG",
+                    help="draw test mosaics of the first set and seed, labelled, here")
     args = ap.parse_args()
     print("| set | seed | model | mIoU | pixel accuracy | epochs | train s |")
     print("|---|---|---|---|---|---|---|")
@@ -115,6 +151,7 @@ def main():
             Xtr, ytr, Xte, yte = load(name, seed)
             K = int(max(ytr.max(), yte.max())) + 1
             epochs = RNNSceneLabeler().max_iter
+            preds = {}
             for model in args.models:
                 if model == "crnn":
                     est = RNNSceneLabeler(random_state=seed, n_jobs=args.threads)
@@ -127,8 +164,11 @@ def main():
                 else:
                     pred, dt = unet(Xtr, ytr, Xte, K, epochs, seed, args.threads)
                     ran = epochs
+                preds[model] = pred
                 print(f"| {name} | {seed} | {model} | {100 * mean_iou(yte, pred, range(K)):.1f} "
                       f"| {100 * np.mean(pred == yte):.1f} | {ran} | {dt:.0f} |", flush=True)
+            if args.plot and (name, seed) == (args.sets[0], args.seeds[0]):
+                plot_mosaics(args.plot, Xte, yte, preds, K)
 
 
 if __name__ == "__main__":

@@ -187,9 +187,11 @@ class TorchModel:
         return steer
 
 
-def drive(seed, steer=None):
+def drive(seed, steer=None, trace=None):
     """(tiles fraction, reward, steps) of one lap: the expert's, or with
-    the model's steering and the expert's speed control."""
+    the model's steering and the expert's speed control.  trace: a list
+    that gets (x, y, the expert's steering, the steering applied) per
+    step."""
     import gymnasium as gym
 
     env = gym.make("CarRacing-v3")
@@ -202,16 +204,63 @@ def drive(seed, steer=None):
             total, steps = 0.0, 0
             while True:
                 a = ex.action()
+                expert = float(a[0])
                 if steer is not None and steps >= INTRO_STEPS:
                     a[0] = np.clip(steer(obs), -1, 1)
+                if trace is not None:
+                    x, y = u.car.hull.position
+                    trace.append((x, y, expert, float(a[0])))
                 obs, r, term, trunc, _ = env.step(a)
                 total += r
                 steps += 1
                 if term or trunc:
                     break
+        if trace is not None:
+            trace.track = np.array([(t[2], t[3]) for t in u.track])
         return u.tile_visited_count / len(u.track), total, steps
     finally:
         env.close()
+
+
+class _Trace(list):
+    track = None
+
+
+def plot_lap(path, seed, models, nt):
+    """A figure of one held-out track: the paths driven by the expert and
+    by each model, and the steering over the lap (each model's, and the
+    expert's for the state the model was in)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    laps = [("expert", _Trace())] + [(name, _Trace()) for name, _ in models]
+    drive(seed, trace=laps[0][1])
+    for (name, m), (_, tr) in zip(models, laps[1:]):
+        drive(seed, m.driver(nt), trace=tr)
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.6), width_ratios=[1, 1.5])
+    track = np.vstack([laps[0][1].track, laps[0][1].track[:1]])
+    ax.plot(track[:, 0], track[:, 1], color="0.8", lw=8, solid_capstyle="round",
+            label="track")
+    for name, tr in laps:
+        a = np.array(tr)
+        ax.plot(a[:, 0], a[:, 1], lw=1.2, label=name)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+    ax.set_title(f"track {seed}, never seen in training")
+    ax.legend(loc="best", fontsize=8)
+    a = np.array(laps[1][1])
+    bx.plot(a[:, 2], color="0.6", lw=1.5, label="expert (at the model's state)")
+    for name, tr in laps[1:]:
+        bx.plot(np.array(tr)[:, 3], lw=1, label=f"{name} (applied)")
+    bx.set_xlabel("step (50 per second)")
+    bx.set_ylabel("steering")
+    bx.set_ylim(-1.05, 1.05)
+    bx.legend(loc="lower right", fontsize=8)
+    bx.set_title("steering along the lap")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    print(f"figure: {path}")
 
 
 def main():
@@ -227,6 +276,8 @@ def main():
     ap.add_argument("--torch", action="store_true", help="also the same model in PyTorch")
     ap.add_argument("--estimator", action="store_true",
                     help="also crnn's RNNRegressor(conv=...) at its defaults")
+    ap.add_argument("--plot", metavar="PNG",
+                    help="draw the first held-out track's laps (path and steering) here")
     args = ap.parse_args()
     t0 = time.perf_counter()
     X, y, _ = make_car_racing(args.episodes, args.steps, steer_noise=args.noise,
@@ -274,6 +325,8 @@ def main():
         res.append([v for r in row for v in r[:2]])
         print(f"| {s} | " + " | ".join(f"{r[0]:.2f} | {r[1]:.0f}" for r in row) + " |",
               flush=True)
+    if args.plot:
+        plot_lap(args.plot, test_seeds[0], models, args.threads)
     res = np.array(res)
     print("| mean | " + " | ".join(f"{res[:, 2 * i].mean():.2f} | {res[:, 2 * i + 1].mean():.0f}"
                                    for i in range(len(cols))) + " |")
