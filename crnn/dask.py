@@ -78,14 +78,12 @@ def _apply_list(items, estimator, method, params):
 
 def _array_ndims(estimator):
     """(the dimensions a dask array of samples may have, what they mean):
-    frames, (n_samples, n_timesteps, height, width[, channels]), for a model
-    with a convolutional front-end (its conv parameter, or its fitted
-    network's), else (n_samples, n_timesteps[, n_features])."""
-    frames = getattr(estimator, "conv", None) is not None \
-        or hasattr(estimator.__dict__.get("_layout"), "convnet")
-    if frames:
-        return (4, 5), "4-D or 5-D (n_samples, n_timesteps, height, width[, channels]) " \
-                       "for a model with conv"
+    the estimator's own answer (``_sample_ndims``: frames for a sequence
+    model with a convolutional front-end, images for a scene labeller),
+    else sequences."""
+    own = getattr(estimator, "_sample_ndims", None)
+    if callable(own):
+        return own()
     return (2, 3), "2-D or 3-D (n_samples, n_timesteps[, n_features])"
 
 

@@ -48,6 +48,15 @@ class FramesMixin:
             return self.conv is not None, None
         return isinstance(lay, ConvLayout), lay
 
+    def _sample_ndims(self):
+        """(the dimensions an array of samples may have, what they mean),
+        for crnn.dask: frames for the fitted network, or for the conv
+        parameter when not fitted."""
+        if self._network_for(False, None)[0]:
+            return (4, 5), ("4-D or 5-D (n_samples, n_timesteps, height, width[, channels]) "
+                            "for a model with conv")
+        return (2, 3), "2-D or 3-D (n_samples, n_timesteps[, n_features])"
+
     def _check_X(self, X, dtype, reset, n_features=None, name="X", layout=None):
         frames_expected, lay = self._network_for(reset, layout)
         if not frames_expected:

@@ -514,6 +514,11 @@ class RNNSceneLabeler(_BaseRNN):
 
     _SNAPSHOT = ("_layout", "_theta", "input_mean_", "input_scale_", "classes_")
 
+    def _sample_ndims(self):
+        """(the dimensions an array of samples may have, what they mean),
+        for crnn.dask."""
+        return (3, 4), "3-D or 4-D images (n_samples, height, width[, channels])"
+
     def _fitted(self):
         """One commit's (layout, weights, input mean, input scale, classes): a
         fit commits them in one dict update, so two reads that agree saw

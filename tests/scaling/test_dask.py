@@ -682,3 +682,28 @@ def test_frames_predict_and_fit_incremental_on_the_cluster(client):
         cdask.predict(m, da.zeros((4, 3, 2)))
     with pytest.raises(ValueError, match="4-D or 5-D"):
         cdask.fit_incremental(make(), da.zeros((4, 3, 2)), np.zeros(4))
+    # the fitted network decides, as in the estimator: conv set after a fit on
+    # feature vectors takes effect at the next fit
+    plain = RNNRegressor(hidden_size=3, random_state=0, n_jobs=1).fit(X[:, :, 0, :4, 0], y)
+    plain.set_params(conv=conv)
+    Xf = da.from_array(X[:, :, 0, :4, 0], chunks=(8, 3, 4))
+    np.testing.assert_array_equal(cdask.predict(plain, Xf).compute(),
+                                  plain.predict(X[:, :, 0, :4, 0]))
+    cdask.fit_incremental(plain, Xf, y)
+    assert plain.n_features_in_ == 4
+
+
+def test_scene_labeller_predict_on_the_cluster(client):
+    """Images, 3-D (one channel) or 4-D, whatever the conv parameter."""
+    from crnn import RNNSceneLabeler
+    rng = np.random.default_rng(6)
+    img, lab = rng.normal(size=(6, 8, 8)), rng.integers(0, 2, size=(6, 8, 8))
+    for conv, X in (([(2, 3, 1)], img), (None, img[..., None])):
+        m = RNNSceneLabeler(conv=conv, hidden_size=2, max_iter=1, random_state=0, n_jobs=1)
+        m.fit(X, lab)
+        dX = da.from_array(X, chunks=(3,) + X.shape[1:])
+        np.testing.assert_array_equal(cdask.predict(m, dX).compute(), m.predict(X))
+        np.testing.assert_allclose(cdask.predict(m, dX, method="predict_proba").compute(),
+                                   m.predict_proba(X), rtol=1e-6, atol=1e-7)
+        with pytest.raises(ValueError, match="3-D or 4-D images"):
+            cdask.predict(m, da.zeros((2, 3, 8, 8, 1)))
