@@ -115,7 +115,8 @@ def predict(estimator, X, *, method="predict", npartitions=None, **params):
     X : dask array, numpy array, dask bag or list of arrays
         A 2-D or 3-D array of samples (n_samples, n_timesteps[, n_features]),
         or, for a model with a convolutional front-end (``conv``), of
-        frames (n_samples, n_timesteps, height, width[, channels]),
+        frames (n_samples, n_timesteps, height, width[, channels]), or, for
+        an RNNSceneLabeler, of images (n_samples, height, width[, channels]),
         chunked along samples (chunks along the other axes are merged); a
         numpy array (or ``np.memmap``) is wrapped with ``dask.array.from_array``.
         A dask bag or a list of 2-D arrays: variable-length sequences.
