@@ -424,11 +424,21 @@ def _layout(v, where):
     return layout
 
 
-def _seq2seq_layout(v, where):
-    fields = [f.name for f in dataclasses.fields(Seq2SeqLayout)]
+def _exact_fields(cls, v, where, what):
+    """The dataclass cls's field names, which must be v's keys (but "$")."""
+    fields = [f.name for f in dataclasses.fields(cls)]
     if set(v) - {"$"} != set(fields):
-        raise ModelFileError(f"{where}: an encoder-decoder description with fields "
-                             f"{sorted(set(v) - {'$'})}.")
+        raise ModelFileError(f"{where}: {what} with fields {sorted(set(v) - {'$'})}.")
+    return fields
+
+
+def _small(n, low):
+    """An int (not a bool) in [low, 2**31)."""
+    return type(n) is int and low <= n < 2**31
+
+
+def _seq2seq_layout(v, where):
+    fields = _exact_fields(Seq2SeqLayout, v, where, "an encoder-decoder description")
     try:
         layout = Seq2SeqLayout(**{k: v[k] for k in fields})
     except ValueError as exc:
@@ -451,22 +461,16 @@ def _front_end(conv, where):
     """A front-end's layers from a file: 1 to MAX_LAYERS lists of 9 ints,
     filters, kernel and stride >= 1, padding >= 0, pool both 0 (none) or
     both >= 1, each below 2**31."""
-    def small(n, low):
-        return type(n) is int and low <= n < 2**31
-
     if not (isinstance(conv, list) and 1 <= len(conv) <= MAX_LAYERS and all(
-            isinstance(t, list) and len(t) == 9 and all(small(x, 1) for x in t[:5])
-            and all(small(x, 0) for x in t[5:])
+            isinstance(t, list) and len(t) == 9 and all(_small(x, 1) for x in t[:5])
+            and all(_small(x, 0) for x in t[5:])
             and (t[7] == t[8] == 0 or (t[7] >= 1 and t[8] >= 1)) for t in conv)):
         raise ModelFileError(f"{where}: an invalid front-end {_short(conv)}.")
     return tuple(tuple(t) for t in conv)
 
 
 def _conv_layout(v, where):
-    fields = [f.name for f in dataclasses.fields(ConvLayout)]
-    if set(v) - {"$"} != set(fields):
-        raise ModelFileError(f"{where}: a network under a front-end with fields "
-                             f"{sorted(set(v) - {'$'})}.")
+    _exact_fields(ConvLayout, v, where, "a network under a front-end")
     conv = _front_end(v["conv"], where)
     image = v["image"]
     if not (isinstance(image, list) and len(image) == 3
@@ -482,17 +486,10 @@ def _conv_layout(v, where):
 
 
 def _scene_layout(v, where):
-    fields = [f.name for f in dataclasses.fields(SceneLayout)]
-    if set(v) - {"$"} != set(fields):
-        raise ModelFileError(f"{where}: a scene-labelling network with fields "
-                             f"{sorted(set(v) - {'$'})}.")
+    fields = _exact_fields(SceneLayout, v, where, "a scene-labelling network")
     conv = _front_end(v["conv"], where)
-
-    def small(n, low):
-        return type(n) is int and low <= n < 2**31
-
     ints = [v[k] for k in ("channels", "hidden", "projection", "n_classes")]
-    if not all(small(n, 1) for n in ints) or v["cell"] not in GATES \
+    if not all(_small(n, 1) for n in ints) or v["cell"] not in GATES \
             or v["nonlinearity"] not in ("tanh", "relu"):
         raise ModelFileError(f"{where}: an invalid scene-labelling network.")
     return SceneLayout(conv, *(v[k] for k in fields if k != "conv"))

@@ -68,6 +68,19 @@ class GraphBuilder:
                                                 name=f"{op}_{len(self.nodes)}", **attrs))
         return outputs[0] if len(outputs) == 1 else outputs
 
+    def model(self, onnx, name, inputs, outputs, opset):
+        """The checked ModelProto of these nodes at `opset`."""
+        from .._version import __version__
+        helper = self.helper
+        graph = helper.make_graph(self.nodes, name, inputs, outputs, self.inits)
+        opsets = [helper.make_opsetid("", int(opset))]
+        model = helper.make_model(graph, opset_imports=opsets, producer_name="crnn",
+                                  producer_version=__version__,
+                                  # the oldest IR that has the opset: older runtimes load it
+                                  ir_version=helper.find_min_ir_version_for(opsets))
+        onnx.checker.check_model(model)
+        return model
+
 
 def rnn_layer_params(weights, prefix, layer, ndir, cell, H, nonlinearity):
     """(W, R, B, attributes) of the ONNX RNN / GRU / LSTM node of one layer,
@@ -196,7 +209,7 @@ def to_onnx(estimator, *, sequence_lens=False, opset=DEFAULT_OPSET, name=None):
     weights = {k: np.asarray(v, dtype=np.float32) for k, v in
                (layout.torch_state_dict if frames else layout.views)(estimator._theta).items()}
     g = GraphBuilder(helper, numpy_helper)
-    nodes, inits, const, node = g.nodes, g.inits, g.const, g.node
+    inits, const, node = g.inits, g.const, g.node
 
     lens = "sequence_lens" if sequence_lens else ""
     h = node("Transpose", [_frame_features(g, layout, weights) if frames else "X"], ["X_tnd"],
@@ -247,15 +260,7 @@ def to_onnx(estimator, *, sequence_lens=False, opset=DEFAULT_OPSET, name=None):
         list(layout.image) if frames else [layout.n_features]))]
     if sequence_lens:
         inputs.append(helper.make_tensor_value_info("sequence_lens", TP.INT32, ["batch"]))
-    graph = helper.make_graph(nodes, name or type(estimator).__name__, inputs, outputs, inits)
-    from .._version import __version__
-    opsets = [helper.make_opsetid("", int(opset))]
-    model = helper.make_model(graph, opset_imports=opsets, producer_name="crnn",
-                              producer_version=__version__,
-                              # the oldest IR that has the opset: older runtimes load it
-                              ir_version=helper.find_min_ir_version_for(opsets))
-    onnx.checker.check_model(model)
-    return model
+    return g.model(onnx, name or type(estimator).__name__, inputs, outputs, opset)
 
 
 # ---------------------------------------------------------------------------

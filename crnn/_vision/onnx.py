@@ -29,7 +29,7 @@ def scene_to_onnx(estimator, opset, name):
     layout, theta, mean, scale, classes = estimator._fitted()
     weights = {k: np.asarray(v, np.float32) for k, v in layout.torch_state_dict(theta).items()}
     g = GraphBuilder(helper, numpy_helper)
-    nodes, inits, const, node = g.nodes, g.inits, g.const, g.node
+    inits, const, node = g.inits, g.const, g.node
 
     x = node("Sub", ["X", const("input_mean", mean.astype(np.float32))],
              ["X_centred"])
@@ -96,11 +96,4 @@ def scene_to_onnx(estimator, opset, name):
                                              ["batch", "height", "width"]),
                helper.make_tensor_value_info("probabilities", TP.FLOAT,
                                              ["batch", "height", "width", K])]
-    graph = helper.make_graph(nodes, name or type(estimator).__name__, inputs, outputs, inits)
-    from .._version import __version__
-    opsets = [helper.make_opsetid("", int(opset))]
-    model = helper.make_model(graph, opset_imports=opsets, producer_name="crnn",
-                              producer_version=__version__,
-                              ir_version=helper.find_min_ir_version_for(opsets))
-    onnx.checker.check_model(model)
-    return model
+    return g.model(onnx, name or type(estimator).__name__, inputs, outputs, opset)
